@@ -1,0 +1,78 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a change cannot be live-patched: names the symbol, its section, the
+/// reason, and what the patch author can do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub symbol: String,
+    pub section: String,
+    pub reason: String,
+    pub hint: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (section {}): {}", self.symbol, self.section, self.reason)?;
+        if !self.hint.is_empty() {
+            write!(f, "; hint: {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub enum Error {
+    /// Reading or writing a file failed.
+    Io { path: PathBuf, source: std::io::Error },
+    /// The input is not a well-formed object of the kind we handle.
+    Malformed { path: PathBuf, what: String },
+    /// The change cannot be live-patched (exit 2).
+    NotPatchable { object: PathBuf, refusals: Vec<Refusal> },
+    /// A symbol could not be resolved against xen-syms (missing or ambiguous).
+    Lookup { symbol: String, file: Option<String>, what: String },
+    /// Something the tool does not handle (unknown ABI, layout, section type).
+    Unsupported(String),
+}
+
+impl Error {
+    /// The process exit code this error maps to (2 = not live-patchable, 1 = anything else).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::NotPatchable { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "{}: {}", path.display(), source),
+            Error::Malformed { path, what } => write!(f, "{}: {}", path.display(), what),
+            Error::NotPatchable { object, refusals } => {
+                write!(f, "{}: cannot be live-patched:", object.display())?;
+                for r in refusals {
+                    write!(f, "\n  {r}")?;
+                }
+                Ok(())
+            }
+            Error::Lookup { symbol, file, what } => match file {
+                Some(file) => write!(f, "xen-syms: {file}#{symbol}: {what}"),
+                None => write!(f, "xen-syms: {symbol}: {what}"),
+            },
+            Error::Unsupported(what) => write!(f, "{what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

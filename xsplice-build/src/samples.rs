@@ -1,0 +1,1 @@
+//! `xsplice-build samples`: build every sample patch in `sample-patches/`.

@@ -1,0 +1,1 @@
+//! `xsplice-build verify`: the hypervisor loader's checks, offline.
