@@ -15,7 +15,11 @@ pub struct Refusal {
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (section {}): {}", self.symbol, self.section, self.reason)?;
+        write!(
+            f,
+            "{} (section {}): {}",
+            self.symbol, self.section, self.reason
+        )?;
         if !self.hint.is_empty() {
             write!(f, "; hint: {}", self.hint)?;
         }
@@ -26,13 +30,23 @@ impl fmt::Display for Refusal {
 #[derive(Debug)]
 pub enum Error {
     /// Reading or writing a file failed.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The input is not a well-formed object of the kind we handle.
     Malformed { path: PathBuf, what: String },
     /// The change cannot be live-patched (exit 2).
-    NotPatchable { object: PathBuf, refusals: Vec<Refusal> },
+    NotPatchable {
+        object: PathBuf,
+        refusals: Vec<Refusal>,
+    },
     /// A symbol could not be resolved against xen-syms (missing or ambiguous).
-    Lookup { symbol: String, file: Option<String>, what: String },
+    Lookup {
+        symbol: String,
+        file: Option<String>,
+        what: String,
+    },
     /// Something the tool does not handle (unknown ABI, layout, section type).
     Unsupported(String),
 }

@@ -12,8 +12,17 @@
 //! `notes` (build-id notes).
 
 pub mod abi;
+pub mod compare;
+pub mod correlate;
+pub mod emit;
 pub mod error;
+pub mod include;
+pub mod model;
 pub mod notes;
+pub mod read;
+pub mod report;
+pub mod special;
+pub mod write;
 pub mod xensyms;
 
 pub use abi::{Abi, AbiChoice};
@@ -82,6 +91,142 @@ pub fn diff_objects(
     output: &Path,
     opts: &Options,
 ) -> Result<Outcome, Error> {
-    let _ = (original, patched, xen_syms, output, opts);
-    Err(Error::Unsupported("diff pipeline not written yet".into()))
+    let orig_data = read_file(original)?;
+    let patched_data = read_file(patched)?;
+    match diff_bytes(original, &orig_data, patched, &patched_data, xen_syms, opts)? {
+        Diff::Write(bytes, report) => {
+            std::fs::write(output, bytes).map_err(|source| Error::Io {
+                path: output.to_path_buf(),
+                source,
+            })?;
+            Ok(Outcome::Written(report))
+        }
+        Diff::NoChange(report) => Ok(Outcome::NoChange(report)),
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// What `diff_bytes` found: the payload object's bytes, or nothing to patch.
+pub enum Diff {
+    Write(Vec<u8>, DiffReport),
+    NoChange(DiffReport),
+}
+
+/// [`diff_objects`] on bytes already in memory (the paths name them in messages).
+pub fn diff_bytes(
+    original: &Path,
+    orig_data: &[u8],
+    patched: &Path,
+    patched_data: &[u8],
+    xen_syms: &XenSyms,
+    opts: &Options,
+) -> Result<Diff, Error> {
+    let (orig, orig_key) = read::parse(original, orig_data)?;
+    let (new, new_key) = read::parse(patched, patched_data)?;
+    if orig_key != new_key {
+        return Err(Error::Malformed {
+            path: patched.to_path_buf(),
+            what: format!(
+                "ELF header differs from {} (class, data, OS/ABI or flags)",
+                original.display()
+            ),
+        });
+    }
+    let twins = correlate::correlate(&orig, &new);
+    let mut cmp = compare::compare(&orig, &new, &twins);
+    include::propagate_changes(&new, &mut cmp);
+
+    let inc = include::Includer::new(&orig, &new, &twins, &cmp);
+    let mut plan = include::Plan::default();
+    inc.roots(&mut plan);
+    let resolver = Resolver { xen: xen_syms };
+    inc.close(&mut plan, &resolver)?;
+
+    let mut report = DiffReport {
+        init_only_changes: plan.init_only.clone(),
+        ..DiffReport::default()
+    };
+    let anything = new.section_ids().any(|id| plan.is_included(id));
+    if !anything && plan.refusals.is_empty() {
+        if opts.debug {
+            report.debug_lines = report::debug_lines(&orig, &new, &twins, &cmp, &plan);
+        }
+        return Ok(Diff::NoChange(report));
+    }
+
+    let tree = opts
+        .xen_tree
+        .clone()
+        .or_else(|| abi::default_tree(xen_syms.path()));
+    let has_tables = new
+        .section_ids()
+        .any(|id| inc.role(id) == include::Role::SpecialTable && new.section(id).size > 0);
+    let specials = if has_tables && plan.refusals.is_empty() {
+        let sizes = abi::special_sizes(xen_syms, tree.as_deref())?;
+        special::select(&inc, &mut plan, &sizes, &resolver)?
+    } else {
+        Vec::new()
+    };
+    let funcs = emit::func_entries(&orig, &new, &mut plan, xen_syms)?;
+    if !plan.refusals.is_empty() {
+        return Err(Error::NotPatchable {
+            object: patched.to_path_buf(),
+            refusals: plan.refusals,
+        });
+    }
+    let abi = match opts.abi {
+        AbiChoice::Fixed(abi) => abi,
+        AbiChoice::Auto => abi::detect(xen_syms, tree.as_deref())?,
+    };
+    let layout = abi.layout();
+    let table = emit::build_table(&funcs, &layout, opts.resolve)?;
+    let bytes = write::build(&write::Input {
+        patched: &new,
+        cmp: &cmp,
+        plan: &plan,
+        specials: &specials,
+        funcs: &funcs,
+        table: &table,
+        layout: &layout,
+    })?;
+    report.changed_functions = funcs
+        .iter()
+        .map(|f| PatchedFunction {
+            name: f.name.clone(),
+            old_addr: f.old_addr,
+            old_size: f.old_size,
+            new_size: f.new_size,
+        })
+        .collect();
+    report.new_functions = plan
+        .new_functions
+        .iter()
+        .map(|&s| new.symbol(s).name.to_string())
+        .collect();
+    if opts.debug {
+        report.debug_lines = report::debug_lines(&orig, &new, &twins, &cmp, &plan);
+    }
+    Ok(Diff::Write(bytes, report))
+}
+
+/// Names in the running Xen for symbols of the original object.
+struct Resolver<'a> {
+    xen: &'a XenSyms,
+}
+
+impl include::NameResolver for Resolver<'_> {
+    fn runtime_name(&self, orig: &model::Object<'_>, sym: model::SymbolId) -> Result<String, Error> {
+        let s = orig.symbol(sym);
+        if !s.is_local() {
+            return Ok(s.name.to_string());
+        }
+        let found = self.xen.lookup(s.name, orig.file_name)?;
+        Ok(self.xen.runtime_name(found))
+    }
 }

@@ -1,1 +1,107 @@
-fn main() {}
+//! `create-diff-object`: the command-line face of the library.
+//!
+//! Exit codes: 0 = output written, 3 = no functional change (no output),
+//! 2 = the change cannot be live-patched, 1 = any other error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use create_diff_object::{diff_objects, Abi, AbiChoice, Options, Outcome, XenSyms};
+
+/// Compare an original and a patched Xen object file (built with
+/// -ffunction-sections -fdata-sections) and write a relocatable object
+/// holding only what a live patch needs: changed and new functions, what
+/// they depend on, their special-section entries, hooks and the function
+/// table.
+#[derive(Parser, Debug)]
+#[command(version, after_help = "Exit status: 0 output written, 3 no functional change (nothing written), \
+2 the change cannot be live-patched (reasons printed), 1 error.")]
+struct Args {
+    /// Print, per symbol, its status (same/changed/new) and why it was included.
+    #[arg(long)]
+    debug: bool,
+    /// Fill old_addr from xen-syms (default: leave 0 for the loader to resolve by name).
+    #[arg(long)]
+    resolve: bool,
+    /// Function-table layout: auto (from xen-syms DWARF or the Xen tree), xsplice, livepatch-v1, livepatch-v2.
+    #[arg(long, default_value = "auto", value_parser = parse_abi)]
+    abi: AbiChoice,
+    /// The Xen source tree (`xen/` directory) the objects were built in; default: the directory of XEN-SYMS.
+    #[arg(long, value_name = "DIR")]
+    xen_tree: Option<PathBuf>,
+    /// The object as built from the unpatched source.
+    original: PathBuf,
+    /// The same object built from the patched source.
+    patched: PathBuf,
+    /// The hypervisor the payload is for (xen-syms).
+    xen_syms: PathBuf,
+    /// Where to write the payload object.
+    output: PathBuf,
+}
+
+fn parse_abi(s: &str) -> Result<AbiChoice, String> {
+    if s == "auto" {
+        return Ok(AbiChoice::Auto);
+    }
+    Abi::from_name(s)
+        .map(AbiChoice::Fixed)
+        .ok_or_else(|| format!("unknown ABI {s:?}: use auto, xsplice, livepatch-v1 or livepatch-v2"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let opts = Options {
+        abi: args.abi,
+        resolve: args.resolve,
+        debug: args.debug,
+        xen_tree: args.xen_tree.clone(),
+    };
+    let xen = match XenSyms::load(&args.xen_syms) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("create-diff-object: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match diff_objects(&args.original, &args.patched, &xen, &args.output, &opts) {
+        Ok(Outcome::Written(report)) => {
+            for l in &report.debug_lines {
+                eprintln!("debug: {l}");
+            }
+            for f in &report.changed_functions {
+                println!("changed function: {} (old size {}, new size {})", f.name, f.old_size, f.new_size);
+            }
+            for f in &report.new_functions {
+                println!("new function: {f}");
+            }
+            if !report.init_only_changes.is_empty() {
+                println!(
+                    "ignored changes in init code (runs only at boot): {}",
+                    report.init_only_changes.join(", ")
+                );
+            }
+            ExitCode::from(0)
+        }
+        Ok(Outcome::NoChange(report)) => {
+            for l in &report.debug_lines {
+                eprintln!("debug: {l}");
+            }
+            if report.init_only_changes.is_empty() {
+                println!("{}: no functional change", args.patched.display());
+            } else {
+                println!(
+                    "{}: only init code changed ({}); init code runs once at boot and is never patched, \
+                     so there is nothing to patch",
+                    args.patched.display(),
+                    report.init_only_changes.join(", ")
+                );
+            }
+            ExitCode::from(3)
+        }
+        Err(e) => {
+            eprintln!("create-diff-object: {e}");
+            ExitCode::from(e.exit_code().clamp(1, 255) as u8)
+        }
+    }
+}

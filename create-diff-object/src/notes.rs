@@ -1,1 +1,220 @@
 //! GNU build-id notes: reading a file's build-id, writing dependency notes.
+//!
+//! Payloads carry three notes of the same shape (name "GNU", type
+//! `NT_GNU_BUILD_ID`): their own id in `.note.gnu.build-id`, and the ids of
+//! what they stack on in `.livepatch.depends` / `.livepatch.xen_depends`.
+
+use std::path::Path;
+
+use object::{Object, ObjectSection};
+
+use crate::error::Error;
+
+/// ELF note type of a GNU build-id.
+pub const NT_GNU_BUILD_ID: u32 = 3;
+
+/// The owner name of GNU notes, as stored (NUL-terminated).
+const GNU_NAME: &[u8] = b"GNU\0";
+
+/// One ELF note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// The owner name without its terminating NUL.
+    pub name: Vec<u8>,
+    pub n_type: u32,
+    pub desc: Vec<u8>,
+}
+
+impl Note {
+    /// Whether this is a GNU build-id note.
+    pub fn is_build_id(&self) -> bool {
+        self.name == b"GNU" && self.n_type == NT_GNU_BUILD_ID
+    }
+}
+
+fn align4(n: usize) -> Option<usize> {
+    n.checked_add(3).map(|v| v & !3)
+}
+
+fn read_u32(data: &[u8], off: usize) -> Option<u32> {
+    let bytes = data.get(off..off.checked_add(4)?)?;
+    Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
+
+/// Parse a sequence of little-endian ELF notes with 4-byte aligned name and
+/// descriptor fields (the layout every note section here uses).
+pub fn parse_notes(data: &[u8]) -> Result<Vec<Note>, String> {
+    let mut notes = Vec::new();
+    let mut off = 0usize;
+    while off < data.len() {
+        let (Some(namesz), Some(descsz), Some(n_type)) = (
+            read_u32(data, off),
+            read_u32(data, off + 4),
+            read_u32(data, off + 8),
+        ) else {
+            return Err(format!(
+                "note header at offset {off:#x} runs past the end ({} bytes)",
+                data.len()
+            ));
+        };
+        let name_start = off + 12;
+        let name_end = name_start
+            .checked_add(namesz as usize)
+            .filter(|&e| e <= data.len())
+            .ok_or_else(|| {
+                format!("note name at offset {off:#x} (namesz {namesz}) runs past the end")
+            })?;
+        let desc_start = align4(name_end).ok_or("note size overflow")?;
+        let desc_end = desc_start
+            .checked_add(descsz as usize)
+            .filter(|&e| e <= data.len())
+            .ok_or_else(|| {
+                format!("note descriptor at offset {off:#x} (descsz {descsz}) runs past the end")
+            })?;
+        let mut name = data.get(name_start..name_end).unwrap_or_default().to_vec();
+        // The stored name includes its NUL; callers compare the text.
+        if name.last() == Some(&0) {
+            name.pop();
+        }
+        notes.push(Note {
+            name,
+            n_type,
+            desc: data.get(desc_start..desc_end).unwrap_or_default().to_vec(),
+        });
+        off = align4(desc_end).ok_or("note size overflow")?;
+    }
+    Ok(notes)
+}
+
+/// The bytes of one "GNU" `NT_GNU_BUILD_ID` note carrying `id`.
+pub fn build_id_note(id: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + id.len() + 3);
+    out.extend_from_slice(&(GNU_NAME.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(id.len() as u32).to_le_bytes());
+    out.extend_from_slice(&NT_GNU_BUILD_ID.to_le_bytes());
+    out.extend_from_slice(GNU_NAME);
+    out.extend_from_slice(id);
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+    out
+}
+
+/// The build-id in a note section's bytes: the descriptor of its first GNU
+/// build-id note.
+pub fn build_id_in(data: &[u8]) -> Result<Vec<u8>, String> {
+    let notes = parse_notes(data)?;
+    notes
+        .into_iter()
+        .find(Note::is_build_id)
+        .map(|n| n.desc)
+        .ok_or_else(|| "no GNU build-id note".to_string())
+}
+
+/// The build-id of any ELF file (executable or relocatable), read from its
+/// `.note.gnu.build-id` section.
+pub fn build_id_of_file(path: &Path) -> Result<Vec<u8>, Error> {
+    let data = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let malformed = |what: String| Error::Malformed {
+        path: path.to_path_buf(),
+        what,
+    };
+    let file =
+        object::File::parse(&*data).map_err(|e| malformed(format!("not an ELF file: {e}")))?;
+    let section = file
+        .section_by_name(".note.gnu.build-id")
+        .ok_or_else(|| malformed("no .note.gnu.build-id section".into()))?;
+    let bytes = section
+        .data()
+        .map_err(|e| malformed(format!(".note.gnu.build-id: {e}")))?;
+    let id = build_id_in(bytes).map_err(|e| malformed(format!(".note.gnu.build-id: {e}")))?;
+    if id.is_empty() {
+        return Err(malformed(".note.gnu.build-id: empty build-id".into()));
+    }
+    Ok(id)
+}
+
+/// Lower-case hex, as `readelf -n` and `xen-livepatch list` print it.
+pub fn to_hex(id: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(id.len() * 2);
+    for b in id {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Parse hex (either case, no separators) into bytes.
+pub fn from_hex(s: &str) -> Result<Vec<u8>, Error> {
+    let bad = |what: &str| Error::Unsupported(format!("build-id {s:?}: {what}"));
+    let s = s.trim();
+    if s.len() % 2 == 1 {
+        return Err(bad("odd number of hex digits"));
+    }
+    s.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let hi = (pair[0] as char).to_digit(16);
+            let lo = pair.get(1).and_then(|&c| (c as char).to_digit(16));
+            match (hi, lo) {
+                (Some(hi), Some(lo)) => Ok((hi * 16 + lo) as u8),
+                _ => Err(bad("not a hex string")),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn note_round_trip() {
+        let id: Vec<u8> = (0..20).collect();
+        let bytes = build_id_note(&id);
+        assert_eq!(bytes.len(), 12 + 4 + 20);
+        let notes = parse_notes(&bytes).unwrap();
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].is_build_id());
+        assert_eq!(notes[0].desc, id);
+        assert_eq!(build_id_in(&bytes).unwrap(), id);
+    }
+
+    #[test]
+    fn odd_sized_desc_is_padded() {
+        let bytes = build_id_note(&[1, 2, 3]);
+        assert_eq!(bytes.len() % 4, 0);
+        let mut two = bytes.clone();
+        two.extend_from_slice(&build_id_note(&[9; 8]));
+        let notes = parse_notes(&two).unwrap();
+        assert_eq!(notes[0].desc, vec![1, 2, 3]);
+        assert_eq!(notes[1].desc, vec![9; 8]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(parse_notes(&[1, 2, 3]).is_err());
+        let mut huge = build_id_note(&[0; 20]);
+        huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(parse_notes(&huge).is_err());
+        huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(parse_notes(&huge).is_err());
+        assert!(parse_notes(&[]).unwrap().is_empty());
+        for len in 0..40 {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37 % 251) as u8).collect();
+            let _ = parse_notes(&data);
+        }
+    }
+
+    #[test]
+    fn hex() {
+        assert_eq!(to_hex(&[0, 0xab, 0x10]), "00ab10");
+        assert_eq!(from_hex("00AB10").unwrap(), vec![0, 0xab, 0x10]);
+        assert!(from_hex("abc").is_err());
+        assert!(from_hex("zz").is_err());
+        assert!(from_hex("é1").is_err());
+    }
+}

@@ -1,1 +1,364 @@
 //! `xsplice-build verify`: the hypervisor loader's checks, offline.
+//!
+//! Reads a payload the way Xen's loader does (`livepatch_elf.c`,
+//! `livepatch.c`, `arch/x86/livepatch.c`) and reports every check it would
+//! fail, one line each, naming the section or symbol: ELF header, section
+//! bounds and alignment, the symbol table, relocations, symbol resolution
+//! against xen-syms and the payloads it stacks on, the mandatory build-id
+//! notes and their targets, the function table, hooks and special
+//! sections. What only the running hypervisor can know (hook return
+//! values, code rewritten at boot) is out of reach; expectations are
+//! checked against xen-syms's bytes.
+
+mod checks;
+mod elf;
+mod payload;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use create_diff_object::abi::{self, Abi, SpecialSizes, MAX_PAYLOAD_SIZE};
+use create_diff_object::notes::to_hex;
+use create_diff_object::XenSyms;
+
+use checks::{Area, Context, Dependency, XenImage};
+
+/// What to check.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    pub payload: PathBuf,
+    pub xen_syms: PathBuf,
+    /// Payloads loaded before this one, oldest first; this one stacks on the last.
+    pub depends_on: Vec<PathBuf>,
+}
+
+/// The outcome of a verification that could read its inputs.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// One line per failed check, naming the section or symbol; empty = PASS.
+    pub failures: Vec<String>,
+    pub checks_run: usize,
+    /// The function-table layout checked against.
+    pub abi: Option<Abi>,
+    /// The payload's own build-id (hex).
+    pub build_id: Option<String>,
+    /// Things that could not be checked offline, and why.
+    pub notes: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// An input could not be read at all.
+#[derive(Debug)]
+pub struct VerifyError {
+    pub path: PathBuf,
+    pub what: String,
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.what)
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+/// Failure lines and a count of checks made.
+#[derive(Debug, Default)]
+pub(crate) struct Failures {
+    lines: Vec<String>,
+    notes: Vec<String>,
+    checks: usize,
+}
+
+impl Failures {
+    fn check(&mut self) {
+        self.checks += 1;
+    }
+
+    fn fail(&mut self, line: impl Into<String>) {
+        self.lines.push(line.into());
+    }
+
+    fn note(&mut self, line: impl Into<String>) {
+        self.notes.push(line.into());
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, VerifyError> {
+    std::fs::read(path).map_err(|e| VerifyError {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    })
+}
+
+/// The layout a payload declares, for targets that cannot tell theirs.
+fn infer_abi(p: &payload::Payload<'_>) -> Abi {
+    if p.section(".xsplice.funcs").is_some() || p.section(".xsplice.depends").is_some() {
+        Abi::Xsplice
+    } else if p.section(".livepatch.xen_depends").is_some() || funcs_version(p) == Some(2) {
+        Abi::LivepatchV2
+    } else if funcs_version(p) == Some(1) {
+        Abi::LivepatchV1
+    } else {
+        Abi::LivepatchV2
+    }
+}
+
+fn funcs_version(p: &payload::Payload<'_>) -> Option<u8> {
+    let s = p.section(".livepatch.funcs")?;
+    let off = Abi::LivepatchV2.layout().version_off as usize;
+    s.data(p.data)?.get(off).copied()
+}
+
+/// Special-section entry sizes: from the target when it can tell, else
+/// Xen 4.17's for the livepatch-v2 layout (they have not changed since).
+fn choose_sizes(xen: &XenSyms, abi: Abi, f: &mut Failures) -> Option<SpecialSizes> {
+    match abi::special_sizes(xen, None) {
+        Ok(s) => Some(s),
+        Err(e) if abi == Abi::LivepatchV2 => {
+            f.note(format!(
+                "special-section entry sizes assumed from Xen 4.17 (8/8/14): {e}"
+            ));
+            Some(SpecialSizes {
+                bug_frame: 8,
+                ex_table: 8,
+                alt_instr: 14,
+            })
+        }
+        Err(e) => {
+            f.note(format!("special-section entry sizes unknown: {e}"));
+            None
+        }
+    }
+}
+
+/// Read one payload this one stacks on: its build-id and exported symbols.
+fn dependency(
+    path: &Path,
+    t: &Verifier,
+    earlier: &[Dependency],
+    f: &mut Failures,
+) -> Result<Dependency, VerifyError> {
+    let data = read(path)?;
+    let label = path.display().to_string();
+    let mut own = Failures::default();
+    let p = payload::parse(&data, &mut own);
+    f.check();
+    if p.fatal {
+        f.fail(format!(
+            "dependency {label}: not loadable: {}",
+            own.lines.first().map_or("unreadable", String::as_str)
+        ));
+    }
+    let abi = t.abi.unwrap_or_else(|| infer_abi(&p));
+    let mut cx = Context {
+        p: &p,
+        xen: &t.xen,
+        image: &t.image,
+        deps: earlier,
+        abi,
+        sizes: None,
+        area: t.area,
+        values: Vec::new(),
+    };
+    checks::resolve_symbols(&mut cx, &mut own);
+    let build_id = p
+        .section(".note.gnu.build-id")
+        .and_then(|s| checks::parse_build_id_note(s, p.data).ok());
+    f.check();
+    if build_id.is_none() {
+        f.fail(format!("dependency {label}: no readable .note.gnu.build-id"));
+    }
+    let exported = checks::payload_symbols(&cx)
+        .into_iter()
+        .filter(|(_, new)| *new)
+        .map(|(n, _)| n)
+        .collect();
+    Ok(Dependency {
+        label,
+        build_id,
+        exported,
+    })
+}
+
+/// A target loaded once (xen-syms and the payloads already loaded), to
+/// check any number of payloads against.
+pub struct Verifier {
+    xen: XenSyms,
+    image: XenImage,
+    area: Area,
+    /// From xen-syms's DWARF or the tree beside it; `None`: infer per payload.
+    abi: Option<Abi>,
+    abi_error: Option<String>,
+    deps: Vec<Dependency>,
+    /// Problems with the dependencies, reported with every payload.
+    dep_failures: Failures,
+}
+
+impl Verifier {
+    /// Load xen-syms and the payloads loaded before the ones to check (oldest first).
+    pub fn new(xen_syms: &Path, depends_on: &[PathBuf]) -> Result<Verifier, VerifyError> {
+        let xen = XenSyms::load(xen_syms).map_err(|e| VerifyError {
+            path: xen_syms.to_path_buf(),
+            what: match e {
+                create_diff_object::Error::Io { source, .. } => source.to_string(),
+                create_diff_object::Error::Malformed { what, .. } => what,
+                other => other.to_string(),
+            },
+        })?;
+        let xen_data = read(xen_syms)?;
+        let (abi, abi_error) = match abi::detect(&xen, None) {
+            Ok(abi) => (Some(abi), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let sizes = abi::special_sizes(&xen, None).ok();
+        let image = XenImage::load(&xen_data, Some(sizes.map_or(14, |s| s.alt_instr)));
+        let area = Area::of(&xen);
+        let mut v = Verifier {
+            xen,
+            image,
+            area,
+            abi,
+            abi_error,
+            deps: Vec::new(),
+            dep_failures: Failures::default(),
+        };
+        let mut f = Failures::default();
+        for path in depends_on {
+            let d = dependency(path, &v, &v.deps, &mut f)?;
+            v.deps.push(d);
+        }
+        v.dep_failures = f;
+        Ok(v)
+    }
+
+    /// Check one payload's bytes.
+    pub fn check(&self, data: &[u8]) -> VerifyReport {
+        let mut f = Failures {
+            lines: self.dep_failures.lines.clone(),
+            notes: self.dep_failures.notes.clone(),
+            checks: self.dep_failures.checks,
+        };
+        f.check();
+        if data.is_empty() {
+            f.fail("file: empty");
+        } else if data.len() as u64 > MAX_PAYLOAD_SIZE {
+            f.fail(format!(
+                "file: {} bytes is more than the loader's 2 MiB limit",
+                data.len()
+            ));
+        }
+        let p = payload::parse(data, &mut f);
+        let abi = match self.abi {
+            Some(abi) => abi,
+            None => {
+                let abi = infer_abi(&p);
+                f.note(format!(
+                    "checked as {} (inferred from the payload): {}",
+                    abi.name(),
+                    self.abi_error.as_deref().unwrap_or("")
+                ));
+                abi
+            }
+        };
+        let sizes = choose_sizes(&self.xen, abi, &mut f);
+        if self.xen.build_id().is_none() {
+            f.note("xen-syms has no build-id: .livepatch.xen_depends not compared");
+        }
+        let mut report = VerifyReport {
+            abi: Some(abi),
+            ..VerifyReport::default()
+        };
+        if !p.fatal {
+            let mut cx = Context {
+                p: &p,
+                xen: &self.xen,
+                image: &self.image,
+                deps: &self.deps,
+                abi,
+                sizes,
+                area: self.area,
+                values: Vec::new(),
+            };
+            checks::resolve_symbols(&mut cx, &mut f);
+            checks::check_relocations(&cx, &mut f);
+            let expected = match self.deps.last() {
+                Some(d) => d.build_id.as_deref().map(|id| (id, d.label.as_str())),
+                None => self.xen.build_id().map(|id| (id, "xen-syms")),
+            };
+            let own = checks::check_notes(&cx, expected, &mut f);
+            report.build_id = own.map(|id| to_hex(&id));
+            checks::check_patching_sections(&cx, &mut f);
+            checks::check_funcs(&cx, &mut f);
+            checks::check_hooks(&cx, &mut f);
+            checks::check_special_sections(&cx, &mut f);
+            checks::check_new_symbols(&cx, &mut f);
+        }
+        report.failures = f.lines;
+        report.notes = f.notes;
+        report.checks_run = f.checks;
+        report
+    }
+}
+
+/// Run every check. `Err` only when an input cannot be read.
+pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
+    let verifier = Verifier::new(&opts.xen_syms, &opts.depends_on)?;
+    let data = read(&opts.payload)?;
+    Ok(verifier.check(&data))
+}
+
+/// Arguments of `xsplice-build verify`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// The payload to check (a `.livepatch` file).
+    pub payload: PathBuf,
+    /// The hypervisor the payload targets (xen-syms, as built).
+    #[arg(long, value_name = "FILE")]
+    pub xen_syms: PathBuf,
+    /// A payload loaded before this one (repeat, oldest first); this one
+    /// must depend on the last. Their exported symbols resolve this one's.
+    #[arg(long = "depends-on", value_name = "PAYLOAD")]
+    pub depends_on: Vec<PathBuf>,
+}
+
+/// Run `xsplice-build verify`: print `PASS ...` or one line per failure;
+/// returns the exit code (0 pass, 1 fail or unreadable input).
+pub fn run(args: &VerifyArgs) -> i32 {
+    let opts = VerifyOptions {
+        payload: args.payload.clone(),
+        xen_syms: args.xen_syms.clone(),
+        depends_on: args.depends_on.clone(),
+    };
+    let shown = args.payload.display();
+    match verify(&opts) {
+        Err(e) => {
+            eprintln!("xsplice-build verify: {e}");
+            1
+        }
+        Ok(report) => {
+            for n in &report.notes {
+                eprintln!("{shown}: note: {n}");
+            }
+            if report.passed() {
+                println!(
+                    "PASS {shown} ({} checks, {}, build-id {})",
+                    report.checks_run,
+                    report.abi.map_or("?", Abi::name),
+                    report.build_id.as_deref().unwrap_or("?")
+                );
+                0
+            } else {
+                for line in &report.failures {
+                    println!("FAIL {shown}: {line}");
+                }
+                1
+            }
+        }
+    }
+}

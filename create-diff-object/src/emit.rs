@@ -1,0 +1,116 @@
+//! `emit`: the function table. One entry per changed function, in the
+//! layout of the chosen ABI; `old_size` (and with `--resolve` `old_addr`)
+//! come from xen-syms, looked up by name and, for locals, by source file.
+
+use crate::abi::{FuncLayout, PATCH_INSN_SIZE};
+use crate::error::{Error, Refusal};
+use crate::include::Plan;
+use crate::model::{Object, SymbolId};
+use crate::xensyms::XenSyms;
+
+/// One function-table entry.
+#[derive(Debug, Clone)]
+pub struct FuncEntry {
+    /// The replacement function in the patched object.
+    pub new_sym: SymbolId,
+    /// The loader's name for the function replaced (`sym` or `file#sym`).
+    pub name: String,
+    pub old_addr: u64,
+    pub old_size: u64,
+    pub new_size: u64,
+}
+
+/// Build the entries; functions too small for the jump become refusals.
+pub fn func_entries(
+    orig: &Object<'_>,
+    patched: &Object<'_>,
+    plan: &mut Plan,
+    xen: &XenSyms,
+) -> Result<Vec<FuncEntry>, Error> {
+    let mut entries = Vec::with_capacity(plan.changed.len());
+    for c in &plan.changed {
+        let o = orig.symbol(c.orig);
+        let p = patched.symbol(c.patched);
+        let file = if o.is_local() { orig.file_name } else { None };
+        let xs = xen.lookup(o.name, file)?;
+        if xs.size != o.size && o.size != 0 {
+            return Err(Error::Lookup {
+                symbol: o.name.to_string(),
+                file: file.map(str::to_string),
+                what: format!(
+                    "is {} bytes in xen-syms but {} in {}: xen-syms was not built from these objects",
+                    xs.size,
+                    o.size,
+                    orig.path.display()
+                ),
+            });
+        }
+        if xs.size < PATCH_INSN_SIZE {
+            plan.refusals.push(Refusal {
+                symbol: o.name.to_string(),
+                section: patched
+                    .symbol(c.patched)
+                    .section()
+                    .map(|s| patched.section_name(s).to_string())
+                    .unwrap_or_default(),
+                reason: format!(
+                    "function is {} bytes, smaller than the {PATCH_INSN_SIZE}-byte jump that redirects it",
+                    xs.size
+                ),
+                hint: "change its callers instead, or make it larger (e.g. noinline with more work)".into(),
+            });
+            continue;
+        }
+        entries.push(FuncEntry {
+            new_sym: c.patched,
+            name: xen.runtime_name(xs),
+            old_addr: xs.addr,
+            old_size: xs.size,
+            new_size: p.size,
+        });
+    }
+    Ok(entries)
+}
+
+/// The table's bytes (relocated fields left 0) and the string pool of names.
+pub struct Table {
+    pub data: Vec<u8>,
+    pub strings: Vec<u8>,
+    /// Per entry: offset of its name in `strings`.
+    pub name_offsets: Vec<u64>,
+}
+
+pub fn build_table(entries: &[FuncEntry], layout: &FuncLayout, resolve: bool) -> Result<Table, Error> {
+    let mut data = vec![0u8; entries.len() * layout.entry_size as usize];
+    let mut strings = Vec::new();
+    let mut name_offsets = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        let base = i as u64 * layout.entry_size;
+        let too_big = |what: &str, v: u64| {
+            Error::Unsupported(format!("{}: {what} {v:#x} does not fit the 32-bit field", e.name))
+        };
+        let new_size = u32::try_from(e.new_size).map_err(|_| too_big("new_size", e.new_size))?;
+        let old_size = u32::try_from(e.old_size).map_err(|_| too_big("old_size", e.old_size))?;
+        put(&mut data, base + layout.new_size_off, &new_size.to_le_bytes());
+        put(&mut data, base + layout.old_size_off, &old_size.to_le_bytes());
+        put(&mut data, base + layout.version_off, &[layout.version]);
+        if resolve {
+            put(&mut data, base + layout.old_addr_off, &e.old_addr.to_le_bytes());
+        }
+        name_offsets.push(strings.len() as u64);
+        strings.extend_from_slice(e.name.as_bytes());
+        strings.push(0);
+    }
+    Ok(Table {
+        data,
+        strings,
+        name_offsets,
+    })
+}
+
+fn put(buf: &mut [u8], off: u64, bytes: &[u8]) {
+    let off = off as usize;
+    if let Some(dst) = buf.get_mut(off..off + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+}

@@ -1,0 +1,486 @@
+//! `include`: decide what goes into the payload. Roots are changed and new
+//! functions (outside init code), new global variables and hook sections;
+//! from there every relocation either pulls in what is new or changed (and
+//! string pools), or becomes a reference by name to the running Xen.
+//! Changes that cannot be live-patched are collected as refusals.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::compare::Comparison;
+use crate::error::Refusal;
+use crate::model::{Object, Place, Reloc, SectionId, Status, SymKind, SymbolId, Twins};
+use crate::read::target_offset;
+
+/// What a patched section is, for the purpose of patching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Not loaded or not ours to compare: `.comment`, notes, `.discard`, debug info.
+    Ignored,
+    /// Runs or is used only at boot, then freed.
+    Init,
+    /// `.bug_frames.N`, `.ex_table`, `.altinstructions`: tables whose entries belong to functions.
+    SpecialTable,
+    /// `.altinstr_replacement`, `.fixup`: code only special-table entries point to.
+    SpecialCode,
+    /// Live-patch hook arrays.
+    Hook,
+    Text,
+    Data,
+    /// A section type the tool does not understand.
+    Unknown,
+}
+
+pub const HOOK_SECTIONS: &[&str] = &[
+    ".livepatch.hooks.load",
+    ".livepatch.hooks.unload",
+    ".livepatch.hooks.preapply",
+    ".livepatch.hooks.apply",
+    ".livepatch.hooks.postapply",
+    ".livepatch.hooks.prerevert",
+    ".livepatch.hooks.revert",
+    ".livepatch.hooks.postrevert",
+    ".xsplice.hooks.load",
+    ".xsplice.hooks.unload",
+];
+
+pub fn is_special_table(name: &str) -> bool {
+    name == ".ex_table"
+        || name == ".altinstructions"
+        || name
+            .strip_prefix(".bug_frames.")
+            .is_some_and(|n| matches!(n, "0" | "1" | "2" | "3"))
+}
+
+pub fn role(obj: &Object<'_>, id: SectionId) -> Role {
+    use object::elf;
+    let sec = obj.section(id);
+    let name = sec.name;
+    if id.0 == 0
+        || !sec.is_alloc()
+        || name == ".discard"
+        || name.starts_with(".discard.")
+        || name.starts_with(".note")
+        || sec.sh_type == elf::SHT_NOTE
+        || name == ".comment"
+        || name.starts_with(".debug")
+        || name == ".modinfo"
+        || name.starts_with(".livepatch.funcs")
+        || name.starts_with(".xsplice.funcs")
+        || name.ends_with("depends")
+    {
+        return Role::Ignored;
+    }
+    if HOOK_SECTIONS.contains(&name) {
+        return Role::Hook;
+    }
+    if is_special_table(name) {
+        return Role::SpecialTable;
+    }
+    if name == ".altinstr_replacement" || name == ".fixup" {
+        return Role::SpecialCode;
+    }
+    if sec.is_init()
+        || name.ends_with(".init")
+        || name.contains(".init.")
+        || name.starts_with(".text.startup")
+        || name.starts_with(".exit.")
+    {
+        return Role::Init;
+    }
+    match sec.sh_type {
+        elf::SHT_PROGBITS | elf::SHT_NOBITS if sec.is_exec() => Role::Text,
+        elf::SHT_PROGBITS | elf::SHT_NOBITS => Role::Data,
+        _ => Role::Unknown,
+    }
+}
+
+/// A changed function that gets a function-table entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Changed {
+    pub patched: SymbolId,
+    pub orig: SymbolId,
+}
+
+/// The result of the `include` pass (extended by `special`).
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Per patched section: why it is copied whole into the payload.
+    pub sections: Vec<Option<String>>,
+    /// Patched symbols referred to by name in the running Xen (runtime name).
+    pub externals: HashMap<SymbolId, String>,
+    /// Per patched symbol: why it was included.
+    pub symbol_why: Vec<Option<String>>,
+    pub changed: Vec<Changed>,
+    pub new_functions: Vec<SymbolId>,
+    /// Changed functions in init code (ignored).
+    pub init_only: Vec<String>,
+    pub refusals: Vec<Refusal>,
+    /// Sections whose relocations were already followed.
+    scanned: Vec<bool>,
+}
+
+impl Plan {
+    pub fn is_included(&self, id: SectionId) -> bool {
+        self.sections.get(id.index()).is_some_and(|w| w.is_some())
+    }
+    /// Mark a section for copying; returns whether it is newly marked.
+    pub fn include(&mut self, id: SectionId, why: impl Into<String>) -> bool {
+        match self.sections.get_mut(id.index()) {
+            Some(slot @ None) => {
+                *slot = Some(why.into());
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Resolves names of the running hypervisor's symbols for patched-object symbols.
+pub trait NameResolver {
+    /// The runtime name (`sym` or `file#sym`) of an original-object symbol.
+    fn runtime_name(&self, orig: &Object<'_>, sym: SymbolId) -> Result<String, crate::Error>;
+}
+
+pub struct Includer<'a, 'd> {
+    pub orig: &'a Object<'d>,
+    pub patched: &'a Object<'d>,
+    pub twins: &'a Twins,
+    pub cmp: &'a Comparison,
+    pub roles: Vec<Role>,
+}
+
+impl<'a, 'd> Includer<'a, 'd> {
+    pub fn new(
+        orig: &'a Object<'d>,
+        patched: &'a Object<'d>,
+        twins: &'a Twins,
+        cmp: &'a Comparison,
+    ) -> Self {
+        let roles = patched.section_ids().map(|id| role(patched, id)).collect();
+        Includer {
+            orig,
+            patched,
+            twins,
+            cmp,
+            roles,
+        }
+    }
+
+    pub fn role(&self, id: SectionId) -> Role {
+        self.roles.get(id.index()).copied().unwrap_or(Role::Unknown)
+    }
+
+    fn refuse(&self, plan: &mut Plan, sym: &str, section: SectionId, reason: String, hint: &str) {
+        let r = Refusal {
+            symbol: sym.to_string(),
+            section: self.patched.section_name(section).to_string(),
+            reason,
+            hint: hint.to_string(),
+        };
+        if !plan.refusals.contains(&r) {
+            plan.refusals.push(r);
+        }
+    }
+
+    /// Roots and data refusals.
+    pub fn roots(&self, plan: &mut Plan) {
+        let p = self.patched;
+        plan.sections = vec![None; p.sections.len()];
+        plan.symbol_why = vec![None; p.symbols.len()];
+        plan.scanned = vec![false; p.sections.len()];
+        let used_by_same = self.data_used_by_unchanged_code();
+        for sid in p.symbol_ids() {
+            let s = p.symbol(sid);
+            let Place::Section(sec) = s.place else { continue };
+            let status = self.cmp.symbol(sid);
+            let role = self.role(sec);
+            match (s.kind, role) {
+                (SymKind::Func, Role::Init) if status == Status::Changed => {
+                    plan.init_only.push(s.name.to_string());
+                }
+                (SymKind::Func, Role::Text) => match status {
+                    Status::Changed => {
+                        plan.include(sec, format!("holds changed function {}", s.name));
+                        plan.symbol_why[sid.index()] = Some("changed function, gets a function-table entry".into());
+                        if let Some(orig) = self.twins.symbol_twin(sid) {
+                            plan.changed.push(Changed { patched: sid, orig });
+                        }
+                    }
+                    Status::New => {
+                        plan.include(sec, format!("holds new function {}", s.name));
+                        plan.symbol_why[sid.index()] = Some("new function".into());
+                        plan.new_functions.push(sid);
+                    }
+                    _ => {}
+                },
+                (SymKind::Object | SymKind::NoType, Role::Data) => match status {
+                    Status::New if !s.is_local() => {
+                        plan.include(sec, format!("holds new global variable {}", s.name));
+                        plan.symbol_why[sid.index()] = Some("new global variable".into());
+                    }
+                    Status::Changed => self.changed_data(plan, sid, sec, &used_by_same),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        for id in p.section_ids() {
+            match self.role(id) {
+                Role::Hook => {
+                    plan.include(id, "hook section");
+                }
+                Role::Unknown if self.cmp.section(id) != Status::Same => {
+                    let sec = p.section(id);
+                    self.refuse(
+                        plan,
+                        sec.name,
+                        id,
+                        format!(
+                            "section type {:#x} (flags {:#x}) is not understood and it {}",
+                            sec.sh_type,
+                            sec.flags,
+                            if self.cmp.section(id) == Status::New { "is new" } else { "changed" }
+                        ),
+                        "keep the change out of this section, or extend create-diff-object",
+                    );
+                }
+                Role::Data if self.cmp.section(id) == Status::Changed && p.section(id).symbols.is_empty() => {
+                    let sec = p.section(id);
+                    if sec.is_write() {
+                        let why = self.cmp.section_why[id.index()].clone().unwrap_or_default();
+                        self.refuse(
+                            plan,
+                            sec.name,
+                            id,
+                            format!("unnamed writable data changed ({why})"),
+                            "the running Xen keeps using its copy; move the change into code or a hook",
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Named data in the patched object used by code that stays the same.
+    fn data_used_by_unchanged_code(&self) -> Vec<bool> {
+        let p = self.patched;
+        let mut used = vec![false; p.symbols.len()];
+        for id in p.section_ids() {
+            if self.role(id) != Role::Text {
+                continue;
+            }
+            let sec = p.section(id);
+            for r in &sec.relocs {
+                let within = p.symbol_at(id, r.offset);
+                let same = match within {
+                    Some(f) => self.cmp.symbol(f) == Status::Same,
+                    None => self.cmp.section(id) == Status::Same,
+                };
+                if same {
+                    if let Some(u) = used.get_mut(r.symbol.index()) {
+                        *u = true;
+                    }
+                }
+            }
+        }
+        used
+    }
+
+    fn changed_data(&self, plan: &mut Plan, sid: SymbolId, sec: SectionId, used_by_same: &[bool]) {
+        let p = self.patched;
+        let s = p.symbol(sid);
+        let psec = p.section(sec);
+        let why = self.cmp.symbol_why[sid.index()].clone().unwrap_or_default();
+        let osize = self
+            .twins
+            .symbol_twin(sid)
+            .map(|o| self.orig.symbol(o).size)
+            .unwrap_or(s.size);
+        if osize != s.size {
+            self.refuse(
+                plan,
+                s.name,
+                sec,
+                format!("size of existing data changed from {osize} to {} bytes", s.size),
+                "existing code and data keep the old layout; add a new variable instead of resizing",
+            );
+        } else if psec.is_write() || psec.is_nobits() {
+            self.refuse(
+                plan,
+                s.name,
+                sec,
+                format!("initialiser of an existing variable changed ({why}); the running Xen keeps its current value"),
+                "set the new value from a load or apply hook instead of the initialiser",
+            );
+        } else if used_by_same.get(sid.index()).copied().unwrap_or(false) {
+            self.refuse(
+                plan,
+                s.name,
+                sec,
+                format!("read-only data changed ({why}) and unchanged code uses it"),
+                "use a new constant in the changed functions, leaving the old one as it is",
+            );
+        } else if !s.is_local() {
+            self.refuse(
+                plan,
+                s.name,
+                sec,
+                format!("global read-only data changed ({why}); code elsewhere may use it"),
+                "use a new constant in the changed functions, leaving the old one as it is",
+            );
+        }
+        // Otherwise: read-only data only changed code uses; included as a private copy when referenced.
+    }
+
+    /// Follow relocations of every included section not scanned yet.
+    /// Returns whether anything new was included.
+    pub fn close(&self, plan: &mut Plan, resolver: &dyn NameResolver) -> Result<bool, crate::Error> {
+        let mut grew = false;
+        loop {
+            let todo: Vec<SectionId> = self
+                .patched
+                .section_ids()
+                .filter(|&id| plan.is_included(id) && !plan.scanned[id.index()])
+                .collect();
+            if todo.is_empty() {
+                return Ok(grew);
+            }
+            for id in todo {
+                plan.scanned[id.index()] = true;
+                let relocs = &self.patched.section(id).relocs;
+                for r in relocs {
+                    grew |= self.follow(plan, id, r, resolver)?;
+                }
+            }
+        }
+    }
+
+    /// Decide what a relocation from `from` needs. Returns whether a section was newly included.
+    pub fn follow(
+        &self,
+        plan: &mut Plan,
+        from: SectionId,
+        r: &Reloc,
+        resolver: &dyn NameResolver,
+    ) -> Result<bool, crate::Error> {
+        let p = self.patched;
+        let t = p.symbol(r.symbol);
+        let who = || {
+            p.symbol_at(from, r.offset)
+                .map(|s| p.symbol(s).name.to_string())
+                .unwrap_or_else(|| p.section_name(from).to_string())
+        };
+        let Place::Section(ts) = t.place else {
+            return Ok(false);
+        };
+        let tsec = p.section(ts);
+        let role = self.role(ts);
+        if role == Role::Init {
+            self.refuse(
+                plan,
+                &who(),
+                from,
+                format!(
+                    "refers to {} in init section {}, which is freed after boot",
+                    if t.name.is_empty() { tsec.name } else { t.name },
+                    tsec.name
+                ),
+                "do not use __init code or data from patched code",
+            );
+            return Ok(false);
+        }
+        if role == Role::Ignored {
+            return Ok(false);
+        }
+        // String and constant pools: copy the pool.
+        if tsec.is_merge() && (t.kind == SymKind::Section || t.is_internal_label()) {
+            return Ok(plan.include(ts, format!("string or constant pool used by {}", who())));
+        }
+        if t.kind == SymKind::Section || t.is_internal_label() || t.name.is_empty() {
+            if plan.is_included(ts) {
+                return Ok(false);
+            }
+            let status = self.cmp.section(ts);
+            if status == Status::New || !tsec.is_write() {
+                return Ok(plan.include(ts, format!("unnamed contents used by {}", who())));
+            }
+            let off = target_offset(t.value, r.r_type, r.addend);
+            self.refuse(
+                plan,
+                &who(),
+                from,
+                format!(
+                    "refers to unnamed writable data at {}{off:+#x}, which cannot be found in the running Xen",
+                    tsec.name
+                ),
+                "give the data a name (a static variable) so it can be referred to",
+            );
+            return Ok(false);
+        }
+        let status = self.cmp.symbol(r.symbol);
+        match status {
+            Status::Same => {
+                if let std::collections::hash_map::Entry::Vacant(e) = plan.externals.entry(r.symbol) {
+                    let orig = self.twins.symbol_twin(r.symbol).ok_or_else(|| {
+                        crate::Error::Unsupported(format!("{}: symbol {} has no twin", p.path.display(), t.name))
+                    })?;
+                    e.insert(resolver.runtime_name(self.orig, orig)?);
+                }
+                Ok(false)
+            }
+            Status::Changed | Status::New | Status::Unknown => {
+                if role == Role::Data && status == Status::Changed && tsec.is_write() {
+                    return Ok(false); // refused in `roots`
+                }
+                let why = match status {
+                    Status::New => format!("new, used by {}", who()),
+                    _ => format!("changed, used by {}", who()),
+                };
+                if plan.symbol_why[r.symbol.index()].is_none() {
+                    plan.symbol_why[r.symbol.index()] = Some(why.clone());
+                }
+                Ok(plan.include(ts, format!("holds {} ({why})", t.name)))
+            }
+        }
+    }
+}
+
+/// Functions (by patched symbol) that jump into the middle of a changed
+/// function (`.cold` parts, tail jumps): their code depends on its layout.
+pub fn propagate_changes(patched: &Object<'_>, cmp: &mut Comparison) {
+    loop {
+        let mut flips: BTreeMap<SymbolId, String> = BTreeMap::new();
+        for id in patched.section_ids() {
+            let sec = patched.section(id);
+            if !sec.is_exec() {
+                continue;
+            }
+            for &fid in &sec.symbols {
+                if cmp.symbol(fid) != Status::Same {
+                    continue;
+                }
+                let f = patched.symbol(fid);
+                for r in sec.relocs_in(f.value, f.value.saturating_add(f.size.max(1))) {
+                    let t = patched.symbol(r.symbol);
+                    if t.kind == SymKind::Func
+                        && cmp.symbol(r.symbol) == Status::Changed
+                        && target_offset(t.value, r.r_type, r.addend) != t.value as i64
+                    {
+                        flips.insert(fid, format!("jumps into the middle of changed {}", t.name));
+                    }
+                }
+            }
+        }
+        if flips.is_empty() {
+            return;
+        }
+        for (fid, why) in flips {
+            cmp.symbols[fid.index()] = Status::Changed;
+            cmp.symbol_why[fid.index()] = Some(why);
+            if let Place::Section(s) = patched.symbol(fid).place {
+                cmp.sections[s.index()] = Status::Changed;
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `report`: the `--debug` listing, one line per function or object of the
+//! patched object: its status, why it changed, and why it was included (or
+//! what name it is referred to by in the running Xen).
+
+use crate::compare::Comparison;
+use crate::include::Plan;
+use crate::model::{Object, Place, Status, SymKind, Twins};
+
+pub fn debug_lines(
+    orig: &Object<'_>,
+    patched: &Object<'_>,
+    twins: &Twins,
+    cmp: &Comparison,
+    plan: &Plan,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for sid in patched.symbol_ids() {
+        let s = patched.symbol(sid);
+        let Place::Section(sec) = s.place else { continue };
+        if s.name.is_empty() || s.is_internal_label() || !matches!(s.kind, SymKind::Func | SymKind::Object) {
+            continue;
+        }
+        let status = cmp.symbol(sid);
+        let mut line = format!(
+            "{} {} [{}]: {status}",
+            if s.kind == SymKind::Func { "func" } else { "object" },
+            s.name,
+            patched.section_name(sec)
+        );
+        if let Some(o) = twins.symbol_twin(sid) {
+            let on = orig.symbol(o).name;
+            if on != s.name {
+                line.push_str(&format!(" (twin {on})"));
+            }
+        }
+        if let Some(why) = cmp.symbol_why.get(sid.index()).cloned().flatten() {
+            if status != Status::Same {
+                line.push_str(&format!(" ({why})"));
+            }
+        }
+        if let Some(name) = plan.externals.get(&sid) {
+            line.push_str(&format!("; referred to as {name}"));
+        } else if let Some(why) = plan.symbol_why.get(sid.index()).cloned().flatten() {
+            line.push_str(&format!("; included: {why}"));
+        } else if plan.is_included(sec) && status != Status::Same {
+            line.push_str("; included with its section");
+        }
+        lines.push(line);
+    }
+    for id in patched.section_ids() {
+        if let Some(Some(why)) = plan.sections.get(id.index()) {
+            lines.push(format!("section {}: included: {why}", patched.section_name(id)));
+        }
+    }
+    lines
+}

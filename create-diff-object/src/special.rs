@@ -1,0 +1,113 @@
+//! `special`: keep the entries of `.bug_frames.N`, `.ex_table` and
+//! `.altinstructions` that belong to included functions (an entry belongs
+//! to the code its first relocation points at), and pull in the code they
+//! point to (`.altinstr_replacement`, `.fixup`) and the strings bug frames
+//! name.
+
+use crate::abi::SpecialSizes;
+use crate::error::Error;
+use crate::include::{Includer, NameResolver, Plan, Role};
+use crate::model::{Object, Place, Reloc, SectionId};
+
+/// A special table rebuilt from the entries that belong to the payload.
+#[derive(Debug, Clone)]
+pub struct SpecialOut {
+    pub source: SectionId,
+    pub name: String,
+    pub entry_size: u64,
+    pub data: Vec<u8>,
+    /// Relocations with offsets in `data`, targets in the patched object.
+    pub relocs: Vec<Reloc>,
+    /// How many entries of the source were kept.
+    pub kept: usize,
+    pub total: usize,
+}
+
+pub fn entry_size(name: &str, sizes: &SpecialSizes) -> Option<u64> {
+    match name {
+        ".ex_table" => Some(sizes.ex_table),
+        ".altinstructions" => Some(sizes.alt_instr),
+        // Assertion frames carry two more words (the message).
+        ".bug_frames.3" => Some(sizes.bug_frame + 8),
+        n if n.starts_with(".bug_frames.") => Some(sizes.bug_frame),
+        _ => None,
+    }
+}
+
+/// Select entries; the includer follows what they point to. Repeats until
+/// nothing new is included (entries of newly included functions).
+pub fn select(
+    inc: &Includer<'_, '_>,
+    plan: &mut Plan,
+    sizes: &SpecialSizes,
+    resolver: &dyn NameResolver,
+) -> Result<Vec<SpecialOut>, Error> {
+    let p = inc.patched;
+    loop {
+        let mut outs = Vec::new();
+        for id in p.section_ids() {
+            if inc.role(id) != Role::SpecialTable {
+                continue;
+            }
+            let sec = p.section(id);
+            let size = entry_size(sec.name, sizes).unwrap_or(0);
+            if size == 0 || sec.size % size != 0 {
+                return Err(Error::Unsupported(format!(
+                    "{}: section {} is {:#x} bytes, not a multiple of its entry size {size}; \
+                     the special-section sizes do not match this build",
+                    p.path.display(),
+                    sec.name,
+                    sec.size
+                )));
+            }
+            let total = (sec.size / size) as usize;
+            let mut out = SpecialOut {
+                source: id,
+                name: sec.name.to_string(),
+                entry_size: size,
+                data: Vec::new(),
+                relocs: Vec::new(),
+                kept: 0,
+                total,
+            };
+            for i in 0..sec.size / size {
+                let start = i * size;
+                let relocs = sec.relocs_in(start, start + size);
+                let Some(first) = relocs.first() else { continue };
+                if !belongs_to_payload(p, plan, first) {
+                    continue;
+                }
+                let base = out.data.len() as u64;
+                out.data.extend_from_slice(sec.bytes(start, size));
+                out.data.resize((base + size) as usize, 0);
+                for r in relocs {
+                    out.relocs.push(Reloc {
+                        offset: r.offset - start + base,
+                        ..*r
+                    });
+                }
+                out.kept += 1;
+            }
+            if out.kept > 0 {
+                outs.push(out);
+            }
+        }
+        let mut grew = false;
+        for out in &outs {
+            for r in &out.relocs {
+                grew |= inc.follow(plan, out.source, r, resolver)?;
+            }
+        }
+        grew |= inc.close(plan, resolver)?;
+        if !grew {
+            return Ok(outs);
+        }
+    }
+}
+
+fn belongs_to_payload(p: &Object<'_>, plan: &Plan, r: &Reloc) -> bool {
+    match p.symbol(r.symbol).place {
+        Place::Section(s) => plan.is_included(s) && p.section(s).is_exec(),
+        _ => false,
+    }
+}

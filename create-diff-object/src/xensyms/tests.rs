@@ -1,0 +1,281 @@
+//! A fake xen-syms linked from small C files: same-named static functions
+//! in three files (one renamed to a path, as Xen's
+//! `CONFIG_ENFORCE_UNIQUE_SYMBOLS` build does), DWARF for struct sizes, and a
+//! build-id.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::*;
+
+pub(crate) const FILE_A: &str = r#"
+struct livepatch_expectation { unsigned char enabled:1, len:5, rsv:2; unsigned char data[31]; };
+struct livepatch_func { const char *name; void *new_addr; void *old_addr;
+    unsigned int new_size, old_size; unsigned char version; unsigned char _pad[39];
+    struct livepatch_expectation expect; };
+struct livepatch_func lp_probe_var;
+static int helper(int x) { return x + 1; }
+int a_entry(int x) { return helper(x); }
+static int counter;
+int *a_counter(void) { return &counter; }
+"#;
+const FILE_B: &str = r#"
+static int helper(int x) { return x * 2; }
+int b_entry(int x) { return helper(x); }
+void _start(void) {}
+"#;
+const FILE_C: &str = r#"
+static int helper(int x) { return x * 3; }
+int c_entry(int x) { return helper(x); }
+"#;
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run tool");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Build the fake xen-syms in `dir`; `debug` selects `-g`.
+pub(crate) fn fake_xen_syms(dir: &Path, debug: bool) -> PathBuf {
+    let mut objs = Vec::new();
+    for (name, text) in [("a", FILE_A), ("b", FILE_B), ("c", FILE_C)] {
+        let src = dir.join(format!("{name}.c"));
+        std::fs::write(&src, text).unwrap();
+        let obj = dir.join(format!("{name}.o"));
+        let mut cc = Command::new("cc");
+        cc.args(["-O0", "-fno-pie", "-c"])
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj);
+        if debug {
+            cc.arg("-g");
+        }
+        run(&mut cc);
+        objs.push(obj);
+    }
+    run(Command::new("objcopy")
+        .args(["--redefine-sym", "c.c=common/sub/c.c"])
+        .arg(&objs[2]));
+    let out = dir.join("xen-syms");
+    run(Command::new("cc")
+        .args([
+            "-nostdlib",
+            "-static",
+            "-no-pie",
+            "-Wl,--build-id=sha1",
+            "-o",
+        ])
+        .arg(&out)
+        .args(&objs));
+    out
+}
+
+#[test]
+fn lookups_by_name_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let syms = XenSyms::load(&fake_xen_syms(dir.path(), false)).unwrap();
+
+    let a = syms.lookup("helper", Some("a.c")).unwrap();
+    let b = syms.lookup("helper", Some("b.c")).unwrap();
+    assert_ne!(a.addr, b.addr);
+    assert_eq!(a.kind, SymKind::Func);
+    assert!(!a.global);
+    assert_eq!(syms.runtime_name(a), "a.c#helper");
+
+    // Suffix matches both ways: an absolute path and a shorter tail.
+    let c = syms
+        .lookup("helper", Some("/src/xen/common/sub/c.c"))
+        .unwrap();
+    assert_eq!(c.file.as_deref(), Some("common/sub/c.c"));
+    assert_eq!(syms.lookup("helper", Some("sub/c.c")).unwrap().addr, c.addr);
+    // A suffix that does not end at a path boundary does not match.
+    assert!(syms.lookup("helper", Some("b/c.c")).is_err());
+
+    // Without a file a local is not a match; the error lists candidates.
+    let err = syms.lookup("helper", None).unwrap_err().to_string();
+    assert!(
+        err.contains("a.c#helper") && err.contains("b.c#helper"),
+        "{err}"
+    );
+    let err = syms.lookup("helper", Some("d.c")).unwrap_err();
+    assert!(matches!(err, Error::Lookup { .. }));
+    assert!(matches!(
+        syms.lookup("nonexistent", None),
+        Err(Error::Lookup { .. })
+    ));
+
+    let g = syms.lookup("a_entry", None).unwrap();
+    assert!(g.global);
+    assert_eq!(syms.runtime_name(g), "a_entry");
+    let counter = syms.lookup("counter", Some("a.c")).unwrap();
+    assert_eq!(counter.kind, SymKind::Object);
+
+    // Runtime names resolve to the same symbols.
+    assert_eq!(
+        syms.resolve_runtime_name("b.c#helper").unwrap().addr,
+        b.addr
+    );
+    assert_eq!(
+        syms.resolve_runtime_name("common/sub/c.c#helper")
+            .unwrap()
+            .addr,
+        c.addr
+    );
+    assert_eq!(syms.resolve_runtime_name("a_entry").unwrap().addr, g.addr);
+    assert!(syms.resolve_runtime_name("helper").is_none());
+}
+
+#[test]
+fn build_id_matches_the_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fake_xen_syms(dir.path(), false);
+    let syms = XenSyms::load(&path).unwrap();
+    let id = syms.build_id().expect("build-id").to_vec();
+    assert_eq!(id.len(), 20);
+    assert_eq!(crate::notes::build_id_of_file(&path).unwrap(), id);
+    // Cross-check with readelf's own parse of the note.
+    let out = Command::new("readelf")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&crate::notes::to_hex(&id)), "{text}");
+}
+
+#[test]
+fn struct_sizes_from_dwarf() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = XenSyms::load(&fake_xen_syms(dir.path(), true)).unwrap();
+    assert_eq!(with.struct_size("livepatch_func"), Some(104));
+    assert_eq!(with.struct_size("livepatch_expectation"), Some(32));
+    assert_eq!(with.struct_size("nope"), None);
+    assert_eq!(
+        crate::abi::detect(&with, None).unwrap(),
+        crate::abi::Abi::LivepatchV2
+    );
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let without = XenSyms::load(&fake_xen_syms(dir2.path(), false)).unwrap();
+    assert_eq!(without.struct_size("livepatch_func"), None);
+    // No DWARF and no tree: a clear refusal.
+    let err = crate::abi::detect(&without, None).unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)), "{err}");
+}
+
+#[test]
+fn not_an_elf_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("junk");
+    std::fs::write(&p, b"\x7fELF garbage").unwrap();
+    assert!(matches!(XenSyms::load(&p), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        XenSyms::load(&dir.path().join("missing")),
+        Err(Error::Io { .. })
+    ));
+}
+
+#[test]
+fn shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<XenSyms>();
+}
+
+/// The top of the built Xen tree the real tier runs against.
+pub(crate) fn real_tree() -> PathBuf {
+    match std::env::var_os("XSPLICE_XEN_TREE") {
+        Some(p) => PathBuf::from(p),
+        None => panic!("XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree"),
+    }
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
+fn real_xen_syms() {
+    let tree = real_tree();
+    let path = tree.join("xen/xen-syms");
+    let syms = XenSyms::load(&path).unwrap();
+
+    let local = syms
+        .lookup("assign_integer_param", Some("common/kernel.c"))
+        .unwrap();
+    assert_eq!(local.kind, SymKind::Func);
+    assert_eq!(
+        syms.runtime_name(local),
+        "common/kernel.c#assign_integer_param"
+    );
+    assert_eq!(
+        syms.resolve_runtime_name("common/kernel.c#assign_integer_param")
+            .map(|s| s.addr),
+        Some(local.addr)
+    );
+    // An object built elsewhere may record an absolute source path.
+    let abs = format!("{}/xen/common/kernel.c", tree.display());
+    assert_eq!(
+        syms.lookup("assign_integer_param", Some(&abs))
+            .unwrap()
+            .addr,
+        local.addr
+    );
+
+    let global = syms.lookup("xen_extra_version", None).unwrap();
+    assert!(global.global && global.kind == SymKind::Func);
+    assert_eq!(syms.runtime_name(global), "xen_extra_version");
+    // Xen's own map lists runtime names: every entry we check must agree.
+    let map = std::fs::read_to_string(tree.join("xen/xen-syms.map")).unwrap();
+    let mut checked = 0;
+    for line in map.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(addr), Some(_ty), Some(name)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let addr = u64::from_str_radix(addr.trim_start_matches("0x"), 16).unwrap();
+        let sym = syms
+            .resolve_runtime_name(name)
+            .unwrap_or_else(|| panic!("{name} from xen-syms.map does not resolve"));
+        assert_eq!(sym.addr, addr, "{name}");
+        checked += 1;
+    }
+    assert!(checked > 5000, "only {checked} map entries");
+
+    let id = syms.build_id().unwrap();
+    let out = Command::new("readelf")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("Build ID: {}", crate::notes::to_hex(id))),
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
+fn real_abi_and_special_sizes() {
+    let tree = real_tree();
+    let syms = XenSyms::load(&tree.join("xen/xen-syms")).unwrap();
+    // 4.17 defconfig has no DWARF: both answers come from the tree.
+    assert_eq!(syms.struct_size("livepatch_func"), None);
+    assert_eq!(
+        crate::abi::detect(&syms, Some(&tree)).unwrap(),
+        crate::abi::Abi::LivepatchV2
+    );
+    assert_eq!(
+        crate::abi::detect(&syms, None).unwrap(),
+        crate::abi::Abi::LivepatchV2
+    );
+    let sizes = crate::abi::special_sizes(&syms, None).unwrap();
+    assert_eq!(
+        sizes,
+        crate::abi::SpecialSizes {
+            bug_frame: 8,
+            ex_table: 8,
+            alt_instr: 14
+        }
+    );
+}

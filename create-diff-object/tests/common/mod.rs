@@ -1,0 +1,327 @@
+//! Shared fixture machinery: compile a case's original and patched C file
+//! with Xen's x86 flags (plus -g), link a small fake xen-syms from the
+//! original objects, and read the payload the differ writes.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use create_diff_object::{AbiChoice, Options, XenSyms};
+use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
+use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
+
+/// The code-generation flags Xen 4.17 passes for x86 (from a `.o.cmd` of
+/// the tree), minus warnings and include paths, plus -g for DWARF.
+pub const XEN_CFLAGS: &[&str] = &[
+    "-m64",
+    "-O2",
+    "-g",
+    "-fno-strict-aliasing",
+    "-std=gnu99",
+    "-fomit-frame-pointer",
+    "-nostdinc",
+    "-fno-builtin",
+    "-fno-common",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-mindirect-branch=thunk-extern",
+    "-mindirect-branch-register",
+    "-fno-jump-tables",
+    "-mfunction-return=thunk-extern",
+    "-msoft-float",
+    "-fno-pie",
+    "-fno-stack-protector",
+    "-fno-exceptions",
+    "-fno-asynchronous-unwind-tables",
+    "-mno-red-zone",
+    "-fpic",
+    "-mno-mmx",
+    "-mno-sse",
+    "-mskip-rax-setup",
+    "-fcf-protection=branch",
+    "-mmanual-endbr",
+    "-mpreferred-stack-boundary=3",
+];
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/cdo")
+}
+
+fn cc() -> String {
+    std::env::var("CC").unwrap_or_else(|_| "cc".to_string())
+}
+
+/// Compile `src` (a file name relative to `dir`, so `STT_FILE` is that name) to `dir/<stem>.o`.
+pub fn compile(dir: &Path, src: &str) -> PathBuf {
+    let include = fixtures_dir().join("include");
+    let obj = dir.join(Path::new(src).with_extension("o"));
+    let out = Command::new(cc())
+        .current_dir(dir)
+        .args(XEN_CFLAGS)
+        .arg("-I")
+        .arg(&include)
+        .args(["-include", "xen_fixture.h", "-c", src, "-o"])
+        .arg(&obj)
+        .output()
+        .expect("running the C compiler");
+    assert!(
+        out.status.success(),
+        "compiling {src} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    obj
+}
+
+/// A compiled case: original and patched objects of one unit, and a fake
+/// xen-syms linked from the original objects.
+pub struct Case {
+    pub dir: tempfile::TempDir,
+    pub orig: PathBuf,
+    pub patched: PathBuf,
+    pub xen_syms: PathBuf,
+    pub out: PathBuf,
+}
+
+/// Build fixture `case`: `orig.c` and `patched_file` become `<unit>.c`;
+/// every other `.c` in the fixture directory is linked into xen-syms.
+pub fn build_case_with(case: &str, unit: &str, patched_file: &str) -> Case {
+    let src = fixtures_dir().join(case);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let orig_dir = dir.path().join("orig");
+    let patched_dir = dir.path().join("patched");
+    let other_dir = dir.path().join("other");
+    for d in [&orig_dir, &patched_dir, &other_dir] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let unit_c = format!("{unit}.c");
+    std::fs::copy(src.join("orig.c"), orig_dir.join(&unit_c)).expect("fixture orig.c");
+    std::fs::copy(src.join(patched_file), patched_dir.join(&unit_c)).expect("fixture patched file");
+    let orig = compile(&orig_dir, &unit_c);
+    let patched = compile(&patched_dir, &unit_c);
+    let mut link = vec![orig.clone()];
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".c") && !name.starts_with("orig") && !name.starts_with("patched") {
+            std::fs::copy(src.join(&name), other_dir.join(&name)).unwrap();
+            link.push(compile(&other_dir, &name));
+        }
+    }
+    std::fs::copy(
+        fixtures_dir().join("include/fixture_base.c"),
+        other_dir.join("fixture_base.c"),
+    )
+    .unwrap();
+    link.push(compile(&other_dir, "fixture_base.c"));
+    let xen_syms = dir.path().join("xen-syms");
+    let out = Command::new("ld")
+        .args(["--build-id=sha1", "-e", "_start", "-Ttext=0xffff82d040200000", "-o"])
+        .arg(&xen_syms)
+        .args(&link)
+        .output()
+        .expect("running ld");
+    assert!(
+        out.status.success(),
+        "linking xen-syms failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = dir.path().join("out.o");
+    Case {
+        dir,
+        orig,
+        patched,
+        xen_syms,
+        out,
+    }
+}
+
+pub fn build_case(case: &str) -> Case {
+    build_case_with(case, case, "patched.c")
+}
+
+pub fn opts(abi: AbiChoice) -> Options {
+    Options {
+        abi,
+        resolve: true,
+        debug: true,
+        xen_tree: None,
+    }
+}
+
+impl Case {
+    pub fn xen(&self) -> XenSyms {
+        XenSyms::load(&self.xen_syms).expect("loading fake xen-syms")
+    }
+    pub fn diff(&self, opts: &Options) -> Result<create_diff_object::Outcome, create_diff_object::Error> {
+        create_diff_object::diff_objects(&self.orig, &self.patched, &self.xen(), &self.out, opts)
+    }
+    pub fn payload(&self) -> Payload {
+        Payload::read(&self.out)
+    }
+}
+
+/// One relocation of the payload, with its target named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rel {
+    pub offset: u64,
+    pub r_type: u32,
+    /// Symbol name, or the section name for section symbols.
+    pub target: String,
+    pub addend: i64,
+    pub target_undefined: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sym {
+    pub name: String,
+    pub section: Option<String>,
+    pub global: bool,
+    pub kind: object::SymbolKind,
+    pub size: u64,
+    pub value: u64,
+}
+
+/// The payload's contents, read back with `object`.
+#[derive(Debug)]
+pub struct Payload {
+    pub sections: BTreeMap<String, Vec<u8>>,
+    pub flags: BTreeMap<String, u64>,
+    pub relocs: BTreeMap<String, Vec<Rel>>,
+    pub symbols: Vec<Sym>,
+}
+
+impl Payload {
+    pub fn read(path: &Path) -> Payload {
+        let data = std::fs::read(path).expect("reading the payload");
+        let file = ElfFile64::<object::Endianness>::parse(&*data).expect("payload parses as ELF64");
+        assert_eq!(file.elf_header().e_type(object::Endianness::Little), object::elf::ET_REL);
+        let mut sections = BTreeMap::new();
+        let mut flags = BTreeMap::new();
+        let mut relocs = BTreeMap::new();
+        for s in file.sections() {
+            let name = s.name().unwrap().to_string();
+            if name.is_empty() {
+                continue;
+            }
+            sections.insert(name.clone(), s.data().unwrap().to_vec());
+            flags.insert(name.clone(), s.elf_section_header().sh_flags(object::Endianness::Little));
+            let mut list = Vec::new();
+            for (offset, r) in s.relocations() {
+                let (target, undef) = match r.target() {
+                    RelocationTarget::Symbol(i) => {
+                        let sym = file.symbol_by_index(i).unwrap();
+                        if sym.kind() == object::SymbolKind::Section {
+                            let sec = file.section_by_index(sym.section_index().unwrap()).unwrap();
+                            (sec.name().unwrap().to_string(), false)
+                        } else {
+                            (sym.name().unwrap().to_string(), sym.is_undefined())
+                        }
+                    }
+                    other => panic!("unexpected relocation target {other:?}"),
+                };
+                let r_type = match r.flags() {
+                    object::RelocationFlags::Elf { r_type } => r_type,
+                    f => panic!("unexpected flags {f:?}"),
+                };
+                list.push(Rel {
+                    offset,
+                    r_type,
+                    target,
+                    addend: r.addend(),
+                    target_undefined: undef,
+                });
+            }
+            if !list.is_empty() {
+                relocs.insert(name, list);
+            }
+        }
+        let symbols = file
+            .symbols()
+            .map(|s| Sym {
+                name: s.name().unwrap_or("").to_string(),
+                section: s
+                    .section_index()
+                    .and_then(|i| file.section_by_index(i).ok())
+                    .map(|sec| sec.name().unwrap().to_string()),
+                global: s.is_global(),
+                kind: s.kind(),
+                size: s.size(),
+                value: s.address(),
+            })
+            .collect();
+        Payload {
+            sections,
+            flags,
+            relocs,
+            symbols,
+        }
+    }
+
+    pub fn has(&self, section: &str) -> bool {
+        self.sections.contains_key(section)
+    }
+    pub fn relocs(&self, section: &str) -> &[Rel] {
+        self.relocs.get(section).map(Vec::as_slice).unwrap_or(&[])
+    }
+    pub fn symbol(&self, name: &str) -> Option<&Sym> {
+        self.symbols.iter().find(|s| s.name == name)
+    }
+    /// Function-table entries as (name, new_addr target, old_addr, new_size, old_size, version).
+    pub fn funcs(&self, section: &str, entry_size: usize) -> Vec<FuncRow> {
+        let data = self.sections.get(section).cloned().unwrap_or_default();
+        assert_eq!(data.len() % entry_size, 0, "{section} size {} not a multiple of {entry_size}", data.len());
+        let strings = self
+            .sections
+            .iter()
+            .find(|(n, _)| n.ends_with(".strings"))
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default();
+        let relocs = self.relocs(section);
+        data.chunks(entry_size)
+            .enumerate()
+            .map(|(i, e)| {
+                let base = (i * entry_size) as u64;
+                let name_rel = relocs.iter().find(|r| r.offset == base).expect("name relocation");
+                let start = name_rel.addend as usize;
+                let end = strings[start..].iter().position(|&b| b == 0).unwrap() + start;
+                let new_rel = relocs.iter().find(|r| r.offset == base + 8).expect("new_addr relocation");
+                FuncRow {
+                    name: String::from_utf8(strings[start..end].to_vec()).unwrap(),
+                    new_addr_target: new_rel.target.clone(),
+                    old_addr: u64::from_le_bytes(e[16..24].try_into().unwrap()),
+                    new_size: u32::from_le_bytes(e[24..28].try_into().unwrap()),
+                    old_size: u32::from_le_bytes(e[28..32].try_into().unwrap()),
+                    version: e[32],
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuncRow {
+    pub name: String,
+    pub new_addr_target: String,
+    pub old_addr: u64,
+    pub new_size: u32,
+    pub old_size: u32,
+    pub version: u8,
+}
+
+/// `ld -r` must accept the payload (the driver links payloads with it).
+pub fn ld_accepts(path: &Path) {
+    let out = path.with_extension("ld.o");
+    let r = Command::new("ld").arg("-r").arg("-o").arg(&out).arg(path).output().expect("running ld");
+    assert!(r.status.success(), "ld -r rejected the payload:\n{}", String::from_utf8_lossy(&r.stderr));
+    let r = Command::new("readelf").arg("-aW").arg(path).output().expect("running readelf");
+    assert!(r.status.success(), "readelf -a failed");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!err.contains("Error") && !err.contains("Warning"), "readelf complains: {err}");
+}
+
+/// Address and size of `name` in the fake xen-syms.
+pub fn xen_symbol(case: &Case, name: &str, file: Option<&str>) -> (u64, u64) {
+    let xen = case.xen();
+    let s = xen.lookup(name, file).expect("symbol in xen-syms");
+    (s.addr, s.size)
+}

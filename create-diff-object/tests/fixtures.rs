@@ -1,0 +1,364 @@
+//! Fast tier: each test compiles one fixture pair from tests/cdo/ with
+//! Xen's x86 flags, links a fake xen-syms from the original objects, runs
+//! the differ and asserts on the payload ELF it writes (sections, function
+//! table entries, relocation targets), never on log text.
+
+mod common;
+
+use common::*;
+use create_diff_object::{Abi, AbiChoice, Error, Outcome};
+use object::elf;
+
+const V2: AbiChoice = AbiChoice::Fixed(Abi::LivepatchV2);
+
+fn written(case: &Case) -> create_diff_object::DiffReport {
+    match case.diff(&opts(V2)) {
+        Ok(Outcome::Written(r)) => r,
+        Ok(Outcome::NoChange(r)) => panic!("expected a payload, got no change: {r:?}"),
+        Err(e) => panic!("expected a payload, got error: {e}"),
+    }
+}
+
+fn no_change(case: &Case) -> create_diff_object::DiffReport {
+    match case.diff(&opts(V2)) {
+        Ok(Outcome::NoChange(r)) => {
+            assert!(!case.out.exists(), "no output may be written on no change");
+            r
+        }
+        Ok(Outcome::Written(r)) => panic!("expected no change, got a payload: {r:?}"),
+        Err(e) => panic!("expected no change, got error: {e}"),
+    }
+}
+
+#[test]
+fn changed_function_gets_one_entry() {
+    let case = build_case("changed_function");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let funcs = p.funcs(".livepatch.funcs", 104);
+    let (addr, size) = xen_symbol(&case, "add_limit", None);
+    assert_eq!(funcs.len(), 1);
+    assert_eq!(funcs[0].name, "add_limit");
+    assert_eq!(funcs[0].new_addr_target, "add_limit");
+    assert_eq!(u64::from(funcs[0].old_size), size);
+    assert_eq!(funcs[0].old_addr, addr, "--resolve fills old_addr");
+    assert_eq!(funcs[0].version, 2);
+    assert_eq!(report.changed_functions.len(), 1);
+    assert!(p.has(".text.add_limit"));
+    assert!(!p.has(".text.untouched"), "unchanged code stays out");
+    let sym = p.symbol("add_limit").expect("replacement symbol");
+    assert_eq!(sym.section.as_deref(), Some(".text.add_limit"));
+    // The global it reads is Xen's.
+    let rels = p.relocs(".text.add_limit");
+    assert!(rels.iter().any(|r| r.target == "limit" && r.target_undefined), "{rels:?}");
+    assert!(!p.has(".data.limit"));
+    assert!(p.flags[".livepatch.funcs"] & u64::from(elf::SHF_WRITE) != 0);
+}
+
+#[test]
+fn unchanged_object_is_no_change() {
+    let case = build_case("unchanged");
+    let r = no_change(&case);
+    assert!(r.init_only_changes.is_empty());
+}
+
+#[test]
+fn object_against_itself_is_no_change() {
+    let case = build_case("changed_function");
+    let xen = case.xen();
+    let out = create_diff_object::diff_objects(&case.orig, &case.orig, &xen, &case.out, &opts(V2)).unwrap();
+    assert!(matches!(out, Outcome::NoChange(_)));
+}
+
+#[test]
+fn new_static_helper_is_included_without_entry() {
+    let case = build_case("new_static_helper");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let funcs = p.funcs(".livepatch.funcs", 104);
+    assert_eq!(funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["compute"]);
+    assert_eq!(report.new_functions, ["clamp_helper"]);
+    let helper = p.symbol("clamp_helper").expect("new helper defined in the payload");
+    assert!(!helper.global);
+    assert_eq!(helper.section.as_deref(), Some(".text.clamp_helper"));
+    let rels = p.relocs(".text.compute");
+    assert!(
+        rels.iter().any(|r| r.target == "clamp_helper" && !r.target_undefined),
+        "the call goes to the payload's helper: {rels:?}"
+    );
+}
+
+#[test]
+fn new_global_variables_are_included() {
+    let case = build_case("new_global_var");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    for (var, sec) in [("record_count", ".bss.record_count"), ("record_step", ".data.record_step")] {
+        let s = p.symbol(var).unwrap_or_else(|| panic!("{var} defined"));
+        assert!(s.global, "{var} stays global");
+        assert_eq!(s.section.as_deref(), Some(sec));
+        assert!(p.relocs(".text.record").iter().any(|r| r.target == var && !r.target_undefined));
+    }
+    assert_eq!(p.sections[".data.record_step"], 3i32.to_le_bytes());
+}
+
+#[test]
+fn changed_string_literal_changes_the_function() {
+    let case = build_case("changed_string");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let funcs = p.funcs(".livepatch.funcs", 104);
+    assert_eq!(funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["greet"]);
+    let (pool, data) = p
+        .sections
+        .iter()
+        .find(|(n, _)| n.starts_with(".rodata") && n.contains("str"))
+        .expect("string pool included");
+    assert!(data.windows(7).any(|w| w == b"goodbye"), "{pool} holds the new string");
+    assert!(p.relocs(".text.greet").iter().any(|r| &r.target == pool));
+    assert!(p.relocs(".text.greet").iter().any(|r| r.target == "printk" && r.target_undefined));
+}
+
+#[test]
+fn static_local_is_correlated_and_referred_to_by_original_name() {
+    let case = build_case("static_local");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(report.changed_functions.len(), 1);
+    assert_eq!(report.changed_functions[0].name, "bump");
+    // The original object's name of the static, qualified by its file.
+    let orig_data = std::fs::read(&case.orig).unwrap();
+    let orig = object::File::parse(&*orig_data).unwrap();
+    use object::{Object, ObjectSymbol};
+    let calls = orig
+        .symbols()
+        .find(|s| s.name().unwrap().starts_with("calls."))
+        .expect("calls.N in the original")
+        .name()
+        .unwrap()
+        .to_string();
+    let want = format!("static_local.c#{calls}");
+    let rels = p.relocs(".text.bump");
+    assert!(rels.iter().any(|r| r.target == want && r.target_undefined), "want {want}: {rels:?}");
+    assert!(!p.sections.keys().any(|n| n.contains("calls")), "the variable is not copied");
+}
+
+#[test]
+fn changed_clones_are_named_by_file() {
+    let case = build_case("clone");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let mut names: Vec<String> = p.funcs(".livepatch.funcs", 104).into_iter().map(|f| f.name).collect();
+    names.sort();
+    assert_eq!(names, ["clone.c#scale.constprop.0", "clone.c#weigh.isra.0"]);
+    let (_, size) = xen_symbol(&case, "weigh.isra.0", Some("clone.c"));
+    let row = p
+        .funcs(".livepatch.funcs", 104)
+        .into_iter()
+        .find(|f| f.name == "clone.c#weigh.isra.0")
+        .unwrap();
+    assert_eq!(u64::from(row.old_size), size);
+}
+
+#[test]
+fn bug_frame_line_only_change_is_no_change() {
+    let case = build_case("bug_frames");
+    no_change(&case);
+}
+
+#[test]
+fn bug_frames_of_changed_function_are_kept() {
+    let case = build_case_with("bug_frames", "bug_frames", "patched_code.c");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let funcs = p.funcs(".livepatch.funcs", 104);
+    assert_eq!(funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["checked"]);
+    // checked() has one BUG and one WARN frame; asserted()'s frame is dropped.
+    assert_eq!(p.sections[".bug_frames.2"].len(), 8);
+    assert_eq!(p.sections[".bug_frames.1"].len(), 8);
+    assert!(!p.has(".bug_frames.3"), "the unchanged function's assertion frame is not kept");
+    for sec in [".bug_frames.1", ".bug_frames.2"] {
+        let rels = p.relocs(sec);
+        assert_eq!(rels.len(), 2, "{sec}: {rels:?}");
+        assert_eq!(rels[0].offset, 0);
+        assert!(
+            rels[0].target == ".text.checked" || rels[0].target == "checked",
+            "{sec} points at the payload's checked(): {rels:?}"
+        );
+        assert!(!rels[0].target_undefined);
+        // The line rides in the addend's top bits.
+        assert!(rels[0].addend >> 24 != 0 || rels[1].addend >> 24 != 0);
+    }
+}
+
+#[test]
+fn ex_table_entry_of_changed_function_is_kept() {
+    let case = build_case("ex_table");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(p.sections[".ex_table"].len(), 8, "one entry of 8 bytes");
+    let rels = p.relocs(".ex_table");
+    assert_eq!(rels.len(), 2);
+    for r in rels {
+        assert!(r.target == ".text.safe_read" || r.target == "safe_read", "{rels:?}");
+        assert!(!r.target_undefined);
+    }
+}
+
+#[test]
+fn alternative_entry_of_changed_function_is_kept() {
+    let case = build_case("alternative");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(p.sections[".altinstructions"].len(), 14, "one 14-byte alt_instr");
+    let rels = p.relocs(".altinstructions");
+    assert_eq!(rels.len(), 2, "{rels:?}");
+    assert!(rels[0].target == ".text.fenced" || rels[0].target == "fenced");
+    assert_eq!(rels[1].target, ".altinstr_replacement");
+    assert!(p.has(".altinstr_replacement"));
+    // cpuid field of the kept entry is the changed function's (123).
+    let entry = &p.sections[".altinstructions"];
+    assert_eq!(u16::from_le_bytes([entry[8], entry[9]]), 123);
+}
+
+#[test]
+fn hooks_and_their_functions_are_included() {
+    let case = build_case("hooks");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert!(!p.has(".livepatch.funcs"), "nothing changed, only hooks");
+    assert!(report.changed_functions.is_empty());
+    for (sec, func) in [
+        (".livepatch.hooks.load", "on_load"),
+        (".livepatch.hooks.apply", "on_apply"),
+        (".livepatch.hooks.revert", "on_revert"),
+    ] {
+        assert_eq!(p.sections[sec].len(), 8, "{sec}");
+        let rels = p.relocs(sec);
+        assert_eq!(rels.len(), 1);
+        assert_eq!(rels[0].r_type, elf::R_X86_64_64);
+        assert!(!rels[0].target_undefined, "{sec} points into the payload");
+        assert!(rels[0].target == func || rels[0].target == format!(".text.{func}"), "{rels:?}");
+        assert!(p.symbol(func).is_some(), "{func} is in the payload");
+    }
+}
+
+#[test]
+fn changed_initialiser_is_refused() {
+    let case = build_case("changed_initialiser");
+    match case.diff(&opts(V2)) {
+        Err(Error::NotPatchable { refusals, .. }) => {
+            assert!(refusals.iter().any(|r| r.symbol == "threshold" && r.section == ".data.threshold"), "{refusals:?}");
+            assert!(refusals.iter().all(|r| !r.hint.is_empty()));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(!case.out.exists());
+}
+
+#[test]
+fn init_only_change_is_no_change_and_says_so() {
+    let case = build_case("init_only");
+    let r = no_change(&case);
+    assert_eq!(r.init_only_changes, ["setup_thing"]);
+}
+
+#[test]
+fn static_of_same_name_is_looked_up_by_file() {
+    let case = build_case_with("same_static", "b", "patched.c");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let funcs = p.funcs(".livepatch.funcs", 104);
+    assert_eq!(funcs.len(), 1);
+    assert_eq!(funcs[0].name, "b.c#helper");
+    let (addr, size) = xen_symbol(&case, "helper", Some("b.c"));
+    let (other_addr, _) = xen_symbol(&case, "helper", Some("a.c"));
+    assert_ne!(addr, other_addr);
+    assert_eq!(funcs[0].old_addr, addr);
+    assert_eq!(u64::from(funcs[0].old_size), size);
+}
+
+#[test]
+fn assembly_section_with_several_functions() {
+    let case = build_case("asm_multi");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let funcs = p.funcs(".livepatch.funcs", 104);
+    assert_eq!(funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["pair_two"]);
+    let two = p.symbol("pair_two").unwrap();
+    assert_eq!(two.section.as_deref(), Some(".text.pair"));
+    assert_ne!(two.value, 0, "keeps its offset in the section");
+    assert!(p.symbol("pair_one").is_none(), "the unchanged neighbour is not redefined");
+}
+
+#[test]
+fn xsplice_and_livepatch_v2_layouts() {
+    let case = build_case("changed_function");
+    let xs = case.diff(&opts(AbiChoice::Fixed(Abi::Xsplice))).unwrap();
+    assert!(matches!(xs, Outcome::Written(_)));
+    let p = case.payload();
+    assert!(p.has(".xsplice.funcs") && !p.has(".livepatch.funcs"));
+    let rows = p.funcs(".xsplice.funcs", 64);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].version, 1);
+    assert_eq!(rows[0].name, "add_limit");
+    ld_accepts(&case.out);
+
+    case.diff(&opts(V2)).unwrap();
+    let p = case.payload();
+    assert!(p.has(".livepatch.funcs") && !p.has(".xsplice.funcs"));
+    let rows = p.funcs(".livepatch.funcs", 104);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].version, 2);
+}
+
+#[test]
+fn without_resolve_old_addr_is_zero() {
+    let case = build_case("changed_function");
+    let mut o = opts(V2);
+    o.resolve = false;
+    case.diff(&o).unwrap();
+    let rows = case.payload().funcs(".livepatch.funcs", 104);
+    assert_eq!(rows[0].old_addr, 0);
+    assert_ne!(rows[0].old_size, 0);
+}
+
+#[test]
+fn corrupt_inputs_are_errors() {
+    let case = build_case("changed_function");
+    let data = std::fs::read(&case.orig).unwrap();
+    let xen = case.xen();
+    let dir = case.dir.path();
+    // Truncated at several points: never a panic, always Malformed.
+    for cut in [0, 10, 63, 64, 200, data.len() / 2, data.len() - 1] {
+        let bad = dir.join(format!("trunc{cut}.o"));
+        std::fs::write(&bad, &data[..cut]).unwrap();
+        let r = create_diff_object::diff_objects(&bad, &case.patched, &xen, &case.out, &opts(V2));
+        match r {
+            Err(e @ Error::Malformed { .. }) => assert_eq!(e.exit_code(), 1),
+            other => panic!("cut at {cut}: expected Malformed, got {other:?}"),
+        }
+    }
+    // Wrong machine (AArch64).
+    let mut arm = data.clone();
+    arm[18..20].copy_from_slice(&183u16.to_le_bytes());
+    let bad = dir.join("arm.o");
+    std::fs::write(&bad, &arm).unwrap();
+    let r = create_diff_object::diff_objects(&case.orig, &bad, &xen, &case.out, &opts(V2));
+    assert!(matches!(r, Err(Error::Malformed { .. })), "{r:?}");
+    // An executable is not ET_REL.
+    let r = create_diff_object::diff_objects(&case.xen_syms, &case.patched, &xen, &case.out, &opts(V2));
+    assert!(matches!(r, Err(Error::Malformed { .. })), "{r:?}");
+}

@@ -1,0 +1,496 @@
+//! Base build (cached) and patched build.
+//!
+//! The base build is a normal Xen build of a private copy of the user's
+//! tree, with the build date/host strings pinned so that it reproduces the
+//! hypervisor bit for bit. It lives in the cache under a key made from the
+//! sources, the .config, the toolchain and the build flags, and is made in
+//! a temporary directory renamed into place only when complete, so an
+//! interrupted run never leaves a half-built entry.
+//!
+//! The patched build runs in a fresh copy of the cached base: the patch is
+//! applied, then only the objects that include a touched file are rebuilt
+//! (found in the base build's `.*.o.cmd` dependency lists) with make's own
+//! single-object targets; when that cannot be decided safely (Makefiles,
+//! Kconfig, generated files, new files), an ordinary incremental make runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::hash::Sha256;
+use crate::progress::Log;
+use crate::tree::{self, Touch, Touched};
+use crate::Error;
+
+/// The build strings Xen embeds, and the values used when the environment
+/// does not set them (the same as ci/xen-tree).
+pub const PINNED_ENV: [(&str, &str); 5] = [
+    ("XEN_BUILD_DATE", "Thu Jan  1 00:00:00 UTC 2026"),
+    ("XEN_BUILD_TIME", "00:00:00"),
+    ("XEN_BUILD_HOST", "xsplice-build"),
+    ("XEN_WHOAMI", "xsplice"),
+    ("XEN_DOMAIN", "example.org"),
+];
+
+/// Environment variables that change what the hypervisor build produces.
+const BUILD_ENV: [&str; 7] =
+    ["CC", "LD", "CROSS_COMPILE", "XEN_TARGET_ARCH", "EXTRA_CFLAGS_XEN_CORE", "OBJCOPY", "CLANG"];
+
+/// Bump when the cache layout or the build recipe changes.
+const CACHE_FORMAT: &str = "xsplice-build base cache v1";
+
+/// The pinned build strings: the environment's values, else the defaults.
+pub fn pinned_env() -> Vec<(&'static str, String)> {
+    PINNED_ENV
+        .iter()
+        .map(|(k, v)| (*k, std::env::var(k).unwrap_or_else(|_| (*v).to_string())))
+        .collect()
+}
+
+/// How make is run (shared by base and patched builds, so the recorded
+/// compile commands match and nothing is rebuilt needlessly).
+#[derive(Debug, Clone)]
+pub struct MakeConfig {
+    pub jobs: usize,
+    pub xen_debug: bool,
+}
+
+impl MakeConfig {
+    pub fn command(&self, xen_dir: &Path) -> Command {
+        let mut cmd = Command::new(std::env::var("MAKE").unwrap_or_else(|_| "make".into()));
+        cmd.arg("-C").arg(xen_dir).arg(format!("-j{}", self.jobs.max(1)));
+        if self.xen_debug {
+            cmd.arg("debug=y");
+        }
+        for (k, v) in pinned_env() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+}
+
+/// The cache root: `--cache-dir`, `$XSPLICE_CACHE_DIR`, `$XDG_CACHE_HOME/xsplice-build`,
+/// `~/.cache/xsplice-build`.
+pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
+    if let Some(p) = opt {
+        return Ok(p.to_path_buf());
+    }
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(p) = env("XSPLICE_CACHE_DIR") {
+        return Ok(p);
+    }
+    if let Some(p) = env("XDG_CACHE_HOME") {
+        return Ok(p.join("xsplice-build"));
+    }
+    if let Some(home) = env("HOME") {
+        return Ok(home.join(".cache/xsplice-build"));
+    }
+    Err(Error::Input("no cache directory: set --cache-dir, XSPLICE_CACHE_DIR or HOME".into()))
+}
+
+fn tool_version(program: &str) -> String {
+    match Command::new(program).arg("--version").output() {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).to_string(),
+        Err(e) => format!("{program}: {e}"),
+    }
+}
+
+/// The cache key: sources, .config, toolchain versions, flags and pinned strings.
+pub fn base_key(srcdir: &Path, config: &[u8], make: &MakeConfig) -> Result<String, Error> {
+    let mut h = Sha256::new();
+    h.field(CACHE_FORMAT.as_bytes());
+    tree::hash_tree(srcdir, &mut h)?;
+    h.field(b"config");
+    h.field(config);
+    let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
+    let cc = std::env::var("CC").unwrap_or_else(|_| format!("{cross}gcc"));
+    let ld = std::env::var("LD").unwrap_or_else(|_| format!("{cross}ld"));
+    h.field(tool_version(&cc).as_bytes());
+    h.field(tool_version(&ld).as_bytes());
+    for k in BUILD_ENV {
+        h.field(k.as_bytes());
+        h.field(std::env::var(k).unwrap_or_default().as_bytes());
+    }
+    for (k, v) in pinned_env() {
+        h.field(k.as_bytes());
+        h.field(v.as_bytes());
+    }
+    h.field(if make.xen_debug { b"debug=y" } else { b"debug=" });
+    Ok(h.finish_hex())
+}
+
+/// A complete base build in the cache.
+#[derive(Debug, Clone)]
+pub struct BaseBuild {
+    pub key: String,
+    /// Top of the built tree (holds `xen/`).
+    pub tree: PathBuf,
+    pub xen_syms: PathBuf,
+    /// True when it was already in the cache.
+    pub cached: bool,
+}
+
+impl BaseBuild {
+    pub fn xen_dir(&self) -> PathBuf {
+        self.tree.join("xen")
+    }
+}
+
+const COMPLETE_MARKER: &str = "complete";
+
+/// The cached base build for `key`, building it if missing.
+pub fn ensure_base(
+    cache: &Path,
+    key: &str,
+    srcdir: &Path,
+    config: &[u8],
+    make: &MakeConfig,
+    log: &Log,
+) -> Result<BaseBuild, Error> {
+    let entry = cache.join(key);
+    let found = |cached| BaseBuild {
+        key: key.to_string(),
+        tree: entry.join("tree"),
+        xen_syms: entry.join("tree/xen/xen-syms"),
+        cached,
+    };
+    if entry.join(COMPLETE_MARKER).is_file() {
+        log.line(&format!("base build: cache hit {}", entry.display()));
+        return Ok(found(true));
+    }
+    fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
+    remove_stale_temps(cache, log);
+    // A half-made entry without the marker cannot be trusted.
+    if entry.exists() {
+        fs::remove_dir_all(&entry).map_err(|e| Error::io(&entry, e))?;
+    }
+    let tmp = cache.join(format!("tmp.{}.{}", std::process::id(), key));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let result = build_base_in(&tmp, srcdir, config, make, log);
+    if let Err(e) = result {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    write_file(&tmp.join(COMPLETE_MARKER), format!("{key}\n").as_bytes())?;
+    match fs::rename(&tmp, &entry) {
+        Ok(()) => Ok(found(false)),
+        // Another run completed the same base first: use it.
+        Err(_) if entry.join(COMPLETE_MARKER).is_file() => {
+            let _ = fs::remove_dir_all(&tmp);
+            Ok(found(false))
+        }
+        Err(e) => Err(Error::io(&entry, e)),
+    }
+}
+
+fn build_base_in(tmp: &Path, srcdir: &Path, config: &[u8], make: &MakeConfig, log: &Log) -> Result<(), Error> {
+    let tree = tmp.join("tree");
+    tree::copy_tree(srcdir, &tree, log)?;
+    let xen = tree.join("xen");
+    // The user's tree may be built in place: start from sources only.
+    log.run(make.command(&xen).arg("distclean"), "make distclean in the private copy")?;
+    write_file(&xen.join(".config"), config)?;
+    log.run(make.command(&xen).arg("olddefconfig"), "make olddefconfig")?;
+    let synced = fs::read(xen.join(".config")).map_err(|e| Error::io(xen.join(".config"), e))?;
+    if !tree::config_enables_livepatch(&synced) {
+        return Err(Error::Input(
+            "CONFIG_LIVEPATCH=y does not survive `make olddefconfig` (a dependency is missing from the .config)".into(),
+        ));
+    }
+    log.run(&mut make.command(&xen), "base build (make)")?;
+    if !xen.join("xen-syms").is_file() {
+        return Err(Error::Command { what: "base build produced no xen/xen-syms".into(), log: Some(log.path().into()) });
+    }
+    Ok(())
+}
+
+/// Remove temporary build directories of runs that no longer exist
+/// (killed mid-build).
+fn remove_stale_temps(cache: &Path, log: &Log) {
+    let Ok(dir) = fs::read_dir(cache) else { return };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix("tmp.") else { continue };
+        let pid = rest.split('.').next().unwrap_or("");
+        let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+        if !alive {
+            log.line(&format!("removing stale {}", e.path().display()));
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+pub fn write_file(path: &Path, data: &[u8]) -> Result<(), Error> {
+    fs::write(path, data).map_err(|e| Error::io(path, e))
+}
+
+/// What the patched build changed, as object paths under `xen/`.
+#[derive(Debug, Clone, Default)]
+pub struct PatchedBuild {
+    /// Objects in both builds whose bytes differ.
+    pub changed: Vec<String>,
+    /// Objects only in the patched build.
+    pub new: Vec<String>,
+    /// Objects make was asked to build (empty after a full make).
+    pub recompiled: Vec<String>,
+    /// True when a full incremental make ran (the fast path was unsure).
+    pub full_make: bool,
+    /// Why the fast path was not taken.
+    pub full_make_reason: Option<String>,
+}
+
+/// Apply the patch to `work` (a fresh copy of the base) and rebuild what it affects.
+pub fn patched_build(
+    base: &BaseBuild,
+    work: &Path,
+    patch: &Path,
+    touched: &[Touched],
+    srcdir: &Path,
+    make: &MakeConfig,
+    log: &Log,
+) -> Result<PatchedBuild, Error> {
+    // Files outside the copied part of the tree (tools/, docs/) do not
+    // affect the hypervisor but must exist for the patch to apply.
+    for t in touched {
+        let dst = work.join(&t.path);
+        let src = srcdir.join(&t.path);
+        if t.touch != Touch::Created && !dst.exists() && src.is_file() {
+            if let Some(parent) = dst.parent() {
+                fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            fs::copy(&src, &dst).map_err(|e| Error::io(&dst, e))?;
+        }
+    }
+    log.run(&mut tree::patch_command(work, patch), "applying the patch to the private copy")?;
+
+    let xen = work.join("xen");
+    let deps = DepIndex::load(&base.xen_dir());
+    let mut out = PatchedBuild::default();
+    match deps.affected_objects(touched) {
+        Ok(targets) => {
+            if !targets.is_empty() {
+                let mut cmd = make.command(&xen);
+                cmd.args(&targets);
+                log.run(&mut cmd, "patched build (make of the affected objects)")?;
+            }
+            out.recompiled = targets;
+        }
+        Err(reason) => {
+            log.line(&format!("full incremental make: {reason}"));
+            log.run(&mut make.command(&xen), "patched build (make)")?;
+            out.full_make = true;
+            out.full_make_reason = Some(reason);
+        }
+    }
+    let linked = linked_objects(&xen);
+    let candidates: BTreeSet<String> = if out.full_make {
+        all_objects(&xen)
+    } else {
+        out.recompiled.iter().cloned().collect()
+    };
+    for obj in candidates {
+        if is_ignored_object(&obj) {
+            continue;
+        }
+        if let Some(linked) = &linked {
+            if !linked.contains(&obj) {
+                continue;
+            }
+        } else if xen.join(init_variant(&obj)).is_file() && obj != init_variant(&obj) {
+            // X.o is only an intermediate of X.init.o.
+            continue;
+        }
+        let new_path = xen.join(&obj);
+        let old_path = base.xen_dir().join(&obj);
+        if !new_path.is_file() {
+            continue;
+        }
+        if !old_path.is_file() {
+            out.new.push(obj);
+        } else if !same_bytes(&old_path, &new_path)? {
+            out.changed.push(obj);
+        }
+    }
+    Ok(out)
+}
+
+/// Objects that are never part of a payload: link aggregates and the EFI compiler probe.
+fn is_ignored_object(obj: &str) -> bool {
+    obj.ends_with("built_in.o") || obj == "prelink.o" || obj == "arch/x86/efi/check.o"
+}
+
+fn init_variant(obj: &str) -> String {
+    match obj.strip_suffix(".o") {
+        Some(stem) if !stem.ends_with(".init") => format!("{stem}.init.o"),
+        _ => obj.to_string(),
+    }
+}
+
+fn same_bytes(a: &Path, b: &Path) -> Result<bool, Error> {
+    let ma = fs::metadata(a).map_err(|e| Error::io(a, e))?;
+    let mb = fs::metadata(b).map_err(|e| Error::io(b, e))?;
+    if ma.len() != mb.len() {
+        return Ok(false);
+    }
+    let da = fs::read(a).map_err(|e| Error::io(a, e))?;
+    let db = fs::read(b).map_err(|e| Error::io(b, e))?;
+    Ok(da == db)
+}
+
+/// Every `*.o` under `xen_dir`, relative to it.
+pub fn all_objects(xen_dir: &Path) -> BTreeSet<String> {
+    walkdir::WalkDir::new(xen_dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(".o"))
+        .filter_map(|e| e.path().strip_prefix(xen_dir).ok().map(|p| p.to_string_lossy().to_string()))
+        .collect()
+}
+
+/// The leaf objects linked into xen-syms, from the link commands make
+/// recorded (`.prelink.o.cmd` → `built_in.o` → objects, and archive
+/// members). `None` when the tree does not record them.
+pub fn linked_objects(xen_dir: &Path) -> Option<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec!["prelink.o".to_string()];
+    let mut seen = BTreeSet::new();
+    while let Some(target) = stack.pop() {
+        if !seen.insert(target.clone()) {
+            continue;
+        }
+        let cmd_file = cmd_file_for(xen_dir, &target);
+        let text = fs::read_to_string(&cmd_file).ok()?;
+        let line = text.lines().find(|l| l.starts_with("cmd_"))?;
+        let (_, command) = line.split_once(":=")?;
+        let mut after_o = false;
+        for tok in command.split_whitespace() {
+            if after_o {
+                after_o = false;
+                continue;
+            }
+            if tok == "-o" {
+                after_o = true;
+                continue;
+            }
+            let tok = tok.trim_end_matches(';').trim_start_matches("./");
+            if tok == target {
+                continue;
+            }
+            if tok.ends_with("built_in.o") || tok.ends_with(".a") {
+                stack.push(tok.to_string());
+            } else if tok.ends_with(".o") {
+                out.insert(tok.to_string());
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn cmd_file_for(xen_dir: &Path, target: &str) -> PathBuf {
+    let p = Path::new(target);
+    let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+    xen_dir.join(dir).join(format!(".{name}.cmd"))
+}
+
+/// What each build target read, from make's recorded `.*.cmd` / `.*.d` files.
+#[derive(Debug, Default)]
+pub struct DepIndex {
+    /// target (relative to xen/) → files it depends on (relative to xen/ where possible).
+    targets: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl DepIndex {
+    pub fn load(xen_dir: &Path) -> DepIndex {
+        let mut idx = DepIndex::default();
+        for e in walkdir::WalkDir::new(xen_dir).into_iter().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !e.file_type().is_file() || !name.starts_with('.') {
+                continue;
+            }
+            let Some(rel_dir) = e.path().parent().and_then(|p| p.strip_prefix(xen_dir).ok()) else { continue };
+            let target = if let Some(t) = name.strip_suffix(".cmd") {
+                t[1..].to_string()
+            } else if let Some(t) = name.strip_suffix(".d") {
+                t[1..].to_string()
+            } else {
+                continue;
+            };
+            let target = rel_dir.join(&target).to_string_lossy().to_string();
+            let Ok(text) = fs::read_to_string(e.path()) else { continue };
+            let deps = idx.targets.entry(target).or_default();
+            for tok in text.split_whitespace() {
+                let tok = tok.trim_end_matches(':').trim_end_matches(')').trim_start_matches("./");
+                if tok.is_empty() || tok.starts_with('-') || tok.starts_with('$') || tok.contains('=') {
+                    continue;
+                }
+                if tok.contains('/') || tok.contains('.') {
+                    deps.insert(tok.to_string());
+                }
+            }
+        }
+        idx
+    }
+
+    /// The objects to rebuild for `touched`, or why a full make is needed.
+    pub fn affected_objects(&self, touched: &[Touched]) -> Result<Vec<String>, String> {
+        if self.targets.is_empty() {
+            return Err("the base build recorded no dependency files".into());
+        }
+        let mut objs: BTreeSet<String> = BTreeSet::new();
+        for t in touched {
+            let path = t.path.to_string_lossy().to_string();
+            let Some(rel) = path.strip_prefix("xen/") else {
+                let top = !path.contains('/');
+                if top || path.starts_with("config/") || path.starts_with("scripts/") || path.starts_with("tools/flask/") {
+                    return Err(format!("the patch touches {path}, which the build reads"));
+                }
+                continue; // tools/, docs/: not part of the hypervisor
+            };
+            if t.touch != Touch::Modified {
+                return Err(format!("the patch creates or deletes {path}"));
+            }
+            let is_source = [".c", ".h", ".S"].iter().any(|e| rel.ends_with(e));
+            if !is_source || rel.starts_with("include/public/") {
+                return Err(format!("the patch touches {path} (not a plain C source or header)"));
+            }
+            for (target, deps) in &self.targets {
+                if !deps.iter().any(|d| d == rel || d.ends_with(&format!("/xen/{rel}"))) {
+                    continue;
+                }
+                if target.ends_with(".o") && !target.ends_with("built_in.o") && target != "prelink.o" {
+                    objs.insert(target.clone());
+                } else if target.ends_with(".a") {
+                    continue;
+                } else {
+                    return Err(format!("{path} is read by the generated file {target}"));
+                }
+            }
+        }
+        // Objects derived from affected ones (X.init.o from X.o).
+        loop {
+            let extra: Vec<String> = self
+                .targets
+                .iter()
+                .filter(|(t, deps)| {
+                    t.ends_with(".o")
+                        && !t.ends_with("built_in.o")
+                        && *t != "prelink.o"
+                        && !objs.contains(*t)
+                        && deps.iter().any(|d| objs.contains(d))
+                })
+                .map(|(t, _)| t.clone())
+                .collect();
+            if extra.is_empty() {
+                break;
+            }
+            objs.extend(extra);
+        }
+        objs.remove("arch/x86/efi/check.o");
+        Ok(objs.into_iter().collect())
+    }
+}

@@ -1,0 +1,142 @@
+//! Command-line interface: flags of the C lineage's `livepatch-build`,
+//! plus the `verify` and `samples` subcommands. Parsing only; the work is
+//! in `pipeline`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{BuildOptions, Skip};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  the payload was built (DIR/NAME.livepatch)
+  1  error: bad input, build failure, tool failure (details in DIR/build.log)
+  2  the patch changes something that cannot be live-patched (every refusal is listed)
+  3  the patch makes no functional change to the hypervisor
+
+The user's source tree is never modified: builds run in a private copy. The
+base build (unpatched tree + .config + compiler) is cached, so the next patch
+against the same base only compiles what the patch touches.
+Cache: --cache-dir, else $XSPLICE_CACHE_DIR, $XDG_CACHE_HOME/xsplice-build,
+~/.cache/xsplice-build.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xsplice-build",
+    version,
+    about = "Build a Xen live-patch payload from a Xen source tree and a patch",
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check payloads the way the hypervisor's loader does, offline.
+    Verify(crate::verify::VerifyArgs),
+    /// Build every sample patch in sample-patches/ and check the results.
+    Samples(crate::samples::SamplesArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SkipArg {
+    /// Reuse the previous run's objects in DIR: diff and link only.
+    Build,
+    /// Reuse the previous run's diff outputs in DIR: link only.
+    Diff,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Top of the Xen source tree (the directory holding xen/); never modified.
+    #[arg(short = 's', long, value_name = "XEN", required = true)]
+    pub srcdir: Option<PathBuf>,
+    /// The patch to build (applied with `patch -p1` from the top of the tree).
+    #[arg(short = 'p', long, value_name = "PATCH", required = true)]
+    pub patch: Option<PathBuf>,
+    /// The .config the running hypervisor was built with (default: XEN/xen/.config).
+    #[arg(short = 'c', long, value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Output directory (payload, build.log, intermediate objects).
+    #[arg(short = 'o', long, value_name = "DIR", default_value = "livepatch-out")]
+    pub output: PathBuf,
+    /// Parallel jobs for make and diffing (default: number of CPUs).
+    #[arg(short = 'j', long = "cpus", value_name = "N")]
+    pub cpus: Option<usize>,
+    /// Skip stages, reusing the previous run's results in DIR.
+    #[arg(short = 'k', long, value_enum, value_name = "STAGE")]
+    pub skip: Option<SkipArg>,
+    /// Verbose diffing (per-symbol reasons in build.log); keep work files.
+    #[arg(short = 'd', long)]
+    pub debug: bool,
+    /// Build Xen with debug=y (when the .config does not set the debug options).
+    #[arg(long)]
+    pub xen_debug: bool,
+    /// The xen-syms of the running hypervisor; the rebuilt base must reproduce it.
+    #[arg(long, value_name = "FILE")]
+    pub xen_syms: Option<PathBuf>,
+    /// Build-id (hex) this payload stacks on (default: the hypervisor's).
+    #[arg(long, value_name = "BUILDID")]
+    pub depends: Option<String>,
+    /// Build-id (hex) of the hypervisor (default: the base xen-syms').
+    #[arg(long, value_name = "BUILDID")]
+    pub xen_depends: Option<String>,
+    /// Resolve old_addr from xen-syms at build time instead of at load time.
+    #[arg(long)]
+    pub prelink: bool,
+    /// Strip symbols not needed for relocation from the payload.
+    #[arg(long)]
+    pub strip: bool,
+    /// Payload name (default: the patch's basename without .patch/.diff).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Build a replace-all payload (load with `xen-livepatch load` using the
+    /// REPLACE action): it depends on the hypervisor itself, never on another payload.
+    #[arg(long)]
+    pub replace: bool,
+    /// Write a JSON report (build-ids, functions, objects, refusals, timings).
+    #[arg(long, value_name = "REPORT")]
+    pub json: Option<PathBuf>,
+    /// Base-build cache directory.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+impl BuildArgs {
+    /// The library's options; `None` when -s or -p is missing.
+    pub fn to_options(&self) -> Option<BuildOptions> {
+        Some(BuildOptions {
+            srcdir: self.srcdir.clone()?,
+            patch: self.patch.clone()?,
+            config: self.config.clone(),
+            output: self.output.clone(),
+            jobs: self.cpus.unwrap_or(0),
+            skip: self.skip.map(|s| match s {
+                SkipArg::Build => Skip::Build,
+                SkipArg::Diff => Skip::Diff,
+            }),
+            debug: self.debug,
+            xen_debug: self.xen_debug,
+            xen_syms: self.xen_syms.clone(),
+            depends: self.depends.clone(),
+            xen_depends: self.xen_depends.clone(),
+            prelink: self.prelink,
+            strip: self.strip,
+            name: self.name.clone(),
+            replace: self.replace,
+            json: self.json.clone(),
+            cache_dir: self.cache_dir.clone(),
+            quiet: self.quiet,
+        })
+    }
+}

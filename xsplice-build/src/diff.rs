@@ -1,0 +1,123 @@
+//! Diff stage: create-diff-object (as a library) on every changed object
+//! pair, in parallel; collects functions, init-only changes and refusals.
+
+use std::path::{Path, PathBuf};
+
+use create_diff_object::{Outcome, Refusal, XenSyms};
+use rayon::prelude::*;
+
+use crate::progress::Log;
+use crate::{Error, ObjectDiff};
+
+/// One object to diff.
+#[derive(Debug, Clone)]
+pub struct DiffJob {
+    /// Path under `xen/` (e.g. `common/version.o`).
+    pub object: String,
+    pub original: PathBuf,
+    pub patched: PathBuf,
+    pub output: PathBuf,
+}
+
+/// What the diff stage found.
+#[derive(Debug, Default)]
+pub struct DiffFindings {
+    /// Objects that produced an output (in job order).
+    pub objects: Vec<ObjectDiff>,
+    /// The written outputs, for the link.
+    pub outputs: Vec<PathBuf>,
+    /// Init functions that changed (no table entry possible).
+    pub init_only: Vec<String>,
+    /// Every refusal, with its object.
+    pub refusals: Vec<(String, Refusal)>,
+}
+
+/// Run every job; refusals are collected (not returned as the first error)
+/// so the user sees the full list.
+pub fn diff_all(
+    jobs: &[DiffJob],
+    xen_syms: &XenSyms,
+    opts: &create_diff_object::Options,
+    threads: usize,
+    log: &Log,
+) -> Result<DiffFindings, Error> {
+    for job in jobs {
+        if let Some(parent) = job.output.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+    }
+    let run = || {
+        jobs.par_iter()
+            .map(|job| {
+                let r = create_diff_object::diff_objects(&job.original, &job.patched, xen_syms, &job.output, opts);
+                (job, r)
+            })
+            .collect::<Vec<_>>()
+    };
+    let results = match rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build() {
+        Ok(pool) => pool.install(run),
+        Err(_) => run(),
+    };
+    let mut found = DiffFindings::default();
+    let mut first_error = None;
+    for (job, result) in results {
+        match result {
+            Ok(Outcome::Written(report)) => {
+                log_report(log, &job.object, "changed", &report);
+                found.init_only.extend(report.init_only_changes.iter().cloned());
+                found.outputs.push(job.output.clone());
+                found.objects.push(ObjectDiff {
+                    object: job.object.clone(),
+                    changed_functions: report.changed_functions,
+                    new_functions: report.new_functions,
+                    init_only_changes: report.init_only_changes,
+                    new_object: false,
+                });
+            }
+            Ok(Outcome::NoChange(report)) => {
+                log_report(log, &job.object, "no functional change", &report);
+                found.init_only.extend(report.init_only_changes.iter().cloned());
+            }
+            Err(create_diff_object::Error::NotPatchable { refusals, .. }) => {
+                for r in refusals {
+                    log.line(&format!("{}: refused: {r}", job.object));
+                    found.refusals.push((job.object.clone(), r));
+                }
+            }
+            Err(e) => {
+                log.line(&format!("{}: {e}", job.object));
+                if first_error.is_none() {
+                    first_error = Some(Error::Diff { object: job.object.clone(), source: e });
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
+}
+
+fn log_report(log: &Log, object: &str, what: &str, report: &create_diff_object::DiffReport) {
+    log.line(&format!("{object}: {what}"));
+    for f in &report.changed_functions {
+        log.line(&format!(
+            "{object}:   patched {} (old {:#x}+{}, new size {})",
+            f.name, f.old_addr, f.old_size, f.new_size
+        ));
+    }
+    for f in &report.new_functions {
+        log.line(&format!("{object}:   new {f}"));
+    }
+    for f in &report.init_only_changes {
+        log.line(&format!("{object}:   init-only change {f} (ignored)"));
+    }
+    for l in &report.debug_lines {
+        log.line(&format!("{object}:   {l}"));
+    }
+}
+
+/// Where a diff output goes: `DIR/diff/<object>`.
+pub fn output_path(diff_dir: &Path, object: &str) -> PathBuf {
+    diff_dir.join(object)
+}

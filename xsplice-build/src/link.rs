@@ -1,0 +1,94 @@
+//! Link stage: `ld -r --build-id=sha1` of the diff outputs and new
+//! objects, then (objcopy) the build-id dependency notes added and the
+//! function-table / hook data symbols stripped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use create_diff_object::Abi;
+use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+
+use crate::progress::Log;
+use crate::Error;
+
+/// What to link and which notes to add.
+pub struct LinkJob<'a> {
+    pub inputs: &'a [PathBuf],
+    /// Scratch directory for the intermediate object and note files.
+    pub work: &'a Path,
+    pub payload: &'a Path,
+    pub abi: Abi,
+    pub depends: &'a [u8],
+    pub xen_depends: &'a [u8],
+    pub strip: bool,
+}
+
+fn tool(var: &str, name: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| format!("{}{name}", std::env::var("CROSS_COMPILE").unwrap_or_default()))
+}
+
+/// Link the payload; returns its build-id.
+pub fn link(job: &LinkJob, log: &Log) -> Result<Vec<u8>, Error> {
+    if job.inputs.is_empty() {
+        return Err(Error::Input("nothing to link".into()));
+    }
+    std::fs::create_dir_all(job.work).map_err(|e| Error::io(job.work, e))?;
+    let linked = job.work.join("payload.o");
+    let mut ld = Command::new(tool("LD", "ld"));
+    ld.args(["-r", "--build-id=sha1", "-o"]).arg(&linked).args(job.inputs);
+    log.run(&mut ld, "linking the payload (ld -r)")?;
+
+    let metadata = metadata_symbols(&linked, job.abi)?;
+    let mut objcopy = Command::new(tool("OBJCOPY", "objcopy"));
+    let notes = [(job.abi.depends_section(), job.depends, "depends.note")]
+        .into_iter()
+        .chain(job.abi.xen_depends_section().map(|s| (s, job.xen_depends, "xen_depends.note")));
+    for (section, id, file) in notes {
+        let path = job.work.join(file);
+        crate::build::write_file(&path, &create_diff_object::notes::build_id_note(id))?;
+        objcopy
+            .arg("--add-section")
+            .arg(format!("{section}={}", path.display()))
+            .arg("--set-section-flags")
+            .arg(format!("{section}=alloc,readonly,data,contents"))
+            .arg("--set-section-alignment")
+            .arg(format!("{section}=4"));
+    }
+    for sym in &metadata {
+        objcopy.arg(format!("--strip-symbol={sym}"));
+    }
+    if job.strip {
+        objcopy.arg("--strip-unneeded");
+    }
+    objcopy.arg(&linked).arg(job.payload);
+    log.run(&mut objcopy, "adding dependency notes (objcopy)")?;
+    create_diff_object::notes::build_id_of_file(job.payload)
+        .map_err(|e| Error::Verify(format!("payload build-id: {e}")))
+}
+
+/// Symbols that only label function-table entries or hook data: the
+/// loader does not need them and they would clash between payloads.
+fn metadata_symbols(path: &Path, abi: Abi) -> Result<Vec<String>, Error> {
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let file = object::File::parse(&*data)
+        .map_err(|e| Error::Verify(format!("{}: not an ELF object: {e}", path.display())))?;
+    let funcs = abi.layout().section;
+    let hooks = abi.hook_sections();
+    let mut out = Vec::new();
+    for sym in file.symbols() {
+        if matches!(sym.kind(), SymbolKind::Section | SymbolKind::File) {
+            continue;
+        }
+        let Some(index) = sym.section_index() else { continue };
+        let Ok(section) = file.section_by_index(index) else { continue };
+        let Ok(sname) = section.name() else { continue };
+        if sname == funcs || hooks.contains(&sname) {
+            if let Ok(name) = sym.name() {
+                if !name.is_empty() && !out.iter().any(|n| n == name) {
+                    out.push(name.to_string());
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,330 @@
+//! The user's tree: checks before any work, the patch's touched files,
+//! the payload name, the source hash (cache key) and private copies.
+//! Nothing here writes to the user's tree.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::hash::Sha256;
+use crate::Error;
+
+/// The loader's name limit (`XEN_LIVEPATCH_NAME_SIZE`, including the NUL).
+const NAME_SIZE: usize = 128;
+
+/// Fail unless `srcdir` looks like the top of a Xen tree.
+pub fn check_tree(srcdir: &Path) -> Result<(), Error> {
+    if !srcdir.is_dir() {
+        return Err(Error::Input(format!("{}: no such directory (--srcdir)", srcdir.display())));
+    }
+    if !srcdir.join("xen/Makefile").is_file() {
+        return Err(Error::Input(format!(
+            "{}: not a Xen source tree (no xen/Makefile); pass the top of the tree with -s",
+            srcdir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The config to build with: `--config`, else the tree's `xen/.config`.
+pub fn config_path(srcdir: &Path, config: Option<&Path>) -> Result<PathBuf, Error> {
+    match config {
+        Some(c) if c.is_file() => Ok(c.to_path_buf()),
+        Some(c) => Err(Error::Input(format!("{}: no such file (--config)", c.display()))),
+        None => {
+            let c = srcdir.join("xen/.config");
+            if c.is_file() {
+                Ok(c)
+            } else {
+                Err(Error::Input(format!(
+                    "no .config: {} does not exist; pass the running hypervisor's .config with -c/--config",
+                    c.display()
+                )))
+            }
+        }
+    }
+}
+
+/// Read the config and check that it enables live patching.
+pub fn check_config(path: &Path) -> Result<Vec<u8>, Error> {
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    if !config_enables_livepatch(&bytes) {
+        return Err(Error::Input(format!(
+            "{}: CONFIG_LIVEPATCH=y is not set; the hypervisor must be built with live patching",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+pub fn config_enables_livepatch(config: &[u8]) -> bool {
+    String::from_utf8_lossy(config).lines().any(|l| l.trim() == "CONFIG_LIVEPATCH=y")
+}
+
+/// How the patch touches a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Touch {
+    Modified,
+    Created,
+    Deleted,
+}
+
+/// A file the patch touches, relative to the top of the tree (after `-p1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touched {
+    pub path: PathBuf,
+    pub touch: Touch,
+}
+
+/// The files a unified diff touches (its `---`/`+++` headers).
+pub fn touched_files(patch: &[u8]) -> Result<Vec<Touched>, Error> {
+    let text = String::from_utf8_lossy(patch);
+    let mut out: Vec<Touched> = Vec::new();
+    let mut old: Option<String> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("--- ") {
+            old = Some(header_path(rest));
+        } else if let Some(rest) = line.strip_prefix("+++ ") {
+            let new = header_path(rest);
+            let (path, touch) = match old.take() {
+                Some(o) if o == "/dev/null" => (new, Touch::Created),
+                Some(o) if new == "/dev/null" => (o, Touch::Deleted),
+                _ => (new, Touch::Modified),
+            };
+            let Some(rel) = strip_one(&path) else {
+                return Err(Error::Input(format!(
+                    "patch: file name {path:?} has no leading directory to strip (the patch must apply with -p1)"
+                )));
+            };
+            if !out.iter().any(|t| t.path == rel) {
+                out.push(Touched { path: rel, touch });
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Input("patch: no file headers found (is it a unified diff?)".into()));
+    }
+    Ok(out)
+}
+
+fn header_path(rest: &str) -> String {
+    // "a/xen/common/x.c\t2016-01-01 ..." : the name ends at a tab.
+    let name = rest.split('\t').next().unwrap_or(rest).trim_end();
+    name.trim_matches('"').to_string()
+}
+
+/// Strip the first component (`-p1`), refusing names that leave the tree.
+fn strip_one(path: &str) -> Option<PathBuf> {
+    let p = Path::new(path);
+    let mut comps = p.components();
+    comps.next()?;
+    let rest: PathBuf = comps.collect();
+    let safe = !rest.as_os_str().is_empty()
+        && rest.components().all(|c| matches!(c, Component::Normal(_)));
+    safe.then_some(rest)
+}
+
+/// `patch --dry-run` against `dir`; `Err` carries patch's own explanation.
+pub fn patch_dry_run(dir: &Path, patch: &Path) -> Result<(), Error> {
+    let out = patch_command(dir, patch)
+        .arg("--dry-run")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::Input(format!("cannot run patch: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut why = String::from_utf8_lossy(&out.stdout).to_string();
+    why.push_str(&String::from_utf8_lossy(&out.stderr));
+    let why = why.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    Err(Error::Input(format!(
+        "{}: does not apply to {} (patch -p1 --fuzz=0): {why}",
+        patch.display(),
+        dir.display()
+    )))
+}
+
+/// The `patch` invocation used for both the dry run and the real application.
+pub fn patch_command(dir: &Path, patch: &Path) -> Command {
+    let mut cmd = Command::new("patch");
+    cmd.arg("-d")
+        .arg(dir)
+        .args(["-p1", "--fuzz=0", "--forward", "--force", "--no-backup-if-mismatch", "-r", "-"])
+        .arg("-i")
+        .arg(patch);
+    cmd
+}
+
+/// The payload name: `--name`, else the patch's basename without
+/// `.patch`/`.diff`, with characters outside `[A-Za-z0-9_-]` replaced by `-`.
+pub fn payload_name(patch: &Path, name: Option<&str>) -> Result<String, Error> {
+    let raw = match name {
+        Some(n) => n.to_string(),
+        None => {
+            let base = patch.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let base = base
+                .strip_suffix(".patch")
+                .or_else(|| base.strip_suffix(".diff"))
+                .unwrap_or(&base)
+                .to_string();
+            base
+        }
+    };
+    let clean: String = raw
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .collect();
+    if clean.is_empty() {
+        return Err(Error::Input("payload name is empty; pass --name".into()));
+    }
+    if clean.len() >= NAME_SIZE {
+        return Err(Error::Input(format!(
+            "payload name {clean:?} is longer than {} characters (the loader's limit); pass a shorter --name",
+            NAME_SIZE - 1
+        )));
+    }
+    Ok(clean)
+}
+
+/// Is `path` (a build output or other file that does not affect the
+/// hypervisor build) left out of the source hash? Paths are relative to the top.
+fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
+    let s = rel.to_string_lossy();
+    let name = rel.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    if is_dir {
+        // Version-control metadata and trees the hypervisor build does not read.
+        return matches!(&*name, ".git" | ".hg" | ".pc" | ".xsplice-cache")
+            || s == "docs"
+            || s == "stubdom"
+            || (s.starts_with("tools") && s != "tools" && !s.starts_with("tools/flask"));
+    }
+    if s.starts_with("tools/") && !s.starts_with("tools/flask/") {
+        return true;
+    }
+    let ext_skip = [".o", ".a", ".so", ".efi", ".livepatch", ".bin", ".map", ".gz", ".tmp", ".i", ".s"];
+    if ext_skip.iter().any(|e| name.ends_with(e)) && !name.ends_with(".S") {
+        // .i/.s are preprocessor/compiler outputs in Xen; .S sources are kept.
+        return !(name.ends_with(".s") && !s.starts_with("xen/"));
+    }
+    if name.starts_with('.') && (name.ends_with(".cmd") || name.ends_with(".d")) {
+        return true;
+    }
+    matches!(
+        &*s,
+        "xen/xen" | "xen/xen-syms" | "xen/.config" | "xen/.config.old" | "xen/.xsplice-built" | "xen/.banner"
+    )
+}
+
+/// Hash of the sources that make the hypervisor: file names, modes,
+/// contents and symlink targets, build outputs left out.
+pub fn hash_tree(top: &Path, h: &mut Sha256) -> Result<u64, Error> {
+    let mut files = 0u64;
+    let walk = walkdir::WalkDir::new(top)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| match e.path().strip_prefix(top) {
+            Ok(rel) if !rel.as_os_str().is_empty() => !skip_in_hash(rel, e.file_type().is_dir()),
+            _ => true,
+        });
+    for entry in walk {
+        let entry = entry.map_err(|e| {
+            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| top.to_path_buf());
+            Error::io(path, std::io::Error::other(e.to_string()))
+        })?;
+        let Ok(rel) = entry.path().strip_prefix(top) else { continue };
+        if rel.as_os_str().is_empty() || entry.file_type().is_dir() {
+            continue;
+        }
+        let ft = entry.file_type();
+        h.field(rel.to_string_lossy().as_bytes());
+        if ft.is_symlink() {
+            let target = fs::read_link(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            h.field(b"l");
+            h.field(target.to_string_lossy().as_bytes());
+        } else if ft.is_file() {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = entry.metadata().map_err(|e| Error::io(entry.path(), std::io::Error::other(e.to_string())))?;
+            h.field(if meta.permissions().mode() & 0o111 != 0 { b"x" } else { b"f" });
+            let data = fs::read(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            h.field(&data);
+            files += 1;
+        }
+    }
+    Ok(files)
+}
+
+/// `cp -a --reflink=auto SRC DST` (DST must not exist): a private copy
+/// that keeps modes, symlinks and mtimes (make relies on them).
+pub fn copy_tree(src: &Path, dst: &Path, log: &crate::progress::Log) -> Result<(), Error> {
+    let mut cmd = Command::new("cp");
+    cmd.args(["-a", "--reflink=auto"]).arg(src).arg(dst);
+    log.run(&mut cmd, &format!("copying {} to {}", src.display(), dst.display()))
+}
+
+/// Is `inner` the same as or below `outer` (both made absolute)?
+pub fn is_within(inner: &Path, outer: &Path) -> bool {
+    let abs = |p: &Path| -> PathBuf {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        };
+        // Canonicalize the longest existing ancestor, keep the rest.
+        let mut existing = p.clone();
+        let mut rest = Vec::new();
+        while !existing.exists() {
+            match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+                (Some(n), Some(parent)) => {
+                    rest.push(n);
+                    existing = parent.to_path_buf();
+                }
+                _ => break,
+            }
+        }
+        let mut out = fs::canonicalize(&existing).unwrap_or(existing);
+        for n in rest.iter().rev() {
+            out.push(n);
+        }
+        out
+    };
+    abs(inner).starts_with(abs(outer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touched_files_from_headers() {
+        let patch = b"diff --git a/xen/common/version.c b/xen/common/version.c\n\
+--- a/xen/common/version.c\t2020-01-01\n+++ b/xen/common/version.c\n@@ -1 +1 @@\n-a\n+b\n\
+--- /dev/null\n+++ b/xen/common/new.c\n@@ -0,0 +1 @@\n+x\n";
+        let t = touched_files(patch).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0], Touched { path: "xen/common/version.c".into(), touch: Touch::Modified });
+        assert_eq!(t[1], Touched { path: "xen/common/new.c".into(), touch: Touch::Created });
+        assert!(touched_files(b"--- a/../etc/passwd\n+++ b/../etc/passwd\n").is_err());
+        assert!(touched_files(b"hello\n").is_err());
+    }
+
+    #[test]
+    fn names_follow_the_format_rules() {
+        assert_eq!(payload_name(Path::new("/x/XSA-123 fix.patch"), None).unwrap(), "XSA-123-fix");
+        assert_eq!(payload_name(Path::new("hello-world.diff"), None).unwrap(), "hello-world");
+        assert_eq!(payload_name(Path::new("a.b.c"), None).unwrap(), "a-b-c");
+        assert_eq!(payload_name(Path::new("p.diff"), Some("my_name")).unwrap(), "my_name");
+        assert!(payload_name(Path::new("p.diff"), Some(&"x".repeat(128))).is_err());
+    }
+
+    #[test]
+    fn build_outputs_are_not_hashed() {
+        assert!(skip_in_hash(Path::new("xen/common/version.o"), false));
+        assert!(skip_in_hash(Path::new("xen/common/.version.o.cmd"), false));
+        assert!(skip_in_hash(Path::new("xen/xen-syms"), false));
+        assert!(!skip_in_hash(Path::new("xen/common/version.c"), false));
+        assert!(!skip_in_hash(Path::new("xen/arch/x86/entry.S"), false));
+        assert!(skip_in_hash(Path::new("tools/libs"), true));
+        assert!(!skip_in_hash(Path::new("tools/flask"), true));
+    }
+}

@@ -1,0 +1,1009 @@
+//! The loader's checks that need the target: symbol resolution against
+//! xen-syms and the payloads this one stacks on, relocations, the
+//! mandatory notes, the function table, hooks and the optional special
+//! sections. Each check adds at most one failure line per offending item.
+
+use std::collections::HashSet;
+
+use create_diff_object::abi::{Abi, SpecialSizes, OPAQUE_SIZE, PATCH_INSN_SIZE};
+use create_diff_object::notes::{to_hex, NT_GNU_BUILD_ID};
+use create_diff_object::XenSyms;
+
+use super::elf::*;
+use super::payload::{Payload, Region};
+use super::Failures;
+
+/// What a payload offers to the ones stacked on it.
+#[derive(Debug, Clone)]
+pub struct Dependency {
+    pub label: String,
+    pub build_id: Option<Vec<u8>>,
+    /// Symbols the loader marks `new_symbol` (resolvable by later payloads).
+    pub exported: HashSet<String>,
+}
+
+/// The hypervisor image: section bytes by address, and where boot-time
+/// alternatives may have rewritten code.
+#[derive(Debug, Default)]
+pub struct XenImage {
+    sections: Vec<(u64, Vec<u8>)>,
+    alt_sites: Vec<(u64, u64)>,
+}
+
+impl XenImage {
+    pub fn load(data: &[u8], alt_instr_size: Option<u64>) -> XenImage {
+        use object::{Object, ObjectSection, SectionKind};
+        let mut image = XenImage::default();
+        let Ok(file) = object::File::parse(data) else {
+            return image;
+        };
+        for s in file.sections() {
+            if s.address() == 0 || matches!(s.kind(), SectionKind::UninitializedData) {
+                continue;
+            }
+            if let Ok(bytes) = s.data() {
+                image.sections.push((s.address(), bytes.to_vec()));
+            }
+        }
+        // struct alt_instr (14 bytes since Xen 4.15): orig_offset is
+        // relative to the entry, orig_len is byte 10.
+        if alt_instr_size == Some(14) {
+            if let Some(alt) = file.section_by_name(".altinstructions") {
+                if let Ok(bytes) = alt.data() {
+                    for (i, e) in bytes.chunks_exact(14).enumerate() {
+                        let rel = i32::from_le_bytes([e[0], e[1], e[2], e[3]]);
+                        let entry = alt.address().wrapping_add(i as u64 * 14);
+                        let orig = entry.wrapping_add(rel as i64 as u64);
+                        image.alt_sites.push((orig, u64::from(e[10])));
+                    }
+                }
+            }
+        }
+        image
+    }
+
+    pub fn read(&self, addr: u64, len: u64) -> Option<&[u8]> {
+        self.sections.iter().find_map(|(start, bytes)| {
+            let off = addr.checked_sub(*start)?;
+            slice(bytes, off, len)
+        })
+    }
+
+    fn touches_alternative(&self, addr: u64, len: u64) -> bool {
+        self.alt_sites
+            .iter()
+            .any(|&(a, l)| a < addr.saturating_add(len) && addr < a.saturating_add(l))
+    }
+}
+
+/// The resolved value of a symbol, as the loader would compute it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value {
+    /// In this payload: section and offset in it.
+    Local { section: usize, offset: u64 },
+    /// A hypervisor address from xen-syms.
+    Xen(u64),
+    /// Exported by a payload this one stacks on (address unknown, inside the payload area).
+    Dep,
+    /// `SHN_ABS`.
+    Abs(u64),
+    /// Could not be resolved (already reported).
+    Unresolved,
+    /// Defined in a section the loader does not load.
+    Ignored,
+}
+
+/// Where payloads are placed: the hypervisor's vmap area for them.
+#[derive(Debug, Clone, Copy)]
+pub struct Area {
+    pub lo: u64,
+    pub hi: u64,
+}
+
+impl Area {
+    /// From xen-syms: Xen 4.17 places payloads between `__2M_rwdata_end`
+    /// and the end of the 1 GiB Xen virtual range (`XEN_VIRT_END`).
+    pub fn of(xen: &XenSyms) -> Area {
+        let addr = |n: &str| xen.lookup(n, None).ok().map(|s| s.addr);
+        let max_sym = xen.symbols().iter().map(|s| s.addr).max().unwrap_or(0);
+        let lo = addr("__2M_rwdata_end")
+            .or_else(|| addr("_end"))
+            .unwrap_or(max_sym);
+        let base = addr("__image_base__").unwrap_or(lo & !((1u64 << 30) - 1));
+        let hi = base.saturating_add(1 << 30).max(lo);
+        Area { lo, hi }
+    }
+}
+
+pub struct Context<'a, 'b> {
+    pub p: &'a Payload<'b>,
+    pub xen: &'a XenSyms,
+    pub image: &'a XenImage,
+    pub deps: &'a [Dependency],
+    pub abi: Abi,
+    pub sizes: Option<SpecialSizes>,
+    pub area: Area,
+    pub values: Vec<Value>,
+}
+
+impl Context<'_, '_> {
+    fn dep_exports(&self, name: &str) -> Option<&Dependency> {
+        self.deps.iter().find(|d| d.exported.contains(name))
+    }
+
+    /// Offset of a value from the payload's allocation start (payload-local values only).
+    fn local_addr(&self, v: Value) -> Option<u64> {
+        match v {
+            Value::Local { section, offset } => self.p.layout.addr(section)?.checked_add(offset),
+            _ => None,
+        }
+    }
+
+    fn symbol_label(&self, index: u32) -> String {
+        self.p
+            .symbols
+            .get(index as usize)
+            .map(Symbol::label)
+            .unwrap_or_else(|| format!("#{index}"))
+    }
+}
+
+/// `livepatch_elf_resolve_symbols`.
+pub fn resolve_symbols(cx: &mut Context<'_, '_>, f: &mut Failures) {
+    let p = cx.p;
+    let nsec = p.sections.len();
+    let mut values = vec![Value::Unresolved; p.symbols.len()];
+    for (i, sym) in p.symbols.iter().enumerate().skip(1) {
+        let label = sym.label();
+        f.check();
+        values[i] = match sym.st_shndx {
+            SHN_COMMON => {
+                f.fail(format!(
+                    "symbol {label}: common symbol (SHN_COMMON); build with -fno-common"
+                ));
+                Value::Unresolved
+            }
+            SHN_UNDEF => {
+                let name = sym.name_str();
+                match cx.xen.resolve_runtime_name(name).filter(|s| s.addr != 0) {
+                    Some(s) => Value::Xen(s.addr),
+                    None if !name.is_empty() && cx.dep_exports(name).is_some() => Value::Dep,
+                    None => {
+                        let also = if cx.deps.is_empty() {
+                            ""
+                        } else {
+                            " or the payloads it stacks on"
+                        };
+                        f.fail(format!(
+                            "symbol {label}: undefined, and not in xen-syms{also} (locals are named FILE#symbol)"
+                        ));
+                        Value::Unresolved
+                    }
+                }
+            }
+            SHN_ABS => Value::Abs(sym.st_value),
+            idx if idx >= SHN_LORESERVE => {
+                f.fail(format!(
+                    "symbol {label}: unsupported special section index {idx:#x}"
+                ));
+                Value::Unresolved
+            }
+            idx if usize::from(idx) >= nsec => {
+                f.fail(format!(
+                    "symbol {label}: section index {idx} is past the {nsec} sections"
+                ));
+                Value::Unresolved
+            }
+            idx if p.ignored_section(usize::from(idx)) => Value::Ignored,
+            idx => Value::Local {
+                section: usize::from(idx),
+                offset: sym.st_value,
+            },
+        };
+    }
+    cx.values = values;
+}
+
+fn fits_i32(v: i128) -> bool {
+    v >= i128::from(i32::MIN) && v <= i128::from(i32::MAX)
+}
+
+/// `arch_livepatch_perform_rela` for x86-64.
+pub fn check_relocations(cx: &Context<'_, '_>, f: &mut Failures) {
+    let p = cx.p;
+    let mut targets: Vec<&usize> = p.relas.keys().collect();
+    targets.sort();
+    let total = i128::from(p.layout.total());
+    let (lo, hi) = (i128::from(cx.area.lo), i128::from(cx.area.hi));
+    for &target in targets {
+        let Some(base) = p.sections.get(target) else {
+            continue;
+        };
+        for (rsec, r) in p.relas.get(&target).map(Vec::as_slice).unwrap_or_default() {
+            let at = format!(
+                "relocation {}[{}] at {}+{:#x}",
+                p.section_label(*rsec),
+                r.index,
+                base.label(),
+                r.r_offset
+            );
+            f.check();
+            if r.sym == 0 {
+                f.fail(format!("{at}: against STN_UNDEF (symbol 0)"));
+                continue;
+            }
+            let Some(value) = cx.values.get(r.sym as usize).copied() else {
+                f.fail(format!(
+                    "{at}: symbol index {} is past the {} symbols",
+                    r.sym,
+                    p.symbols.len()
+                ));
+                continue;
+            };
+            let sym = cx.symbol_label(r.sym);
+            if value == Value::Ignored {
+                f.fail(format!(
+                    "{at}: against {sym}, defined in a section the loader does not load"
+                ));
+                continue;
+            }
+            let width = match r.r_type {
+                R_X86_64_NONE => continue,
+                R_X86_64_64 => 8,
+                R_X86_64_PC32 | R_X86_64_PLT32 => 4,
+                other => {
+                    f.fail(format!(
+                        "{at}: unsupported relocation {} against {sym} (the loader handles R_X86_64_NONE, _64, _PC32, _PLT32)",
+                        reloc_type_name(other)
+                    ));
+                    continue;
+                }
+            };
+            f.check();
+            if r.r_offset >= base.sh_size || r.r_offset.saturating_add(width) > base.sh_size {
+                f.fail(format!(
+                    "{at}: {}-byte field runs past the end of {} ({:#x} bytes)",
+                    width,
+                    base.label(),
+                    base.sh_size
+                ));
+                continue;
+            }
+            if width != 4 {
+                continue;
+            }
+            // PC32: S + A - P must fit in 32 bits wherever the loader places the payload.
+            let Some(p_rel) = p.layout.addr(target).map(|a| i128::from(a) + i128::from(r.r_offset)) else {
+                continue;
+            };
+            let a = i128::from(r.addend);
+            let range = match value {
+                Value::Local { .. } => cx
+                    .local_addr(value)
+                    .map(|s| (i128::from(s) + a - p_rel, i128::from(s) + a - p_rel)),
+                Value::Xen(s) | Value::Abs(s) => {
+                    let s = i128::from(s);
+                    Some((s + a - (hi - total) - p_rel, s + a - lo - p_rel))
+                }
+                Value::Dep => Some((lo + a - (hi - total) - p_rel, hi + a - lo - p_rel)),
+                Value::Unresolved | Value::Ignored => None,
+            };
+            f.check();
+            if let Some((min, max)) = range {
+                if !fits_i32(min) || !fits_i32(max) {
+                    f.fail(format!(
+                        "{at}: {} against {sym}{:+} overflows 32 bits (displacement up to {:#x})",
+                        reloc_type_name(r.r_type),
+                        r.addend,
+                        if fits_i32(min) { max } else { min }
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The value an 8-byte pointer field holds after relocation.
+fn pointer_field(cx: &Context<'_, '_>, section: &Section, offset: u64) -> Option<Value> {
+    if let Some(r) = cx.p.rela_at(section.index, offset) {
+        if r.r_type != R_X86_64_64 {
+            return None;
+        }
+        let v = cx.values.get(r.sym as usize).copied()?;
+        return Some(match v {
+            Value::Local { section, offset } => Value::Local {
+                section,
+                offset: offset.wrapping_add(r.addend as u64),
+            },
+            Value::Xen(a) => Value::Xen(a.wrapping_add(r.addend as u64)),
+            Value::Abs(a) => Value::Abs(a.wrapping_add(r.addend as u64)),
+            other => other,
+        });
+    }
+    let raw = u64_at(section.data(cx.p.data)?, offset)?;
+    Some(Value::Abs(raw))
+}
+
+fn is_null(v: Value) -> bool {
+    v == Value::Abs(0)
+}
+
+/// A NUL-terminated string in the payload at a resolved value.
+fn read_string(cx: &Context<'_, '_>, v: Value) -> Result<String, String> {
+    match v {
+        Value::Local { section, offset } => {
+            let s = cx
+                .p
+                .sections
+                .get(section)
+                .ok_or("points at a missing section")?;
+            let data = s
+                .data(cx.p.data)
+                .ok_or_else(|| format!("points into {} which has no data", s.label()))?;
+            let rest = usize::try_from(offset)
+                .ok()
+                .and_then(|o| data.get(o..))
+                .ok_or_else(|| format!("points past the end of {}", s.label()))?;
+            let end = rest
+                .iter()
+                .position(|&b| b == 0)
+                .ok_or_else(|| format!("string in {} is not NUL-terminated", s.label()))?;
+            Ok(String::from_utf8_lossy(rest.get(..end).unwrap_or_default()).into_owned())
+        }
+        Value::Abs(0) => Err("is NULL".into()),
+        Value::Abs(a) => Err(format!(
+            "is a fixed address {a:#x} (no relocation into the payload)"
+        )),
+        Value::Xen(a) => Err(format!("points into the hypervisor ({a:#x})")),
+        Value::Dep => Err("points into another payload".into()),
+        Value::Unresolved | Value::Ignored => Err("cannot be resolved".into()),
+    }
+}
+
+/// Mandatory note sections: present, non-empty, once; well-formed GNU
+/// build-id notes; equal to the targets.
+pub fn check_notes(
+    cx: &Context<'_, '_>,
+    expected_depends: Option<(&[u8], &str)>,
+    f: &mut Failures,
+) -> Option<Vec<u8>> {
+    let p = cx.p;
+    let depends = cx.abi.depends_section();
+    let mut names = vec![depends];
+    names.extend(cx.abi.xen_depends_section());
+    names.push(".note.gnu.build-id");
+    let mut ids = Vec::new();
+    for name in &names {
+        f.check();
+        let count = p.sections_named(name);
+        let Some(sec) = p.section(name) else {
+            f.fail(format!("section {name}: missing"));
+            ids.push(None);
+            continue;
+        };
+        if count > 1 {
+            f.fail(format!(
+                "section {name}: appears {count} times (the loader reads only the first)"
+            ));
+        }
+        f.check();
+        if sec.sh_size == 0 {
+            f.fail(format!("section {name}: empty"));
+            ids.push(None);
+            continue;
+        }
+        f.check();
+        if !sec.is_alloc() {
+            f.fail(format!(
+                "section {name}: not allocated (SHF_ALLOC); the loader reads it from the loaded image"
+            ));
+        }
+        f.check();
+        match parse_build_id_note(sec, p.data) {
+            Ok(id) => ids.push(Some(id)),
+            Err(e) => {
+                f.fail(format!("section {name}: {e}"));
+                ids.push(None);
+            }
+        }
+    }
+    let own = ids.last().cloned().flatten();
+    let dep_id = ids.first().cloned().flatten();
+    if let (Some(got), Some((want, what))) = (&dep_id, expected_depends) {
+        f.check();
+        if got.as_slice() != want {
+            f.fail(format!(
+                "section {depends}: build-id {} is not {what}'s {}",
+                to_hex(got),
+                to_hex(want)
+            ));
+        }
+    }
+    if let Some(xd) = cx.abi.xen_depends_section() {
+        if let (Some(Some(got)), Some(want)) = (ids.get(1), cx.xen.build_id()) {
+            f.check();
+            if got.as_slice() != want {
+                f.fail(format!(
+                    "section {xd}: build-id {} is not xen-syms's {}",
+                    to_hex(got),
+                    to_hex(want)
+                ));
+            }
+        }
+    }
+    if let Some(own) = &own {
+        for d in cx.deps {
+            f.check();
+            if d.build_id.as_deref() == Some(own.as_slice()) {
+                f.fail(format!(
+                    "section .note.gnu.build-id: build-id {} is the same as {}'s (the loader refuses it as already loaded)",
+                    to_hex(own),
+                    d.label
+                ));
+            }
+        }
+    }
+    own
+}
+
+/// `xen_build_id_check` on the first note of a section.
+pub fn parse_build_id_note(sec: &Section, data: &[u8]) -> Result<Vec<u8>, String> {
+    let bytes = sec.data(data).ok_or("has no data in the file")?;
+    if bytes.len() <= 12 {
+        return Err(format!(
+            "{} bytes is too small for a note (header is 12)",
+            bytes.len()
+        ));
+    }
+    let namesz = u32_at(bytes, 0).unwrap_or(0);
+    let descsz = u32_at(bytes, 4).unwrap_or(0);
+    let n_type = u32_at(bytes, 8).unwrap_or(0);
+    if n_type != NT_GNU_BUILD_ID {
+        return Err(format!("note type {n_type} is not NT_GNU_BUILD_ID (3)"));
+    }
+    if namesz < 4 {
+        return Err(format!("note name size {namesz} is too small for \"GNU\""));
+    }
+    let body = (bytes.len() - 12) as u64;
+    if u64::from(namesz) + u64::from(descsz) > body {
+        return Err(format!(
+            "note sizes (name {namesz}, descriptor {descsz}) run past the section ({} bytes)",
+            bytes.len()
+        ));
+    }
+    let name = slice(bytes, 12, u64::from(namesz)).unwrap_or_default();
+    let name = name.split(|&b| b == 0).next().unwrap_or_default();
+    if name != b"GNU" {
+        return Err(format!(
+            "note name {:?} is not \"GNU\"",
+            String::from_utf8_lossy(name)
+        ));
+    }
+    if descsz == 0 {
+        return Err("empty build-id".into());
+    }
+    let desc_off = 12 + ((u64::from(namesz) + 3) & !3);
+    let desc = slice(bytes, desc_off, u64::from(descsz))
+        .ok_or("note descriptor runs past the section")?;
+    Ok(desc.to_vec())
+}
+
+/// `check_patching_sections`: at least one of funcs/hooks; each non-empty and once.
+pub fn check_patching_sections(cx: &Context<'_, '_>, f: &mut Failures) {
+    let p = cx.p;
+    let layout = cx.abi.layout();
+    let mut found = 0;
+    for name in std::iter::once(layout.section).chain(cx.abi.hook_sections().iter().copied()) {
+        let Some(sec) = p.section(name) else { continue };
+        found += 1;
+        f.check();
+        if sec.sh_size == 0 {
+            f.fail(format!("section {name}: empty"));
+        }
+        let count = p.sections_named(name);
+        f.check();
+        if count > 1 {
+            f.fail(format!(
+                "section {name}: appears {count} times (the loader reads only the first)"
+            ));
+        }
+        f.check();
+        if !sec.is_alloc() {
+            f.fail(format!(
+                "section {name}: not allocated (SHF_ALLOC); the loader reads it from the loaded image"
+            ));
+        }
+    }
+    f.check();
+    if found == 0 {
+        let other = Abi::ALL
+            .into_iter()
+            .filter(|a| *a != cx.abi)
+            .map(|a| a.layout().section)
+            .find(|s| p.section(s).is_some() && *s != layout.section);
+        match other {
+            Some(s) => f.fail(format!(
+                "nothing to patch: no {} or hook section (the payload has {s}, which a {} loader does not read)",
+                layout.section,
+                cx.abi.name()
+            )),
+            None => f.fail(format!(
+                "nothing to patch: no {} and no hook section",
+                layout.section
+            )),
+        }
+    }
+}
+
+/// Bytes that begin an IBT landing pad (`endbr64`) or its boot-time poison.
+const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
+const ENDBR64_POISON: [u8; 4] = [0x66, 0x0f, 0x1f, 0x01];
+
+/// The function table (`prepare_payload` + `arch_livepatch_verify_func` +
+/// `livepatch_verify_distance` + expectations).
+pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
+    let p = cx.p;
+    let layout = cx.abi.layout();
+    let Some(sec) = p.section(layout.section) else {
+        return;
+    };
+    let name = layout.section;
+    f.check();
+    if sec.sh_size % layout.entry_size != 0 {
+        f.fail(format!(
+            "section {name}: size {} is not a multiple of {} (sizeof struct livepatch_func, {})",
+            sec.sh_size,
+            layout.entry_size,
+            cx.abi.name()
+        ));
+        return;
+    }
+    let Some(data) = sec.data(p.data) else {
+        f.fail(format!("section {name}: has no data in the file"));
+        return;
+    };
+    let n = sec.sh_size / layout.entry_size;
+    let mut seen_old = HashSet::new();
+    for i in 0..n {
+        let base = i * layout.entry_size;
+        let name_v = pointer_field(cx, sec, base + layout.name_off);
+        // A NULL name is fine while old_addr is given: the loader only looks the name up when it is 0.
+        let func_name: Option<String> = match name_v.map(|v| (v, read_string(cx, v))) {
+            Some((_, Ok(s))) => Some(s),
+            Some((v, _)) if is_null(v) => None,
+            Some((_, Err(e))) => {
+                f.check();
+                f.fail(format!("section {name}[{i}]: name pointer {e}"));
+                None
+            }
+            None => {
+                f.check();
+                f.fail(format!(
+                    "section {name}[{i}]: name pointer has a relocation other than R_X86_64_64"
+                ));
+                None
+            }
+        };
+        let at = match &func_name {
+            Some(n) => format!("section {name}[{i}] ({n})"),
+            None => format!("section {name}[{i}]"),
+        };
+        let version = data.get(base as usize + layout.version_off as usize).copied();
+        f.check();
+        if version != Some(layout.version) {
+            f.fail(format!(
+                "{at}: version {} is not {} (the {} layout)",
+                version.map_or("?".into(), |v| v.to_string()),
+                layout.version,
+                cx.abi.name()
+            ));
+        }
+        let old_size = u32_at(data, base + layout.old_size_off).map_or(0, u64::from);
+        let new_size = u32_at(data, base + layout.new_size_off).map_or(0, u64::from);
+        f.check();
+        if old_size == 0 {
+            f.fail(format!("{at}: old_size is 0"));
+        }
+        let stacked = if cx.deps.is_empty() {
+            ""
+        } else {
+            " or the payloads it stacks on"
+        };
+        // Where the name resolves (xen-syms first, then stacked payloads), as the loader does.
+        let by_name = func_name.as_deref().and_then(|n| {
+            cx.xen
+                .resolve_runtime_name(n)
+                .filter(|s| s.addr != 0)
+                .map(|s| Value::Xen(s.addr))
+                .or_else(|| cx.dep_exports(n).map(|_| Value::Dep))
+        });
+        let old = pointer_field(cx, sec, base + layout.old_addr_off);
+        f.check();
+        let old = match old {
+            None => {
+                f.fail(format!(
+                    "{at}: old_addr has a relocation other than R_X86_64_64"
+                ));
+                None
+            }
+            Some(v) if is_null(v) => match (&func_name, by_name) {
+                (_, Some(v)) => Some(v),
+                (None, None) => {
+                    f.fail(format!("{at}: both name and old_addr are NULL"));
+                    None
+                }
+                (Some(_), None) => {
+                    f.fail(format!(
+                        "{at}: old_addr is 0 and the name does not resolve in xen-syms{stacked}"
+                    ));
+                    None
+                }
+            },
+            Some(v) => {
+                match (v, by_name, &func_name) {
+                    (Value::Xen(a) | Value::Abs(a), Some(Value::Xen(b)), Some(n)) if a != b => {
+                        f.fail(format!(
+                            "{at}: old_addr {a:#x} is not the address of {n} in xen-syms ({b:#x})"
+                        ));
+                    }
+                    (_, None, Some(n)) => f.fail(format!(
+                        "{at}: {n} is not a symbol of xen-syms{stacked}"
+                    )),
+                    (Value::Abs(a), _, None) if cx.image.read(a, old_size.max(1)).is_none() => {
+                        f.fail(format!(
+                            "{at}: old_addr {a:#x}+{old_size:#x} is not inside xen-syms's image"
+                        ))
+                    }
+                    _ => {}
+                }
+                Some(v)
+            }
+        };
+        let old_xen = match old {
+            Some(Value::Xen(a) | Value::Abs(a)) => Some(a),
+            _ => None,
+        };
+        if let Some(a) = old_xen {
+            f.check();
+            if !seen_old.insert(a) {
+                f.fail(format!(
+                    "{at}: patches {a:#x}, which an earlier entry already patches"
+                ));
+            }
+        }
+        let new = pointer_field(cx, sec, base + layout.new_addr_off);
+        f.check();
+        match new {
+            None => f.fail(format!(
+                "{at}: new_addr has a relocation other than R_X86_64_64"
+            )),
+            Some(v) if is_null(v) => {
+                // Replace the old code with NOPs.
+                if new_size > OPAQUE_SIZE {
+                    f.fail(format!(
+                        "{at}: new_addr is 0 (NOP-out) but new_size {new_size} is more than {OPAQUE_SIZE}"
+                    ));
+                } else if old_size < new_size {
+                    f.fail(format!(
+                        "{at}: new_addr is 0 (NOP-out) but old_size {old_size} is less than new_size {new_size}"
+                    ));
+                }
+            }
+            Some(v) => {
+                let endbr = old_xen
+                    .and_then(|a| cx.image.read(a, 4))
+                    .is_some_and(|b| b == ENDBR64 || b == ENDBR64_POISON);
+                let needed = PATCH_INSN_SIZE + if endbr { 4 } else { 0 };
+                if old_size != 0 && old_size < needed {
+                    f.fail(format!(
+                        "{at}: old_size {old_size} cannot hold the {needed}-byte jump{}",
+                        if endbr {
+                            " after the function's endbr64"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+                f.check();
+                if let Value::Local { section, .. } = v {
+                    if p.layout.place.get(section).copied().flatten().map(|(_, r)| r)
+                        != Some(Region::Text)
+                    {
+                        f.fail(format!(
+                            "{at}: new_addr points into {}, which is not executable",
+                            p.section_label(section)
+                        ));
+                    }
+                }
+                // livepatch_verify_distance: the jump is a 32-bit displacement.
+                if let (Some(a), Some(new_rel)) = (old_xen, cx.local_addr(v)) {
+                    let (lo, hi) = (i128::from(cx.area.lo), i128::from(cx.area.hi));
+                    let a = i128::from(a);
+                    let new_rel = i128::from(new_rel);
+                    let far = (a - (lo + new_rel))
+                        .abs()
+                        .max((a - (hi + new_rel)).abs());
+                    f.check();
+                    if far >= 1i128 << 31 {
+                        f.fail(format!(
+                            "{at}: the new code may be more than 2 GiB from the old ({far:#x})"
+                        ));
+                    }
+                }
+            }
+        }
+        if cx.abi == Abi::LivepatchV2 {
+            check_expectation(cx, f, &at, &data[base as usize..(base + layout.entry_size) as usize], old_xen, old_size);
+        }
+    }
+}
+
+/// `livepatch_verify_expectation_fn`, against xen-syms's bytes.
+fn check_expectation(
+    cx: &Context<'_, '_>,
+    f: &mut Failures,
+    at: &str,
+    entry: &[u8],
+    old_xen: Option<u64>,
+    old_size: u64,
+) {
+    // struct livepatch_expectation follows version (1) + _pad[39] at offset 72.
+    let Some(&bits) = entry.get(72) else { return };
+    if bits & 1 == 0 {
+        return;
+    }
+    let len = u64::from((bits >> 1) & 0x1f);
+    let rsv = bits >> 6;
+    f.check();
+    if rsv != 0 {
+        f.fail(format!("{at}: expectation has reserved bits set ({rsv:#x})"));
+        return;
+    }
+    f.check();
+    if old_size < len {
+        f.fail(format!(
+            "{at}: expectation length {len} is more than old_size {old_size}"
+        ));
+        return;
+    }
+    let Some(addr) = old_xen else { return };
+    let expected = entry.get(73..73 + len as usize).unwrap_or_default();
+    let Some(actual) = cx.image.read(addr, len) else {
+        return;
+    };
+    f.check();
+    if actual != expected {
+        if cx.image.touches_alternative(addr, len) {
+            f.note(format!(
+                "{at}: expectation differs from xen-syms but the bytes are an alternatives site patched at boot; not checked offline"
+            ));
+        } else {
+            f.fail(format!(
+                "{at}: expectation {} does not match the code in xen-syms {} (the loader refuses to apply)",
+                to_hex(expected),
+                to_hex(actual)
+            ));
+        }
+    }
+}
+
+/// Hook sections: arrays of pointers (load/unload) or one pointer (action hooks).
+pub fn check_hooks(cx: &Context<'_, '_>, f: &mut Failures) {
+    let p = cx.p;
+    for (k, name) in cx.abi.hook_sections().iter().enumerate() {
+        let Some(sec) = p.section(name) else { continue };
+        let multi = k < 2;
+        f.check();
+        if sec.sh_size % 8 != 0 || (!multi && sec.sh_size != 8) {
+            f.fail(format!(
+                "section {name}: size {} is not {}",
+                sec.sh_size,
+                if multi {
+                    "a multiple of 8 (an array of function pointers)"
+                } else {
+                    "8 (one function pointer)"
+                }
+            ));
+            continue;
+        }
+        for slot in 0..sec.sh_size / 8 {
+            let v = pointer_field(cx, sec, slot * 8);
+            f.check();
+            match v {
+                None => f.fail(format!(
+                    "section {name}[{slot}]: hook pointer has a relocation other than R_X86_64_64"
+                )),
+                Some(v) if is_null(v) && multi => f.fail(format!(
+                    "section {name}[{slot}]: hook pointer is NULL (the loader calls every entry)"
+                )),
+                Some(Value::Local { section, .. }) => {
+                    if p.layout.place.get(section).copied().flatten().map(|(_, r)| r)
+                        != Some(Region::Text)
+                    {
+                        f.fail(format!(
+                            "section {name}[{slot}]: hook points into {}, which is not executable",
+                            p.section_label(section)
+                        ));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// `.bug_frames.N`, `.altinstructions`, `.ex_table`, `.modinfo`.
+pub fn check_special_sections(cx: &Context<'_, '_>, f: &mut Failures) {
+    let p = cx.p;
+    if let Some(sizes) = cx.sizes {
+        for n in 0..4 {
+            let name = format!(".bug_frames.{n}");
+            if let Some(sec) = p.section(&name) {
+                multiple(f, sec, sizes.bug_frame, "struct bug_frame");
+            }
+        }
+        if let Some(sec) = p.section(".ex_table") {
+            multiple(f, sec, sizes.ex_table, "struct exception_table_entry");
+        }
+        if let Some(sec) = p.section(".altinstructions") {
+            if multiple(f, sec, sizes.alt_instr, "struct alt_instr") && sec.sh_size > 0 {
+                check_alternatives(cx, f, sec, sizes.alt_instr);
+            }
+        }
+    } else if [".bug_frames.0", ".bug_frames.1", ".bug_frames.2", ".bug_frames.3", ".ex_table", ".altinstructions"]
+        .iter()
+        .any(|n| p.section(n).is_some())
+    {
+        f.note("special-section entry sizes unknown (no DWARF in xen-syms, no Xen tree beside it): .bug_frames/.ex_table/.altinstructions sizes not checked");
+    }
+    if let Some(sec) = p.section(".modinfo") {
+        f.check();
+        let last = sec.data(p.data).and_then(|d| d.last().copied());
+        if sec.sh_size == 0 {
+            f.fail("section .modinfo: empty (the loader reads its last byte)");
+        } else if last != Some(0) {
+            f.fail("section .modinfo: not NUL-terminated");
+        }
+    }
+}
+
+fn multiple(f: &mut Failures, sec: &Section, size: u64, what: &str) -> bool {
+    f.check();
+    if size == 0 || sec.sh_size % size != 0 {
+        f.fail(format!(
+            "section {}: size {} is not a multiple of {size} ({what})",
+            sec.label(),
+            sec.sh_size
+        ));
+        return false;
+    }
+    true
+}
+
+/// Each alternative's original code must lie in the payload's text, its
+/// replacement in `.altinstr_replacement`.
+fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, size: u64) {
+    let p = cx.p;
+    f.check();
+    if p.layout.text_size == 0 {
+        f.fail("section .altinstructions: alternatives but no executable section");
+        return;
+    }
+    let Some(repl) = p.section(".altinstr_replacement") else {
+        f.check();
+        f.fail("section .altinstructions: present but .altinstr_replacement is missing");
+        return;
+    };
+    if size != 14 {
+        f.note(format!(
+            "struct alt_instr is {size} bytes; only the 14-byte layout's entries are checked"
+        ));
+        return;
+    }
+    let Some(data) = sec.data(p.data) else { return };
+    let repl_addr = p.layout.addr(repl.index);
+    for i in 0..sec.sh_size / size {
+        let base = i * size;
+        let entry_addr = p.layout.addr(sec.index).map(|a| a + base);
+        let target = |off: u64| -> Option<i128> {
+            // The field is PC-relative: its value plus its own address.
+            let field = i128::from(entry_addr?) + i128::from(off);
+            match p.rela_at(sec.index, base + off) {
+                Some(r) if r.r_type == R_X86_64_PC32 || r.r_type == R_X86_64_PLT32 => {
+                    let v = cx.values.get(r.sym as usize).copied()?;
+                    cx.local_addr(v).map(|s| i128::from(s) + i128::from(r.addend))
+                }
+                Some(_) => None,
+                None => {
+                    let raw = u32_at(data, base + off)? as i32;
+                    Some(field + i128::from(raw))
+                }
+            }
+        };
+        let orig_len = i128::from(data.get((base + 10) as usize).copied().unwrap_or(0));
+        let repl_len = i128::from(data.get((base + 11) as usize).copied().unwrap_or(0));
+        f.check();
+        let text = i128::from(p.layout.text_size);
+        match target(0) {
+            Some(o) if o >= 0 && o + orig_len <= text => {}
+            _ => f.fail(format!(
+                "section .altinstructions[{i}]: original code (length {orig_len}) is outside the payload's text"
+            )),
+        }
+        f.check();
+        let (rs, rl) = (
+            repl_addr.map(i128::from),
+            i128::from(repl.sh_size),
+        );
+        match (target(4), rs) {
+            (Some(r), Some(rs)) if r >= rs && r + repl_len <= rs + rl => {}
+            _ => f.fail(format!(
+                "section .altinstructions[{i}]: replacement (length {repl_len}) is outside .altinstr_replacement"
+            )),
+        }
+    }
+}
+
+/// Addresses `new_addr` entries point at (symbols there override, not add).
+pub fn new_addr_targets(cx: &Context<'_, '_>) -> HashSet<u64> {
+    let p = cx.p;
+    let layout = cx.abi.layout();
+    let mut out = HashSet::new();
+    if let Some(sec) = p.section(layout.section) {
+        if layout.entry_size > 0 && sec.sh_size % layout.entry_size == 0 {
+            for i in 0..sec.sh_size / layout.entry_size {
+                if let Some(a) = pointer_field(cx, sec, i * layout.entry_size + layout.new_addr_off)
+                    .and_then(|v| cx.local_addr(v))
+                {
+                    out.insert(a);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Symbols `build_symbol_table` keeps, and whether each is new.
+pub fn payload_symbols(cx: &Context<'_, '_>) -> Vec<(String, bool)> {
+    let p = cx.p;
+    let overrides = new_addr_targets(cx);
+    let mut out = Vec::new();
+    for (i, sym) in p.symbols.iter().enumerate().skip(1) {
+        let idx = usize::from(sym.st_shndx);
+        if sym.st_shndx == SHN_UNDEF || idx >= p.sections.len() {
+            continue;
+        }
+        let Some(sec) = p.sections.get(idx) else { continue };
+        let name = sym.name_str();
+        if !sec.is_alloc() || name.is_empty() {
+            continue;
+        }
+        if sec.sh_flags & SHF_MERGE != 0 && name.starts_with(".L") {
+            continue;
+        }
+        let addr = cx.values.get(i).and_then(|v| cx.local_addr(*v));
+        let new = addr.is_none_or(|a| !overrides.contains(&a));
+        out.push((name.to_string(), new));
+    }
+    out
+}
+
+/// New symbols must not clash with xen-syms or loaded payloads.
+pub fn check_new_symbols(cx: &Context<'_, '_>, f: &mut Failures) {
+    for (name, new) in payload_symbols(cx) {
+        if !new {
+            continue;
+        }
+        f.check();
+        if cx.xen.resolve_runtime_name(&name).is_some_and(|s| s.addr != 0) {
+            f.fail(format!(
+                "symbol {name}: a new symbol with the name of a hypervisor symbol (the loader refuses duplicates)"
+            ));
+        } else if let Some(d) = cx.dep_exports(&name) {
+            f.fail(format!(
+                "symbol {name}: a new symbol already exported by {} (the loader refuses duplicates)",
+                d.label
+            ));
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! Structural reading of one payload, in the loader's order: file header,
+//! section headers, section names, symbol table, then the placement the
+//! loader would give each allocated section. Every problem becomes one
+//! failure line; reading goes on as far as the file allows.
+
+use std::collections::HashMap;
+
+use super::elf::*;
+use super::Failures;
+
+/// The loader's page size (sections are grouped into page-aligned regions).
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Which of the loader's three regions an allocated section is copied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    Text,
+    Rw,
+    Ro,
+}
+
+/// Where the loader would place the allocated sections, relative to the
+/// start of the payload's allocation (its text region).
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// Per section: its offset from the allocation start and region.
+    pub place: Vec<Option<(u64, Region)>>,
+    pub text_size: u64,
+    pub rw_size: u64,
+    pub ro_size: u64,
+}
+
+impl Layout {
+    pub fn region_start(&self, region: Region) -> u64 {
+        match region {
+            Region::Text => 0,
+            Region::Rw => page_align(self.text_size),
+            Region::Ro => page_align(self.text_size).saturating_add(page_align(self.rw_size)),
+        }
+    }
+
+    /// Bytes the loader allocates for the payload.
+    pub fn total(&self) -> u64 {
+        self.region_start(Region::Ro).saturating_add(self.ro_size)
+    }
+
+    /// Offset of a section from the allocation start.
+    pub fn addr(&self, section: usize) -> Option<u64> {
+        self.place.get(section).copied().flatten().map(|(off, _)| off)
+    }
+}
+
+pub fn page_align(v: u64) -> u64 {
+    v.saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+/// One payload as the loader sees it.
+#[derive(Debug, Default)]
+pub struct Payload<'a> {
+    pub data: &'a [u8],
+    pub ehdr: Option<Ehdr>,
+    /// All section headers (index 0 is the null section).
+    pub sections: Vec<Section>,
+    pub symtab: Option<usize>,
+    pub strtab: Option<usize>,
+    /// All symbols (index 0 is the null symbol); empty without a usable symtab.
+    pub symbols: Vec<Symbol>,
+    /// Relocations per target section, as (relocation section, entry).
+    pub relas: HashMap<usize, Vec<(usize, Rela)>>,
+    pub layout: Layout,
+    /// The loader would stop before symbols and relocations are usable.
+    pub fatal: bool,
+}
+
+impl<'a> Payload<'a> {
+    /// The first section of this name (the loader's `livepatch_elf_sec_by_name`).
+    pub fn section(&self, name: &str) -> Option<&Section> {
+        self.sections
+            .iter()
+            .skip(1)
+            .find(|s| s.name.as_deref() == Some(name))
+    }
+
+    pub fn sections_named(&self, name: &str) -> usize {
+        self.sections
+            .iter()
+            .skip(1)
+            .filter(|s| s.name.as_deref() == Some(name))
+            .count()
+    }
+
+    pub fn section_label(&self, index: usize) -> String {
+        self.sections
+            .get(index)
+            .map(Section::label)
+            .unwrap_or_else(|| format!("[{index}]"))
+    }
+
+    /// The relocation covering `offset` of section `target`, if any.
+    pub fn rela_at(&self, target: usize, offset: u64) -> Option<&Rela> {
+        self.relas
+            .get(&target)?
+            .iter()
+            .map(|(_, r)| r)
+            .find(|r| r.r_offset == offset && r.r_type != R_X86_64_NONE)
+    }
+
+    /// Whether the loader ignores a section (not loaded: `!SHF_ALLOC`).
+    pub fn ignored_section(&self, index: usize) -> bool {
+        !matches!(self.sections.get(index), Some(s) if s.is_alloc())
+    }
+}
+
+/// Read `data`; `what` prefixes nothing: failures name sections and symbols.
+pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
+    let mut p = Payload {
+        data,
+        ..Payload::default()
+    };
+    let len = data.len() as u64;
+    let Some(ehdr) = Ehdr::parse(data) else {
+        f.fail(format!(
+            "ELF header: file is {len} bytes, shorter than an ELF header ({EHDR_SIZE})"
+        ));
+        p.fatal = true;
+        return p;
+    };
+    f.check();
+    if &ehdr.ident[..4] != b"\x7fELF" {
+        f.fail("ELF header: not an ELF file (bad magic)");
+        p.fatal = true;
+        return p;
+    }
+    let mut header_ok = true;
+    let mut hdr = |ok: bool, msg: String, f: &mut Failures| {
+        f.check();
+        if !ok {
+            f.fail(format!("ELF header: {msg}"));
+            header_ok = false;
+        }
+    };
+    hdr(ehdr.ident[4] == 2, format!("class {} is not ELFCLASS64", ehdr.ident[4]), f);
+    hdr(ehdr.ident[5] == 1, format!("data encoding {} is not little-endian", ehdr.ident[5]), f);
+    hdr(
+        ehdr.ident[6] == 1 && ehdr.e_version == 1,
+        format!("version {}/{} is not EV_CURRENT", ehdr.ident[6], ehdr.e_version),
+        f,
+    );
+    hdr(
+        ehdr.ident[7] == 0 || ehdr.ident[7] == 9,
+        format!("OS ABI {} is neither ELFOSABI_NONE nor FreeBSD", ehdr.ident[7]),
+        f,
+    );
+    hdr(ehdr.ident[8] == 0, format!("ABI version {} is not 0", ehdr.ident[8]), f);
+    hdr(ehdr.e_type == 1, format!("type {} is not ET_REL (a relocatable object)", ehdr.e_type), f);
+    hdr(ehdr.e_machine == 62, format!("machine {} is not EM_X86_64", ehdr.e_machine), f);
+    hdr(ehdr.e_phnum == 0, format!("{} program headers (a payload has none)", ehdr.e_phnum), f);
+    hdr(ehdr.e_shstrndx != 0, "no section-name table (e_shstrndx is 0)".into(), f);
+    hdr(ehdr.e_shnum < 1024, format!("{} sections (the loader's limit is 1023)", ehdr.e_shnum), f);
+    hdr(
+        ehdr.e_shstrndx < ehdr.e_shnum,
+        format!(
+            "section-name table index {} is past the {} sections",
+            ehdr.e_shstrndx, ehdr.e_shnum
+        ),
+        f,
+    );
+    hdr(ehdr.e_shoff < len, format!("section headers at {:#x} are past the end of the file ({len} bytes)", ehdr.e_shoff), f);
+    hdr(
+        u64::from(ehdr.e_shentsize) >= SHDR_SIZE,
+        format!("section header size {} is smaller than {SHDR_SIZE}", ehdr.e_shentsize),
+        f,
+    );
+    let table_fits = u64::from(ehdr.e_shentsize) >= SHDR_SIZE
+        && ehdr.e_shoff < len
+        && (len - ehdr.e_shoff) / u64::from(ehdr.e_shentsize) >= u64::from(ehdr.e_shnum);
+    hdr(
+        table_fits || u64::from(ehdr.e_shentsize) < SHDR_SIZE || ehdr.e_shoff >= len,
+        format!(
+            "{} section headers at {:#x} run past the end of the file ({len} bytes)",
+            ehdr.e_shnum, ehdr.e_shoff
+        ),
+        f,
+    );
+    p.ehdr = Some(ehdr.clone());
+    if !table_fits {
+        p.fatal = true;
+        return p;
+    }
+
+    // Section headers.
+    for i in 0..usize::from(ehdr.e_shnum) {
+        let off = ehdr.e_shoff + i as u64 * u64::from(ehdr.e_shentsize);
+        let Some(mut s) = Section::parse(data, off, i) else {
+            f.fail(format!("section [{i}]: header past the end of the file"));
+            p.fatal = true;
+            return p;
+        };
+        s.in_bounds = s.sh_type == SHT_NOBITS
+            || s.sh_offset.checked_add(s.sh_size).is_some_and(|end| end <= len);
+        p.sections.push(s);
+    }
+    // Names first, so that later messages can use them.
+    let shstrndx = usize::from(ehdr.e_shstrndx);
+    let shstrtab_ok = p.sections.get(shstrndx).is_some_and(|s| check_strtab(s, data).is_ok());
+    f.check();
+    if let Some(err) = p.sections.get(shstrndx).and_then(|s| check_strtab(s, data).err()) {
+        f.fail(format!("section-name table [{shstrndx}]: {err}"));
+    }
+    let names: Option<Vec<u8>> = shstrtab_ok
+        .then(|| p.sections.get(shstrndx).and_then(|s| s.data(data)).map(<[u8]>::to_vec))
+        .flatten();
+    for i in 1..p.sections.len() {
+        let sh_name = p.sections[i].sh_name;
+        if let Some(names) = &names {
+            f.check();
+            if u64::from(sh_name) >= names.len() as u64 {
+                f.fail(format!("section [{i}]: name offset {sh_name} is outside the section-name table"));
+            } else {
+                p.sections[i].name = cstr(names, u64::from(sh_name));
+            }
+        }
+    }
+    if names.is_none() {
+        p.fatal = true;
+    }
+
+    for i in 1..p.sections.len() {
+        let s = p.sections[i].clone();
+        let label = s.label();
+        f.check();
+        if s.sh_offset < EHDR_SIZE {
+            f.fail(format!("section {label}: data offset {:#x} lies in the ELF header", s.sh_offset));
+            p.fatal = true;
+        } else if !s.in_bounds {
+            f.fail(format!(
+                "section {label}: data {:#x}+{:#x} runs past the end of the file ({len} bytes)",
+                s.sh_offset, s.sh_size
+            ));
+            p.fatal = true;
+        }
+        f.check();
+        if s.sh_addralign & s.sh_addralign.wrapping_sub(1) != 0 {
+            f.fail(format!("section {label}: alignment {:#x} is not a power of two", s.sh_addralign));
+            p.fatal = true;
+        } else if s.sh_addralign != 0 && s.sh_addr % s.sh_addralign != 0 {
+            f.fail(format!(
+                "section {label}: address {:#x} is not aligned to {:#x}",
+                s.sh_addr, s.sh_addralign
+            ));
+            p.fatal = true;
+        }
+        f.check();
+        if s.is_alloc() && s.is_write() && s.sh_type == SHT_NOBITS && s.sh_size > create_diff_object::abi::MAX_PAYLOAD_SIZE {
+            f.fail(format!("section {label}: {} bytes of zero-filled data exceed the 2 MiB limit", s.sh_size));
+            p.fatal = true;
+        }
+        if s.sh_type == SHT_SYMTAB {
+            f.check();
+            if let Some(first) = p.symtab {
+                f.fail(format!(
+                    "section {label}: a second symbol table (the first is {}); the loader supports one",
+                    p.section_label(first)
+                ));
+                p.fatal = true;
+            } else {
+                p.symtab = Some(i);
+                f.check();
+                if s.sh_link >= u32::from(ehdr.e_shnum) {
+                    f.fail(format!(
+                        "section {label}: string table index {} is past the {} sections",
+                        s.sh_link, ehdr.e_shnum
+                    ));
+                    p.fatal = true;
+                }
+            }
+        }
+    }
+    f.check();
+    let Some(symtab_idx) = p.symtab else {
+        f.fail("no symbol table (.symtab)");
+        p.fatal = true;
+        return p;
+    };
+    let symtab = p.sections[symtab_idx].clone();
+    f.check();
+    if symtab.sh_size == 0 || symtab.sh_entsize < SYM_SIZE || symtab.sh_size % symtab.sh_entsize != 0 {
+        f.fail(format!(
+            "section {}: corrupted symbol table header (size {:#x}, entry size {:#x})",
+            symtab.label(),
+            symtab.sh_size,
+            symtab.sh_entsize
+        ));
+        p.fatal = true;
+    }
+    let strtab_idx = symtab.sh_link as usize;
+    let strtab = p.sections.get(strtab_idx).cloned();
+    f.check();
+    match strtab.as_ref().map(|s| check_strtab(s, data)) {
+        Some(Ok(())) => p.strtab = Some(strtab_idx),
+        Some(Err(err)) => {
+            f.fail(format!("section {}: string table of the symbols: {err}", p.section_label(strtab_idx)));
+            p.fatal = true;
+        }
+        None => p.fatal = true,
+    }
+    if p.fatal {
+        return p;
+    }
+
+    // Symbols.
+    let (Some(symdata), Some(strdata)) = (
+        symtab.data(data),
+        strtab.as_ref().and_then(|s| s.data(data)),
+    ) else {
+        p.fatal = true;
+        return p;
+    };
+    let nsym = symtab.sh_size / symtab.sh_entsize;
+    for i in 0..nsym {
+        let Some((st_name, mut sym)) = parse_symbol(symdata, i * symtab.sh_entsize, i as usize) else {
+            break;
+        };
+        if i > 0 {
+            f.check();
+            if u64::from(st_name) >= strdata.len() as u64 {
+                f.fail(format!("symbol #{i}: name offset {st_name} is outside the string table"));
+            } else {
+                sym.name = cstr(strdata, u64::from(st_name));
+            }
+        }
+        p.symbols.push(sym);
+    }
+
+    p.layout = layout(&p, f);
+    collect_relocations(&mut p, f);
+    p
+}
+
+/// `elf_verify_strtab`: a string table is non-empty and starts and ends with NUL.
+fn check_strtab(s: &Section, data: &[u8]) -> Result<(), String> {
+    if s.sh_type != SHT_STRTAB {
+        return Err(format!("type {} is not SHT_STRTAB", s.sh_type));
+    }
+    if s.sh_size == 0 {
+        return Err("empty".into());
+    }
+    let bytes = s.data(data).ok_or("outside the file")?;
+    if bytes.first() != Some(&0) || bytes.last() != Some(&0) {
+        return Err("does not start and end with a NUL byte".into());
+    }
+    Ok(())
+}
+
+/// The loader's placement (`move_payload`): allocated sections go to text
+/// (exec), rw (write) or ro, each aligned within its region.
+fn layout(p: &Payload<'_>, f: &mut Failures) -> Layout {
+    let mut l = Layout {
+        place: vec![None; p.sections.len()],
+        ..Layout::default()
+    };
+    let mut place = Vec::new();
+    for s in p.sections.iter().skip(1) {
+        if !s.is_alloc() {
+            continue;
+        }
+        f.check();
+        let region = match (s.is_exec(), s.is_write()) {
+            (true, false) => Region::Text,
+            (false, true) => Region::Rw,
+            (false, false) => Region::Ro,
+            (true, true) => {
+                f.fail(format!(
+                    "section {}: both writable and executable (the loader refuses W+X)",
+                    s.label()
+                ));
+                continue;
+            }
+        };
+        let size = match region {
+            Region::Text => &mut l.text_size,
+            Region::Rw => &mut l.rw_size,
+            Region::Ro => &mut l.ro_size,
+        };
+        f.check();
+        let offset = if s.sh_addralign == 0 {
+            // ROUNDUP(x, 0) is 0 in the loader: the section would overlay the region's start.
+            if s.sh_size != 0 {
+                f.fail(format!(
+                    "section {}: alignment 0 makes the loader place it over the start of its region",
+                    s.label()
+                ));
+            }
+            0
+        } else {
+            size.checked_add(s.sh_addralign - 1).map_or(u64::MAX, |v| v & !(s.sh_addralign - 1))
+        };
+        *size = offset.saturating_add(s.sh_size);
+        place.push((s.index, offset, region));
+    }
+    for (index, offset, region) in place {
+        let start = l.region_start(region).saturating_add(offset);
+        if let Some(slot) = l.place.get_mut(index) {
+            *slot = Some((start, region));
+        }
+    }
+    l
+}
+
+/// Relocation sections the loader applies (`livepatch_elf_perform_relocs`),
+/// grouped by the section they patch.
+fn collect_relocations(p: &mut Payload<'_>, f: &mut Failures) {
+    let nsec = p.sections.len();
+    for r in p.sections.clone().iter().skip(1) {
+        if r.sh_type != SHT_RELA && r.sh_type != SHT_REL {
+            continue;
+        }
+        if r.sh_info as usize >= nsec {
+            continue;
+        }
+        let target = r.sh_info as usize;
+        if p.ignored_section(target) {
+            continue;
+        }
+        f.check();
+        if Some(r.sh_link as usize) != p.symtab {
+            f.fail(format!(
+                "section {}: linked to section {} instead of the symbol table",
+                r.label(),
+                r.sh_link
+            ));
+            continue;
+        }
+        if r.sh_size == 0 {
+            continue;
+        }
+        f.check();
+        if r.sh_type == SHT_REL {
+            f.fail(format!("section {}: SHT_REL relocations are not supported (only SHT_RELA)", r.label()));
+            continue;
+        }
+        f.check();
+        if r.sh_entsize < RELA_SIZE || r.sh_size % r.sh_entsize != 0 {
+            f.fail(format!(
+                "section {}: corrupted relocation section header (size {:#x}, entry size {:#x})",
+                r.label(),
+                r.sh_size,
+                r.sh_entsize
+            ));
+            continue;
+        }
+        let Some(bytes) = r.data(p.data) else { continue };
+        let n = r.sh_size / r.sh_entsize;
+        let list = p.relas.entry(target).or_default();
+        for i in 0..n {
+            if let Some(rela) = parse_rela(bytes, i * r.sh_entsize, i as usize) {
+                list.push((r.index, rela));
+            }
+        }
+    }
+}
