@@ -66,22 +66,26 @@ pub fn compare(orig: &Object<'_>, patched: &Object<'_>, twins: &Twins) -> Compar
             cmp.symbols[sid.index()] = status;
             cmp.symbol_why[sid.index()] = why;
         }
-        // Sections without symbols (string pools, unnamed data) compare whole;
-        // sections with symbols also compare the bytes no symbol covers.
+        // Sections without symbols (string pools, unnamed data) compare
+        // whole; so do sections whose symbols are all the same, to catch
+        // changes outside any symbol.
         let why = if any_changed {
             Some("a symbol in it changed".to_string())
-        } else if sec.symbols.is_empty() {
-            ctx.diff_ranges(oid, 0, orig.section(oid).size, id, 0, sec.size)
-        } else if sec.size != orig.section(oid).size {
-            Some(format!(
-                "size {:#x} -> {:#x}",
-                orig.section(oid).size,
-                sec.size
-            ))
         } else {
-            None
+            ctx.diff_ranges(oid, 0, orig.section(oid).size, id, 0, sec.size)
+                .map(|w| {
+                    if sec.symbols.is_empty() {
+                        w
+                    } else {
+                        format!("outside any symbol: {w}")
+                    }
+                })
         };
-        cmp.sections[id.index()] = if why.is_some() { Status::Changed } else { Status::Same };
+        cmp.sections[id.index()] = if why.is_some() {
+            Status::Changed
+        } else {
+            Status::Same
+        };
         cmp.section_why[id.index()] = why;
     }
     // Section symbols and undefined symbols.
@@ -157,7 +161,11 @@ impl Ctx<'_, '_> {
         let ob = os.bytes(ostart, osize);
         let pb = ps.bytes(pstart, psize);
         if ob != pb && !self.only_line_numbers(ps, pstart, ob, pb) {
-            let at = ob.iter().zip(pb).position(|(a, b)| a != b).unwrap_or(ob.len().min(pb.len()));
+            let at = ob
+                .iter()
+                .zip(pb)
+                .position(|(a, b)| a != b)
+                .unwrap_or(ob.len().min(pb.len()));
             return Some(format!("bytes differ at +{at:#x}"));
         }
         let oend = ostart.saturating_add(osize.max(1));
@@ -165,11 +173,7 @@ impl Ctx<'_, '_> {
         let orel = os.relocs_in(ostart, oend);
         let prel = ps.relocs_in(pstart, pend);
         if orel.len() != prel.len() {
-            return Some(format!(
-                "{} relocations -> {}",
-                orel.len(),
-                prel.len()
-            ));
+            return Some(format!("{} relocations -> {}", orel.len(), prel.len()));
         }
         for (o, p) in orel.iter().zip(prel) {
             if o.offset - ostart != p.offset - pstart || o.r_type != p.r_type {
@@ -178,9 +182,9 @@ impl Ctx<'_, '_> {
             if !self.same_target(o, p) {
                 let name = self.patched.symbol(p.symbol).name;
                 return Some(format!(
-                    "relocation at +{:#x} ({name}{:+#x}) refers to something else",
+                    "relocation at +{:#x} ({name}{}) refers to something else",
                     p.offset - pstart,
-                    p.addend
+                    signed_hex(p.addend)
                 ));
             }
         }
@@ -188,12 +192,15 @@ impl Ctx<'_, '_> {
     }
 
     /// Whether the only byte differences are `__LINE__` immediates:
-    /// `mov $line, %reg` next to a reference to the source file's name
-    /// (`domain_crash()`, `printk("%s:%d", __FILE__, __LINE__)`). A patch
-    /// that moves code shifts them without changing what the code does.
+    /// `mov $line, %reg` whose old and new values all differ by the same
+    /// amount, at least one next to a reference to a source file name
+    /// (`domain_crash()`, `printk("%s:%d", __FILE__, __LINE__)`; the compiler
+    /// may share the call between several such sites). A patch that moves
+    /// code shifts them without changing what the code does.
     fn only_line_numbers(&self, ps: &Section<'_>, pstart: u64, ob: &[u8], pb: &[u8]) -> bool {
         let mut i = 0;
-        let mut checked = 0usize;
+        let mut delta = None;
+        let mut near_file = false;
         while i < ob.len().min(pb.len()) {
             if ob[i] == pb[i] {
                 i += 1;
@@ -213,23 +220,28 @@ impl Ctx<'_, '_> {
             if !(1..=1_000_000).contains(&old) || !(1..=1_000_000).contains(&new) {
                 return false;
             }
-            // A reference to a source file name near the immediate.
-            let at = pstart + imm as u64;
-            let near = ps.relocs_in(at.saturating_sub(32), at + 40);
-            if !near.iter().any(|r| self.is_file_name_ref(r)) {
+            let d = i64::from(new) - i64::from(old);
+            if *delta.get_or_insert(d) != d {
                 return false;
             }
-            checked += 1;
+            let at = pstart + imm as u64;
+            near_file |= ps
+                .relocs_in(at.saturating_sub(32), at + 40)
+                .iter()
+                .any(|r| self.is_file_name_ref(r));
             i = imm + 4;
         }
-        checked > 0
+        near_file
     }
 
     fn is_file_name_ref(&self, r: &Reloc) -> bool {
         let Some((bytes, _, true)) = pool_entry(self.patched, r) else {
             return false;
         };
-        let Some(text) = bytes.strip_suffix(&[0]).and_then(|b| std::str::from_utf8(b).ok()) else {
+        let Some(text) = bytes
+            .strip_suffix(&[0])
+            .and_then(|b| std::str::from_utf8(b).ok())
+        else {
             return false;
         };
         Some(text) == self.patched.file_name
@@ -261,7 +273,8 @@ impl Ctx<'_, '_> {
             };
             return ps.kind == os.kind
                 && self.twins.section_twin(psec) == Some(osec)
-                && o.addend.wrapping_add(os.value as i64) == p.addend.wrapping_add(ps.value as i64);
+                && o.addend.wrapping_add(os.value as i64)
+                    == p.addend.wrapping_add(ps.value as i64);
         }
         if o.addend != p.addend {
             return false;
@@ -290,7 +303,9 @@ impl Ctx<'_, '_> {
 /// (instruction correction) so `str - 4` and `str - 5` differ.
 fn pool_entry<'d>(obj: &Object<'d>, r: &Reloc) -> Option<(&'d [u8], i64, bool)> {
     let s = obj.symbol(r.symbol);
-    let Place::Section(sec) = s.place else { return None };
+    let Place::Section(sec) = s.place else {
+        return None;
+    };
     let sec = obj.section(sec);
     let off = target_offset(s.value, r.r_type, r.addend);
     let residual = (s.value as i64).wrapping_add(r.addend).wrapping_sub(off);
@@ -300,11 +315,24 @@ fn pool_entry<'d>(obj: &Object<'d>, r: &Reloc) -> Option<(&'d [u8], i64, bool)> 
     let off = off as usize;
     let rest = sec.data.get(off..)?;
     let bytes = if sec.is_strings() {
-        let end = rest.iter().position(|&b| b == 0).map(|e| e + 1).unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .map(|e| e + 1)
+            .unwrap_or(rest.len());
         &rest[..end]
     } else {
         let n = (sec.entsize.max(1) as usize).min(rest.len());
         &rest[..n]
     };
     Some((bytes, residual, sec.is_strings()))
+}
+
+/// `+0x10` / `-0x4`.
+pub fn signed_hex(v: i64) -> String {
+    if v < 0 {
+        format!("-{:#x}", v.unsigned_abs())
+    } else {
+        format!("+{v:#x}")
+    }
 }

@@ -66,7 +66,10 @@ fn correlate_sections(orig: &Object<'_>, patched: &Object<'_>, twins: &mut Twins
     let mut by_stem: HashMap<String, Vec<SectionId>> = HashMap::new();
     for id in orig.section_ids().filter(|&id| comparable(orig, id)) {
         if twins.orig_section_twin(id).is_none() {
-            by_stem.entry(stem(orig.section(id).name)).or_default().push(id);
+            by_stem
+                .entry(stem(orig.section(id).name))
+                .or_default()
+                .push(id);
         }
     }
     for id in left {
@@ -85,13 +88,18 @@ fn named(o: &Object<'_>, id: SymbolId) -> bool {
     id.0 != 0
         && !s.name.is_empty()
         && !s.is_internal_label()
-        && matches!(s.kind, SymKind::Func | SymKind::Object | SymKind::NoType | SymKind::Other)
+        && matches!(
+            s.kind,
+            SymKind::Func | SymKind::Object | SymKind::NoType | SymKind::Other
+        )
 }
 
 fn correlate_symbols(orig: &Object<'_>, patched: &Object<'_>, twins: &mut Twins) {
     // Section symbols follow their sections.
     for id in patched.section_ids() {
-        let Some(o) = twins.section_twin(id) else { continue };
+        let Some(o) = twins.section_twin(id) else {
+            continue;
+        };
         if let (Some(ps), Some(os)) = (
             patched.section(id).section_symbol,
             orig.section(o).section_symbol,

@@ -80,22 +80,41 @@ pub struct Table {
     pub name_offsets: Vec<u64>,
 }
 
-pub fn build_table(entries: &[FuncEntry], layout: &FuncLayout, resolve: bool) -> Result<Table, Error> {
+pub fn build_table(
+    entries: &[FuncEntry],
+    layout: &FuncLayout,
+    resolve: bool,
+) -> Result<Table, Error> {
     let mut data = vec![0u8; entries.len() * layout.entry_size as usize];
     let mut strings = Vec::new();
     let mut name_offsets = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let base = i as u64 * layout.entry_size;
         let too_big = |what: &str, v: u64| {
-            Error::Unsupported(format!("{}: {what} {v:#x} does not fit the 32-bit field", e.name))
+            Error::Unsupported(format!(
+                "{}: {what} {v:#x} does not fit the 32-bit field",
+                e.name
+            ))
         };
         let new_size = u32::try_from(e.new_size).map_err(|_| too_big("new_size", e.new_size))?;
         let old_size = u32::try_from(e.old_size).map_err(|_| too_big("old_size", e.old_size))?;
-        put(&mut data, base + layout.new_size_off, &new_size.to_le_bytes());
-        put(&mut data, base + layout.old_size_off, &old_size.to_le_bytes());
+        put(
+            &mut data,
+            base + layout.new_size_off,
+            &new_size.to_le_bytes(),
+        );
+        put(
+            &mut data,
+            base + layout.old_size_off,
+            &old_size.to_le_bytes(),
+        );
         put(&mut data, base + layout.version_off, &[layout.version]);
         if resolve {
-            put(&mut data, base + layout.old_addr_off, &e.old_addr.to_le_bytes());
+            put(
+                &mut data,
+                base + layout.old_addr_off,
+                &e.old_addr.to_le_bytes(),
+            );
         }
         name_offsets.push(strings.len() as u64);
         strings.extend_from_slice(e.name.as_bytes());

@@ -191,17 +191,28 @@ impl<'a, 'd> Includer<'a, 'd> {
         let used_by_same = self.data_used_by_unchanged_code();
         for sid in p.symbol_ids() {
             let s = p.symbol(sid);
-            let Place::Section(sec) = s.place else { continue };
+            let Place::Section(sec) = s.place else {
+                continue;
+            };
             let status = self.cmp.symbol(sid);
             let role = self.role(sec);
             match (s.kind, role) {
                 (SymKind::Func, Role::Init) if status == Status::Changed => {
                     plan.init_only.push(s.name.to_string());
                 }
+                // Cold parts (`foo.cold`) are entered only from their parent:
+                // copied with it, never redirected themselves.
+                (SymKind::Func, Role::Text)
+                    if status == Status::Changed && is_cold_part(s.name) =>
+                {
+                    plan.include(sec, format!("holds changed cold part {}", s.name));
+                    plan.symbol_why[sid.index()] = Some("changed cold part of a function".into());
+                }
                 (SymKind::Func, Role::Text) => match status {
                     Status::Changed => {
                         plan.include(sec, format!("holds changed function {}", s.name));
-                        plan.symbol_why[sid.index()] = Some("changed function, gets a function-table entry".into());
+                        plan.symbol_why[sid.index()] =
+                            Some("changed function, gets a function-table entry".into());
                         if let Some(orig) = self.twins.symbol_twin(sid) {
                             plan.changed.push(Changed { patched: sid, orig });
                         }
@@ -239,12 +250,35 @@ impl<'a, 'd> Includer<'a, 'd> {
                             "section type {:#x} (flags {:#x}) is not understood and it {}",
                             sec.sh_type,
                             sec.flags,
-                            if self.cmp.section(id) == Status::New { "is new" } else { "changed" }
+                            if self.cmp.section(id) == Status::New {
+                                "is new"
+                            } else {
+                                "changed"
+                            }
                         ),
                         "keep the change out of this section, or extend create-diff-object",
                     );
                 }
-                Role::Data if self.cmp.section(id) == Status::Changed && p.section(id).symbols.is_empty() => {
+                Role::Text
+                    if self.cmp.section(id) == Status::Changed
+                        && !p.section(id).symbols.iter().any(|&s| {
+                            matches!(self.cmp.symbol(s), Status::Changed | Status::New)
+                        }) =>
+                {
+                    let sec = p.section(id);
+                    let why = self.cmp.section_why[id.index()].clone().unwrap_or_default();
+                    self.refuse(
+                        plan,
+                        sec.name,
+                        id,
+                        format!("code outside any function symbol changed ({why})"),
+                        "only whole functions (with a symbol size) can be replaced",
+                    );
+                }
+                Role::Data
+                    if self.cmp.section(id) == Status::Changed
+                        && p.section(id).symbols.is_empty() =>
+                {
                     let sec = p.section(id);
                     if sec.is_write() {
                         let why = self.cmp.section_why[id.index()].clone().unwrap_or_default();
@@ -335,7 +369,11 @@ impl<'a, 'd> Includer<'a, 'd> {
 
     /// Follow relocations of every included section not scanned yet.
     /// Returns whether anything new was included.
-    pub fn close(&self, plan: &mut Plan, resolver: &dyn NameResolver) -> Result<bool, crate::Error> {
+    pub fn close(
+        &self,
+        plan: &mut Plan,
+        resolver: &dyn NameResolver,
+    ) -> Result<bool, crate::Error> {
         let mut grew = false;
         loop {
             let todo: Vec<SectionId> = self
@@ -411,8 +449,9 @@ impl<'a, 'd> Includer<'a, 'd> {
                 &who(),
                 from,
                 format!(
-                    "refers to unnamed writable data at {}{off:+#x}, which cannot be found in the running Xen",
-                    tsec.name
+                    "refers to unnamed writable data at {}{}, which cannot be found in the running Xen",
+                    tsec.name,
+                    crate::compare::signed_hex(off)
                 ),
                 "give the data a name (a static variable) so it can be referred to",
             );
@@ -421,9 +460,14 @@ impl<'a, 'd> Includer<'a, 'd> {
         let status = self.cmp.symbol(r.symbol);
         match status {
             Status::Same => {
-                if let std::collections::hash_map::Entry::Vacant(e) = plan.externals.entry(r.symbol) {
+                if let std::collections::hash_map::Entry::Vacant(e) = plan.externals.entry(r.symbol)
+                {
                     let orig = self.twins.symbol_twin(r.symbol).ok_or_else(|| {
-                        crate::Error::Unsupported(format!("{}: symbol {} has no twin", p.path.display(), t.name))
+                        crate::Error::Unsupported(format!(
+                            "{}: symbol {} has no twin",
+                            p.path.display(),
+                            t.name
+                        ))
                     })?;
                     e.insert(resolver.runtime_name(self.orig, orig)?);
                 }
@@ -446,6 +490,21 @@ impl<'a, 'd> Includer<'a, 'd> {
     }
 }
 
+fn is_read_only(obj: &Object<'_>, place: Place) -> bool {
+    match place {
+        Place::Section(s) => {
+            let sec = obj.section(s);
+            sec.is_alloc() && !sec.is_write() && !sec.is_exec() && !sec.is_nobits()
+        }
+        _ => false,
+    }
+}
+
+/// `foo.cold`, `foo.cold.3`: the unlikely part GCC splits out of `foo`.
+pub fn is_cold_part(name: &str) -> bool {
+    name.split('.').skip(1).any(|part| part == "cold")
+}
+
 /// Functions (by patched symbol) that jump into the middle of a changed
 /// function (`.cold` parts, tail jumps): their code depends on its layout.
 pub fn propagate_changes(patched: &Object<'_>, cmp: &mut Comparison) {
@@ -463,11 +522,19 @@ pub fn propagate_changes(patched: &Object<'_>, cmp: &mut Comparison) {
                 let f = patched.symbol(fid);
                 for r in sec.relocs_in(f.value, f.value.saturating_add(f.size.max(1))) {
                     let t = patched.symbol(r.symbol);
+                    if cmp.symbol(r.symbol) != Status::Changed {
+                        continue;
+                    }
                     if t.kind == SymKind::Func
-                        && cmp.symbol(r.symbol) == Status::Changed
                         && target_offset(t.value, r.r_type, r.addend) != t.value as i64
                     {
                         flips.insert(fid, format!("jumps into the middle of changed {}", t.name));
+                    } else if t.kind == SymKind::Object
+                        && t.is_local()
+                        && is_read_only(patched, t.place)
+                    {
+                        // All users of a changed static constant move to the payload's copy.
+                        flips.insert(fid, format!("uses changed constant {}", t.name));
                     }
                 }
             }

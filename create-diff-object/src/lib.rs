@@ -29,7 +29,9 @@ pub use abi::{Abi, AbiChoice};
 pub use error::{Error, Refusal};
 pub use xensyms::XenSyms;
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 
 /// How to run one diff.
 #[derive(Debug, Clone, Default)]
@@ -168,7 +170,7 @@ pub fn diff_bytes(
         .section_ids()
         .any(|id| inc.role(id) == include::Role::SpecialTable && new.section(id).size > 0);
     let specials = if has_tables && plan.refusals.is_empty() {
-        let sizes = abi::special_sizes(xen_syms, tree.as_deref())?;
+        let sizes = cached_special_sizes(xen_syms, tree.as_deref())?;
         special::select(&inc, &mut plan, &sizes, &resolver)?
     } else {
         Vec::new()
@@ -215,13 +217,37 @@ pub fn diff_bytes(
     Ok(Diff::Write(bytes, report))
 }
 
+/// Entry sizes cost a compile when xen-syms has no DWARF: ask once per
+/// (xen-syms, tree) in a process.
+fn cached_special_sizes(
+    xen_syms: &XenSyms,
+    tree: Option<&Path>,
+) -> Result<abi::SpecialSizes, Error> {
+    type Key = (std::path::PathBuf, Option<std::path::PathBuf>);
+    static CACHE: OnceLock<Mutex<HashMap<Key, abi::SpecialSizes>>> = OnceLock::new();
+    let key = (xen_syms.path().to_path_buf(), tree.map(Path::to_path_buf));
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(s) = cache.lock().ok().and_then(|c| c.get(&key).copied()) {
+        return Ok(s);
+    }
+    let sizes = abi::special_sizes(xen_syms, tree)?;
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, sizes);
+    }
+    Ok(sizes)
+}
+
 /// Names in the running Xen for symbols of the original object.
 struct Resolver<'a> {
     xen: &'a XenSyms,
 }
 
 impl include::NameResolver for Resolver<'_> {
-    fn runtime_name(&self, orig: &model::Object<'_>, sym: model::SymbolId) -> Result<String, Error> {
+    fn runtime_name(
+        &self,
+        orig: &model::Object<'_>,
+        sym: model::SymbolId,
+    ) -> Result<String, Error> {
         let s = orig.symbol(sym);
         if !s.is_local() {
             return Ok(s.name.to_string());

@@ -15,8 +15,11 @@ use create_diff_object::{diff_objects, Abi, AbiChoice, Options, Outcome, XenSyms
 /// they depend on, their special-section entries, hooks and the function
 /// table.
 #[derive(Parser, Debug)]
-#[command(version, after_help = "Exit status: 0 output written, 3 no functional change (nothing written), \
-2 the change cannot be live-patched (reasons printed), 1 error.")]
+#[command(
+    version,
+    after_help = "Exit status: 0 output written, 3 no functional change (nothing written), \
+2 the change cannot be live-patched (reasons printed), 1 error."
+)]
 struct Args {
     /// Print, per symbol, its status (same/changed/new) and why it was included.
     #[arg(long)]
@@ -44,9 +47,9 @@ fn parse_abi(s: &str) -> Result<AbiChoice, String> {
     if s == "auto" {
         return Ok(AbiChoice::Auto);
     }
-    Abi::from_name(s)
-        .map(AbiChoice::Fixed)
-        .ok_or_else(|| format!("unknown ABI {s:?}: use auto, xsplice, livepatch-v1 or livepatch-v2"))
+    Abi::from_name(s).map(AbiChoice::Fixed).ok_or_else(|| {
+        format!("unknown ABI {s:?}: use auto, xsplice, livepatch-v1 or livepatch-v2")
+    })
 }
 
 fn main() -> ExitCode {
@@ -70,7 +73,10 @@ fn main() -> ExitCode {
                 eprintln!("debug: {l}");
             }
             for f in &report.changed_functions {
-                println!("changed function: {} (old size {}, new size {})", f.name, f.old_size, f.new_size);
+                println!(
+                    "changed function: {} (old size {}, new size {})",
+                    f.name, f.old_size, f.new_size
+                );
             }
             for f in &report.new_functions {
                 println!("new function: {f}");

@@ -137,7 +137,9 @@ impl Section<'_> {
     }
     /// Range of the section's data, clamped (reading never panics).
     pub fn bytes(&self, start: u64, len: u64) -> &[u8] {
-        let start = usize::try_from(start).unwrap_or(usize::MAX).min(self.data.len());
+        let start = usize::try_from(start)
+            .unwrap_or(usize::MAX)
+            .min(self.data.len());
         let end = usize::try_from(len)
             .ok()
             .and_then(|l| start.checked_add(l))

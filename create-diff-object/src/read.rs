@@ -34,7 +34,8 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
     if data[4] != elf::ELFCLASS64 || data[5] != elf::ELFDATA2LSB {
         return Err(malformed(path, "not a 64-bit little-endian ELF file"));
     }
-    let header = Header::parse(data).map_err(|e| malformed(path, format!("bad ELF header: {e}")))?;
+    let header =
+        Header::parse(data).map_err(|e| malformed(path, format!("bad ELF header: {e}")))?;
     let endian = LE;
     let e_type = header.e_type(endian);
     if e_type != elf::ET_REL {
@@ -70,9 +71,9 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
 
     let mut sections = Vec::with_capacity(nsections);
     for (index, sh) in table.iter().enumerate() {
-        let name = table.section_name(endian, sh).map_err(|e| {
-            malformed(path, format!("section {index}: bad name: {e}"))
-        })?;
+        let name = table
+            .section_name(endian, sh)
+            .map_err(|e| malformed(path, format!("section {index}: bad name: {e}")))?;
         let name = std::str::from_utf8(name)
             .map_err(|_| malformed(path, format!("section {index}: name is not UTF-8")))?;
         let sh_type = sh.sh_type(endian);
@@ -82,11 +83,18 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
             sh.data(endian, data)
                 .map_err(|_| malformed(path, format!("section {name}: data outside the file")))?
         };
+        let align = sh.sh_addralign(endian);
+        if align > 1 && !align.is_power_of_two() {
+            return Err(malformed(
+                path,
+                format!("section {name}: alignment {align} is not a power of two"),
+            ));
+        }
         sections.push(Section {
             name,
             sh_type,
             flags: sh.sh_flags(endian),
-            align: sh.sh_addralign(endian),
+            align,
             entsize: sh.sh_entsize(endian),
             size: sh.sh_size(endian),
             data: data_bytes,
@@ -153,14 +161,14 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
 
     // Index symbols by section.
     for (index, sym) in symbols.iter().enumerate() {
-        let Place::Section(sec) = sym.place else { continue };
+        let Place::Section(sec) = sym.place else {
+            continue;
+        };
         let id = SymbolId(index as u32);
         let section = &mut sections[sec.index()];
         match sym.kind {
-            SymKind::Section => {
-                if section.section_symbol.is_none() {
-                    section.section_symbol = Some(id);
-                }
+            SymKind::Section if section.section_symbol.is_none() => {
+                section.section_symbol = Some(id);
             }
             SymKind::Func | SymKind::Object => section.symbols.push(id),
             SymKind::NoType if !sym.name.is_empty() && !sym.is_internal_label() => {
@@ -170,9 +178,12 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
         }
     }
     for section in &mut sections {
-        section
-            .symbols
-            .sort_by_key(|id| (symbols[id.index()].value, std::cmp::Reverse(symbols[id.index()].size)));
+        section.symbols.sort_by_key(|id| {
+            (
+                symbols[id.index()].value,
+                std::cmp::Reverse(symbols[id.index()].size),
+            )
+        });
     }
 
     // Relocations.
@@ -182,7 +193,10 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
             elf::SHT_REL => {
                 return Err(malformed(
                     path,
-                    format!("section {}: REL relocations are not used on x86-64", sections[index].name),
+                    format!(
+                        "section {}: REL relocations are not used on x86-64",
+                        sections[index].name
+                    ),
                 ))
             }
             _ => continue,
@@ -191,12 +205,18 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
         if target == 0 || target >= nsections {
             return Err(malformed(
                 path,
-                format!("section {}: relocated section index {target} out of range", sections[index].name),
+                format!(
+                    "section {}: relocated section index {target} out of range",
+                    sections[index].name
+                ),
             ));
         }
-        let relas: &[elf::Rela64<LE>] = sh
-            .data_as_array(endian, data)
-            .map_err(|_| malformed(path, format!("section {}: bad relocation data", sections[index].name)))?;
+        let relas: &[elf::Rela64<LE>] = sh.data_as_array(endian, data).map_err(|_| {
+            malformed(
+                path,
+                format!("section {}: bad relocation data", sections[index].name),
+            )
+        })?;
         let target_size = sections[target].size;
         let mut relocs = Vec::with_capacity(relas.len());
         for rela in relas {
@@ -204,7 +224,10 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
             if sym as usize >= symbols.len() {
                 return Err(malformed(
                     path,
-                    format!("section {}: relocation symbol {sym} out of range", sections[index].name),
+                    format!(
+                        "section {}: relocation symbol {sym} out of range",
+                        sections[index].name
+                    ),
                 ));
             }
             let offset = rela.r_offset(endian);
@@ -289,7 +312,9 @@ fn retarget_section_relocs(obj: &mut Object<'_>) {
             if sym.kind != SymKind::Section {
                 continue;
             }
-            let Place::Section(target) = sym.place else { continue };
+            let Place::Section(target) = sym.place else {
+                continue;
+            };
             let tsec = &obj.sections[target.index()];
             if tsec.is_merge() {
                 continue;

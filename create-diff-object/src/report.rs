@@ -16,14 +16,23 @@ pub fn debug_lines(
     let mut lines = Vec::new();
     for sid in patched.symbol_ids() {
         let s = patched.symbol(sid);
-        let Place::Section(sec) = s.place else { continue };
-        if s.name.is_empty() || s.is_internal_label() || !matches!(s.kind, SymKind::Func | SymKind::Object) {
+        let Place::Section(sec) = s.place else {
+            continue;
+        };
+        if s.name.is_empty()
+            || s.is_internal_label()
+            || !matches!(s.kind, SymKind::Func | SymKind::Object)
+        {
             continue;
         }
         let status = cmp.symbol(sid);
         let mut line = format!(
             "{} {} [{}]: {status}",
-            if s.kind == SymKind::Func { "func" } else { "object" },
+            if s.kind == SymKind::Func {
+                "func"
+            } else {
+                "object"
+            },
             s.name,
             patched.section_name(sec)
         );
@@ -49,7 +58,10 @@ pub fn debug_lines(
     }
     for id in patched.section_ids() {
         if let Some(Some(why)) = plan.sections.get(id.index()) {
-            lines.push(format!("section {}: included: {why}", patched.section_name(id)));
+            lines.push(format!(
+                "section {}: included: {why}",
+                patched.section_name(id)
+            ));
         }
     }
     lines

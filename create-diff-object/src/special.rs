@@ -51,7 +51,7 @@ pub fn select(
             }
             let sec = p.section(id);
             let size = entry_size(sec.name, sizes).unwrap_or(0);
-            if size == 0 || sec.size % size != 0 {
+            if sec.size.checked_rem(size) != Some(0) {
                 return Err(Error::Unsupported(format!(
                     "{}: section {} is {:#x} bytes, not a multiple of its entry size {size}; \
                      the special-section sizes do not match this build",
@@ -73,7 +73,9 @@ pub fn select(
             for i in 0..sec.size / size {
                 let start = i * size;
                 let relocs = sec.relocs_in(start, start + size);
-                let Some(first) = relocs.first() else { continue };
+                let Some(first) = relocs.first() else {
+                    continue;
+                };
                 if !belongs_to_payload(p, plan, first) {
                     continue;
                 }

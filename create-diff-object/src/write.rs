@@ -8,7 +8,10 @@ use std::path::Path;
 
 use object::elf;
 use object::write::{self, Relocation, SectionId as OutSec, SymbolId as OutSym, SymbolSection};
-use object::{Architecture, BinaryFormat, Endianness, RelocationFlags, SectionFlags, SectionKind, SymbolFlags, SymbolKind, SymbolScope};
+use object::{
+    Architecture, BinaryFormat, Endianness, RelocationFlags, SectionFlags, SectionKind,
+    SymbolFlags, SymbolKind, SymbolScope,
+};
 
 use crate::abi::FuncLayout;
 use crate::compare::Comparison;
@@ -19,7 +22,12 @@ use crate::model::{Binding, Object, Place, Reloc, SectionId, Status, SymKind, Sy
 use crate::special::SpecialOut;
 
 /// Relocation types the hypervisor's loader applies on x86-64.
-const LOADER_RELOCS: &[u32] = &[elf::R_X86_64_NONE, elf::R_X86_64_64, elf::R_X86_64_PC32, elf::R_X86_64_PLT32];
+const LOADER_RELOCS: &[u32] = &[
+    elf::R_X86_64_NONE,
+    elf::R_X86_64_64,
+    elf::R_X86_64_PC32,
+    elf::R_X86_64_PLT32,
+];
 
 pub struct Input<'a, 'd> {
     pub patched: &'a Object<'d>,
@@ -68,8 +76,14 @@ pub fn build(input: &Input<'_, '_>) -> Result<Vec<u8>, Error> {
     let mut special_ids = Vec::new();
     for s in input.specials {
         let src = p.section(s.source);
-        let id = w.out.add_section(Vec::new(), s.name.as_bytes().to_vec(), SectionKind::ReadOnlyData);
-        w.out.section_mut(id).flags = SectionFlags::Elf { sh_flags: src.flags & !u64::from(elf::SHF_GROUP) };
+        let id = w.out.add_section(
+            Vec::new(),
+            s.name.as_bytes().to_vec(),
+            SectionKind::ReadOnlyData,
+        );
+        w.out.section_mut(id).flags = SectionFlags::Elf {
+            sh_flags: src.flags & !u64::from(elf::SHF_GROUP),
+        };
         w.out.set_section_data(id, s.data.clone(), src.align.max(1));
         special_ids.push(id);
     }
@@ -96,7 +110,8 @@ pub fn build(input: &Input<'_, '_>) -> Result<Vec<u8>, Error> {
         w.function_table()?;
     }
     // Linkers warn about objects without it (executable stack).
-    w.out.add_section(Vec::new(), b".note.GNU-stack".to_vec(), SectionKind::Other);
+    w.out
+        .add_section(Vec::new(), b".note.GNU-stack".to_vec(), SectionKind::Other);
     w.out
         .write()
         .map_err(|e| Error::Unsupported(format!("writing the payload object: {e}")))
@@ -121,13 +136,16 @@ impl<'d> Writer<'_, 'd> {
             // The writer cannot keep a merge entry size other than 1.
             flags &= !u64::from(elf::SHF_MERGE | elf::SHF_STRINGS);
         }
-        let out = self.out.add_section(Vec::new(), sec.name.as_bytes().to_vec(), kind);
+        let out = self
+            .out
+            .add_section(Vec::new(), sec.name.as_bytes().to_vec(), kind);
         self.out.section_mut(out).flags = SectionFlags::Elf { sh_flags: flags };
         let align = sec.align.max(1);
         if sec.is_nobits() {
             self.out.append_section_bss(out, sec.size, align);
         } else {
-            self.out.set_section_data(out, Cow::Borrowed(sec.data), align);
+            self.out
+                .set_section_data(out, Cow::Borrowed(sec.data), align);
         }
         self.sections.insert(id, out);
     }
@@ -136,8 +154,13 @@ impl<'d> Writer<'_, 'd> {
         let p = self.input.patched;
         let s = p.symbol(sid);
         let Place::Section(sec) = s.place else { return };
-        let Some(&out_sec) = self.sections.get(&sec) else { return };
-        if s.name.is_empty() || s.is_internal_label() || !matches!(s.kind, SymKind::Func | SymKind::Object | SymKind::NoType) {
+        let Some(&out_sec) = self.sections.get(&sec) else {
+            return;
+        };
+        if s.name.is_empty()
+            || s.is_internal_label()
+            || !matches!(s.kind, SymKind::Func | SymKind::Object | SymKind::NoType)
+        {
             return;
         }
         let status = self.input.cmp.symbol(sid);
@@ -148,7 +171,11 @@ impl<'d> Writer<'_, 'd> {
         }
         // A changed constant copied for changed code stays private.
         let private_copy = s.kind == SymKind::Object && status == Status::Changed;
-        let binding = if private_copy { Binding::Local } else { s.binding };
+        let binding = if private_copy {
+            Binding::Local
+        } else {
+            s.binding
+        };
         let (scope, bind) = match binding {
             Binding::Local => (SymbolScope::Compilation, elf::STB_LOCAL),
             Binding::Global => (SymbolScope::Linkage, elf::STB_GLOBAL),
@@ -159,8 +186,16 @@ impl<'d> Writer<'_, 'd> {
             SymKind::Object => (SymbolKind::Data, elf::STT_OBJECT),
             _ => (SymbolKind::Label, elf::STT_NOTYPE),
         };
+        // The loader checks every payload symbol it does not override
+        // against Xen's and earlier payloads' names: give locals the name
+        // Xen's runtime table would give them (`file#sym`), so a new static
+        // cannot clash with a global or another file's static of its name.
+        let name = match (binding, p.file_name) {
+            (Binding::Local, Some(file)) => format!("{file}#{}", s.name),
+            _ => s.name.to_string(),
+        };
         let id = self.out.add_symbol(write::Symbol {
-            name: s.name.as_bytes().to_vec(),
+            name: name.into_bytes(),
             value: s.value,
             size: s.size,
             kind,
@@ -207,10 +242,12 @@ impl<'d> Writer<'_, 'd> {
             ))
         };
         match t.place {
-            Place::Undefined => return Ok((self.undefined(t.name), r.addend)),
-            Place::Absolute | Place::Common => return Ok((self.undefined(t.name), r.addend)),
+            Place::Undefined | Place::Absolute | Place::Common => {
+                Ok((self.undefined(t.name), r.addend))
+            }
             Place::Section(ts) => {
-                let unnamed = t.kind == SymKind::Section || t.is_internal_label() || t.name.is_empty();
+                let unnamed =
+                    t.kind == SymKind::Section || t.is_internal_label() || t.name.is_empty();
                 if !unnamed && !internal {
                     if let Some(name) = self.input.plan.externals.get(&r.symbol) {
                         let name = name.clone();
@@ -230,7 +267,11 @@ impl<'d> Writer<'_, 'd> {
                     let name = name.clone();
                     return Ok((self.undefined(&name), r.addend));
                 }
-                Err(not_included(&format!("{} in {}", t.name, p.section_name(ts))))
+                Err(not_included(&format!(
+                    "{} in {}",
+                    t.name,
+                    p.section_name(ts)
+                )))
             }
         }
     }
@@ -267,10 +308,18 @@ impl<'d> Writer<'_, 'd> {
             crate::Abi::Xsplice => ".xsplice.strings",
             _ => ".livepatch.strings",
         };
-        let strings = self.out.add_section(Vec::new(), strings_name.as_bytes().to_vec(), SectionKind::ReadOnlyString);
+        let strings = self.out.add_section(
+            Vec::new(),
+            strings_name.as_bytes().to_vec(),
+            SectionKind::ReadOnlyString,
+        );
         self.out.set_section_data(strings, table.strings.clone(), 1);
         let strings_sym = self.out.section_symbol(strings);
-        let funcs = self.out.add_section(Vec::new(), layout.section.as_bytes().to_vec(), SectionKind::Data);
+        let funcs = self.out.add_section(
+            Vec::new(),
+            layout.section.as_bytes().to_vec(),
+            SectionKind::Data,
+        );
         self.out.section_mut(funcs).flags = SectionFlags::Elf {
             sh_flags: u64::from(elf::SHF_ALLOC | elf::SHF_WRITE),
         };
@@ -278,7 +327,10 @@ impl<'d> Writer<'_, 'd> {
         for (i, e) in self.input.funcs.iter().enumerate() {
             let base = i as u64 * layout.entry_size;
             let new_sym = *self.defined.get(&e.new_sym).ok_or_else(|| {
-                Error::Unsupported(format!("{}: replacement function not in the payload (internal error)", e.name))
+                Error::Unsupported(format!(
+                    "{}: replacement function not in the payload (internal error)",
+                    e.name
+                ))
             })?;
             let add = |out: &mut write::Object<'_>, offset: u64, symbol: OutSym, addend: i64| {
                 out.add_relocation(
@@ -287,7 +339,9 @@ impl<'d> Writer<'_, 'd> {
                         offset,
                         symbol,
                         addend,
-                        flags: RelocationFlags::Elf { r_type: elf::R_X86_64_64 },
+                        flags: RelocationFlags::Elf {
+                            r_type: elf::R_X86_64_64,
+                        },
                     },
                 )
                 .map_err(|err| Error::Unsupported(format!("adding relocation: {err}")))

@@ -24,7 +24,12 @@ fn code(o: &Output) -> i32 {
 #[test]
 fn exit_codes() {
     let case = build_case("changed_function");
-    let args = [case.orig.as_path(), case.patched.as_path(), case.xen_syms.as_path(), case.out.as_path()];
+    let args = [
+        case.orig.as_path(),
+        case.patched.as_path(),
+        case.xen_syms.as_path(),
+        case.out.as_path(),
+    ];
     let o = run(&args, &["--abi", "livepatch-v2", "--resolve"]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let rows = case.payload().funcs(".livepatch.funcs", 104);
@@ -34,7 +39,12 @@ fn exit_codes() {
     // Same object on both sides: no change, no file.
     std::fs::remove_file(&case.out).unwrap();
     let o = run(
-        &[case.orig.as_path(), case.orig.as_path(), case.xen_syms.as_path(), case.out.as_path()],
+        &[
+            case.orig.as_path(),
+            case.orig.as_path(),
+            case.xen_syms.as_path(),
+            case.out.as_path(),
+        ],
         &["--abi", "livepatch-v2"],
     );
     assert_eq!(code(&o), 3);
@@ -45,7 +55,12 @@ fn exit_codes() {
     let data = std::fs::read(&case.orig).unwrap();
     std::fs::write(&trunc, &data[..data.len() / 3]).unwrap();
     let o = run(
-        &[trunc.as_path(), case.patched.as_path(), case.xen_syms.as_path(), case.out.as_path()],
+        &[
+            trunc.as_path(),
+            case.patched.as_path(),
+            case.xen_syms.as_path(),
+            case.out.as_path(),
+        ],
         &["--abi", "livepatch-v2"],
     );
     assert_eq!(code(&o), 1);
@@ -57,7 +72,12 @@ fn exit_codes() {
     let arm_path = case.dir.path().join("arm.o");
     std::fs::write(&arm_path, &arm).unwrap();
     let o = run(
-        &[case.orig.as_path(), arm_path.as_path(), case.xen_syms.as_path(), case.out.as_path()],
+        &[
+            case.orig.as_path(),
+            arm_path.as_path(),
+            case.xen_syms.as_path(),
+            case.out.as_path(),
+        ],
         &[],
     );
     assert_eq!(code(&o), 1);
@@ -65,7 +85,12 @@ fn exit_codes() {
     // Missing file: exit 1.
     let missing = case.dir.path().join("missing.o");
     let o = run(
-        &[missing.as_path(), case.patched.as_path(), case.xen_syms.as_path(), case.out.as_path()],
+        &[
+            missing.as_path(),
+            case.patched.as_path(),
+            case.xen_syms.as_path(),
+            case.out.as_path(),
+        ],
         &[],
     );
     assert_eq!(code(&o), 1);
@@ -79,21 +104,34 @@ fn exit_codes() {
 fn refusal_exits_2_naming_the_variable() {
     let case = build_case("changed_initialiser");
     let o = run(
-        &[case.orig.as_path(), case.patched.as_path(), case.xen_syms.as_path(), case.out.as_path()],
+        &[
+            case.orig.as_path(),
+            case.patched.as_path(),
+            case.xen_syms.as_path(),
+            case.out.as_path(),
+        ],
         &["--abi", "livepatch-v2"],
     );
     assert_eq!(code(&o), 2);
     assert!(!case.out.exists());
     // The one place a message is the product: it must name the variable and section.
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("threshold") && err.contains(".data.threshold"), "{err}");
+    assert!(
+        err.contains("threshold") && err.contains(".data.threshold"),
+        "{err}"
+    );
 }
 
 #[test]
 fn init_only_exits_3() {
     let case = build_case("init_only");
     let o = run(
-        &[case.orig.as_path(), case.patched.as_path(), case.xen_syms.as_path(), case.out.as_path()],
+        &[
+            case.orig.as_path(),
+            case.patched.as_path(),
+            case.xen_syms.as_path(),
+            case.out.as_path(),
+        ],
         &["--abi", "livepatch-v2"],
     );
     assert_eq!(code(&o), 3);

@@ -51,7 +51,11 @@ fn changed_function_gets_one_entry() {
     assert_eq!(sym.section.as_deref(), Some(".text.add_limit"));
     // The global it reads is Xen's.
     let rels = p.relocs(".text.add_limit");
-    assert!(rels.iter().any(|r| r.target == "limit" && r.target_undefined), "{rels:?}");
+    assert!(
+        rels.iter()
+            .any(|r| r.target == "limit" && r.target_undefined),
+        "{rels:?}"
+    );
     assert!(!p.has(".data.limit"));
     assert!(p.flags[".livepatch.funcs"] & u64::from(elf::SHF_WRITE) != 0);
 }
@@ -67,7 +71,8 @@ fn unchanged_object_is_no_change() {
 fn object_against_itself_is_no_change() {
     let case = build_case("changed_function");
     let xen = case.xen();
-    let out = create_diff_object::diff_objects(&case.orig, &case.orig, &xen, &case.out, &opts(V2)).unwrap();
+    let out = create_diff_object::diff_objects(&case.orig, &case.orig, &xen, &case.out, &opts(V2))
+        .unwrap();
     assert!(matches!(out, Outcome::NoChange(_)));
 }
 
@@ -78,14 +83,20 @@ fn new_static_helper_is_included_without_entry() {
     let p = case.payload();
     ld_accepts(&case.out);
     let funcs = p.funcs(".livepatch.funcs", 104);
-    assert_eq!(funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["compute"]);
+    assert_eq!(
+        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["compute"]
+    );
     assert_eq!(report.new_functions, ["clamp_helper"]);
-    let helper = p.symbol("clamp_helper").expect("new helper defined in the payload");
+    let helper = p
+        .symbol("new_static_helper.c#clamp_helper")
+        .expect("new helper defined in the payload, named as Xen names locals");
     assert!(!helper.global);
     assert_eq!(helper.section.as_deref(), Some(".text.clamp_helper"));
     let rels = p.relocs(".text.compute");
     assert!(
-        rels.iter().any(|r| r.target == "clamp_helper" && !r.target_undefined),
+        rels.iter()
+            .any(|r| r.target == "new_static_helper.c#clamp_helper" && !r.target_undefined),
         "the call goes to the payload's helper: {rels:?}"
     );
 }
@@ -96,11 +107,17 @@ fn new_global_variables_are_included() {
     written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    for (var, sec) in [("record_count", ".bss.record_count"), ("record_step", ".data.record_step")] {
+    for (var, sec) in [
+        ("record_count", ".bss.record_count"),
+        ("record_step", ".data.record_step"),
+    ] {
         let s = p.symbol(var).unwrap_or_else(|| panic!("{var} defined"));
         assert!(s.global, "{var} stays global");
         assert_eq!(s.section.as_deref(), Some(sec));
-        assert!(p.relocs(".text.record").iter().any(|r| r.target == var && !r.target_undefined));
+        assert!(p
+            .relocs(".text.record")
+            .iter()
+            .any(|r| r.target == var && !r.target_undefined));
     }
     assert_eq!(p.sections[".data.record_step"], 3i32.to_le_bytes());
 }
@@ -112,15 +129,24 @@ fn changed_string_literal_changes_the_function() {
     let p = case.payload();
     ld_accepts(&case.out);
     let funcs = p.funcs(".livepatch.funcs", 104);
-    assert_eq!(funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["greet"]);
+    assert_eq!(
+        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["greet"]
+    );
     let (pool, data) = p
         .sections
         .iter()
         .find(|(n, _)| n.starts_with(".rodata") && n.contains("str"))
         .expect("string pool included");
-    assert!(data.windows(7).any(|w| w == b"goodbye"), "{pool} holds the new string");
+    assert!(
+        data.windows(7).any(|w| w == b"goodbye"),
+        "{pool} holds the new string"
+    );
     assert!(p.relocs(".text.greet").iter().any(|r| &r.target == pool));
-    assert!(p.relocs(".text.greet").iter().any(|r| r.target == "printk" && r.target_undefined));
+    assert!(p
+        .relocs(".text.greet")
+        .iter()
+        .any(|r| r.target == "printk" && r.target_undefined));
 }
 
 #[test]
@@ -144,8 +170,14 @@ fn static_local_is_correlated_and_referred_to_by_original_name() {
         .to_string();
     let want = format!("static_local.c#{calls}");
     let rels = p.relocs(".text.bump");
-    assert!(rels.iter().any(|r| r.target == want && r.target_undefined), "want {want}: {rels:?}");
-    assert!(!p.sections.keys().any(|n| n.contains("calls")), "the variable is not copied");
+    assert!(
+        rels.iter().any(|r| r.target == want && r.target_undefined),
+        "want {want}: {rels:?}"
+    );
+    assert!(
+        !p.sections.keys().any(|n| n.contains("calls")),
+        "the variable is not copied"
+    );
 }
 
 #[test]
@@ -154,7 +186,11 @@ fn changed_clones_are_named_by_file() {
     written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    let mut names: Vec<String> = p.funcs(".livepatch.funcs", 104).into_iter().map(|f| f.name).collect();
+    let mut names: Vec<String> = p
+        .funcs(".livepatch.funcs", 104)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
     names.sort();
     assert_eq!(names, ["clone.c#scale.constprop.0", "clone.c#weigh.isra.0"]);
     let (_, size) = xen_symbol(&case, "weigh.isra.0", Some("clone.c"));
@@ -179,11 +215,17 @@ fn bug_frames_of_changed_function_are_kept() {
     let p = case.payload();
     ld_accepts(&case.out);
     let funcs = p.funcs(".livepatch.funcs", 104);
-    assert_eq!(funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["checked"]);
+    assert_eq!(
+        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["checked"]
+    );
     // checked() has one BUG and one WARN frame; asserted()'s frame is dropped.
     assert_eq!(p.sections[".bug_frames.2"].len(), 8);
     assert_eq!(p.sections[".bug_frames.1"].len(), 8);
-    assert!(!p.has(".bug_frames.3"), "the unchanged function's assertion frame is not kept");
+    assert!(
+        !p.has(".bug_frames.3"),
+        "the unchanged function's assertion frame is not kept"
+    );
     for sec in [".bug_frames.1", ".bug_frames.2"] {
         let rels = p.relocs(sec);
         assert_eq!(rels.len(), 2, "{sec}: {rels:?}");
@@ -208,7 +250,10 @@ fn ex_table_entry_of_changed_function_is_kept() {
     let rels = p.relocs(".ex_table");
     assert_eq!(rels.len(), 2);
     for r in rels {
-        assert!(r.target == ".text.safe_read" || r.target == "safe_read", "{rels:?}");
+        assert!(
+            r.target == ".text.safe_read" || r.target == "safe_read",
+            "{rels:?}"
+        );
         assert!(!r.target_undefined);
     }
 }
@@ -219,7 +264,11 @@ fn alternative_entry_of_changed_function_is_kept() {
     written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    assert_eq!(p.sections[".altinstructions"].len(), 14, "one 14-byte alt_instr");
+    assert_eq!(
+        p.sections[".altinstructions"].len(),
+        14,
+        "one 14-byte alt_instr"
+    );
     let rels = p.relocs(".altinstructions");
     assert_eq!(rels.len(), 2, "{rels:?}");
     assert!(rels[0].target == ".text.fenced" || rels[0].target == "fenced");
@@ -248,8 +297,12 @@ fn hooks_and_their_functions_are_included() {
         assert_eq!(rels.len(), 1);
         assert_eq!(rels[0].r_type, elf::R_X86_64_64);
         assert!(!rels[0].target_undefined, "{sec} points into the payload");
-        assert!(rels[0].target == func || rels[0].target == format!(".text.{func}"), "{rels:?}");
-        assert!(p.symbol(func).is_some(), "{func} is in the payload");
+        let local = format!("hooks.c#{func}");
+        assert!(
+            rels[0].target == local || rels[0].target == format!(".text.{func}"),
+            "{rels:?}"
+        );
+        assert!(p.symbol(&local).is_some(), "{func} is in the payload");
     }
 }
 
@@ -258,7 +311,12 @@ fn changed_initialiser_is_refused() {
     let case = build_case("changed_initialiser");
     match case.diff(&opts(V2)) {
         Err(Error::NotPatchable { refusals, .. }) => {
-            assert!(refusals.iter().any(|r| r.symbol == "threshold" && r.section == ".data.threshold"), "{refusals:?}");
+            assert!(
+                refusals
+                    .iter()
+                    .any(|r| r.symbol == "threshold" && r.section == ".data.threshold"),
+                "{refusals:?}"
+            );
             assert!(refusals.iter().all(|r| !r.hint.is_empty()));
         }
         other => panic!("expected a refusal, got {other:?}"),
@@ -296,11 +354,17 @@ fn assembly_section_with_several_functions() {
     let p = case.payload();
     ld_accepts(&case.out);
     let funcs = p.funcs(".livepatch.funcs", 104);
-    assert_eq!(funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["pair_two"]);
+    assert_eq!(
+        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["pair_two"]
+    );
     let two = p.symbol("pair_two").unwrap();
     assert_eq!(two.section.as_deref(), Some(".text.pair"));
     assert_ne!(two.value, 0, "keeps its offset in the section");
-    assert!(p.symbol("pair_one").is_none(), "the unchanged neighbour is not redefined");
+    assert!(
+        p.symbol("pair_one").is_none(),
+        "the unchanged neighbour is not redefined"
+    );
 }
 
 #[test]
@@ -359,6 +423,131 @@ fn corrupt_inputs_are_errors() {
     let r = create_diff_object::diff_objects(&case.orig, &bad, &xen, &case.out, &opts(V2));
     assert!(matches!(r, Err(Error::Malformed { .. })), "{r:?}");
     // An executable is not ET_REL.
-    let r = create_diff_object::diff_objects(&case.xen_syms, &case.patched, &xen, &case.out, &opts(V2));
+    let r =
+        create_diff_object::diff_objects(&case.xen_syms, &case.patched, &xen, &case.out, &opts(V2));
     assert!(matches!(r, Err(Error::Malformed { .. })), "{r:?}");
+}
+
+#[test]
+fn line_immediates_next_to_file_name_are_ignored() {
+    let case = build_case("line_immediate");
+    no_change(&case);
+}
+
+#[test]
+fn other_immediates_are_changes() {
+    let case = build_case_with("line_immediate", "line_immediate", "patched_const.c");
+    written(&case);
+    let funcs = case.payload().funcs(".livepatch.funcs", 104);
+    assert_eq!(
+        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["plain"]
+    );
+}
+
+fn refusals(case: &Case) -> Vec<create_diff_object::Refusal> {
+    match case.diff(&opts(V2)) {
+        Err(Error::NotPatchable { refusals, .. }) => {
+            assert!(!case.out.exists());
+            refusals
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn changed_global_rodata_is_refused() {
+    let case = build_case("changed_rodata");
+    let r = refusals(&case);
+    assert!(
+        r.iter()
+            .any(|r| r.symbol == "weights" && r.section == ".rodata.weights"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn changed_rodata_used_only_by_changed_code_is_copied() {
+    let case = build_case("private_rodata");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let primes = p.symbol("private_rodata.c#primes").expect("private copy");
+    assert!(!primes.global);
+    assert_eq!(primes.section.as_deref(), Some(".rodata.primes"));
+    assert_eq!(&p.sections[".rodata.primes"][28..32], &23i32.to_le_bytes());
+    let mut names: Vec<String> = p
+        .funcs(".livepatch.funcs", 104)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["nth_prime", "prime_sum"]);
+    for f in [".text.nth_prime", ".text.prime_sum"] {
+        assert!(
+            p.relocs(f)
+                .iter()
+                .any(|r| r.target == "private_rodata.c#primes" && !r.target_undefined),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn function_smaller_than_a_jump_is_refused() {
+    let case = build_case("tiny_function");
+    let r = refusals(&case);
+    assert!(
+        r.iter()
+            .any(|r| r.symbol == "tiny" && r.section == ".text.tiny"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn unknown_section_type_is_refused() {
+    let case = build_case("unknown_section");
+    let r = refusals(&case);
+    assert!(r.iter().any(|r| r.section == ".weird_table"), "{r:?}");
+}
+
+#[test]
+fn function_missing_from_xen_syms_is_a_lookup_error() {
+    let case = build_case("changed_function");
+    let other = build_case("unchanged");
+    let xen = other.xen();
+    let r = create_diff_object::diff_objects(&case.orig, &case.patched, &xen, &case.out, &opts(V2));
+    match r {
+        Err(e @ Error::Lookup { .. }) => {
+            assert_eq!(e.exit_code(), 1);
+            assert!(matches!(&e, Error::Lookup { symbol, .. } if symbol == "add_limit"));
+        }
+        other => panic!("expected a lookup error, got {other:?}"),
+    }
+    assert!(!case.out.exists());
+}
+
+/// Damaged objects (one byte overwritten, at many places) give errors or
+/// results, never a panic.
+#[test]
+fn damaged_objects_never_panic() {
+    let case = build_case("bug_frames");
+    let orig = std::fs::read(&case.orig).unwrap();
+    let patched = std::fs::read(&case.patched).unwrap();
+    let xen = case.xen();
+    let step = (patched.len() / 400).max(1);
+    for pos in (0..patched.len()).step_by(step) {
+        for byte in [0xff, 0x00, 0x41] {
+            let mut bad = patched.clone();
+            bad[pos] = byte;
+            let _ = create_diff_object::diff_bytes(
+                &case.orig,
+                &orig,
+                &case.patched,
+                &bad,
+                &xen,
+                &opts(V2),
+            );
+        }
+    }
 }

@@ -34,8 +34,15 @@ pub const PINNED_ENV: [(&str, &str); 5] = [
 ];
 
 /// Environment variables that change what the hypervisor build produces.
-const BUILD_ENV: [&str; 7] =
-    ["CC", "LD", "CROSS_COMPILE", "XEN_TARGET_ARCH", "EXTRA_CFLAGS_XEN_CORE", "OBJCOPY", "CLANG"];
+const BUILD_ENV: [&str; 7] = [
+    "CC",
+    "LD",
+    "CROSS_COMPILE",
+    "XEN_TARGET_ARCH",
+    "EXTRA_CFLAGS_XEN_CORE",
+    "OBJCOPY",
+    "CLANG",
+];
 
 /// Bump when the cache layout or the build recipe changes.
 const CACHE_FORMAT: &str = "xsplice-build base cache v1";
@@ -59,7 +66,9 @@ pub struct MakeConfig {
 impl MakeConfig {
     pub fn command(&self, xen_dir: &Path) -> Command {
         let mut cmd = Command::new(std::env::var("MAKE").unwrap_or_else(|_| "make".into()));
-        cmd.arg("-C").arg(xen_dir).arg(format!("-j{}", self.jobs.max(1)));
+        cmd.arg("-C")
+            .arg(xen_dir)
+            .arg(format!("-j{}", self.jobs.max(1)));
         if self.xen_debug {
             cmd.arg("debug=y");
         }
@@ -76,7 +85,11 @@ pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
     if let Some(p) = opt {
         return Ok(p.to_path_buf());
     }
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(p) = env("XSPLICE_CACHE_DIR") {
         return Ok(p);
     }
@@ -86,7 +99,9 @@ pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
     if let Some(home) = env("HOME") {
         return Ok(home.join(".cache/xsplice-build"));
     }
-    Err(Error::Input("no cache directory: set --cache-dir, XSPLICE_CACHE_DIR or HOME".into()))
+    Err(Error::Input(
+        "no cache directory: set --cache-dir, XSPLICE_CACHE_DIR or HOME".into(),
+    ))
 }
 
 fn tool_version(program: &str) -> String {
@@ -116,7 +131,11 @@ pub fn base_key(srcdir: &Path, config: &[u8], make: &MakeConfig) -> Result<Strin
         h.field(k.as_bytes());
         h.field(v.as_bytes());
     }
-    h.field(if make.xen_debug { b"debug=y" } else { b"debug=" });
+    h.field(if make.xen_debug {
+        b"debug=y"
+    } else {
+        b"debug="
+    });
     Ok(h.finish_hex())
 }
 
@@ -187,12 +206,21 @@ pub fn ensure_base(
     }
 }
 
-fn build_base_in(tmp: &Path, srcdir: &Path, config: &[u8], make: &MakeConfig, log: &Log) -> Result<(), Error> {
+fn build_base_in(
+    tmp: &Path,
+    srcdir: &Path,
+    config: &[u8],
+    make: &MakeConfig,
+    log: &Log,
+) -> Result<(), Error> {
     let tree = tmp.join("tree");
     tree::copy_tree(srcdir, &tree, log)?;
     let xen = tree.join("xen");
     // The user's tree may be built in place: start from sources only.
-    log.run(make.command(&xen).arg("distclean"), "make distclean in the private copy")?;
+    log.run(
+        make.command(&xen).arg("distclean"),
+        "make distclean in the private copy",
+    )?;
     write_file(&xen.join(".config"), config)?;
     log.run(make.command(&xen).arg("olddefconfig"), "make olddefconfig")?;
     let synced = fs::read(xen.join(".config")).map_err(|e| Error::io(xen.join(".config"), e))?;
@@ -203,7 +231,10 @@ fn build_base_in(tmp: &Path, srcdir: &Path, config: &[u8], make: &MakeConfig, lo
     }
     log.run(&mut make.command(&xen), "base build (make)")?;
     if !xen.join("xen-syms").is_file() {
-        return Err(Error::Command { what: "base build produced no xen/xen-syms".into(), log: Some(log.path().into()) });
+        return Err(Error::Command {
+            what: "base build produced no xen/xen-syms".into(),
+            log: Some(log.path().into()),
+        });
     }
     Ok(())
 }
@@ -214,7 +245,9 @@ fn remove_stale_temps(cache: &Path, log: &Log) {
     let Ok(dir) = fs::read_dir(cache) else { return };
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        let Some(rest) = name.strip_prefix("tmp.") else { continue };
+        let Some(rest) = name.strip_prefix("tmp.") else {
+            continue;
+        };
         let pid = rest.split('.').next().unwrap_or("");
         let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
         if !alive {
@@ -265,10 +298,15 @@ pub fn patched_build(
             fs::copy(&src, &dst).map_err(|e| Error::io(&dst, e))?;
         }
     }
-    log.run(&mut tree::patch_command(work, patch), "applying the patch to the private copy")?;
+    log.run(
+        &mut tree::patch_command(work, patch),
+        "applying the patch to the private copy",
+    )?;
 
     let xen = work.join("xen");
+    let start = std::time::Instant::now();
     let deps = DepIndex::load(&base.xen_dir());
+    log.line(&format!("# dependency index: {} targets, {:.2} s", deps.targets.len(), start.elapsed().as_secs_f64()));
     let mut out = PatchedBuild::default();
     match deps.affected_objects(touched) {
         Ok(targets) => {
@@ -347,7 +385,12 @@ pub fn all_objects(xen_dir: &Path) -> BTreeSet<String> {
         .into_iter()
         .flatten()
         .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(".o"))
-        .filter_map(|e| e.path().strip_prefix(xen_dir).ok().map(|p| p.to_string_lossy().to_string()))
+        .filter_map(|e| {
+            e.path()
+                .strip_prefix(xen_dir)
+                .ok()
+                .map(|p| p.to_string_lossy().to_string())
+        })
         .collect()
 }
 
@@ -392,7 +435,10 @@ pub fn linked_objects(xen_dir: &Path) -> Option<BTreeSet<String>> {
 
 fn cmd_file_for(xen_dir: &Path, target: &str) -> PathBuf {
     let p = Path::new(target);
-    let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
     xen_dir.join(dir).join(format!(".{name}.cmd"))
 }
@@ -412,7 +458,9 @@ impl DepIndex {
             if !e.file_type().is_file() || !name.starts_with('.') {
                 continue;
             }
-            let Some(rel_dir) = e.path().parent().and_then(|p| p.strip_prefix(xen_dir).ok()) else { continue };
+            let Some(rel_dir) = e.path().parent().and_then(|p| p.strip_prefix(xen_dir).ok()) else {
+                continue;
+            };
             let target = if let Some(t) = name.strip_suffix(".cmd") {
                 t[1..].to_string()
             } else if let Some(t) = name.strip_suffix(".d") {
@@ -421,11 +469,20 @@ impl DepIndex {
                 continue;
             };
             let target = rel_dir.join(&target).to_string_lossy().to_string();
-            let Ok(text) = fs::read_to_string(e.path()) else { continue };
+            let Ok(text) = fs::read_to_string(e.path()) else {
+                continue;
+            };
             let deps = idx.targets.entry(target).or_default();
             for tok in text.split_whitespace() {
-                let tok = tok.trim_end_matches(':').trim_end_matches(')').trim_start_matches("./");
-                if tok.is_empty() || tok.starts_with('-') || tok.starts_with('$') || tok.contains('=') {
+                let tok = tok
+                    .trim_end_matches(':')
+                    .trim_end_matches(')')
+                    .trim_start_matches("./");
+                if tok.is_empty()
+                    || tok.starts_with('-')
+                    || tok.starts_with('$')
+                    || tok.contains('=')
+                {
                     continue;
                 }
                 if tok.contains('/') || tok.contains('.') {
@@ -446,7 +503,11 @@ impl DepIndex {
             let path = t.path.to_string_lossy().to_string();
             let Some(rel) = path.strip_prefix("xen/") else {
                 let top = !path.contains('/');
-                if top || path.starts_with("config/") || path.starts_with("scripts/") || path.starts_with("tools/flask/") {
+                if top
+                    || path.starts_with("config/")
+                    || path.starts_with("scripts/")
+                    || path.starts_with("tools/flask/")
+                {
                     return Err(format!("the patch touches {path}, which the build reads"));
                 }
                 continue; // tools/, docs/: not part of the hypervisor
@@ -456,13 +517,21 @@ impl DepIndex {
             }
             let is_source = [".c", ".h", ".S"].iter().any(|e| rel.ends_with(e));
             if !is_source || rel.starts_with("include/public/") {
-                return Err(format!("the patch touches {path} (not a plain C source or header)"));
+                return Err(format!(
+                    "the patch touches {path} (not a plain C source or header)"
+                ));
             }
             for (target, deps) in &self.targets {
-                if !deps.iter().any(|d| d == rel || d.ends_with(&format!("/xen/{rel}"))) {
+                if !deps
+                    .iter()
+                    .any(|d| d == rel || d.ends_with(&format!("/xen/{rel}")))
+                {
                     continue;
                 }
-                if target.ends_with(".o") && !target.ends_with("built_in.o") && target != "prelink.o" {
+                if target.ends_with(".o")
+                    && !target.ends_with("built_in.o")
+                    && target != "prelink.o"
+                {
                     objs.insert(target.clone());
                 } else if target.ends_with(".a") {
                     continue;

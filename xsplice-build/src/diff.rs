@@ -49,12 +49,21 @@ pub fn diff_all(
     let run = || {
         jobs.par_iter()
             .map(|job| {
-                let r = create_diff_object::diff_objects(&job.original, &job.patched, xen_syms, &job.output, opts);
+                let r = create_diff_object::diff_objects(
+                    &job.original,
+                    &job.patched,
+                    xen_syms,
+                    &job.output,
+                    opts,
+                );
                 (job, r)
             })
             .collect::<Vec<_>>()
     };
-    let results = match rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build() {
+    let results = match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+    {
         Ok(pool) => pool.install(run),
         Err(_) => run(),
     };
@@ -64,7 +73,9 @@ pub fn diff_all(
         match result {
             Ok(Outcome::Written(report)) => {
                 log_report(log, &job.object, "changed", &report);
-                found.init_only.extend(report.init_only_changes.iter().cloned());
+                found
+                    .init_only
+                    .extend(report.init_only_changes.iter().cloned());
                 found.outputs.push(job.output.clone());
                 found.objects.push(ObjectDiff {
                     object: job.object.clone(),
@@ -76,7 +87,9 @@ pub fn diff_all(
             }
             Ok(Outcome::NoChange(report)) => {
                 log_report(log, &job.object, "no functional change", &report);
-                found.init_only.extend(report.init_only_changes.iter().cloned());
+                found
+                    .init_only
+                    .extend(report.init_only_changes.iter().cloned());
             }
             Err(create_diff_object::Error::NotPatchable { refusals, .. }) => {
                 for r in refusals {
@@ -87,7 +100,10 @@ pub fn diff_all(
             Err(e) => {
                 log.line(&format!("{}: {e}", job.object));
                 if first_error.is_none() {
-                    first_error = Some(Error::Diff { object: job.object.clone(), source: e });
+                    first_error = Some(Error::Diff {
+                        object: job.object.clone(),
+                        source: e,
+                    });
                 }
             }
         }

@@ -8,15 +8,24 @@ pub enum Error {
     /// Bad input found before any work (tree, patch, config, output dir).
     Input(String),
     /// Reading or writing a file failed.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// An external command (make, patch, ld, objcopy) failed; `log` has its output.
     Command { what: String, log: Option<PathBuf> },
     /// The change cannot be live-patched: every refusal, per object.
-    NotPatchable { refusals: Vec<(String, create_diff_object::Refusal)>, log: Option<PathBuf> },
+    NotPatchable {
+        refusals: Vec<(String, create_diff_object::Refusal)>,
+        log: Option<PathBuf>,
+    },
     /// No functional change; `init_only` names init functions that did change.
     NoChange { init_only: Vec<String> },
     /// create-diff-object failed on one object.
-    Diff { object: String, source: create_diff_object::Error },
+    Diff {
+        object: String,
+        source: create_diff_object::Error,
+    },
     /// The rebuilt base does not reproduce the given xen-syms.
     Mismatch(String),
     /// The payload fails the loader's checks.
@@ -25,7 +34,10 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// The process exit code (see `crate::exit`).

@@ -24,7 +24,12 @@ pub struct LinkJob<'a> {
 }
 
 fn tool(var: &str, name: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| format!("{}{name}", std::env::var("CROSS_COMPILE").unwrap_or_default()))
+    std::env::var(var).unwrap_or_else(|_| {
+        format!(
+            "{}{name}",
+            std::env::var("CROSS_COMPILE").unwrap_or_default()
+        )
+    })
 }
 
 /// Link the payload; returns its build-id.
@@ -35,14 +40,20 @@ pub fn link(job: &LinkJob, log: &Log) -> Result<Vec<u8>, Error> {
     std::fs::create_dir_all(job.work).map_err(|e| Error::io(job.work, e))?;
     let linked = job.work.join("payload.o");
     let mut ld = Command::new(tool("LD", "ld"));
-    ld.args(["-r", "--build-id=sha1", "-o"]).arg(&linked).args(job.inputs);
+    ld.args(["-r", "--build-id=sha1", "-o"])
+        .arg(&linked)
+        .args(job.inputs);
     log.run(&mut ld, "linking the payload (ld -r)")?;
 
     let metadata = metadata_symbols(&linked, job.abi)?;
     let mut objcopy = Command::new(tool("OBJCOPY", "objcopy"));
     let notes = [(job.abi.depends_section(), job.depends, "depends.note")]
         .into_iter()
-        .chain(job.abi.xen_depends_section().map(|s| (s, job.xen_depends, "xen_depends.note")));
+        .chain(
+            job.abi
+                .xen_depends_section()
+                .map(|s| (s, job.xen_depends, "xen_depends.note")),
+        );
     for (section, id, file) in notes {
         let path = job.work.join(file);
         crate::build::write_file(&path, &create_diff_object::notes::build_id_note(id))?;
@@ -79,8 +90,12 @@ fn metadata_symbols(path: &Path, abi: Abi) -> Result<Vec<String>, Error> {
         if matches!(sym.kind(), SymbolKind::Section | SymbolKind::File) {
             continue;
         }
-        let Some(index) = sym.section_index() else { continue };
-        let Ok(section) = file.section_by_index(index) else { continue };
+        let Some(index) = sym.section_index() else {
+            continue;
+        };
+        let Ok(section) = file.section_by_index(index) else {
+            continue;
+        };
         let Ok(sname) = section.name() else { continue };
         if sname == funcs || hooks.contains(&sname) {
             if let Ok(name) = sym.name() {

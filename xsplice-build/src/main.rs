@@ -8,7 +8,11 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => {
             // Usage errors exit 1: exit code 2 means "not live-patchable".
-            let code = if e.use_stderr() { xsplice_build::exit::ERROR } else { 0 };
+            let code = if e.use_stderr() {
+                xsplice_build::exit::ERROR
+            } else {
+                0
+            };
             let _ = e.print();
             std::process::exit(code);
         }

@@ -24,10 +24,18 @@ use crate::{BuildOptions, BuildResult, Error, ObjectDiff, Skip};
 /// diff, link, verify. Never modifies `opts.srcdir`.
 pub fn build_payload(opts: &BuildOptions) -> Result<BuildResult, Error> {
     let mut progress = Progress::new(opts.quiet);
-    let mut report = Report { replace: opts.replace, ..Report::default() };
+    let mut report = Report {
+        replace: opts.replace,
+        ..Report::default()
+    };
     let result = run(opts, &mut progress, &mut report);
     report.timings = progress.timings.clone();
-    if let Some(json) = &opts.json {
+    // The report is written on failure too, but never into the source tree.
+    if let Some(json) = opts
+        .json
+        .as_ref()
+        .filter(|j| !tree::is_within(j, &opts.srcdir))
+    {
         let written = report.write(json, result.as_ref().map(|_| ()));
         if let (Ok(_), Err(e)) = (&result, written) {
             return Err(e);
@@ -51,8 +59,12 @@ struct Checked {
 
 fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     tree::check_tree(&opts.srcdir)?;
-    let patch = fs::read(&opts.patch)
-        .map_err(|e| Error::Input(format!("{}: cannot read the patch: {e}", opts.patch.display())))?;
+    let patch = fs::read(&opts.patch).map_err(|e| {
+        Error::Input(format!(
+            "{}: cannot read the patch: {e}",
+            opts.patch.display()
+        ))
+    })?;
     let touched = tree::touched_files(&patch)
         .map_err(|e| Error::Input(format!("{}: {e}", opts.patch.display())))?;
     let config_path = tree::config_path(&opts.srcdir, opts.config.as_deref())?;
@@ -72,16 +84,27 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     let xen_depends = hex("--xen-depends", &opts.xen_depends)?;
     if opts.replace && depends.is_some() {
         return Err(Error::Input(
-            "--replace and --depends conflict: a replace payload depends on the hypervisor itself".into(),
+            "--replace and --depends conflict: a replace payload depends on the hypervisor itself"
+                .into(),
         ));
     }
     if let Some(x) = &opts.xen_syms {
         if !x.is_file() {
-            return Err(Error::Input(format!("{}: no such file (--xen-syms)", x.display())));
+            return Err(Error::Input(format!(
+                "{}: no such file (--xen-syms)",
+                x.display()
+            )));
         }
     }
     let cache = build::cache_root(opts.cache_dir.as_deref())?;
-    for (what, dir) in [("output directory", &opts.output), ("cache directory", &cache)] {
+    let mut written = vec![
+        ("output directory", &opts.output),
+        ("cache directory", &cache),
+    ];
+    if let Some(json) = &opts.json {
+        written.push(("JSON report", json));
+    }
+    for (what, dir) in written {
         if tree::is_within(dir, &opts.srcdir) {
             return Err(Error::Input(format!(
                 "the {what} {} is inside the source tree {}; choose one outside it (the tree is never written to)",
@@ -95,21 +118,36 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     }
     // Last, as it is the first write: the output directory.
     fs::create_dir_all(&opts.output).map_err(|e| {
-        Error::Input(format!("{}: cannot create the output directory: {e}", opts.output.display()))
+        Error::Input(format!(
+            "{}: cannot create the output directory: {e}",
+            opts.output.display()
+        ))
     })?;
     let probe = opts.output.join(".xsplice-build-write-test");
     fs::write(&probe, b"").map_err(|e| {
-        Error::Input(format!("{}: output directory is not writable: {e}", opts.output.display()))
+        Error::Input(format!(
+            "{}: output directory is not writable: {e}",
+            opts.output.display()
+        ))
     })?;
     let _ = fs::remove_file(&probe);
-    Ok(Checked { touched, config, name, depends, xen_depends, cache })
+    Ok(Checked {
+        touched,
+        config,
+        name,
+        depends,
+        xen_depends,
+        cache,
+    })
 }
 
 fn jobs(opts: &BuildOptions) -> usize {
     if opts.jobs > 0 {
         opts.jobs
     } else {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     }
 }
 
@@ -124,6 +162,9 @@ struct ObjectsRecord {
 
 impl ObjectsRecord {
     fn save(&self, path: &Path) -> Result<(), Error> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
         let mut s = format!(
             "base-key {}\nxen-syms {}\nbase-tree {}\n",
             self.base_key,
@@ -173,7 +214,11 @@ impl ObjectsRecord {
     }
 }
 
-fn run(opts: &BuildOptions, progress: &mut Progress, report: &mut Report) -> Result<BuildResult, Error> {
+fn run(
+    opts: &BuildOptions,
+    progress: &mut Progress,
+    report: &mut Report,
+) -> Result<BuildResult, Error> {
     let checked = progress.stage("check", None, || {
         let c = check(opts)?;
         let detail = format!("{} file(s) touched, payload {}", c.touched.len(), c.name);
@@ -182,7 +227,10 @@ fn run(opts: &BuildOptions, progress: &mut Progress, report: &mut Report) -> Res
     report.name = Some(checked.name.clone());
     let out = &opts.output;
     let log = Log::create(&out.join("build.log"))?;
-    let make = MakeConfig { jobs: jobs(opts), xen_debug: opts.xen_debug };
+    let make = MakeConfig {
+        jobs: jobs(opts),
+        xen_debug: opts.xen_debug,
+    };
     let objects_dir = out.join("objects");
     let diff_dir = out.join("diff");
     let work = out.join("work");
@@ -193,11 +241,24 @@ fn run(opts: &BuildOptions, progress: &mut Progress, report: &mut Report) -> Res
     } else {
         let base = progress.stage("base", Some(&log), || {
             let key = build::base_key(&opts.srcdir, &checked.config, &make)?;
-            let base = build::ensure_base(&checked.cache, &key, &opts.srcdir, &checked.config, &make, &log)?;
+            let base = build::ensure_base(
+                &checked.cache,
+                &key,
+                &opts.srcdir,
+                &checked.config,
+                &make,
+                &log,
+            )?;
             let detail = if base.cached {
-                format!("cached ({})", base.tree.parent().unwrap_or(&base.tree).display())
+                format!(
+                    "cached ({})",
+                    base.tree.parent().unwrap_or(&base.tree).display()
+                )
             } else {
-                format!("built and cached ({})", base.tree.parent().unwrap_or(&base.tree).display())
+                format!(
+                    "built and cached ({})",
+                    base.tree.parent().unwrap_or(&base.tree).display()
+                )
             };
             Ok((base, detail))
         })?;
@@ -206,7 +267,10 @@ fn run(opts: &BuildOptions, progress: &mut Progress, report: &mut Report) -> Res
         let patched = progress.stage("patched", Some(&log), || {
             let p = patched_stage(opts, &checked, &base, &work, &objects_dir, &make, &log)?;
             let how = if p.full_make {
-                format!("incremental make ({})", p.full_make_reason.clone().unwrap_or_default())
+                format!(
+                    "incremental make ({})",
+                    p.full_make_reason.clone().unwrap_or_default()
+                )
             } else {
                 format!("{} object(s) recompiled", p.recompiled.len())
             };
@@ -230,26 +294,51 @@ fn run(opts: &BuildOptions, progress: &mut Progress, report: &mut Report) -> Res
     report.new_objects = record.new.clone();
     report.xen_syms = Some(record.xen_syms.display().to_string());
     report.base_key = Some(record.base_key.clone());
-    let base_id = build_id_of_file(&record.xen_syms).map_err(|e| Error::Mismatch(format!("base build: {e}")))?;
+    let base_id = build_id_of_file(&record.xen_syms)
+        .map_err(|e| Error::Mismatch(format!("base build: {e}")))?;
     report.base_build_id = Some(to_hex(&base_id));
 
     // Diff.
-    let syms = XenSyms::load(&record.xen_syms)
-        .map_err(|e| Error::Diff { object: record.xen_syms.display().to_string(), source: e })?;
+    let syms = XenSyms::load(&record.xen_syms).map_err(|e| Error::Diff {
+        object: record.xen_syms.display().to_string(),
+        source: e,
+    })?;
     let xen_tree = record.base_tree.join("xen");
-    let abi = abi::detect(&syms, Some(&xen_tree))
-        .map_err(|e| Error::Diff { object: "ABI detection".into(), source: e })?;
+    let abi = abi::detect(&syms, Some(&xen_tree)).map_err(|e| Error::Diff {
+        object: "ABI detection".into(),
+        source: e,
+    })?;
     report.abi = Some(abi.name().to_string());
     let (objects, outputs) = if opts.skip == Some(Skip::Diff) {
         let list = fs::read_to_string(diff_dir.join("list")).map_err(|e| {
-            Error::Input(format!("--skip diff: no previous diff in {} ({e})", diff_dir.display()))
+            Error::Input(format!(
+                "--skip diff: no previous diff in {} ({e})",
+                diff_dir.display()
+            ))
         })?;
-        let outputs: Vec<PathBuf> = list.lines().filter(|l| !l.is_empty()).map(|l| diff_dir.join(l)).collect();
+        let outputs: Vec<PathBuf> = list
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| diff_dir.join(l))
+            .collect();
         (Vec::new(), outputs)
     } else {
         let found = progress.stage("diff", Some(&log), || {
-            let found = diff_stage(opts, &record, &objects_dir, &diff_dir, &syms, &xen_tree, abi, &log)?;
-            let nfuncs: usize = found.objects.iter().map(|o| o.changed_functions.len()).sum();
+            let found = diff_stage(
+                opts,
+                &record,
+                &objects_dir,
+                &diff_dir,
+                &syms,
+                &xen_tree,
+                abi,
+                &log,
+            )?;
+            let nfuncs: usize = found
+                .objects
+                .iter()
+                .map(|o| o.changed_functions.len())
+                .sum();
             let detail = format!(
                 "{} object(s), {} function(s) patched, {} refusal(s)",
                 record.changed.len(),
@@ -262,16 +351,25 @@ fn run(opts: &BuildOptions, progress: &mut Progress, report: &mut Report) -> Res
         report.init_only = found.init_only.clone();
         report.refusals = found.refusals.clone();
         if !found.refusals.is_empty() {
-            return Err(Error::NotPatchable { refusals: found.refusals, log: Some(log.path().into()) });
+            return Err(Error::NotPatchable {
+                refusals: found.refusals,
+                log: Some(log.path().into()),
+            });
         }
         let mut objects = found.objects;
         let mut outputs = found.outputs;
         for n in &record.new {
-            objects.push(ObjectDiff { object: n.clone(), new_object: true, ..ObjectDiff::default() });
+            objects.push(ObjectDiff {
+                object: n.clone(),
+                new_object: true,
+                ..ObjectDiff::default()
+            });
             outputs.push(objects_dir.join("patched").join(n));
         }
         if outputs.is_empty() {
-            return Err(Error::NoChange { init_only: found.init_only });
+            return Err(Error::NoChange {
+                init_only: found.init_only,
+            });
         }
         let list: String = outputs
             .iter()
@@ -281,7 +379,10 @@ fn run(opts: &BuildOptions, progress: &mut Progress, report: &mut Report) -> Res
         build::write_file(&diff_dir.join("list"), list.as_bytes())?;
         (objects, outputs)
     };
-    let functions: Vec<_> = objects.iter().flat_map(|o| o.changed_functions.iter().cloned()).collect();
+    let functions: Vec<_> = objects
+        .iter()
+        .flat_map(|o| o.changed_functions.iter().cloned())
+        .collect();
 
     // The hypervisor this payload is for.
     let xen_id = match &opts.xen_syms {
@@ -292,7 +393,10 @@ fn run(opts: &BuildOptions, progress: &mut Progress, report: &mut Report) -> Res
         })?,
     };
     let depends = checked.depends.clone().unwrap_or_else(|| xen_id.clone());
-    let xen_depends = checked.xen_depends.clone().unwrap_or_else(|| xen_id.clone());
+    let xen_depends = checked
+        .xen_depends
+        .clone()
+        .unwrap_or_else(|| xen_id.clone());
     report.depends = Some(to_hex(&depends));
     report.xen_depends = Some(to_hex(&xen_depends));
 
@@ -309,14 +413,25 @@ fn run(opts: &BuildOptions, progress: &mut Progress, report: &mut Report) -> Res
             strip: opts.strip,
         };
         let id = link::link(&job, &log)?;
-        Ok((id.clone(), format!("{} (build-id {})", payload.display(), to_hex(&id))))
+        Ok((
+            id.clone(),
+            format!("{} (build-id {})", payload.display(), to_hex(&id)),
+        ))
     })?;
     report.payload = Some(payload.display().to_string());
     report.payload_build_id = Some(to_hex(&build_id));
 
     // Verify.
     progress.stage("verify", Some(&log), || {
-        verify_payload(&payload, abi, opts.replace, &syms)?;
+        let target = opts.xen_syms.as_deref().unwrap_or(&record.xen_syms);
+        verify_payload(
+            &payload,
+            abi,
+            opts.replace,
+            target,
+            checked.depends.is_some(),
+            checked.xen_depends.is_some(),
+        )?;
         Ok(((), "passes the loader's checks".to_string()))
     })?;
 
@@ -358,14 +473,31 @@ fn patched_stage(
     fs::create_dir_all(work).map_err(|e| Error::io(work, e))?;
     let tree = work.join("tree");
     tree::copy_tree(&base.tree, &tree, log)?;
-    let patched = build::patched_build(base, &tree, &opts.patch, &checked.touched, &opts.srcdir, make, log)?;
+    let patched = build::patched_build(
+        base,
+        &tree,
+        &opts.patch,
+        &checked.touched,
+        &opts.srcdir,
+        make,
+        log,
+    )?;
     // Keep the pairs: --skip build diffs them again without building.
     for obj in &patched.changed {
-        copy_into(&base.xen_dir().join(obj), &objects_dir.join("base").join(obj))?;
-        copy_into(&tree.join("xen").join(obj), &objects_dir.join("patched").join(obj))?;
+        copy_into(
+            &base.xen_dir().join(obj),
+            &objects_dir.join("base").join(obj),
+        )?;
+        copy_into(
+            &tree.join("xen").join(obj),
+            &objects_dir.join("patched").join(obj),
+        )?;
     }
     for obj in &patched.new {
-        copy_into(&tree.join("xen").join(obj), &objects_dir.join("patched").join(obj))?;
+        copy_into(
+            &tree.join("xen").join(obj),
+            &objects_dir.join("patched").join(obj),
+        )?;
     }
     Ok(patched)
 }
@@ -374,7 +506,9 @@ fn copy_into(src: &Path, dst: &Path) -> Result<(), Error> {
     if let Some(parent) = dst.parent() {
         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    fs::copy(src, dst).map(|_| ()).map_err(|e| Error::io(dst, e))
+    fs::copy(src, dst)
+        .map(|_| ())
+        .map_err(|e| Error::io(dst, e))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -430,7 +564,9 @@ fn check_xen_syms(
     let mut diffs = Vec::new();
     for f in functions {
         let a = base.resolve_runtime_name(&f.name).map(|s| (s.addr, s.size));
-        let b = other.resolve_runtime_name(&f.name).map(|s| (s.addr, s.size));
+        let b = other
+            .resolve_runtime_name(&f.name)
+            .map(|s| (s.addr, s.size));
         if a.is_none() || a != b {
             diffs.push(format!("{} (rebuilt {:x?}, given {:x?})", f.name, a, b));
         }
@@ -448,15 +584,49 @@ fn check_xen_syms(
     Ok(id)
 }
 
-/// The loader's basic checks on the finished payload (the `verify`
-/// module holds the full set).
-fn verify_payload(payload: &Path, abi: Abi, replace: bool, syms: &XenSyms) -> Result<(), Error> {
+/// The loader's checks on the finished payload (the `verify` module),
+/// against the hypervisor it targets. Build-id checks are skipped for the
+/// notes the user set explicitly (`--depends` naming another payload).
+fn verify_payload(
+    payload: &Path,
+    abi: Abi,
+    replace: bool,
+    xen_syms: &Path,
+    custom_depends: bool,
+    custom_xen_depends: bool,
+) -> Result<(), Error> {
+    basic_checks(payload, abi, replace)?;
+    let verifier = crate::verify::Verifier::new(xen_syms, &[])
+        .map_err(|e| Error::Verify(e.to_string()))?;
+    let data = fs::read(payload).map_err(|e| Error::io(payload, e))?;
+    let report = verifier.check(&data);
+    let depends = format!("section {}: build-id", abi.depends_section());
+    let xen_depends = abi.xen_depends_section().map(|s| format!("section {s}: build-id"));
+    let failures: Vec<&String> = report
+        .failures
+        .iter()
+        .filter(|l| !(custom_depends && l.starts_with(&depends)))
+        .filter(|l| !(custom_xen_depends && xen_depends.as_ref().is_some_and(|x| l.starts_with(x))))
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        let lines: Vec<&str> = failures.iter().map(|l| l.as_str()).collect();
+        Err(Error::Verify(format!("{}: {}", payload.display(), lines.join("; "))))
+    }
+}
+
+/// Cheap structural checks first: whether there is anything to patch at
+/// all, and what the REPLACE action refuses.
+fn basic_checks(payload: &Path, abi: Abi, replace: bool) -> Result<(), Error> {
     use object::{Object, ObjectSection, ObjectSymbol, SectionFlags};
-    let _ = syms;
     let data = fs::read(payload).map_err(|e| Error::io(payload, e))?;
     let bad = |what: String| Error::Verify(format!("{}: {what}", payload.display()));
     if data.len() as u64 > abi::MAX_PAYLOAD_SIZE {
-        return Err(bad(format!("{} bytes, more than the loader's 2 MiB", data.len())));
+        return Err(bad(format!(
+            "{} bytes, more than the loader's 2 MiB",
+            data.len()
+        )));
     }
     let file = object::File::parse(&*data).map_err(|e| bad(format!("not an ELF file: {e}")))?;
     if file.kind() != object::ObjectKind::Relocatable
@@ -464,33 +634,54 @@ fn verify_payload(payload: &Path, abi: Abi, replace: bool, syms: &XenSyms) -> Re
         || !file.is_64()
         || !file.is_little_endian()
     {
-        return Err(bad("not a 64-bit little-endian x86-64 relocatable object".into()));
+        return Err(bad(
+            "not a 64-bit little-endian x86-64 relocatable object".into()
+        ));
     }
-    let count = |name: &str| file.sections().filter(|s| s.name() == Ok(name)).collect::<Vec<_>>();
+    let count = |name: &str| {
+        file.sections()
+            .filter(|s| s.name() == Ok(name))
+            .collect::<Vec<_>>()
+    };
     let mut required = vec![".note.gnu.build-id", abi.depends_section()];
     required.extend(abi.xen_depends_section());
     for name in required {
         let found = count(name);
         if found.len() != 1 || found.iter().any(|s| s.size() == 0) {
-            return Err(bad(format!("{name} must appear once and be non-empty (found {})", found.len())));
+            return Err(bad(format!(
+                "{name} must appear once and be non-empty (found {})",
+                found.len()
+            )));
         }
     }
     let layout = abi.layout();
     let funcs = count(layout.section);
-    let hooks: Vec<_> = abi.hook_sections().iter().filter(|h| !count(h).is_empty()).collect();
+    let hooks: Vec<_> = abi
+        .hook_sections()
+        .iter()
+        .filter(|h| !count(h).is_empty())
+        .collect();
     if funcs.is_empty() && hooks.is_empty() {
         return Err(Error::NoChange { init_only: vec![] });
     }
     for f in &funcs {
         if f.size() == 0 || f.size() % layout.entry_size != 0 {
-            return Err(bad(format!("{} is {} bytes, not a multiple of {}", layout.section, f.size(), layout.entry_size)));
+            return Err(bad(format!(
+                "{} is {} bytes, not a multiple of {}",
+                layout.section,
+                f.size(),
+                layout.entry_size
+            )));
         }
     }
     for s in file.sections() {
         if let SectionFlags::Elf { sh_flags } = s.flags() {
             let wx = u64::from(object::elf::SHF_WRITE | object::elf::SHF_EXECINSTR);
             if sh_flags & wx == wx {
-                return Err(bad(format!("section {} is both writable and executable", s.name().unwrap_or("?"))));
+                return Err(bad(format!(
+                    "section {} is both writable and executable",
+                    s.name().unwrap_or("?")
+                )));
             }
         }
     }
@@ -500,7 +691,9 @@ fn verify_payload(payload: &Path, abi: Abi, replace: bool, syms: &XenSyms) -> Re
     if replace {
         for h in [".livepatch.hooks.preapply", ".livepatch.hooks.prerevert"] {
             if !count(h).is_empty() {
-                return Err(bad(format!("{h}: the REPLACE action refuses payloads with vetoing hooks")));
+                return Err(bad(format!(
+                    "{h}: the REPLACE action refuses payloads with vetoing hooks"
+                )));
             }
         }
     }

@@ -19,7 +19,10 @@ pub struct Log {
 impl Log {
     pub fn create(path: &Path) -> Result<Log, Error> {
         let file = File::create(path).map_err(|e| Error::io(path, e))?;
-        Ok(Log { path: path.to_path_buf(), file: Mutex::new(file) })
+        Ok(Log {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -34,13 +37,17 @@ impl Log {
     }
 
     fn handle(&self) -> Result<File, Error> {
-        let f = self.file.lock().map_err(|_| Error::Input("build log lock poisoned".into()))?;
+        let f = self
+            .file
+            .lock()
+            .map_err(|_| Error::Input("build log lock poisoned".into()))?;
         f.try_clone().map_err(|e| Error::io(&self.path, e))
     }
 
     /// Run `cmd` with its output appended to the log; fail with `what` if it fails.
     pub fn run(&self, cmd: &mut Command, what: &str) -> Result<(), Error> {
         self.line(&format!("$ {}", describe(cmd)));
+        let start = Instant::now();
         let out = self.handle()?;
         let err = self.handle()?;
         let status = cmd
@@ -49,14 +56,21 @@ impl Log {
             .stderr(err)
             .status()
             .map_err(|e| Error::Command {
-                what: format!("{what}: cannot run {}: {e}", cmd.get_program().to_string_lossy()),
+                what: format!(
+                    "{what}: cannot run {}: {e}",
+                    cmd.get_program().to_string_lossy()
+                ),
                 log: None,
             })?;
+        self.line(&format!("# {:.2} s", start.elapsed().as_secs_f64()));
         if status.success() {
             Ok(())
         } else {
             self.line(&format!("# {what}: {status}"));
-            Err(Error::Command { what: format!("{what} ({status})"), log: Some(self.path.clone()) })
+            Err(Error::Command {
+                what: format!("{what} ({status})"),
+                log: Some(self.path.clone()),
+            })
         }
     }
 }
@@ -83,7 +97,10 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
-        Progress { quiet, timings: Vec::new() }
+        Progress {
+            quiet,
+            timings: Vec::new(),
+        }
     }
 
     /// Run one stage; `f` returns its value and a one-line summary.
@@ -99,7 +116,10 @@ impl Progress {
         }
         let result = f();
         let elapsed = start.elapsed();
-        self.timings.push(StageTime { stage: name, elapsed });
+        self.timings.push(StageTime {
+            stage: name,
+            elapsed,
+        });
         let summary = match &result {
             Ok((_, detail)) => detail.clone(),
             Err(_) => "failed".to_string(),

@@ -58,7 +58,10 @@ fn opt_str(v: &Option<String>) -> String {
 }
 
 fn str_list(v: &[String]) -> String {
-    format!("[{}]", v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
+    )
 }
 
 impl Report {
@@ -95,7 +98,9 @@ impl Report {
             "base",
             format!(
                 "{{\"cached\": {}, \"key\": {}, \"xen_syms\": {}}}",
-                self.base_cached.map(|b| b.to_string()).unwrap_or_else(|| "null".into()),
+                self.base_cached
+                    .map(|b| b.to_string())
+                    .unwrap_or_else(|| "null".into()),
                 opt_str(&self.base_key),
                 opt_str(&self.xen_syms)
             ),
@@ -104,7 +109,9 @@ impl Report {
             "patched_build",
             format!(
                 "{{\"full_make\": {}, \"full_make_reason\": {}, \"recompiled\": {}}}",
-                self.full_make.map(|b| b.to_string()).unwrap_or_else(|| "null".into()),
+                self.full_make
+                    .map(|b| b.to_string())
+                    .unwrap_or_else(|| "null".into()),
                 opt_str(&self.full_make_reason),
                 str_list(&self.recompiled)
             ),
@@ -127,7 +134,10 @@ impl Report {
                 })
             })
             .collect();
-        field("functions", format!("[\n{}\n  ]", functions.join(",\n")).replace("[\n\n  ]", "[]"));
+        field(
+            "functions",
+            format!("[\n{}\n  ]", functions.join(",\n")).replace("[\n\n  ]", "[]"),
+        );
         let objects: Vec<String> = self
             .objects
             .iter()
@@ -142,7 +152,10 @@ impl Report {
                 )
             })
             .collect();
-        field("objects", format!("[\n{}\n  ]", objects.join(",\n")).replace("[\n\n  ]", "[]"));
+        field(
+            "objects",
+            format!("[\n{}\n  ]", objects.join(",\n")).replace("[\n\n  ]", "[]"),
+        );
         field("init_only_changes", str_list(&self.init_only));
         let refusals: Vec<String> = self
             .refusals
@@ -158,11 +171,20 @@ impl Report {
                 )
             })
             .collect();
-        field("refusals", format!("[\n{}\n  ]", refusals.join(",\n")).replace("[\n\n  ]", "[]"));
+        field(
+            "refusals",
+            format!("[\n{}\n  ]", refusals.join(",\n")).replace("[\n\n  ]", "[]"),
+        );
         let timings: Vec<String> = self
             .timings
             .iter()
-            .map(|t| format!("{{\"stage\": {}, \"seconds\": {:.3}}}", quote(t.stage), t.elapsed.as_secs_f64()))
+            .map(|t| {
+                format!(
+                    "{{\"stage\": {}, \"seconds\": {:.3}}}",
+                    quote(t.stage),
+                    t.elapsed.as_secs_f64()
+                )
+            })
             .collect();
         let _ = writeln!(j, "  \"timings\": [{}]", timings.join(", "));
         j.push_str("}\n");
@@ -186,7 +208,9 @@ mod tests {
     #[test]
     fn error_reports_carry_the_exit_code() {
         let r = Report::default();
-        let j = r.to_json(Err(&Error::NoChange { init_only: vec!["f".into()] }));
+        let j = r.to_json(Err(&Error::NoChange {
+            init_only: vec!["f".into()],
+        }));
         assert!(j.contains("\"result\": \"no-change\""), "{j}");
         assert!(j.contains("\"exit_code\": 3"), "{j}");
         assert!(j.contains("\"functions\": []"), "{j}");

@@ -80,8 +80,13 @@ pub fn check_name(name: &str) -> Result<(), String> {
             create_diff_object::abi::NAME_SIZE - 1
         ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
-        return Err(format!("sample name {name:?} has {c:?}; use only A-Z a-z 0-9 _ -"));
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+    {
+        return Err(format!(
+            "sample name {name:?} has {c:?}; use only A-Z a-z 0-9 _ -"
+        ));
     }
     Ok(())
 }
@@ -103,7 +108,11 @@ pub fn parse_list(text: &str) -> Result<Vec<Sample>, String> {
         if samples.iter().any(|s| s.name == name) {
             return Err(at(format!("sample {name:?} is listed twice")));
         }
-        let mut sample = Sample { name: name.to_string(), depends: None, replace: false };
+        let mut sample = Sample {
+            name: name.to_string(),
+            depends: None,
+            replace: false,
+        };
         for word in words {
             if word == "replace" {
                 sample.replace = true;
@@ -117,7 +126,9 @@ pub fn parse_list(text: &str) -> Result<Vec<Sample>, String> {
                 }
                 sample.depends = Some(dep.to_string());
             } else {
-                return Err(at(format!("{name}: unknown option {word:?} (known: depends=NAME, replace)")));
+                return Err(at(format!(
+                    "{name}: unknown option {word:?} (known: depends=NAME, replace)"
+                )));
             }
         }
         if sample.replace && sample.depends.is_some() {
@@ -133,7 +144,10 @@ pub fn parse_list(text: &str) -> Result<Vec<Sample>, String> {
     for s in &samples {
         if let Some(dep) = &s.depends {
             if !samples.iter().any(|o| &o.name == dep) {
-                return Err(format!("{LIST_FILE}: {} depends on {dep:?}, which is not listed", s.name));
+                return Err(format!(
+                    "{LIST_FILE}: {} depends on {dep:?}, which is not listed",
+                    s.name
+                ));
             }
         }
     }
@@ -161,9 +175,15 @@ pub fn build_order(samples: &[Sample]) -> Result<Vec<Sample>, String> {
             }
         }
         if out.len() == before {
-            let stuck: Vec<&str> =
-                samples.iter().filter(|s| !done.contains(s.name.as_str())).map(|s| s.name.as_str()).collect();
-            return Err(format!("dependency cycle among samples: {}", stuck.join(", ")));
+            let stuck: Vec<&str> = samples
+                .iter()
+                .filter(|s| !done.contains(s.name.as_str()))
+                .map(|s| s.name.as_str())
+                .collect();
+            return Err(format!(
+                "dependency cycle among samples: {}",
+                stuck.join(", ")
+            ));
         }
     }
     Ok(out)
@@ -188,7 +208,11 @@ pub fn select(ordered: &[Sample], only: &[String]) -> Result<Vec<Sample>, String
             cur = s.depends.clone();
         }
     }
-    Ok(ordered.iter().filter(|s| wanted.contains(&s.name)).cloned().collect())
+    Ok(ordered
+        .iter()
+        .filter(|s| wanted.contains(&s.name))
+        .cloned()
+        .collect())
 }
 
 /// Read `DIR/samples.list` and check it against the directory: every listed
@@ -200,7 +224,12 @@ pub fn load(dir: &Path) -> Result<Vec<Sample>, Error> {
     for s in &samples {
         let diff = dir.join(format!("{}.diff", s.name));
         if !diff.is_file() {
-            return Err(Error::Input(format!("{}: {} is listed but {} is missing", list.display(), s.name, diff.display())));
+            return Err(Error::Input(format!(
+                "{}: {} is listed but {} is missing",
+                list.display(),
+                s.name,
+                diff.display()
+            )));
         }
     }
     let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
@@ -209,7 +238,10 @@ pub fn load(dir: &Path) -> Result<Vec<Sample>, Error> {
         let file = entry.file_name().to_string_lossy().to_string();
         if let Some(stem) = file.strip_suffix(".diff") {
             if !samples.iter().any(|s| s.name == stem) {
-                return Err(Error::Input(format!("{}: {file} is not listed in {LIST_FILE}", dir.display())));
+                return Err(Error::Input(format!(
+                    "{}: {file} is not listed in {LIST_FILE}",
+                    dir.display()
+                )));
             }
         }
     }
@@ -242,7 +274,9 @@ impl PayloadInfo {
     pub fn parse(data: &[u8]) -> Result<PayloadInfo, String> {
         let file = object::File::parse(data).map_err(|e| format!("not an ELF file: {e}"))?;
         let note = |name: &str| -> Result<String, String> {
-            let sec = file.section_by_name(name).ok_or_else(|| format!("no {name} section"))?;
+            let sec = file
+                .section_by_name(name)
+                .ok_or_else(|| format!("no {name} section"))?;
             let bytes = sec.data().map_err(|e| format!("{name}: {e}"))?;
             let id = notes::build_id_in(bytes).map_err(|e| format!("{name}: {e}"))?;
             if id.is_empty() {
@@ -267,20 +301,34 @@ impl PayloadInfo {
     }
 
     pub fn section_size(&self, name: &str) -> Option<u64> {
-        self.sections.iter().find(|(n, _)| n == name).map(|(_, s)| *s)
+        self.sections
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| *s)
     }
 }
 
 /// The `name` strings of a function table: the relocations in it that
 /// point at data (the other pointers, `new_addr`/`old_addr`, point at code
 /// or at the hypervisor), read as C strings, in table order.
-fn function_names(file: &object::File<'_>, funcs: &object::Section<'_, '_>) -> Result<Vec<String>, String> {
+fn function_names(
+    file: &object::File<'_>,
+    funcs: &object::Section<'_, '_>,
+) -> Result<Vec<String>, String> {
     let mut relocs: Vec<(u64, String)> = Vec::new();
     for (offset, reloc) in funcs.relocations() {
-        let RelocationTarget::Symbol(idx) = reloc.target() else { continue };
-        let sym = file.symbol_by_index(idx).map_err(|e| format!(".livepatch.funcs relocation at {offset:#x}: {e}"))?;
-        let Some(sec_idx) = sym.section_index() else { continue };
-        let sec = file.section_by_index(sec_idx).map_err(|e| format!("section of {:?}: {e}", sym.name()))?;
+        let RelocationTarget::Symbol(idx) = reloc.target() else {
+            continue;
+        };
+        let sym = file
+            .symbol_by_index(idx)
+            .map_err(|e| format!(".livepatch.funcs relocation at {offset:#x}: {e}"))?;
+        let Some(sec_idx) = sym.section_index() else {
+            continue;
+        };
+        let sec = file
+            .section_by_index(sec_idx)
+            .map_err(|e| format!("section of {:?}: {e}", sym.name()))?;
         if matches!(sec.kind(), SectionKind::Text) {
             continue;
         }
@@ -289,9 +337,16 @@ fn function_names(file: &object::File<'_>, funcs: &object::Section<'_, '_>) -> R
             .ok()
             .and_then(|a| a.checked_add(reloc.addend()))
             .and_then(|a| usize::try_from(a).ok())
-            .ok_or_else(|| format!(".livepatch.funcs relocation at {offset:#x}: bad target offset"))?;
-        let tail = bytes.get(start..).ok_or_else(|| format!(".livepatch.funcs relocation at {offset:#x} points past its section"))?;
-        let len = tail.iter().position(|b| *b == 0).ok_or_else(|| format!("function name at {offset:#x} is not NUL-terminated"))?;
+            .ok_or_else(|| {
+                format!(".livepatch.funcs relocation at {offset:#x}: bad target offset")
+            })?;
+        let tail = bytes.get(start..).ok_or_else(|| {
+            format!(".livepatch.funcs relocation at {offset:#x} points past its section")
+        })?;
+        let len = tail
+            .iter()
+            .position(|b| *b == 0)
+            .ok_or_else(|| format!("function name at {offset:#x} is not NUL-terminated"))?;
         relocs.push((offset, String::from_utf8_lossy(&tail[..len]).into_owned()));
     }
     relocs.sort();
@@ -311,7 +366,8 @@ pub struct Built {
 /// returns every problem found (empty: all good).
 pub fn check_chain(built: &[Built], xen_build_id: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    let by_name: BTreeMap<&str, &Built> = built.iter().map(|b| (b.sample.name.as_str(), b)).collect();
+    let by_name: BTreeMap<&str, &Built> =
+        built.iter().map(|b| (b.sample.name.as_str(), b)).collect();
     let mut ids: BTreeMap<&str, &str> = BTreeMap::new();
     for b in built {
         let name = &b.sample.name;
@@ -332,13 +388,19 @@ pub fn check_chain(built: &[Built], xen_build_id: &str) -> Vec<String> {
             None => (xen_build_id, "the hypervisor's build-id".to_string()),
         };
         if b.info.depends != want {
-            problems.push(format!("{name}: .livepatch.depends is {}, expected {what} {want}", b.info.depends));
+            problems.push(format!(
+                "{name}: .livepatch.depends is {}, expected {what} {want}",
+                b.info.depends
+            ));
         }
         if b.info.build_id == xen_build_id {
             problems.push(format!("{name}: its build-id is the hypervisor's"));
         }
         if let Some(other) = ids.insert(&b.info.build_id, name) {
-            problems.push(format!("{name} and {other} have the same build-id {}", b.info.build_id));
+            problems.push(format!(
+                "{name} and {other} have the same build-id {}",
+                b.info.build_id
+            ));
         }
     }
     problems
@@ -347,8 +409,14 @@ pub fn check_chain(built: &[Built], xen_build_id: &str) -> Vec<String> {
 /// Build the samples (in order, each stacked payload after the one it
 /// depends on) and check the chain. Samples whose dependency failed are
 /// not attempted. Returns what was built and the errors, per sample.
-pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<(Vec<Built>, Vec<(String, Error)>), Error> {
-    let dir = args.patches.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_PATCHES_DIR));
+pub fn build_all(
+    args: &SamplesArgs,
+    log: &dyn Fn(&str),
+) -> Result<(Vec<Built>, Vec<(String, Error)>), Error> {
+    let dir = args
+        .patches
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATCHES_DIR));
     let samples = select(&load(&dir)?, &args.only).map_err(Error::Input)?;
     let xen_syms = args.xen_syms.clone().or_else(|| {
         let p = args.srcdir.join("xen").join("xen-syms");
@@ -364,18 +432,25 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<(Vec<Built>, 
             Some(dep) => match built.iter().find(|b| &b.sample.name == dep) {
                 Some(b) => Some(b.info.build_id.clone()),
                 None => {
-                    let e = Error::Input(format!("{}: not built because {dep}, which it stacks on, failed", sample.name));
+                    let e = Error::Input(format!(
+                        "{}: not built because {dep}, which it stacks on, failed",
+                        sample.name
+                    ));
                     failed.push((sample.name.clone(), e));
                     continue;
                 }
             },
             None => None,
         };
-        log(&format!("samples: building {}{}", sample.name, match (&depends, sample.replace) {
-            (Some(id), _) => format!(" (depends on {id})"),
-            (None, true) => " (replace)".to_string(),
-            (None, false) => String::new(),
-        }));
+        log(&format!(
+            "samples: building {}{}",
+            sample.name,
+            match (&depends, sample.replace) {
+                (Some(id), _) => format!(" (depends on {id})"),
+                (None, true) => " (replace)".to_string(),
+                (None, false) => String::new(),
+            }
+        ));
         let opts = BuildOptions {
             srcdir: args.srcdir.clone(),
             patch: dir.join(format!("{}.diff", sample.name)),
@@ -408,12 +483,18 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<(Vec<Built>, 
         let info = PayloadInfo::read(&payload)?;
         if xen_build_id.is_none() {
             xen_build_id = Some(match &xen_syms {
-                Some(p) => notes::to_hex(&notes::build_id_of_file(p).map_err(|e| Error::Verify(e.to_string()))?),
+                Some(p) => notes::to_hex(
+                    &notes::build_id_of_file(p).map_err(|e| Error::Verify(e.to_string()))?,
+                ),
                 None => result.base_build_id.clone(),
             });
         }
         println!("{}", payload.display());
-        built.push(Built { sample: sample.clone(), payload, info });
+        built.push(Built {
+            sample: sample.clone(),
+            payload,
+            info,
+        });
     }
     if let Some(xen_id) = &xen_build_id {
         for problem in check_chain(&built, xen_id) {
@@ -436,7 +517,11 @@ pub fn run(args: &SamplesArgs) -> i32 {
             for (name, e) in &failed {
                 eprintln!("xsplice-build samples: {name}: {e}");
             }
-            log(&format!("samples: {} built, {} failed", built.len(), failed.len()));
+            log(&format!(
+                "samples: {} built, {} failed",
+                built.len(),
+                failed.len()
+            ));
             match failed.first() {
                 None => crate::exit::BUILT,
                 Some(_) => crate::exit::ERROR,

@@ -15,7 +15,10 @@ const NAME_SIZE: usize = 128;
 /// Fail unless `srcdir` looks like the top of a Xen tree.
 pub fn check_tree(srcdir: &Path) -> Result<(), Error> {
     if !srcdir.is_dir() {
-        return Err(Error::Input(format!("{}: no such directory (--srcdir)", srcdir.display())));
+        return Err(Error::Input(format!(
+            "{}: no such directory (--srcdir)",
+            srcdir.display()
+        )));
     }
     if !srcdir.join("xen/Makefile").is_file() {
         return Err(Error::Input(format!(
@@ -30,7 +33,10 @@ pub fn check_tree(srcdir: &Path) -> Result<(), Error> {
 pub fn config_path(srcdir: &Path, config: Option<&Path>) -> Result<PathBuf, Error> {
     match config {
         Some(c) if c.is_file() => Ok(c.to_path_buf()),
-        Some(c) => Err(Error::Input(format!("{}: no such file (--config)", c.display()))),
+        Some(c) => Err(Error::Input(format!(
+            "{}: no such file (--config)",
+            c.display()
+        ))),
         None => {
             let c = srcdir.join("xen/.config");
             if c.is_file() {
@@ -58,7 +64,9 @@ pub fn check_config(path: &Path) -> Result<Vec<u8>, Error> {
 }
 
 pub fn config_enables_livepatch(config: &[u8]) -> bool {
-    String::from_utf8_lossy(config).lines().any(|l| l.trim() == "CONFIG_LIVEPATCH=y")
+    String::from_utf8_lossy(config)
+        .lines()
+        .any(|l| l.trim() == "CONFIG_LIVEPATCH=y")
 }
 
 /// How the patch touches a file.
@@ -102,7 +110,9 @@ pub fn touched_files(patch: &[u8]) -> Result<Vec<Touched>, Error> {
         }
     }
     if out.is_empty() {
-        return Err(Error::Input("patch: no file headers found (is it a unified diff?)".into()));
+        return Err(Error::Input(
+            "patch: no file headers found (is it a unified diff?)".into(),
+        ));
     }
     Ok(out)
 }
@@ -136,7 +146,12 @@ pub fn patch_dry_run(dir: &Path, patch: &Path) -> Result<(), Error> {
     }
     let mut why = String::from_utf8_lossy(&out.stdout).to_string();
     why.push_str(&String::from_utf8_lossy(&out.stderr));
-    let why = why.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    let why = why
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     Err(Error::Input(format!(
         "{}: does not apply to {} (patch -p1 --fuzz=0): {why}",
         patch.display(),
@@ -149,7 +164,15 @@ pub fn patch_command(dir: &Path, patch: &Path) -> Command {
     let mut cmd = Command::new("patch");
     cmd.arg("-d")
         .arg(dir)
-        .args(["-p1", "--fuzz=0", "--forward", "--force", "--no-backup-if-mismatch", "-r", "-"])
+        .args([
+            "-p1",
+            "--fuzz=0",
+            "--forward",
+            "--force",
+            "--no-backup-if-mismatch",
+            "-r",
+            "-",
+        ])
         .arg("-i")
         .arg(patch);
     cmd
@@ -161,7 +184,10 @@ pub fn payload_name(patch: &Path, name: Option<&str>) -> Result<String, Error> {
     let raw = match name {
         Some(n) => n.to_string(),
         None => {
-            let base = patch.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let base = patch
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             let base = base
                 .strip_suffix(".patch")
                 .or_else(|| base.strip_suffix(".diff"))
@@ -172,7 +198,13 @@ pub fn payload_name(patch: &Path, name: Option<&str>) -> Result<String, Error> {
     };
     let clean: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     if clean.is_empty() {
         return Err(Error::Input("payload name is empty; pass --name".into()));
@@ -190,7 +222,10 @@ pub fn payload_name(patch: &Path, name: Option<&str>) -> Result<String, Error> {
 /// hypervisor build) left out of the source hash? Paths are relative to the top.
 fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
     let s = rel.to_string_lossy();
-    let name = rel.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     if is_dir {
         // Version-control metadata and trees the hypervisor build does not read.
         return matches!(&*name, ".git" | ".hg" | ".pc" | ".xsplice-cache")
@@ -201,17 +236,34 @@ fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
     if s.starts_with("tools/") && !s.starts_with("tools/flask/") {
         return true;
     }
-    let ext_skip = [".o", ".a", ".so", ".efi", ".livepatch", ".bin", ".map", ".gz", ".tmp", ".i", ".s"];
-    if ext_skip.iter().any(|e| name.ends_with(e)) && !name.ends_with(".S") {
-        // .i/.s are preprocessor/compiler outputs in Xen; .S sources are kept.
-        return !(name.ends_with(".s") && !s.starts_with("xen/"));
+    let ext_skip = [
+        ".o",
+        ".a",
+        ".so",
+        ".efi",
+        ".livepatch",
+        ".bin",
+        ".map",
+        ".gz",
+        ".tmp",
+        ".i",
+        ".s",
+    ];
+    // Under xen/, .i/.s files are preprocessor/compiler outputs (.S are sources).
+    if ext_skip.iter().any(|e| name.ends_with(e)) {
+        return s.starts_with("xen/") || !name.ends_with(".s");
     }
     if name.starts_with('.') && (name.ends_with(".cmd") || name.ends_with(".d")) {
         return true;
     }
     matches!(
         &*s,
-        "xen/xen" | "xen/xen-syms" | "xen/.config" | "xen/.config.old" | "xen/.xsplice-built" | "xen/.banner"
+        "xen/xen"
+            | "xen/xen-syms"
+            | "xen/.config"
+            | "xen/.config.old"
+            | "xen/.xsplice-built"
+            | "xen/.banner"
     )
 }
 
@@ -229,10 +281,15 @@ pub fn hash_tree(top: &Path, h: &mut Sha256) -> Result<u64, Error> {
         });
     for entry in walk {
         let entry = entry.map_err(|e| {
-            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| top.to_path_buf());
+            let path = e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| top.to_path_buf());
             Error::io(path, std::io::Error::other(e.to_string()))
         })?;
-        let Ok(rel) = entry.path().strip_prefix(top) else { continue };
+        let Ok(rel) = entry.path().strip_prefix(top) else {
+            continue;
+        };
         if rel.as_os_str().is_empty() || entry.file_type().is_dir() {
             continue;
         }
@@ -244,8 +301,14 @@ pub fn hash_tree(top: &Path, h: &mut Sha256) -> Result<u64, Error> {
             h.field(target.to_string_lossy().as_bytes());
         } else if ft.is_file() {
             use std::os::unix::fs::PermissionsExt;
-            let meta = entry.metadata().map_err(|e| Error::io(entry.path(), std::io::Error::other(e.to_string())))?;
-            h.field(if meta.permissions().mode() & 0o111 != 0 { b"x" } else { b"f" });
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::io(entry.path(), std::io::Error::other(e.to_string())))?;
+            h.field(if meta.permissions().mode() & 0o111 != 0 {
+                b"x"
+            } else {
+                b"f"
+            });
             let data = fs::read(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
             h.field(&data);
             files += 1;
@@ -259,7 +322,10 @@ pub fn hash_tree(top: &Path, h: &mut Sha256) -> Result<u64, Error> {
 pub fn copy_tree(src: &Path, dst: &Path, log: &crate::progress::Log) -> Result<(), Error> {
     let mut cmd = Command::new("cp");
     cmd.args(["-a", "--reflink=auto"]).arg(src).arg(dst);
-    log.run(&mut cmd, &format!("copying {} to {}", src.display(), dst.display()))
+    log.run(
+        &mut cmd,
+        &format!("copying {} to {}", src.display(), dst.display()),
+    )
 }
 
 /// Is `inner` the same as or below `outer` (both made absolute)?
@@ -268,13 +334,18 @@ pub fn is_within(inner: &Path, outer: &Path) -> bool {
         let p = if p.is_absolute() {
             p.to_path_buf()
         } else {
-            std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+            std::env::current_dir()
+                .map(|d| d.join(p))
+                .unwrap_or_else(|_| p.to_path_buf())
         };
         // Canonicalize the longest existing ancestor, keep the rest.
         let mut existing = p.clone();
         let mut rest = Vec::new();
         while !existing.exists() {
-            match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+            match (
+                existing.file_name().map(|n| n.to_os_string()),
+                existing.parent(),
+            ) {
                 (Some(n), Some(parent)) => {
                     rest.push(n);
                     existing = parent.to_path_buf();
@@ -302,18 +373,39 @@ mod tests {
 --- /dev/null\n+++ b/xen/common/new.c\n@@ -0,0 +1 @@\n+x\n";
         let t = touched_files(patch).unwrap();
         assert_eq!(t.len(), 2);
-        assert_eq!(t[0], Touched { path: "xen/common/version.c".into(), touch: Touch::Modified });
-        assert_eq!(t[1], Touched { path: "xen/common/new.c".into(), touch: Touch::Created });
+        assert_eq!(
+            t[0],
+            Touched {
+                path: "xen/common/version.c".into(),
+                touch: Touch::Modified
+            }
+        );
+        assert_eq!(
+            t[1],
+            Touched {
+                path: "xen/common/new.c".into(),
+                touch: Touch::Created
+            }
+        );
         assert!(touched_files(b"--- a/../etc/passwd\n+++ b/../etc/passwd\n").is_err());
         assert!(touched_files(b"hello\n").is_err());
     }
 
     #[test]
     fn names_follow_the_format_rules() {
-        assert_eq!(payload_name(Path::new("/x/XSA-123 fix.patch"), None).unwrap(), "XSA-123-fix");
-        assert_eq!(payload_name(Path::new("hello-world.diff"), None).unwrap(), "hello-world");
+        assert_eq!(
+            payload_name(Path::new("/x/XSA-123 fix.patch"), None).unwrap(),
+            "XSA-123-fix"
+        );
+        assert_eq!(
+            payload_name(Path::new("hello-world.diff"), None).unwrap(),
+            "hello-world"
+        );
         assert_eq!(payload_name(Path::new("a.b.c"), None).unwrap(), "a-b-c");
-        assert_eq!(payload_name(Path::new("p.diff"), Some("my_name")).unwrap(), "my_name");
+        assert_eq!(
+            payload_name(Path::new("p.diff"), Some("my_name")).unwrap(),
+            "my_name"
+        );
         assert!(payload_name(Path::new("p.diff"), Some(&"x".repeat(128))).is_err());
     }
 

@@ -115,11 +115,15 @@ fn funcs_version(p: &payload::Payload<'_>) -> Option<u8> {
     s.data(p.data)?.get(off).copied()
 }
 
-/// Special-section entry sizes: from the target when it can tell, else
+/// Special-section entry sizes: from the target when it could tell, else
 /// Xen 4.17's for the livepatch-v2 layout (they have not changed since).
-fn choose_sizes(xen: &XenSyms, abi: Abi, f: &mut Failures) -> Option<SpecialSizes> {
-    match abi::special_sizes(xen, None) {
-        Ok(s) => Some(s),
+fn choose_sizes(
+    known: &Result<SpecialSizes, String>,
+    abi: Abi,
+    f: &mut Failures,
+) -> Option<SpecialSizes> {
+    match known {
+        Ok(s) => Some(*s),
         Err(e) if abi == Abi::LivepatchV2 => {
             f.note(format!(
                 "special-section entry sizes assumed from Xen 4.17 (8/8/14): {e}"
@@ -172,7 +176,9 @@ fn dependency(
         .and_then(|s| checks::parse_build_id_note(s, p.data).ok());
     f.check();
     if build_id.is_none() {
-        f.fail(format!("dependency {label}: no readable .note.gnu.build-id"));
+        f.fail(format!(
+            "dependency {label}: no readable .note.gnu.build-id"
+        ));
     }
     let exported = checks::payload_symbols(&cx)
         .into_iter()
@@ -195,6 +201,7 @@ pub struct Verifier {
     /// From xen-syms's DWARF or the tree beside it; `None`: infer per payload.
     abi: Option<Abi>,
     abi_error: Option<String>,
+    sizes: Result<SpecialSizes, String>,
     deps: Vec<Dependency>,
     /// Problems with the dependencies, reported with every payload.
     dep_failures: Failures,
@@ -216,8 +223,9 @@ impl Verifier {
             Ok(abi) => (Some(abi), None),
             Err(e) => (None, Some(e.to_string())),
         };
-        let sizes = abi::special_sizes(&xen, None).ok();
-        let image = XenImage::load(&xen_data, Some(sizes.map_or(14, |s| s.alt_instr)));
+        // Asked once: without DWARF this compiles a probe in the tree.
+        let sizes = abi::special_sizes(&xen, None).map_err(|e| e.to_string());
+        let image = XenImage::load(&xen_data, Some(sizes.as_ref().map_or(14, |s| s.alt_instr)));
         let area = Area::of(&xen);
         let mut v = Verifier {
             xen,
@@ -225,6 +233,7 @@ impl Verifier {
             area,
             abi,
             abi_error,
+            sizes,
             deps: Vec::new(),
             dep_failures: Failures::default(),
         };
@@ -266,7 +275,7 @@ impl Verifier {
                 abi
             }
         };
-        let sizes = choose_sizes(&self.xen, abi, &mut f);
+        let sizes = choose_sizes(&self.sizes, abi, &mut f);
         if self.xen.build_id().is_none() {
             f.note("xen-syms has no build-id: .livepatch.xen_depends not compared");
         }

@@ -115,7 +115,13 @@ pub fn build_case_with(case: &str, unit: &str, patched_file: &str) -> Case {
     link.push(compile(&other_dir, "fixture_base.c"));
     let xen_syms = dir.path().join("xen-syms");
     let out = Command::new("ld")
-        .args(["--build-id=sha1", "-e", "_start", "-Ttext=0xffff82d040200000", "-o"])
+        .args([
+            "--build-id=sha1",
+            "-e",
+            "_start",
+            "-Ttext=0xffff82d040200000",
+            "-o",
+        ])
         .arg(&xen_syms)
         .args(&link)
         .output()
@@ -152,7 +158,10 @@ impl Case {
     pub fn xen(&self) -> XenSyms {
         XenSyms::load(&self.xen_syms).expect("loading fake xen-syms")
     }
-    pub fn diff(&self, opts: &Options) -> Result<create_diff_object::Outcome, create_diff_object::Error> {
+    pub fn diff(
+        &self,
+        opts: &Options,
+    ) -> Result<create_diff_object::Outcome, create_diff_object::Error> {
         create_diff_object::diff_objects(&self.orig, &self.patched, &self.xen(), &self.out, opts)
     }
     pub fn payload(&self) -> Payload {
@@ -194,7 +203,10 @@ impl Payload {
     pub fn read(path: &Path) -> Payload {
         let data = std::fs::read(path).expect("reading the payload");
         let file = ElfFile64::<object::Endianness>::parse(&*data).expect("payload parses as ELF64");
-        assert_eq!(file.elf_header().e_type(object::Endianness::Little), object::elf::ET_REL);
+        assert_eq!(
+            file.elf_header().e_type(object::Endianness::Little),
+            object::elf::ET_REL
+        );
         let mut sections = BTreeMap::new();
         let mut flags = BTreeMap::new();
         let mut relocs = BTreeMap::new();
@@ -204,7 +216,10 @@ impl Payload {
                 continue;
             }
             sections.insert(name.clone(), s.data().unwrap().to_vec());
-            flags.insert(name.clone(), s.elf_section_header().sh_flags(object::Endianness::Little));
+            flags.insert(
+                name.clone(),
+                s.elf_section_header().sh_flags(object::Endianness::Little),
+            );
             let mut list = Vec::new();
             for (offset, r) in s.relocations() {
                 let (target, undef) = match r.target() {
@@ -269,7 +284,12 @@ impl Payload {
     /// Function-table entries as (name, new_addr target, old_addr, new_size, old_size, version).
     pub fn funcs(&self, section: &str, entry_size: usize) -> Vec<FuncRow> {
         let data = self.sections.get(section).cloned().unwrap_or_default();
-        assert_eq!(data.len() % entry_size, 0, "{section} size {} not a multiple of {entry_size}", data.len());
+        assert_eq!(
+            data.len() % entry_size,
+            0,
+            "{section} size {} not a multiple of {entry_size}",
+            data.len()
+        );
         let strings = self
             .sections
             .iter()
@@ -281,10 +301,16 @@ impl Payload {
             .enumerate()
             .map(|(i, e)| {
                 let base = (i * entry_size) as u64;
-                let name_rel = relocs.iter().find(|r| r.offset == base).expect("name relocation");
+                let name_rel = relocs
+                    .iter()
+                    .find(|r| r.offset == base)
+                    .expect("name relocation");
                 let start = name_rel.addend as usize;
                 let end = strings[start..].iter().position(|&b| b == 0).unwrap() + start;
-                let new_rel = relocs.iter().find(|r| r.offset == base + 8).expect("new_addr relocation");
+                let new_rel = relocs
+                    .iter()
+                    .find(|r| r.offset == base + 8)
+                    .expect("new_addr relocation");
                 FuncRow {
                     name: String::from_utf8(strings[start..end].to_vec()).unwrap(),
                     new_addr_target: new_rel.target.clone(),
@@ -311,12 +337,29 @@ pub struct FuncRow {
 /// `ld -r` must accept the payload (the driver links payloads with it).
 pub fn ld_accepts(path: &Path) {
     let out = path.with_extension("ld.o");
-    let r = Command::new("ld").arg("-r").arg("-o").arg(&out).arg(path).output().expect("running ld");
-    assert!(r.status.success(), "ld -r rejected the payload:\n{}", String::from_utf8_lossy(&r.stderr));
-    let r = Command::new("readelf").arg("-aW").arg(path).output().expect("running readelf");
+    let r = Command::new("ld")
+        .arg("-r")
+        .arg("-o")
+        .arg(&out)
+        .arg(path)
+        .output()
+        .expect("running ld");
+    assert!(
+        r.status.success(),
+        "ld -r rejected the payload:\n{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let r = Command::new("readelf")
+        .arg("-aW")
+        .arg(path)
+        .output()
+        .expect("running readelf");
     assert!(r.status.success(), "readelf -a failed");
     let err = String::from_utf8_lossy(&r.stderr);
-    assert!(!err.contains("Error") && !err.contains("Warning"), "readelf complains: {err}");
+    assert!(
+        !err.contains("Error") && !err.contains("Warning"),
+        "readelf complains: {err}"
+    );
 }
 
 /// Address and size of `name` in the fake xen-syms.

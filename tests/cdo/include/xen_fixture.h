@@ -45,6 +45,13 @@ struct __attribute__((packed)) alt_instr {
 #define __used __attribute__((__used__))
 
 int printk(const char *fmt, ...);
+void __domain_crash(int d);
+
+/* As in Xen 4.17: the line is an immediate in the code, next to __FILE__. */
+#define domain_crash(d) do {                                                 \
+    printk("domain_crash called from %s:%d\n", __FILE__, __LINE__);          \
+    __domain_crash(d);                                                       \
+} while (0)
 
 #define BUGFRAME_run_fn 0
 #define BUGFRAME_warn   1

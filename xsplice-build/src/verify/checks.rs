@@ -273,7 +273,11 @@ pub fn check_relocations(cx: &Context<'_, '_>, f: &mut Failures) {
                 continue;
             }
             // PC32: S + A - P must fit in 32 bits wherever the loader places the payload.
-            let Some(p_rel) = p.layout.addr(target).map(|a| i128::from(a) + i128::from(r.r_offset)) else {
+            let Some(p_rel) = p
+                .layout
+                .addr(target)
+                .map(|a| i128::from(a) + i128::from(r.r_offset))
+            else {
                 continue;
             };
             let a = i128::from(r.addend);
@@ -332,11 +336,10 @@ fn is_null(v: Value) -> bool {
 fn read_string(cx: &Context<'_, '_>, v: Value) -> Result<String, String> {
     match v {
         Value::Local { section, offset } => {
-            let s = cx
-                .p
-                .sections
-                .get(section)
-                .ok_or("points at a missing section")?;
+            let s =
+                cx.p.sections
+                    .get(section)
+                    .ok_or("points at a missing section")?;
             let data = s
                 .data(cx.p.data)
                 .ok_or_else(|| format!("points into {} which has no data", s.label()))?;
@@ -483,8 +486,8 @@ pub fn parse_build_id_note(sec: &Section, data: &[u8]) -> Result<Vec<u8>, String
         return Err("empty build-id".into());
     }
     let desc_off = 12 + ((u64::from(namesz) + 3) & !3);
-    let desc = slice(bytes, desc_off, u64::from(descsz))
-        .ok_or("note descriptor runs past the section")?;
+    let desc =
+        slice(bytes, desc_off, u64::from(descsz)).ok_or("note descriptor runs past the section")?;
     Ok(desc.to_vec())
 }
 
@@ -588,7 +591,9 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
             Some(n) => format!("section {name}[{i}] ({n})"),
             None => format!("section {name}[{i}]"),
         };
-        let version = data.get(base as usize + layout.version_off as usize).copied();
+        let version = data
+            .get(base as usize + layout.version_off as usize)
+            .copied();
         f.check();
         if version != Some(layout.version) {
             f.fail(format!(
@@ -646,14 +651,13 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                             "{at}: old_addr {a:#x} is not the address of {n} in xen-syms ({b:#x})"
                         ));
                     }
-                    (_, None, Some(n)) => f.fail(format!(
-                        "{at}: {n} is not a symbol of xen-syms{stacked}"
-                    )),
-                    (Value::Abs(a), _, None) if cx.image.read(a, old_size.max(1)).is_none() => {
-                        f.fail(format!(
-                            "{at}: old_addr {a:#x}+{old_size:#x} is not inside xen-syms's image"
-                        ))
+                    (_, None, Some(n)) => {
+                        f.fail(format!("{at}: {n} is not a symbol of xen-syms{stacked}"))
                     }
+                    (Value::Abs(a), _, None) if cx.image.read(a, old_size.max(1)).is_none() => f
+                        .fail(format!(
+                            "{at}: old_addr {a:#x}+{old_size:#x} is not inside xen-syms's image"
+                        )),
                     _ => {}
                 }
                 Some(v)
@@ -706,7 +710,12 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                 }
                 f.check();
                 if let Value::Local { section, .. } = v {
-                    if p.layout.place.get(section).copied().flatten().map(|(_, r)| r)
+                    if p.layout
+                        .place
+                        .get(section)
+                        .copied()
+                        .flatten()
+                        .map(|(_, r)| r)
                         != Some(Region::Text)
                     {
                         f.fail(format!(
@@ -720,9 +729,7 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                     let (lo, hi) = (i128::from(cx.area.lo), i128::from(cx.area.hi));
                     let a = i128::from(a);
                     let new_rel = i128::from(new_rel);
-                    let far = (a - (lo + new_rel))
-                        .abs()
-                        .max((a - (hi + new_rel)).abs());
+                    let far = (a - (lo + new_rel)).abs().max((a - (hi + new_rel)).abs());
                     f.check();
                     if far >= 1i128 << 31 {
                         f.fail(format!(
@@ -733,7 +740,14 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
             }
         }
         if cx.abi == Abi::LivepatchV2 {
-            check_expectation(cx, f, &at, &data[base as usize..(base + layout.entry_size) as usize], old_xen, old_size);
+            check_expectation(
+                cx,
+                f,
+                &at,
+                &data[base as usize..(base + layout.entry_size) as usize],
+                old_xen,
+                old_size,
+            );
         }
     }
 }
@@ -756,7 +770,9 @@ fn check_expectation(
     let rsv = bits >> 6;
     f.check();
     if rsv != 0 {
-        f.fail(format!("{at}: expectation has reserved bits set ({rsv:#x})"));
+        f.fail(format!(
+            "{at}: expectation has reserved bits set ({rsv:#x})"
+        ));
         return;
     }
     f.check();
@@ -817,7 +833,12 @@ pub fn check_hooks(cx: &Context<'_, '_>, f: &mut Failures) {
                     "section {name}[{slot}]: hook pointer is NULL (the loader calls every entry)"
                 )),
                 Some(Value::Local { section, .. }) => {
-                    if p.layout.place.get(section).copied().flatten().map(|(_, r)| r)
+                    if p.layout
+                        .place
+                        .get(section)
+                        .copied()
+                        .flatten()
+                        .map(|(_, r)| r)
                         != Some(Region::Text)
                     {
                         f.fail(format!(
@@ -850,9 +871,16 @@ pub fn check_special_sections(cx: &Context<'_, '_>, f: &mut Failures) {
                 check_alternatives(cx, f, sec, sizes.alt_instr);
             }
         }
-    } else if [".bug_frames.0", ".bug_frames.1", ".bug_frames.2", ".bug_frames.3", ".ex_table", ".altinstructions"]
-        .iter()
-        .any(|n| p.section(n).is_some())
+    } else if [
+        ".bug_frames.0",
+        ".bug_frames.1",
+        ".bug_frames.2",
+        ".bug_frames.3",
+        ".ex_table",
+        ".altinstructions",
+    ]
+    .iter()
+    .any(|n| p.section(n).is_some())
     {
         f.note("special-section entry sizes unknown (no DWARF in xen-syms, no Xen tree beside it): .bug_frames/.ex_table/.altinstructions sizes not checked");
     }
@@ -869,7 +897,7 @@ pub fn check_special_sections(cx: &Context<'_, '_>, f: &mut Failures) {
 
 fn multiple(f: &mut Failures, sec: &Section, size: u64, what: &str) -> bool {
     f.check();
-    if size == 0 || sec.sh_size % size != 0 {
+    if size == 0 || !sec.sh_size.is_multiple_of(size) {
         f.fail(format!(
             "section {}: size {} is not a multiple of {size} ({what})",
             sec.label(),
@@ -911,7 +939,8 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
             match p.rela_at(sec.index, base + off) {
                 Some(r) if r.r_type == R_X86_64_PC32 || r.r_type == R_X86_64_PLT32 => {
                     let v = cx.values.get(r.sym as usize).copied()?;
-                    cx.local_addr(v).map(|s| i128::from(s) + i128::from(r.addend))
+                    cx.local_addr(v)
+                        .map(|s| i128::from(s) + i128::from(r.addend))
                 }
                 Some(_) => None,
                 None => {
@@ -931,10 +960,7 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
             )),
         }
         f.check();
-        let (rs, rl) = (
-            repl_addr.map(i128::from),
-            i128::from(repl.sh_size),
-        );
+        let (rs, rl) = (repl_addr.map(i128::from), i128::from(repl.sh_size));
         match (target(4), rs) {
             (Some(r), Some(rs)) if r >= rs && r + repl_len <= rs + rl => {}
             _ => f.fail(format!(
@@ -973,7 +999,9 @@ pub fn payload_symbols(cx: &Context<'_, '_>) -> Vec<(String, bool)> {
         if sym.st_shndx == SHN_UNDEF || idx >= p.sections.len() {
             continue;
         }
-        let Some(sec) = p.sections.get(idx) else { continue };
+        let Some(sec) = p.sections.get(idx) else {
+            continue;
+        };
         let name = sym.name_str();
         if !sec.is_alloc() || name.is_empty() {
             continue;
@@ -995,7 +1023,11 @@ pub fn check_new_symbols(cx: &Context<'_, '_>, f: &mut Failures) {
             continue;
         }
         f.check();
-        if cx.xen.resolve_runtime_name(&name).is_some_and(|s| s.addr != 0) {
+        if cx
+            .xen
+            .resolve_runtime_name(&name)
+            .is_some_and(|s| s.addr != 0)
+        {
             f.fail(format!(
                 "symbol {name}: a new symbol with the name of a hypervisor symbol (the loader refuses duplicates)"
             ));
@@ -1005,5 +1037,74 @@ pub fn check_new_symbols(cx: &Context<'_, '_>, f: &mut Failures) {
                 d.label
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use create_diff_object::notes::build_id_note;
+
+    fn note_section(bytes: &[u8]) -> (Section, Vec<u8>) {
+        let mut file = vec![0u8; 64];
+        file.extend_from_slice(bytes);
+        let s = Section {
+            index: 1,
+            name: Some(".livepatch.depends".into()),
+            sh_offset: 64,
+            sh_size: bytes.len() as u64,
+            in_bounds: true,
+            ..Section::default()
+        };
+        (s, file)
+    }
+
+    #[test]
+    fn build_id_notes() {
+        let (s, file) = note_section(&build_id_note(&[7; 20]));
+        assert_eq!(parse_build_id_note(&s, &file).unwrap(), vec![7; 20]);
+
+        // Name size 5 ("GNU\0\0") pads the descriptor to offset 20.
+        let mut n = Vec::new();
+        n.extend_from_slice(&5u32.to_le_bytes());
+        n.extend_from_slice(&4u32.to_le_bytes());
+        n.extend_from_slice(&3u32.to_le_bytes());
+        n.extend_from_slice(b"GNU\0\0\0\0\0");
+        n.extend_from_slice(&[1, 2, 3, 4]);
+        let (s, file) = note_section(&n);
+        assert_eq!(parse_build_id_note(&s, &file).unwrap(), vec![1, 2, 3, 4]);
+
+        let mut bad = build_id_note(&[7; 20]);
+        bad[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let (s, file) = note_section(&bad);
+        assert!(parse_build_id_note(&s, &file)
+            .unwrap_err()
+            .contains("run past the section"));
+
+        let mut other = build_id_note(&[7; 20]);
+        other[12] = b'X';
+        let (s, file) = note_section(&other);
+        assert!(parse_build_id_note(&s, &file)
+            .unwrap_err()
+            .contains("is not \"GNU\""));
+
+        let (s, file) = note_section(&[0; 12]);
+        assert!(parse_build_id_note(&s, &file)
+            .unwrap_err()
+            .contains("too small"));
+
+        let empty = build_id_note(&[]);
+        let (s, file) = note_section(&[empty.as_slice(), &[0; 4]].concat());
+        assert!(parse_build_id_note(&s, &file)
+            .unwrap_err()
+            .contains("empty build-id"));
+    }
+
+    #[test]
+    fn i32_bounds() {
+        assert!(fits_i32(i128::from(i32::MAX)));
+        assert!(fits_i32(i128::from(i32::MIN)));
+        assert!(!fits_i32(i128::from(i32::MAX) + 1));
+        assert!(!fits_i32(i128::from(i32::MIN) - 1));
     }
 }

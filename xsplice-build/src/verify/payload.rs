@@ -46,7 +46,11 @@ impl Layout {
 
     /// Offset of a section from the allocation start.
     pub fn addr(&self, section: usize) -> Option<u64> {
-        self.place.get(section).copied().flatten().map(|(off, _)| off)
+        self.place
+            .get(section)
+            .copied()
+            .flatten()
+            .map(|(off, _)| off)
     }
 }
 
@@ -139,24 +143,62 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
             header_ok = false;
         }
     };
-    hdr(ehdr.ident[4] == 2, format!("class {} is not ELFCLASS64", ehdr.ident[4]), f);
-    hdr(ehdr.ident[5] == 1, format!("data encoding {} is not little-endian", ehdr.ident[5]), f);
+    hdr(
+        ehdr.ident[4] == 2,
+        format!("class {} is not ELFCLASS64", ehdr.ident[4]),
+        f,
+    );
+    hdr(
+        ehdr.ident[5] == 1,
+        format!("data encoding {} is not little-endian", ehdr.ident[5]),
+        f,
+    );
     hdr(
         ehdr.ident[6] == 1 && ehdr.e_version == 1,
-        format!("version {}/{} is not EV_CURRENT", ehdr.ident[6], ehdr.e_version),
+        format!(
+            "version {}/{} is not EV_CURRENT",
+            ehdr.ident[6], ehdr.e_version
+        ),
         f,
     );
     hdr(
         ehdr.ident[7] == 0 || ehdr.ident[7] == 9,
-        format!("OS ABI {} is neither ELFOSABI_NONE nor FreeBSD", ehdr.ident[7]),
+        format!(
+            "OS ABI {} is neither ELFOSABI_NONE nor FreeBSD",
+            ehdr.ident[7]
+        ),
         f,
     );
-    hdr(ehdr.ident[8] == 0, format!("ABI version {} is not 0", ehdr.ident[8]), f);
-    hdr(ehdr.e_type == 1, format!("type {} is not ET_REL (a relocatable object)", ehdr.e_type), f);
-    hdr(ehdr.e_machine == 62, format!("machine {} is not EM_X86_64", ehdr.e_machine), f);
-    hdr(ehdr.e_phnum == 0, format!("{} program headers (a payload has none)", ehdr.e_phnum), f);
-    hdr(ehdr.e_shstrndx != 0, "no section-name table (e_shstrndx is 0)".into(), f);
-    hdr(ehdr.e_shnum < 1024, format!("{} sections (the loader's limit is 1023)", ehdr.e_shnum), f);
+    hdr(
+        ehdr.ident[8] == 0,
+        format!("ABI version {} is not 0", ehdr.ident[8]),
+        f,
+    );
+    hdr(
+        ehdr.e_type == 1,
+        format!("type {} is not ET_REL (a relocatable object)", ehdr.e_type),
+        f,
+    );
+    hdr(
+        ehdr.e_machine == 62,
+        format!("machine {} is not EM_X86_64", ehdr.e_machine),
+        f,
+    );
+    hdr(
+        ehdr.e_phnum == 0,
+        format!("{} program headers (a payload has none)", ehdr.e_phnum),
+        f,
+    );
+    hdr(
+        ehdr.e_shstrndx != 0,
+        "no section-name table (e_shstrndx is 0)".into(),
+        f,
+    );
+    hdr(
+        ehdr.e_shnum < 1024,
+        format!("{} sections (the loader's limit is 1023)", ehdr.e_shnum),
+        f,
+    );
     hdr(
         ehdr.e_shstrndx < ehdr.e_shnum,
         format!(
@@ -165,10 +207,20 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
         ),
         f,
     );
-    hdr(ehdr.e_shoff < len, format!("section headers at {:#x} are past the end of the file ({len} bytes)", ehdr.e_shoff), f);
+    hdr(
+        ehdr.e_shoff < len,
+        format!(
+            "section headers at {:#x} are past the end of the file ({len} bytes)",
+            ehdr.e_shoff
+        ),
+        f,
+    );
     hdr(
         u64::from(ehdr.e_shentsize) >= SHDR_SIZE,
-        format!("section header size {} is smaller than {SHDR_SIZE}", ehdr.e_shentsize),
+        format!(
+            "section header size {} is smaller than {SHDR_SIZE}",
+            ehdr.e_shentsize
+        ),
         f,
     );
     let table_fits = u64::from(ehdr.e_shentsize) >= SHDR_SIZE
@@ -197,25 +249,41 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
             return p;
         };
         s.in_bounds = s.sh_type == SHT_NOBITS
-            || s.sh_offset.checked_add(s.sh_size).is_some_and(|end| end <= len);
+            || s.sh_offset
+                .checked_add(s.sh_size)
+                .is_some_and(|end| end <= len);
         p.sections.push(s);
     }
     // Names first, so that later messages can use them.
     let shstrndx = usize::from(ehdr.e_shstrndx);
-    let shstrtab_ok = p.sections.get(shstrndx).is_some_and(|s| check_strtab(s, data).is_ok());
+    let shstrtab_ok = p
+        .sections
+        .get(shstrndx)
+        .is_some_and(|s| check_strtab(s, data).is_ok());
     f.check();
-    if let Some(err) = p.sections.get(shstrndx).and_then(|s| check_strtab(s, data).err()) {
+    if let Some(err) = p
+        .sections
+        .get(shstrndx)
+        .and_then(|s| check_strtab(s, data).err())
+    {
         f.fail(format!("section-name table [{shstrndx}]: {err}"));
     }
     let names: Option<Vec<u8>> = shstrtab_ok
-        .then(|| p.sections.get(shstrndx).and_then(|s| s.data(data)).map(<[u8]>::to_vec))
+        .then(|| {
+            p.sections
+                .get(shstrndx)
+                .and_then(|s| s.data(data))
+                .map(<[u8]>::to_vec)
+        })
         .flatten();
     for i in 1..p.sections.len() {
         let sh_name = p.sections[i].sh_name;
         if let Some(names) = &names {
             f.check();
             if u64::from(sh_name) >= names.len() as u64 {
-                f.fail(format!("section [{i}]: name offset {sh_name} is outside the section-name table"));
+                f.fail(format!(
+                    "section [{i}]: name offset {sh_name} is outside the section-name table"
+                ));
             } else {
                 p.sections[i].name = cstr(names, u64::from(sh_name));
             }
@@ -230,7 +298,10 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
         let label = s.label();
         f.check();
         if s.sh_offset < EHDR_SIZE {
-            f.fail(format!("section {label}: data offset {:#x} lies in the ELF header", s.sh_offset));
+            f.fail(format!(
+                "section {label}: data offset {:#x} lies in the ELF header",
+                s.sh_offset
+            ));
             p.fatal = true;
         } else if !s.in_bounds {
             f.fail(format!(
@@ -241,9 +312,12 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
         }
         f.check();
         if s.sh_addralign & s.sh_addralign.wrapping_sub(1) != 0 {
-            f.fail(format!("section {label}: alignment {:#x} is not a power of two", s.sh_addralign));
+            f.fail(format!(
+                "section {label}: alignment {:#x} is not a power of two",
+                s.sh_addralign
+            ));
             p.fatal = true;
-        } else if s.sh_addralign != 0 && s.sh_addr % s.sh_addralign != 0 {
+        } else if s.sh_addralign != 0 && !s.sh_addr.is_multiple_of(s.sh_addralign) {
             f.fail(format!(
                 "section {label}: address {:#x} is not aligned to {:#x}",
                 s.sh_addr, s.sh_addralign
@@ -251,8 +325,15 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
             p.fatal = true;
         }
         f.check();
-        if s.is_alloc() && s.is_write() && s.sh_type == SHT_NOBITS && s.sh_size > create_diff_object::abi::MAX_PAYLOAD_SIZE {
-            f.fail(format!("section {label}: {} bytes of zero-filled data exceed the 2 MiB limit", s.sh_size));
+        if s.is_alloc()
+            && s.is_write()
+            && s.sh_type == SHT_NOBITS
+            && s.sh_size > create_diff_object::abi::MAX_PAYLOAD_SIZE
+        {
+            f.fail(format!(
+                "section {label}: {} bytes of zero-filled data exceed the 2 MiB limit",
+                s.sh_size
+            ));
             p.fatal = true;
         }
         if s.sh_type == SHT_SYMTAB {
@@ -284,7 +365,10 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
     };
     let symtab = p.sections[symtab_idx].clone();
     f.check();
-    if symtab.sh_size == 0 || symtab.sh_entsize < SYM_SIZE || symtab.sh_size % symtab.sh_entsize != 0 {
+    if symtab.sh_size == 0
+        || symtab.sh_entsize < SYM_SIZE
+        || !symtab.sh_size.is_multiple_of(symtab.sh_entsize)
+    {
         f.fail(format!(
             "section {}: corrupted symbol table header (size {:#x}, entry size {:#x})",
             symtab.label(),
@@ -299,7 +383,10 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
     match strtab.as_ref().map(|s| check_strtab(s, data)) {
         Some(Ok(())) => p.strtab = Some(strtab_idx),
         Some(Err(err)) => {
-            f.fail(format!("section {}: string table of the symbols: {err}", p.section_label(strtab_idx)));
+            f.fail(format!(
+                "section {}: string table of the symbols: {err}",
+                p.section_label(strtab_idx)
+            ));
             p.fatal = true;
         }
         None => p.fatal = true,
@@ -318,13 +405,16 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
     };
     let nsym = symtab.sh_size / symtab.sh_entsize;
     for i in 0..nsym {
-        let Some((st_name, mut sym)) = parse_symbol(symdata, i * symtab.sh_entsize, i as usize) else {
+        let Some((st_name, mut sym)) = parse_symbol(symdata, i * symtab.sh_entsize, i as usize)
+        else {
             break;
         };
         if i > 0 {
             f.check();
             if u64::from(st_name) >= strdata.len() as u64 {
-                f.fail(format!("symbol #{i}: name offset {st_name} is outside the string table"));
+                f.fail(format!(
+                    "symbol #{i}: name offset {st_name} is outside the string table"
+                ));
             } else {
                 sym.name = cstr(strdata, u64::from(st_name));
             }
@@ -393,7 +483,8 @@ fn layout(p: &Payload<'_>, f: &mut Failures) -> Layout {
             }
             0
         } else {
-            size.checked_add(s.sh_addralign - 1).map_or(u64::MAX, |v| v & !(s.sh_addralign - 1))
+            size.checked_add(s.sh_addralign - 1)
+                .map_or(u64::MAX, |v| v & !(s.sh_addralign - 1))
         };
         *size = offset.saturating_add(s.sh_size);
         place.push((s.index, offset, region));
@@ -436,7 +527,10 @@ fn collect_relocations(p: &mut Payload<'_>, f: &mut Failures) {
         }
         f.check();
         if r.sh_type == SHT_REL {
-            f.fail(format!("section {}: SHT_REL relocations are not supported (only SHT_RELA)", r.label()));
+            f.fail(format!(
+                "section {}: SHT_REL relocations are not supported (only SHT_RELA)",
+                r.label()
+            ));
             continue;
         }
         f.check();
@@ -449,7 +543,9 @@ fn collect_relocations(p: &mut Payload<'_>, f: &mut Failures) {
             ));
             continue;
         }
-        let Some(bytes) = r.data(p.data) else { continue };
+        let Some(bytes) = r.data(p.data) else {
+            continue;
+        };
         let n = r.sh_size / r.sh_entsize;
         let list = p.relas.entry(target).or_default();
         for i in 0..n {
@@ -457,5 +553,71 @@ fn collect_relocations(p: &mut Payload<'_>, f: &mut Failures) {
                 list.push((r.index, rela));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(index: usize, flags: u64, size: u64, align: u64) -> Section {
+        Section {
+            index,
+            name: Some(format!("s{index}")),
+            sh_type: 1,
+            sh_flags: flags,
+            sh_size: size,
+            sh_addralign: align,
+            sh_offset: 64,
+            in_bounds: true,
+            ..Section::default()
+        }
+    }
+
+    /// Text, rw and ro regions each start on a page; sections are aligned within them.
+    #[test]
+    fn placement_matches_the_loader() {
+        let p = Payload {
+            sections: vec![
+                Section::default(),
+                section(1, SHF_ALLOC | SHF_EXECINSTR, 10, 16),
+                section(2, SHF_ALLOC | SHF_EXECINSTR, 5, 16),
+                section(3, SHF_ALLOC | SHF_WRITE, 3, 8),
+                section(4, SHF_ALLOC, 1, 1),
+                section(5, 0, 100, 1),
+                section(6, SHF_ALLOC | SHF_WRITE | SHF_EXECINSTR, 4, 4),
+                section(7, SHF_ALLOC, 4, 0),
+            ],
+            ..Payload::default()
+        };
+        let mut f = Failures::default();
+        let l = layout(&p, &mut f);
+        assert_eq!(l.addr(1), Some(0));
+        assert_eq!(l.addr(2), Some(16));
+        assert_eq!(l.text_size, 21);
+        assert_eq!(l.addr(3), Some(PAGE_SIZE));
+        assert_eq!(l.addr(4), Some(2 * PAGE_SIZE));
+        assert_eq!(l.addr(5), None);
+        assert_eq!(l.addr(6), None);
+        assert_eq!(l.addr(7), Some(2 * PAGE_SIZE));
+        assert_eq!(l.total(), 2 * PAGE_SIZE + 4);
+        assert_eq!(f.lines.len(), 2, "{:?}", f.lines);
+        assert!(f.lines[0].contains("s6: both writable and executable"));
+        assert!(f.lines[1].contains("s7: alignment 0"));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut f = Failures::default();
+        for len in 0..200 {
+            let data: Vec<u8> = (0..len).map(|i| (i * 131 % 251) as u8).collect();
+            let _ = parse(&data, &mut f);
+        }
+        let mut hdr = vec![0u8; 64];
+        hdr[..4].copy_from_slice(b"\x7fELF");
+        hdr[60] = 0xff; // e_shnum
+        hdr[61] = 0xff;
+        let p = parse(&hdr, &mut f);
+        assert!(p.fatal);
     }
 }

@@ -1,0 +1,3 @@
+/* A patch that adds a section type the tool does not understand (here an
+ * SHT_PREINIT_ARRAY) is refused rather than silently dropped. */
+int plain_value(int x) { return x + 1; }

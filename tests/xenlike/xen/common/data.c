@@ -1,0 +1,8 @@
+#include <xen/lib.h>
+
+int counter = 1;
+
+int next_counter(void)
+{
+    return counter++;
+}

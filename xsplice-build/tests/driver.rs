@@ -1,0 +1,794 @@
+//! The driver end to end on the synthetic Xen-like tree (tests/xenlike):
+//! payload contents read back from the ELF, exit codes of each failure
+//! class, the user's tree left untouched (also when the driver is killed
+//! mid-build), the base-build cache, and the fast path's choice of objects.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use create_diff_object::notes;
+use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
+use xsplice_build::{build_payload, BuildOptions, Error};
+
+const KERNEL_PATCH: &str = "\
+--- a/xen/common/kernel.c
++++ b/xen/common/kernel.c
+@@ -2,7 +2,7 @@
+ 
+ static int kernel_scale(int v)
+ {
+-    return v * 3 + 1;
++    return v * 5 + 1;
+ }
+ 
+ int do_kernel_op(int op)
+";
+
+const SCHED_PATCH: &str = "\
+--- a/xen/common/sched.c
++++ b/xen/common/sched.c
+@@ -2,5 +2,5 @@
+ 
+ int sched_pick(int cpu)
+ {
+-    return (cpu * 7) % 5;
++    return (cpu * 11) % 5;
+ }
+";
+
+const DATA_PATCH: &str = "\
+--- a/xen/common/data.c
++++ b/xen/common/data.c
+@@ -1,6 +1,6 @@
+ #include <xen/lib.h>
+ 
+-int counter = 1;
++int counter = 2;
+ 
+ int next_counter(void)
+ {
+";
+
+const COMMENT_PATCH: &str = "\
+--- a/xen/common/sched.c
++++ b/xen/common/sched.c
+@@ -2,5 +2,5 @@
+ 
+ int sched_pick(int cpu)
+ {
+-    return (cpu * 7) % 5;
++    return (cpu * 7) % 5; /* a comment changes no code */
+ }
+";
+
+const INIT_PATCH: &str = "\
+--- a/xen/arch/x86/setup.c
++++ b/xen/arch/x86/setup.c
+@@ -4,7 +4,7 @@
+ 
+ static int __init setup_cpus(void)
+ {
+-    return boot_cpus * 2;
++    return boot_cpus * 3;
+ }
+ 
+ void __init start_xen(void)
+";
+
+const HEADER_PATCH: &str = "\
+--- a/xen/include/xen/lib.h
++++ b/xen/include/xen/lib.h
+@@ -18,7 +18,7 @@
+ 
+ static inline int clamp_op(int op)
+ {
+-    return op < 0 ? 0 : op;
++    return op < 1 ? 1 : op;
+ }
+ 
+ #endif
+";
+
+const MAKEFILE_PATCH: &str = "\
+--- a/xen/Makefile
++++ b/xen/Makefile
+@@ -1,4 +1,5 @@
+ # A Xen-shaped build: see ../README.md.
++# (patched)
+ CC ?= gcc
+ LD ?= ld
+ XEN_BUILD_DATE ?= $(shell LC_ALL=C date)
+--- a/xen/common/sched.c
++++ b/xen/common/sched.c
+@@ -2,5 +2,5 @@
+ 
+ int sched_pick(int cpu)
+ {
+-    return (cpu * 7) % 5;
++    return (cpu * 11) % 5;
+ }
+";
+
+/// A scratch area: a private copy of tests/xenlike, patches, output and cache dirs.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/xenlike");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&src)
+            .arg(dir.path().join("src"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "copying {}", src.display());
+        Scratch { dir }
+    }
+    fn src(&self) -> PathBuf {
+        self.dir.path().join("src")
+    }
+    fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+    fn out(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("out-{name}"))
+    }
+    fn patch(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(format!("{name}.patch"));
+        fs::write(&p, text).unwrap();
+        p
+    }
+    fn opts(&self, patch: &Path, out: &Path) -> BuildOptions {
+        BuildOptions {
+            srcdir: self.src(),
+            patch: patch.to_path_buf(),
+            config: None,
+            output: out.to_path_buf(),
+            jobs: 2,
+            skip: None,
+            debug: false,
+            xen_debug: false,
+            xen_syms: None,
+            depends: None,
+            xen_depends: None,
+            prelink: false,
+            strip: false,
+            name: None,
+            replace: false,
+            json: Some(out.with_extension("json")),
+            cache_dir: Some(self.cache()),
+            quiet: true,
+        }
+    }
+    /// Run the binary with `args` after the common ones.
+    fn run(&self, patch: &Path, out: &Path, args: &[&str]) -> Output {
+        self.command(patch, out, args).output().unwrap()
+    }
+    fn command(&self, patch: &Path, out: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsplice-build"));
+        cmd.arg("-s")
+            .arg(self.src())
+            .arg("-p")
+            .arg(patch)
+            .arg("-o")
+            .arg(out);
+        cmd.arg("--cache-dir")
+            .arg(self.cache())
+            .arg("-q")
+            .args(args);
+        cmd
+    }
+    /// Complete entries in the cache.
+    fn cache_entries(&self) -> Vec<PathBuf> {
+        let Ok(dir) = fs::read_dir(self.cache()) else {
+            return vec![];
+        };
+        dir.flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("complete").is_file())
+            .collect()
+    }
+}
+
+/// Every file's contents, mode and mtime: proof the tree was not touched.
+fn snapshot(tree: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)> {
+    walkdir::WalkDir::new(tree)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let meta = fs::symlink_metadata(e.path()).unwrap();
+            let data = if meta.is_file() {
+                fs::read(e.path()).unwrap()
+            } else {
+                Vec::new()
+            };
+            let rel = e.path().strip_prefix(tree).unwrap().to_path_buf();
+            (
+                rel,
+                (
+                    data,
+                    meta.permissions().mode(),
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Assert the tree is as `before`, naming the paths that differ.
+fn assert_unchanged(before: &BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)>, tree: &Path) {
+    let after = snapshot(tree);
+    let differ: Vec<_> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .collect();
+    assert!(differ.is_empty(), "the source tree changed: {differ:?}");
+}
+
+fn json(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn section_data<'a>(file: &'a object::File<'a>, name: &str) -> &'a [u8] {
+    let s = file
+        .section_by_name(name)
+        .unwrap_or_else(|| panic!("no section {name}"));
+    s.data().unwrap()
+}
+
+/// A symbol's name, from a relocation target.
+fn target_name(file: &object::File, target: RelocationTarget) -> String {
+    match target {
+        RelocationTarget::Symbol(i) => {
+            let sym = file.symbol_by_index(i).unwrap();
+            if sym.kind() == object::SymbolKind::Section {
+                let sec = file.section_by_index(sym.section_index().unwrap()).unwrap();
+                format!("section:{}", sec.name().unwrap())
+            } else {
+                sym.name().unwrap().to_string()
+            }
+        }
+        other => panic!("unexpected relocation target {other:?}"),
+    }
+}
+
+#[test]
+fn happy_path_payload_has_funcs_table_and_dependency_notes() {
+    let s = Scratch::new();
+    let before = snapshot(&s.src());
+    let patch = s.patch("kernel-fix", KERNEL_PATCH);
+    let out = s.out("happy");
+    let r = build_payload(&s.opts(&patch, &out)).unwrap();
+    assert_eq!(r.payload, out.join("kernel-fix.livepatch"));
+    assert_unchanged(&before, &s.src());
+
+    let data = fs::read(&r.payload).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    assert_eq!(file.kind(), object::ObjectKind::Relocatable);
+
+    // One version-2 entry (104 bytes) naming do_kernel_op, which the change
+    // reaches by inlining kernel_scale.
+    let funcs = file
+        .section_by_name(".livepatch.funcs")
+        .expect("funcs table");
+    let table = funcs.data().unwrap();
+    assert_eq!(table.len(), 104);
+    assert_eq!(table[32], 2, "version field");
+    let new_size = u32::from_le_bytes(table[24..28].try_into().unwrap());
+    let old_size = u32::from_le_bytes(table[28..32].try_into().unwrap());
+    assert!(new_size > 0 && old_size >= 5, "sizes {new_size}/{old_size}");
+    let relocs: BTreeMap<u64, String> = funcs
+        .relocations()
+        .map(|(off, rel)| (off, target_name(&file, rel.target())))
+        .collect();
+    assert_eq!(
+        relocs.get(&8).map(String::as_str),
+        Some("do_kernel_op"),
+        "{relocs:?}"
+    );
+    let name_target = relocs.get(&0).expect("name relocation");
+    assert!(name_target.starts_with("section:"), "{name_target}");
+    let strings = section_data(&file, name_target.trim_start_matches("section:"));
+    let (_, name_rel) = funcs.relocations().find(|(off, _)| *off == 0).unwrap();
+    let start = usize::try_from(name_rel.addend()).unwrap();
+    let end = start + strings[start..].iter().position(|b| *b == 0).unwrap();
+    assert_eq!(&strings[start..end], b"do_kernel_op");
+    assert_eq!(r.functions.len(), 1);
+    assert_eq!(r.functions[0].name, "do_kernel_op");
+
+    // The new code is in the payload and defined there.
+    let sym = file
+        .symbols()
+        .find(|s| s.name() == Ok("do_kernel_op"))
+        .unwrap();
+    assert!(sym.is_definition());
+    // Metadata symbols of the table are stripped.
+    assert!(file
+        .symbols()
+        .filter(|s| s.kind() != object::SymbolKind::Section)
+        .all(|s| s.section_index() != Some(funcs.index())));
+
+    // Both dependency notes carry the base xen-syms' build-id; the payload has its own.
+    let base_id = notes::build_id_of_file(&r.xen_syms).unwrap();
+    assert_eq!(notes::to_hex(&base_id), r.base_build_id);
+    for sec in [".livepatch.depends", ".livepatch.xen_depends"] {
+        let id = notes::build_id_in(section_data(&file, sec)).unwrap();
+        assert_eq!(id, base_id, "{sec}");
+    }
+    let own = notes::build_id_in(section_data(&file, ".note.gnu.build-id")).unwrap();
+    assert_eq!(notes::to_hex(&own), r.build_id);
+    assert_ne!(own, base_id);
+
+    // The JSON report says the same.
+    let report = json(&out.with_extension("json"));
+    assert!(report.contains("\"result\": \"built\""), "{report}");
+    assert!(
+        report.contains(&format!("\"base_build_id\": \"{}\"", r.base_build_id)),
+        "{report}"
+    );
+    assert!(
+        report.contains("\"name\": \"do_kernel_op\", \"object\": \"common/kernel.o\""),
+        "{report}"
+    );
+    // The base rebuild reproduces the user's own build of the tree (pinned strings).
+    assert!(r.log.is_file());
+}
+
+#[test]
+fn same_inputs_give_the_same_payload() {
+    let s = Scratch::new();
+    let patch = s.patch("kernel-fix", KERNEL_PATCH);
+    let a = build_payload(&s.opts(&patch, &s.out("a"))).unwrap();
+    let b = build_payload(&s.opts(&patch, &s.out("b"))).unwrap();
+    assert_eq!(fs::read(&a.payload).unwrap(), fs::read(&b.payload).unwrap());
+}
+
+#[test]
+fn patch_that_does_not_apply_fails_before_any_work() {
+    let s = Scratch::new();
+    let before = snapshot(&s.src());
+    let bad = KERNEL_PATCH.replace("v * 3 + 1", "v * 4 + 1");
+    let patch = s.patch("bad", &bad);
+    let out = s.out("bad");
+    let o = s.run(&patch, &out, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("does not apply"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(!out.exists(), "output directory created");
+    assert!(!s.cache().exists(), "cache touched");
+    assert_unchanged(&before, &s.src());
+}
+
+#[test]
+fn config_without_livepatch_is_refused() {
+    let s = Scratch::new();
+    let config = s.src().join("xen/.config");
+    let text = fs::read_to_string(&config)
+        .unwrap()
+        .replace("CONFIG_LIVEPATCH=y", "# CONFIG_LIVEPATCH is not set");
+    fs::write(&config, text).unwrap();
+    let patch = s.patch("k", KERNEL_PATCH);
+    let out = s.out("nolp");
+    let o = s.run(&patch, &out, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("CONFIG_LIVEPATCH=y"));
+    assert!(!out.exists());
+
+    // A separate --config that enables it works.
+    let good = s.dir.path().join("good.config");
+    fs::write(&good, "CONFIG_X86_64=y\nCONFIG_LIVEPATCH=y\n").unwrap();
+    let mut opts = s.opts(&patch, &out);
+    opts.config = Some(good);
+    build_payload(&opts).unwrap();
+}
+
+#[test]
+fn missing_config_says_what_to_pass() {
+    let s = Scratch::new();
+    fs::remove_file(s.src().join("xen/.config")).unwrap();
+    let patch = s.patch("k", KERNEL_PATCH);
+    let o = s.run(&patch, &s.out("nocfg"), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--config"));
+}
+
+#[test]
+fn not_a_xen_tree_is_refused() {
+    let s = Scratch::new();
+    let patch = s.patch("k", KERNEL_PATCH);
+    let mut opts = s.opts(&patch, &s.out("x"));
+    opts.srcdir = s.src().join("xen/common");
+    let e = build_payload(&opts).unwrap_err();
+    assert!(matches!(e, Error::Input(_)), "{e}");
+    assert!(!s.out("x").exists());
+}
+
+#[test]
+fn output_inside_the_source_tree_is_refused() {
+    let s = Scratch::new();
+    let before = snapshot(&s.src());
+    let patch = s.patch("k", KERNEL_PATCH);
+    let e = build_payload(&s.opts(&patch, &s.src().join("out"))).unwrap_err();
+    assert_eq!(e.exit_code(), 1, "{e}");
+    assert_unchanged(&before, &s.src());
+}
+
+#[test]
+fn no_functional_change_exits_3() {
+    let s = Scratch::new();
+    let patch = s.patch("comment", COMMENT_PATCH);
+    let out = s.out("comment");
+    let o = s.run(
+        &patch,
+        &out,
+        &["--json", out.with_extension("json").to_str().unwrap()],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report = json(&out.with_extension("json"));
+    assert!(report.contains("\"result\": \"no-change\""), "{report}");
+    assert!(!out.join("comment.livepatch").exists());
+}
+
+#[test]
+fn init_only_change_exits_3_and_names_the_functions() {
+    let s = Scratch::new();
+    let patch = s.patch("init", INIT_PATCH);
+    let out = s.out("init");
+    let e = build_payload(&s.opts(&patch, &out)).unwrap_err();
+    assert_eq!(e.exit_code(), 3);
+    let Error::NoChange { init_only } = &e else {
+        panic!("{e}")
+    };
+    assert!(!init_only.is_empty());
+    assert!(
+        init_only
+            .iter()
+            .all(|f| f == "start_xen" || f == "setup_cpus"),
+        "{init_only:?}"
+    );
+    assert!(e.to_string().contains("only init code changed"), "{e}");
+}
+
+#[test]
+fn refused_data_change_exits_2_with_every_refusal() {
+    let s = Scratch::new();
+    let before = snapshot(&s.src());
+    let patch = s.patch("data", DATA_PATCH);
+    let out = s.out("data");
+    let o = s.run(
+        &patch,
+        &out,
+        &["--json", out.with_extension("json").to_str().unwrap()],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report = json(&out.with_extension("json"));
+    assert!(report.contains("\"result\": \"not-patchable\""), "{report}");
+    assert!(
+        report.contains("\"object\": \"common/data.o\", \"symbol\": \"counter\""),
+        "{report}"
+    );
+    assert!(out.join("build.log").is_file(), "build.log kept on failure");
+    assert!(!out.join("data.livepatch").exists());
+    assert_unchanged(&before, &s.src());
+}
+
+#[test]
+fn second_patch_reuses_the_cached_base() {
+    let s = Scratch::new();
+    let a = build_payload(&s.opts(&s.patch("a", KERNEL_PATCH), &s.out("a"))).unwrap();
+    assert!(!a.base_cached);
+    let entries = s.cache_entries();
+    assert_eq!(entries.len(), 1);
+    let syms_meta = fs::metadata(&a.xen_syms).unwrap();
+    let b = build_payload(&s.opts(&s.patch("b", SCHED_PATCH), &s.out("b"))).unwrap();
+    assert!(b.base_cached, "second build rebuilt the base");
+    assert_eq!(a.xen_syms, b.xen_syms);
+    assert_eq!(s.cache_entries(), entries);
+    assert_eq!(
+        fs::metadata(&b.xen_syms).unwrap().mtime_nsec(),
+        syms_meta.mtime_nsec()
+    );
+    assert!(json(&s.out("b").with_extension("json")).contains("\"cached\": true"));
+    assert_eq!(b.recompiled, vec!["common/sched.o".to_string()]);
+    assert_eq!(
+        b.functions
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
+        ["sched_pick"]
+    );
+
+    // A different .config is a different base.
+    let cfg = s.dir.path().join("other.config");
+    fs::write(
+        &cfg,
+        "CONFIG_X86_64=y\nCONFIG_LIVEPATCH=y\nCONFIG_OTHER=y\n",
+    )
+    .unwrap();
+    let mut opts = s.opts(&s.patch("c", SCHED_PATCH), &s.out("c"));
+    opts.config = Some(cfg);
+    let c = build_payload(&opts).unwrap();
+    assert!(!c.base_cached);
+    assert_eq!(s.cache_entries().len(), 2);
+}
+
+#[test]
+fn header_change_recompiles_every_includer() {
+    let s = Scratch::new();
+    let r = build_payload(&s.opts(&s.patch("hdr", HEADER_PATCH), &s.out("hdr"))).unwrap();
+    let mut recompiled = r.recompiled.clone();
+    recompiled.sort();
+    assert_eq!(
+        recompiled,
+        [
+            "arch/x86/setup.o",
+            "common/data.o",
+            "common/kernel.o",
+            "common/sched.o",
+            "common/version.o"
+        ]
+    );
+    assert_eq!(
+        r.functions
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
+        ["do_kernel_op"]
+    );
+}
+
+#[test]
+fn makefile_change_falls_back_to_a_full_make() {
+    let s = Scratch::new();
+    let out = s.out("mk");
+    let r = build_payload(&s.opts(&s.patch("mk", MAKEFILE_PATCH), &out)).unwrap();
+    assert!(r.recompiled.is_empty());
+    let report = json(&out.with_extension("json"));
+    assert!(report.contains("\"full_make\": true"), "{report}");
+    assert_eq!(
+        r.functions
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
+        ["sched_pick"]
+    );
+}
+
+/// Build the user's tree in place (as distros do) with the given build strings.
+fn build_in_place(tree: &Path, date: &str) -> PathBuf {
+    let status = Command::new("make")
+        .arg("-C")
+        .arg(tree.join("xen"))
+        .env("XEN_BUILD_DATE", date)
+        .env("XEN_BUILD_HOST", "xsplice-build")
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    tree.join("xen/xen-syms")
+}
+
+#[test]
+fn xen_syms_must_match_the_rebuilt_base() {
+    let s = Scratch::new();
+    // The user built the tree in place with the same pinned strings: the
+    // rebuild reproduces it bit for bit.
+    let own = s.dir.path().join("own-xen-syms");
+    fs::copy(
+        build_in_place(&s.src(), "Thu Jan  1 00:00:00 UTC 2026"),
+        &own,
+    )
+    .unwrap();
+    let patch = s.patch("k", KERNEL_PATCH);
+    let mut opts = s.opts(&patch, &s.out("match"));
+    opts.xen_syms = Some(own.clone());
+    let r = build_payload(&opts).unwrap();
+    assert_eq!(fs::read(&r.xen_syms).unwrap(), fs::read(&own).unwrap());
+    assert_eq!(
+        r.depends,
+        notes::to_hex(&notes::build_id_of_file(&own).unwrap())
+    );
+
+    // A hypervisor built from other sources is refused.
+    let other = Scratch::new();
+    let kernel = other.src().join("xen/common/kernel.c");
+    let text = fs::read_to_string(&kernel).unwrap();
+    fs::write(
+        &kernel,
+        format!("int pad_fn(void) {{ return 42; }}\n{text}"),
+    )
+    .unwrap();
+    let foreign = s.dir.path().join("foreign-xen-syms");
+    fs::copy(
+        build_in_place(&other.src(), "Thu Jan  1 00:00:00 UTC 2026"),
+        &foreign,
+    )
+    .unwrap();
+    let mut opts = s.opts(&patch, &s.out("mismatch"));
+    opts.xen_syms = Some(foreign);
+    let e = build_payload(&opts).unwrap_err();
+    assert!(matches!(e, Error::Mismatch(_)), "{e}");
+    assert!(e.to_string().contains("does not reproduce"), "{e}");
+}
+
+#[test]
+fn depends_flags_and_replace() {
+    let s = Scratch::new();
+    let patch = s.patch("k", KERNEL_PATCH);
+    let dep = "00112233445566778899aabbccddeeff00112233";
+    let mut opts = s.opts(&patch, &s.out("dep"));
+    opts.depends = Some(dep.into());
+    let r = build_payload(&opts).unwrap();
+    let data = fs::read(&r.payload).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    assert_eq!(
+        notes::to_hex(&notes::build_id_in(section_data(&file, ".livepatch.depends")).unwrap()),
+        dep
+    );
+    assert_eq!(
+        notes::build_id_in(section_data(&file, ".livepatch.xen_depends")).unwrap(),
+        notes::build_id_of_file(&r.xen_syms).unwrap()
+    );
+
+    opts.replace = true;
+    let e = build_payload(&opts).unwrap_err();
+    assert!(matches!(e, Error::Input(_)), "{e}");
+
+    let mut opts = s.opts(&patch, &s.out("replace"));
+    opts.replace = true;
+    let r = build_payload(&opts).unwrap();
+    assert_eq!(
+        r.depends, r.base_build_id,
+        "a replace payload depends on the hypervisor"
+    );
+
+    let mut opts = s.opts(&patch, &s.out("badhex"));
+    opts.depends = Some("xyz".into());
+    assert!(matches!(build_payload(&opts), Err(Error::Input(_))));
+}
+
+#[test]
+fn skip_build_relinks_from_the_previous_run() {
+    let s = Scratch::new();
+    let patch = s.patch("k", KERNEL_PATCH);
+    let out = s.out("skip");
+    let first = build_payload(&s.opts(&patch, &out)).unwrap();
+    let first_bytes = fs::read(&first.payload).unwrap();
+    fs::remove_file(&first.payload).unwrap();
+    let mut opts = s.opts(&patch, &out);
+    opts.skip = Some(xsplice_build::Skip::Build);
+    let again = build_payload(&opts).unwrap();
+    assert_eq!(fs::read(&again.payload).unwrap(), first_bytes);
+    assert!(again
+        .timings
+        .iter()
+        .all(|t| t.stage != "base" && t.stage != "patched"));
+    opts.skip = Some(xsplice_build::Skip::Diff);
+    let third = build_payload(&opts).unwrap();
+    assert_eq!(fs::read(&third.payload).unwrap(), first_bytes);
+}
+
+/// Wait until `cond` holds (or fail after a generous timeout).
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn killed_mid_build_leaves_tree_and_cache_sound() {
+    let s = Scratch::new();
+    let before = snapshot(&s.src());
+    let patch = s.patch("k", KERNEL_PATCH);
+    let out = s.out("kill");
+
+    // Killed during the base build: no cache entry is left half-made.
+    let mut child = s
+        .command(&patch, &out, &[])
+        .env("XENLIKE_SLOW", "1")
+        .spawn()
+        .unwrap();
+    let cache = s.cache();
+    wait_for("the base build to start", || {
+        fs::read_dir(&cache)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("tmp."))
+            })
+            .unwrap_or(false)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        s.cache_entries().is_empty(),
+        "half-built base entered the cache"
+    );
+    assert_unchanged(&before, &s.src());
+
+    // Killed during the patched build (base now cached).
+    build_payload(&s.opts(&s.patch("warm", SCHED_PATCH), &s.out("warm"))).unwrap();
+    let mut child = s
+        .command(&patch, &out, &[])
+        .env("XENLIKE_SLOW", "2")
+        .spawn()
+        .unwrap();
+    let work = out.join("work/tree/xen/common/kernel.c");
+    wait_for("the patched build to start", || {
+        fs::read_to_string(&work)
+            .map(|t| t.contains("v * 5"))
+            .unwrap_or(false)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_unchanged(&before, &s.src());
+
+    // A rerun succeeds and the cache is intact.
+    let o = s.run(&patch, &out, &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.join("k.livepatch").is_file());
+    assert_eq!(s.cache_entries().len(), 1);
+    assert_unchanged(&before, &s.src());
+}
+
+#[test]
+fn help_documents_exit_codes_and_usage_errors_exit_1() {
+    let bin = env!("CARGO_BIN_EXE_xsplice-build");
+    let o = Command::new(bin).arg("--help").output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "--srcdir",
+        "--patch",
+        "--skip",
+        "--xen-syms",
+        "--replace",
+        "Exit codes",
+        "not live-patchable",
+        "no functional change",
+    ] {
+        assert!(
+            help.contains(needle)
+                || help.contains(&needle.replace("not live-patchable", "cannot be live-patched")),
+            "{needle}"
+        );
+    }
+    let o = Command::new(bin).arg("--bogus").output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let o = Command::new(bin).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+}

@@ -1,0 +1,114 @@
+//! `xsplice-build samples` on a real, built Xen tree (XSPLICE_XEN_TREE):
+//! every sample applies with `patch -p1 --fuzz=0`; the command builds all
+//! five payloads and prints their paths; read back from the ELF files, the
+//! build-ids chain (bye-world's .livepatch.depends is hello-world's
+//! .note.gnu.build-id, every other payload depends on the hypervisor, every
+//! .livepatch.xen_depends is xen-syms' build-id), and each payload carries
+//! what its sample is about (function names, strings, hook sections, the
+//! bug frame).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use create_diff_object::notes;
+use xsplice_build::samples::{self, PayloadInfo};
+
+fn xen_tree() -> PathBuf {
+    match std::env::var_os("XSPLICE_XEN_TREE") {
+        Some(t) => PathBuf::from(t),
+        None => panic!("XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)"),
+    }
+}
+
+fn patches_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-patches")
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
+fn every_sample_applies_without_fuzz() {
+    let tree = xen_tree();
+    for s in samples::load(&patches_dir()).unwrap() {
+        let diff = patches_dir().join(format!("{}.diff", s.name));
+        // --dry-run: the shared tree is never modified.
+        let out = Command::new("patch")
+            .args(["-p1", "--fuzz=0", "--dry-run", "--force", "-i"])
+            .arg(&diff)
+            .current_dir(&tree)
+            .output()
+            .expect("running patch");
+        assert!(
+            out.status.success(),
+            "{} does not apply to {}:\n{}",
+            diff.display(),
+            tree.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
+fn samples_command_builds_a_consistent_set() {
+    let tree = xen_tree();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
+        .arg("samples")
+        .arg("--srcdir")
+        .arg(&tree)
+        .arg("-o")
+        .arg(out_dir.path())
+        .output()
+        .expect("running xsplice-build samples");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "xsplice-build samples failed:\n{stderr}");
+
+    let printed: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect();
+    let names = ["hello-world", "bye-world", "replace-world", "hooks", "static-bug-frame"];
+    let expected: Vec<PathBuf> = names.iter().map(|n| out_dir.path().join(format!("{n}.livepatch"))).collect();
+    assert_eq!(printed, expected, "one payload path per sample, in build order");
+
+    let info: BTreeMap<&str, PayloadInfo> =
+        names.iter().zip(&expected).map(|(n, p)| (*n, PayloadInfo::read(p).unwrap())).collect();
+    let xen_id = notes::to_hex(&notes::build_id_of_file(&tree.join("xen/xen-syms")).unwrap());
+
+    for (name, i) in &info {
+        assert_eq!(i.xen_depends, xen_id, "{name}: .livepatch.xen_depends must be xen-syms' build-id");
+        assert_eq!(i.build_id.len(), 40, "{name}: a SHA-1 build-id");
+    }
+    assert_eq!(info["bye-world"].depends, info["hello-world"].build_id, "bye-world stacks on hello-world");
+    for name in ["hello-world", "replace-world", "hooks", "static-bug-frame"] {
+        assert_eq!(info[name].depends, xen_id, "{name} stacks on the hypervisor");
+    }
+    let mut ids: Vec<&str> = info.values().map(|i| i.build_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), names.len(), "build-ids are unique");
+
+    for name in ["hello-world", "bye-world", "replace-world", "hooks"] {
+        assert_eq!(info[name].functions, ["xen_extra_version"], "{name}: patches xen_extra_version only");
+    }
+    for (name, string) in [("hello-world", "Hello World"), ("bye-world", "Bye World"), ("replace-world", "Replace World"), ("hooks", "Hooks World")] {
+        let bytes = std::fs::read(out_dir.path().join(format!("{name}.livepatch"))).unwrap();
+        let needle = format!("{string}\0");
+        assert!(bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{name}: no {string:?} string");
+    }
+
+    let hooks = &info["hooks"];
+    for kind in ["load", "unload", "preapply", "postapply", "prerevert", "postrevert"] {
+        let name = format!(".livepatch.hooks.{kind}");
+        assert_eq!(hooks.section_size(&name), Some(8), "hooks: {name} holds one pointer");
+    }
+    for kind in ["apply", "revert"] {
+        let name = format!(".livepatch.hooks.{kind}");
+        assert_eq!(hooks.section_size(&name), None, "hooks: the sample has no {name} (it would replace the patching)");
+    }
+
+    let bug = &info["static-bug-frame"];
+    assert_eq!(bug.functions, ["common/kernel.c#assign_integer_param"], "the static function, named as Xen's symbol table names it");
+    assert!(bug.section_size(".bug_frames.1").unwrap_or(0) > 0, "the WARN frame of the new code travels with the payload");
+    for (n, _) in &bug.sections {
+        assert!(!n.starts_with(".init"), "static-bug-frame: init section {n} in the payload");
+    }
+}

@@ -1,0 +1,132 @@
+//! `verify`, real-Xen tier: every payload Xen's own tree builds in
+//! `xen/test/livepatch` gets the verdict the 4.17 loader would give it
+//! (with the dependency chain the loader needs), and corrupted copies of
+//! `xen_hello_world.livepatch` are rejected by name.
+
+mod verify_support;
+
+use std::path::PathBuf;
+
+use create_diff_object::Abi;
+use verify_support::assert_mutations_fail;
+use xsplice_build::verify::{verify, Verifier, VerifyOptions};
+
+fn tree() -> PathBuf {
+    match std::env::var_os("XSPLICE_XEN_TREE") {
+        Some(p) => PathBuf::from(p),
+        None => panic!("XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree"),
+    }
+}
+
+/// What verify must say about one of Xen's sample payloads: `None` = pass,
+/// `Some(text)` = exactly the failures containing `text`.
+fn expected(name: &str) -> Option<&'static str> {
+    match name {
+        // Upload fails: it deliberately lacks the hypervisor build-id note.
+        "xen_no_xen_buildid" => Some("section .livepatch.xen_depends: missing"),
+        // Apply fails: its expectation bytes are not xen_extra_version's code.
+        "xen_expectations_fail" => {
+            Some("expectation deadc0debabe does not match the code in xen-syms")
+        }
+        // xen_prepost_hooks_fail fails only when its pre-apply hook runs: nothing offline can see.
+        _ => None,
+    }
+}
+
+/// Payloads the loader must have applied first (oldest first).
+fn depends_on(name: &str) -> &'static [&'static str] {
+    match name {
+        "xen_bye_world" => &["xen_hello_world"],
+        _ => &[],
+    }
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
+fn xen_sample_payloads_get_the_loaders_verdict() {
+    let xen = tree().join("xen");
+    let dir = xen.join("test/livepatch");
+    let mut payloads: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (build them with `make -C xen tests`)",
+                dir.display()
+            )
+        })
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "livepatch"))
+        .collect();
+    payloads.sort();
+    assert!(
+        payloads.len() >= 14,
+        "only {} payloads in {}",
+        payloads.len(),
+        dir.display()
+    );
+    let mut problems = Vec::new();
+    for p in &payloads {
+        let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+        let opts = VerifyOptions {
+            payload: p.clone(),
+            xen_syms: xen.join("xen-syms"),
+            depends_on: depends_on(&name)
+                .iter()
+                .map(|d| dir.join(format!("{d}.livepatch")))
+                .collect(),
+        };
+        let report = verify(&opts).unwrap();
+        assert_eq!(report.abi, Some(Abi::LivepatchV2), "{name}");
+        match expected(&name) {
+            None if !report.failures.is_empty() => {
+                problems.push(format!("{name} should pass: {:#?}", report.failures))
+            }
+            Some(text) if report.failures.len() != 1 || !report.failures[0].contains(text) => {
+                problems.push(format!(
+                    "{name} should fail with {text:?} only: {:#?}",
+                    report.failures
+                ))
+            }
+            _ => {}
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
+fn stacking_rules_on_xen_samples() {
+    let xen = tree().join("xen");
+    let dir = xen.join("test/livepatch");
+    let bye = dir.join("xen_bye_world.livepatch");
+    let hello = dir.join("xen_hello_world.livepatch");
+    // Without its dependency, bye_world depends on the wrong build-id.
+    let report = verify(&VerifyOptions {
+        payload: bye.clone(),
+        xen_syms: xen.join("xen-syms"),
+        depends_on: vec![],
+    })
+    .unwrap();
+    assert_eq!(report.failures.len(), 1, "{:#?}", report.failures);
+    assert!(report.failures[0].starts_with("section .livepatch.depends: build-id"));
+    // hello_world cannot be loaded on top of itself.
+    let report = verify(&VerifyOptions {
+        payload: hello.clone(),
+        xen_syms: xen.join("xen-syms"),
+        depends_on: vec![hello.clone()],
+    })
+    .unwrap();
+    assert!(report.failures.iter().any(|l| l.contains("is the same as")));
+    assert!(report
+        .failures
+        .iter()
+        .any(|l| l.contains("symbol hello_world_patch_this_fnc: a new symbol already exported")));
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
+fn corrupted_xen_hello_world_fails_by_name() {
+    let xen = tree().join("xen");
+    let original = std::fs::read(xen.join("test/livepatch/xen_hello_world.livepatch")).unwrap();
+    let v = Verifier::new(&xen.join("xen-syms"), &[]).unwrap();
+    assert_mutations_fail(&original, |d| v.check(d).failures);
+}

@@ -1,0 +1,590 @@
+//! Shared by the `verify` tests: building the C fixture payloads of
+//! `tests/verify/` against a fake xen-syms, and byte-level mutations of a
+//! payload that the loader must reject, each with the failure it must cause.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The fixture directory (C sources and the fake hypervisor's linker script).
+pub fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/verify")
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The built fast-tier fixture.
+pub struct Fixture {
+    _dir: tempfile::TempDir,
+    pub xen_syms: PathBuf,
+    /// Replaces xen_extra_version, exports `fixture_counter`.
+    pub payload: PathBuf,
+    /// Stacked on `payload`: uses `fixture_counter`, depends on payload's build-id.
+    pub stacked: PathBuf,
+}
+
+const CFLAGS: &[&str] = &[
+    "-O1",
+    "-fno-pie",
+    "-fpic",
+    "-fno-asynchronous-unwind-tables",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-fno-common",
+    "-fno-stack-protector",
+];
+
+fn compile(src: &Path, out: &Path, debug: bool) {
+    let mut cc = Command::new("cc");
+    cc.args(CFLAGS).arg("-c").arg(src).arg("-o").arg(out);
+    if debug {
+        cc.arg("-g");
+    }
+    run(&mut cc);
+}
+
+/// `ld -r --build-id` of one object, then the two dependency notes added
+/// the way Xen's test Makefile does (a copy of a build-id note section).
+fn link_payload(dir: &Path, obj: &Path, out: &Path, depends_on: &Path, xen_syms: &Path) {
+    run(Command::new("ld")
+        .args(["-r", "--build-id=sha1", "-o"])
+        .arg(out)
+        .arg(obj));
+    let note = |from: &Path, name: &str| -> PathBuf {
+        let bin = dir.join(name);
+        run(Command::new("objcopy")
+            .args(["-O", "binary", "--only-section=.note.gnu.build-id"])
+            .arg(from)
+            .arg(&bin));
+        bin
+    };
+    let dep = note(depends_on, &format!("{}.dep.bin", out.display()));
+    let xen = note(xen_syms, "xen.note.bin");
+    run(Command::new("objcopy")
+        .arg("--add-section")
+        .arg(format!(".livepatch.depends={}", dep.display()))
+        .args(["--set-section-flags", ".livepatch.depends=alloc,readonly"])
+        .arg("--add-section")
+        .arg(format!(".livepatch.xen_depends={}", xen.display()))
+        .args([
+            "--set-section-flags",
+            ".livepatch.xen_depends=alloc,readonly",
+        ])
+        .arg(out));
+}
+
+/// Build (once per test binary) the fake xen-syms and the two payloads.
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let src = fixture_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("verify-fixture")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let d = dir.path();
+        let xa = d.join("xen_a.o");
+        let xb = d.join("xen_b.o");
+        compile(&src.join("xen_a.c"), &xa, true);
+        compile(&src.join("xen_b.c"), &xb, true);
+        let xen_syms = d.join("xen-syms");
+        run(Command::new("ld")
+            .args(["--build-id=sha1", "--no-warn-rwx-segments", "-T"])
+            .arg(src.join("xen.lds"))
+            .arg("-o")
+            .arg(&xen_syms)
+            .arg(&xa)
+            .arg(&xb));
+        let po = d.join("patch.o");
+        compile(&src.join("patch.c"), &po, false);
+        let payload = d.join("fixture.livepatch");
+        link_payload(d, &po, &payload, &xen_syms, &xen_syms);
+        let so = d.join("stacked.o");
+        compile(&src.join("stacked.c"), &so, false);
+        let stacked = d.join("stacked.livepatch");
+        link_payload(d, &so, &stacked, &payload, &xen_syms);
+        Fixture {
+            _dir: dir,
+            xen_syms,
+            payload,
+            stacked,
+        }
+    })
+}
+
+/// Section headers of a payload, read directly from its bytes (the tests
+/// edit bytes; they must not depend on the code under test to find them).
+#[derive(Debug, Clone)]
+pub struct Sec {
+    pub index: usize,
+    pub hdr: usize,
+    pub name: String,
+    pub sh_type: u32,
+    pub offset: usize,
+    pub size: usize,
+    pub link: usize,
+    pub info: usize,
+}
+
+fn rd32(d: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(d[o..o + 4].try_into().unwrap())
+}
+
+fn rd64(d: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(d[o..o + 8].try_into().unwrap())
+}
+
+pub fn wr16(d: &mut [u8], o: usize, v: u16) {
+    d[o..o + 2].copy_from_slice(&v.to_le_bytes());
+}
+
+pub fn wr32(d: &mut [u8], o: usize, v: u32) {
+    d[o..o + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+pub fn wr64(d: &mut [u8], o: usize, v: u64) {
+    d[o..o + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+pub fn sections(d: &[u8]) -> Vec<Sec> {
+    let shoff = rd64(d, 40) as usize;
+    let shnum = u16::from_le_bytes([d[60], d[61]]) as usize;
+    let shstrndx = u16::from_le_bytes([d[62], d[63]]) as usize;
+    let str_off = rd64(d, shoff + shstrndx * 64 + 24) as usize;
+    (0..shnum)
+        .map(|i| {
+            let h = shoff + i * 64;
+            let name_off = str_off + rd32(d, h) as usize;
+            let end = d[name_off..].iter().position(|&b| b == 0).unwrap();
+            Sec {
+                index: i,
+                hdr: h,
+                name: String::from_utf8_lossy(&d[name_off..name_off + end]).into_owned(),
+                sh_type: rd32(d, h + 4),
+                offset: rd64(d, h + 24) as usize,
+                size: rd64(d, h + 32) as usize,
+                link: rd32(d, h + 40) as usize,
+                info: rd32(d, h + 44) as usize,
+            }
+        })
+        .collect()
+}
+
+pub fn section(d: &[u8], name: &str) -> Sec {
+    sections(d)
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no section {name}"))
+}
+
+/// File offsets of the relocation entries patching section `target`.
+pub fn relas_for(d: &[u8], target: &str) -> Vec<usize> {
+    let t = section(d, target);
+    sections(d)
+        .into_iter()
+        .filter(|s| s.sh_type == 4 && s.info == t.index)
+        .flat_map(|s| (0..s.size / 24).map(move |i| s.offset + i * 24))
+        .collect()
+}
+
+/// The relocation entry patching `offset` of `target`.
+pub fn rela_at(d: &[u8], target: &str, offset: u64) -> usize {
+    relas_for(d, target)
+        .into_iter()
+        .find(|&r| rd64(d, r) == offset)
+        .unwrap_or_else(|| panic!("no relocation at {target}+{offset:#x}"))
+}
+
+/// (file offset of the entry, name) of every symbol.
+pub fn symbols(d: &[u8]) -> Vec<(usize, String, u16)> {
+    let symtab = sections(d).into_iter().find(|s| s.sh_type == 2).unwrap();
+    let strtab = &sections(d)[symtab.link];
+    (0..symtab.size / 24)
+        .map(|i| {
+            let e = symtab.offset + i * 24;
+            let n = strtab.offset + rd32(d, e) as usize;
+            let end = d[n..].iter().position(|&b| b == 0).unwrap();
+            let shndx = u16::from_le_bytes([d[e + 6], d[e + 7]]);
+            (
+                e,
+                String::from_utf8_lossy(&d[n..n + end]).into_owned(),
+                shndx,
+            )
+        })
+        .collect()
+}
+
+pub fn symbol_index(d: &[u8], name: &str) -> usize {
+    symbols(d)
+        .iter()
+        .position(|(_, n, _)| n == name)
+        .unwrap_or_else(|| panic!("no symbol {name}"))
+}
+
+/// Replace every occurrence of `from` in section `sec` with `to` (same length).
+pub fn rename_in(d: &mut [u8], sec: &str, from: &str, to: &str) {
+    assert_eq!(from.len(), to.len());
+    let s = section(d, sec);
+    let bytes = &mut d[s.offset..s.offset + s.size];
+    let mut hits = 0;
+    let mut i = 0;
+    while i + from.len() <= bytes.len() {
+        if &bytes[i..i + from.len()] == from.as_bytes() {
+            bytes[i..i + from.len()].copy_from_slice(to.as_bytes());
+            hits += 1;
+        }
+        i += 1;
+    }
+    assert!(hits > 0, "{from} not in {sec}");
+}
+
+/// One corruption and the failure text it must produce.
+pub struct Mutation {
+    pub name: &'static str,
+    pub apply: fn(&mut Vec<u8>),
+    pub expect: &'static str,
+}
+
+const FUNCS: &str = ".livepatch.funcs";
+
+fn funcs_field(d: &[u8], off: usize) -> usize {
+    section(d, FUNCS).offset + off
+}
+
+/// Corruptions that apply to any payload with one `.livepatch.funcs`
+/// entry (old_addr left to the loader or relocated), a load hook, an
+/// undefined `printk` and the three notes: the fixture and Xen's
+/// `xen_hello_world`.
+pub fn mutations() -> Vec<Mutation> {
+    vec![
+        Mutation {
+            name: "unsupported relocation type",
+            apply: |d| {
+                let r = rela_at(d, FUNCS, 0);
+                wr32(d, r + 8, 10); // R_X86_64_32
+            },
+            expect: "unsupported relocation R_X86_64_32 (10)",
+        },
+        Mutation {
+            name: "SHT_REL relocation section",
+            apply: |d| {
+                let r = sections(d)
+                    .into_iter()
+                    .find(|s| s.name == ".rela.livepatch.funcs")
+                    .unwrap();
+                wr32(d, r.hdr + 4, 9);
+            },
+            expect: "SHT_REL relocations are not supported",
+        },
+        Mutation {
+            name: "relocation against STN_UNDEF",
+            apply: |d| {
+                let r = rela_at(d, FUNCS, 0);
+                wr32(d, r + 12, 0);
+            },
+            expect: "against STN_UNDEF",
+        },
+        Mutation {
+            name: "relocation past its section",
+            apply: |d| {
+                let r = rela_at(d, FUNCS, 0);
+                let size = section(d, FUNCS).size as u64;
+                wr64(d, r, size - 4);
+            },
+            expect: "8-byte field runs past the end of .livepatch.funcs",
+        },
+        Mutation {
+            name: "PC32 overflow",
+            apply: |d| {
+                let printk = symbol_index(d, "printk") as u64;
+                let r = sections(d)
+                    .into_iter()
+                    .filter(|s| s.sh_type == 4)
+                    .flat_map(|s| (0..s.size / 24).map(move |i| s.offset + i * 24))
+                    .find(|&r| rd64(d, r + 8) >> 32 == printk)
+                    .expect("a relocation against printk");
+                wr64(d, r + 16, 0x7fff_0000_0000);
+            },
+            expect: "against printk+140733193388032 overflows 32 bits",
+        },
+        Mutation {
+            name: "truncated to half",
+            apply: |d| {
+                let n = d.len() / 2;
+                d.truncate(n)
+            },
+            expect: "past the end of the file",
+        },
+        Mutation {
+            name: "truncated inside the ELF header",
+            apply: |d| d.truncate(40),
+            expect: "shorter than an ELF header",
+        },
+        Mutation {
+            name: "not ELF",
+            apply: |d| d[0] = b'X',
+            expect: "not an ELF file",
+        },
+        Mutation {
+            name: "wrong machine",
+            apply: |d| wr16(d, 18, 3),
+            expect: "machine 3 is not EM_X86_64",
+        },
+        Mutation {
+            name: "program headers",
+            apply: |d| wr16(d, 56, 1),
+            expect: "1 program headers",
+        },
+        Mutation {
+            name: "section headers past the end",
+            apply: |d| {
+                let n = d.len() as u64;
+                wr64(d, 40, n + 100)
+            },
+            expect: "section headers at",
+        },
+        Mutation {
+            name: "section data past the end",
+            apply: |d| {
+                let s = section(d, FUNCS);
+                let n = d.len() as u64;
+                wr64(d, s.hdr + 24, n);
+            },
+            expect: "section .livepatch.funcs: data",
+        },
+        Mutation {
+            name: "alignment not a power of two",
+            apply: |d| {
+                let s = section(d, FUNCS);
+                wr64(d, s.hdr + 48, 24);
+            },
+            expect: "section .livepatch.funcs: alignment 0x18 is not a power of two",
+        },
+        Mutation {
+            name: "writable and executable",
+            apply: |d| {
+                let s = section(d, FUNCS);
+                let flags = rd64(d, s.hdr + 8);
+                wr64(d, s.hdr + 8, flags | 4);
+            },
+            expect: "section .livepatch.funcs: both writable and executable",
+        },
+        Mutation {
+            name: "second symbol table",
+            apply: |d| {
+                let s = section(d, ".comment");
+                wr32(d, s.hdr + 4, 2);
+            },
+            expect: "a second symbol table",
+        },
+        Mutation {
+            name: "common symbol",
+            apply: |d| {
+                let (e, _, _) = symbols(d)
+                    .into_iter()
+                    .find(|(_, n, x)| n == "printk" && *x == 0)
+                    .unwrap();
+                wr16(d, e + 6, 0xfff2);
+            },
+            expect: "symbol printk: common symbol (SHN_COMMON)",
+        },
+        Mutation {
+            name: "symbol name outside the string table",
+            apply: |d| {
+                let (e, _, _) = symbols(d)[1].clone();
+                wr32(d, e, 0x00ff_ffff);
+            },
+            expect: "symbol #1: name offset 16777215 is outside the string table",
+        },
+        Mutation {
+            name: "unknown undefined symbol",
+            apply: |d| rename_in(d, ".strtab", "printk", "qrintk"),
+            expect: "symbol qrintk: undefined, and not in xen-syms",
+        },
+        Mutation {
+            name: "build-id note zeroed",
+            apply: |d| {
+                let s = section(d, ".note.gnu.build-id");
+                d[s.offset..s.offset + s.size].fill(0);
+            },
+            expect: "section .note.gnu.build-id: note type 0 is not NT_GNU_BUILD_ID",
+        },
+        Mutation {
+            name: "depends note zeroed",
+            apply: |d| {
+                let s = section(d, ".livepatch.depends");
+                d[s.offset..s.offset + s.size].fill(0);
+            },
+            expect: "section .livepatch.depends: note type 0 is not NT_GNU_BUILD_ID",
+        },
+        Mutation {
+            name: "depends on a wrong build-id",
+            apply: |d| {
+                let s = section(d, ".livepatch.depends");
+                d[s.offset + s.size - 1] ^= 0xff;
+            },
+            expect: "is not xen-syms's",
+        },
+        Mutation {
+            name: "xen_depends on a wrong build-id",
+            apply: |d| {
+                let s = section(d, ".livepatch.xen_depends");
+                d[s.offset + s.size - 1] ^= 0xff;
+            },
+            expect: "section .livepatch.xen_depends: build-id",
+        },
+        Mutation {
+            name: "xen_depends dropped",
+            apply: |d| {
+                rename_in(
+                    d,
+                    ".shstrtab",
+                    ".livepatch.xen_depends",
+                    ".livepatch.xen_dependz",
+                )
+            },
+            expect: "section .livepatch.xen_depends: missing",
+        },
+        Mutation {
+            name: "depends empty",
+            apply: |d| {
+                let s = section(d, ".livepatch.depends");
+                wr64(d, s.hdr + 32, 0);
+            },
+            expect: "section .livepatch.depends: empty",
+        },
+        Mutation {
+            name: "nothing to patch",
+            apply: |d| {
+                rename_in(d, ".shstrtab", "livepatch.funcs", "livepatch.funcz");
+                rename_in(d, ".shstrtab", "livepatch.hooks", "livepatch.hookz");
+            },
+            expect: "nothing to patch",
+        },
+        Mutation {
+            name: "funcs size not a multiple",
+            apply: |d| {
+                let s = section(d, FUNCS);
+                wr64(d, s.hdr + 32, 100);
+            },
+            expect: "section .livepatch.funcs: size 100 is not a multiple of 104",
+        },
+        Mutation {
+            name: "wrong version",
+            apply: |d| {
+                let o = funcs_field(d, 32);
+                d[o] = 1;
+            },
+            expect: "version 1 is not 2",
+        },
+        Mutation {
+            name: "old_size 0",
+            apply: |d| {
+                let o = funcs_field(d, 28);
+                wr32(d, o, 0);
+            },
+            expect: "old_size is 0",
+        },
+        Mutation {
+            name: "old_size 3",
+            apply: |d| {
+                let o = funcs_field(d, 28);
+                wr32(d, o, 3);
+            },
+            expect: "old_size 3 cannot hold the 5-byte jump",
+        },
+        Mutation {
+            name: "NOP-out longer than the opaque buffer",
+            apply: |d| {
+                let r = rela_at(d, FUNCS, 8);
+                wr32(d, r + 8, 0); // new_addr relocation becomes R_X86_64_NONE: new_addr 0
+                let o = funcs_field(d, 24);
+                wr32(d, o, 40);
+            },
+            expect: "new_addr is 0 (NOP-out) but new_size 40 is more than 31",
+        },
+        Mutation {
+            name: "name pointer to nowhere",
+            apply: |d| {
+                let r = rela_at(d, FUNCS, 0);
+                wr64(d, r + 16, 0x10_0000);
+            },
+            expect: "name pointer points past the end of",
+        },
+        Mutation {
+            name: "expectation mismatch",
+            apply: |d| {
+                let o = funcs_field(d, 72);
+                d[o] = 1 | (4 << 1);
+                d[o + 1..o + 5].copy_from_slice(&[0xde, 0xad, 0xc0, 0xde]);
+            },
+            expect: "expectation deadc0de does not match the code in xen-syms",
+        },
+        Mutation {
+            name: "expectation reserved bits",
+            apply: |d| {
+                let o = funcs_field(d, 72);
+                d[o] = 1 | (2 << 1) | 0x40;
+            },
+            expect: "expectation has reserved bits set",
+        },
+        Mutation {
+            name: "NULL load hook",
+            apply: |d| {
+                let r = rela_at(d, ".livepatch.hooks.load", 0);
+                wr32(d, r + 8, 0);
+            },
+            expect: "section .livepatch.hooks.load[0]: hook pointer is NULL",
+        },
+        Mutation {
+            name: "hook array size",
+            apply: |d| {
+                let s = section(d, ".livepatch.hooks.load");
+                wr64(d, s.hdr + 32, 4);
+            },
+            expect: "section .livepatch.hooks.load: size 4 is not a multiple of 8",
+        },
+        Mutation {
+            name: "bigger than 2 MiB",
+            apply: |d| d.resize(d.len() + (2 << 20), 0),
+            expect: "more than the loader's 2 MiB limit",
+        },
+    ]
+}
+
+/// Check every mutation: it must produce a failure containing its text.
+pub fn assert_mutations_fail(original: &[u8], verify: impl Fn(&[u8]) -> Vec<String>) {
+    let base = verify(original);
+    assert!(
+        base.is_empty(),
+        "the unmutated payload must pass: {base:#?}"
+    );
+    let mut missed = Vec::new();
+    for m in mutations() {
+        let mut d = original.to_vec();
+        (m.apply)(&mut d);
+        let failures = verify(&d);
+        if !failures.iter().any(|l| l.contains(m.expect)) {
+            missed.push(format!(
+                "{}: wanted {:?}, got {failures:#?}",
+                m.name, m.expect
+            ));
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "mutations not reported:\n{}",
+        missed.join("\n")
+    );
+}
