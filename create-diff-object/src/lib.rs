@@ -196,6 +196,7 @@ pub fn diff_bytes(
         funcs: &funcs,
         table: &table,
         layout: &layout,
+        xen: xen_syms,
     })?;
     report.changed_functions = funcs
         .iter()

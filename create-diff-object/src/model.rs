@@ -112,7 +112,7 @@ pub struct Section<'d> {
     pub symbols: Vec<SymbolId>,
 }
 
-impl Section<'_> {
+impl<'d> Section<'d> {
     pub fn is_alloc(&self) -> bool {
         self.flags & u64::from(object::elf::SHF_ALLOC) != 0
     }
@@ -136,7 +136,7 @@ impl Section<'_> {
         self.name.starts_with(".init") || self.name.starts_with(".text.init")
     }
     /// Range of the section's data, clamped (reading never panics).
-    pub fn bytes(&self, start: u64, len: u64) -> &[u8] {
+    pub fn bytes(&self, start: u64, len: u64) -> &'d [u8] {
         let start = usize::try_from(start)
             .unwrap_or(usize::MAX)
             .min(self.data.len());

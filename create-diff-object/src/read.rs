@@ -211,6 +211,11 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
                 ),
             ));
         }
+        // Debug info and other unloaded sections are never compared or
+        // copied: leave their (often numerous) relocations unread.
+        if !sections[target].is_alloc() {
+            continue;
+        }
         let relas: &[elf::Rela64<LE>] = sh.data_as_array(endian, data).map_err(|_| {
             malformed(
                 path,

@@ -4,7 +4,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::Path;
 
 use object::elf;
 use object::write::{self, Relocation, SectionId as OutSec, SymbolId as OutSym, SymbolSection};
@@ -37,6 +36,8 @@ pub struct Input<'a, 'd> {
     pub funcs: &'a [FuncEntry],
     pub table: &'a Table,
     pub layout: &'a FuncLayout,
+    /// To keep new local names from clashing with the hypervisor's.
+    pub xen: &'a crate::XenSyms,
 }
 
 struct Writer<'a, 'd> {
@@ -47,14 +48,7 @@ struct Writer<'a, 'd> {
     undefined: HashMap<String, OutSym>,
 }
 
-pub fn write(input: &Input<'_, '_>, path: &Path) -> Result<(), Error> {
-    let bytes = build(input)?;
-    std::fs::write(path, bytes).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
+/// The payload object's bytes.
 pub fn build(input: &Input<'_, '_>) -> Result<Vec<u8>, Error> {
     let p = input.patched;
     let mut w = Writer {
@@ -190,10 +184,26 @@ impl<'d> Writer<'_, 'd> {
         // against Xen's and earlier payloads' names: give locals the name
         // Xen's runtime table would give them (`file#sym`), so a new static
         // cannot clash with a global or another file's static of its name.
-        let name = match (binding, p.file_name) {
+        let mut name = match (binding, p.file_name) {
             (Binding::Local, Some(file)) => format!("{file}#{}", s.name),
             _ => s.name.to_string(),
         };
+        // Only a replacement function may carry a name Xen has (the loader
+        // matches it to its function-table entry); anything else that does
+        // (a renumbered static, a private copy of a constant) is renamed.
+        let replaces = self.input.funcs.iter().any(|f| f.new_sym == sid);
+        if binding == Binding::Local && !replaces {
+            let base = name.clone();
+            let mut n = 1;
+            while self.input.xen.resolve_runtime_name(&name).is_some() {
+                name = if n == 1 {
+                    format!("{base}.new")
+                } else {
+                    format!("{base}.new{n}")
+                };
+                n += 1;
+            }
+        }
         let id = self.out.add_symbol(write::Symbol {
             name: name.into_bytes(),
             value: s.value,

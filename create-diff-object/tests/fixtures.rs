@@ -174,10 +174,20 @@ fn static_local_is_correlated_and_referred_to_by_original_name() {
         rels.iter().any(|r| r.target == want && r.target_undefined),
         "want {want}: {rels:?}"
     );
-    assert!(
-        !p.sections.keys().any(|n| n.contains("calls")),
-        "the variable is not copied"
-    );
+    // first_seen()'s new static of the same name is new data in the
+    // payload, under a name Xen does not have.
+    let xen = case.xen();
+    let new_calls: Vec<_> = p
+        .symbols
+        .iter()
+        .filter(|s| s.name.contains("calls") && s.section.is_some())
+        .collect();
+    assert_eq!(new_calls.len(), 1, "{new_calls:?}");
+    assert!(xen.resolve_runtime_name(&new_calls[0].name).is_none());
+    assert!(p
+        .relocs(".text.first_seen")
+        .iter()
+        .any(|r| r.target == new_calls[0].name && !r.target_undefined));
 }
 
 #[test]
@@ -248,14 +258,23 @@ fn ex_table_entry_of_changed_function_is_kept() {
     ld_accepts(&case.out);
     assert_eq!(p.sections[".ex_table"].len(), 8, "one entry of 8 bytes");
     let rels = p.relocs(".ex_table");
-    assert_eq!(rels.len(), 2);
-    for r in rels {
-        assert!(
-            r.target == ".text.safe_read" || r.target == "safe_read",
-            "{rels:?}"
-        );
-        assert!(!r.target_undefined);
-    }
+    assert_eq!(rels.len(), 2, "{rels:?}");
+    // addr: the payload's safe_read; cont: its fixup code.
+    assert!(
+        rels[0].target == ".text.safe_read" || rels[0].target == "safe_read",
+        "{rels:?}"
+    );
+    assert!(!rels[0].target_undefined);
+    assert_eq!(rels[1].target, ".fixup", "{rels:?}");
+    // The fixup jumps back into the payload's safe_read, not Xen's.
+    let fixup = p.relocs(".fixup");
+    assert!(!fixup.is_empty());
+    assert!(
+        fixup.iter().all(
+            |r| (r.target == ".text.safe_read" || r.target == "safe_read") && !r.target_undefined
+        ),
+        "{fixup:?}"
+    );
 }
 
 #[test]
@@ -472,7 +491,10 @@ fn changed_rodata_used_only_by_changed_code_is_copied() {
     written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    let primes = p.symbol("private_rodata.c#primes").expect("private copy");
+    // Xen has private_rodata.c#primes: the copy must not take its name.
+    let primes = p
+        .symbol("private_rodata.c#primes.new")
+        .expect("private copy");
     assert!(!primes.global);
     assert_eq!(primes.section.as_deref(), Some(".rodata.primes"));
     assert_eq!(&p.sections[".rodata.primes"][28..32], &23i32.to_le_bytes());
@@ -487,7 +509,7 @@ fn changed_rodata_used_only_by_changed_code_is_copied() {
         assert!(
             p.relocs(f)
                 .iter()
-                .any(|r| r.target == "private_rodata.c#primes" && !r.target_undefined),
+                .any(|r| r.target == "private_rodata.c#primes.new" && !r.target_undefined),
             "{f}"
         );
     }
@@ -550,4 +572,41 @@ fn damaged_objects_never_panic() {
             );
         }
     }
+}
+
+#[test]
+fn renumbered_statics_are_matched_by_their_user() {
+    let case = build_case("renumbered_statics");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let funcs = p.funcs(".livepatch.funcs", 104);
+    assert_eq!(
+        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["second"]
+    );
+    assert_eq!(report.new_functions, ["zeroth"]);
+    assert!(!p.has(".text.first"), "first() is unchanged");
+    // No defined symbol but the replacement may carry a name Xen resolves.
+    let xen = case.xen();
+    for s in &p.symbols {
+        if s.section.is_some()
+            && !s.name.is_empty()
+            && s.name != "second"
+            && s.kind != object::SymbolKind::Section
+        {
+            assert!(
+                xen.resolve_runtime_name(&s.name).is_none(),
+                "{} would clash with the hypervisor's symbol",
+                s.name
+            );
+        }
+    }
+    // second() still refers to Xen's own __func__ string of second().
+    let rels = p.relocs(".text.second");
+    assert!(
+        rels.iter()
+            .any(|r| r.target.starts_with("renumbered_statics.c#__func__.") && r.target_undefined),
+        "{rels:?}"
+    );
 }

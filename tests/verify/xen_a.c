@@ -41,6 +41,16 @@ struct bug_frame bug_layout;
 struct exception_table_entry ex_layout;
 struct alt_instr alt_layout;
 
+/* Built with -mfunction-return=thunk-extern, as Xen: every function ends in a jump here. */
+asm(".pushsection .text.__x86_return_thunk, \"ax\", @progbits\n"
+    ".globl __x86_return_thunk\n"
+    ".hidden __x86_return_thunk\n"
+    ".type __x86_return_thunk, @function\n"
+    "__x86_return_thunk:\n"
+    "    ret\n"
+    ".size __x86_return_thunk, 1\n"
+    ".popsection\n");
+
 int printk(const char *fmt, ...)
 {
     return fmt[0];

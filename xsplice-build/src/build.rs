@@ -184,7 +184,10 @@ pub fn ensure_base(
     if entry.exists() {
         fs::remove_dir_all(&entry).map_err(|e| Error::io(&entry, e))?;
     }
-    let tmp = cache.join(format!("tmp.{}.{}", std::process::id(), key));
+    // Unique per run and per thread (library callers may build in parallel).
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = cache.join(format!("tmp.{}.{seq}.{key}", std::process::id()));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
@@ -286,12 +289,13 @@ pub fn patched_build(
     make: &MakeConfig,
     log: &Log,
 ) -> Result<PatchedBuild, Error> {
-    // Files outside the copied part of the tree (tools/, docs/) do not
-    // affect the hypervisor but must exist for the patch to apply.
+    // Files outside the hashed part of the tree (tools/, docs/) do not
+    // affect the hypervisor, so the cached copy may hold other versions:
+    // take the user's, for the patch to apply as it did in the dry run.
     for t in touched {
         let dst = work.join(&t.path);
         let src = srcdir.join(&t.path);
-        if t.touch != Touch::Created && !dst.exists() && src.is_file() {
+        if t.touch != Touch::Created && tree::outside_hash(&t.path) && src.is_file() {
             if let Some(parent) = dst.parent() {
                 fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
             }
@@ -306,7 +310,11 @@ pub fn patched_build(
     let xen = work.join("xen");
     let start = std::time::Instant::now();
     let deps = DepIndex::load(&base.xen_dir());
-    log.line(&format!("# dependency index: {} targets, {:.2} s", deps.targets.len(), start.elapsed().as_secs_f64()));
+    log.line(&format!(
+        "# dependency index: {} targets, {:.2} s",
+        deps.targets.len(),
+        start.elapsed().as_secs_f64()
+    ));
     let mut out = PatchedBuild::default();
     match deps.affected_objects(touched) {
         Ok(targets) => {
@@ -325,6 +333,10 @@ pub fn patched_build(
         }
     }
     let linked = linked_objects(&xen);
+    match &linked {
+        Some(l) => log.line(&format!("# {} objects are linked into xen-syms", l.len())),
+        None => log.line("# no link record (.prelink.o.cmd): every object counts"),
+    }
     let candidates: BTreeSet<String> = if out.full_make {
         all_objects(&xen)
     } else {

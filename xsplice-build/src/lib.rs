@@ -18,6 +18,7 @@ pub mod report;
 pub mod samples;
 pub mod tree;
 pub mod verify;
+pub mod worktree;
 
 pub use error::Error;
 pub use pipeline::build_payload;

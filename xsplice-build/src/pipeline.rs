@@ -18,6 +18,7 @@ use crate::link::{self, LinkJob};
 use crate::progress::{Log, Progress};
 use crate::report::Report;
 use crate::tree::{self, Touched};
+use crate::worktree::WorkTree;
 use crate::{BuildOptions, BuildResult, Error, ObjectDiff, Skip};
 
 /// Build one payload: check inputs, base build (cached), patched build,
@@ -465,40 +466,38 @@ fn patched_stage(
     make: &MakeConfig,
     log: &Log,
 ) -> Result<build::PatchedBuild, Error> {
-    for dir in [work, objects_dir] {
-        if dir.exists() {
-            fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
+    if objects_dir.exists() {
+        fs::remove_dir_all(objects_dir).map_err(|e| Error::io(objects_dir, e))?;
     }
-    fs::create_dir_all(work).map_err(|e| Error::io(work, e))?;
-    let tree = work.join("tree");
-    tree::copy_tree(&base.tree, &tree, log)?;
-    let patched = build::patched_build(
+    let tree = WorkTree::acquire(base, work, log)?;
+    let result = build::patched_build(
         base,
-        &tree,
+        &tree.path,
         &opts.patch,
         &checked.touched,
         &opts.srcdir,
         make,
         log,
-    )?;
-    // Keep the pairs: --skip build diffs them again without building.
-    for obj in &patched.changed {
-        copy_into(
-            &base.xen_dir().join(obj),
-            &objects_dir.join("base").join(obj),
-        )?;
-        copy_into(
-            &tree.join("xen").join(obj),
-            &objects_dir.join("patched").join(obj),
-        )?;
-    }
-    for obj in &patched.new {
-        copy_into(
-            &tree.join("xen").join(obj),
-            &objects_dir.join("patched").join(obj),
-        )?;
-    }
+    )
+    .and_then(|patched| {
+        // Keep the pairs: the diff reads them, and --skip build diffs them again.
+        let xen = tree.path.join("xen");
+        for obj in &patched.changed {
+            copy_into(
+                &base.xen_dir().join(obj),
+                &objects_dir.join("base").join(obj),
+            )?;
+            copy_into(&xen.join(obj), &objects_dir.join("patched").join(obj))?;
+        }
+        for obj in &patched.new {
+            copy_into(&xen.join(obj), &objects_dir.join("patched").join(obj))?;
+        }
+        Ok(patched)
+    });
+    // Restore the shared copy whatever happened; keep a private one with --debug.
+    let released = tree.release(opts.debug, log);
+    let patched = result?;
+    released?;
     Ok(patched)
 }
 
@@ -596,12 +595,14 @@ fn verify_payload(
     custom_xen_depends: bool,
 ) -> Result<(), Error> {
     basic_checks(payload, abi, replace)?;
-    let verifier = crate::verify::Verifier::new(xen_syms, &[])
-        .map_err(|e| Error::Verify(e.to_string()))?;
+    let verifier =
+        crate::verify::Verifier::new(xen_syms, &[]).map_err(|e| Error::Verify(e.to_string()))?;
     let data = fs::read(payload).map_err(|e| Error::io(payload, e))?;
     let report = verifier.check(&data);
     let depends = format!("section {}: build-id", abi.depends_section());
-    let xen_depends = abi.xen_depends_section().map(|s| format!("section {s}: build-id"));
+    let xen_depends = abi
+        .xen_depends_section()
+        .map(|s| format!("section {s}: build-id"));
     let failures: Vec<&String> = report
         .failures
         .iter()
@@ -612,7 +613,11 @@ fn verify_payload(
         Ok(())
     } else {
         let lines: Vec<&str> = failures.iter().map(|l| l.as_str()).collect();
-        Err(Error::Verify(format!("{}: {}", payload.display(), lines.join("; "))))
+        Err(Error::Verify(format!(
+            "{}: {}",
+            payload.display(),
+            lines.join("; ")
+        )))
     }
 }
 

@@ -406,13 +406,19 @@ pub fn check_chain(built: &[Built], xen_build_id: &str) -> Vec<String> {
     problems
 }
 
+/// What `build_all` did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The payloads built, in build order.
+    pub built: Vec<Built>,
+    /// Each failure: the sample's name (or "build-id chain") and why.
+    pub failed: Vec<(String, Error)>,
+}
+
 /// Build the samples (in order, each stacked payload after the one it
 /// depends on) and check the chain. Samples whose dependency failed are
-/// not attempted. Returns what was built and the errors, per sample.
-pub fn build_all(
-    args: &SamplesArgs,
-    log: &dyn Fn(&str),
-) -> Result<(Vec<Built>, Vec<(String, Error)>), Error> {
+/// not attempted.
+pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Error> {
     let dir = args
         .patches
         .clone()
@@ -501,7 +507,7 @@ pub fn build_all(
             failed.push(("build-id chain".to_string(), Error::Verify(problem)));
         }
     }
-    Ok((built, failed))
+    Ok(Outcome { built, failed })
 }
 
 /// Run `xsplice-build samples`; returns the exit code.
@@ -513,7 +519,7 @@ pub fn run(args: &SamplesArgs) -> i32 {
         }
     };
     match build_all(args, &log) {
-        Ok((built, failed)) => {
+        Ok(Outcome { built, failed }) => {
             for (name, e) in &failed {
                 eprintln!("xsplice-build samples: {name}: {e}");
             }

@@ -267,6 +267,21 @@ fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
     )
 }
 
+/// Is `rel` (relative to the top) left out of the source hash, itself or
+/// through one of its directories?
+pub fn outside_hash(rel: &Path) -> bool {
+    let mut prefix = PathBuf::new();
+    let comps: Vec<_> = rel.components().collect();
+    for (i, c) in comps.iter().enumerate() {
+        prefix.push(c);
+        let is_dir = i + 1 < comps.len();
+        if skip_in_hash(&prefix, is_dir) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Hash of the sources that make the hypervisor: file names, modes,
 /// contents and symlink targets, build outputs left out.
 pub fn hash_tree(top: &Path, h: &mut Sha256) -> Result<u64, Error> {
@@ -418,5 +433,9 @@ mod tests {
         assert!(!skip_in_hash(Path::new("xen/arch/x86/entry.S"), false));
         assert!(skip_in_hash(Path::new("tools/libs"), true));
         assert!(!skip_in_hash(Path::new("tools/flask"), true));
+        assert!(outside_hash(Path::new("tools/libs/ctrl/xc_misc.c")));
+        assert!(outside_hash(Path::new("docs/misc/livepatch.pandoc")));
+        assert!(!outside_hash(Path::new("tools/flask/policy/Makefile")));
+        assert!(!outside_hash(Path::new("xen/common/version.c")));
     }
 }

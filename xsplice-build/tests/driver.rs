@@ -113,6 +113,41 @@ const MAKEFILE_PATCH: &str = "\
  }
 ";
 
+const NEW_FILE_PATCH: &str = "--- a/xen/Makefile
++++ b/xen/Makefile
+@@ -4,7 +4,7 @@
+ XEN_BUILD_DATE ?= $(shell LC_ALL=C date)
+ XEN_BUILD_HOST ?= $(shell hostname)
+ 
+-OBJS := common/kernel.o common/version.o common/data.o common/sched.o arch/x86/setup.o
++OBJS := common/kernel.o common/version.o common/data.o common/sched.o arch/x86/setup.o common/extra.o
+ 
+ CFLAGS := -O2 -std=gnu99 -Wall -fno-strict-aliasing -nostdinc -fno-builtin -fno-common \\
+ 	-ffunction-sections -fdata-sections -fno-pie -fno-stack-protector \\
+--- /dev/null
++++ b/xen/common/extra.c
+@@ -0,0 +1,6 @@
++#include <xen/lib.h>
++
++int extra_check(int v)
++{
++    return v > 50;
++}
+--- a/xen/common/sched.c
++++ b/xen/common/sched.c
+@@ -1,6 +1,10 @@
+ #include <xen/lib.h>
+ 
++int extra_check(int v);
++
+ int sched_pick(int cpu)
+ {
++    if ( extra_check(cpu) )
++        return 0;
+     return (cpu * 7) % 5;
+ }
+";
+
 /// A scratch area: a private copy of tests/xenlike, patches, output and cache dirs.
 struct Scratch {
     dir: tempfile::TempDir,
@@ -510,6 +545,19 @@ fn second_patch_reuses_the_cached_base() {
     );
     assert!(json(&s.out("b").with_extension("json")).contains("\"cached\": true"));
     assert_eq!(b.recompiled, vec!["common/sched.o".to_string()]);
+    // The first patch was undone in the cache's working copy.
+    let entry = &entries[0];
+    for f in [
+        "xen/common/kernel.c",
+        "xen/common/kernel.o",
+        "xen/common/sched.o",
+    ] {
+        assert_eq!(
+            fs::read(entry.join("work").join(f)).unwrap(),
+            fs::read(entry.join("tree").join(f)).unwrap(),
+            "{f}"
+        );
+    }
     assert_eq!(
         b.functions
             .iter()
@@ -734,14 +782,16 @@ fn killed_mid_build_leaves_tree_and_cache_sound() {
     );
     assert_unchanged(&before, &s.src());
 
-    // Killed during the patched build (base now cached).
+    // Killed during the patched build (base now cached), which runs in
+    // the cache entry's working copy.
     build_payload(&s.opts(&s.patch("warm", SCHED_PATCH), &s.out("warm"))).unwrap();
+    let entry = s.cache_entries().pop().unwrap();
     let mut child = s
         .command(&patch, &out, &[])
         .env("XENLIKE_SLOW", "2")
         .spawn()
         .unwrap();
-    let work = out.join("work/tree/xen/common/kernel.c");
+    let work = entry.join("work/xen/common/kernel.c");
     wait_for("the patched build to start", || {
         fs::read_to_string(&work)
             .map(|t| t.contains("v * 5"))
@@ -751,6 +801,10 @@ fn killed_mid_build_leaves_tree_and_cache_sound() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_unchanged(&before, &s.src());
+    assert!(
+        entry.join("work.dirty").exists(),
+        "the interrupted copy is not marked dirty"
+    );
 
     // A rerun succeeds and the cache is intact.
     let o = s.run(&patch, &out, &[]);
@@ -762,6 +816,12 @@ fn killed_mid_build_leaves_tree_and_cache_sound() {
     );
     assert!(out.join("k.livepatch").is_file());
     assert_eq!(s.cache_entries().len(), 1);
+    // The working copy was re-made and restored to the base.
+    assert!(!entry.join("work.dirty").exists());
+    assert_eq!(
+        fs::read(&work).unwrap(),
+        fs::read(entry.join("tree/xen/common/kernel.c")).unwrap()
+    );
     assert_unchanged(&before, &s.src());
 }
 
@@ -791,4 +851,94 @@ fn help_documents_exit_codes_and_usage_errors_exit_1() {
     assert_eq!(o.status.code(), Some(1));
     let o = Command::new(bin).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn busy_working_copy_falls_back_to_a_private_copy() {
+    let s = Scratch::new();
+    build_payload(&s.opts(&s.patch("a", SCHED_PATCH), &s.out("a"))).unwrap();
+    let entry = s.cache_entries().pop().unwrap();
+    // Another live run holds the working copy.
+    let lock = entry.join("work.lock");
+    fs::create_dir(&lock).unwrap();
+    fs::write(lock.join("pid"), std::process::id().to_string()).unwrap();
+    let work_before = snapshot(&entry.join("work"));
+    let out = s.out("b");
+    let r = build_payload(&s.opts(&s.patch("b", KERNEL_PATCH), &out)).unwrap();
+    assert!(r.base_cached);
+    assert_eq!(
+        r.functions
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
+        ["do_kernel_op"]
+    );
+    assert_unchanged(&work_before, &entry.join("work"));
+    assert!(lock.join("pid").is_file(), "another run's lock was taken");
+    assert!(!out.join("work").exists(), "private copy left behind");
+
+    // A lock left by a dead process is taken over.
+    fs::write(lock.join("pid"), "999999999").unwrap();
+    build_payload(&s.opts(&s.patch("c", KERNEL_PATCH), &s.out("c"))).unwrap();
+    assert!(!lock.exists());
+}
+
+#[test]
+fn new_object_is_linked_into_the_payload() {
+    let s = Scratch::new();
+    let before = snapshot(&s.src());
+    let out = s.out("new");
+    let r = build_payload(&s.opts(&s.patch("new", NEW_FILE_PATCH), &out)).unwrap();
+    let report = json(&out.with_extension("json"));
+    assert!(
+        report.contains("\"new_objects\": [\"common/extra.o\"]"),
+        "{report}"
+    );
+    assert_eq!(
+        r.functions
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
+        ["sched_pick"]
+    );
+    let data = fs::read(&r.payload).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let extra = file
+        .symbols()
+        .find(|s| s.name() == Ok("extra_check"))
+        .expect("extra_check");
+    assert!(extra.is_definition());
+    // The patched sched_pick calls it inside the payload.
+    let text = file.section_by_name(".text.sched_pick").unwrap();
+    assert!(text
+        .relocations()
+        .any(|(_, rel)| target_name(&file, rel.target()) == "extra_check"));
+    assert_unchanged(&before, &s.src());
+    // The working copy lost the new file again.
+    let entry = s.cache_entries().pop().unwrap();
+    assert!(!entry.join("work/xen/common/extra.c").exists());
+    assert!(!entry.join("work/xen/common/extra.o").exists());
+}
+
+#[test]
+fn strip_keeps_only_what_relocations_need() {
+    let s = Scratch::new();
+    let patch = s.patch("k", NEW_FILE_PATCH);
+    let full = build_payload(&s.opts(&patch, &s.out("full"))).unwrap();
+    let mut opts = s.opts(&patch, &s.out("strip"));
+    opts.strip = true;
+    let stripped = build_payload(&opts).unwrap();
+    let count = |p: &Path| {
+        let data = fs::read(p).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        file.symbols().count()
+    };
+    assert!(count(&stripped.payload) < count(&full.payload));
+    // Still a payload: same table, still passes verification (run by the build).
+    let data = fs::read(&stripped.payload).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    assert_eq!(
+        file.section_by_name(".livepatch.funcs").unwrap().size(),
+        104
+    );
 }

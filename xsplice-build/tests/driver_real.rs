@@ -51,15 +51,26 @@ fn hello_patch(dir: &Path) -> PathBuf {
 /// Contents and mtimes of the files a build could touch.
 fn fingerprint(tree: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
     let mut out = BTreeMap::new();
-    for rel in ["xen/common/version.c", "xen/common/version.o", "xen/xen-syms", "xen/.config"] {
+    for rel in [
+        "xen/common/version.c",
+        "xen/common/version.o",
+        "xen/xen-syms",
+        "xen/.config",
+    ] {
         let p = tree.join(rel);
         let meta = fs::metadata(&p).unwrap();
-        out.insert(p.clone(), (fs::read(&p).unwrap(), meta.mtime(), meta.mtime_nsec()));
+        out.insert(
+            p.clone(),
+            (fs::read(&p).unwrap(), meta.mtime(), meta.mtime_nsec()),
+        );
     }
     for e in walkdir::WalkDir::new(tree.join("xen/common")).max_depth(1) {
         let e = e.unwrap();
         let meta = e.metadata().unwrap();
-        out.insert(e.path().to_path_buf(), (Vec::new(), meta.mtime(), meta.mtime_nsec()));
+        out.insert(
+            e.path().to_path_buf(),
+            (Vec::new(), meta.mtime(), meta.mtime_nsec()),
+        );
     }
     out
 }
@@ -82,8 +93,9 @@ fn options(tree: &Path, patch: &Path, out: &Path) -> BuildOptions {
         name: None,
         replace: false,
         json: Some(out.join("report.json")),
-        // Persistent between runs: the cold base build of Xen takes minutes.
-        cache_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("xsplice-real-cache")),
+        // The user's default cache, shared with other runs: a cold base
+        // build of Xen takes minutes.
+        cache_dir: None,
         quiet: true,
     }
 }
@@ -101,7 +113,10 @@ fn hello_world_payload_on_real_xen() {
     // Builds are reproducible: the rebuilt base is the tree's own xen-syms.
     let own_id = notes::build_id_of_file(&tree.join("xen/xen-syms")).unwrap();
     assert_eq!(r.base_build_id, notes::to_hex(&own_id));
-    assert_eq!(fs::read(&r.xen_syms).unwrap(), fs::read(tree.join("xen/xen-syms")).unwrap());
+    assert_eq!(
+        fs::read(&r.xen_syms).unwrap(),
+        fs::read(tree.join("xen/xen-syms")).unwrap()
+    );
 
     let data = fs::read(&r.payload).unwrap();
     let file = object::File::parse(&*data).unwrap();
@@ -119,16 +134,29 @@ fn hello_world_payload_on_real_xen() {
     assert_eq!(u64::from(old_size), old.size);
     let mut targets = BTreeMap::new();
     for (off, rel) in funcs.relocations() {
-        let RelocationTarget::Symbol(i) = rel.target() else { panic!("{rel:?}") };
+        let RelocationTarget::Symbol(i) = rel.target() else {
+            panic!("{rel:?}")
+        };
         let sym = file.symbol_by_index(i).unwrap();
-        targets.insert(off, (sym.name().unwrap().to_string(), sym.section_index(), rel.addend()));
+        targets.insert(
+            off,
+            (
+                sym.name().unwrap().to_string(),
+                sym.section_index(),
+                rel.addend(),
+            ),
+        );
     }
     let (new_name, new_sec, _) = &targets[&8];
     assert_eq!(new_name, "xen_extra_version");
     let text = file.section_by_index(new_sec.unwrap()).unwrap();
     assert_eq!(text.name().unwrap(), ".text.xen_extra_version");
     let (_, name_sec, name_off) = &targets[&0];
-    let strings = file.section_by_index(name_sec.unwrap()).unwrap().data().unwrap();
+    let strings = file
+        .section_by_index(name_sec.unwrap())
+        .unwrap()
+        .data()
+        .unwrap();
     let start = usize::try_from(*name_off).unwrap();
     assert!(strings[start..].starts_with(b"xen_extra_version\0"));
     assert_eq!(r.functions.len(), 1);
@@ -140,7 +168,9 @@ fn hello_world_payload_on_real_xen() {
     for section in file.sections() {
         for (_, rel) in section.relocations() {
             use object::RelocationFlags;
-            let RelocationFlags::Elf { r_type } = rel.flags() else { panic!() };
+            let RelocationFlags::Elf { r_type } = rel.flags() else {
+                panic!()
+            };
             assert!(
                 [
                     object::elf::R_X86_64_NONE,
@@ -152,8 +182,12 @@ fn hello_world_payload_on_real_xen() {
                 "relocation type {r_type} in {}",
                 section.name().unwrap()
             );
-            if section.name() == Ok(".text.xen_extra_version") && r_type == object::elf::R_X86_64_PC32 {
-                let RelocationTarget::Symbol(i) = rel.target() else { continue };
+            if section.name() == Ok(".text.xen_extra_version")
+                && r_type == object::elf::R_X86_64_PC32
+            {
+                let RelocationTarget::Symbol(i) = rel.target() else {
+                    continue;
+                };
                 let sym = file.symbol_by_index(i).unwrap();
                 let target = file.section_by_index(sym.section_index().unwrap()).unwrap();
                 let at = usize::try_from(sym.address() as i64 + rel.addend() + 4).unwrap();
@@ -174,7 +208,11 @@ fn hello_world_payload_on_real_xen() {
     let warm = build_payload(&options(&tree, &patch, &out2)).unwrap();
     assert!(warm.base_cached);
     assert_eq!(warm.recompiled, vec!["common/version.o".to_string()]);
-    assert_eq!(fs::read(&warm.payload).unwrap(), data, "payload not reproducible");
+    assert_eq!(
+        fs::read(&warm.payload).unwrap(),
+        data,
+        "payload not reproducible"
+    );
 
     assert_eq!(before, fingerprint(&tree), "the Xen tree changed");
 }

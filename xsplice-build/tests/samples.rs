@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use object::write::{Object as WObject, Relocation, StandardSection, Symbol, SymbolSection};
-use object::{Architecture, BinaryFormat, Endianness, Object, ObjectSection, RelocationFlags, SectionKind, SymbolFlags, SymbolKind, SymbolScope};
+use object::{
+    Architecture, BinaryFormat, Endianness, Object, ObjectSection, RelocationFlags, SectionKind,
+    SymbolFlags, SymbolKind, SymbolScope,
+};
 use xsplice_build::samples::{self, Built, PayloadInfo, Sample};
 
 fn project() -> PathBuf {
@@ -29,13 +32,26 @@ fn names(list: &[Sample]) -> Vec<&str> {
 #[test]
 fn project_list_loads_in_stacking_order() {
     let list = samples::load(&patches_dir()).expect("sample-patches/samples.list loads");
-    assert_eq!(names(&list), ["hello-world", "bye-world", "replace-world", "hooks", "static-bug-frame"]);
+    assert_eq!(
+        names(&list),
+        [
+            "hello-world",
+            "bye-world",
+            "replace-world",
+            "hooks",
+            "static-bug-frame"
+        ]
+    );
     let bye = &list[1];
     assert_eq!(bye.depends.as_deref(), Some("hello-world"));
     assert!(!bye.replace);
     assert!(list[2].replace && list[2].depends.is_none());
     for s in [&list[0], &list[3], &list[4]] {
-        assert!(s.depends.is_none() && !s.replace, "{} should stack on the hypervisor only", s.name);
+        assert!(
+            s.depends.is_none() && !s.replace,
+            "{} should stack on the hypervisor only",
+            s.name
+        );
     }
 }
 
@@ -67,7 +83,10 @@ fn bad_lists_are_refused_with_the_reason() {
     ];
     for (text, want) in cases {
         let err = samples::parse_list(text).expect_err(text);
-        assert!(err.contains(want), "{text:?}: error {err:?} should mention {want:?}");
+        assert!(
+            err.contains(want),
+            "{text:?}: error {err:?} should mention {want:?}"
+        );
     }
 }
 
@@ -90,7 +109,9 @@ fn select_pulls_in_what_a_sample_stacks_on() {
     let sel = samples::select(&list, &["hooks".to_string(), "hello-world".to_string()]).unwrap();
     assert_eq!(names(&sel), ["hello-world", "hooks"]);
     assert_eq!(samples::select(&list, &[]).unwrap().len(), list.len());
-    assert!(samples::select(&list, &["nope".to_string()]).unwrap_err().contains("nope"));
+    assert!(samples::select(&list, &["nope".to_string()])
+        .unwrap_err()
+        .contains("nope"));
 }
 
 #[test]
@@ -109,9 +130,19 @@ fn load_refuses_unlisted_and_missing_diffs() {
 
 // ---- build-id chain --------------------------------------------------------
 
-fn built(name: &str, depends_on: Option<&str>, id: &str, depends: &str, xen_depends: &str) -> Built {
+fn built(
+    name: &str,
+    depends_on: Option<&str>,
+    id: &str,
+    depends: &str,
+    xen_depends: &str,
+) -> Built {
     Built {
-        sample: Sample { name: name.into(), depends: depends_on.map(String::from), replace: false },
+        sample: Sample {
+            name: name.into(),
+            depends: depends_on.map(String::from),
+            replace: false,
+        },
         payload: PathBuf::from(format!("{name}.livepatch")),
         info: PayloadInfo {
             build_id: id.into(),
@@ -135,11 +166,11 @@ fn chain_accepts_a_correct_stack() {
 #[test]
 fn chain_finds_each_kind_of_break() {
     let b = [
-        built("hello", None, "aa01", "ee", "ff"),         // wrong xen_depends
-        built("bye", Some("hello"), "aa02", "ee", "ee"),  // depends on Xen, not hello
-        built("solo", None, "aa03", "aa01", "ee"),        // depends on a payload, not Xen
-        built("twin", None, "aa03", "ee", "ee"),          // same id as solo
-        built("lost", Some("gone"), "aa05", "ee", "ee"),  // dependency not built
+        built("hello", None, "aa01", "ee", "ff"), // wrong xen_depends
+        built("bye", Some("hello"), "aa02", "ee", "ee"), // depends on Xen, not hello
+        built("solo", None, "aa03", "aa01", "ee"), // depends on a payload, not Xen
+        built("twin", None, "aa03", "ee", "ee"),  // same id as solo
+        built("lost", Some("gone"), "aa05", "ee", "ee"), // dependency not built
     ];
     let problems = samples::check_chain(&b, "ee").join("\n");
     for want in [
@@ -170,7 +201,11 @@ fn note(id: &[u8]) -> Vec<u8> {
 /// against a string section.
 fn synthetic_payload() -> Vec<u8> {
     let mut obj = WObject::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
-    for (name, id) in [(".note.gnu.build-id", [1u8; 20]), (".livepatch.depends", [2; 20]), (".livepatch.xen_depends", [3; 20])] {
+    for (name, id) in [
+        (".note.gnu.build-id", [1u8; 20]),
+        (".livepatch.depends", [2; 20]),
+        (".livepatch.xen_depends", [3; 20]),
+    ] {
         let sec = obj.add_section(Vec::new(), name.as_bytes().to_vec(), SectionKind::Note);
         obj.append_section_data(sec, &note(&id), 4);
     }
@@ -186,15 +221,39 @@ fn synthetic_payload() -> Vec<u8> {
         section: SymbolSection::Section(text),
         flags: SymbolFlags::None,
     });
-    let strs = obj.add_section(Vec::new(), b".livepatch.strings".to_vec(), SectionKind::ReadOnlyString);
+    let strs = obj.add_section(
+        Vec::new(),
+        b".livepatch.strings".to_vec(),
+        SectionKind::ReadOnlyString,
+    );
     obj.append_section_data(strs, b"first_func\0common/x.c#second\0", 1);
     let strs_sym = obj.section_symbol(strs);
     let funcs = obj.add_section(Vec::new(), b".livepatch.funcs".to_vec(), SectionKind::Data);
     obj.append_section_data(funcs, &[0u8; 208], 8);
-    let abs64 = RelocationFlags::Elf { r_type: object::elf::R_X86_64_64 };
+    let abs64 = RelocationFlags::Elf {
+        r_type: object::elf::R_X86_64_64,
+    };
     for (entry, addend) in [(1u64, 11i64), (0, 0)] {
-        obj.add_relocation(funcs, Relocation { offset: entry * 104, symbol: strs_sym, addend, flags: abs64 }).unwrap();
-        obj.add_relocation(funcs, Relocation { offset: entry * 104 + 8, symbol: text_sym, addend: 0, flags: abs64 }).unwrap();
+        obj.add_relocation(
+            funcs,
+            Relocation {
+                offset: entry * 104,
+                symbol: strs_sym,
+                addend,
+                flags: abs64,
+            },
+        )
+        .unwrap();
+        obj.add_relocation(
+            funcs,
+            Relocation {
+                offset: entry * 104 + 8,
+                symbol: text_sym,
+                addend: 0,
+                flags: abs64,
+            },
+        )
+        .unwrap();
     }
     obj.write().unwrap()
 }
@@ -237,25 +296,51 @@ fn parse_diff(text: &str) -> Result<Vec<FilePatch>, String> {
     while i < lines.len() {
         let line = lines[i];
         if let Some(old) = line.strip_prefix("--- ") {
-            let new = lines.get(i + 1).and_then(|l| l.strip_prefix("+++ ")).ok_or(format!("line {}: '---' without '+++'", i + 1))?;
-            files.push(FilePatch { old: old.to_string(), new: new.to_string(), added: Vec::new() });
+            let new = lines
+                .get(i + 1)
+                .and_then(|l| l.strip_prefix("+++ "))
+                .ok_or(format!("line {}: '---' without '+++'", i + 1))?;
+            files.push(FilePatch {
+                old: old.to_string(),
+                new: new.to_string(),
+                added: Vec::new(),
+            });
             i += 2;
             continue;
         }
         if let Some(rest) = line.strip_prefix("@@ -") {
-            let file = files.last_mut().ok_or(format!("line {}: hunk before any file header", i + 1))?;
+            let file = files
+                .last_mut()
+                .ok_or(format!("line {}: hunk before any file header", i + 1))?;
             let count = |range: &str| -> Result<usize, String> {
                 let mut parts = range.split(',');
-                parts.next().and_then(|s| s.parse::<usize>().ok()).ok_or(format!("line {}: bad range {range:?}", i + 1))?;
-                Ok(parts.next().map(|c| c.parse::<usize>().map_err(|_| format!("line {}: bad count", i + 1))).transpose()?.unwrap_or(1))
+                parts
+                    .next()
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .ok_or(format!("line {}: bad range {range:?}", i + 1))?;
+                Ok(parts
+                    .next()
+                    .map(|c| {
+                        c.parse::<usize>()
+                            .map_err(|_| format!("line {}: bad count", i + 1))
+                    })
+                    .transpose()?
+                    .unwrap_or(1))
             };
             let mut words = rest.split(' ');
             let mut old_left = count(words.next().unwrap_or(""))?;
-            let mut new_left = count(words.next().and_then(|w| w.strip_prefix('+')).ok_or(format!("line {}: bad hunk header", i + 1))?)?;
+            let mut new_left = count(
+                words
+                    .next()
+                    .and_then(|w| w.strip_prefix('+'))
+                    .ok_or(format!("line {}: bad hunk header", i + 1))?,
+            )?;
             let mut added = Vec::new();
             i += 1;
             while old_left > 0 || new_left > 0 {
-                let l = lines.get(i).ok_or(format!("hunk ends early at line {}", i + 1))?;
+                let l = lines
+                    .get(i)
+                    .ok_or(format!("hunk ends early at line {}", i + 1))?;
                 match l.chars().next() {
                     Some(' ') if old_left > 0 && new_left > 0 => {
                         old_left -= 1;
@@ -267,14 +352,22 @@ fn parse_diff(text: &str) -> Result<Vec<FilePatch>, String> {
                         added.push(l[1..].to_string());
                     }
                     Some('\\') => {}
-                    _ => return Err(format!("line {}: {l:?} does not fit the hunk's counts", i + 1)),
+                    _ => {
+                        return Err(format!(
+                            "line {}: {l:?} does not fit the hunk's counts",
+                            i + 1
+                        ))
+                    }
                 }
                 i += 1;
             }
             file.added.push(added);
             continue;
         }
-        if !files.is_empty() && !(line.is_empty() || line.starts_with("diff ") || line.starts_with("index ") || line.starts_with("new file mode") || line.starts_with("\\")) {
+        let header_line = ["diff ", "index ", "new file mode", "\\"]
+            .iter()
+            .any(|p| line.starts_with(p));
+        if !files.is_empty() && !line.is_empty() && !header_line {
             return Err(format!("line {}: unexpected {line:?} between hunks", i + 1));
         }
         i += 1;
@@ -295,9 +388,25 @@ fn every_sample_diff_is_a_well_formed_p1_patch_of_the_hypervisor() {
         let files = parse_diff(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!files.is_empty(), "{}: no file patched", path.display());
         for f in &files {
-            assert!(f.new.starts_with("b/xen/"), "{}: {} is not under b/xen/", path.display(), f.new);
-            assert!(f.old == "/dev/null" || f.old == f.new.replacen("b/", "a/", 1), "{}: {} vs {}", path.display(), f.old, f.new);
-            assert!(!f.added.is_empty(), "{}: {} has no hunk", path.display(), f.new);
+            assert!(
+                f.new.starts_with("b/xen/"),
+                "{}: {} is not under b/xen/",
+                path.display(),
+                f.new
+            );
+            assert!(
+                f.old == "/dev/null" || f.old == f.new.replacen("b/", "a/", 1),
+                "{}: {} vs {}",
+                path.display(),
+                f.old,
+                f.new
+            );
+            assert!(
+                !f.added.is_empty(),
+                "{}: {} has no hunk",
+                path.display(),
+                f.new
+            );
         }
     }
 }
@@ -312,12 +421,28 @@ fn diff_parser_catches_a_miscounted_hunk() {
 
 #[test]
 fn world_samples_return_their_strings() {
-    for (name, string) in [("hello-world", "Hello World"), ("bye-world", "Bye World"), ("replace-world", "Replace World"), ("hooks", "Hooks World")] {
+    for (name, string) in [
+        ("hello-world", "Hello World"),
+        ("bye-world", "Bye World"),
+        ("replace-world", "Replace World"),
+        ("hooks", "Hooks World"),
+    ] {
         let files = parse_diff(&read(&patches_dir().join(format!("{name}.diff")))).unwrap();
-        let added: Vec<&String> = files.iter().flat_map(|f| f.added.iter().flatten()).collect();
-        assert!(added.iter().any(|l| l.trim() == format!("return \"{string}\";")), "{name}.diff should return {string:?}");
+        let added: Vec<&String> = files
+            .iter()
+            .flat_map(|f| f.added.iter().flatten())
+            .collect();
+        assert!(
+            added
+                .iter()
+                .any(|l| l.trim() == format!("return \"{string}\";")),
+            "{name}.diff should return {string:?}"
+        );
         // Xen's XENVER_extraversion buffer holds 15 characters and a NUL.
-        assert!(string.len() <= 15, "{string:?} would be cut by XENVER_extraversion");
+        assert!(
+            string.len() <= 15,
+            "{string:?} would be cut by XENVER_extraversion"
+        );
     }
 }
 
@@ -330,32 +455,66 @@ fn hooks_diff_carries_the_template_unchanged() {
     let template = template();
     let want: Vec<&str> = template.lines().collect();
     let files = parse_diff(&read(&patches_dir().join("hooks.diff"))).unwrap();
-    let found = files.iter().flat_map(|f| f.added.iter()).any(|hunk| hunk.windows(want.len()).any(|w| w.iter().map(String::as_str).eq(want.iter().copied())));
+    let found = files.iter().flat_map(|f| f.added.iter()).any(|hunk| {
+        hunk.windows(want.len())
+            .any(|w| w.iter().map(String::as_str).eq(want.iter().copied()))
+    });
     assert!(found, "hooks.diff must add templates/livepatch-hooks.h verbatim (regenerate it after editing the template)");
 }
 
 #[test]
 fn hooks_diff_uses_each_hook_kind_and_includes_the_template() {
     let files = parse_diff(&read(&patches_dir().join("hooks.diff"))).unwrap();
-    let added: String = files.iter().flat_map(|f| f.added.iter().flatten()).map(|l| format!("{l}\n")).collect();
-    for m in ["LOAD", "UNLOAD", "PREAPPLY", "POSTAPPLY", "PREREVERT", "POSTREVERT"] {
-        assert!(added.contains(&format!("LIVEPATCH_{m}_HOOK(sample_")), "hooks.diff does not use LIVEPATCH_{m}_HOOK");
+    let added: String = files
+        .iter()
+        .flat_map(|f| f.added.iter().flatten())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for m in [
+        "LOAD",
+        "UNLOAD",
+        "PREAPPLY",
+        "POSTAPPLY",
+        "PREREVERT",
+        "POSTREVERT",
+    ] {
+        assert!(
+            added.contains(&format!("LIVEPATCH_{m}_HOOK(sample_")),
+            "hooks.diff does not use LIVEPATCH_{m}_HOOK"
+        );
     }
-    let header_added = files.iter().any(|f| f.new == "b/xen/common/livepatch-hooks.h");
-    assert!(!header_added || added.contains("#include \"livepatch-hooks.h\""), "the header is added but not included");
+    let header_added = files
+        .iter()
+        .any(|f| f.new == "b/xen/common/livepatch-hooks.h");
+    assert!(
+        !header_added || added.contains("#include \"livepatch-hooks.h\""),
+        "the header is added but not included"
+    );
 }
 
 #[test]
 fn e2e_expects_what_the_hooks_sample_prints() {
     let script = read(&project().join("ci/e2e-qemu"));
     let diff = read(&patches_dir().join("hooks.diff"));
-    let expected: Vec<&str> = script.lines().filter_map(|l| l.find("xsplice sample hooks: ").map(|at| &l[at..])).collect();
-    assert!(expected.len() >= 6, "ci/e2e-qemu should expect the six hook messages, found {expected:?}");
+    let expected: Vec<&str> = script
+        .lines()
+        .filter_map(|l| l.find("xsplice sample hooks: ").map(|at| &l[at..]))
+        .collect();
+    assert!(
+        expected.len() >= 6,
+        "ci/e2e-qemu should expect the six hook messages, found {expected:?}"
+    );
     for line in expected {
         let line = line.trim_end_matches('"');
         // The script expects the message with the payload name filled in.
-        let printed = line.strip_suffix(" for hooks").map(|m| format!("{m} for %s")).unwrap_or_else(|| format!("{line}\\n"));
-        assert!(diff.contains(&printed), "ci/e2e-qemu expects {line:?}, which hooks.diff does not print ({printed:?})");
+        let printed = line
+            .strip_suffix(" for hooks")
+            .map(|m| format!("{m} for %s"))
+            .unwrap_or_else(|| format!("{line}\\n"));
+        assert!(
+            diff.contains(&printed),
+            "ci/e2e-qemu expects {line:?}, which hooks.diff does not print ({printed:?})"
+        );
     }
 }
 
@@ -363,7 +522,10 @@ fn e2e_expects_what_the_hooks_sample_prints() {
 
 /// Just enough of Xen's headers for the template: the hook types, not the macros.
 const STUB_HEADERS: &[(&str, &str)] = &[
-    ("xen/lib.h", "#define __section(s) __attribute__((__section__(s)))\n"),
+    (
+        "xen/lib.h",
+        "#define __section(s) __attribute__((__section__(s)))\n",
+    ),
     ("xen/livepatch.h", ""),
     ("public/sysctl.h", ""),
     (
@@ -410,7 +572,15 @@ fn template_macros_fill_the_hook_sections() {
     let out = dir.path().join("hooks.o");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
-        .args(["-c", "-O2", "-Wall", "-Werror", "-ffunction-sections", "-fdata-sections", "-I"])
+        .args([
+            "-c",
+            "-O2",
+            "-Wall",
+            "-Werror",
+            "-ffunction-sections",
+            "-fdata-sections",
+            "-I",
+        ])
         .arg(dir.path().join("include"))
         .arg("-o")
         .arg(&out)
@@ -420,10 +590,29 @@ fn template_macros_fill_the_hook_sections() {
     assert!(status.success(), "the template does not compile");
     let data = fs::read(&out).unwrap();
     let file = object::File::parse(&*data).unwrap();
-    for (section, pointers) in [("load", 2), ("unload", 1), ("preapply", 1), ("apply", 1), ("postapply", 1), ("prerevert", 1), ("revert", 1), ("postrevert", 1)] {
+    for (section, pointers) in [
+        ("load", 2),
+        ("unload", 1),
+        ("preapply", 1),
+        ("apply", 1),
+        ("postapply", 1),
+        ("prerevert", 1),
+        ("revert", 1),
+        ("postrevert", 1),
+    ] {
         let name = format!(".livepatch.hooks.{section}");
-        let sec = file.section_by_name(&name).unwrap_or_else(|| panic!("no {name} section"));
-        assert_eq!(sec.size(), 8 * pointers, "{name}: one 8-byte pointer per hook");
-        assert_eq!(sec.relocations().count() as u64, pointers, "{name}: each pointer is relocated against its function");
+        let sec = file
+            .section_by_name(&name)
+            .unwrap_or_else(|| panic!("no {name} section"));
+        assert_eq!(
+            sec.size(),
+            8 * pointers,
+            "{name}: one 8-byte pointer per hook"
+        );
+        assert_eq!(
+            sec.relocations().count() as u64,
+            pointers,
+            "{name}: each pointer is relocated against its function"
+        );
     }
 }

@@ -62,24 +62,54 @@ fn samples_command_builds_a_consistent_set() {
         .output()
         .expect("running xsplice-build samples");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "xsplice-build samples failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "xsplice-build samples failed:\n{stderr}"
+    );
 
-    let printed: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect();
-    let names = ["hello-world", "bye-world", "replace-world", "hooks", "static-bug-frame"];
-    let expected: Vec<PathBuf> = names.iter().map(|n| out_dir.path().join(format!("{n}.livepatch"))).collect();
-    assert_eq!(printed, expected, "one payload path per sample, in build order");
+    let printed: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    let names = [
+        "hello-world",
+        "bye-world",
+        "replace-world",
+        "hooks",
+        "static-bug-frame",
+    ];
+    let expected: Vec<PathBuf> = names
+        .iter()
+        .map(|n| out_dir.path().join(format!("{n}.livepatch")))
+        .collect();
+    assert_eq!(
+        printed, expected,
+        "one payload path per sample, in build order"
+    );
 
-    let info: BTreeMap<&str, PayloadInfo> =
-        names.iter().zip(&expected).map(|(n, p)| (*n, PayloadInfo::read(p).unwrap())).collect();
+    let info: BTreeMap<&str, PayloadInfo> = names
+        .iter()
+        .zip(&expected)
+        .map(|(n, p)| (*n, PayloadInfo::read(p).unwrap()))
+        .collect();
     let xen_id = notes::to_hex(&notes::build_id_of_file(&tree.join("xen/xen-syms")).unwrap());
 
     for (name, i) in &info {
-        assert_eq!(i.xen_depends, xen_id, "{name}: .livepatch.xen_depends must be xen-syms' build-id");
+        assert_eq!(
+            i.xen_depends, xen_id,
+            "{name}: .livepatch.xen_depends must be xen-syms' build-id"
+        );
         assert_eq!(i.build_id.len(), 40, "{name}: a SHA-1 build-id");
     }
-    assert_eq!(info["bye-world"].depends, info["hello-world"].build_id, "bye-world stacks on hello-world");
+    assert_eq!(
+        info["bye-world"].depends, info["hello-world"].build_id,
+        "bye-world stacks on hello-world"
+    );
     for name in ["hello-world", "replace-world", "hooks", "static-bug-frame"] {
-        assert_eq!(info[name].depends, xen_id, "{name} stacks on the hypervisor");
+        assert_eq!(
+            info[name].depends, xen_id,
+            "{name} stacks on the hypervisor"
+        );
     }
     let mut ids: Vec<&str> = info.values().map(|i| i.build_id.as_str()).collect();
     ids.sort();
@@ -87,28 +117,65 @@ fn samples_command_builds_a_consistent_set() {
     assert_eq!(ids.len(), names.len(), "build-ids are unique");
 
     for name in ["hello-world", "bye-world", "replace-world", "hooks"] {
-        assert_eq!(info[name].functions, ["xen_extra_version"], "{name}: patches xen_extra_version only");
+        assert_eq!(
+            info[name].functions,
+            ["xen_extra_version"],
+            "{name}: patches xen_extra_version only"
+        );
     }
-    for (name, string) in [("hello-world", "Hello World"), ("bye-world", "Bye World"), ("replace-world", "Replace World"), ("hooks", "Hooks World")] {
+    for (name, string) in [
+        ("hello-world", "Hello World"),
+        ("bye-world", "Bye World"),
+        ("replace-world", "Replace World"),
+        ("hooks", "Hooks World"),
+    ] {
         let bytes = std::fs::read(out_dir.path().join(format!("{name}.livepatch"))).unwrap();
         let needle = format!("{string}\0");
-        assert!(bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{name}: no {string:?} string");
+        assert!(
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{name}: no {string:?} string"
+        );
     }
 
     let hooks = &info["hooks"];
-    for kind in ["load", "unload", "preapply", "postapply", "prerevert", "postrevert"] {
+    for kind in [
+        "load",
+        "unload",
+        "preapply",
+        "postapply",
+        "prerevert",
+        "postrevert",
+    ] {
         let name = format!(".livepatch.hooks.{kind}");
-        assert_eq!(hooks.section_size(&name), Some(8), "hooks: {name} holds one pointer");
+        assert_eq!(
+            hooks.section_size(&name),
+            Some(8),
+            "hooks: {name} holds one pointer"
+        );
     }
     for kind in ["apply", "revert"] {
         let name = format!(".livepatch.hooks.{kind}");
-        assert_eq!(hooks.section_size(&name), None, "hooks: the sample has no {name} (it would replace the patching)");
+        assert_eq!(
+            hooks.section_size(&name),
+            None,
+            "hooks: the sample has no {name} (it would replace the patching)"
+        );
     }
 
     let bug = &info["static-bug-frame"];
-    assert_eq!(bug.functions, ["common/kernel.c#assign_integer_param"], "the static function, named as Xen's symbol table names it");
-    assert!(bug.section_size(".bug_frames.1").unwrap_or(0) > 0, "the WARN frame of the new code travels with the payload");
+    assert_eq!(
+        bug.functions,
+        ["common/kernel.c#assign_integer_param"],
+        "the static function, named as Xen's symbol table names it"
+    );
+    assert!(
+        bug.section_size(".bug_frames.1").unwrap_or(0) > 0,
+        "the WARN frame of the new code travels with the payload"
+    );
     for (n, _) in &bug.sections {
-        assert!(!n.starts_with(".init"), "static-bug-frame: init section {n} in the payload");
+        assert!(
+            !n.starts_with(".init"),
+            "static-bug-frame: init section {n} in the payload"
+        );
     }
 }

@@ -89,28 +89,38 @@ fn corrupted_fixture_payloads_fail_by_name() {
     assert_mutations_fail(&original, |d| v.check(d).failures);
 }
 
-#[test]
-fn nop_out_entry_with_small_old_size_passes() {
-    // new_addr 0 replaces old code with NOPs: the 5-byte jump rule does not apply.
+/// Turn the fixture's entry into a NOP-out of `new_size` bytes of
+/// xen_extra_version (`lea` of 7 bytes, then the 5-byte `jmp __x86_return_thunk`).
+fn nop_out(new_size: u32, old_size: u32) -> Vec<String> {
     let fx = fixture();
     let mut d = std::fs::read(&fx.payload).unwrap();
     let r = rela_at(&d, ".livepatch.funcs", 8);
-    wr32(&mut d, r + 8, 0);
+    wr32(&mut d, r + 8, 0); // new_addr: R_X86_64_NONE, so 0
     let f = section(&d, ".livepatch.funcs").offset;
-    wr32(&mut d, f + 24, 3); // new_size
-    wr32(&mut d, f + 28, 3); // old_size
-    let v = Verifier::new(&fx.xen_syms, &[]).unwrap();
-    let report = v.check(&d);
-    assert!(report.failures.is_empty(), "{:#?}", report.failures);
-    wr32(&mut d, f + 28, 2);
-    let report = v.check(&d);
+    wr32(&mut d, f + 24, new_size);
+    wr32(&mut d, f + 28, old_size);
+    Verifier::new(&fx.xen_syms, &[]).unwrap().check(&d).failures
+}
+
+#[test]
+fn nop_out_entries() {
+    // new_addr 0 replaces old code with NOPs: the 5-byte jump rule does not apply.
+    let failures = nop_out(7, 7);
+    assert!(failures.is_empty(), "{failures:#?}");
+    let failures = nop_out(7, 6);
     assert!(
-        report
-            .failures
+        failures
             .iter()
-            .any(|l| l.contains("old_size 2 is less than new_size 3")),
-        "{:#?}",
-        report.failures
+            .any(|l| l.contains("old_size 6 is less than new_size 7")),
+        "{failures:#?}"
+    );
+    // Ending inside the final return jump leaves its tail to run as code.
+    let failures = nop_out(9, 12);
+    assert!(
+        failures.iter().any(|l| l.contains(
+            "NOP-out of 9 bytes ends inside the final jmp __x86_return_thunk of xen_extra_version"
+        )),
+        "{failures:#?}"
     );
 }
 

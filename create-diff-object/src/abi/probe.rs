@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use object::{Object, ObjectSymbol};
 
@@ -179,7 +180,6 @@ pub fn evaluate(
             xen.display()
         )));
     };
-    let scratch = Scratch::new()?;
     let mut source = String::from("/* type-size probe */\n");
     for inc in includes {
         source.push_str(&format!("#include <{inc}>\n"));
@@ -188,9 +188,40 @@ pub fn evaluate(
         // +1 so that a zero value still gives a symbol with a size.
         source.push_str(&format!("char {SYMBOL_PREFIX}{key}[({expr}) + 1];\n"));
     }
+    // Callers ask the same questions per object (and from several threads):
+    // compile each probe once per process.
+    type Cache =
+        Mutex<HashMap<(PathBuf, Vec<String>, String), Result<HashMap<String, u64>, String>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let key = (xen.clone(), command.clone(), source.clone());
+    let cache = CACHE.get_or_init(Cache::default);
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return hit.map_err(Error::Unsupported);
+    }
+    let result = compile_probe(&xen, compiler, args, &source, exprs);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(
+            key,
+            result
+                .as_ref()
+                .map(Clone::clone)
+                .map_err(ToString::to_string),
+        );
+    }
+    result
+}
+
+fn compile_probe(
+    xen: &Path,
+    compiler: &str,
+    args: &[String],
+    source: &str,
+    exprs: &[(&str, &str)],
+) -> Result<HashMap<String, u64>, Error> {
+    let scratch = Scratch::new()?;
     let src = scratch.0.join("probe.c");
     let obj = scratch.0.join("probe.o");
-    std::fs::write(&src, &source).map_err(|source| Error::Io {
+    std::fs::write(&src, source).map_err(|source| Error::Io {
         path: src.clone(),
         source,
     })?;
@@ -201,7 +232,7 @@ pub fn evaluate(
         .arg(&src)
         .arg("-o")
         .arg(&obj)
-        .current_dir(&xen)
+        .current_dir(xen)
         .output()
         .map_err(|source| Error::Io {
             path: PathBuf::from(compiler),

@@ -1,6 +1,6 @@
 /* A function-scope static keeps its state: the changed function refers to
  * the running Xen's variable by its original name (file#calls.N), even
- * though a new static before it renumbers it in the patched build. */
+ * though a new static of the same name renumbers it in the patched build. */
 int bump(int x)
 {
     static int calls;

@@ -691,6 +691,11 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                     f.fail(format!(
                         "{at}: new_addr is 0 (NOP-out) but old_size {old_size} is less than new_size {new_size}"
                     ));
+                } else if let Some(a) = old_xen {
+                    f.check();
+                    if let Some(why) = splits_return_jump(cx, a, new_size) {
+                        f.fail(format!("{at}: NOP-out of {new_size} bytes {why}"));
+                    }
                 }
             }
             Some(v) => {
@@ -750,6 +755,35 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
             );
         }
     }
+}
+
+/// Whether NOPs over `[addr, addr+len)` would end inside the 5-byte
+/// `jmp __x86_return_thunk` that ends every function of a Xen built with
+/// return thunks: the jump's remaining bytes would then run as garbage
+/// (the loader accepts this; the hypervisor crashes when the function runs).
+fn splits_return_jump(cx: &Context<'_, '_>, addr: u64, len: u64) -> Option<String> {
+    let thunk = cx.xen.resolve_runtime_name("__x86_return_thunk")?.addr;
+    let func = cx
+        .xen
+        .symbols()
+        .iter()
+        .filter(|s| s.kind == create_diff_object::xensyms::SymKind::Func && s.size >= 5)
+        .find(|s| s.addr <= addr && addr < s.addr.saturating_add(s.size))?;
+    let end = func.addr + func.size;
+    let jmp = end - 5;
+    let bytes = cx.image.read(jmp, 5)?;
+    let rel = i32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    let is_return_jump = bytes[0] == 0xe9 && end.wrapping_add(rel as i64 as u64) == thunk;
+    let nop_end = addr.saturating_add(len);
+    (is_return_jump && nop_end > jmp && nop_end < end).then(|| {
+        format!(
+            "ends inside the final jmp __x86_return_thunk of {} (bytes {}..{}): its last {} byte(s) would run as code",
+            cx.xen.runtime_name(func),
+            jmp - func.addr,
+            func.size,
+            end - nop_end
+        )
+    })
 }
 
 /// `livepatch_verify_expectation_fn`, against xen-syms's bytes.

@@ -43,6 +43,7 @@ const CFLAGS: &[&str] = &[
     "-fdata-sections",
     "-fno-common",
     "-fno-stack-protector",
+    "-mfunction-return=thunk-extern",
 ];
 
 fn compile(src: &Path, out: &Path, debug: bool) {

@@ -1,0 +1,279 @@
+//! The tree a patched build runs in.
+//!
+//! Copying the whole built base for every patch costs about a second, most
+//! of the warm path. So each cache entry keeps one working copy next to
+//! its pristine tree: a patched build locks it, applies the patch,
+//! compiles, and afterwards every file whose type, size or mtime differs
+//! from the pristine tree is copied back (with its mtime, so make sees the
+//! base as up to date) and every file the build added is removed. A
+//! marker written before the first change and removed after the restore
+//! makes a copy left dirty by a killed run be thrown away and re-made.
+//! When another run holds the lock, the build uses a private copy instead.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::build::BaseBuild;
+use crate::progress::Log;
+use crate::{tree, Error};
+
+/// A working tree, shared (in the cache entry) or private (in the output directory).
+pub struct WorkTree {
+    /// Top of the tree (holds `xen/`).
+    pub path: PathBuf,
+    pristine: PathBuf,
+    shared: Option<Shared>,
+}
+
+impl Drop for WorkTree {
+    /// Not released (a panic): free the lock, leave the copy marked dirty.
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            let _ = fs::remove_dir_all(&shared.lock);
+        }
+    }
+}
+
+struct Shared {
+    lock: PathBuf,
+    dirty: PathBuf,
+}
+
+impl WorkTree {
+    /// The cache entry's working copy when free, else a private copy in `private_dir`.
+    pub fn acquire(base: &BaseBuild, private_dir: &Path, log: &Log) -> Result<WorkTree, Error> {
+        let entry = base.tree.parent().unwrap_or(&base.tree).to_path_buf();
+        let lock = entry.join("work.lock");
+        if take_lock(&lock) {
+            let path = entry.join("work");
+            let dirty = entry.join("work.dirty");
+            let usable = path.join("xen").is_dir() && !dirty.exists();
+            let result = if usable {
+                log.line(&format!("reusing the working copy {}", path.display()));
+                Ok(())
+            } else {
+                (|| {
+                    if path.exists() {
+                        log.line(&format!("re-making the working copy {}", path.display()));
+                        fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+                    }
+                    let _ = fs::remove_file(&dirty);
+                    tree::copy_tree(&base.tree, &path, log)
+                })()
+            };
+            if let Err(e) = result {
+                let _ = fs::remove_dir_all(&lock);
+                return Err(e);
+            }
+            if let Err(e) = fs::write(&dirty, b"") {
+                let _ = fs::remove_dir_all(&lock);
+                return Err(Error::io(&dirty, e));
+            }
+            return Ok(WorkTree {
+                path,
+                pristine: base.tree.clone(),
+                shared: Some(Shared { lock, dirty }),
+            });
+        }
+        log.line("the cache's working copy is in use by another run: using a private copy");
+        if private_dir.exists() {
+            fs::remove_dir_all(private_dir).map_err(|e| Error::io(private_dir, e))?;
+        }
+        fs::create_dir_all(private_dir).map_err(|e| Error::io(private_dir, e))?;
+        let path = private_dir.join("tree");
+        tree::copy_tree(&base.tree, &path, log)?;
+        Ok(WorkTree {
+            path,
+            pristine: base.tree.clone(),
+            shared: None,
+        })
+    }
+
+    /// True when this is the cache entry's shared copy.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Put the tree back to the base state (shared) or delete it (private,
+    /// unless `keep`). Returns how many files were restored.
+    pub fn release(mut self, keep: bool, log: &Log) -> Result<usize, Error> {
+        let Some(shared) = self.shared.take() else {
+            if !keep {
+                let _ = fs::remove_dir_all(&self.path);
+            }
+            return Ok(0);
+        };
+        let restored = restore(&self.pristine, &self.path);
+        if let Ok(n) = &restored {
+            log.line(&format!("working copy restored ({n} file(s))"));
+            // Only a complete restore makes the copy reusable.
+            let _ = fs::remove_file(&shared.dirty);
+        }
+        let _ = fs::remove_dir_all(&shared.lock);
+        restored
+    }
+}
+
+/// `mkdir` as an atomic lock holding the owner's pid; a lock whose owner
+/// is gone (killed) is taken over.
+fn take_lock(lock: &Path) -> bool {
+    let pid_file = lock.join("pid");
+    for _ in 0..2 {
+        if fs::create_dir(lock).is_ok() {
+            let _ = fs::write(&pid_file, std::process::id().to_string());
+            return true;
+        }
+        let owner = fs::read_to_string(&pid_file).unwrap_or_default();
+        let owner = owner.trim();
+        let alive = !owner.is_empty() && Path::new("/proc").join(owner).exists();
+        if alive || owner.is_empty() && lock_is_fresh(lock) {
+            return false;
+        }
+        let _ = fs::remove_dir_all(lock);
+    }
+    false
+}
+
+/// A lock directory without a pid yet: its owner may be writing it.
+fn lock_is_fresh(lock: &Path) -> bool {
+    fs::metadata(lock)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age.as_secs() < 5)
+}
+
+#[derive(PartialEq, Eq)]
+enum Kind {
+    File,
+    Link,
+    Dir,
+}
+
+/// What identifies a file for the restore: type, size and mtime.
+#[derive(PartialEq, Eq)]
+struct Stamp {
+    kind: Kind,
+    len: u64,
+    mtime: Option<SystemTime>,
+}
+
+fn stamps(top: &Path) -> Result<BTreeMap<PathBuf, Stamp>, Error> {
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(top).follow_links(false) {
+        let e = e.map_err(|e| Error::io(top, std::io::Error::other(e.to_string())))?;
+        let Ok(rel) = e.path().strip_prefix(top) else {
+            continue;
+        };
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let meta = fs::symlink_metadata(e.path()).map_err(|err| Error::io(e.path(), err))?;
+        let kind = if meta.file_type().is_symlink() {
+            Kind::Link
+        } else if meta.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::File
+        };
+        let (len, mtime) = match kind {
+            Kind::Dir => (0, None),
+            _ => (meta.len(), meta.modified().ok()),
+        };
+        out.insert(rel.to_path_buf(), Stamp { kind, len, mtime });
+    }
+    Ok(out)
+}
+
+/// Make `work` equal to `pristine` again (file contents, modes, mtimes).
+fn restore(pristine: &Path, work: &Path) -> Result<usize, Error> {
+    let want = stamps(pristine)?;
+    let have = stamps(work)?;
+    let mut n = 0;
+    // Files and links the build added or replaced: remove them (deepest first).
+    for (rel, stamp) in have.iter().rev() {
+        match want.get(rel) {
+            Some(w) if w == stamp => {}
+            Some(w) if w.kind == Kind::Dir && stamp.kind == Kind::Dir => {}
+            _ => {
+                let p = work.join(rel);
+                let r = if stamp.kind == Kind::Dir {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+                if let Err(e) = r {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(Error::io(&p, e));
+                    }
+                }
+            }
+        }
+    }
+    // Then put back what is missing, parents first.
+    for (rel, stamp) in &want {
+        let dst = work.join(rel);
+        if fs::symlink_metadata(&dst).is_ok() {
+            continue;
+        }
+        let src = pristine.join(rel);
+        match stamp.kind {
+            Kind::Dir => fs::create_dir_all(&dst).map_err(|e| Error::io(&dst, e))?,
+            Kind::Link => {
+                let target = fs::read_link(&src).map_err(|e| Error::io(&src, e))?;
+                std::os::unix::fs::symlink(&target, &dst).map_err(|e| Error::io(&dst, e))?;
+            }
+            Kind::File => {
+                fs::copy(&src, &dst).map_err(|e| Error::io(&dst, e))?;
+                if let Some(mtime) = stamp.mtime {
+                    let f = fs::File::options()
+                        .write(true)
+                        .open(&dst)
+                        .map_err(|e| Error::io(&dst, e))?;
+                    f.set_modified(mtime).map_err(|e| Error::io(&dst, e))?;
+                }
+            }
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_undoes_edits_additions_and_deletions() {
+        let dir = tempfile::tempdir().unwrap();
+        let pristine = dir.path().join("p");
+        fs::create_dir_all(pristine.join("a/b")).unwrap();
+        fs::write(pristine.join("a/b/f.c"), "one").unwrap();
+        fs::write(pristine.join("a/g.o"), "obj").unwrap();
+        std::os::unix::fs::symlink("b/f.c", pristine.join("a/link.c")).unwrap();
+        let work = dir.path().join("w");
+        assert!(std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&pristine)
+            .arg(&work)
+            .status()
+            .unwrap()
+            .success());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(work.join("a/b/f.c"), "two").unwrap();
+        fs::remove_file(work.join("a/g.o")).unwrap();
+        fs::create_dir_all(work.join("new/dir")).unwrap();
+        fs::write(work.join("new/dir/x.o"), "x").unwrap();
+        fs::write(work.join("a/extra.o"), "x").unwrap();
+        assert_eq!(restore(&pristine, &work).unwrap(), 2);
+        assert_eq!(fs::read_to_string(work.join("a/b/f.c")).unwrap(), "one");
+        assert_eq!(fs::read_to_string(work.join("a/g.o")).unwrap(), "obj");
+        assert!(!work.join("new").exists());
+        assert!(!work.join("a/extra.o").exists());
+        let m = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
+        assert_eq!(m(&work.join("a/b/f.c")), m(&pristine.join("a/b/f.c")));
+        assert!(stamps(&pristine).unwrap() == stamps(&work).unwrap());
+    }
+}
