@@ -9,7 +9,9 @@
 use crate::model::{Object, Place, Reloc, Section, SectionId, Status, SymKind, SymbolId, Twins};
 use crate::read::target_offset;
 
-/// Status of each element of the patched object, indexed by id.
+/// Status of each element of the patched object, indexed by id (the
+/// vectors are sized to the patched object in `compare`, and only that
+/// object's ids index them).
 #[derive(Debug, Default)]
 pub struct Comparison {
     pub sections: Vec<Status>,
@@ -175,6 +177,7 @@ impl Ctx<'_, '_> {
         if orel.len() != prel.len() {
             return Some(format!("{} relocations -> {}", orel.len(), prel.len()));
         }
+        // `relocs_in` returns offsets at or after the start: no underflow.
         for (o, p) in orel.iter().zip(prel) {
             if o.offset - ostart != p.offset - pstart || o.r_type != p.r_type {
                 return Some(format!("relocation at +{:#x} differs", p.offset - pstart));
@@ -198,10 +201,14 @@ impl Ctx<'_, '_> {
     /// may share the call between several such sites). A patch that moves
     /// code shifts them without changing what the code does.
     fn only_line_numbers(&self, ps: &Section<'_>, pstart: u64, ob: &[u8], pb: &[u8]) -> bool {
+        if ob.len() != pb.len() {
+            return false;
+        }
+        let len = ob.len();
         let mut i = 0;
         let mut delta = None;
         let mut near_file = false;
-        while i < ob.len().min(pb.len()) {
+        while i < len {
             if ob[i] == pb[i] {
                 i += 1;
                 continue;
@@ -209,12 +216,13 @@ impl Ctx<'_, '_> {
             // The run of differing bytes must sit in one imm32 of `mov $imm32, %r32`.
             let Some(imm) = (i.saturating_sub(3)..=i).find(|&s| {
                 s >= 1
-                    && s + 4 <= ob.len()
+                    && s + 4 <= len
                     && (0xb8..=0xbf).contains(&ob[s - 1])
                     && ob[s - 1] == pb[s - 1]
             }) else {
                 return false;
             };
+            // `imm + 4 <= len` by the search above.
             let read = |b: &[u8]| u32::from_le_bytes([b[imm], b[imm + 1], b[imm + 2], b[imm + 3]]);
             let (old, new) = (read(ob), read(pb));
             if !(1..=1_000_000).contains(&old) || !(1..=1_000_000).contains(&new) {
@@ -224,9 +232,9 @@ impl Ctx<'_, '_> {
             if *delta.get_or_insert(d) != d {
                 return false;
             }
-            let at = pstart + imm as u64;
+            let at = pstart.saturating_add(imm as u64);
             near_file |= ps
-                .relocs_in(at.saturating_sub(32), at + 40)
+                .relocs_in(at.saturating_sub(32), at.saturating_add(40))
                 .iter()
                 .any(|r| self.is_file_name_ref(r));
             i = imm + 4;

@@ -182,7 +182,9 @@ impl<'a, 'd> Includer<'a, 'd> {
         }
     }
 
-    /// Roots and data refusals.
+    /// Roots and data refusals. Sizes the plan's per-section and
+    /// per-symbol vectors to the patched object, so the passes after this
+    /// one index them with the patched object's ids.
     pub fn roots(&self, plan: &mut Plan) {
         let p = self.patched;
         plan.sections = vec![None; p.sections.len()];
@@ -379,13 +381,17 @@ impl<'a, 'd> Includer<'a, 'd> {
             let todo: Vec<SectionId> = self
                 .patched
                 .section_ids()
-                .filter(|&id| plan.is_included(id) && !plan.scanned[id.index()])
+                .filter(|&id| {
+                    plan.is_included(id) && !plan.scanned.get(id.index()).copied().unwrap_or(true)
+                })
                 .collect();
             if todo.is_empty() {
                 return Ok(grew);
             }
             for id in todo {
-                plan.scanned[id.index()] = true;
+                if let Some(done) = plan.scanned.get_mut(id.index()) {
+                    *done = true;
+                }
                 let relocs = &self.patched.section(id).relocs;
                 for r in relocs {
                     grew |= self.follow(plan, id, r, resolver)?;
@@ -481,8 +487,8 @@ impl<'a, 'd> Includer<'a, 'd> {
                     Status::New => format!("new, used by {}", who()),
                     _ => format!("changed, used by {}", who()),
                 };
-                if plan.symbol_why[r.symbol.index()].is_none() {
-                    plan.symbol_why[r.symbol.index()] = Some(why.clone());
+                if let Some(slot @ None) = plan.symbol_why.get_mut(r.symbol.index()) {
+                    *slot = Some(why.clone());
                 }
                 Ok(plan.include(ts, format!("holds {} ({why})", t.name)))
             }

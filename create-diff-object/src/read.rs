@@ -12,6 +12,14 @@ use crate::model::{Binding, Object, Place, Reloc, Section, SectionId, SymKind, S
 
 type Header = elf::FileHeader64<LE>;
 
+/// x86-64 large common symbols (`SHN_X86_64_LCOMMON`, not in `object::elf`).
+const SHN_X86_64_LCOMMON: u16 = 0xff02;
+
+/// Largest section alignment accepted. Xen's objects align to pages at
+/// most (stacks to their 32 KiB size); the writer pads to the alignment,
+/// so a hostile value would make it write gigabytes or overflow.
+const MAX_ALIGN: u64 = 1 << 21;
+
 /// The header fields two inputs must agree on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderKey {
@@ -68,6 +76,7 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
         return Err(malformed(path, "no symbol table"));
     }
     let nsections = table.len();
+    let symtab_index = symtab.section().0;
 
     let mut sections = Vec::with_capacity(nsections);
     for (index, sh) in table.iter().enumerate() {
@@ -77,7 +86,9 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
         let name = std::str::from_utf8(name)
             .map_err(|_| malformed(path, format!("section {index}: name is not UTF-8")))?;
         let sh_type = sh.sh_type(endian);
-        let data_bytes: &[u8] = if sh_type == elf::SHT_NOBITS || sh_type == elf::SHT_NULL {
+        // Only section 0 may be a placeholder; any other section's size
+        // is its data's (NOBITS aside), so later passes can trust `size`.
+        let data_bytes: &[u8] = if sh_type == elf::SHT_NOBITS || index == 0 {
             &[]
         } else {
             sh.data(endian, data)
@@ -88,6 +99,12 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
             return Err(malformed(
                 path,
                 format!("section {name}: alignment {align} is not a power of two"),
+            ));
+        }
+        if align > MAX_ALIGN {
+            return Err(malformed(
+                path,
+                format!("section {name}: alignment {align:#x} is larger than {MAX_ALIGN:#x}"),
             ));
         }
         sections.push(Section {
@@ -126,23 +143,50 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
             elf::STB_WEAK => Binding::Weak,
             _ => Binding::Global,
         };
+        // Section symbols and the like have no name: messages use the index.
+        let what = if name.is_empty() {
+            format!("symbol #{index}")
+        } else {
+            format!("symbol {name} (#{index})")
+        };
         let shndx = symtab
             .symbol_section(endian, sym, object::SymbolIndex(index))
-            .map_err(|e| malformed(path, format!("symbol {name}: {e}")))?;
+            .map_err(|e| malformed(path, format!("{what}: {e}")))?;
         let place = match shndx {
             Some(s) => {
-                if s.0 >= nsections {
+                let Some(sec) = sections.get(s.0) else {
                     return Err(malformed(
                         path,
-                        format!("symbol {name}: section index {} out of range", s.0),
+                        format!("{what}: section index {} out of range", s.0),
+                    ));
+                };
+                // Later passes read a symbol's bytes and relocations by its
+                // range; one reaching past its section is not from an assembler.
+                let end = sym.st_value(endian).checked_add(sym.st_size(endian));
+                if !matches!(end, Some(end) if end <= sec.size) {
+                    return Err(malformed(
+                        path,
+                        format!(
+                            "{what}: value {:#x} size {:#x} reaches past the end of section {} ({:#x} bytes)",
+                            sym.st_value(endian),
+                            sym.st_size(endian),
+                            sec.name,
+                            sec.size
+                        ),
                     ));
                 }
                 Place::Section(SectionId(s.0 as u32))
             }
             None => match sym.st_shndx(endian) {
+                elf::SHN_UNDEF | elf::SHN_XINDEX => Place::Undefined,
                 elf::SHN_ABS => Place::Absolute,
-                elf::SHN_COMMON => Place::Common,
-                _ => Place::Undefined,
+                elf::SHN_COMMON | SHN_X86_64_LCOMMON => Place::Common,
+                other => {
+                    return Err(malformed(
+                        path,
+                        format!("{what}: reserved section index {other:#x}"),
+                    ))
+                }
             },
         };
         if kind == SymKind::File && file_name.is_none() && !name.is_empty() {
@@ -159,7 +203,7 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
         });
     }
 
-    // Index symbols by section.
+    // Index symbols by section (`Place::Section` ids were range-checked above).
     for (index, sym) in symbols.iter().enumerate() {
         let Place::Section(sec) = sym.place else {
             continue;
@@ -188,26 +232,36 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
 
     // Relocations.
     for (index, sh) in table.iter().enumerate() {
+        // `sections` holds one entry per header of `table`, in order.
+        let rela_name = sections[index].name;
         match sh.sh_type(endian) {
             elf::SHT_RELA => {}
             elf::SHT_REL => {
                 return Err(malformed(
                     path,
-                    format!(
-                        "section {}: REL relocations are not used on x86-64",
-                        sections[index].name
-                    ),
+                    format!("section {rela_name}: REL relocations are not used on x86-64"),
                 ))
             }
             _ => continue,
         }
+        let link = sh.sh_link(endian) as usize;
+        if link != symtab_index {
+            return Err(malformed(
+                path,
+                format!(
+                    "section {}: symbol table link {link} is not the symbol table (section {symtab_index})",
+                    rela_name
+                ),
+            ));
+        }
         let target = sh.sh_info(endian) as usize;
+        // Checked here, so `sections[target]` below cannot fail.
         if target == 0 || target >= nsections {
             return Err(malformed(
                 path,
                 format!(
                     "section {}: relocated section index {target} out of range",
-                    sections[index].name
+                    rela_name
                 ),
             ));
         }
@@ -216,12 +270,14 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
         if !sections[target].is_alloc() {
             continue;
         }
-        let relas: &[elf::Rela64<LE>] = sh.data_as_array(endian, data).map_err(|_| {
-            malformed(
-                path,
-                format!("section {}: bad relocation data", sections[index].name),
-            )
-        })?;
+        let relas: &[elf::Rela64<LE>] = sh
+            .data_as_array(endian, data)
+            .map_err(|_| {
+                malformed(
+                    path,
+                    format!("section {rela_name}: relocation entries outside the file, or size not a multiple of 24"),
+                )
+            })?;
         let target_size = sections[target].size;
         let mut relocs = Vec::with_capacity(relas.len());
         for rela in relas {
@@ -230,24 +286,27 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
                 return Err(malformed(
                     path,
                     format!(
-                        "section {}: relocation symbol {sym} out of range",
-                        sections[index].name
+                        "section {rela_name}: relocation at offset {:#x} refers to symbol {sym}, but the symbol table has {}",
+                        rela.r_offset(endian),
+                        symbols.len()
                     ),
                 ));
             }
             let offset = rela.r_offset(endian);
-            if offset >= target_size {
+            let r_type = rela.r_type(endian, false);
+            let end = offset.checked_add(field_size(r_type).max(1));
+            if !matches!(end, Some(end) if end <= target_size) {
                 return Err(malformed(
                     path,
                     format!(
-                        "section {}: relocation offset {offset:#x} outside {}",
-                        sections[index].name, sections[target].name
+                        "section {}: relocation (type {r_type}) at offset {offset:#x} reaches past the end of {} ({target_size:#x} bytes)",
+                        rela_name, sections[target].name
                     ),
                 ));
             }
             relocs.push(Reloc {
                 offset,
-                r_type: rela.r_type(endian, false),
+                r_type,
                 symbol: SymbolId(sym),
                 addend: rela.r_addend(endian),
             });
@@ -272,6 +331,38 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
     };
     retarget_section_relocs(&mut obj);
     Ok((obj, key))
+}
+
+/// Bytes of the field a relocation type writes (0 when unknown: the
+/// offset alone is checked).
+pub fn field_size(r_type: u32) -> u64 {
+    match r_type {
+        elf::R_X86_64_64
+        | elf::R_X86_64_PC64
+        | elf::R_X86_64_GOTOFF64
+        | elf::R_X86_64_GOTPC64
+        | elf::R_X86_64_SIZE64
+        | elf::R_X86_64_DTPOFF64
+        | elf::R_X86_64_TPOFF64 => 8,
+        elf::R_X86_64_PC32
+        | elf::R_X86_64_PLT32
+        | elf::R_X86_64_32
+        | elf::R_X86_64_32S
+        | elf::R_X86_64_GOTPCREL
+        | elf::R_X86_64_GOTPCRELX
+        | elf::R_X86_64_REX_GOTPCRELX
+        | elf::R_X86_64_GOTPC32
+        | elf::R_X86_64_GOT32
+        | elf::R_X86_64_SIZE32
+        | elf::R_X86_64_TLSGD
+        | elf::R_X86_64_TLSLD
+        | elf::R_X86_64_DTPOFF32
+        | elf::R_X86_64_GOTTPOFF
+        | elf::R_X86_64_TPOFF32 => 4,
+        elf::R_X86_64_16 | elf::R_X86_64_PC16 => 2,
+        elf::R_X86_64_8 | elf::R_X86_64_PC8 => 1,
+        _ => 0,
+    }
 }
 
 /// Whether a relocation type is PC-relative (its addend includes the

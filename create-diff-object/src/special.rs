@@ -28,7 +28,7 @@ pub fn entry_size(name: &str, sizes: &SpecialSizes) -> Option<u64> {
         ".ex_table" => Some(sizes.ex_table),
         ".altinstructions" => Some(sizes.alt_instr),
         // Assertion frames carry two more words (the message).
-        ".bug_frames.3" => Some(sizes.bug_frame + 8),
+        ".bug_frames.3" => sizes.bug_frame.checked_add(8),
         n if n.starts_with(".bug_frames.") => Some(sizes.bug_frame),
         _ => None,
     }
@@ -50,6 +50,17 @@ pub fn select(
                 continue;
             }
             let sec = p.section(id);
+            if sec.is_nobits() {
+                // Entries are read from the file; a zero-filled table has none
+                // (and its claimed size could be anything).
+                return Err(Error::Malformed {
+                    path: p.path.clone(),
+                    what: format!(
+                        "section {}: special table without contents (SHT_NOBITS)",
+                        sec.name
+                    ),
+                });
+            }
             let size = entry_size(sec.name, sizes).unwrap_or(0);
             if sec.size.checked_rem(size) != Some(0) {
                 return Err(Error::Unsupported(format!(
@@ -70,7 +81,9 @@ pub fn select(
                 kept: 0,
                 total,
             };
+            // Not NOBITS, so `read` made `size` the data's length: bounded by the file.
             for i in 0..sec.size / size {
+                // `start + size <= sec.size`: no overflow.
                 let start = i * size;
                 let relocs = sec.relocs_in(start, start + size);
                 let Some(first) = relocs.first() else {
@@ -82,6 +95,7 @@ pub fn select(
                 let base = out.data.len() as u64;
                 out.data.extend_from_slice(sec.bytes(start, size));
                 out.data.resize((base + size) as usize, 0);
+                // `relocs_in` gives offsets in `[start, start + size)`.
                 for r in relocs {
                     out.relocs.push(Reloc {
                         offset: r.offset - start + base,

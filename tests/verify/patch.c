@@ -46,7 +46,7 @@ struct livepatch_func __attribute__((section(".livepatch.funcs"))) fixture_func 
     .new_addr = fixture_hello,
     .old_addr = 0,
     .new_size = 16,
-    .old_size = 8,
+    .old_size = 16, /* endbr64, lea, jmp __x86_return_thunk */
 };
 
 void (*fixture_load_ptr)(void) __attribute__((section(".livepatch.hooks.load"))) = fixture_load_hook;

@@ -32,6 +32,6 @@ struct livepatch_func __attribute__((section(".livepatch.funcs"))) stacked_func 
     .version = 2,
     .name = stacked_name,
     .new_addr = stacked_b_entry,
-    .old_size = 8,
+    .old_size = 9, /* endbr64 + the 5-byte jump */
     .new_size = 8,
 };

@@ -41,7 +41,10 @@ struct bug_frame bug_layout;
 struct exception_table_entry ex_layout;
 struct alt_instr alt_layout;
 
-/* Built with -mfunction-return=thunk-extern, as Xen: every function ends in a jump here. */
+/*
+ * Built as Xen is, with -mfunction-return=thunk-extern (every function ends
+ * in a jump here) and -fcf-protection=branch (functions start with endbr64).
+ */
 asm(".pushsection .text.__x86_return_thunk, \"ax\", @progbits\n"
     ".globl __x86_return_thunk\n"
     ".hidden __x86_return_thunk\n"

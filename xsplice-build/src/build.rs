@@ -467,20 +467,19 @@ impl DepIndex {
         let mut idx = DepIndex::default();
         for e in walkdir::WalkDir::new(xen_dir).into_iter().flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if !e.file_type().is_file() || !name.starts_with('.') {
+            let Some(stem) = name.strip_prefix('.').filter(|_| e.file_type().is_file()) else {
                 continue;
-            }
+            };
             let Some(rel_dir) = e.path().parent().and_then(|p| p.strip_prefix(xen_dir).ok()) else {
                 continue;
             };
-            let target = if let Some(t) = name.strip_suffix(".cmd") {
-                t[1..].to_string()
-            } else if let Some(t) = name.strip_suffix(".d") {
-                t[1..].to_string()
-            } else {
+            let Some(target) = stem
+                .strip_suffix(".cmd")
+                .or_else(|| stem.strip_suffix(".d"))
+            else {
                 continue;
             };
-            let target = rel_dir.join(&target).to_string_lossy().to_string();
+            let target = rel_dir.join(target).to_string_lossy().to_string();
             let Ok(text) = fs::read_to_string(e.path()) else {
                 continue;
             };
@@ -570,6 +569,14 @@ impl DepIndex {
                 break;
             }
             objs.extend(extra);
+        }
+        // Anything else built from affected objects (a boot .bin, say) is
+        // make's business.
+        for (target, deps) in &self.targets {
+            let aggregate = target.ends_with(".o") || target.ends_with(".a");
+            if !aggregate && deps.iter().any(|d| objs.contains(d)) {
+                return Err(format!("{target} is built from an affected object"));
+            }
         }
         objs.remove("arch/x86/efi/check.o");
         Ok(objs.into_iter().collect())

@@ -128,7 +128,8 @@ impl Progress {
         if let Some(log) = log {
             log.line(&format!("== {line}"));
         }
-        if !self.quiet {
+        // A failed stage says nothing here: the error is the one line the user sees.
+        if !self.quiet && result.is_ok() {
             eprintln!("xsplice-build: {line}");
         }
         result.map(|(v, _)| v)

@@ -89,8 +89,28 @@ pub fn touched_files(patch: &[u8]) -> Result<Vec<Touched>, Error> {
     let text = String::from_utf8_lossy(patch);
     let mut out: Vec<Touched> = Vec::new();
     let mut old: Option<String> = None;
+    let add = |out: &mut Vec<Touched>, path: &str, touch: Touch| -> Result<(), Error> {
+        let Some(rel) = strip_one(path) else {
+            return Err(Error::Input(format!(
+                "patch: file name {path:?} has no leading directory to strip (the patch must apply with -p1)"
+            )));
+        };
+        if !out.iter().any(|t| t.path == rel) {
+            out.push(Touched { path: rel, touch });
+        }
+        Ok(())
+    };
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("--- ") {
+        // git renames and copies may carry no ---/+++ headers.
+        if let Some(rest) = line.strip_prefix("diff --git ") {
+            if let Some((a, b)) = rest.split_once(" b/") {
+                let b = format!("b/{b}");
+                if a.strip_prefix("a/") != b.strip_prefix("b/") {
+                    add(&mut out, a, Touch::Deleted)?;
+                    add(&mut out, &b, Touch::Created)?;
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix("--- ") {
             old = Some(header_path(rest));
         } else if let Some(rest) = line.strip_prefix("+++ ") {
             let new = header_path(rest);
@@ -99,14 +119,7 @@ pub fn touched_files(patch: &[u8]) -> Result<Vec<Touched>, Error> {
                 Some(o) if new == "/dev/null" => (o, Touch::Deleted),
                 _ => (new, Touch::Modified),
             };
-            let Some(rel) = strip_one(&path) else {
-                return Err(Error::Input(format!(
-                    "patch: file name {path:?} has no leading directory to strip (the patch must apply with -p1)"
-                )));
-            };
-            if !out.iter().any(|t| t.path == rel) {
-                out.push(Touched { path: rel, touch });
-            }
+            add(&mut out, &path, touch)?;
         }
     }
     if out.is_empty() {
@@ -161,6 +174,8 @@ pub fn patch_dry_run(dir: &Path, patch: &Path) -> Result<(), Error> {
 
 /// The `patch` invocation used for both the dry run and the real application.
 pub fn patch_command(dir: &Path, patch: &Path) -> Command {
+    // patch reads -i relative to -d.
+    let patch = std::path::absolute(patch).unwrap_or_else(|_| patch.to_path_buf());
     let mut cmd = Command::new("patch");
     cmd.arg("-d")
         .arg(dir)
@@ -174,7 +189,7 @@ pub fn patch_command(dir: &Path, patch: &Path) -> Command {
             "-",
         ])
         .arg("-i")
-        .arg(patch);
+        .arg(&patch);
     cmd
 }
 
@@ -404,6 +419,23 @@ mod tests {
         );
         assert!(touched_files(b"--- a/../etc/passwd\n+++ b/../etc/passwd\n").is_err());
         assert!(touched_files(b"hello\n").is_err());
+        let rename = b"diff --git a/xen/common/a.c b/xen/common/b.c\nsimilarity index 100%\n\
+rename from xen/common/a.c\nrename to xen/common/b.c\n";
+        let t = touched_files(rename).unwrap();
+        assert_eq!(
+            t[0],
+            Touched {
+                path: "xen/common/a.c".into(),
+                touch: Touch::Deleted
+            }
+        );
+        assert_eq!(
+            t[1],
+            Touched {
+                path: "xen/common/b.c".into(),
+                touch: Touch::Created
+            }
+        );
     }
 
     #[test]

@@ -148,6 +148,28 @@ const NEW_FILE_PATCH: &str = "--- a/xen/Makefile
  }
 ";
 
+const HOOK_PATCH: &str = "--- a/xen/common/sched.c
++++ b/xen/common/sched.c
+@@ -1,6 +1,16 @@
+ #include <xen/lib.h>
+ 
++typedef void livepatch_loadcall_t(void);
++
++static void sched_fixup(void)
++{
++    next_counter();
++}
++
++livepatch_loadcall_t *__attribute__((weak)) const livepatch_load_data_sched_fixup
++    __attribute__((__section__(\".livepatch.hooks.load\"))) = sched_fixup;
++
+ int sched_pick(int cpu)
+ {
+-    return (cpu * 7) % 5;
++    return (cpu * 11) % 5;
+ }
+";
+
 /// A scratch area: a private copy of tests/xenlike, patches, output and cache dirs.
 struct Scratch {
     dir: tempfile::TempDir,
@@ -394,7 +416,18 @@ fn patch_that_does_not_apply_fails_before_any_work() {
     let bad = KERNEL_PATCH.replace("v * 3 + 1", "v * 4 + 1");
     let patch = s.patch("bad", &bad);
     let out = s.out("bad");
-    let o = s.run(&patch, &out, &[]);
+    // Without -q: the error must still be the only line.
+    let o = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
+        .arg("-s")
+        .arg(s.src())
+        .arg("-p")
+        .arg(&patch)
+        .arg("-o")
+        .arg(&out)
+        .arg("--cache-dir")
+        .arg(s.cache())
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("does not apply"), "{stderr}");
@@ -941,4 +974,245 @@ fn strip_keeps_only_what_relocations_need() {
         file.section_by_name(".livepatch.funcs").unwrap().size(),
         104
     );
+}
+
+#[test]
+fn files_outside_the_hypervisor_do_not_change_the_base() {
+    let s = Scratch::new();
+    let tool = s.src().join("tools/misc/helper.c");
+    fs::create_dir_all(tool.parent().unwrap()).unwrap();
+    fs::write(&tool, "int helper(void)\n{\n    return 1;\n}\n").unwrap();
+    let a = build_payload(&s.opts(&s.patch("a", SCHED_PATCH), &s.out("a"))).unwrap();
+    // The user edits a tool: same hypervisor sources, same cached base.
+    fs::write(&tool, "int helper(void)\n{\n    return 2;\n}\n").unwrap();
+    let patch = "\
+--- a/tools/misc/helper.c
++++ b/tools/misc/helper.c
+@@ -1,4 +1,4 @@
+ int helper(void)
+ {
+-    return 2;
++    return 3;
+ }
+";
+    let before = snapshot(&s.src());
+    let e = build_payload(&s.opts(&s.patch("tool", patch), &s.out("tool"))).unwrap_err();
+    assert_eq!(e.exit_code(), 3, "{e}");
+    assert_unchanged(&before, &s.src());
+    let entry = s.cache_entries().pop().unwrap();
+    assert_eq!(s.cache_entries().len(), 1);
+    assert!(a.xen_syms.starts_with(&entry));
+    // The working copy holds the cached version again.
+    assert_eq!(
+        fs::read(entry.join("work/tools/misc/helper.c")).unwrap(),
+        fs::read(entry.join("tree/tools/misc/helper.c")).unwrap()
+    );
+}
+
+#[test]
+fn relative_paths_are_taken_from_the_current_directory() {
+    let s = Scratch::new();
+    s.patch("rel", KERNEL_PATCH);
+    let o = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
+        .current_dir(s.dir.path())
+        .args([
+            "-q",
+            "-s",
+            "src",
+            "-p",
+            "rel.patch",
+            "-o",
+            "out",
+            "--cache-dir",
+            "cache",
+        ])
+        .args(["--json", "out.json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "out/rel.livepatch"
+    );
+    assert!(s.dir.path().join("out/rel.livepatch").is_file());
+    assert!(json(&s.dir.path().join("out.json")).contains("\"result\": \"built\""));
+}
+
+#[test]
+fn hook_data_symbols_are_stripped_and_hooks_kept() {
+    let s = Scratch::new();
+    let out = s.out("hook");
+    let r = build_payload(&s.opts(&s.patch("hook", HOOK_PATCH), &out)).unwrap();
+    // create-diff-object's output still names the hook's data...
+    let diffed = fs::read(out.join("diff/common/sched.o")).unwrap();
+    let diffed = object::File::parse(&*diffed).unwrap();
+    assert!(diffed
+        .symbols()
+        .any(|s| s.name() == Ok("livepatch_load_data_sched_fixup")));
+    // ...the payload does not, but keeps the hook pointing at the function.
+    let data = fs::read(&r.payload).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    assert!(!file
+        .symbols()
+        .any(|s| s.name().is_ok_and(|n| n.starts_with("livepatch_load_data"))));
+    let hooks = file.section_by_name(".livepatch.hooks.load").unwrap();
+    assert_eq!(hooks.size(), 8);
+    let targets: Vec<String> = hooks
+        .relocations()
+        .map(|(_, rel)| target_name(&file, rel.target()))
+        .collect();
+    assert_eq!(targets.len(), 1);
+    assert!(targets[0].ends_with("sched_fixup"), "{targets:?}");
+    assert_eq!(
+        r.functions
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
+        ["sched_pick"]
+    );
+}
+
+#[test]
+fn replace_refuses_vetoing_hooks() {
+    let s = Scratch::new();
+    let patch = HOOK_PATCH
+        .replace(
+            "typedef void livepatch_loadcall_t(void);",
+            "typedef int livepatch_precall_t(void *);",
+        )
+        .replace(
+            "static void sched_fixup(void)\n{\n    next_counter();\n}",
+            "static int sched_fixup(void *p)\n{\n    return next_counter() + (p != 0);\n}",
+        )
+        .replace("livepatch_loadcall_t", "livepatch_precall_t")
+        .replace(
+            "livepatch_load_data_sched_fixup",
+            "livepatch_preapply_data_sched_fixup",
+        )
+        .replace(".livepatch.hooks.load", ".livepatch.hooks.preapply");
+    let p = s.patch("veto", &patch);
+    // Without --replace the payload builds (the hook can veto an apply).
+    build_payload(&s.opts(&p, &s.out("veto"))).unwrap();
+    let mut opts = s.opts(&p, &s.out("veto-replace"));
+    opts.replace = true;
+    let e = build_payload(&opts).unwrap_err();
+    assert!(matches!(e, Error::Verify(_)), "{e}");
+    assert!(e.to_string().contains("REPLACE"), "{e}");
+}
+
+/// A strict JSON syntax check (the report is written by hand).
+fn check_json(text: &str) -> Result<(), String> {
+    fn ws(b: &[u8], i: &mut usize) {
+        while *i < b.len() && b" \t\r\n".contains(&b[*i]) {
+            *i += 1;
+        }
+    }
+    fn value(b: &[u8], i: &mut usize) -> Result<(), String> {
+        ws(b, i);
+        match b.get(*i) {
+            Some(b'{') | Some(b'[') => {
+                let close = if b[*i] == b'{' { b'}' } else { b']' };
+                let object = close == b'}';
+                *i += 1;
+                ws(b, i);
+                if b.get(*i) == Some(&close) {
+                    *i += 1;
+                    return Ok(());
+                }
+                loop {
+                    if object {
+                        ws(b, i);
+                        string(b, i)?;
+                        ws(b, i);
+                        if b.get(*i) != Some(&b':') {
+                            return Err(format!("expected ':' at {i}"));
+                        }
+                        *i += 1;
+                    }
+                    value(b, i)?;
+                    ws(b, i);
+                    match b.get(*i) {
+                        Some(b',') => *i += 1,
+                        Some(c) if *c == close => {
+                            *i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(format!("expected ',' or close at {i}")),
+                    }
+                }
+            }
+            Some(b'"') => string(b, i),
+            Some(_) => {
+                let start = *i;
+                while *i < b.len() && !b",]} \t\r\n".contains(&b[*i]) {
+                    *i += 1;
+                }
+                let word = std::str::from_utf8(&b[start..*i]).unwrap();
+                if ["true", "false", "null"].contains(&word) || word.parse::<f64>().is_ok() {
+                    Ok(())
+                } else {
+                    Err(format!("bad literal {word:?} at {start}"))
+                }
+            }
+            None => Err("unexpected end".into()),
+        }
+    }
+    fn string(b: &[u8], i: &mut usize) -> Result<(), String> {
+        if b.get(*i) != Some(&b'"') {
+            return Err(format!("expected string at {i}"));
+        }
+        *i += 1;
+        while let Some(c) = b.get(*i) {
+            match c {
+                b'"' => {
+                    *i += 1;
+                    return Ok(());
+                }
+                b'\\' => *i += 2,
+                c if *c < 0x20 => return Err(format!("control character at {i}")),
+                _ => *i += 1,
+            }
+        }
+        Err("unterminated string".into())
+    }
+    let b = text.as_bytes();
+    let mut i = 0;
+    value(b, &mut i)?;
+    ws(b, &mut i);
+    if i == b.len() {
+        Ok(())
+    } else {
+        Err(format!("trailing data at {i}"))
+    }
+}
+
+#[test]
+fn reports_are_valid_json_for_every_outcome() {
+    let s = Scratch::new();
+    let cases = [
+        ("built", KERNEL_PATCH),
+        ("not-patchable", DATA_PATCH),
+        ("no-change", INIT_PATCH),
+        (
+            "error",
+            "--- a/xen/common/kernel.c\n+++ b/xen/common/kernel.c\n@@ -1 +1 @@\n-nope\n+x\n",
+        ),
+    ];
+    for (result, patch) in cases {
+        let out = s.out(result);
+        let _ = build_payload(&s.opts(&s.patch(result, patch), &out));
+        let report = json(&out.with_extension("json"));
+        check_json(&report).unwrap_or_else(|e| panic!("{result}: {e}\n{report}"));
+        assert!(
+            report.contains(&format!("\"result\": \"{result}\"")),
+            "{report}"
+        );
+    }
+    assert!(check_json("{\"a\": [1, 2,]}").is_err());
+    assert!(check_json("{\"a\": \"x\ny\"}").is_err());
 }

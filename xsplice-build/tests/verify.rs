@@ -90,7 +90,7 @@ fn corrupted_fixture_payloads_fail_by_name() {
 }
 
 /// Turn the fixture's entry into a NOP-out of `new_size` bytes of
-/// xen_extra_version (`lea` of 7 bytes, then the 5-byte `jmp __x86_return_thunk`).
+/// xen_extra_version: endbr64 (4 bytes), lea (7), jmp __x86_return_thunk (5).
 fn nop_out(new_size: u32, old_size: u32) -> Vec<String> {
     let fx = fixture();
     let mut d = std::fs::read(&fx.payload).unwrap();
@@ -102,26 +102,52 @@ fn nop_out(new_size: u32, old_size: u32) -> Vec<String> {
     Verifier::new(&fx.xen_syms, &[]).unwrap().check(&d).failures
 }
 
+fn assert_one(failures: &[String], text: &str) {
+    assert!(
+        failures.len() == 1 && failures[0].contains(text),
+        "wanted {text:?}: {failures:#?}"
+    );
+}
+
 #[test]
 fn nop_out_entries() {
     // new_addr 0 replaces old code with NOPs: the 5-byte jump rule does not apply.
-    let failures = nop_out(7, 7);
+    let failures = nop_out(11, 11);
     assert!(failures.is_empty(), "{failures:#?}");
-    let failures = nop_out(7, 6);
+    assert_one(&nop_out(11, 10), "old_size 10 is less than new_size 11");
+    assert_one(&nop_out(40, 40), "new_size 40 is more than 31");
+    // Ending inside an instruction leaves its tail to run as code.
+    assert_one(
+        &nop_out(13, 16),
+        "NOP-out of 13 bytes ends inside the final jmp __x86_return_thunk of xen_extra_version (bytes 11..16)",
+    );
+    assert_one(
+        &nop_out(6, 16),
+        "NOP-out of 6 bytes ends inside the 7-byte instruction at xen_extra_version+0x4",
+    );
+    // The loader NOPs new_size - 4 bytes after the endbr64.
+    let failures = nop_out(2, 16);
     assert!(
         failures
             .iter()
-            .any(|l| l.contains("old_size 6 is less than new_size 7")),
+            .any(|l| l.contains("shorter than the endbr64 the function starts with")),
         "{failures:#?}"
     );
-    // Ending inside the final return jump leaves its tail to run as code.
-    let failures = nop_out(9, 12);
-    assert!(
-        failures.iter().any(|l| l.contains(
-            "NOP-out of 9 bytes ends inside the final jmp __x86_return_thunk of xen_extra_version"
-        )),
-        "{failures:#?}"
+}
+
+#[test]
+fn old_size_must_cover_endbr_and_jump() {
+    let fx = fixture();
+    let mut d = std::fs::read(&fx.payload).unwrap();
+    let f = section(&d, ".livepatch.funcs").offset;
+    wr32(&mut d, f + 28, 8);
+    let v = Verifier::new(&fx.xen_syms, &[]).unwrap();
+    assert_one(
+        &v.check(&d).failures,
+        "old_size 8 cannot hold the 9-byte jump after the function's endbr64",
     );
+    wr32(&mut d, f + 28, 9);
+    assert!(v.check(&d).failures.is_empty());
 }
 
 #[test]

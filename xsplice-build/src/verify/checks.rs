@@ -69,6 +69,15 @@ impl XenImage {
         })
     }
 
+    /// Up to `max` bytes at `addr` (fewer at the end of a section).
+    pub fn read_upto(&self, addr: u64, max: u64) -> Option<&[u8]> {
+        self.sections.iter().find_map(|(start, bytes)| {
+            let off = usize::try_from(addr.checked_sub(*start)?).ok()?;
+            let rest = bytes.get(off..)?;
+            (!rest.is_empty()).then(|| &rest[..rest.len().min(max as usize)])
+        })
+    }
+
     fn touches_alternative(&self, addr: u64, len: u64) -> bool {
         self.alt_sites
             .iter()
@@ -692,9 +701,24 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                         "{at}: new_addr is 0 (NOP-out) but old_size {old_size} is less than new_size {new_size}"
                     ));
                 } else if let Some(a) = old_xen {
+                    let endbr = cx
+                        .image
+                        .read(a, 4)
+                        .is_some_and(|b| b == ENDBR64 || b == ENDBR64_POISON);
                     f.check();
-                    if let Some(why) = splits_return_jump(cx, a, new_size) {
-                        f.fail(format!("{at}: NOP-out of {new_size} bytes {why}"));
+                    if endbr && new_size < 4 {
+                        // The loader skips the endbr64 and NOPs new_size - 4 bytes: this underflows.
+                        f.fail(format!(
+                            "{at}: NOP-out of {new_size} bytes is shorter than the endbr64 the function starts with (the loader's length new_size - 4 underflows)"
+                        ));
+                    }
+                    f.check();
+                    match splits_instruction(cx, a, new_size) {
+                        Ok(None) => {}
+                        Ok(Some(why)) => f.fail(format!("{at}: NOP-out of {new_size} bytes {why}")),
+                        Err(e) => f.note(format!(
+                            "{at}: NOP-out end not checked against instruction boundaries: {e}"
+                        )),
                     }
                 }
             }
@@ -757,33 +781,63 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
     }
 }
 
-/// Whether NOPs over `[addr, addr+len)` would end inside the 5-byte
-/// `jmp __x86_return_thunk` that ends every function of a Xen built with
-/// return thunks: the jump's remaining bytes would then run as garbage
-/// (the loader accepts this; the hypervisor crashes when the function runs).
-fn splits_return_jump(cx: &Context<'_, '_>, addr: u64, len: u64) -> Option<String> {
-    let thunk = cx.xen.resolve_runtime_name("__x86_return_thunk")?.addr;
-    let func = cx
-        .xen
-        .symbols()
-        .iter()
-        .filter(|s| s.kind == create_diff_object::xensyms::SymKind::Func && s.size >= 5)
-        .find(|s| s.addr <= addr && addr < s.addr.saturating_add(s.size))?;
-    let end = func.addr + func.size;
-    let jmp = end - 5;
-    let bytes = cx.image.read(jmp, 5)?;
-    let rel = i32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-    let is_return_jump = bytes[0] == 0xe9 && end.wrapping_add(rel as i64 as u64) == thunk;
-    let nop_end = addr.saturating_add(len);
-    (is_return_jump && nop_end > jmp && nop_end < end).then(|| {
-        format!(
-            "ends inside the final jmp __x86_return_thunk of {} (bytes {}..{}): its last {} byte(s) would run as code",
-            cx.xen.runtime_name(func),
-            jmp - func.addr,
-            func.size,
-            end - nop_end
-        )
-    })
+/// Whether NOPs over `[addr, addr+len)` would end inside an instruction
+/// (decoding xen-syms's code from `addr`): the rest of that instruction
+/// would then run as garbage. The loader accepts it; the hypervisor crashes
+/// when the function runs (seen with Xen's own xen_nop, whose NOPs cut the
+/// `jmp __x86_return_thunk` every function of a return-thunk build ends in).
+fn splits_instruction(cx: &Context<'_, '_>, addr: u64, len: u64) -> Result<Option<String>, String> {
+    let end = addr.saturating_add(len);
+    let mut pos = addr;
+    while pos < end {
+        let code = cx
+            .image
+            .read_upto(pos, 15)
+            .ok_or_else(|| format!("{pos:#x} is not in xen-syms's image"))?;
+        let n = super::x86::insn_len(code).ok_or_else(|| {
+            format!(
+                "cannot decode the instruction at {pos:#x} ({:02x?})",
+                code.get(..4).unwrap_or(code)
+            )
+        })? as u64;
+        if pos + n > end {
+            let func = cx
+                .xen
+                .symbols()
+                .iter()
+                .filter(|s| s.kind == create_diff_object::xensyms::SymKind::Func)
+                .find(|s| s.addr <= pos && pos < s.addr.saturating_add(s.size));
+            let at = match func {
+                Some(f) => format!("{}+{:#x}", cx.xen.runtime_name(f), pos - f.addr),
+                None => format!("{pos:#x}"),
+            };
+            let thunk = cx
+                .xen
+                .resolve_runtime_name("__x86_return_thunk")
+                .map(|s| s.addr);
+            let is_return_jump = n == 5
+                && code.first() == Some(&0xe9)
+                && thunk.is_some_and(|t| {
+                    let rel = u32_at(code, 1).unwrap_or(0) as i32;
+                    (pos + 5).wrapping_add(rel as i64 as u64) == t
+                });
+            let what = match (is_return_jump, func) {
+                (true, Some(f)) if pos + 5 == f.addr + f.size => format!(
+                    "the final jmp __x86_return_thunk of {} (bytes {}..{})",
+                    cx.xen.runtime_name(f),
+                    pos - f.addr,
+                    f.size
+                ),
+                _ => format!("the {n}-byte instruction at {at}"),
+            };
+            return Ok(Some(format!(
+                "ends inside {what}: its last {} byte(s) would run as code",
+                pos + n - end
+            )));
+        }
+        pos += n;
+    }
+    Ok(None)
 }
 
 /// `livepatch_verify_expectation_fn`, against xen-syms's bytes.

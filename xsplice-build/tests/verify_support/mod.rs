@@ -44,6 +44,7 @@ const CFLAGS: &[&str] = &[
     "-fno-common",
     "-fno-stack-protector",
     "-mfunction-return=thunk-extern",
+    "-fcf-protection=branch",
 ];
 
 fn compile(src: &Path, out: &Path, debug: bool) {
@@ -503,7 +504,7 @@ pub fn mutations() -> Vec<Mutation> {
                 let o = funcs_field(d, 28);
                 wr32(d, o, 3);
             },
-            expect: "old_size 3 cannot hold the 5-byte jump",
+            expect: "old_size 3 cannot hold the",
         },
         Mutation {
             name: "NOP-out longer than the opaque buffer",
