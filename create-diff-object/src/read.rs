@@ -127,9 +127,9 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
     for (index, sym) in symtab.iter().enumerate() {
         let raw_name = symtab
             .symbol_name(endian, sym)
-            .map_err(|e| malformed(path, format!("symbol {index}: bad name: {e}")))?;
+            .map_err(|e| malformed(path, format!("symbol #{index}: bad name: {e}")))?;
         let name = std::str::from_utf8(raw_name)
-            .map_err(|_| malformed(path, format!("symbol {index}: name is not UTF-8")))?;
+            .map_err(|_| malformed(path, format!("symbol #{index}: name is not UTF-8")))?;
         let kind = match sym.st_type() {
             elf::STT_NOTYPE => SymKind::NoType,
             elf::STT_OBJECT => SymKind::Object,

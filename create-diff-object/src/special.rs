@@ -63,13 +63,15 @@ pub fn select(
             }
             let size = entry_size(sec.name, sizes).unwrap_or(0);
             if sec.size.checked_rem(size) != Some(0) {
-                return Err(Error::Unsupported(format!(
-                    "{}: section {} is {:#x} bytes, not a multiple of its entry size {size}; \
-                     the special-section sizes do not match this build",
-                    p.path.display(),
-                    sec.name,
-                    sec.size
-                )));
+                return Err(Error::Malformed {
+                    path: p.path.clone(),
+                    what: format!(
+                        "section {} is {:#x} bytes, not a multiple of its entry size {size} \
+                         (from xen-syms's DWARF or the tree's headers): the object and that \
+                         Xen build do not match",
+                        sec.name, sec.size
+                    ),
+                });
             }
             let total = (sec.size / size) as usize;
             let mut out = SpecialOut {

@@ -1,10 +1,11 @@
 //! `xsplice-build`: from a Xen source tree and a patch to a loadable
-//! live-patch payload. Stages, one module each: `tree` (checks and a
-//! private copy of the sources) → `build` (base build with its cache,
-//! patched build) → `diff` (create-diff-object on each changed object) →
+//! live-patch payload. Stages, one module each: `tree` (checks and the
+//! source hash) → `build` (base build with its cache, patched build, in a
+//! `worktree`) → `diff` (create-diff-object on each changed object) →
 //! `link` (`ld -r`, build-id notes) → `verify` (the hypervisor loader's
-//! checks, offline). `pipeline` runs them in order; `report` writes the
-//! JSON report; `progress` prints one line per stage.
+//! checks, offline). `pipeline` runs them in order (`build_payload`);
+//! `cli` parses the command line; `report` writes the JSON report;
+//! `progress` prints one line per stage and keeps `build.log`.
 
 pub mod build;
 pub mod cli;

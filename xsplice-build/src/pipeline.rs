@@ -320,7 +320,7 @@ fn run(
         let outputs: Vec<PathBuf> = list
             .lines()
             .filter(|l| !l.is_empty())
-            .map(|l| diff_dir.join(l))
+            .map(|l| out.join(l))
             .collect();
         (Vec::new(), outputs)
     } else {
@@ -374,7 +374,7 @@ fn run(
         }
         let list: String = outputs
             .iter()
-            .filter_map(|p| p.strip_prefix(&diff_dir).ok())
+            .filter_map(|p| p.strip_prefix(out).ok())
             .map(|p| format!("{}\n", p.display()))
             .collect();
         build::write_file(&diff_dir.join("list"), list.as_bytes())?;

@@ -243,7 +243,7 @@ fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
         .unwrap_or_default();
     if is_dir {
         // Version-control metadata and trees the hypervisor build does not read.
-        return matches!(&*name, ".git" | ".hg" | ".pc" | ".xsplice-cache")
+        return matches!(&*name, ".git" | ".hg" | ".pc")
             || s == "docs"
             || s == "stubdom"
             || (s.starts_with("tools") && s != "tools" && !s.starts_with("tools/flask"));
@@ -466,6 +466,7 @@ rename from xen/common/a.c\nrename to xen/common/b.c\n";
         assert!(skip_in_hash(Path::new("tools/libs"), true));
         assert!(!skip_in_hash(Path::new("tools/flask"), true));
         assert!(outside_hash(Path::new("tools/libs/ctrl/xc_misc.c")));
+        assert!(!outside_hash(Path::new("xen/include/public/xen.h")));
         assert!(outside_hash(Path::new("docs/misc/livepatch.pandoc")));
         assert!(!outside_hash(Path::new("tools/flask/policy/Makefile")));
         assert!(!outside_hash(Path::new("xen/common/version.c")));

@@ -754,7 +754,7 @@ fn depends_flags_and_replace() {
 #[test]
 fn skip_build_relinks_from_the_previous_run() {
     let s = Scratch::new();
-    let patch = s.patch("k", KERNEL_PATCH);
+    let patch = s.patch("k", NEW_FILE_PATCH);
     let out = s.out("skip");
     let first = build_payload(&s.opts(&patch, &out)).unwrap();
     let first_bytes = fs::read(&first.payload).unwrap();
@@ -849,6 +849,13 @@ fn killed_mid_build_leaves_tree_and_cache_sound() {
     );
     assert!(out.join("k.livepatch").is_file());
     assert_eq!(s.cache_entries().len(), 1);
+    // The killed run's temporary base build was cleaned up.
+    let temps: Vec<_> = fs::read_dir(s.cache())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tmp."))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
     // The working copy was re-made and restored to the base.
     assert!(!entry.join("work.dirty").exists());
     assert_eq!(
@@ -1215,4 +1222,30 @@ fn reports_are_valid_json_for_every_outcome() {
     }
     assert!(check_json("{\"a\": [1, 2,]}").is_err());
     assert!(check_json("{\"a\": \"x\ny\"}").is_err());
+}
+
+#[test]
+fn prelink_fills_old_addr_from_xen_syms() {
+    let s = Scratch::new();
+    let patch = s.patch("k", KERNEL_PATCH);
+    let plain = build_payload(&s.opts(&patch, &s.out("plain"))).unwrap();
+    let mut opts = s.opts(&patch, &s.out("prelink"));
+    opts.prelink = true;
+    let pre = build_payload(&opts).unwrap();
+    let old_addr = |p: &Path| {
+        let data = fs::read(p).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        let table = section_data(&file, ".livepatch.funcs").to_vec();
+        u64::from_le_bytes(table[16..24].try_into().unwrap())
+    };
+    assert_eq!(
+        old_addr(&plain.payload),
+        0,
+        "left for the loader to resolve"
+    );
+    let syms = create_diff_object::XenSyms::load(&pre.xen_syms).unwrap();
+    let want = syms.lookup("do_kernel_op", None).unwrap().addr;
+    assert_ne!(want, 0);
+    assert_eq!(old_addr(&pre.payload), want);
+    assert_eq!(pre.functions[0].old_addr, want);
 }

@@ -216,3 +216,97 @@ fn hello_world_payload_on_real_xen() {
 
     assert_eq!(before, fingerprint(&tree), "the Xen tree changed");
 }
+
+/// A one-hunk patch replacing the first line of `rel` that equals `old`
+/// (trimmed) with the lines `new`, with the tree's own context.
+fn one_line_patch(tree: &Path, rel: &str, old: &str, new: &[&str]) -> String {
+    let text = fs::read_to_string(tree.join(rel)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim() == old)
+        .unwrap_or_else(|| panic!("{rel}: no line {old:?}"));
+    let from = at.saturating_sub(3);
+    let to = (at + 4).min(lines.len());
+    let mut hunk = String::new();
+    for (i, l) in lines.iter().enumerate().take(to).skip(from) {
+        if i == at {
+            hunk.push_str(&format!("-{l}\n"));
+            for n in new {
+                hunk.push_str(&format!("+{n}\n"));
+            }
+        } else {
+            hunk.push_str(&format!(" {l}\n"));
+        }
+    }
+    let n = to - from;
+    let m = n - 1 + new.len();
+    format!(
+        "--- a/{rel}\n+++ b/{rel}\n@@ -{},{n} +{},{m} @@\n{hunk}",
+        from + 1,
+        from + 1
+    )
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
+fn refusals_and_no_change_on_real_xen() {
+    let tree = xen_tree();
+    let before = fingerprint(&tree);
+    let scratch = tempfile::tempdir().unwrap();
+    let run = |name: &str, patch: String| {
+        let p = scratch.path().join(format!("{name}.diff"));
+        fs::write(&p, patch).unwrap();
+        let out = scratch.path().join(name);
+        let mut opts = options(&tree, &p, &out);
+        opts.xen_syms = None;
+        let e = build_payload(&opts).unwrap_err();
+        let report = fs::read_to_string(out.join("report.json"))
+            .unwrap_or_else(|r| panic!("{name}: no report ({r}); the build said: {e}"));
+        (e, report)
+    };
+
+    // A comment that shifts every line of kernel.c: the object changes
+    // (line numbers), the code does not.
+    let comment = one_line_patch(
+        &tree,
+        "xen/common/kernel.c",
+        "#include <xen/init.h>",
+        &["#include <xen/init.h>", "/* shifted */"],
+    );
+    let (e, report) = run("comment", comment);
+    assert_eq!(e.exit_code(), 3, "{e}");
+    assert!(
+        report.contains("\"changed_objects\": [\"common/kernel.o\"]"),
+        "{report}"
+    );
+
+    // Only boot code changes.
+    let init = one_line_patch(
+        &tree,
+        "xen/common/version.c",
+        "if ( &n[1] >= __note_gnu_build_id_end )",
+        &["    if ( &n[1] > __note_gnu_build_id_end )"],
+    );
+    let (e, _) = run("init", init);
+    let xsplice_build::Error::NoChange { init_only } = &e else {
+        panic!("{e}")
+    };
+    assert!(
+        init_only.iter().any(|f| f == "xen_build_init"),
+        "{init_only:?}"
+    );
+
+    // A changed initialiser of live data is refused, naming the variable.
+    let data = one_line_patch(
+        &tree,
+        "xen/common/kernel.c",
+        "enum system_state system_state = SYS_STATE_early_boot;",
+        &["enum system_state system_state = SYS_STATE_boot;"],
+    );
+    let (e, report) = run("data", data);
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(report.contains("\"symbol\": \"system_state\""), "{report}");
+
+    assert_eq!(before, fingerprint(&tree), "the Xen tree changed");
+}

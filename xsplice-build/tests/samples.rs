@@ -616,3 +616,26 @@ fn template_macros_fill_the_hook_sections() {
         );
     }
 }
+
+#[test]
+fn e2e_loads_the_samples_this_list_builds() {
+    let script = read(&project().join("ci/e2e-qemu"));
+    let list = samples::load(&patches_dir()).unwrap();
+    // The "ours" role table: name=([hello]=hello-world [bye]=bye-world ...).
+    let start = script
+        .find("name=([hello]=")
+        .expect("ci/e2e-qemu has the role table");
+    let table = &script[start..start + script[start..].find(')').unwrap()];
+    let used: Vec<&str> = table
+        .split_whitespace()
+        .filter_map(|w| w.split(']').nth(1))
+        .map(|n| n.trim_start_matches('='))
+        .collect();
+    assert_eq!(used.len(), 5, "five roles in {table:?}");
+    for n in used {
+        assert!(
+            list.iter().any(|s| s.name == n),
+            "ci/e2e-qemu loads {n}, which samples.list does not build"
+        );
+    }
+}

@@ -1,0 +1,754 @@
+//! The regression corpus (`tests/corpus/`) on a real, built Xen tree
+//! (XSPLICE_XEN_TREE): realistic fixes, each built with the xsplice-build
+//! binary and checked against `tests/corpus/MANIFEST` from the exit code,
+//! the payload ELF (function-table names through their relocations, old
+//! sizes against xen-syms, symbols defined, special-section entries kept
+//! exactly for the included functions), the JSON report (refusals, init
+//! functions, messages) and `xsplice-build verify`; the source tree is
+//! never written. All cases share one base cache, so the base is built
+//! once; per-case wall times are printed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SymbolKind};
+
+fn xen_tree() -> PathBuf {
+    match std::env::var_os("XSPLICE_XEN_TREE") {
+        Some(t) => PathBuf::from(t),
+        None => panic!(
+            "XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)"
+        ),
+    }
+}
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus")
+}
+
+/// Size of one Xen 4.17 `struct livepatch_func`.
+const FUNC_ENTRY: usize = 104;
+/// Special sections whose entries must follow the functions they describe.
+const SPECIAL: [&str; 6] = [
+    ".bug_frames.0",
+    ".bug_frames.1",
+    ".bug_frames.2",
+    ".bug_frames.3",
+    ".ex_table",
+    ".altinstructions",
+];
+
+/// One manifest line.
+#[derive(Debug, Default)]
+struct Case {
+    name: String,
+    exit: i32,
+    funcs: Option<BTreeSet<String>>,
+    defines: Vec<String>,
+    special: Vec<String>,
+    refused: Option<(String, String)>,
+    init: Option<String>,
+    message: Option<String>,
+    known_bug: bool,
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn parse_manifest(text: &str) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split(" #").next().unwrap_or("").trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let mut case = Case {
+            name: words.next().unwrap().to_string(),
+            ..Case::default()
+        };
+        let exit = words.next();
+        case.exit = exit
+            .and_then(|e| e.parse().ok())
+            .unwrap_or_else(|| panic!("MANIFEST line {}: bad exit code {exit:?}", n + 1));
+        for w in words {
+            match w.split_once('=') {
+                Some(("funcs", v)) => case.funcs = Some(list(v).into_iter().collect()),
+                Some(("defines", v)) => case.defines = list(v),
+                Some(("special", v)) => case.special = list(v),
+                Some(("refused", v)) => {
+                    let (sym, sec) = v.split_once('@').unwrap_or_else(|| {
+                        panic!("MANIFEST line {}: refused=SYM@SECTION", n + 1)
+                    });
+                    case.refused = Some((sym.to_string(), sec.to_string()));
+                }
+                Some(("init", v)) => case.init = Some(v.to_string()),
+                Some(("message", v)) => case.message = Some(v.replace('_', " ")),
+                None if w == "known-bug" => case.known_bug = true,
+                _ => panic!("MANIFEST line {}: unknown expectation {w:?}", n + 1),
+            }
+        }
+        assert!(
+            case.exit != 0 || case.funcs.is_some(),
+            "MANIFEST line {}: a built case needs funcs=",
+            n + 1
+        );
+        cases.push(case);
+    }
+    cases
+}
+
+/// The files a patch names, relative to the top of the tree.
+fn patched_files(diff: &str) -> BTreeSet<String> {
+    diff.lines()
+        .filter_map(|l| {
+            l.strip_prefix("--- a/")
+                .or_else(|| l.strip_prefix("+++ b/"))
+        })
+        .map(|l| l.split('\t').next().unwrap_or(l).to_string())
+        .collect()
+}
+
+/// Size and mtime of every file under `dir`, plus the contents of `full`.
+type Fingerprint = BTreeMap<PathBuf, (u64, i64, i64, Option<Vec<u8>>)>;
+
+fn fingerprint(dir: &Path, full: &BTreeSet<PathBuf>) -> Fingerprint {
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(dir) {
+        let e = e.unwrap();
+        let meta = fs::symlink_metadata(e.path()).unwrap();
+        let content = full.contains(e.path()).then(|| fs::read(e.path()).unwrap());
+        out.insert(
+            e.path().to_path_buf(),
+            (meta.size(), meta.mtime(), meta.mtime_nsec(), content),
+        );
+    }
+    out
+}
+
+// A minimal JSON reader: the report is the driver's, and the allowed
+// crates have no JSON parser.
+#[derive(Debug, Clone, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn get(&self, key: &str) -> &Json {
+        match self {
+            Json::Obj(m) => m
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v)
+                .unwrap_or(&Json::Null),
+            _ => &Json::Null,
+        }
+    }
+    fn str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn arr(&self) -> &[Json] {
+        match self {
+            Json::Arr(a) => a,
+            _ => &[],
+        }
+    }
+    fn strs(&self) -> Vec<String> {
+        self.arr()
+            .iter()
+            .filter_map(|v| v.str().map(str::to_string))
+            .collect()
+    }
+}
+
+struct JsonReader<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl JsonReader<'_> {
+    fn parse(text: &str) -> Result<Json, String> {
+        let mut r = JsonReader {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let v = r.value()?;
+        r.ws();
+        if r.i != r.s.len() {
+            return Err(format!("trailing data at byte {}", r.i));
+        }
+        Ok(v)
+    }
+    fn ws(&mut self) {
+        while self.s.get(self.i).is_some_and(|c| c.is_ascii_whitespace()) {
+            self.i += 1;
+        }
+    }
+    fn eat(&mut self, c: u8) -> Result<(), String> {
+        self.ws();
+        if self.s.get(self.i) == Some(&c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(format!("expected '{}' at byte {}", c as char, self.i))
+        }
+    }
+    fn value(&mut self) -> Result<Json, String> {
+        self.ws();
+        match self.s.get(self.i) {
+            Some(b'{') => {
+                self.i += 1;
+                let mut m = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Ok(Json::Obj(m));
+                }
+                loop {
+                    self.ws();
+                    let Json::Str(k) = self.value()? else {
+                        return Err(format!("object key at byte {}", self.i));
+                    };
+                    self.eat(b':')?;
+                    m.push((k, self.value()?));
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(Json::Obj(m));
+                        }
+                        _ => return Err(format!("object at byte {}", self.i)),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                let mut a = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(Json::Arr(a));
+                }
+                loop {
+                    a.push(self.value()?);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Json::Arr(a));
+                        }
+                        _ => return Err(format!("array at byte {}", self.i)),
+                    }
+                }
+            }
+            Some(b'"') => {
+                self.i += 1;
+                let mut out = String::new();
+                loop {
+                    let c = *self.s.get(self.i).ok_or("unterminated string")?;
+                    self.i += 1;
+                    match c {
+                        b'"' => return Ok(Json::Str(out)),
+                        b'\\' => {
+                            let e = *self.s.get(self.i).ok_or("bad escape")?;
+                            self.i += 1;
+                            match e {
+                                b'n' => out.push('\n'),
+                                b'r' => out.push('\r'),
+                                b't' => out.push('\t'),
+                                b'u' => {
+                                    let hex = self
+                                        .s
+                                        .get(self.i..self.i + 4)
+                                        .and_then(|h| std::str::from_utf8(h).ok())
+                                        .and_then(|h| u32::from_str_radix(h, 16).ok())
+                                        .ok_or("bad \\u escape")?;
+                                    self.i += 4;
+                                    out.push(char::from_u32(hex).unwrap_or('?'));
+                                }
+                                other => out.push(other as char),
+                            }
+                        }
+                        _ => {
+                            // Copy a whole UTF-8 sequence.
+                            let start = self.i - 1;
+                            while self.s.get(self.i).is_some_and(|b| b & 0xc0 == 0x80) {
+                                self.i += 1;
+                            }
+                            out.push_str(
+                                std::str::from_utf8(&self.s[start..self.i])
+                                    .map_err(|e| e.to_string())?,
+                            );
+                        }
+                    }
+                }
+            }
+            Some(_) => {
+                let start = self.i;
+                while self
+                    .s
+                    .get(self.i)
+                    .is_some_and(|c| !b",]} \n\r\t".contains(c))
+                {
+                    self.i += 1;
+                }
+                let word = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
+                match word {
+                    "null" => Ok(Json::Null),
+                    "true" => Ok(Json::Bool(true)),
+                    "false" => Ok(Json::Bool(false)),
+                    n => n
+                        .parse()
+                        .map(Json::Num)
+                        .map_err(|_| format!("bad token {n:?} at byte {start}")),
+                }
+            }
+            None => Err("unexpected end".into()),
+        }
+    }
+}
+
+/// Section index a relocation's target lives in.
+fn target_section(file: &object::File, target: RelocationTarget) -> Option<object::SectionIndex> {
+    match target {
+        RelocationTarget::Symbol(i) => file.symbol_by_index(i).ok()?.section_index(),
+        RelocationTarget::Section(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Entries of `section` that point into code: relocations whose target
+/// lies in a section `counts` accepts.
+fn count_entries(
+    file: &object::File,
+    section: &str,
+    counts: impl Fn(object::SectionIndex) -> bool,
+) -> usize {
+    let Some(sec) = file.section_by_name(section) else {
+        return 0;
+    };
+    sec.relocations()
+        .filter(|(_, r)| target_section(file, r.target()).is_some_and(&counts))
+        .count()
+}
+
+/// The function table read back from the payload: (name, old_size).
+fn function_table(file: &object::File) -> Result<Vec<(String, u32)>, String> {
+    let funcs = file
+        .section_by_name(".livepatch.funcs")
+        .ok_or("no .livepatch.funcs")?;
+    let table = funcs.data().map_err(|e| e.to_string())?;
+    if table.is_empty() || table.len() % FUNC_ENTRY != 0 {
+        return Err(format!(".livepatch.funcs is {} bytes", table.len()));
+    }
+    let relocs: BTreeMap<u64, object::Relocation> = funcs.relocations().collect();
+    let mut out = Vec::new();
+    for (n, entry) in table.chunks(FUNC_ENTRY).enumerate() {
+        let base = (n * FUNC_ENTRY) as u64;
+        let name_rel = relocs
+            .get(&base)
+            .ok_or(format!("entry {n}: no relocation on name"))?;
+        if !relocs.contains_key(&(base + 8)) {
+            return Err(format!("entry {n}: no relocation on new_addr"));
+        }
+        let RelocationTarget::Symbol(i) = name_rel.target() else {
+            return Err(format!("entry {n}: name relocation has no symbol"));
+        };
+        let sym = file.symbol_by_index(i).map_err(|e| e.to_string())?;
+        let strings = file
+            .section_by_index(sym.section_index().ok_or("name symbol undefined")?)
+            .and_then(|s| s.data())
+            .map_err(|e| e.to_string())?;
+        let at = usize::try_from(sym.address() as i64 + name_rel.addend()).unwrap_or(usize::MAX);
+        let tail = strings.get(at..).ok_or(format!("entry {n}: name off the end"))?;
+        let end = tail.iter().position(|&b| b == 0).ok_or("name not terminated")?;
+        let name = String::from_utf8_lossy(&tail[..end]).into_owned();
+        let word = |o: usize| u32::from_le_bytes([entry[o], entry[o + 1], entry[o + 2], entry[o + 3]]);
+        if word(24) == 0 {
+            return Err(format!("{name}: new_size 0"));
+        }
+        if entry[32] != 2 {
+            return Err(format!("{name}: version {} (Xen 4.17 wants 2)", entry[32]));
+        }
+        out.push((name, word(28)));
+    }
+    Ok(out)
+}
+
+/// Per-section entry counts the payload must carry: the patched objects'
+/// entries that point into an included function.
+fn expected_special(out: &Path, report: &Json) -> Result<BTreeMap<&'static str, usize>, String> {
+    let mut want: BTreeMap<&'static str, usize> = SPECIAL.iter().map(|s| (*s, 0)).collect();
+    for obj in report.get("objects").arr() {
+        let name = obj.get("object").str().ok_or("object without a name")?;
+        let path = out.join("objects/patched").join(name);
+        let data = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = object::File::parse(&*data).map_err(|e| format!("{name}: {e}"))?;
+        let new_object = obj.get("new_object") == &Json::Bool(true);
+        let included: BTreeSet<String> = obj
+            .get("changed_functions")
+            .strs()
+            .into_iter()
+            .chain(obj.get("new_functions").strs())
+            // Report names are runtime names (`file#sym`); the object's are bare.
+            .map(|f| f.rsplit('#').next().unwrap_or(&f).to_string())
+            .collect();
+        let sections: BTreeSet<usize> = file
+            .symbols()
+            .filter(|s| s.kind() == SymbolKind::Text)
+            .filter(|s| {
+                let n = s.name().unwrap_or("");
+                new_object
+                    || included.contains(n)
+                    || n.strip_suffix(".cold").is_some_and(|b| included.contains(b))
+            })
+            .filter_map(|s| s.section_index().map(|i| i.0))
+            .collect();
+        for s in SPECIAL {
+            *want.get_mut(s).unwrap() += count_entries(&file, s, |i| sections.contains(&i.0));
+        }
+    }
+    Ok(want)
+}
+
+/// Everything wrong with one case's outcome (empty: as expected), and the
+/// one-line summary printed for it.
+fn check_case(
+    case: &Case,
+    tree: &Path,
+    cache: &Path,
+    scratch: &Path,
+    xen_syms: &create_diff_object::XenSyms,
+) -> (Vec<String>, String, f64) {
+    let mut problems = Vec::new();
+    let diff = corpus_dir().join(format!("{}.diff", case.name));
+    let diff_text = fs::read_to_string(&diff).unwrap();
+    let touched: BTreeSet<PathBuf> = patched_files(&diff_text)
+        .into_iter()
+        .map(|f| tree.join(f))
+        .collect();
+    let before: Vec<_> = touched
+        .iter()
+        .map(|p| (fs::read(p).ok(), fs::metadata(p).ok().map(|m| (m.mtime(), m.mtime_nsec()))))
+        .collect();
+
+    let out = scratch.join(&case.name);
+    let json = scratch.join(format!("{}.json", case.name));
+    let start = Instant::now();
+    let run = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
+        .arg("-q")
+        .arg("-s")
+        .arg(tree)
+        .arg("-p")
+        .arg(&diff)
+        .arg("-o")
+        .arg(&out)
+        .arg("--cache-dir")
+        .arg(cache)
+        .arg("--json")
+        .arg(&json)
+        .arg("--xen-syms")
+        .arg(tree.join("xen/xen-syms"))
+        .output()
+        .expect("running xsplice-build");
+    let secs = start.elapsed().as_secs_f64();
+    let code = run.status.code().unwrap_or(-1);
+    let stderr = String::from_utf8_lossy(&run.stderr).trim().replace('\n', " | ");
+
+    let after: Vec<_> = touched
+        .iter()
+        .map(|p| (fs::read(p).ok(), fs::metadata(p).ok().map(|m| (m.mtime(), m.mtime_nsec()))))
+        .collect();
+    if before != after {
+        problems.push("the source tree's patched files changed".into());
+    }
+    for p in &touched {
+        for ext in ["orig", "rej"] {
+            let leftover = PathBuf::from(format!("{}.{ext}", p.display()));
+            if leftover.exists() {
+                problems.push(format!("{} left in the tree", leftover.display()));
+            }
+        }
+    }
+
+    if code != case.exit {
+        problems.push(format!("exit {code}, expected {} ({stderr})", case.exit));
+    }
+    let report = match fs::read_to_string(&json)
+        .map_err(|e| e.to_string())
+        .and_then(|t| JsonReader::parse(&t))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(format!("JSON report {}: {e}", json.display()));
+            return (problems, format!("exit {code}"), secs);
+        }
+    };
+    if report.get("exit_code") != &Json::Num(f64::from(code)) {
+        problems.push(format!("report exit_code {:?}, process exit {code}", report.get("exit_code")));
+    }
+    let error = report.get("error").str().unwrap_or("").to_string();
+    let mut summary = format!("exit {code}");
+
+    if let Some(text) = &case.message {
+        if !error.contains(text.as_str()) {
+            problems.push(format!("message {error:?} lacks {text:?}"));
+        }
+    }
+    if let Some(f) = &case.init {
+        if !report.get("init_only_changes").strs().contains(f) {
+            problems.push(format!(
+                "report init_only_changes {:?} lacks {f}",
+                report.get("init_only_changes").strs()
+            ));
+        }
+        if !error.contains(f.as_str()) {
+            problems.push(format!("message {error:?} does not name {f}"));
+        }
+        summary = format!("exit {code}: init only ({f})");
+    }
+    if let Some((sym, sec)) = &case.refused {
+        let hit = report.get("refusals").arr().iter().any(|r| {
+            r.get("symbol").str() == Some(sym) && r.get("section").str() == Some(sec)
+        });
+        if !hit {
+            problems.push(format!("no refusal of {sym} in {sec}: {:?}", report.get("refusals")));
+        }
+        if !(error.contains(sym.as_str()) && error.contains(sec.as_str())) {
+            problems.push(format!("message {error:?} does not name {sym} and {sec}"));
+        }
+        summary = format!("exit {code}: refused {sym} ({sec})");
+    }
+
+    if case.exit == 0 && code == 0 {
+        let payload = out.join(format!("{}.livepatch", case.name));
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        if stdout.trim() != payload.to_string_lossy() {
+            problems.push(format!("stdout {stdout:?}, expected the payload's path"));
+        }
+        let verify = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
+            .arg("verify")
+            .arg(&payload)
+            .arg("--xen-syms")
+            .arg(tree.join("xen/xen-syms"))
+            .output()
+            .expect("running xsplice-build verify");
+        if !verify.status.success() {
+            problems.push(format!(
+                "verify fails: {}",
+                String::from_utf8_lossy(&verify.stderr).trim()
+            ));
+        }
+        match fs::read(&payload) {
+            Err(e) => problems.push(format!("{}: {e}", payload.display())),
+            Ok(data) => match object::File::parse(&*data) {
+                Err(e) => problems.push(format!("payload does not parse: {e}")),
+                Ok(file) => {
+                    check_payload(case, &file, &report, &out, xen_syms, &mut problems);
+                    let n = function_table(&file).map(|t| t.len()).unwrap_or(0);
+                    summary = format!("exit 0: {n} function(s)");
+                }
+            },
+        }
+    }
+    (problems, summary, secs)
+}
+
+fn check_payload(
+    case: &Case,
+    file: &object::File,
+    report: &Json,
+    out: &Path,
+    xen_syms: &create_diff_object::XenSyms,
+    problems: &mut Vec<String>,
+) {
+    let table = match function_table(file) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(format!("function table: {e}"));
+            return;
+        }
+    };
+    let names: BTreeSet<String> = table.iter().map(|(n, _)| n.clone()).collect();
+    if names.len() != table.len() {
+        problems.push(format!("duplicate function-table entries: {table:?}"));
+    }
+    if let Some(want) = &case.funcs {
+        if &names != want {
+            let missing: Vec<_> = want.difference(&names).collect();
+            let extra: Vec<_> = names.difference(want).collect();
+            problems.push(format!("function table: missing {missing:?}, unexpected {extra:?}"));
+        }
+    }
+    let reported: BTreeSet<String> = report
+        .get("functions")
+        .arr()
+        .iter()
+        .filter_map(|f| f.get("name").str().map(str::to_string))
+        .collect();
+    if reported != names || report.get("functions").arr().len() != table.len() {
+        problems.push(format!("JSON functions {reported:?} differ from the ELF's {names:?}"));
+    }
+    for (name, old_size) in &table {
+        match xen_syms.resolve_runtime_name(name) {
+            None => problems.push(format!("{name}: not in xen-syms (the loader cannot resolve it)")),
+            Some(s) if s.size != u64::from(*old_size) => problems.push(format!(
+                "{name}: old_size {old_size}, xen-syms says {}",
+                s.size
+            )),
+            Some(_) => {}
+        }
+    }
+
+    for d in &case.defines {
+        let defined = file
+            .symbols()
+            .any(|s| s.name() == Ok(d.as_str()) && s.section_index().is_some());
+        if !defined {
+            problems.push(format!("payload does not define {d}"));
+        }
+    }
+
+    // Special entries: exactly those of the included functions.
+    let code_section = |i: object::SectionIndex| {
+        file.section_by_index(i)
+            .ok()
+            .and_then(|s| s.name().ok().map(|n| n.starts_with(".text")))
+            .unwrap_or(false)
+    };
+    match expected_special(out, report) {
+        Err(e) => problems.push(format!("reading the patched objects: {e}")),
+        Ok(want) => {
+            for s in SPECIAL {
+                let have = count_entries(file, s, code_section);
+                if have != want[s] {
+                    problems.push(format!(
+                        "{s}: {have} code reference(s) in the payload, the included functions have {}",
+                        want[s]
+                    ));
+                }
+            }
+        }
+    }
+    for s in &case.special {
+        if count_entries(file, s, code_section) == 0 {
+            problems.push(format!("{s}: no entries in the payload"));
+        }
+    }
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
+fn corpus_on_real_xen() {
+    let tree = xen_tree();
+    let manifest = fs::read_to_string(corpus_dir().join("MANIFEST")).unwrap();
+    let cases = parse_manifest(&manifest);
+
+    // Every patch has a manifest line and every line a patch.
+    let listed: BTreeSet<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(listed.len(), cases.len(), "duplicate names in MANIFEST");
+    let on_disk: BTreeSet<String> = fs::read_dir(corpus_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".diff").map(str::to_string)
+        })
+        .collect();
+    let listed_owned: BTreeSet<String> = listed.iter().map(|s| s.to_string()).collect();
+    assert_eq!(on_disk, listed_owned, "tests/corpus/*.diff and MANIFEST disagree");
+
+    // The whole tree, by size and mtime (plus the patched files' bytes).
+    let all_touched: BTreeSet<PathBuf> = cases
+        .iter()
+        .flat_map(|c| {
+            let d = fs::read_to_string(corpus_dir().join(format!("{}.diff", c.name))).unwrap();
+            patched_files(&d)
+        })
+        .map(|f| tree.join(f))
+        .collect();
+    let before = fingerprint(&tree, &all_touched);
+
+    // Shared by every case and kept between runs: the base is built once.
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus-cache");
+    let scratch = tempfile::tempdir().unwrap();
+    let xen_syms = create_diff_object::XenSyms::load(&tree.join("xen/xen-syms")).unwrap();
+
+    let mut failures = Vec::new();
+    let mut known = Vec::new();
+    let mut fixed = Vec::new();
+    let mut rows = Vec::new();
+    for case in &cases {
+        let (problems, summary, secs) = check_case(case, &tree, &cache, scratch.path(), &xen_syms);
+        let verdict = match (problems.is_empty(), case.known_bug) {
+            (true, false) => "ok",
+            (false, false) => "FAIL",
+            (false, true) => "known-bug",
+            (true, true) => "FIXED?",
+        };
+        eprintln!("corpus: {:<26} {:>7.2} s  {verdict:<9} {summary}", case.name, secs);
+        for p in &problems {
+            eprintln!("corpus:     {p}");
+        }
+        rows.push((case.name.clone(), secs));
+        let entry = format!("{}: {}", case.name, problems.join("; "));
+        match (problems.is_empty(), case.known_bug) {
+            (false, false) => failures.push(entry),
+            (false, true) => known.push(entry),
+            (true, true) => fixed.push(case.name.clone()),
+            (true, false) => {}
+        }
+    }
+    let total: f64 = rows.iter().map(|(_, s)| s).sum();
+    eprintln!("corpus: {} case(s) in {total:.1} s", rows.len());
+
+    let after = fingerprint(&tree, &all_touched);
+    if before != after {
+        let changed: Vec<_> = before
+            .iter()
+            .filter(|(p, v)| after.get(*p) != Some(v))
+            .map(|(p, _)| p.display().to_string())
+            .chain(after.keys().filter(|p| !before.contains_key(*p)).map(|p| p.display().to_string()))
+            .take(10)
+            .collect();
+        failures.push(format!("the source tree changed: {changed:?}"));
+    }
+
+    if !known.is_empty() {
+        eprintln!(
+            "corpus: {} KNOWN BUG(S), expected to fail (see /work/notes/corpus-bugs.md):",
+            known.len()
+        );
+        for k in &known {
+            eprintln!("corpus:   KNOWN BUG {k}");
+        }
+    }
+    for f in &fixed {
+        failures.push(format!(
+            "{f}: marked known-bug in MANIFEST but now passes: drop the mark"
+        ));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} corpus case(s) failed:\n  {}",
+        failures.len(),
+        failures.join("\n  ")
+    );
+}
