@@ -85,9 +85,9 @@ fn parse_manifest(text: &str) -> Vec<Case> {
                 Some(("defines", v)) => case.defines = list(v),
                 Some(("special", v)) => case.special = list(v),
                 Some(("refused", v)) => {
-                    let (sym, sec) = v.split_once('@').unwrap_or_else(|| {
-                        panic!("MANIFEST line {}: refused=SYM@SECTION", n + 1)
-                    });
+                    let (sym, sec) = v
+                        .split_once('@')
+                        .unwrap_or_else(|| panic!("MANIFEST line {}: refused=SYM@SECTION", n + 1));
                     case.refused = Some((sym.to_string(), sec.to_string()));
                 }
                 Some(("init", v)) => case.init = Some(v.to_string()),
@@ -378,10 +378,16 @@ fn function_table(file: &object::File) -> Result<Vec<(String, u32)>, String> {
             .and_then(|s| s.data())
             .map_err(|e| e.to_string())?;
         let at = usize::try_from(sym.address() as i64 + name_rel.addend()).unwrap_or(usize::MAX);
-        let tail = strings.get(at..).ok_or(format!("entry {n}: name off the end"))?;
-        let end = tail.iter().position(|&b| b == 0).ok_or("name not terminated")?;
+        let tail = strings
+            .get(at..)
+            .ok_or(format!("entry {n}: name off the end"))?;
+        let end = tail
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or("name not terminated")?;
         let name = String::from_utf8_lossy(&tail[..end]).into_owned();
-        let word = |o: usize| u32::from_le_bytes([entry[o], entry[o + 1], entry[o + 2], entry[o + 3]]);
+        let word =
+            |o: usize| u32::from_le_bytes([entry[o], entry[o + 1], entry[o + 2], entry[o + 3]]);
         if word(24) == 0 {
             return Err(format!("{name}: new_size 0"));
         }
@@ -418,7 +424,8 @@ fn expected_special(out: &Path, report: &Json) -> Result<BTreeMap<&'static str, 
                 let n = s.name().unwrap_or("");
                 new_object
                     || included.contains(n)
-                    || n.strip_suffix(".cold").is_some_and(|b| included.contains(b))
+                    || n.strip_suffix(".cold")
+                        .is_some_and(|b| included.contains(b))
             })
             .filter_map(|s| s.section_index().map(|i| i.0))
             .collect();
@@ -447,7 +454,12 @@ fn check_case(
         .collect();
     let before: Vec<_> = touched
         .iter()
-        .map(|p| (fs::read(p).ok(), fs::metadata(p).ok().map(|m| (m.mtime(), m.mtime_nsec()))))
+        .map(|p| {
+            (
+                fs::read(p).ok(),
+                fs::metadata(p).ok().map(|m| (m.mtime(), m.mtime_nsec())),
+            )
+        })
         .collect();
 
     let out = scratch.join(&case.name);
@@ -471,11 +483,18 @@ fn check_case(
         .expect("running xsplice-build");
     let secs = start.elapsed().as_secs_f64();
     let code = run.status.code().unwrap_or(-1);
-    let stderr = String::from_utf8_lossy(&run.stderr).trim().replace('\n', " | ");
+    let stderr = String::from_utf8_lossy(&run.stderr)
+        .trim()
+        .replace('\n', " | ");
 
     let after: Vec<_> = touched
         .iter()
-        .map(|p| (fs::read(p).ok(), fs::metadata(p).ok().map(|m| (m.mtime(), m.mtime_nsec()))))
+        .map(|p| {
+            (
+                fs::read(p).ok(),
+                fs::metadata(p).ok().map(|m| (m.mtime(), m.mtime_nsec())),
+            )
+        })
         .collect();
     if before != after {
         problems.push("the source tree's patched files changed".into());
@@ -503,7 +522,10 @@ fn check_case(
         }
     };
     if report.get("exit_code") != &Json::Num(f64::from(code)) {
-        problems.push(format!("report exit_code {:?}, process exit {code}", report.get("exit_code")));
+        problems.push(format!(
+            "report exit_code {:?}, process exit {code}",
+            report.get("exit_code")
+        ));
     }
     let error = report.get("error").str().unwrap_or("").to_string();
     let mut summary = format!("exit {code}");
@@ -526,11 +548,16 @@ fn check_case(
         summary = format!("exit {code}: init only ({f})");
     }
     if let Some((sym, sec)) = &case.refused {
-        let hit = report.get("refusals").arr().iter().any(|r| {
-            r.get("symbol").str() == Some(sym) && r.get("section").str() == Some(sec)
-        });
+        let hit = report
+            .get("refusals")
+            .arr()
+            .iter()
+            .any(|r| r.get("symbol").str() == Some(sym) && r.get("section").str() == Some(sec));
         if !hit {
-            problems.push(format!("no refusal of {sym} in {sec}: {:?}", report.get("refusals")));
+            problems.push(format!(
+                "no refusal of {sym} in {sec}: {:?}",
+                report.get("refusals")
+            ));
         }
         if !(error.contains(sym.as_str()) && error.contains(sec.as_str())) {
             problems.push(format!("message {error:?} does not name {sym} and {sec}"));
@@ -562,9 +589,9 @@ fn check_case(
             Ok(data) => match object::File::parse(&*data) {
                 Err(e) => problems.push(format!("payload does not parse: {e}")),
                 Ok(file) => {
-                    check_payload(case, &file, &report, &out, xen_syms, &mut problems);
+                    let kept = check_payload(case, &file, &report, &out, xen_syms, &mut problems);
                     let n = function_table(&file).map(|t| t.len()).unwrap_or(0);
-                    summary = format!("exit 0: {n} function(s)");
+                    summary = format!("exit 0: {n} function(s); code references kept: {kept}");
                 }
             },
         }
@@ -579,12 +606,12 @@ fn check_payload(
     out: &Path,
     xen_syms: &create_diff_object::XenSyms,
     problems: &mut Vec<String>,
-) {
+) -> String {
     let table = match function_table(file) {
         Ok(t) => t,
         Err(e) => {
             problems.push(format!("function table: {e}"));
-            return;
+            return String::new();
         }
     };
     let names: BTreeSet<String> = table.iter().map(|(n, _)| n.clone()).collect();
@@ -595,7 +622,9 @@ fn check_payload(
         if &names != want {
             let missing: Vec<_> = want.difference(&names).collect();
             let extra: Vec<_> = names.difference(want).collect();
-            problems.push(format!("function table: missing {missing:?}, unexpected {extra:?}"));
+            problems.push(format!(
+                "function table: missing {missing:?}, unexpected {extra:?}"
+            ));
         }
     }
     let reported: BTreeSet<String> = report
@@ -605,11 +634,15 @@ fn check_payload(
         .filter_map(|f| f.get("name").str().map(str::to_string))
         .collect();
     if reported != names || report.get("functions").arr().len() != table.len() {
-        problems.push(format!("JSON functions {reported:?} differ from the ELF's {names:?}"));
+        problems.push(format!(
+            "JSON functions {reported:?} differ from the ELF's {names:?}"
+        ));
     }
     for (name, old_size) in &table {
         match xen_syms.resolve_runtime_name(name) {
-            None => problems.push(format!("{name}: not in xen-syms (the loader cannot resolve it)")),
+            None => problems.push(format!(
+                "{name}: not in xen-syms (the loader cannot resolve it)"
+            )),
             Some(s) if s.size != u64::from(*old_size) => problems.push(format!(
                 "{name}: old_size {old_size}, xen-syms says {}",
                 s.size
@@ -634,11 +667,15 @@ fn check_payload(
             .and_then(|s| s.name().ok().map(|n| n.starts_with(".text")))
             .unwrap_or(false)
     };
+    let mut kept = Vec::new();
     match expected_special(out, report) {
         Err(e) => problems.push(format!("reading the patched objects: {e}")),
         Ok(want) => {
             for s in SPECIAL {
                 let have = count_entries(file, s, code_section);
+                if have > 0 {
+                    kept.push(format!("{s} {have}"));
+                }
                 if have != want[s] {
                     problems.push(format!(
                         "{s}: {have} code reference(s) in the payload, the included functions have {}",
@@ -653,6 +690,7 @@ fn check_payload(
             problems.push(format!("{s}: no entries in the payload"));
         }
     }
+    kept.join(", ")
 }
 
 #[test]
@@ -661,6 +699,10 @@ fn corpus_on_real_xen() {
     let tree = xen_tree();
     let manifest = fs::read_to_string(corpus_dir().join("MANIFEST")).unwrap();
     let cases = parse_manifest(&manifest);
+    // XSPLICE_CORPUS_ONLY=a,b runs only those cases (while developing).
+    let only: Option<BTreeSet<String>> = std::env::var("XSPLICE_CORPUS_ONLY")
+        .ok()
+        .map(|v| list(&v).into_iter().collect());
 
     // Every patch has a manifest line and every line a patch.
     let listed: BTreeSet<&str> = cases.iter().map(|c| c.name.as_str()).collect();
@@ -673,7 +715,10 @@ fn corpus_on_real_xen() {
         })
         .collect();
     let listed_owned: BTreeSet<String> = listed.iter().map(|s| s.to_string()).collect();
-    assert_eq!(on_disk, listed_owned, "tests/corpus/*.diff and MANIFEST disagree");
+    assert_eq!(
+        on_disk, listed_owned,
+        "tests/corpus/*.diff and MANIFEST disagree"
+    );
 
     // The whole tree, by size and mtime (plus the patched files' bytes).
     let all_touched: BTreeSet<PathBuf> = cases
@@ -696,6 +741,9 @@ fn corpus_on_real_xen() {
     let mut fixed = Vec::new();
     let mut rows = Vec::new();
     for case in &cases {
+        if only.as_ref().is_some_and(|o| !o.contains(&case.name)) {
+            continue;
+        }
         let (problems, summary, secs) = check_case(case, &tree, &cache, scratch.path(), &xen_syms);
         let verdict = match (problems.is_empty(), case.known_bug) {
             (true, false) => "ok",
@@ -703,7 +751,10 @@ fn corpus_on_real_xen() {
             (false, true) => "known-bug",
             (true, true) => "FIXED?",
         };
-        eprintln!("corpus: {:<26} {:>7.2} s  {verdict:<9} {summary}", case.name, secs);
+        eprintln!(
+            "corpus: {:<26} {:>7.2} s  {verdict:<9} {summary}",
+            case.name, secs
+        );
         for p in &problems {
             eprintln!("corpus:     {p}");
         }
@@ -716,6 +767,18 @@ fn corpus_on_real_xen() {
             (true, false) => {}
         }
     }
+    if let Some(o) = &only {
+        let unknown: Vec<_> = o.iter().filter(|n| !listed.contains(n.as_str())).collect();
+        assert!(
+            unknown.is_empty(),
+            "XSPLICE_CORPUS_ONLY names unknown cases {unknown:?}"
+        );
+        eprintln!(
+            "corpus: XSPLICE_CORPUS_ONLY set: {} of {} case(s) run",
+            rows.len(),
+            cases.len()
+        );
+    }
     let total: f64 = rows.iter().map(|(_, s)| s).sum();
     eprintln!("corpus: {} case(s) in {total:.1} s", rows.len());
 
@@ -725,7 +788,12 @@ fn corpus_on_real_xen() {
             .iter()
             .filter(|(p, v)| after.get(*p) != Some(v))
             .map(|(p, _)| p.display().to_string())
-            .chain(after.keys().filter(|p| !before.contains_key(*p)).map(|p| p.display().to_string()))
+            .chain(
+                after
+                    .keys()
+                    .filter(|p| !before.contains_key(*p))
+                    .map(|p| p.display().to_string()),
+            )
             .take(10)
             .collect();
         failures.push(format!("the source tree changed: {changed:?}"));
