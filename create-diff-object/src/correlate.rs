@@ -216,55 +216,203 @@ fn correlate_symbols(orig: &Object<'_>, patched: &Object<'_>, twins: &mut Twins)
     } else {
         Default::default()
     };
+    // Groups in order of first appearance; the index keeps grouping linear
+    // however many locals an object has.
     let mut groups: Vec<(Key, Vec<SymbolId>)> = Vec::new();
+    let mut group_of: HashMap<Key, usize> = HashMap::new();
     for id in left {
         if !patched.symbol(id).is_local() {
             continue;
         }
         let k = key(patched, id, stem(patched.symbol(id).name));
-        match groups.iter_mut().find(|(g, _)| *g == k) {
-            Some((_, v)) => v.push(id),
-            None => groups.push((k, vec![id])),
+        match group_of.get(&k) {
+            // Indices in `group_of` are pushed to `groups` together.
+            Some(&i) => groups[i].1.push(id),
+            None => {
+                group_of.insert(k.clone(), groups.len());
+                groups.push((k, vec![id]));
+            }
         }
     }
     for (k, group) in groups {
         let Some(cands) = by_stem.get_mut(&k) else {
             continue;
         };
-        // Same user function and contents first, then either, then (when a
-        // side's user is unknown) order of appearance. Known, different
-        // users mean different variables.
-        let score = |p: SymbolId, o: SymbolId| -> Option<u8> {
-            let (pu, ou) = (patched_users.get(&p), orig_users.get(&o));
-            let same_user = pu.is_some() && pu == ou;
-            let conflict = pu.is_some() && ou.is_some() && pu != ou;
-            let bytes = contents(patched, p);
-            let same_bytes = !bytes.is_empty() && contents(orig, o) == bytes;
-            match (same_user, same_bytes, conflict) {
-                (true, true, _) => Some(3),
-                (true, false, _) => Some(2),
-                (false, true, false) => Some(1),
-                (false, false, false) => Some(0),
-                _ => None,
+        let p_facts: Vec<Facts<'_>> = group
+            .iter()
+            .map(|&p| facts(patched, &patched_users, p))
+            .collect();
+        let o_facts: Vec<Facts<'_>> = cands.iter().map(|&o| facts(orig, &orig_users, o)).collect();
+        let pairs = pair_up(&p_facts, &o_facts);
+        let mut taken = vec![false; cands.len()];
+        for (pi, ci) in pairs {
+            // `pair_up` returns indices into its two inputs.
+            twins.link_symbols(cands[ci], group[pi]);
+            taken[ci] = true;
+        }
+        let mut i = 0;
+        cands.retain(|_| {
+            i += 1;
+            !taken[i - 1]
+        });
+    }
+}
+
+fn facts<'a>(obj: &Object<'a>, users: &'a HashMap<SymbolId, String>, id: SymbolId) -> Facts<'a> {
+    Facts {
+        user: users.get(&id).map(String::as_str),
+        bytes: contents(obj, id),
+    }
+}
+
+/// What pairs a numbered local with its twin: the (stem of the) function
+/// that first refers to it, and its contents.
+#[derive(Debug, Clone, Copy)]
+struct Facts<'a> {
+    user: Option<&'a str>,
+    bytes: &'a [u8],
+}
+
+/// How well patched `p` and original `o` match: same user function and
+/// contents first (3), then same user (2), same contents (1), then order
+/// of appearance (0). Known, different users mean different variables (`None`).
+fn score(p: &Facts<'_>, o: &Facts<'_>) -> Option<u8> {
+    let same_user = p.user.is_some() && p.user == o.user;
+    let conflict = p.user.is_some() && o.user.is_some() && p.user != o.user;
+    let same_bytes = !p.bytes.is_empty() && o.bytes == p.bytes;
+    match (same_user, same_bytes, conflict) {
+        (true, true, _) => Some(3),
+        (true, false, _) => Some(2),
+        (false, true, false) => Some(1),
+        (false, false, false) => Some(0),
+        _ => None,
+    }
+}
+
+/// Pair patched locals with candidates of the same stem, tier by tier
+/// (best score first); within a tier each patched symbol, in order, takes
+/// the first candidate left with that score. Returns (patched, candidate)
+/// index pairs.
+///
+/// Candidates sit in queues keyed by what each tier asks, so pairing is
+/// linear, not quadratic, in the group's size. The queues suffice because a
+/// symbol still unpaired after a tier has no candidate of that tier left
+/// (candidates only go): at tier 2 every candidate with its user has other
+/// contents, at tier 1 none has its user, at tier 0 none has its contents
+/// without a conflicting user.
+fn pair_up(pending: &[Facts<'_>], cands: &[Facts<'_>]) -> Vec<(usize, usize)> {
+    use std::collections::VecDeque;
+    let mut taken = vec![false; cands.len()];
+    let mut by_user_bytes: HashMap<(&str, &[u8]), VecDeque<usize>> = HashMap::new();
+    let mut by_user: HashMap<&str, VecDeque<usize>> = HashMap::new();
+    let mut by_bytes: HashMap<&[u8], VecDeque<usize>> = HashMap::new();
+    let mut by_bytes_no_user: HashMap<&[u8], VecDeque<usize>> = HashMap::new();
+    let mut no_user: VecDeque<usize> = VecDeque::new();
+    let mut all: VecDeque<usize> = (0..cands.len()).collect();
+    for (i, c) in cands.iter().enumerate() {
+        by_bytes.entry(c.bytes).or_default().push_back(i);
+        match c.user {
+            Some(u) => {
+                by_user_bytes.entry((u, c.bytes)).or_default().push_back(i);
+                by_user.entry(u).or_default().push_back(i);
             }
-        };
-        let mut pending = group;
-        for tier in [3u8, 2, 1, 0] {
-            pending.retain(|&p| {
-                let Some(i) = cands.iter().position(|&o| score(p, o) == Some(tier)) else {
-                    return true;
-                };
-                let o = cands.remove(i);
-                twins.link_symbols(o, p);
-                false
-            });
+            None => {
+                by_bytes_no_user.entry(c.bytes).or_default().push_back(i);
+                no_user.push_back(i);
+            }
         }
     }
+    // The first candidate of a queue not taken yet (taken ones are dropped).
+    fn first(queue: Option<&mut VecDeque<usize>>, taken: &[bool]) -> Option<usize> {
+        let queue = queue?;
+        while let Some(&i) = queue.front() {
+            if !taken.get(i).copied().unwrap_or(true) {
+                return Some(i);
+            }
+            queue.pop_front();
+        }
+        None
+    }
+    let mut pairs = Vec::new();
+    let mut left: Vec<usize> = (0..pending.len()).collect();
+    for tier in [3u8, 2, 1, 0] {
+        left.retain(|&pi| {
+            let p = &pending[pi];
+            let found = match (tier, p.user) {
+                (3, Some(u)) if !p.bytes.is_empty() => {
+                    first(by_user_bytes.get_mut(&(u, p.bytes)), &taken)
+                }
+                (2, Some(u)) => first(by_user.get_mut(u), &taken),
+                (1, Some(_)) if !p.bytes.is_empty() => {
+                    first(by_bytes_no_user.get_mut(p.bytes), &taken)
+                }
+                (1, None) if !p.bytes.is_empty() => first(by_bytes.get_mut(p.bytes), &taken),
+                (0, Some(_)) => first(Some(&mut no_user), &taken),
+                (0, None) => first(Some(&mut all), &taken),
+                _ => None,
+            };
+            let Some(ci) = found else {
+                return true;
+            };
+            debug_assert_eq!(score(p, &cands[ci]), Some(tier));
+            taken[ci] = true;
+            pairs.push((pi, ci));
+            false
+        });
+    }
+    pairs
 }
 
 #[cfg(test)]
 mod tests {
-    use super::stem;
+    use super::{pair_up, score, stem, Facts};
+
+    /// The definition `pair_up` implements, quadratic.
+    fn pair_naive(pending: &[Facts<'_>], cands: &[Facts<'_>]) -> Vec<(usize, usize)> {
+        let mut left_c: Vec<usize> = (0..cands.len()).collect();
+        let mut left_p: Vec<usize> = (0..pending.len()).collect();
+        let mut pairs = Vec::new();
+        for tier in [3u8, 2, 1, 0] {
+            left_p.retain(|&pi| {
+                let Some(i) = left_c
+                    .iter()
+                    .position(|&ci| score(&pending[pi], &cands[ci]) == Some(tier))
+                else {
+                    return true;
+                };
+                pairs.push((pi, left_c.remove(i)));
+                false
+            });
+        }
+        pairs
+    }
+
+    #[test]
+    fn pairing_matches_the_tiered_definition() {
+        const USERS: [Option<&str>; 4] = [None, Some("f"), Some("g"), Some("h")];
+        const BYTES: [&[u8]; 4] = [b"", b"a", b"b", b"c"];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n) as usize
+        };
+        for _ in 0..3000 {
+            let n_p = rand(7);
+            let n_c = rand(7);
+            let mut facts = |n: usize| -> Vec<Facts<'static>> {
+                (0..n)
+                    .map(|_| Facts {
+                        user: USERS[rand(4)],
+                        bytes: BYTES[rand(4)],
+                    })
+                    .collect()
+            };
+            let (p, c) = (facts(n_p), facts(n_c));
+            assert_eq!(pair_up(&p, &c), pair_naive(&p, &c), "{p:?} / {c:?}");
+        }
+    }
 
     #[test]
     fn stems_drop_compiler_numbers() {

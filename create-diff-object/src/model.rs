@@ -108,8 +108,49 @@ pub struct Section<'d> {
     pub rela_section: Option<SectionId>,
     /// The `STT_SECTION` symbol standing for this section, if any.
     pub section_symbol: Option<SymbolId>,
-    /// Named function/object symbols defined in this section, sorted by value.
+    /// Named function/object symbols defined in this section, sorted by
+    /// value (then larger first, so nested symbols follow their container).
     pub symbols: Vec<SymbolId>,
+    /// Where the symbol covering an offset changes: `(start, symbol)` runs
+    /// sorted by start, each holding until the next (see `Object::symbol_at`).
+    pub cover: Vec<(u64, Option<SymbolId>)>,
+}
+
+/// The runs of `Section::cover` for symbols sorted as `Section::symbols`
+/// is, each `(start, end)` in the same order: a sweep over the starts and
+/// ends, keeping the covering symbols in a set ordered by their position.
+pub fn cover_runs(symbols: &[SymbolId], ranges: &[(u64, u64)]) -> Vec<(u64, Option<SymbolId>)> {
+    use std::cmp::Reverse;
+    use std::collections::{BTreeSet, BinaryHeap};
+    let mut points: Vec<u64> = ranges.iter().flat_map(|&(a, b)| [a, b]).collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut runs: Vec<(u64, Option<SymbolId>)> = Vec::new();
+    let mut active = BTreeSet::new();
+    let mut ends = BinaryHeap::new();
+    let mut next = 0;
+    for p in points {
+        while let Some(&(start, end)) = ranges.get(next) {
+            if start > p {
+                break;
+            }
+            active.insert(next);
+            ends.push(Reverse((end, next)));
+            next += 1;
+        }
+        while let Some(&Reverse((end, k))) = ends.peek() {
+            if end > p {
+                break;
+            }
+            ends.pop();
+            active.remove(&k);
+        }
+        let top = active.last().and_then(|&k| symbols.get(k).copied());
+        if runs.last().map(|r| r.1) != Some(top) {
+            runs.push((p, top));
+        }
+    }
+    runs
 }
 
 impl<'d> Section<'d> {
@@ -207,21 +248,14 @@ impl<'d> Object<'d> {
     pub fn symbol_ids(&self) -> impl Iterator<Item = SymbolId> {
         (0..self.symbols.len() as u32).map(SymbolId)
     }
-    /// The function or object symbol covering `offset` in `section`, if any.
+    /// The function or object symbol covering `offset` in `section`, if
+    /// any: of several (nested or overlapping), the last in `symbols` order.
+    /// A binary search, so a section with many symbols costs no more than
+    /// the logarithm of their number per lookup.
     pub fn symbol_at(&self, section: SectionId, offset: u64) -> Option<SymbolId> {
-        let sec = self.section(section);
-        let mut found = None;
-        for &id in &sec.symbols {
-            let s = self.symbol(id);
-            if s.value > offset {
-                break;
-            }
-            let end = s.value.saturating_add(s.size.max(1));
-            if offset < end {
-                found = Some(id);
-            }
-        }
-        found
+        let cover = &self.sections.get(section.index())?.cover;
+        let run = cover.partition_point(|&(start, _)| start <= offset);
+        cover.get(run.checked_sub(1)?)?.1
     }
     /// The `.rela` name of a section for messages.
     pub fn section_name(&self, id: SectionId) -> &'d str {
@@ -278,5 +312,50 @@ impl Twins {
     }
     pub fn orig_symbol_twin(&self, orig: SymbolId) -> Option<SymbolId> {
         self.sym_of_orig.get(orig.index()).copied().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cover_runs, SymbolId};
+
+    /// The definition `cover_runs` implements: the last range in order containing `offset`.
+    fn naive(ranges: &[(u64, u64)], offset: u64) -> Option<SymbolId> {
+        let mut found = None;
+        for (k, &(start, end)) in ranges.iter().enumerate() {
+            if start <= offset && offset < end {
+                found = Some(SymbolId(k as u32));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn cover_runs_match_the_definition() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut rand = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for _ in 0..500 {
+            let n = rand(12) as usize;
+            let mut ranges: Vec<(u64, u64)> = (0..n)
+                .map(|_| {
+                    let start = rand(40);
+                    (start, start + 1 + rand(20))
+                })
+                .collect();
+            // Sorted as `Section::symbols` is: by start, then larger first.
+            ranges.sort_by_key(|&(a, b)| (a, std::cmp::Reverse(b - a)));
+            let ids: Vec<SymbolId> = (0..n as u32).map(SymbolId).collect();
+            let runs = cover_runs(&ids, &ranges);
+            for offset in 0..70 {
+                let i = runs.partition_point(|&(s, _)| s <= offset);
+                let got = i.checked_sub(1).and_then(|i| runs[i].1);
+                assert_eq!(got, naive(&ranges, offset), "{ranges:?} at {offset}");
+            }
+        }
     }
 }

@@ -20,6 +20,10 @@ const SHN_X86_64_LCOMMON: u16 = 0xff02;
 /// so a hostile value would make it write gigabytes or overflow.
 const MAX_ALIGN: u64 = 1 << 21;
 
+/// Largest zero-filled section accepted: it has no bytes in the file to
+/// bound it, and the payload loader must allocate it.
+const MAX_NOBITS: u64 = u32::MAX as u64;
+
 /// The header fields two inputs must agree on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderKey {
@@ -101,6 +105,13 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
                 format!("section {name}: alignment {align} is not a power of two"),
             ));
         }
+        let size = sh.sh_size(endian);
+        if sh_type == elf::SHT_NOBITS && size > MAX_NOBITS {
+            return Err(malformed(
+                path,
+                format!("section {name}: zero-filled size {size:#x} is 4 GiB or more"),
+            ));
+        }
         if align > MAX_ALIGN {
             return Err(malformed(
                 path,
@@ -113,12 +124,13 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
             flags: sh.sh_flags(endian),
             align,
             entsize: sh.sh_entsize(endian),
-            size: sh.sh_size(endian),
+            size,
             data: data_bytes,
             relocs: Vec::new(),
             rela_section: None,
             section_symbol: None,
             symbols: Vec::new(),
+            cover: Vec::new(),
         });
     }
 
@@ -228,6 +240,15 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
                 std::cmp::Reverse(symbols[id.index()].size),
             )
         });
+        let ranges: Vec<(u64, u64)> = section
+            .symbols
+            .iter()
+            .map(|id| {
+                let s = &symbols[id.index()];
+                (s.value, s.value.saturating_add(s.size.max(1)))
+            })
+            .collect();
+        section.cover = crate::model::cover_runs(&section.symbols, &ranges);
     }
 
     // Relocations.
@@ -423,10 +444,15 @@ fn retarget_section_relocs(obj: &mut Object<'_>) {
             let cover = obj.symbol_at(target, off).or_else(|| {
                 // A field followed by an immediate: the target starts up to 4 bytes later.
                 (1..=4).find_map(|d| {
+                    // `off < size`, a section size, so `off + d` cannot overflow.
+                    let at = off + d;
+                    let i = tsec
+                        .symbols
+                        .partition_point(|id| obj.symbols[id.index()].value < at);
                     tsec.symbols
-                        .iter()
+                        .get(i)
                         .copied()
-                        .find(|id| obj.symbols[id.index()].value == off + d)
+                        .filter(|id| obj.symbols[id.index()].value == at)
                 })
             });
             if let Some(cover) = cover {

@@ -91,13 +91,13 @@ pub fn build(input: &Input<'_, '_>) -> Result<Vec<u8>, Error> {
             let hook = HOOK_SECTIONS.contains(&p.section(id).name);
             for r in &p.section(id).relocs {
                 // Hooks point at the payload's own functions.
-                w.relocate(out, r, hook)?;
+                w.relocate(id, out, r, hook)?;
             }
         }
     }
     for (s, &out) in input.specials.iter().zip(&special_ids) {
         for r in &s.relocs {
-            w.relocate(out, r, true)?;
+            w.relocate(s.source, out, r, true)?;
         }
     }
     if !input.funcs.is_empty() {
@@ -286,15 +286,27 @@ impl<'d> Writer<'_, 'd> {
         }
     }
 
-    fn relocate(&mut self, out: OutSec, r: &Reloc, internal: bool) -> Result<(), Error> {
+    fn relocate(
+        &mut self,
+        from: SectionId,
+        out: OutSec,
+        r: &Reloc,
+        internal: bool,
+    ) -> Result<(), Error> {
         if !LOADER_RELOCS.contains(&r.r_type) {
             let p = self.input.patched;
+            let t = p.symbol(r.symbol);
+            // Section symbols and `.LC` labels: their section says more.
+            let target = match t.section() {
+                Some(s) if t.name.is_empty() || t.is_internal_label() => p.section_name(s),
+                _ => t.name,
+            };
             return Err(Error::Unsupported(format!(
-                "{}: relocation type {} against {} cannot be applied by the hypervisor's loader \
-                 (only R_X86_64_64, PC32 and PLT32); build with Xen's flags",
+                "{}: section {}: relocation type {} against {target} cannot be applied by the \
+                 hypervisor's loader (only R_X86_64_64, PC32 and PLT32); build with Xen's flags",
                 p.path.display(),
+                p.section_name(from),
                 r.r_type,
-                p.symbol(r.symbol).name
             )));
         }
         let (symbol, addend) = self.target(r, internal)?;

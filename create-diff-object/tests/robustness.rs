@@ -1,14 +1,17 @@
 //! Fast tier: hostile inputs never panic the differ or the xen-syms reader.
 //! Real fixture pairs (changed code with calls, strings, statics, bug
 //! frames, exception-table and alternative entries, hooks) are damaged
-//! three ways: truncated at every length, overwritten by a fixed-seed PRNG
-//! in the ELF header, section headers, symbol table and relocations, and
-//! edited field by field (wrong machine, offsets past the end of the file,
-//! indices out of range, ...). Each damaged file is tried as the patched
-//! and as the original object, and a damaged fake xen-syms is loaded and
-//! used. The result may be Ok or Err but never a panic; every targeted edit
-//! must be refused as `Error::Malformed` naming the damaged file and what
-//! in it is wrong.
+//! four ways: truncated at every length; overwritten by a fixed-seed PRNG
+//! in the ELF header, section headers, symbol table and relocations; given
+//! plausible but wrong field values that get past the reader (a symbol
+//! moved into another section, a relocation retargeted, a section renamed
+//! or retyped); and edited field by field (wrong machine, offsets past the
+//! end of the file, indices out of range, ...). Each damaged file is tried
+//! as the patched and as the original object, and a damaged fake xen-syms
+//! is loaded and used. The result may be Ok or Err but never a panic; every
+//! targeted edit must be refused as `Error::Malformed` naming the damaged
+//! file and what in it is wrong. `CDO_ROBUSTNESS_SCALE=N` multiplies the
+//! random rounds and `CDO_ROBUSTNESS_SEED=N` varies them, for longer hunts.
 
 mod common;
 
@@ -822,6 +825,35 @@ fn damaged_special_tables_are_refused() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// A relocation type the loader cannot apply (here `R_X86_64_32`, from
+/// code built without Xen's flags) is an error naming the section, the
+/// type and the target, not a payload the loader would reject.
+#[test]
+fn relocation_type_the_loader_cannot_apply_is_named() {
+    let pair = Pair::new(("changed_string", "changed_string", "patched.c"));
+    let fields = Fields::new(&pair.patched);
+    let mut bad = pair.patched.clone();
+    let at = fields.rela(&bad, ".rela.text.greet", 8);
+    let sym = u32::from_le_bytes(bad[at + 4..at + 8].try_into().unwrap());
+    let info = (u64::from(sym) << 32) | u64::from(elf::R_X86_64_32);
+    put(&mut bad, at, &info.to_le_bytes());
+    match pair.diff(Side::Patched, &bad) {
+        Ok(Err(e @ Error::Unsupported(_))) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("section .text.greet")
+                    && msg.contains("relocation type 10")
+                    && !msg.contains("against  "),
+                "{msg}"
+            );
+        }
+        other => panic!(
+            "expected Unsupported, got {:?}",
+            other.map(|r| r.map(|_| ()))
+        ),
+    }
+}
+
 /// Harmless oddities are tolerated: the result is the same payload.
 #[test]
 fn zero_entry_sizes_are_tolerated() {
@@ -842,6 +874,42 @@ fn zero_entry_sizes_are_tolerated() {
         Ok(Err(e)) => panic!("{e}"),
         Err(p) => panic!("panicked: {p}"),
     }
+}
+
+/// A zero-filled section claims any size it likes (it has no bytes in the
+/// file): below 4 GiB it is copied into the payload as it is, from there
+/// it is refused, naming the section.
+#[test]
+fn huge_zero_filled_sections() {
+    let pair = Pair::new(("new_global_var", "new_global_var", "patched.c"));
+    let fields = Fields::new(&pair.patched);
+    let mut failures = Vec::new();
+    for size in [
+        u64::from(u32::MAX),
+        1 << 32,
+        1 << 48,
+        i64::MAX as u64,
+        u64::MAX - 7,
+        u64::MAX,
+    ] {
+        let mut bad = pair.patched.clone();
+        let at = fields.sh(&bad, ".bss.record_count", 32);
+        put(&mut bad, at, &size.to_le_bytes());
+        match pair.diff(Side::Patched, &bad) {
+            Err(p) => failures.push(format!("size {size:#x}: panicked: {p}")),
+            Ok(Ok(Diff::Write(bytes, _))) if size <= u64::from(u32::MAX) => {
+                let payload = ElfFile64::<LE>::parse(&*bytes).unwrap();
+                let bss = payload.section_by_name(".bss.record_count").unwrap();
+                assert_eq!(bss.size(), size);
+            }
+            Ok(Err(Error::Malformed { what, .. }))
+                if size > u64::from(u32::MAX)
+                    && what.contains(".bss.record_count")
+                    && what.contains("4 GiB") => {}
+            Ok(other) => failures.push(format!("size {size:#x}: {:?}", other.map(|_| ()))),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Overlapping and nested symbols (assembly aliases, or damage) are not
@@ -872,6 +940,59 @@ fn overlapping_symbols_never_panic() {
         }
     }
     assert_no_panics("overlapping symbols", &panics);
+}
+
+/// A function whose symbol size reaches past its section's bytes, next to
+/// a changed `mov $imm32` (the line-number check reads the immediate):
+/// before the range check in `read`, this indexed past the patched bytes.
+#[test]
+fn symbol_past_its_section_next_to_an_immediate_is_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let assemble = |name: &str, body: &str| {
+        let src = dir.path().join(format!("{name}.s"));
+        std::fs::write(
+            &src,
+            format!(
+                ".section .text.f,\"ax\",@progbits\n.globl f\n.type f,@function\nf: {body}\n.size f, 6\n"
+            ),
+        )
+        .unwrap();
+        let obj = dir.path().join(format!("{name}.o"));
+        let out = std::process::Command::new("cc")
+            .arg("-c")
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj)
+            .output()
+            .expect("running cc");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        obj
+    };
+    // mov $5, %eax; ret — and the same function cut after the opcode and one byte of a changed immediate.
+    let orig = assemble("orig", "movl $5, %eax\nret");
+    let patched = assemble("patched", ".byte 0xb8, 0x06");
+    let xen = Pair::new(("changed_string", "changed_string", "patched.c")).xen;
+    let out = dir.path().join("out.o");
+    for (a, b, bad) in [(&orig, &patched, &patched), (&patched, &orig, &patched)] {
+        let r = guarded(|| create_diff_object::diff_objects(a, b, &xen, &out, &options()));
+        match r {
+            Ok(Err(Error::Malformed { path, what })) => {
+                assert_eq!(&path, bad);
+                assert!(
+                    what.contains("symbol f")
+                        && what.contains(".text.f")
+                        && what.contains("past the end"),
+                    "{what}"
+                );
+            }
+            Ok(other) => panic!("expected Malformed, got {:?}", other.map(|_| ())),
+            Err(p) => panic!("panicked: {p}"),
+        }
+    }
 }
 
 /// Everything the differ asks of a (possibly damaged) xen-syms.

@@ -49,10 +49,11 @@ struct Case {
     exit: i32,
     funcs: Option<BTreeSet<String>>,
     defines: Vec<String>,
+    data_bytes: Option<u64>,
     special: Vec<String>,
     refused: Option<(String, String)>,
     init: Option<String>,
-    message: Option<String>,
+    message: Vec<String>,
     known_bug: bool,
 }
 
@@ -83,6 +84,12 @@ fn parse_manifest(text: &str) -> Vec<Case> {
             match w.split_once('=') {
                 Some(("funcs", v)) => case.funcs = Some(list(v).into_iter().collect()),
                 Some(("defines", v)) => case.defines = list(v),
+                Some(("data-bytes", v)) => {
+                    case.data_bytes = Some(
+                        v.parse()
+                            .unwrap_or_else(|_| panic!("MANIFEST line {}: data-bytes=N", n + 1)),
+                    )
+                }
                 Some(("special", v)) => case.special = list(v),
                 Some(("refused", v)) => {
                     let (sym, sec) = v
@@ -91,7 +98,7 @@ fn parse_manifest(text: &str) -> Vec<Case> {
                     case.refused = Some((sym.to_string(), sec.to_string()));
                 }
                 Some(("init", v)) => case.init = Some(v.to_string()),
-                Some(("message", v)) => case.message = Some(v.replace('_', " ")),
+                Some(("message", v)) => case.message.push(v.replace('~', " ")),
                 None if w == "known-bug" => case.known_bug = true,
                 _ => panic!("MANIFEST line {}: unknown expectation {w:?}", n + 1),
             }
@@ -530,7 +537,7 @@ fn check_case(
     let error = report.get("error").str().unwrap_or("").to_string();
     let mut summary = format!("exit {code}");
 
-    if let Some(text) = &case.message {
+    for text in &case.message {
         if !error.contains(text.as_str()) {
             problems.push(format!("message {error:?} lacks {text:?}"));
         }
@@ -657,6 +664,24 @@ fn check_payload(
             .any(|s| s.name() == Ok(d.as_str()) && s.section_index().is_some());
         if !defined {
             problems.push(format!("payload does not define {d}"));
+        }
+    }
+
+    // Writable data the payload brings: new variables only, never copies
+    // of the running Xen's.
+    if let Some(want) = case.data_bytes {
+        let have: u64 = file
+            .sections()
+            .filter(|s| {
+                s.name()
+                    .is_ok_and(|n| n.starts_with(".data") || n.starts_with(".bss"))
+            })
+            .map(|s| s.size())
+            .sum();
+        if have != want {
+            problems.push(format!(
+                "{have} byte(s) of .data*/.bss* sections, expected {want}"
+            ));
         }
     }
 

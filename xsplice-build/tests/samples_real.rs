@@ -1,17 +1,18 @@
 //! `xsplice-build samples` on a real, built Xen tree (XSPLICE_XEN_TREE):
 //! every sample applies with `patch -p1 --fuzz=0`; the command builds all
-//! five payloads and prints their paths; read back from the ELF files, the
+//! six payloads and prints their paths; read back from the ELF files, the
 //! build-ids chain (bye-world's .livepatch.depends is hello-world's
 //! .note.gnu.build-id, every other payload depends on the hypervisor, every
 //! .livepatch.xen_depends is xen-syms' build-id), and each payload carries
 //! what its sample is about (function names, strings, hook sections, the
-//! bug frame).
+//! bug frame, the per-CPU hot path).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use create_diff_object::notes;
+use object::{Object, ObjectSymbol};
 use xsplice_build::samples::{self, PayloadInfo};
 
 fn xen_tree() -> PathBuf {
@@ -77,6 +78,7 @@ fn samples_command_builds_a_consistent_set() {
         "replace-world",
         "hooks",
         "static-bug-frame",
+        "timer-hot-path",
     ];
     let expected: Vec<PathBuf> = names
         .iter()
@@ -105,7 +107,13 @@ fn samples_command_builds_a_consistent_set() {
         info["bye-world"].depends, info["hello-world"].build_id,
         "bye-world stacks on hello-world"
     );
-    for name in ["hello-world", "replace-world", "hooks", "static-bug-frame"] {
+    for name in [
+        "hello-world",
+        "replace-world",
+        "hooks",
+        "static-bug-frame",
+        "timer-hot-path",
+    ] {
         assert_eq!(
             info[name].depends, xen_id,
             "{name} stacks on the hypervisor"
@@ -178,4 +186,26 @@ fn samples_command_builds_a_consistent_set() {
             "static-bug-frame: init section {n} in the payload"
         );
     }
+
+    let hot = &info["timer-hot-path"];
+    assert_eq!(
+        hot.functions,
+        ["common/timer.c#remove_entry"],
+        "the static timer function"
+    );
+    assert!(
+        hot.section_size(".bug_frames.2").unwrap_or(0) > 0,
+        "remove_entry's BUG frame travels with the payload"
+    );
+    // The per-CPU heap is the hypervisor's: referenced by its runtime name, not copied.
+    let bytes = std::fs::read(out_dir.path().join("timer-hot-path.livepatch")).unwrap();
+    let file = object::File::parse(&*bytes).unwrap();
+    let percpu = file
+        .symbols()
+        .find(|s| s.name() == Ok("common/timer.c#per_cpu__timers"))
+        .expect("timer-hot-path refers to common/timer.c#per_cpu__timers");
+    assert!(
+        percpu.is_undefined(),
+        "per_cpu__timers must resolve against Xen"
+    );
 }
