@@ -44,6 +44,14 @@ const BUILD_ENV: [&str; 7] = [
     "CLANG",
 ];
 
+/// Whether `path` exists and was written at or after `since`.
+fn rebuilt_since(path: &Path, since: std::time::SystemTime) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map(|t| t >= since)
+        .unwrap_or(false)
+}
+
 /// Bump when the cache layout or the build recipe changes.
 const CACHE_FORMAT: &str = "xsplice-build base cache v1";
 
@@ -261,6 +269,11 @@ fn remove_stale_temps(cache: &Path, log: &Log) {
 }
 
 pub fn write_file(path: &Path, data: &[u8]) -> Result<(), Error> {
+    // A stage with nothing to do (no changed object to diff) may not have
+    // made its directory.
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
     fs::write(path, data).map_err(|e| Error::io(path, e))
 }
 
@@ -327,7 +340,20 @@ pub fn patched_build(
         }
         Err(reason) => {
             log.line(&format!("full incremental make: {reason}"));
-            log.run(&mut make.command(&xen), "patched build (make)")?;
+            let started = std::time::SystemTime::now();
+            if let Err(e) = log.run(&mut make.command(&xen), "patched build (make)") {
+                // The payload needs the objects, not the patched hypervisor:
+                // when prelink.o (every object linked into xen-syms) was
+                // rebuilt, only a final link failed, e.g. xen.efi refusing
+                // the orphan sections new hooks add.
+                if !rebuilt_since(&xen.join("prelink.o"), started) {
+                    return Err(e);
+                }
+                log.line(
+                    "# make failed after prelink.o was rebuilt: only the final links \
+                     (xen-syms, xen.efi) failed, and the payload does not use them",
+                );
+            }
             out.full_make = true;
             out.full_make_reason = Some(reason);
         }
