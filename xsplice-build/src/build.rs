@@ -329,7 +329,10 @@ pub fn patched_build(
         start.elapsed().as_secs_f64()
     ));
     let mut out = PatchedBuild::default();
-    match deps.affected_objects(touched) {
+    match deps
+        .affected_objects(touched)
+        .and_then(|targets| single_targets_buildable(&xen, targets))
+    {
         Ok(targets) => {
             if !targets.is_empty() {
                 let mut cmd = make.command(&xen);
@@ -481,6 +484,39 @@ fn cmd_file_for(xen_dir: &Path, target: &str) -> PathBuf {
     xen_dir.join(dir).join(format!(".{name}.cmd"))
 }
 
+/// Make's single-object targets (`make common/version.o`) run the Makefile
+/// of the object's directory; objects built from a parent's Makefile
+/// (`common/compat/kernel.o`) need the full incremental make.
+fn single_targets_buildable(xen: &Path, targets: Vec<String>) -> Result<Vec<String>, String> {
+    for t in &targets {
+        let dir = Path::new(t).parent().unwrap_or(Path::new(""));
+        if !xen.join(dir).join("Makefile").is_file() {
+            return Err(format!(
+                "{t} is built by a parent directory's Makefile ({} has none)",
+                dir.display()
+            ));
+        }
+    }
+    Ok(targets)
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system (the recorded
+/// paths are relative to xen/ or absolute; symlinks do not matter there).
+fn normalize_lexically(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "." => {}
+            "" if !parts.is_empty() => {}
+            ".." if parts.last().is_some_and(|p| !p.is_empty() && *p != "..") => {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
+    }
+    parts.join("/")
+}
+
 /// What each build target read, from make's recorded `.*.cmd` / `.*.d` files.
 #[derive(Debug, Default)]
 pub struct DepIndex {
@@ -523,7 +559,10 @@ impl DepIndex {
                     continue;
                 }
                 if tok.contains('/') || tok.contains('.') {
-                    deps.insert(tok.to_string());
+                    // common/compat/kernel.c includes "../kernel.c": its record
+                    // says common/compat/../kernel.c, which must match a patch
+                    // to common/kernel.c, or the compat twin stays unpatched.
+                    deps.insert(normalize_lexically(tok));
                 }
             }
         }
@@ -537,7 +576,7 @@ impl DepIndex {
         }
         let mut objs: BTreeSet<String> = BTreeSet::new();
         for t in touched {
-            let path = t.path.to_string_lossy().to_string();
+            let path = normalize_lexically(&t.path.to_string_lossy());
             let Some(rel) = path.strip_prefix("xen/") else {
                 let top = !path.contains('/');
                 if top
@@ -625,5 +664,21 @@ impl DepIndex {
         }
         objs.remove("arch/x86/efi/check.o");
         Ok(objs.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn recorded_paths_are_normalised_lexically() {
+        use super::normalize_lexically as n;
+        assert_eq!(n("common/compat/../kernel.c"), "common/kernel.c");
+        assert_eq!(n("./common/./kernel.c"), "common/kernel.c");
+        assert_eq!(
+            n("/src/xen/arch/x86/x86_64/../physdev.c"),
+            "/src/xen/arch/x86/physdev.c"
+        );
+        assert_eq!(n("../include/x.h"), "../include/x.h");
+        assert_eq!(n("a//b"), "a/b");
     }
 }
