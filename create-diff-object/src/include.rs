@@ -2,7 +2,9 @@
 //! functions (outside init code), new global variables and hook sections;
 //! from there every relocation either pulls in what is new or changed (and
 //! string pools), or becomes a reference by name to the running Xen.
-//! Changes that cannot be live-patched are collected as refusals.
+//! From a data section that also holds unchanged variables only the
+//! needed symbols' own bytes are taken ("pieces"). Changes that cannot be
+//! live-patched (new per-CPU variables among them) are collected as refusals.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -115,13 +117,47 @@ pub struct Plan {
     /// Changed functions in init code (ignored).
     pub init_only: Vec<String>,
     pub refusals: Vec<Refusal>,
+    /// Per patched section not copied whole: the symbols whose own byte
+    /// ranges are copied. A section that also holds unchanged symbols
+    /// (`__read_mostly` and other section attributes, which
+    /// -fdata-sections does not split) keeps those in the running Xen.
+    pub pieces: Vec<Vec<SymbolId>>,
     /// Sections whose relocations were already followed.
     scanned: Vec<bool>,
+    /// Pieces whose relocations were already followed.
+    scanned_pieces: Vec<SymbolId>,
 }
 
 impl Plan {
     pub fn is_included(&self, id: SectionId) -> bool {
         self.sections.get(id.index()).is_some_and(|w| w.is_some())
+    }
+    /// Whether anything at all goes into the payload.
+    pub fn includes_anything(&self) -> bool {
+        self.sections.iter().any(Option::is_some) || self.pieces.iter().any(|p| !p.is_empty())
+    }
+    /// The symbols copied alone from `id` (empty when it is copied whole or not at all).
+    pub fn pieces_of(&self, id: SectionId) -> &[SymbolId] {
+        if self.is_included(id) {
+            return &[];
+        }
+        self.pieces
+            .get(id.index())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+    /// Mark one symbol's bytes of a section for copying; returns whether it is newly marked.
+    pub fn include_piece(&mut self, id: SectionId, sym: SymbolId) -> bool {
+        if self.is_included(id) {
+            return false;
+        }
+        match self.pieces.get_mut(id.index()) {
+            Some(list) if !list.contains(&sym) => {
+                list.push(sym);
+                true
+            }
+            _ => false,
+        }
     }
     /// Mark a section for copying; returns whether it is newly marked.
     pub fn include(&mut self, id: SectionId, why: impl Into<String>) -> bool {
@@ -190,6 +226,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         plan.sections = vec![None; p.sections.len()];
         plan.symbol_why = vec![None; p.symbols.len()];
         plan.scanned = vec![false; p.sections.len()];
+        plan.pieces = vec![Vec::new(); p.sections.len()];
         let used_by_same = self.data_used_by_unchanged_code();
         for sid in p.symbol_ids() {
             let s = p.symbol(sid);
@@ -227,8 +264,15 @@ impl<'a, 'd> Includer<'a, 'd> {
                     _ => {}
                 },
                 (SymKind::Object | SymKind::NoType, Role::Data) => match status {
+                    Status::New if !s.is_local() && is_percpu(p.section(sec).name) => {
+                        self.refuse_new_percpu(plan, s.name, sec);
+                    }
                     Status::New if !s.is_local() => {
-                        plan.include(sec, format!("holds new global variable {}", s.name));
+                        if self.shared(sec) {
+                            plan.include_piece(sec, sid);
+                        } else {
+                            plan.include(sec, format!("holds new global variable {}", s.name));
+                        }
                         plan.symbol_why[sid.index()] = Some("new global variable".into());
                     }
                     Status::Changed => self.changed_data(plan, sid, sec, &used_by_same),
@@ -296,6 +340,30 @@ impl<'a, 'd> Includer<'a, 'd> {
                 _ => {}
             }
         }
+    }
+
+    /// Whether a data section also holds unchanged named data: then only
+    /// the symbols the payload needs are copied from it, each alone.
+    pub fn shared(&self, id: SectionId) -> bool {
+        self.role(id) == Role::Data
+            && self
+                .patched
+                .section(id)
+                .symbols
+                .iter()
+                .any(|&s| self.cmp.symbol(s) == Status::Same)
+    }
+
+    fn refuse_new_percpu(&self, plan: &mut Plan, sym: &str, section: SectionId) {
+        self.refuse(
+            plan,
+            sym,
+            section,
+            "a live patch cannot add per-CPU variables: the loader does not allocate \
+             per-CPU copies, so this_cpu()/per_cpu() of it would write to an unrelated address"
+                .to_string(),
+            "use a global array indexed by CPU number, or allocate per-CPU storage from a load hook",
+        );
     }
 
     /// Named data in the patched object used by code that stays the same.
@@ -378,22 +446,33 @@ impl<'a, 'd> Includer<'a, 'd> {
     ) -> Result<bool, crate::Error> {
         let mut grew = false;
         loop {
-            let todo: Vec<SectionId> = self
-                .patched
+            let p = self.patched;
+            let todo: Vec<SectionId> = p
                 .section_ids()
                 .filter(|&id| {
                     plan.is_included(id) && !plan.scanned.get(id.index()).copied().unwrap_or(true)
                 })
                 .collect();
-            if todo.is_empty() {
+            let pieces: Vec<(SectionId, SymbolId)> = p
+                .section_ids()
+                .flat_map(|id| plan.pieces_of(id).iter().map(move |&s| (id, s)))
+                .filter(|(_, s)| !plan.scanned_pieces.contains(s))
+                .collect();
+            if todo.is_empty() && pieces.is_empty() {
                 return Ok(grew);
             }
             for id in todo {
                 if let Some(done) = plan.scanned.get_mut(id.index()) {
                     *done = true;
                 }
-                let relocs = &self.patched.section(id).relocs;
-                for r in relocs {
+                for r in &p.section(id).relocs {
+                    grew |= self.follow(plan, id, r, resolver)?;
+                }
+            }
+            for (id, sym) in pieces {
+                plan.scanned_pieces.push(sym);
+                let (start, end) = piece_range(p, sym);
+                for r in p.section(id).relocs_in(start, end) {
                     grew |= self.follow(plan, id, r, resolver)?;
                 }
             }
@@ -436,6 +515,19 @@ impl<'a, 'd> Includer<'a, 'd> {
         }
         if role == Role::Ignored {
             return Ok(false);
+        }
+        if is_percpu(tsec.name) {
+            let unnamed = t.kind == SymKind::Section || t.is_internal_label() || t.name.is_empty();
+            let new = if unnamed {
+                self.cmp.section(ts) == Status::New
+            } else {
+                self.cmp.symbol(r.symbol) == Status::New
+            };
+            if new {
+                let name = if unnamed { tsec.name } else { t.name };
+                self.refuse_new_percpu(plan, name, ts);
+                return Ok(false);
+            }
         }
         // String and constant pools: copy the pool.
         if tsec.is_merge() && (t.kind == SymKind::Section || t.is_internal_label()) {
@@ -490,10 +582,26 @@ impl<'a, 'd> Includer<'a, 'd> {
                 if let Some(slot @ None) = plan.symbol_why.get_mut(r.symbol.index()) {
                     *slot = Some(why.clone());
                 }
+                if self.shared(ts) {
+                    return Ok(plan.include_piece(ts, r.symbol));
+                }
                 Ok(plan.include(ts, format!("holds {} ({why})", t.name)))
             }
         }
     }
+}
+
+/// `DEFINE_PER_CPU` and its variants (`.bss.percpu`, `.bss.percpu.read_mostly`,
+/// `.bss.percpu.page_aligned`; `.data.percpu*` in older trees): Xen's linker
+/// script gathers these into the per-CPU template that is copied for each CPU.
+pub fn is_percpu(name: &str) -> bool {
+    name.starts_with(".bss.percpu") || name.starts_with(".data.percpu")
+}
+
+/// The bytes `[start, end)` a piece copies: its symbol's range in its section.
+pub fn piece_range(obj: &Object<'_>, sym: SymbolId) -> (u64, u64) {
+    let s = obj.symbol(sym);
+    (s.value, s.value.saturating_add(s.size))
 }
 
 fn is_read_only(obj: &Object<'_>, place: Place) -> bool {

@@ -154,7 +154,7 @@ pub fn diff_bytes(
         init_only_changes: plan.init_only.clone(),
         ..DiffReport::default()
     };
-    let anything = new.section_ids().any(|id| plan.is_included(id));
+    let anything = plan.includes_anything();
     if !anything && plan.refusals.is_empty() {
         if opts.debug {
             report.debug_lines = report::debug_lines(&orig, &new, &twins, &cmp, &plan);

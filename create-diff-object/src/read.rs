@@ -415,6 +415,55 @@ pub fn target_offset(sym_value: u64, r_type: u32, addend: i64) -> i64 {
     }
 }
 
+/// For a 32-bit PC-relative field at `at` in code that is the displacement
+/// of a RIP-relative memory operand (ModRM `mod=00 rm=101` just before
+/// it): the bytes of immediate that follow it. `None` when the bytes
+/// before the field do not look like such an operand (calls, jumps).
+/// `movl $0, var(%rip)` refers to `var` as `section + (var - 8)`, so
+/// without this `section + off + 4` would name the variable before `var`.
+pub fn rip_operand_tail(code: &[u8], at: usize) -> Option<u64> {
+    let byte = |back: usize| at.checked_sub(back).and_then(|i| code.get(i)).copied();
+    let modrm = byte(1)?;
+    if modrm & 0xc7 != 0x05 {
+        return None;
+    }
+    let reg = (modrm >> 3) & 7;
+    let op = byte(2)?;
+    if byte(3) == Some(0x0f) {
+        // Two-byte opcodes that take an immediate (bt*, shld/shrd, shifts of
+        // vector registers, cmpps-style); `0f c0/c1` is xadd (no immediate)
+        // when locked, else the 0x0f is likely the end of the previous
+        // instruction and `c0/c1` a shift by an immediate.
+        let locked = byte(4) == Some(0xf0)
+            || (byte(4).is_some_and(|b| (0x40..=0x4f).contains(&b)) && byte(5) == Some(0xf0));
+        match op {
+            0xba | 0xa4 | 0xac | 0x70..=0x73 | 0xc2 | 0xc4 | 0xc5 | 0xc6 => return Some(1),
+            0xc0 | 0xc1 if locked => return Some(0),
+            0xc7 if reg == 1 => return Some(0),
+            // Jcc rel32 has no ModRM; the rest are one-byte opcodes after an unrelated 0x0f.
+            0x80..=0x83 | 0xc0 | 0xc1 | 0xc7 | 0x69 | 0x6b | 0xf6 | 0xf7 => {}
+            _ => return Some(0),
+        }
+    }
+    // Operand-size prefix (before any REX) makes a full immediate 16-bit, unless REX.W.
+    let (rex_w, before_rex) = match byte(3) {
+        Some(b) if (0x40..=0x4f).contains(&b) => (b & 8 != 0, byte(4)),
+        other => (false, other),
+    };
+    let full = if before_rex == Some(0x66) && !rex_w {
+        2
+    } else {
+        4
+    };
+    Some(match op {
+        0x80 | 0x82 | 0x83 | 0xc0 | 0xc1 | 0xc6 | 0x6b => 1,
+        0x81 | 0xc7 | 0x69 => full,
+        0xf6 if reg <= 1 => 1,
+        0xf7 if reg <= 1 => full,
+        _ => 0,
+    })
+}
+
 /// Point relocations against section symbols at the function or object
 /// they refer to, so they compare by identity, not by offset, and can be
 /// resolved by name when the target is not part of the payload.
@@ -436,12 +485,30 @@ fn retarget_section_relocs(obj: &mut Object<'_>) {
             if tsec.is_merge() {
                 continue;
             }
-            let off = target_offset(sym.value, r.r_type, r.addend);
+            let src = &obj.sections[sec_index];
+            let decoded = if src.is_exec() && is_pc_relative(r.r_type) {
+                usize::try_from(r.offset)
+                    .ok()
+                    .and_then(|at| rip_operand_tail(src.data, at))
+            } else {
+                None
+            };
+            let off = match decoded {
+                // The CPU adds the end of the instruction: the field and any immediate after it.
+                Some(tail) => (sym.value as i64)
+                    .wrapping_add(r.addend)
+                    .wrapping_add(4 + tail as i64),
+                None => target_offset(sym.value, r.r_type, r.addend),
+            };
             if off < 0 || off as u64 >= tsec.size {
                 continue;
             }
             let off = off as u64;
-            let cover = obj.symbol_at(target, off).or_else(|| {
+            let exact = obj.symbol_at(target, off);
+            let cover = exact.or_else(|| {
+                if decoded.is_some() {
+                    return None;
+                }
                 // A field followed by an immediate: the target starts up to 4 bytes later.
                 (1..=4).find_map(|d| {
                     // `off < size`, a section size, so `off + d` cannot overflow.
@@ -465,5 +532,51 @@ fn retarget_section_relocs(obj: &mut Object<'_>) {
             }
         }
         obj.sections[sec_index].relocs = relocs;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rip_operand_tail;
+
+    /// `insn` with its 4-byte RIP displacement at `at`: the immediate bytes after it.
+    fn tail(insn: &[u8], at: usize) -> Option<u64> {
+        rip_operand_tail(insn, at)
+    }
+
+    #[test]
+    fn immediates_after_rip_displacements() {
+        let d = [0u8; 4];
+        let with = |head: &[u8], imm: &[u8]| {
+            let mut v = vec![0x90, 0x90];
+            v.extend_from_slice(head);
+            let at = v.len();
+            v.extend_from_slice(&d);
+            v.extend_from_slice(imm);
+            tail(&v, at)
+        };
+        // movl $imm32, x(%rip); movq (REX.W) keeps imm32; movw (0x66) has imm16.
+        assert_eq!(with(&[0xc7, 0x05], &[1, 0, 0, 0]), Some(4));
+        assert_eq!(with(&[0x48, 0xc7, 0x05], &[1, 0, 0, 0]), Some(4));
+        assert_eq!(with(&[0x66, 0xc7, 0x05], &[1, 0]), Some(2));
+        // movb $imm8; addl $imm8 (0x83); cmpl $imm32 (0x81 /7); shll $imm8.
+        assert_eq!(with(&[0xc6, 0x05], &[1]), Some(1));
+        assert_eq!(with(&[0x83, 0x05], &[1]), Some(1));
+        assert_eq!(with(&[0x81, 0x3d], &[1, 0, 0, 0]), Some(4));
+        assert_eq!(with(&[0xc1, 0x25], &[3]), Some(1));
+        // testb $imm8 (f6 /0) vs notl (f7 /2: none).
+        assert_eq!(with(&[0xf6, 0x05], &[1]), Some(1));
+        assert_eq!(with(&[0xf7, 0x15], &[]), Some(0));
+        // mov x(%rip), %eax; lock xadd %eax, x(%rip); btsl $3, x(%rip).
+        assert_eq!(with(&[0x8b, 0x05], &[]), Some(0));
+        assert_eq!(with(&[0xf0, 0x0f, 0xc1, 0x05], &[]), Some(0));
+        assert_eq!(with(&[0x0f, 0xba, 0x2d], &[3]), Some(1));
+        // Not a RIP-relative operand: call rel32, jmp rel32, jne rel32.
+        assert_eq!(with(&[0xe8], &[]), None);
+        assert_eq!(with(&[0xe9], &[]), None);
+        assert_eq!(with(&[0x0f, 0x85], &[]), None);
+        // Fields at the very start of a section never read before it.
+        assert_eq!(tail(&d, 0), None);
+        assert_eq!(tail(&[0x05, 0, 0, 0, 0], 1), None);
     }
 }

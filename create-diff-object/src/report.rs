@@ -54,6 +54,9 @@ pub fn debug_lines(
         } else if plan.is_included(sec) && status != Status::Same {
             line.push_str("; included with its section");
         }
+        if plan.pieces_of(sec).contains(&sid) {
+            line.push_str(" (copied alone: its section also holds unchanged data)");
+        }
         lines.push(line);
     }
     for id in patched.section_ids() {
@@ -61,6 +64,15 @@ pub fn debug_lines(
             lines.push(format!(
                 "section {}: included: {why}",
                 patched.section_name(id)
+            ));
+        }
+        let pieces = plan.pieces_of(id);
+        if !pieces.is_empty() {
+            let names: Vec<&str> = pieces.iter().map(|&s| patched.symbol(s).name).collect();
+            lines.push(format!(
+                "section {}: only {} copied (it also holds unchanged data)",
+                patched.section_name(id),
+                names.join(", ")
             ));
         }
     }

@@ -1,5 +1,6 @@
 //! `write`: the payload object. Included sections are copied (their data
-//! borrowed, not duplicated), special tables and the function table are
+//! borrowed, not duplicated), pieces of shared sections are packed into a
+//! section of the same name, special tables and the function table are
 //! added, and the symbol table is rebuilt (locals first, as linkers expect).
 
 use std::borrow::Cow;
@@ -16,9 +17,71 @@ use crate::abi::FuncLayout;
 use crate::compare::Comparison;
 use crate::emit::{FuncEntry, Table};
 use crate::error::Error;
-use crate::include::{Plan, HOOK_SECTIONS};
+use crate::include::{piece_range, Plan, HOOK_SECTIONS};
 use crate::model::{Binding, Object, Place, Reloc, SectionId, Status, SymKind, SymbolId};
+use crate::read::target_offset;
 use crate::special::SpecialOut;
+
+/// One copied range `[start, end)` of a pieced section, placed at `to` in the output.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    start: u64,
+    end: u64,
+    to: u64,
+}
+
+/// How the pieces of one section are laid out in its output section.
+#[derive(Debug, Clone, Default)]
+struct Pieces {
+    ranges: Vec<Range>,
+    size: u64,
+}
+
+impl Pieces {
+    /// Overlapping symbols (aliases) share a range; each range keeps the
+    /// alignment its offset had in the section, up to the section's.
+    fn lay_out(p: &Object<'_>, id: SectionId, syms: &[SymbolId]) -> Pieces {
+        let sec_align = p.section(id).align.max(1);
+        let mut spans: Vec<(u64, u64)> = syms.iter().map(|&s| piece_range(p, s)).collect();
+        spans.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (a, b) in spans {
+            match merged.last_mut() {
+                Some(last) if a < last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let mut out = Pieces::default();
+        for (start, end) in merged {
+            let align = if start == 0 {
+                sec_align
+            } else {
+                (1u64 << start.trailing_zeros()).min(sec_align)
+            };
+            let to = out.size.div_ceil(align).saturating_mul(align);
+            out.size = to.saturating_add(end - start);
+            out.ranges.push(Range { start, end, to });
+        }
+        out
+    }
+
+    /// Where offset `off` of the source section lands (the end of a range counts, for empty ranges).
+    fn map(&self, off: u64) -> Option<u64> {
+        self.ranges
+            .iter()
+            .find(|r| r.start <= off && off < r.end)
+            .or_else(|| self.ranges.iter().find(|r| r.end == off))
+            .map(|r| r.to + (off - r.start))
+    }
+
+    /// Where `[start, end)` lands, when it lies within one copied range.
+    fn map_range(&self, start: u64, end: u64) -> Option<u64> {
+        self.ranges
+            .iter()
+            .find(|r| r.start <= start && end <= r.end)
+            .map(|r| r.to + (start - r.start))
+    }
+}
 
 /// Relocation types the hypervisor's loader applies on x86-64.
 const LOADER_RELOCS: &[u32] = &[
@@ -44,6 +107,8 @@ struct Writer<'a, 'd> {
     input: &'a Input<'a, 'd>,
     out: write::Object<'d>,
     sections: HashMap<SectionId, OutSec>,
+    /// Sections of which only some symbols are copied.
+    pieced: HashMap<SectionId, (OutSec, Pieces)>,
     defined: HashMap<SymbolId, OutSym>,
     undefined: HashMap<String, OutSym>,
 }
@@ -55,6 +120,7 @@ pub fn build(input: &Input<'_, '_>) -> Result<Vec<u8>, Error> {
         input,
         out: write::Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little),
         sections: HashMap::new(),
+        pieced: HashMap::new(),
         defined: HashMap::new(),
         undefined: HashMap::new(),
     };
@@ -65,6 +131,8 @@ pub fn build(input: &Input<'_, '_>) -> Result<Vec<u8>, Error> {
     for id in p.section_ids() {
         if input.plan.is_included(id) {
             w.copy_section(id);
+        } else if !input.plan.pieces_of(id).is_empty() {
+            w.copy_pieces(id);
         }
     }
     let mut special_ids = Vec::new();
@@ -95,6 +163,26 @@ pub fn build(input: &Input<'_, '_>) -> Result<Vec<u8>, Error> {
             }
         }
     }
+    // Pieces carry the relocations inside their own ranges only.
+    let mut pieced: Vec<_> = w.pieced.iter().map(|(&id, (out, _))| (id, *out)).collect();
+    pieced.sort_unstable_by_key(|&(id, _)| id);
+    for (id, out) in pieced {
+        let ranges = w
+            .pieced
+            .get(&id)
+            .map(|(_, p)| p.ranges.clone())
+            .unwrap_or_default();
+        for range in ranges {
+            for r in p.section(id).relocs_in(range.start, range.end) {
+                // `relocs_in` gives offsets at or after `range.start`.
+                let moved = Reloc {
+                    offset: r.offset - range.start + range.to,
+                    ..*r
+                };
+                w.relocate(id, out, &moved, false)?;
+            }
+        }
+    }
     for (s, &out) in input.specials.iter().zip(&special_ids) {
         for r in &s.relocs {
             w.relocate(s.source, out, r, true)?;
@@ -112,7 +200,8 @@ pub fn build(input: &Input<'_, '_>) -> Result<Vec<u8>, Error> {
 }
 
 impl<'d> Writer<'_, 'd> {
-    fn copy_section(&mut self, id: SectionId) {
+    /// An output section of the same name, kind and flags as `id`, still empty.
+    fn add_like(&mut self, id: SectionId) -> OutSec {
         let sec = self.input.patched.section(id);
         let mut flags = sec.flags & !u64::from(elf::SHF_GROUP);
         let kind = if sec.is_nobits() {
@@ -134,6 +223,12 @@ impl<'d> Writer<'_, 'd> {
             .out
             .add_section(Vec::new(), sec.name.as_bytes().to_vec(), kind);
         self.out.section_mut(out).flags = SectionFlags::Elf { sh_flags: flags };
+        out
+    }
+
+    fn copy_section(&mut self, id: SectionId) {
+        let out = self.add_like(id);
+        let sec = self.input.patched.section(id);
         let align = sec.align.max(1);
         if sec.is_nobits() {
             self.out.append_section_bss(out, sec.size, align);
@@ -144,11 +239,45 @@ impl<'d> Writer<'_, 'd> {
         self.sections.insert(id, out);
     }
 
+    /// Only the symbols' own ranges of `id`, one after another.
+    fn copy_pieces(&mut self, id: SectionId) {
+        let p = self.input.patched;
+        let sec = p.section(id);
+        let pieces = Pieces::lay_out(p, id, self.input.plan.pieces_of(id));
+        let out = self.add_like(id);
+        let align = sec.align.max(1);
+        if sec.is_nobits() {
+            self.out.append_section_bss(out, pieces.size, align);
+        } else {
+            let mut data = vec![0u8; usize::try_from(pieces.size).unwrap_or(0)];
+            for r in &pieces.ranges {
+                let bytes = sec.bytes(r.start, r.end - r.start);
+                let to = usize::try_from(r.to).unwrap_or(usize::MAX);
+                if let Some(dst) = to
+                    .checked_add(bytes.len())
+                    .and_then(|end| data.get_mut(to..end))
+                {
+                    dst.copy_from_slice(bytes);
+                }
+            }
+            self.out.set_section_data(out, data, align);
+        }
+        self.pieced.insert(id, (out, pieces));
+    }
+
     fn define_symbol(&mut self, sid: SymbolId) {
         let p = self.input.patched;
         let s = p.symbol(sid);
         let Place::Section(sec) = s.place else { return };
-        let Some(&out_sec) = self.sections.get(&sec) else {
+        let (out_sec, value) = if let Some(&out_sec) = self.sections.get(&sec) {
+            (out_sec, s.value)
+        } else if let Some((out_sec, pieces)) = self.pieced.get(&sec) {
+            // Defined only when its whole range was copied.
+            match pieces.map_range(s.value, s.value.saturating_add(s.size)) {
+                Some(v) => (*out_sec, v),
+                None => return,
+            }
+        } else {
             return;
         };
         if s.name.is_empty()
@@ -206,7 +335,7 @@ impl<'d> Writer<'_, 'd> {
         }
         let id = self.out.add_symbol(write::Symbol {
             name: name.into_bytes(),
-            value: s.value,
+            value,
             size: s.size,
             kind,
             scope,
@@ -272,6 +401,16 @@ impl<'d> Writer<'_, 'd> {
                 if let Some(&out_sec) = self.sections.get(&ts) {
                     let sym = self.out.section_symbol(out_sec);
                     return Ok((sym, r.addend.wrapping_add(t.value as i64)));
+                }
+                if let Some((out_sec, pieces)) = self.pieced.get(&ts) {
+                    let off = target_offset(t.value, r.r_type, r.addend);
+                    if let Some(to) = u64::try_from(off).ok().and_then(|o| pieces.map(o)) {
+                        let out_sec = *out_sec;
+                        let sym = self.out.section_symbol(out_sec);
+                        let moved = (to as i64).wrapping_sub(off);
+                        let addend = r.addend.wrapping_add(t.value as i64).wrapping_add(moved);
+                        return Ok((sym, addend));
+                    }
                 }
                 if let Some(name) = self.input.plan.externals.get(&r.symbol) {
                     let name = name.clone();

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use object::read::elf::{ElfFile64, SectionHeader};
+use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
 use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol, SymbolKind, SymbolSection};
 
 use crate::error::Error;
@@ -87,6 +87,24 @@ impl XenSyms {
         let file = ElfFile64::<Endianness>::parse(data)
             .map_err(|e| malformed(path, format!("not a 64-bit ELF file: {e}")))?;
         let endian = file.endian();
+        // An object file or a foreign executable would give wrong
+        // addresses without any other sign that it is the wrong file.
+        let header = file.elf_header();
+        let (e_type, machine) = (header.e_type(endian), header.e_machine(endian));
+        if e_type != elf::ET_EXEC || machine != elf::EM_X86_64 {
+            let kind = match e_type {
+                elf::ET_REL => "a relocatable object (ET_REL)".to_string(),
+                elf::ET_DYN => "a shared object or PIE (ET_DYN)".to_string(),
+                elf::ET_EXEC => "an executable".to_string(),
+                other => format!("ELF type {other}"),
+            };
+            return Err(malformed(
+                path,
+                format!(
+                    "not an x86-64 ELF executable as xen-syms is: {kind} for machine {machine}"
+                ),
+            ));
+        }
         let symtab = file.elf_symbol_table();
         if symtab.is_empty() {
             return Err(malformed(path, "no symbol table (stripped?)"));

@@ -50,6 +50,7 @@ struct Case {
     exit: i32,
     funcs: Option<BTreeSet<String>>,
     defines: Vec<String>,
+    refers: Vec<String>,
     data_bytes: Option<u64>,
     special: Vec<String>,
     refused: Option<(String, String)>,
@@ -85,6 +86,7 @@ fn parse_manifest(text: &str) -> Vec<Case> {
             match w.split_once('=') {
                 Some(("funcs", v)) => case.funcs = Some(list(v).into_iter().collect()),
                 Some(("defines", v)) => case.defines = list(v),
+                Some(("refers", v)) => case.refers = list(v),
                 Some(("data-bytes", v)) => {
                     case.data_bytes = Some(
                         v.parse()
@@ -411,7 +413,26 @@ fn function_table(file: &object::File) -> Result<Vec<(String, u32)>, String> {
 /// entries that point into an included function.
 fn expected_special(out: &Path, report: &Json) -> Result<BTreeMap<&'static str, usize>, String> {
     let mut want: BTreeMap<&'static str, usize> = SPECIAL.iter().map(|s| (*s, 0)).collect();
-    for obj in report.get("objects").arr() {
+    // Objects only the patched build has are linked whole.
+    let new_objects: Vec<Json> = report
+        .get("new_objects")
+        .strs()
+        .into_iter()
+        .filter(|n| {
+            !report
+                .get("objects")
+                .arr()
+                .iter()
+                .any(|o| o.get("object").str() == Some(n))
+        })
+        .map(|n| {
+            Json::Obj(vec![
+                ("object".into(), Json::Str(n)),
+                ("new_object".into(), Json::Bool(true)),
+            ])
+        })
+        .collect();
+    for obj in report.get("objects").arr().iter().chain(&new_objects) {
         let name = obj.get("object").str().ok_or("object without a name")?;
         let path = out.join("objects/patched").join(name);
         let data = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -665,6 +686,17 @@ fn check_payload(
             .any(|s| s.name() == Ok(d.as_str()) && s.section_index().is_some());
         if !defined {
             problems.push(format!("payload does not define {d}"));
+        }
+    }
+
+    for r in &case.refers {
+        let undefined = file
+            .symbols()
+            .any(|s| s.name() == Ok(r.as_str()) && s.section_index().is_none());
+        if !undefined {
+            problems.push(format!(
+                "payload does not refer to the running Xen's {r} (undefined symbol)"
+            ));
         }
     }
 

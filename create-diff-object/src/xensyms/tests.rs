@@ -179,6 +179,36 @@ fn not_an_elf_is_an_error() {
 }
 
 #[test]
+fn object_file_is_not_xen_syms() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_xen_syms(dir.path(), false);
+    // One of the objects xen-syms was linked from: ELF64 x86-64, but ET_REL.
+    let obj = dir.path().join("a.o");
+    match XenSyms::load(&obj) {
+        Err(Error::Malformed { path, what }) => {
+            assert_eq!(path, obj);
+            assert!(what.contains("ET_REL"), "{what}");
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+    // The same file with its machine changed is refused too.
+    let mut data = std::fs::read(dir.path().join("xen-syms")).unwrap();
+    data[18..20].copy_from_slice(&elf::EM_AARCH64.to_le_bytes());
+    let foreign = dir.path().join("foreign-syms");
+    std::fs::write(&foreign, &data).unwrap();
+    match XenSyms::load(&foreign) {
+        Err(Error::Malformed { path, what }) => {
+            assert_eq!(path, foreign);
+            assert!(
+                what.contains(&format!("machine {}", elf::EM_AARCH64)),
+                "{what}"
+            );
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+}
+
+#[test]
 fn shared_between_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<XenSyms>();
