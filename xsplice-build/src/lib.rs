@@ -15,6 +15,7 @@ pub mod hash;
 pub mod link;
 pub mod pipeline;
 pub mod progress;
+pub mod rename;
 pub mod report;
 pub mod samples;
 pub mod tree;

@@ -365,7 +365,19 @@ fn run(
                 new_object: true,
                 ..ObjectDiff::default()
             });
-            outputs.push(objects_dir.join("patched").join(n));
+            // Linked whole: its locals must not take a name Xen already has.
+            let renamed = diff_dir.join(n);
+            if let Some(parent) = renamed.parent() {
+                fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            let count = crate::rename::name_locals_like_xen(
+                &objects_dir.join("patched").join(n),
+                &renamed,
+            )?;
+            log.line(&format!(
+                "# new object {n}: {count} local symbol(s) named FILE#sym"
+            ));
+            outputs.push(renamed);
         }
         if outputs.is_empty() {
             return Err(Error::NoChange {
