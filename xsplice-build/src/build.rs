@@ -488,6 +488,10 @@ fn cmd_file_for(xen_dir: &Path, target: &str) -> PathBuf {
 /// of the object's directory; objects built from a parent's Makefile
 /// (`common/compat/kernel.o`) need the full incremental make.
 fn single_targets_buildable(xen: &Path, targets: Vec<String>) -> Result<Vec<String>, String> {
+    // Only Xen's kbuild (Rules.mk) runs the object directory's Makefile.
+    if !xen.join("Rules.mk").is_file() {
+        return Ok(targets);
+    }
     for t in &targets {
         let dir = Path::new(t).parent().unwrap_or(Path::new(""));
         if !xen.join(dir).join("Makefile").is_file() {
@@ -588,7 +592,7 @@ impl DepIndex {
                 }
                 continue; // tools/, docs/: not part of the hypervisor
             };
-            // (Added by helper "samples".) A new header is in no base object's
+            // A new header is in no base object's
             // dependencies: only files the patch also modifies can include it, and
             // those are rebuilt anyway. Unless its name could shadow a header the
             // base build read, it needs no full make (which would also try to link

@@ -893,7 +893,7 @@ fn corpus_on_real_xen() {
 
     if !known.is_empty() {
         eprintln!(
-            "corpus: {} KNOWN BUG(S), expected to fail (see /work/notes/corpus-bugs.md):",
+            "corpus: {} KNOWN BUG(S), expected to fail:",
             known.len()
         );
         for k in &known {
