@@ -892,10 +892,7 @@ fn corpus_on_real_xen() {
     }
 
     if !known.is_empty() {
-        eprintln!(
-            "corpus: {} KNOWN BUG(S), expected to fail:",
-            known.len()
-        );
+        eprintln!("corpus: {} KNOWN BUG(S), expected to fail:", known.len());
         for k in &known {
             eprintln!("corpus:   KNOWN BUG {k}");
         }
