@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::abi::Abi;
 use crate::compare::Comparison;
 use crate::error::Refusal;
 use crate::model::{Object, Place, Reloc, SectionId, Status, SymKind, SymbolId, Twins};
@@ -32,18 +33,12 @@ pub enum Role {
     Unknown,
 }
 
-pub const HOOK_SECTIONS: &[&str] = &[
-    ".livepatch.hooks.load",
-    ".livepatch.hooks.unload",
-    ".livepatch.hooks.preapply",
-    ".livepatch.hooks.apply",
-    ".livepatch.hooks.postapply",
-    ".livepatch.hooks.prerevert",
-    ".livepatch.hooks.revert",
-    ".livepatch.hooks.postrevert",
-    ".xsplice.hooks.load",
-    ".xsplice.hooks.unload",
-];
+/// Whether `name` is a hook section of any ABI the tool knows.
+pub fn is_hook_section(name: &str) -> bool {
+    Abi::ALL
+        .iter()
+        .any(|abi| abi.hook_sections().contains(&name))
+}
 
 pub fn is_special_table(name: &str) -> bool {
     name == ".ex_table"
@@ -72,7 +67,7 @@ pub fn role(obj: &Object<'_>, id: SectionId) -> Role {
     {
         return Role::Ignored;
     }
-    if HOOK_SECTIONS.contains(&name) {
+    if is_hook_section(name) {
         return Role::Hook;
     }
     if is_special_table(name) {

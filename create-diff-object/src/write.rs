@@ -17,7 +17,7 @@ use crate::abi::FuncLayout;
 use crate::compare::Comparison;
 use crate::emit::{FuncEntry, Table};
 use crate::error::Error;
-use crate::include::{piece_range, Plan, HOOK_SECTIONS};
+use crate::include::{is_hook_section, piece_range, Plan};
 use crate::model::{Binding, Object, Place, Reloc, SectionId, Status, SymKind, SymbolId};
 use crate::read::target_offset;
 use crate::special::SpecialOut;
@@ -156,7 +156,7 @@ pub fn build(input: &Input<'_, '_>) -> Result<Vec<u8>, Error> {
     // Relocations.
     for id in p.section_ids() {
         if let Some(&out) = w.sections.get(&id) {
-            let hook = HOOK_SECTIONS.contains(&p.section(id).name);
+            let hook = is_hook_section(p.section(id).name);
             for r in &p.section(id).relocs {
                 // Hooks point at the payload's own functions.
                 w.relocate(id, out, r, hook)?;

@@ -10,7 +10,7 @@ use create_diff_object::notes::{to_hex, NT_GNU_BUILD_ID};
 use create_diff_object::XenSyms;
 
 use super::elf::*;
-use super::payload::{Payload, Region};
+use super::payload::Payload;
 use super::Failures;
 
 /// What a payload offers to the ones stacked on it.
@@ -739,14 +739,7 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                 }
                 f.check();
                 if let Value::Local { section, .. } = v {
-                    if p.layout
-                        .place
-                        .get(section)
-                        .copied()
-                        .flatten()
-                        .map(|(_, r)| r)
-                        != Some(Region::Text)
-                    {
+                    if !p.layout.is_text(section) {
                         f.fail(format!(
                             "{at}: new_addr points into {}, which is not executable",
                             p.section_label(section)
@@ -921,14 +914,7 @@ pub fn check_hooks(cx: &Context<'_, '_>, f: &mut Failures) {
                     "section {name}[{slot}]: hook pointer is NULL (the loader calls every entry)"
                 )),
                 Some(Value::Local { section, .. }) => {
-                    if p.layout
-                        .place
-                        .get(section)
-                        .copied()
-                        .flatten()
-                        .map(|(_, r)| r)
-                        != Some(Region::Text)
-                    {
+                    if !p.layout.is_text(section) {
                         f.fail(format!(
                             "section {name}[{slot}]: hook points into {}, which is not executable",
                             p.section_label(section)

@@ -39,6 +39,11 @@ impl Layout {
         }
     }
 
+    /// Whether the loader places `section` in the executable region.
+    pub fn is_text(&self, section: usize) -> bool {
+        self.place.get(section).copied().flatten().map(|(_, r)| r) == Some(Region::Text)
+    }
+
     /// Bytes the loader allocates for the payload.
     pub fn total(&self) -> u64 {
         self.region_start(Region::Ro).saturating_add(self.ro_size)
