@@ -824,7 +824,12 @@ fn corpus_on_real_xen() {
     let before = fingerprint(&tree, &all_touched);
 
     // Shared by every case and kept between runs: the base is built once.
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus-cache");
+    // The cache ci/test warms (XSPLICE_CACHE_DIR) when set, so CI builds
+    // the base once; else one under the target dir.
+    let cache = std::env::var_os("XSPLICE_CACHE_DIR")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus-cache"));
     let scratch = tempfile::tempdir().unwrap();
     let xen_syms = create_diff_object::XenSyms::load(&tree.join("xen/xen-syms")).unwrap();
 
