@@ -134,10 +134,7 @@ impl Report {
                 })
             })
             .collect();
-        field(
-            "functions",
-            format!("[\n{}\n  ]", functions.join(",\n")).replace("[\n\n  ]", "[]"),
-        );
+        field("functions", json_array(&functions));
         let objects: Vec<String> = self
             .objects
             .iter()
@@ -152,10 +149,7 @@ impl Report {
                 )
             })
             .collect();
-        field(
-            "objects",
-            format!("[\n{}\n  ]", objects.join(",\n")).replace("[\n\n  ]", "[]"),
-        );
+        field("objects", json_array(&objects));
         field("init_only_changes", str_list(&self.init_only));
         let refusals: Vec<String> = self
             .refusals
@@ -171,10 +165,7 @@ impl Report {
                 )
             })
             .collect();
-        field(
-            "refusals",
-            format!("[\n{}\n  ]", refusals.join(",\n")).replace("[\n\n  ]", "[]"),
-        );
+        field("refusals", json_array(&refusals));
         let timings: Vec<String> = self
             .timings
             .iter()
@@ -193,6 +184,15 @@ impl Report {
 
     pub fn write(&self, path: &Path, outcome: Result<(), &Error>) -> Result<(), Error> {
         std::fs::write(path, self.to_json(outcome)).map_err(|e| Error::io(path, e))
+    }
+}
+
+/// A JSON array of already-formatted items, one per line (`[]` when empty).
+fn json_array(items: &[String]) -> String {
+    if items.is_empty() {
+        "[]".to_string()
+    } else {
+        format!("[\n{}\n  ]", items.join(",\n"))
     }
 }
 
