@@ -43,6 +43,10 @@ pub enum Command {
     Verify(crate::verify::VerifyArgs),
     /// Build every sample patch in sample-patches/ and check the results.
     Samples(crate::samples::SamplesArgs),
+    /// Build every base × patch of a manifest (a fleet's matrix) on this machine.
+    Batch(crate::batch::BatchArgs),
+    /// Join the summaries of a sharded batch (`batch --shard K/N`) into one.
+    BatchMerge(crate::batch::MergeArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
