@@ -460,7 +460,7 @@ mod tests {
                 format!("{base}[[patch]]\npath = \"a.diff\"\n[[patch]]\npath = \"b.diff\"\ndepends = \"a\"\nreplace = true\n"),
                 "conflict",
             ),
-            (format!("{base}"), "at least one"),
+            (base.to_string(), "at least one"),
         ];
         for (text, want) in cases {
             let err = manifest(&text).unwrap_err().to_string();
