@@ -114,6 +114,12 @@ pub struct BuildArgs {
     /// No progress lines on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Compile through ccache, configured by its own environment (e.g.
+    /// CCACHE_REMOTE_STORAGE=redis://HOST to share a fleet's compiles,
+    /// CCACHE_PREFIX=distcc to distribute them). Payload bytes and the base
+    /// cache key are the same as without it.
+    #[arg(long)]
+    pub ccache: bool,
 }
 
 impl BuildArgs {
@@ -141,6 +147,7 @@ impl BuildArgs {
             json: self.json.clone(),
             cache_dir: self.cache_dir.clone(),
             quiet: self.quiet,
+            ccache: self.ccache,
         })
     }
 }

@@ -90,6 +90,9 @@ pub struct BuildOptions {
     pub cache_dir: Option<PathBuf>,
     /// No progress lines on stderr.
     pub quiet: bool,
+    /// Compile through ccache (its remote storage, `CCACHE_PREFIX=distcc`
+    /// and the rest are set in its environment); output bytes unchanged.
+    pub ccache: bool,
 }
 
 /// Per-object findings of the diff stage.

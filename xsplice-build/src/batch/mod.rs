@@ -77,6 +77,9 @@ pub struct BatchArgs {
     /// Rebuild every pair even when its inputs are unchanged.
     #[arg(long)]
     pub force: bool,
+    /// Compile through ccache (passed to each pair; see `xsplice-build --help`).
+    #[arg(long)]
+    pub ccache: bool,
     /// Base-build cache directory (passed to each pair).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -365,6 +368,7 @@ fn base_inputs(base: &manifest::BaseEntry, tool: &str, jobs: usize) -> Result<St
         &crate::build::MakeConfig {
             jobs,
             xen_debug: base.xen_debug,
+            compiler_launcher: None,
         },
     );
     for (k, v) in saved {
@@ -397,6 +401,7 @@ struct Runner<'a> {
     cache_dir: Option<PathBuf>,
     force: bool,
     quiet: bool,
+    ccache: bool,
     bases: Vec<BaseInputs>,
 }
 
@@ -531,6 +536,9 @@ impl Runner<'_> {
         if let Some(c) = &self.cache_dir {
             cmd.arg("--cache-dir").arg(c);
         }
+        if self.ccache {
+            cmd.arg("--ccache");
+        }
         cmd.envs(&base.env).stdin(Stdio::null());
         let out = cmd.output();
         result.seconds = start.elapsed().as_secs_f64();
@@ -625,6 +633,7 @@ pub fn run_batch(args: &BatchArgs) -> Result<Summary, BatchError> {
         cache_dir: args.cache_dir.clone(),
         force: args.force,
         quiet: args.quiet,
+        ccache: args.ccache,
         bases: Vec::new(),
     };
     // Inputs of the bases this shard uses, one at a time (it reads the environment).
