@@ -47,6 +47,53 @@ pub enum Command {
     Batch(crate::batch::BatchArgs),
     /// Join the summaries of a sharded batch (`batch --shard K/N`) into one.
     BatchMerge(crate::batch::MergeArgs),
+    /// Write man pages (one per command) into a directory.
+    Man(ManArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Directory for xsplice-build.1, xsplice-build-verify.1, ...
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `xsplice-build man DIR`: pages generated from these definitions, so the
+/// man pages and `--help` never disagree.
+pub fn write_man_pages(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command();
+    let mut written = Vec::new();
+    let mut page = |cmd: clap::Command, name: String| -> std::io::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.name(name.clone())).render(&mut out)?;
+        std::fs::write(&path, out)?;
+        written.push(path);
+        Ok(())
+    };
+    for sub in cmd.get_subcommands() {
+        let name = format!("xsplice-build-{}", sub.get_name());
+        page(sub.clone(), name)?;
+    }
+    page(cmd, "xsplice-build".into())?;
+    Ok(written)
+}
+
+/// `xsplice-build completions SHELL`.
+pub fn print_completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "xsplice-build", &mut std::io::stdout());
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
