@@ -217,6 +217,7 @@ impl Verifier {
             what: match e {
                 create_diff_object::Error::Io { source, .. } => source.to_string(),
                 create_diff_object::Error::Malformed { what, .. } => what,
+                create_diff_object::Error::Refused { problem, .. } => problem.to_string(),
                 other => other.to_string(),
             },
         })?;
