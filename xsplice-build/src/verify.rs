@@ -20,6 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use create_diff_object::abi::{self, Abi, SpecialSizes, MAX_PAYLOAD_SIZE};
+use create_diff_object::limits::{self, Role};
 use create_diff_object::notes::to_hex;
 use create_diff_object::XenSyms;
 
@@ -91,10 +92,15 @@ impl Failures {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, VerifyError> {
-    std::fs::read(path).map_err(|e| VerifyError {
+/// Read an input after the file-type and size rules (`limits`).
+fn read(path: &Path, role: Role) -> Result<Vec<u8>, VerifyError> {
+    limits::read_input(path, role).map_err(|e| VerifyError {
         path: path.to_path_buf(),
-        what: e.to_string(),
+        what: match e {
+            create_diff_object::Error::Io { source, .. } => source.to_string(),
+            create_diff_object::Error::Refused { problem, .. } => problem.to_string(),
+            other => other.to_string(),
+        },
     })
 }
 
@@ -150,16 +156,21 @@ fn dependency(
     earlier: &[Dependency],
     f: &mut Failures,
 ) -> Result<Dependency, VerifyError> {
-    let data = read(path)?;
+    let data = read(path, Role::Payload)?;
     let label = path.display().to_string();
     let mut own = Failures::default();
     let p = payload::parse(&data, &mut own);
     f.check();
     if p.fatal {
-        f.fail(format!(
-            "dependency {label}: not loadable: {}",
-            own.lines.first().map_or("unreadable", String::as_str)
-        ));
+        // The loader would not have loaded it: nothing of it can be used.
+        for line in &own.lines {
+            f.fail(format!("dependency {label}: not loadable: {line}"));
+        }
+        return Ok(Dependency {
+            label,
+            build_id: None,
+            exported: Default::default(),
+        });
     }
     let abi = t.abi.unwrap_or_else(|| infer_abi(&p));
     let mut cx = Context {
@@ -173,6 +184,9 @@ fn dependency(
         values: Vec::new(),
     };
     checks::resolve_symbols(&mut cx, &mut own);
+    for line in &own.lines {
+        f.fail(format!("dependency {label}: {line}"));
+    }
     let build_id = p
         .section(".note.gnu.build-id")
         .and_then(|s| checks::parse_build_id_note(s, p.data).ok());
@@ -221,7 +235,7 @@ impl Verifier {
                 other => other.to_string(),
             },
         })?;
-        let xen_data = read(xen_syms)?;
+        let xen_data = read(xen_syms, Role::XenSyms)?;
         let (abi, abi_error) = match abi::detect(&xen, None) {
             Ok(abi) => (Some(abi), None),
             Err(e) => (None, Some(e.to_string())),
@@ -321,7 +335,7 @@ impl Verifier {
 /// Run every check. `Err` only when an input cannot be read.
 pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
     let verifier = Verifier::new(&opts.xen_syms, &opts.depends_on)?;
-    let data = read(&opts.payload)?;
+    let data = read(&opts.payload, Role::Payload)?;
     Ok(verifier.check(&data))
 }
 

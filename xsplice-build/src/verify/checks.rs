@@ -574,7 +574,7 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
         f.fail(format!("section {name}: has no data in the file"));
         return;
     };
-    let n = sec.sh_size / layout.entry_size;
+    let n = data.len() as u64 / layout.entry_size;
     let mut seen_old = HashSet::new();
     for i in 0..n {
         let base = i * layout.entry_size;
@@ -884,6 +884,18 @@ fn check_expectation(
     }
 }
 
+/// How many `size`-byte entries a table section holds, counted from the
+/// bytes present in the file (never from `sh_size` alone, which a damaged
+/// header can make astronomically large); `None` when it has no data.
+fn entries(sec: &Section, data: &[u8], size: u64) -> Option<u64> {
+    let bytes = sec.data(data)?;
+    Some(if size == 0 {
+        0
+    } else {
+        bytes.len() as u64 / size
+    })
+}
+
 /// Hook sections: arrays of pointers (load/unload) or one pointer (action hooks).
 pub fn check_hooks(cx: &Context<'_, '_>, f: &mut Failures) {
     let p = cx.p;
@@ -903,7 +915,11 @@ pub fn check_hooks(cx: &Context<'_, '_>, f: &mut Failures) {
             ));
             continue;
         }
-        for slot in 0..sec.sh_size / 8 {
+        let Some(slots) = entries(sec, p.data, 8) else {
+            f.fail(format!("section {name}: has no data in the file"));
+            continue;
+        };
+        for slot in 0..slots {
             let v = pointer_field(cx, sec, slot * 8);
             f.check();
             match v {
@@ -1004,7 +1020,7 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
     }
     let Some(data) = sec.data(p.data) else { return };
     let repl_addr = p.layout.addr(repl.index);
-    for i in 0..sec.sh_size / size {
+    for i in 0..data.len() as u64 / size {
         let base = i * size;
         let entry_addr = p.layout.addr(sec.index).map(|a| a + base);
         let target = |off: u64| -> Option<i128> {
@@ -1051,7 +1067,7 @@ pub fn new_addr_targets(cx: &Context<'_, '_>) -> HashSet<u64> {
     let mut out = HashSet::new();
     if let Some(sec) = p.section(layout.section) {
         if layout.entry_size > 0 && sec.sh_size % layout.entry_size == 0 {
-            for i in 0..sec.sh_size / layout.entry_size {
+            for i in 0..entries(sec, p.data, layout.entry_size).unwrap_or(0) {
                 if let Some(a) = pointer_field(cx, sec, i * layout.entry_size + layout.new_addr_off)
                     .and_then(|v| cx.local_addr(v))
                 {
