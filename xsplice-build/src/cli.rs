@@ -68,7 +68,7 @@ pub struct BuildArgs {
     #[arg(short = 'o', long, value_name = "DIR", default_value = "livepatch-out")]
     pub output: PathBuf,
     /// Parallel jobs for make and diffing (default: number of CPUs).
-    #[arg(short = 'j', long = "cpus", value_name = "N")]
+    #[arg(short = 'j', long = "cpus", value_name = "N", value_parser = at_least_one)]
     pub cpus: Option<usize>,
     /// Skip stages, reusing the previous run's results in DIR.
     #[arg(short = 'k', long, value_enum, value_name = "STAGE")]
@@ -110,6 +110,16 @@ pub struct BuildArgs {
     /// No progress lines on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => {
+            Err("0 jobs cannot build anything; give 1 or more (default: the number of CPUs)".into())
+        }
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?} is not a number of jobs: {e}")),
+    }
 }
 
 impl BuildArgs {

@@ -221,6 +221,10 @@ pub struct Verifier {
     deps: Vec<Dependency>,
     /// Problems with the dependencies, reported with every payload.
     dep_failures: Failures,
+    /// Build-ids the notes must name instead of the defaults (the last
+    /// `--depends-on` payload, xen-syms), with what to call them.
+    depends_override: Option<(Vec<u8>, String)>,
+    xen_depends_override: Option<(Vec<u8>, String)>,
 }
 
 impl Verifier {
@@ -253,6 +257,8 @@ impl Verifier {
             sizes,
             deps: Vec::new(),
             dep_failures: Failures::default(),
+            depends_override: None,
+            xen_depends_override: None,
         };
         let mut f = Failures::default();
         for path in depends_on {
@@ -261,6 +267,27 @@ impl Verifier {
         }
         v.dep_failures = f;
         Ok(v)
+    }
+
+    /// `.livepatch.depends` must name `id` (called `what` in messages)
+    /// instead of the last dependency's or xen-syms's build-id: a payload
+    /// built with an explicit `--depends`.
+    pub fn expect_depends(mut self, id: Vec<u8>, what: &str) -> Verifier {
+        self.depends_override = Some((id, what.to_string()));
+        self
+    }
+
+    /// `.livepatch.xen_depends` must name `id` instead of xen-syms's build-id.
+    pub fn expect_xen_depends(mut self, id: Vec<u8>, what: &str) -> Verifier {
+        self.xen_depends_override = Some((id, what.to_string()));
+        self
+    }
+
+    /// Check a payload file: the file-type and size rules, then [`Verifier::check`].
+    /// The one entry point of `xsplice-build verify` and the driver's verify stage.
+    pub fn check_file(&self, payload: &Path) -> Result<VerifyReport, VerifyError> {
+        let data = read(payload, Role::Payload)?;
+        Ok(self.check(&data))
     }
 
     /// Check one payload's bytes.
@@ -313,11 +340,16 @@ impl Verifier {
             };
             checks::resolve_symbols(&mut cx, &mut f);
             checks::check_relocations(&cx, &mut f);
-            let expected = match self.deps.last() {
-                Some(d) => d.build_id.as_deref().map(|id| (id, d.label.as_str())),
+            let expected = match (&self.depends_override, self.deps.last()) {
+                (Some((id, what)), _) => Some((id.as_slice(), what.as_str())),
+                (None, Some(d)) => d.build_id.as_deref().map(|id| (id, d.label.as_str())),
+                (None, None) => self.xen.build_id().map(|id| (id, "xen-syms")),
+            };
+            let expected_xen = match &self.xen_depends_override {
+                Some((id, what)) => Some((id.as_slice(), what.as_str())),
                 None => self.xen.build_id().map(|id| (id, "xen-syms")),
             };
-            let own = checks::check_notes(&cx, expected, &mut f);
+            let own = checks::check_notes(&cx, expected, expected_xen, &mut f);
             report.build_id = own.map(|id| to_hex(&id));
             checks::check_patching_sections(&cx, &mut f);
             checks::check_funcs(&cx, &mut f);
@@ -334,9 +366,7 @@ impl Verifier {
 
 /// Run every check. `Err` only when an input cannot be read.
 pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
-    let verifier = Verifier::new(&opts.xen_syms, &opts.depends_on)?;
-    let data = read(&opts.payload, Role::Payload)?;
-    Ok(verifier.check(&data))
+    Verifier::new(&opts.xen_syms, &opts.depends_on)?.check_file(&opts.payload)
 }
 
 /// Arguments of `xsplice-build verify`.

@@ -377,6 +377,7 @@ fn read_string(cx: &Context<'_, '_>, v: Value) -> Result<String, String> {
 pub fn check_notes(
     cx: &Context<'_, '_>,
     expected_depends: Option<(&[u8], &str)>,
+    expected_xen_depends: Option<(&[u8], &str)>,
     f: &mut Failures,
 ) -> Option<Vec<u8>> {
     let p = cx.p;
@@ -432,11 +433,11 @@ pub fn check_notes(
         }
     }
     if let Some(xd) = cx.abi.xen_depends_section() {
-        if let (Some(Some(got)), Some(want)) = (ids.get(1), cx.xen.build_id()) {
+        if let (Some(Some(got)), Some((want, what))) = (ids.get(1), expected_xen_depends) {
             f.check();
             if got.as_slice() != want {
                 f.fail(format!(
-                    "section {xd}: build-id {} is not xen-syms's {}",
+                    "section {xd}: build-id {} is not {what}'s {}",
                     to_hex(got),
                     to_hex(want)
                 ));
@@ -889,11 +890,7 @@ fn check_expectation(
 /// header can make astronomically large); `None` when it has no data.
 fn entries(sec: &Section, data: &[u8], size: u64) -> Option<u64> {
     let bytes = sec.data(data)?;
-    Some(if size == 0 {
-        0
-    } else {
-        bytes.len() as u64 / size
-    })
+    Some((bytes.len() as u64).checked_div(size).unwrap_or(0))
 }
 
 /// Hook sections: arrays of pointers (load/unload) or one pointer (action hooks).
