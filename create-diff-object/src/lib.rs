@@ -19,6 +19,7 @@ pub mod error;
 pub mod include;
 pub mod limits;
 pub mod model;
+pub mod mutate;
 pub mod notes;
 pub mod read;
 pub mod report;
