@@ -19,7 +19,14 @@ The user's source tree is never modified: builds run in a private copy. The
 base build (unpatched tree + .config + compiler) is cached, so the next patch
 against the same base only compiles what the patch touches.
 Cache: --cache-dir, else $XSPLICE_CACHE_DIR, $XDG_CACHE_HOME/xsplice-build,
-~/.cache/xsplice-build.";
+~/.cache/xsplice-build.
+
+Inputs are checked before any work: every file must be a regular file (not
+a FIFO, device or directory) within its bound: --patch and --config 64 MiB,
+--xen-syms 512 MiB (an x86-64 ELF executable with a build-id). Patch file
+names must stay inside the tree (no \"..\", no link leading out of it).
+--depends/--xen-depends take 1 to 64 bytes of hex; -j takes 1 or more.
+Outputs are written atomically (temporary file + rename). See docs/limits.md.";
 
 #[derive(Debug, Parser)]
 #[command(

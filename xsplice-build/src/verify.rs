@@ -371,6 +371,12 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
 
 /// Arguments of `xsplice-build verify`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Exit status: 0 PASS, 1 any failure or an input that cannot be read.
+
+Every input must be a regular file (not a FIFO, device or directory),
+checked before it is read: PAYLOAD and each --depends-on at most 2 MiB
+(the loader's limit), --xen-syms at most 512 MiB. See docs/limits.md.")]
 pub struct VerifyArgs {
     /// The payload to check (a `.livepatch` file).
     pub payload: PathBuf,

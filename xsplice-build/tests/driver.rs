@@ -1434,3 +1434,16 @@ fn payload_build_id_covers_the_dependency_notes() {
     let again = build("a-again", Some(&"aa".repeat(20)), None);
     assert_eq!(fs::read(&again.payload).unwrap(), data);
 }
+
+#[test]
+fn help_documents_the_input_rules() {
+    let bin = env!("CARGO_BIN_EXE_xsplice-build");
+    for args in [&["--help"][..], &["verify", "--help"][..]] {
+        let o = Command::new(bin).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&o.stdout);
+        for needle in ["regular file", "FIFO", "512 MiB", "docs/limits.md"] {
+            assert!(help.contains(needle), "{args:?}: {needle}: {help}");
+        }
+    }
+}
