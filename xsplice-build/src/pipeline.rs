@@ -36,7 +36,7 @@ pub fn build_payload(opts: &BuildOptions) -> Result<BuildResult, Error> {
     if let Some(json) = opts
         .json
         .as_ref()
-        .filter(|j| !tree::is_within(j, &opts.srcdir))
+        .filter(|j| !tree::is_within(j, &opts.srcdir) && clobbered_input(j, opts).is_none())
     {
         let written = report.write(json, result.as_ref().map(|_| ()));
         if let (Ok(_), Err(e)) = (&result, written) {
@@ -47,6 +47,25 @@ pub fn build_payload(opts: &BuildOptions) -> Result<BuildResult, Error> {
         r.timings = progress.timings;
         r
     })
+}
+
+/// The user's input files.
+fn input_files(opts: &BuildOptions) -> Vec<PathBuf> {
+    let mut inputs = vec![opts.patch.clone()];
+    inputs.push(
+        opts.config
+            .clone()
+            .unwrap_or_else(|| opts.srcdir.join("xen/.config")),
+    );
+    inputs.extend(opts.xen_syms.clone());
+    inputs
+}
+
+/// The input `output` would overwrite (same file, maybe through a link).
+fn clobbered_input(output: &Path, opts: &BuildOptions) -> Option<PathBuf> {
+    input_files(opts)
+        .into_iter()
+        .find(|i| create_diff_object::limits::same_file(output, i))
 }
 
 /// Inputs after the checks.
@@ -106,6 +125,20 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
                 "the {what} {} is inside the source tree {}; choose one outside it (the tree is never written to)",
                 dir.display(),
                 opts.srcdir.display()
+            )));
+        }
+    }
+    let mut outputs = vec![
+        opts.output.join(format!("{name}.livepatch")),
+        opts.output.join("build.log"),
+    ];
+    outputs.extend(opts.json.clone());
+    for out in &outputs {
+        if let Some(input) = clobbered_input(out, opts) {
+            return Err(Error::Input(format!(
+                "{}: is the same file as the input {}; choose another output (the input would be overwritten)",
+                out.display(),
+                input.display()
             )));
         }
     }

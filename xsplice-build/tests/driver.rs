@@ -1383,8 +1383,14 @@ fn bad_options_are_refused_in_the_check_stage_by_name() {
             "not a regular file (a directory)",
         ),
         (vec![], &escape, "would reach outside the source tree"),
+        (
+            vec!["--json".into(), patch.display().to_string()],
+            &patch,
+            "is the same file as the input",
+        ),
         (vec![], dir, "inputs must be regular files (--patch)"),
     ];
+    let patch_bytes = fs::read(&patch).unwrap();
     for (i, (args, patch, text)) in cases.iter().enumerate() {
         let out = s.out(&format!("bad{i}"));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -1397,6 +1403,11 @@ fn bad_options_are_refused_in_the_check_stage_by_name() {
         assert!(start.elapsed() < Duration::from_secs(20), "{args:?}");
         assert!(s.cache_entries().is_empty(), "{args:?}: a base was built");
     }
+    assert_eq!(
+        fs::read(&patch).unwrap(),
+        patch_bytes,
+        "the patch was overwritten"
+    );
 }
 
 /// The payload's own build-id covers its dependency notes (and every
