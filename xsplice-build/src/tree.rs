@@ -175,9 +175,9 @@ fn strip_one(path: &str) -> Result<PathBuf, Error> {
 
 /// The touched files as the tree really holds them: a name the patch
 /// reaches through a symbolic link (`xen/source/common/x.c` with
-/// `xen/source -> .`) becomes the file's own path in the tree
-/// (`xen/common/x.c`), which is what the build's dependency records
-/// name. A name that leads outside the tree is refused.
+/// `xen/source -> .`) also gets the file's own path in the tree
+/// (`xen/common/x.c`, listed first), which is what the build's dependency
+/// records name. A name that leads outside the tree is refused.
 pub fn resolve_touched(srcdir: &Path, touched: Vec<Touched>) -> Result<Vec<Touched>, Error> {
     let top = fs::canonicalize(srcdir).map_err(|e| Error::io(srcdir, e))?;
     let mut out: Vec<Touched> = Vec::new();
@@ -202,12 +202,15 @@ pub fn resolve_touched(srcdir: &Path, touched: Vec<Touched>) -> Result<Vec<Touch
                 t.path.display()
             )));
         }
-        let rel = rel.to_path_buf();
-        if !out.iter().any(|o| o.path == rel) {
-            out.push(Touched {
-                path: rel,
-                touch: t.touch,
-            });
+        // The name the patch used stays too: build records may name a
+        // file through a link the build itself made (`include/asm`).
+        for path in [rel.to_path_buf(), t.path] {
+            if !out.iter().any(|o| o.path == path) {
+                out.push(Touched {
+                    path,
+                    touch: t.touch,
+                });
+            }
         }
     }
     Ok(out)
@@ -527,6 +530,40 @@ rename from xen/common/a.c\nrename to xen/common/b.c\n";
                 touch: Touch::Created
             }
         );
+    }
+
+    #[test]
+    fn touched_names_are_resolved_inside_the_tree() {
+        let top = tempfile::tempdir().unwrap();
+        let t = top.path();
+        fs::create_dir_all(t.join("xen/common")).unwrap();
+        fs::write(t.join("xen/common/a.c"), "a").unwrap();
+        std::os::unix::fs::symlink(".", t.join("xen/source")).unwrap();
+        std::os::unix::fs::symlink("/", t.join("xen/root")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/dir", t.join("xen/dangling")).unwrap();
+        let one = |p: &str, touch| {
+            vec![Touched {
+                path: p.into(),
+                touch,
+            }]
+        };
+        let r = resolve_touched(t, one("xen/source/common/a.c", Touch::Modified)).unwrap();
+        let paths: Vec<_> = r
+            .iter()
+            .map(|t| t.path.to_string_lossy().to_string())
+            .collect();
+        assert_eq!(paths, ["xen/common/a.c", "xen/source/common/a.c"]);
+        let r = resolve_touched(t, one("xen/source/common/new.c", Touch::Created)).unwrap();
+        assert_eq!(r[0].path, PathBuf::from("xen/common/new.c"));
+        let r = resolve_touched(t, one("xen/common/a.c", Touch::Modified)).unwrap();
+        assert_eq!(r.len(), 1);
+        for bad in ["xen/root/etc/passwd", "xen/dangling/x.c"] {
+            let e = resolve_touched(t, one(bad, Touch::Modified)).unwrap_err();
+            assert!(matches!(e, Error::Input(_)), "{bad}: {e}");
+        }
+        assert!(touched_files(b"--- /etc/x\n+++ /etc/x\n").is_err());
+        let e = touched_files(b"--- a/../../etc/x\n+++ b/../../etc/x\n").unwrap_err();
+        assert!(e.to_string().contains("outside the source tree"), "{e}");
     }
 
     #[test]
