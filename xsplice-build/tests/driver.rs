@@ -1444,6 +1444,22 @@ fn payload_build_id_covers_the_dependency_notes() {
     assert_eq!(resealed, data, "sealing is deterministic");
     let again = build("a-again", Some(&"aa".repeat(20)), None);
     assert_eq!(fs::read(&again.payload).unwrap(), data);
+
+    // The driver's verify stage is verify's check: the standalone one
+    // finds only the dependency it cannot know, and passes when told it.
+    use xsplice_build::verify::Verifier;
+    let alone = Verifier::new(&a.xen_syms, &[])
+        .unwrap()
+        .check_file(&a.payload)
+        .unwrap();
+    assert_eq!(alone.failures.len(), 1, "{:#?}", alone.failures);
+    assert!(alone.failures[0].starts_with("section .livepatch.depends: build-id aaaa"));
+    let told = Verifier::new(&a.xen_syms, &[])
+        .unwrap()
+        .expect_depends(vec![0xaa; 20], "--depends")
+        .check_file(&a.payload)
+        .unwrap();
+    assert!(told.passed(), "{:#?}", told.failures);
 }
 
 #[test]

@@ -14,7 +14,7 @@
 //! |---|---|
 //! | `original`, `patched` | `create_diff_object::diff_bytes` |
 //! | `xen-syms` | `Verifier::new` + a check, `XenSyms::load` + a diff |
-//! | `payload` | `Verifier::check` |
+//! | `payload` | `Verifier::check`, `link::seal_build_id` |
 //! | `dependency` | `Verifier::new` with it as `--depends-on`, + a check |
 //!
 //! Each input runs on its own thread under a watchdog: a panic (caught),
@@ -306,6 +306,8 @@ impl Seeds {
             }
             Target::Payload => {
                 let _ = self.verifier.check(input);
+                // The link stage's build-id sealing reads payloads too.
+                let _ = xsplice_build::link::seal_build_id(&mut input.to_vec());
             }
             Target::Dependency => {
                 let path = self.file(input);
