@@ -119,7 +119,8 @@ pub struct BuildArgs {
     pub quiet: bool,
 }
 
-fn at_least_one(s: &str) -> Result<usize, String> {
+/// `-j N`: 0 jobs would build nothing.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => {
             Err("0 jobs cannot build anything; give 1 or more (default: the number of CPUs)".into())

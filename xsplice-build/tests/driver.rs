@@ -1465,6 +1465,12 @@ fn payload_build_id_covers_the_dependency_notes() {
 #[test]
 fn help_documents_the_input_rules() {
     let bin = env!("CARGO_BIN_EXE_xsplice-build");
+    let o = Command::new(bin)
+        .args(["samples", "-j", "0", "--srcdir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0 jobs"));
     for args in [&["--help"][..], &["verify", "--help"][..]] {
         let o = Command::new(bin).args(args).output().unwrap();
         assert_eq!(o.status.code(), Some(0));
