@@ -183,7 +183,7 @@ fn parse_build_id(flag: &str, s: &str) -> Result<Vec<u8>, Error> {
     let digits = s.len();
     let bad = |what: String| {
         Error::Input(format!(
-            "{flag}: {what}; a build-id is {} to {} bytes written as hex digits (2 per byte), as xen-livepatch list and `readelf -n` print it",
+            "{flag}: {what}; give {} to {} bytes as hex digits (2 per byte), as `readelf -n` and xen-livepatch print them: the loader compares the note byte for byte with the target's build-id (20 bytes when ld made it with sha1)",
             BUILD_ID_LEN.start(),
             BUILD_ID_LEN.end()
         ))

@@ -1365,7 +1365,7 @@ fn bad_options_are_refused_in_the_check_stage_by_name() {
         (
             vec!["--depends".into(), long_id],
             &patch,
-            "--depends: 65000 bytes; a build-id is 1 to 64 bytes",
+            "--depends: 65000 bytes; give 1 to 64 bytes",
         ),
         (
             vec!["--depends".into(), "abc".into()],
