@@ -19,6 +19,13 @@ static ALLOC: Counting = Counting;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// One test at a time: the memory count is process-wide.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn report(summary: &Summary) -> String {
     summary
         .findings
@@ -30,6 +37,7 @@ fn report(summary: &Summary) -> String {
 
 #[test]
 fn short_fixed_seed_pass_finds_nothing() {
+    let _one = serial();
     let seeds = Arc::new(Seeds::build());
     let summary = fuzz(
         &seeds,
@@ -48,6 +56,7 @@ fn short_fixed_seed_pass_finds_nothing() {
 
 #[test]
 fn every_stored_regression_input_passes() {
+    let _one = serial();
     let seeds = Arc::new(Seeds::build());
     let inputs = regression_inputs(&regressions_dir());
     assert!(
