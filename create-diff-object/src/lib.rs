@@ -17,7 +17,9 @@ pub mod correlate;
 pub mod emit;
 pub mod error;
 pub mod include;
+pub mod limits;
 pub mod model;
+pub mod mutate;
 pub mod notes;
 pub mod read;
 pub mod report;
@@ -93,25 +95,18 @@ pub fn diff_objects(
     output: &Path,
     opts: &Options,
 ) -> Result<Outcome, Error> {
-    let orig_data = read_file(original)?;
-    let patched_data = read_file(patched)?;
+    // Refused before any work: the output would overwrite an input.
+    let inputs = [original, patched, xen_syms.path()];
+    limits::check_output(output, &inputs)?;
+    let orig_data = limits::read_input(original, limits::Role::Object)?;
+    let patched_data = limits::read_input(patched, limits::Role::Object)?;
     match diff_bytes(original, &orig_data, patched, &patched_data, xen_syms, opts)? {
         Diff::Write(bytes, report) => {
-            std::fs::write(output, bytes).map_err(|source| Error::Io {
-                path: output.to_path_buf(),
-                source,
-            })?;
+            limits::write_atomic(output, &bytes)?;
             Ok(Outcome::Written(report))
         }
         Diff::NoChange(report) => Ok(Outcome::NoChange(report)),
     }
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// What `diff_bytes` found: the payload object's bytes, or nothing to patch.

@@ -318,13 +318,18 @@ fn remove_stale_temps(cache: &Path, log: &Log) {
     }
 }
 
+/// Write an output atomically (temporary file + rename): an interrupted
+/// run never leaves a truncated payload, list or report.
 pub fn write_file(path: &Path, data: &[u8]) -> Result<(), Error> {
     // A stage with nothing to do (no changed object to diff) may not have
     // made its directory.
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    fs::write(path, data).map_err(|e| Error::io(path, e))
+    create_diff_object::limits::write_atomic(path, data).map_err(|e| match e {
+        create_diff_object::Error::Io { source, .. } => Error::io(path, source),
+        other => Error::io(path, std::io::Error::other(other.to_string())),
+    })
 }
 
 /// What the patched build changed, as object paths under `xen/`.

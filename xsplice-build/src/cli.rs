@@ -19,7 +19,14 @@ The user's source tree is never modified: builds run in a private copy. The
 base build (unpatched tree + .config + compiler) is cached, so the next patch
 against the same base only compiles what the patch touches.
 Cache: --cache-dir, else $XSPLICE_CACHE_DIR, $XDG_CACHE_HOME/xsplice-build,
-~/.cache/xsplice-build.";
+~/.cache/xsplice-build.
+
+Inputs are checked before any work: every file must be a regular file (not
+a FIFO, device or directory) within its bound: --patch and --config 64 MiB,
+--xen-syms 512 MiB (an x86-64 ELF executable with a build-id). Patch file
+names must stay inside the tree (no \"..\", no link leading out of it).
+--depends/--xen-depends take 1 to 64 bytes of hex; -j takes 1 or more.
+Outputs are written atomically (temporary file + rename). See docs/limits.md.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -119,7 +126,7 @@ pub struct BuildArgs {
     #[arg(short = 'o', long, value_name = "DIR", default_value = "livepatch-out")]
     pub output: PathBuf,
     /// Parallel jobs for make and diffing (default: number of CPUs).
-    #[arg(short = 'j', long = "cpus", value_name = "N")]
+    #[arg(short = 'j', long = "cpus", value_name = "N", value_parser = at_least_one)]
     pub cpus: Option<usize>,
     /// Skip stages, reusing the previous run's results in DIR.
     #[arg(short = 'k', long, value_enum, value_name = "STAGE")]
@@ -167,6 +174,17 @@ pub struct BuildArgs {
     /// cache key are the same as without it.
     #[arg(long)]
     pub ccache: bool,
+}
+
+/// `-j N`: 0 jobs would build nothing.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => {
+            Err("0 jobs cannot build anything; give 1 or more (default: the number of CPUs)".into())
+        }
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?} is not a number of jobs: {e}")),
+    }
 }
 
 impl BuildArgs {

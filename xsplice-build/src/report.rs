@@ -183,7 +183,7 @@ impl Report {
     }
 
     pub fn write(&self, path: &Path, outcome: Result<(), &Error>) -> Result<(), Error> {
-        std::fs::write(path, self.to_json(outcome)).map_err(|e| Error::io(path, e))
+        crate::build::write_file(path, self.to_json(outcome).as_bytes())
     }
 }
 

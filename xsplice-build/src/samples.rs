@@ -45,7 +45,7 @@ pub struct SamplesArgs {
     #[arg(long, value_name = "FILE")]
     pub xen_syms: Option<PathBuf>,
     /// Parallel jobs for make and diffing (default: number of CPUs).
-    #[arg(short = 'j', long = "cpus", value_name = "N")]
+    #[arg(short = 'j', long = "cpus", value_name = "N", value_parser = crate::cli::at_least_one)]
     pub cpus: Option<usize>,
     /// Base-build cache directory (shared with plain builds).
     #[arg(long, value_name = "DIR")]
