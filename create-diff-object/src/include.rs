@@ -76,12 +76,7 @@ pub fn role(obj: &Object<'_>, id: SectionId) -> Role {
     if name == ".altinstr_replacement" || name == ".fixup" {
         return Role::SpecialCode;
     }
-    if sec.is_init()
-        || name.ends_with(".init")
-        || name.contains(".init.")
-        || name.starts_with(".text.startup")
-        || name.starts_with(".exit.")
-    {
+    if sec.is_init() {
         return Role::Init;
     }
     match sec.sh_type {
