@@ -490,6 +490,16 @@ impl<'a, 'd> Includer<'a, 'd> {
         let tsec = p.section(ts);
         let role = self.role(ts);
         if role == Role::Init {
+            // The original made this reference too (a boot-only branch of a
+            // runtime function): keep pointing at the running Xen's symbol.
+            if let Some(named) = self.existing_init_ref(from, r) {
+                if let (std::collections::hash_map::Entry::Vacant(e), Some(orig)) =
+                    (plan.externals.entry(named), self.twins.symbol_twin(named))
+                {
+                    e.insert(resolver.runtime_name(self.orig, orig)?);
+                }
+                return Ok(false);
+            }
             self.refuse(
                 plan,
                 &who(),
@@ -499,7 +509,8 @@ impl<'a, 'd> Includer<'a, 'd> {
                     if t.name.is_empty() { tsec.name } else { t.name },
                     tsec.name
                 ),
-                "do not use __init code or data from patched code",
+                "do not add uses of __init code or data (the original's own, on boot-only paths, are kept); \
+                 copy what the fix needs into runtime code or data, or set it up from a load hook",
             );
             return Ok(false);
         }
@@ -579,6 +590,95 @@ impl<'a, 'd> Includer<'a, 'd> {
             }
         }
     }
+}
+
+/// What a reference into init code or data points at, comparable across
+/// the two objects (ids of the original): the named symbol covering the
+/// target, else its section and offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InitTarget {
+    Symbol(SymbolId),
+    At(SectionId, i64),
+}
+
+impl Includer<'_, '_> {
+    /// The init target of an original-object relocation, if it has one.
+    fn orig_init_target(&self, r: &Reloc) -> Option<InitTarget> {
+        let o = self.orig;
+        let t = o.symbol(r.symbol);
+        let ts = t.section()?;
+        if role(o, ts) != Role::Init {
+            return None;
+        }
+        if !is_unnamed(t) {
+            return Some(InitTarget::Symbol(r.symbol));
+        }
+        let off = target_offset(t.value, r.r_type, r.addend);
+        Some(
+            match u64::try_from(off).ok().and_then(|at| o.symbol_at(ts, at)) {
+                Some(cover) => InitTarget::Symbol(cover),
+                None => InitTarget::At(ts, off),
+            },
+        )
+    }
+
+    /// The init target of a patched-object relocation in the original's
+    /// ids (`None` also when it has no counterpart there: a new target),
+    /// with the patched symbol a reference by name would use.
+    fn patched_init_target(&self, r: &Reloc) -> Option<(InitTarget, Option<SymbolId>)> {
+        let p = self.patched;
+        let t = p.symbol(r.symbol);
+        let ts = t.section()?;
+        if self.role(ts) != Role::Init {
+            return None;
+        }
+        if !is_unnamed(t) {
+            let orig = self.twins.symbol_twin(r.symbol)?;
+            return Some((InitTarget::Symbol(orig), Some(r.symbol)));
+        }
+        let off = target_offset(t.value, r.r_type, r.addend);
+        match u64::try_from(off).ok().and_then(|at| p.symbol_at(ts, at)) {
+            Some(cover) => {
+                let orig = self.twins.symbol_twin(cover)?;
+                Some((InitTarget::Symbol(orig), Some(cover)))
+            }
+            None => Some((InitTarget::At(self.twins.section_twin(ts)?, off), None)),
+        }
+    }
+
+    /// When the function holding relocation `r` (of section `from`) already
+    /// referred to the same init code or data at least as many times in
+    /// the original, the patched symbol to refer to by name. References a
+    /// patch adds are refused; ones it keeps are the original's boot-time
+    /// paths, which stay as they were.
+    fn existing_init_ref(&self, from: SectionId, r: &Reloc) -> Option<SymbolId> {
+        let p = self.patched;
+        let f = p.symbol_at(from, r.offset)?;
+        let f0 = self.twins.symbol_twin(f)?;
+        let (key, named) = self.patched_init_target(r)?;
+        let named = named?;
+        let fs = p.symbol(f);
+        let fsec = p.section(fs.section()?);
+        let now = fsec
+            .relocs_in(fs.value, fs.value.saturating_add(fs.size))
+            .iter()
+            .filter(|x| self.patched_init_target(x).map(|(k, _)| k) == Some(key))
+            .count();
+        let os = self.orig.symbol(f0);
+        let osec = self.orig.section(os.section()?);
+        let before = osec
+            .relocs_in(os.value, os.value.saturating_add(os.size))
+            .iter()
+            .filter(|x| self.orig_init_target(x) == Some(key))
+            .count();
+        (now <= before).then_some(named)
+    }
+}
+
+/// Section symbols, `.L` labels and nameless symbols: a reference through
+/// them names a place, not a symbol the running Xen could resolve.
+fn is_unnamed(s: &crate::model::Symbol<'_>) -> bool {
+    s.kind == SymKind::Section || s.is_internal_label() || s.name.is_empty()
 }
 
 /// `DEFINE_PER_CPU` and its variants (`.bss.percpu`, `.bss.percpu.read_mostly`,

@@ -416,6 +416,21 @@ impl<'d> Writer<'_, 'd> {
                     let name = name.clone();
                     return Ok((self.undefined(&name), r.addend));
                 }
+                // A place inside a symbol the running Xen has (an init
+                // function the original also called): that symbol, plus the distance.
+                if unnamed {
+                    let off = target_offset(t.value, r.r_type, r.addend);
+                    let cover = u64::try_from(off).ok().and_then(|o| p.symbol_at(ts, o));
+                    if let Some((cover, name)) = cover
+                        .and_then(|c| self.input.plan.externals.get(&c).map(|n| (c, n.clone())))
+                    {
+                        let addend = r
+                            .addend
+                            .wrapping_add(t.value as i64)
+                            .wrapping_sub(p.symbol(cover).value as i64);
+                        return Ok((self.undefined(&name), addend));
+                    }
+                }
                 Err(not_included(&format!(
                     "{} in {}",
                     t.name,

@@ -50,3 +50,44 @@ fn runtime_functions_named_init_are_patched() {
     assert_eq!(report.init_only_changes, ["boot_widget"]);
     assert!(!p.has(".init.text"), "boot-only code never ships");
 }
+
+/// A runtime function whose original already called init code on a
+/// boot-only branch: another line changes, the payload is built and calls
+/// the running Xen's init functions by name, as the original did.
+#[test]
+fn init_references_the_original_had_are_kept() {
+    let case = build_case("init_ref_kept");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(func_names(&p), ["cpu_bringup"]);
+    assert!(!p.has(".init.text"), "no init code ships");
+    let rels = p.relocs(".text.cpu_bringup");
+    for target in ["init_ref_kept.c#boot_setup", "boot_clear_cap"] {
+        assert!(
+            rels.iter()
+                .any(|r| r.target == target && r.target_undefined),
+            "{target} referred to by name: {rels:?}"
+        );
+    }
+    // The static init function is reached through its own symbol, at its start.
+    let (addr, _) = xen_symbol(&case, "boot_setup", Some("init_ref_kept.c"));
+    assert_ne!(addr, 0);
+    let call = rels
+        .iter()
+        .find(|r| r.target == "init_ref_kept.c#boot_setup")
+        .unwrap();
+    assert_eq!(call.addend, -4, "a call to the symbol itself: {call:?}");
+}
+
+/// The same function adding one more call to init code: refused, naming
+/// the caller and the init function.
+#[test]
+fn init_references_a_patch_adds_are_refused() {
+    let case = build_case_with("init_ref_kept", "init_ref_kept", "patched_added.c");
+    let r = refusals(&case);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].symbol, "cpu_bringup");
+    assert!(r[0].reason.contains("boot_clear_cap"), "{}", r[0].reason);
+    assert!(r[0].reason.contains(".init.text"), "{}", r[0].reason);
+}
