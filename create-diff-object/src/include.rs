@@ -112,10 +112,16 @@ pub struct Plan {
     /// (`__read_mostly` and other section attributes, which
     /// -fdata-sections does not split) keeps those in the running Xen.
     pub pieces: Vec<Vec<SymbolId>>,
+    /// Per grouped code section (`.fixup`, `.altinstr_replacement`) not
+    /// copied whole: the fragments `[start, end)` copied, those the
+    /// included code's special entries (and what they reach) point to.
+    pub fragments: Vec<Vec<(u64, u64)>>,
     /// Sections whose relocations were already followed.
     scanned: Vec<bool>,
     /// Pieces whose relocations were already followed.
     scanned_pieces: Vec<SymbolId>,
+    /// Fragments whose relocations were already followed.
+    scanned_fragments: Vec<(SectionId, u64)>,
 }
 
 impl Plan {
@@ -135,6 +141,39 @@ impl Plan {
             .get(id.index())
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+    /// The fragments copied from `id` (empty when it is copied whole or not at all).
+    pub fn fragments_of(&self, id: SectionId) -> &[(u64, u64)] {
+        if self.is_included(id) {
+            return &[];
+        }
+        self.fragments
+            .get(id.index())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+    /// Whether offset `off` of section `id` goes into the payload (whole
+    /// section, or a fragment).
+    pub fn covers(&self, id: SectionId, off: u64) -> bool {
+        self.is_included(id)
+            || self
+                .fragments_of(id)
+                .iter()
+                .any(|&(a, b)| a <= off && off < b)
+    }
+    /// Mark a fragment of a grouped code section for copying; returns whether it is newly marked.
+    pub fn include_fragment(&mut self, id: SectionId, range: (u64, u64)) -> bool {
+        if self.is_included(id) {
+            return false;
+        }
+        match self.fragments.get_mut(id.index()) {
+            Some(list) if !list.contains(&range) => {
+                list.push(range);
+                list.sort_unstable();
+                true
+            }
+            _ => false,
+        }
     }
     /// Mark one symbol's bytes of a section for copying; returns whether it is newly marked.
     pub fn include_piece(&mut self, id: SectionId, sym: SymbolId) -> bool {
@@ -173,6 +212,8 @@ pub struct Includer<'a, 'd> {
     pub twins: &'a Twins,
     pub cmp: &'a Comparison,
     pub roles: Vec<Role>,
+    /// Per grouped code section: the offsets anything points at.
+    entry_points: HashMap<SectionId, Vec<u64>>,
 }
 
 impl<'a, 'd> Includer<'a, 'd> {
@@ -182,13 +223,19 @@ impl<'a, 'd> Includer<'a, 'd> {
         twins: &'a Twins,
         cmp: &'a Comparison,
     ) -> Self {
-        let roles = patched.section_ids().map(|id| role(patched, id)).collect();
+        let roles: Vec<Role> = patched.section_ids().map(|id| role(patched, id)).collect();
+        let code: Vec<SectionId> = patched
+            .section_ids()
+            .filter(|id| roles.get(id.index()) == Some(&Role::SpecialCode))
+            .collect();
+        let entry_points = crate::special::entry_points(patched, &code);
         Includer {
             orig,
             patched,
             twins,
             cmp,
             roles,
+            entry_points,
         }
     }
 
@@ -217,6 +264,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         plan.symbol_why = vec![None; p.symbols.len()];
         plan.scanned = vec![false; p.sections.len()];
         plan.pieces = vec![Vec::new(); p.sections.len()];
+        plan.fragments = vec![Vec::new(); p.sections.len()];
         let used_by_same = self.data_used_by_unchanged_code();
         for sid in p.symbol_ids() {
             let s = p.symbol(sid);
@@ -448,8 +496,19 @@ impl<'a, 'd> Includer<'a, 'd> {
                 .flat_map(|id| plan.pieces_of(id).iter().map(move |&s| (id, s)))
                 .filter(|(_, s)| !plan.scanned_pieces.contains(s))
                 .collect();
-            if todo.is_empty() && pieces.is_empty() {
+            let fragments: Vec<(SectionId, (u64, u64))> = p
+                .section_ids()
+                .flat_map(|id| plan.fragments_of(id).iter().map(move |&f| (id, f)))
+                .filter(|&(id, (a, _))| !plan.scanned_fragments.contains(&(id, a)))
+                .collect();
+            if todo.is_empty() && pieces.is_empty() && fragments.is_empty() {
                 return Ok(grew);
+            }
+            for (id, (start, end)) in fragments {
+                plan.scanned_fragments.push((id, start));
+                for r in p.section(id).relocs_in(start, end) {
+                    grew |= self.follow(plan, id, r, resolver)?;
+                }
             }
             for id in todo {
                 if let Some(done) = plan.scanned.get_mut(id.index()) {
@@ -530,6 +589,11 @@ impl<'a, 'd> Includer<'a, 'd> {
                 return Ok(false);
             }
         }
+        // Out-of-line code of special entries: only the fragment reached.
+        if role == Role::SpecialCode {
+            let off = crate::read::reloc_target(p, from, r);
+            return Ok(self.include_code(plan, ts, off, &who()));
+        }
         // String and constant pools: copy the pool.
         if tsec.is_merge() && (t.kind == SymKind::Section || t.is_internal_label()) {
             return Ok(plan.include(ts, format!("string or constant pool used by {}", who())));
@@ -588,6 +652,28 @@ impl<'a, 'd> Includer<'a, 'd> {
                 }
                 Ok(plan.include(ts, format!("holds {} ({why})", t.name)))
             }
+        }
+    }
+}
+
+impl Includer<'_, '_> {
+    /// Include the fragment of grouped code section `id` at `off` and the
+    /// fragments its code reaches; the whole section when they cannot be
+    /// told apart safely. Returns whether anything was newly included.
+    fn include_code(&self, plan: &mut Plan, id: SectionId, off: i64, who: &str) -> bool {
+        let entries = self.entry_points.get(&id).map(Vec::as_slice).unwrap_or(&[]);
+        match crate::special::fragments_reached(self.patched, id, entries, off) {
+            Some(ranges) => {
+                let mut grew = false;
+                for range in ranges {
+                    grew |= plan.include_fragment(id, range);
+                }
+                grew
+            }
+            None => plan.include(
+                id,
+                format!("code used by {who} (its fragments cannot be told apart)"),
+            ),
         }
     }
 }

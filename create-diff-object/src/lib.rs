@@ -25,6 +25,7 @@ pub mod read;
 pub mod report;
 pub mod special;
 pub mod write;
+pub mod x86;
 pub mod xensyms;
 
 pub use abi::{Abi, AbiChoice};

@@ -91,3 +91,42 @@ fn init_references_a_patch_adds_are_refused() {
     assert!(r[0].reason.contains("boot_clear_cap"), "{}", r[0].reason);
     assert!(r[0].reason.contains(".init.text"), "{}", r[0].reason);
 }
+
+/// `.fixup` is shared by every function of the object, init code's too:
+/// only the fragments the changed function's exception-table entries reach
+/// ship (its first fixup falls through into its second, which comes
+/// along); the init function's fixup, which jumps back into `.init.text`,
+/// neither ships nor causes a refusal.
+#[test]
+fn only_the_fixups_of_included_functions_ship() {
+    let case = build_case("fixup_fragments");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(func_names(&p), ["guarded_read"]);
+    assert!(report.init_only_changes.is_empty());
+    // mov $-14,%r (5) + add $1,%r (3) + jmp rel32 (5).
+    assert_eq!(
+        p.sections[".fixup"].len(),
+        13,
+        "{:02x?}",
+        p.sections[".fixup"]
+    );
+    let fixup_rels = p.relocs(".fixup");
+    assert_eq!(fixup_rels.len(), 1, "{fixup_rels:?}");
+    assert!(
+        ["guarded_read", ".text.guarded_read"].contains(&fixup_rels[0].target.as_str()),
+        "the fixup continues in the replacement: {fixup_rels:?}"
+    );
+    // Both entries kept, each continuing in the payload's .fixup.
+    assert_eq!(p.sections[".ex_table"].len(), 16);
+    let ex = p.relocs(".ex_table");
+    let mut conts: Vec<i64> = ex
+        .iter()
+        .filter(|r| r.target == ".fixup")
+        .map(|r| r.addend)
+        .collect();
+    conts.sort_unstable();
+    assert_eq!(conts, [0, 5], "the two fixups, at their new places: {ex:?}");
+    assert!(!p.has(".init.text"));
+}
