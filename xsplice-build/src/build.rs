@@ -339,14 +339,18 @@ pub fn patched_build(
                 // Kept until make has run.
                 let _rules = derived_object_rules(&targets, &mut cmd)?;
                 cmd.args(&targets);
-                log.run(&mut cmd, "patched build (make of the affected objects)")?;
+                let from = log.position();
+                log.run(&mut cmd, "patched build (make of the affected objects)")
+                    .map_err(|e| with_compiler_error(e, log, from, &xen))?;
             }
             out.recompiled = targets;
         }
         Err(reason) => {
             log.line(&format!("full incremental make: {reason}"));
             let started = std::time::SystemTime::now();
+            let from = log.position();
             if let Err(e) = log.run(&mut make.command(&xen), "patched build (make)") {
+                let e = with_compiler_error(e, log, from, &xen);
                 // The payload needs the objects, not the patched hypervisor:
                 // when prelink.o (every object linked into xen-syms) was
                 // rebuilt, only a final link failed, e.g. xen.efi refusing
@@ -397,6 +401,22 @@ pub fn patched_build(
         }
     }
     Ok(out)
+}
+
+/// A failed make whose output (logged after `from`) holds a compiler
+/// error becomes [`Error::Compile`], quoting the first one.
+fn with_compiler_error(e: Error, log: &Log, from: u64, xen: &Path) -> Error {
+    let Error::Command { what, log: path } = e else {
+        return e;
+    };
+    match crate::error::CompilerError::first_in(&log.text_since(from), xen) {
+        Some(error) => Error::Compile {
+            what,
+            error,
+            log: path,
+        },
+        None => Error::Command { what, log: path },
+    }
 }
 
 /// Objects that are never part of a payload: link aggregates and the EFI compiler probe.
