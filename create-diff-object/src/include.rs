@@ -564,7 +564,7 @@ impl<'a, 'd> Includer<'a, 'd> {
                 &who(),
                 from,
                 format!(
-                    "refers to {} in init section {}, which is freed after boot",
+                    "refers to {} in init section {}, which is freed after boot (a reference the original function did not make)",
                     if t.name.is_empty() { tsec.name } else { t.name },
                     tsec.name
                 ),
