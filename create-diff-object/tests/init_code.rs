@@ -130,3 +130,26 @@ fn only_the_fixups_of_included_functions_ship() {
     assert_eq!(conts, [0, 5], "the two fixups, at their new places: {ex:?}");
     assert!(!p.has(".init.text"));
 }
+
+/// `.altinstr_replacement` is grouped too: only the changed function's
+/// replacement (`lfence`) ships, not `fenced_other`'s (`mfence`), and the
+/// kept entry points at it in its new place.
+#[test]
+fn only_the_replacements_of_included_functions_ship() {
+    let case = build_case("alternative");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(
+        p.sections[".altinstr_replacement"],
+        [0x0f, 0xae, 0xe8],
+        "lfence only"
+    );
+    let rels = p.relocs(".altinstructions");
+    let repl = rels
+        .iter()
+        .find(|r| r.target == ".altinstr_replacement")
+        .expect("the entry's replacement");
+    // `.long 663f - .`: a PC32 whose addend is the place in the section.
+    assert_eq!(repl.addend, 0, "the replacement's new offset");
+}
