@@ -69,6 +69,10 @@ pub fn pinned_env() -> Vec<(&'static str, String)> {
 pub struct MakeConfig {
     pub jobs: usize,
     pub xen_debug: bool,
+    /// A directory whose compiler names run ccache, put first in make's
+    /// PATH (`--ccache`). Not part of the cache key: the recorded compile
+    /// commands and every output byte are the same without it.
+    pub compiler_launcher: Option<PathBuf>,
 }
 
 impl MakeConfig {
@@ -79,6 +83,14 @@ impl MakeConfig {
             .arg(format!("-j{}", self.jobs.max(1)));
         if self.xen_debug {
             cmd.arg("debug=y");
+        }
+        if let Some(dir) = &self.compiler_launcher {
+            let mut path = std::ffi::OsString::from(dir.as_os_str());
+            if let Some(rest) = std::env::var_os("PATH") {
+                path.push(":");
+                path.push(rest);
+            }
+            cmd.env("PATH", path);
         }
         for (k, v) in pinned_env() {
             cmd.env(k, v);
@@ -110,6 +122,44 @@ pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
     Err(Error::Input(
         "no cache directory: set --cache-dir, XSPLICE_CACHE_DIR or HOME".into(),
     ))
+}
+
+/// Compiler names make may run; under `--ccache` each is a link to ccache,
+/// which then runs the real compiler of that name found later in PATH.
+const LAUNCHED_COMPILERS: &[&str] = &["gcc", "cc", "x86_64-linux-gnu-gcc", "clang"];
+
+/// The `--ccache` directory: links named like the compilers, to ccache
+/// (ccache's "masquerade" mode, so the compile commands make records do not
+/// change). Made once under the cache root.
+pub fn ccache_launcher(cache: &Path) -> Result<PathBuf, Error> {
+    let ccache = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("ccache"))
+        .find(|c| c.is_file())
+        .ok_or_else(|| {
+            Error::Input("--ccache: no ccache in PATH (Debian: apt-get install ccache)".into())
+        })?;
+    let dir = cache.join("ccache-bin");
+    fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
+    let cross_gcc = format!("{cross}gcc");
+    for name in LAUNCHED_COMPILERS
+        .iter()
+        .copied()
+        .chain([cross_gcc.as_str()])
+    {
+        let link = dir.join(name);
+        if fs::read_link(&link).ok().as_deref() == Some(ccache.as_path()) {
+            continue;
+        }
+        // Made beside and renamed, so a concurrent run never sees a half-made link.
+        let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&ccache, &tmp).map_err(|e| Error::io(&tmp, e))?;
+        fs::rename(&tmp, &link).map_err(|e| Error::io(&link, e))?;
+    }
+    Ok(dir)
 }
 
 fn tool_version(program: &str) -> String {

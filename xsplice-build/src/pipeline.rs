@@ -231,6 +231,11 @@ fn run(
     let make = MakeConfig {
         jobs: jobs(opts),
         xen_debug: opts.xen_debug,
+        compiler_launcher: if opts.ccache {
+            Some(build::ccache_launcher(&checked.cache)?)
+        } else {
+            None
+        },
     };
     let objects_dir = out.join("objects");
     let diff_dir = out.join("diff");
