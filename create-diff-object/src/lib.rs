@@ -8,8 +8,9 @@
 //! Pipeline (each pass has its own module): `read` → `correlate` →
 //! `compare` → `include` → `special` → `emit` → `write`.
 //! Target knowledge shared with the driver and `verify` lives in `abi`
-//! (function-table layouts), `xensyms` (the hypervisor's symbol table) and
-//! `notes` (build-id notes).
+//! (function-table layouts), `placement` (which sections are init code
+//! or data), `xensyms` (the hypervisor's symbol table) and `notes`
+//! (build-id notes).
 
 pub mod abi;
 pub mod compare;
@@ -21,10 +22,12 @@ pub mod limits;
 pub mod model;
 pub mod mutate;
 pub mod notes;
+pub mod placement;
 pub mod read;
 pub mod report;
 pub mod special;
 pub mod write;
+pub mod x86;
 pub mod xensyms;
 
 pub use abi::{Abi, AbiChoice};

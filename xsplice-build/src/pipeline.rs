@@ -468,6 +468,19 @@ fn run(
                 init_only: found.init_only,
             });
         }
+        // Part of the fix then only takes effect after a reboot.
+        for o in objects.iter().filter(|o| !o.init_only_changes.is_empty()) {
+            progress.warn(
+                Some(&log),
+                &format!(
+                    "{}: init code changed too ({}): it runs only at boot, so the payload cannot \
+                     apply that part; it takes effect after a reboot into a hypervisor built \
+                     with the patch",
+                    o.object,
+                    o.init_only_changes.join(", ")
+                ),
+            );
+        }
         let list: String = outputs
             .iter()
             .filter_map(|p| p.strip_prefix(out).ok())

@@ -9,12 +9,12 @@
 //! sections. What only the running hypervisor can know (hook return
 //! values, code rewritten at boot) is out of reach; expectations are
 //! checked against xen-syms's bytes, and NOP-out entries against its
-//! instruction boundaries (`x86`), which the loader trusts blindly.
+//! instruction boundaries (`create_diff_object::x86`), which the loader
+//! trusts blindly.
 
 mod checks;
 mod elf;
 mod payload;
-mod x86;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

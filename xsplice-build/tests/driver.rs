@@ -1481,3 +1481,76 @@ fn help_documents_the_input_rules() {
         }
     }
 }
+
+/// A runtime change next to an init-only change in another object: the
+/// payload is built, stderr warns about the init part (even with -q), and
+/// the JSON report lists it under its object.
+#[test]
+fn init_changes_next_to_runtime_ones_are_warned_about_and_listed() {
+    let s = Scratch::new();
+    let patch = s.patch("mixed", &format!("{SCHED_PATCH}{INIT_PATCH}"));
+    let out = s.out("mixed");
+    let o = s.run(
+        &patch,
+        &out,
+        &["--json", out.with_extension("json").to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: arch/x86/setup.o: init code changed too (setup_cpus")
+            || stderr.contains("warning: arch/x86/setup.o: init code changed too (start_xen"),
+        "{stderr}"
+    );
+    let report = json(&out.with_extension("json"));
+    let setup = report
+        .lines()
+        .find(|l| l.contains("\"object\": \"arch/x86/setup.o\""))
+        .unwrap_or_else(|| panic!("setup.o listed: {report}"));
+    // setup_cpus may be inlined into start_xen.
+    assert!(
+        setup.contains("\"changed_functions\": []") && setup.contains("start_xen"),
+        "{setup}"
+    );
+    let result = build_payload(&s.opts(&patch, &s.out("mixed-lib"))).unwrap();
+    let setup = result
+        .objects
+        .iter()
+        .find(|o| o.object == "arch/x86/setup.o")
+        .expect("the init-only object is reported");
+    assert!(setup.init_only_changes.iter().any(|f| f == "start_xen"));
+    assert!(setup.changed_functions.is_empty());
+}
+
+/// A patch that does not compile: the error quotes the compiler's first
+/// error (file from the top of the tree, line, message), typed, and the
+/// JSON report carries it as an object.
+#[test]
+fn compile_errors_are_quoted() {
+    let s = Scratch::new();
+    let broken = KERNEL_PATCH.replace(
+        "+    return v * 5 + 1;",
+        "+    return v * 5 + undeclared_thing;",
+    );
+    let patch = s.patch("broken", &broken);
+    let out = s.out("broken");
+    let e = build_payload(&s.opts(&patch, &out)).unwrap_err();
+    assert_eq!(e.exit_code(), 1);
+    let c = e
+        .compiler_error()
+        .unwrap_or_else(|| panic!("no compiler error: {e}"));
+    assert_eq!(c.file, "xen/common/kernel.c");
+    assert_eq!(c.line, 5);
+    assert!(c.message.contains("undeclared_thing"), "{}", c.message);
+    assert!(e.to_string().contains("xen/common/kernel.c:5:"), "{e}");
+    let report = json(&out.with_extension("json"));
+    assert!(
+        report.contains("\"compiler_error\": {\"file\": \"xen/common/kernel.c\", \"line\": 5,"),
+        "{report}"
+    );
+    // Other failures carry none.
+    let ok = s.patch("ok", KERNEL_PATCH);
+    let out = s.out("ok");
+    build_payload(&s.opts(&ok, &out)).unwrap();
+    assert!(json(&out.with_extension("json")).contains("\"compiler_error\": null"));
+}
