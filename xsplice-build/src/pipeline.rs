@@ -16,7 +16,9 @@ use crate::build::{self, BaseBuild, MakeConfig};
 use crate::diff::{self, DiffJob};
 use crate::link::{self, LinkJob};
 use crate::progress::{Log, Progress};
+use crate::recipe::{BuildRecipe, Recipe};
 use crate::report::Report;
+use crate::target::TargetFacts;
 use crate::tree::{self, Touched};
 use crate::worktree::WorkTree;
 use crate::{BuildOptions, BuildResult, Error, ObjectDiff, Skip};
@@ -56,6 +58,10 @@ struct Checked {
     depends: Option<Vec<u8>>,
     xen_depends: Option<Vec<u8>>,
     cache: PathBuf,
+    /// How the base is built, with the build strings filled in.
+    recipe: Recipe,
+    /// What `--xen-syms` says about its build.
+    target: Option<TargetFacts>,
 }
 
 fn check(opts: &BuildOptions) -> Result<Checked, Error> {
@@ -96,6 +102,18 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
                 x.display()
             )));
         }
+    }
+    // The recipe, and whether tree and .config can have built --xen-syms:
+    // refused here, in seconds, rather than after a full build.
+    let detected = BuildRecipe::detect(&opts.srcdir)?;
+    let target = opts
+        .xen_syms
+        .as_deref()
+        .map(TargetFacts::read)
+        .transpose()?;
+    let recipe = detected.resolve(target.as_ref())?;
+    if let Some(t) = &target {
+        detected.check_target(&opts.srcdir, &config, &recipe, t)?;
     }
     let cache = build::cache_root(opts.cache_dir.as_deref())?;
     let mut written = vec![
@@ -139,6 +157,8 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         depends,
         xen_depends,
         cache,
+        recipe,
+        target,
     })
 }
 
@@ -228,10 +248,14 @@ fn run(
     report.name = Some(checked.name.clone());
     let out = &opts.output;
     let log = Log::create(&out.join("build.log"))?;
-    let make = MakeConfig {
+    let mut make = MakeConfig {
         jobs: jobs(opts),
         xen_debug: opts.xen_debug,
+        recipe: checked.recipe.clone(),
+        top: None,
+        helpers: checked.recipe.write_helpers(out)?,
     };
+    report.recipe = Some(checked.recipe.name.to_string());
     let objects_dir = out.join("objects");
     let diff_dir = out.join("diff");
     let work = out.join("work");
@@ -265,6 +289,12 @@ fn run(
         })?;
         report.base_cached = Some(base.cached);
         report.base_key = Some(base.key.clone());
+        // A base that is not the target would give a payload for another
+        // binary: refused before the patched build.
+        if let Some(t) = &checked.target {
+            check_reproduced(t, &base.xen_syms, &checked.recipe)?;
+        }
+        make.top = base.build_top.clone();
         let patched = progress.stage("patched", Some(&log), || {
             let p = patched_stage(opts, &checked, &base, &work, &objects_dir, &make, &log)?;
             let how = if p.full_make {
@@ -401,8 +431,11 @@ fn run(
     let xen_id = match &opts.xen_syms {
         None => base_id.clone(),
         Some(given) => progress.stage("xen-syms", Some(&log), || {
-            let id = check_xen_syms(given, &base_id, &syms, &functions)?;
-            Ok((id, format!("{} matches the rebuilt base", given.display())))
+            let id = check_xen_syms(given, &base_id)?;
+            Ok((
+                id,
+                format!("{} is the rebuilt base, bit for bit", given.display()),
+            ))
         })?,
     };
     let depends = checked.depends.clone().unwrap_or_else(|| xen_id.clone());
@@ -559,40 +592,37 @@ fn jobs_for(opts: &BuildOptions) -> usize {
     jobs(opts)
 }
 
-/// `--xen-syms`: the rebuilt base must reproduce it (same build-id, or at
-/// least the same address and size for every function patched). Returns its build-id.
-fn check_xen_syms(
-    given: &Path,
-    base_id: &[u8],
-    base: &XenSyms,
-    functions: &[create_diff_object::PatchedFunction],
-) -> Result<Vec<u8>, Error> {
+/// `--xen-syms`: the rebuilt base must reproduce it bit for bit (same
+/// build-id). Nothing less proves that the payload's code was compiled the
+/// way the running binary's was. Returns its build-id.
+fn check_xen_syms(given: &Path, base_id: &[u8]) -> Result<Vec<u8>, Error> {
     let id = build_id_of_file(given).map_err(|e| Error::Input(format!("--xen-syms: {e}")))?;
     if id == base_id {
         return Ok(id);
     }
-    let other = XenSyms::load(given).map_err(|e| Error::Input(format!("--xen-syms: {e}")))?;
-    let mut diffs = Vec::new();
-    for f in functions {
-        let a = base.resolve_runtime_name(&f.name).map(|s| (s.addr, s.size));
-        let b = other
-            .resolve_runtime_name(&f.name)
-            .map(|s| (s.addr, s.size));
-        if a.is_none() || a != b {
-            diffs.push(format!("{} (rebuilt {:x?}, given {:x?})", f.name, a, b));
-        }
-    }
-    if functions.is_empty() || !diffs.is_empty() {
-        return Err(Error::Mismatch(format!(
-            "{}: the rebuilt base does not reproduce it (build-id {} vs rebuilt {}){}; build with the \
-             same sources, .config, compiler and XEN_BUILD_* strings as the running hypervisor",
-            given.display(),
-            to_hex(&id),
-            to_hex(base_id),
-            if diffs.is_empty() { String::new() } else { format!("; functions differ: {}", diffs.join(", ")) }
-        )));
-    }
-    Ok(id)
+    Err(Error::Mismatch(format!(
+        "{}: the rebuilt base does not reproduce it (build-id {} vs rebuilt {}); build with the \
+         same sources, .config, compiler and build recipe as the running hypervisor",
+        given.display(),
+        to_hex(&id),
+        to_hex(base_id),
+    )))
+}
+
+/// Right after the base stage: the base must be the target.
+fn check_reproduced(target: &TargetFacts, base_syms: &Path, recipe: &Recipe) -> Result<(), Error> {
+    let base_id =
+        build_id_of_file(base_syms).map_err(|e| Error::Mismatch(format!("base build: {e}")))?;
+    check_xen_syms(&target.path, &base_id)
+        .map(|_| ())
+        .map_err(|e| match e {
+            Error::Mismatch(m) => Error::Mismatch(format!(
+                "{m} (recipe {}; the tree, .config, compiler and build strings agree with it, so \
+                 another input differs: compare the two binaries' symbols to find the first difference)",
+                recipe.name
+            )),
+            other => other,
+        })
 }
 
 /// The loader's checks on the finished payload (the `verify` module),
