@@ -475,6 +475,7 @@ fn run(
             abi,
             opts.replace,
             target,
+            &xen_tree,
             checked.depends.is_some(),
             checked.xen_depends.is_some(),
         )?;
@@ -633,12 +634,14 @@ fn verify_payload(
     abi: Abi,
     replace: bool,
     xen_syms: &Path,
+    xen_tree: &Path,
     custom_depends: bool,
     custom_xen_depends: bool,
 ) -> Result<(), Error> {
     basic_checks(payload, abi, replace)?;
-    let verifier =
-        crate::verify::Verifier::new(xen_syms, &[]).map_err(|e| Error::Verify(e.to_string()))?;
+    // The base tree: a distro's xen-syms has no DWARF for the entry sizes.
+    let verifier = crate::verify::Verifier::with_tree(xen_syms, &[], Some(xen_tree))
+        .map_err(|e| Error::Verify(e.to_string()))?;
     let data = fs::read(payload).map_err(|e| Error::io(payload, e))?;
     let report = verifier.check(&data);
     let depends = format!("section {}: build-id", abi.depends_section());
