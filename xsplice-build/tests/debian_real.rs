@@ -178,9 +178,22 @@ fn debian_samples_and_a_static_function_fix() {
         (
             "evtchn-fifo-control-block",
             project().join("tests/debian/evtchn-fifo-control-block.diff"),
-            &["common/event_fifo.c#map_control_block"],
+            &[
+                "common/event_fifo.c#map_control_block",
+                "common/event_fifo.c#evtchn_fifo_set_priority",
+            ],
         ),
     ];
+    // IBT: the fix's cf_check function starts with endbr64 in Debian's
+    // binary; the loader writes its jump after it (verify checks the room).
+    let syms = create_diff_object::XenSyms::load(&s.xen_syms).unwrap();
+    let cf = syms
+        .resolve_runtime_name("common/event_fifo.c#evtchn_fifo_set_priority")
+        .unwrap();
+    assert_eq!(
+        bytes_at(&s.xen_syms, cf.addr, 4),
+        create_diff_object::abi::ENDBR64
+    );
     for (name, patch, functions) in cases {
         let out = scratch.path().join(name);
         let started = Instant::now();
@@ -203,7 +216,6 @@ fn debian_samples_and_a_static_function_fix() {
             assert!(names.contains(f), "{name}: {f} not in {names:?}");
         }
         // Each replaced function is the shipped one: same size.
-        let syms = create_diff_object::XenSyms::load(&s.xen_syms).unwrap();
         for f in &r.functions {
             let shipped = syms
                 .resolve_runtime_name(&f.name)
@@ -228,6 +240,19 @@ fn debian_samples_and_a_static_function_fix() {
             String::from_utf8_lossy(&cli.stderr)
         );
     }
+}
+
+/// `len` bytes of xen-syms at virtual address `addr`.
+fn bytes_at(path: &Path, addr: u64, len: usize) -> Vec<u8> {
+    let data = fs::read(path).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    file.sections()
+        .find_map(|s| {
+            let off = addr.checked_sub(s.address())?;
+            let d = s.data().ok()?;
+            d.get(off as usize..off as usize + len).map(<[u8]>::to_vec)
+        })
+        .unwrap()
 }
 
 fn refused_fast(opts: &BuildOptions, what: &str) -> String {
