@@ -32,6 +32,10 @@ pub fn build_payload(opts: &BuildOptions) -> Result<BuildResult, Error> {
         ..Report::default()
     };
     let result = run(opts, &mut progress, &mut report);
+    if !opts.debug {
+        // Helper programs of the build recipe, needed only while building.
+        let _ = fs::remove_dir_all(opts.output.join(crate::recipe::HELPERS_DIR));
+    }
     report.timings = progress.timings.clone();
     // The report is written on failure too, but never into the source tree.
     if let Some(json) = opts

@@ -26,6 +26,10 @@ use crate::Error;
 /// the private copy's path replaces it when make runs.
 pub const TOP: &str = "@TOP@";
 
+/// Directory (in the output directory) for the helper programs a recipe
+/// puts on PATH while building; removed afterwards unless `--debug`.
+pub const HELPERS_DIR: &str = "recipe-bin";
+
 /// Which recipe built the tree's hypervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildRecipe {
@@ -335,7 +339,7 @@ impl Recipe {
         let Some(d) = &self.lsb_distributor else {
             return Ok(None);
         };
-        let bin = dir.join("recipe-bin");
+        let bin = dir.join(HELPERS_DIR);
         fs::create_dir_all(&bin).map_err(|e| Error::io(&bin, e))?;
         let script = bin.join("lsb_release");
         let quoted = d.replace('\'', r"'\''");
