@@ -447,6 +447,71 @@ mod tests {
         );
     }
 
+    /// A tree with just what the checks read.
+    fn mini_tree(dir: &Path, extra: &str, accessors: &[&str]) {
+        fs::create_dir_all(dir.join("xen/common")).unwrap();
+        fs::write(
+            dir.join("xen/Makefile"),
+            format!("export XEN_VERSION       = 4\nexport XEN_SUBVERSION    = 17\nexport XEN_EXTRAVERSION ?= {extra}$(XEN_VENDORVERSION)\n"),
+        )
+        .unwrap();
+        let body: String = accessors
+            .iter()
+            .map(|a| format!("const char *{a}(void)\n{{\n    return \"\";\n}}\n"))
+            .collect();
+        fs::write(dir.join("xen/common/version.c"), body).unwrap();
+    }
+
+    #[test]
+    fn target_checks_name_the_first_difference() {
+        let dir = tempfile::tempdir().unwrap();
+        mini_tree(dir.path(), ".5", &["xen_compile_date", "xen_compile_by"]);
+        assert_eq!(tree_version(dir.path()).as_deref(), Some("4.17.5"));
+        let recipe = BuildRecipe::Upstream.resolve(None).unwrap();
+        let mut t = TargetFacts {
+            path: "xen-syms".into(),
+            version: Some((4, 17)),
+            accessors: ["xen_compile_date", "xen_compile_by"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            strings: [("xen_extra_version".to_string(), ".5".to_string())]
+                .into_iter()
+                .collect(),
+            config: Some(b"CONFIG_LIVEPATCH=y\nCONFIG_XEN_IBT=y\n".to_vec()),
+            ..TargetFacts::default()
+        };
+        let config = b"CONFIG_XEN_IBT=y\nCONFIG_LIVEPATCH=y\n";
+        let check = |t: &TargetFacts, config: &[u8]| {
+            BuildRecipe::Upstream
+                .check_target(dir.path(), config, &recipe, t)
+                .map_err(|e| e.to_string())
+        };
+        check(&t, config).unwrap();
+        let e = check(&t, b"CONFIG_LIVEPATCH=y\n").unwrap_err();
+        assert!(
+            e.contains("CONFIG_XEN_IBT is not set in the .config but y"),
+            "{e}"
+        );
+        t.strings.insert("xen_extra_version".into(), ".4".into());
+        let e = check(&t, config).unwrap_err();
+        assert!(
+            e.contains("it is Xen 4.17.4, the tree is Xen 4.17.5"),
+            "{e}"
+        );
+        t.strings.insert("xen_extra_version".into(), ".5".into());
+        // A distro's binary (its accessors renamed) with the upstream tree.
+        t.accessors = ["xen_compile_date", "xen_compile_system_version"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let e = check(&t, config).unwrap_err();
+        assert!(
+            e.contains("defines xen_compile_by(), which xen-syms lacks"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn debian_tree_is_detected_and_read() {
         let dir = tempfile::tempdir().unwrap();
