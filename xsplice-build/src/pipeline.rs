@@ -622,9 +622,10 @@ fn check_reproduced(target: &TargetFacts, base_syms: &Path, recipe: &Recipe) -> 
         .map(|_| ())
         .map_err(|e| match e {
             Error::Mismatch(m) => Error::Mismatch(format!(
-                "{m} (recipe {}; the tree, .config, compiler and build strings agree with it, so \
-                 another input differs: compare the two binaries' symbols to find the first difference)",
-                recipe.name
+                "{m}; recipe {}; {}",
+                recipe.name,
+                crate::target::first_difference(base_syms, &target.path)
+                    .unwrap_or_else(|| "no symbol or loaded byte differs".into())
             )),
             other => other,
         })

@@ -229,6 +229,73 @@ pub fn first_config_difference(ours: &[u8], theirs: &[u8]) -> Option<String> {
     found
 }
 
+/// Where two hypervisor binaries first differ, for a refusal's message:
+/// the first symbol (by address) whose address or size differs or that
+/// only one has, else the first differing byte of a loaded section and
+/// the symbol it falls in. `None` when neither is found.
+pub fn first_difference(ours: &Path, theirs: &Path) -> Option<String> {
+    use create_diff_object::XenSyms;
+    let (a, b) = (XenSyms::load(ours).ok()?, XenSyms::load(theirs).ok()?);
+    let layout = |x: &XenSyms| -> BTreeMap<String, (u64, u64)> {
+        x.symbols()
+            .iter()
+            .map(|s| (x.runtime_name(s), (s.addr, s.size)))
+            .collect()
+    };
+    let (la, lb) = (layout(&a), layout(&b));
+    // By address; at one address a symbol only one side has (the cause)
+    // before those it moved.
+    let mut diffs: Vec<(u64, u8, String)> = Vec::new();
+    for (name, &(addr, size)) in &la {
+        match lb.get(name) {
+            Some(&(addr2, size2)) if (addr2, size2) != (addr, size) => diffs.push((
+                addr.min(addr2),
+                1,
+                format!(
+                    "{name} is at {addr:#x} ({size} bytes) in the rebuilt base, at {addr2:#x} ({size2} bytes) in xen-syms"
+                ),
+            )),
+            None => diffs.push((
+                addr,
+                0,
+                format!("{name} ({addr:#x}) is only in the rebuilt base"),
+            )),
+            _ => {}
+        }
+    }
+    for (name, &(addr, _)) in &lb {
+        if !la.contains_key(name) {
+            diffs.push((addr, 0, format!("{name} ({addr:#x}) is only in xen-syms")));
+        }
+    }
+    if let Some((_, _, d)) = diffs.into_iter().min() {
+        return Some(d);
+    }
+    // Same layout: the first differing byte of the loaded image.
+    let (da, db) = (fs::read(ours).ok()?, fs::read(theirs).ok()?);
+    let (fa, fb) = (
+        object::File::parse(&*da).ok()?,
+        object::File::parse(&*db).ok()?,
+    );
+    for sa in fa.sections().filter(|s| s.address() != 0) {
+        let name = sa.name().ok()?;
+        let sb = fb.section_by_name(name)?;
+        let (xa, xb) = (sa.data().ok()?, sb.data().ok()?);
+        if let Some(i) = xa.iter().zip(xb).position(|(p, q)| p != q) {
+            let at = sa.address() + i as u64;
+            let sym = a
+                .symbols()
+                .iter()
+                .filter(|s| s.addr <= at && at < s.addr + s.size.max(1))
+                .map(|s| a.runtime_name(s))
+                .next()
+                .unwrap_or_else(|| "no symbol".into());
+            return Some(format!("first differing byte at {at:#x} in {name} ({sym})"));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,6 +148,11 @@ fn debian_base_is_the_shipped_hypervisor_bit_for_bit() {
         "the rebuilt xen/xen differs from {}",
         s.gz.display()
     );
+    // No symbol and no loaded byte differs from the shipped xen-syms.
+    assert_eq!(
+        xsplice_build::target::first_difference(&r.xen_syms, &s.xen_syms),
+        None
+    );
     // The recipe was detected from the tree, not passed.
     let report = fs::read_to_string(out.join("report.json")).unwrap();
     assert!(report.contains("\"recipe\": \"debian\""), "{report}");
@@ -292,6 +297,12 @@ fn mismatched_pairs_are_refused_before_any_build() {
     let opts = options(&upstream, &s, &patch, &scratch.path().join("b"));
     let e = refused_fast(&opts, "upstream tree, Debian's xen-syms");
     assert!(e.contains("xen_compile_by"), "{e}");
+
+    // What a refusal after the base stage would name: where the two
+    // binaries first differ.
+    let d = xsplice_build::target::first_difference(&upstream.join("xen/xen-syms"), &s.xen_syms)
+        .expect("the upstream and Debian binaries differ");
+    assert!(d.contains("only in") || d.contains(" is at "), "{d}");
 
     // Debian's tree with the upstream tree's own binary.
     let mut opts = options(&tree, &s, &patch, &scratch.path().join("c"));
