@@ -317,6 +317,29 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_binaries_are_errors_and_bare_ones_have_no_facts() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk");
+        fs::write(&junk, b"\x7fELF not really").unwrap();
+        let e = TargetFacts::read(&junk).unwrap_err().to_string();
+        assert!(e.contains("not an ELF file"), "{e}");
+        assert!(TargetFacts::read(&dir.path().join("missing")).is_err());
+        // An ELF file without Xen's build-string functions: no facts, no error.
+        let mut obj = object::write::Object::new(
+            object::BinaryFormat::Elf,
+            object::Architecture::X86_64,
+            object::Endianness::Little,
+        );
+        obj.add_section(vec![], b".text".to_vec(), object::SectionKind::Text);
+        let bare = dir.path().join("bare.o");
+        fs::write(&bare, obj.write().unwrap()).unwrap();
+        let f = TargetFacts::read(&bare).unwrap();
+        assert!(f.strings.is_empty() && f.accessors.is_empty());
+        assert!(f.version.is_none() && f.config.is_none() && f.build_id.is_empty());
+        assert!(gunzip(b"not gzip").is_err());
+    }
+
+    #[test]
     fn accessors_are_read_past_endbr64() {
         // lea 0x9(%rip),%rax ; ret ; pad ; "hi\0" at 0x1000 + 4 + 7 + 9.
         let mut text = ENDBR64.to_vec();
