@@ -60,6 +60,10 @@ pub struct MakeConfig {
     pub top: Option<PathBuf>,
     /// Helper programs the recipe needs, put first on PATH.
     pub helpers: Option<PathBuf>,
+    /// A directory whose compiler names run ccache, put first in make's
+    /// PATH (`--ccache`). Not part of the cache key: the recorded compile
+    /// commands and every output byte are the same without it.
+    pub compiler_launcher: Option<PathBuf>,
 }
 
 impl MakeConfig {
@@ -79,9 +83,15 @@ impl MakeConfig {
         for (k, v) in &self.recipe.env {
             cmd.env(k, v);
         }
-        if let Some(dir) = &self.helpers {
+        // The recipe's helpers, then the ccache launcher, before PATH.
+        let first: Vec<PathBuf> = [&self.helpers, &self.compiler_launcher]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if !first.is_empty() {
             let path = std::env::var_os("PATH").unwrap_or_default();
-            let mut dirs = vec![dir.clone()];
+            let mut dirs = first;
             dirs.extend(std::env::split_paths(&path));
             if let Ok(joined) = std::env::join_paths(dirs) {
                 cmd.env("PATH", joined);
@@ -114,6 +124,44 @@ pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
     Err(Error::Input(
         "no cache directory: set --cache-dir, XSPLICE_CACHE_DIR or HOME".into(),
     ))
+}
+
+/// Compiler names make may run; under `--ccache` each is a link to ccache,
+/// which then runs the real compiler of that name found later in PATH.
+const LAUNCHED_COMPILERS: &[&str] = &["gcc", "cc", "x86_64-linux-gnu-gcc", "clang"];
+
+/// The `--ccache` directory: links named like the compilers, to ccache
+/// (ccache's "masquerade" mode, so the compile commands make records do not
+/// change). Made once under the cache root.
+pub fn ccache_launcher(cache: &Path) -> Result<PathBuf, Error> {
+    let ccache = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("ccache"))
+        .find(|c| c.is_file())
+        .ok_or_else(|| {
+            Error::Input("--ccache: no ccache in PATH (Debian: apt-get install ccache)".into())
+        })?;
+    let dir = cache.join("ccache-bin");
+    fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
+    let cross_gcc = format!("{cross}gcc");
+    for name in LAUNCHED_COMPILERS
+        .iter()
+        .copied()
+        .chain([cross_gcc.as_str()])
+    {
+        let link = dir.join(name);
+        if fs::read_link(&link).ok().as_deref() == Some(ccache.as_path()) {
+            continue;
+        }
+        // Made beside and renamed, so a concurrent run never sees a half-made link.
+        let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&ccache, &tmp).map_err(|e| Error::io(&tmp, e))?;
+        fs::rename(&tmp, &link).map_err(|e| Error::io(&link, e))?;
+    }
+    Ok(dir)
 }
 
 fn tool_version(program: &str) -> String {

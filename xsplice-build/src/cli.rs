@@ -43,6 +43,10 @@ pub enum Command {
     Verify(crate::verify::VerifyArgs),
     /// Build every sample patch in sample-patches/ and check the results.
     Samples(crate::samples::SamplesArgs),
+    /// Build every base × patch of a manifest (a fleet's matrix) on this machine.
+    Batch(crate::batch::BatchArgs),
+    /// Join the summaries of a sharded batch (`batch --shard K/N`) into one.
+    BatchMerge(crate::batch::MergeArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -110,6 +114,12 @@ pub struct BuildArgs {
     /// No progress lines on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Compile through ccache, configured by its own environment (e.g.
+    /// CCACHE_REMOTE_STORAGE=redis://HOST to share a fleet's compiles,
+    /// CCACHE_PREFIX=distcc to distribute them). Payload bytes and the base
+    /// cache key are the same as without it.
+    #[arg(long)]
+    pub ccache: bool,
 }
 
 impl BuildArgs {
@@ -137,6 +147,7 @@ impl BuildArgs {
             json: self.json.clone(),
             cache_dir: self.cache_dir.clone(),
             quiet: self.quiet,
+            ccache: self.ccache,
         })
     }
 }

@@ -7,6 +7,7 @@
 //! `cli` parses the command line; `report` writes the JSON report;
 //! `progress` prints one line per stage and keeps `build.log`.
 
+pub mod batch;
 pub mod build;
 pub mod cli;
 pub mod diff;
@@ -91,6 +92,9 @@ pub struct BuildOptions {
     pub cache_dir: Option<PathBuf>,
     /// No progress lines on stderr.
     pub quiet: bool,
+    /// Compile through ccache (its remote storage, `CCACHE_PREFIX=distcc`
+    /// and the rest are set in its environment); output bytes unchanged.
+    pub ccache: bool,
 }
 
 /// Per-object findings of the diff stage.

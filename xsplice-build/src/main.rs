@@ -20,6 +20,8 @@ fn main() {
     let code = match &cli.command {
         Some(Command::Verify(args)) => xsplice_build::verify::run(args),
         Some(Command::Samples(args)) => xsplice_build::samples::run(args),
+        Some(Command::Batch(args)) => xsplice_build::batch::run(args),
+        Some(Command::BatchMerge(args)) => xsplice_build::batch::run_merge(args),
         None => match cli.build.to_options() {
             Some(opts) => match xsplice_build::build_payload(&opts) {
                 Ok(result) => {

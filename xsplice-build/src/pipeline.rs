@@ -258,6 +258,11 @@ fn run(
         recipe: checked.recipe.clone(),
         top: None,
         helpers: checked.recipe.write_helpers(out)?,
+        compiler_launcher: if opts.ccache {
+            Some(build::ccache_launcher(&checked.cache)?)
+        } else {
+            None
+        },
     };
     report.recipe = Some(checked.recipe.name.to_string());
     let objects_dir = out.join("objects");

@@ -479,6 +479,7 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
             json: None,
             cache_dir: args.cache_dir.clone(),
             quiet: args.quiet,
+            ccache: false,
         };
         let result = match crate::build_payload(&opts) {
             Ok(r) => r,

@@ -91,6 +91,7 @@ fn options(tree: &Path, s: &Shipped, patch: &Path, out: &Path) -> BuildOptions {
         // The shared cache: the Debian base is one full build, made once.
         cache_dir: None,
         quiet: true,
+        ccache: false,
     }
 }
 

@@ -222,6 +222,7 @@ impl Scratch {
             json: Some(out.with_extension("json")),
             cache_dir: Some(self.cache()),
             quiet: true,
+            ccache: false,
         }
     }
     /// Run the binary with `args` after the common ones.
