@@ -20,18 +20,9 @@ use std::process::Command;
 
 use crate::hash::Sha256;
 use crate::progress::Log;
+use crate::recipe::Recipe;
 use crate::tree::{self, Touch, Touched};
 use crate::Error;
-
-/// The build strings Xen embeds, and the values used when the environment
-/// does not set them (the same as ci/xen-tree).
-pub const PINNED_ENV: [(&str, &str); 5] = [
-    ("XEN_BUILD_DATE", "Thu Jan  1 00:00:00 UTC 2026"),
-    ("XEN_BUILD_TIME", "00:00:00"),
-    ("XEN_BUILD_HOST", "xsplice-build"),
-    ("XEN_WHOAMI", "xsplice"),
-    ("XEN_DOMAIN", "example.org"),
-];
 
 /// Environment variables that change what the hypervisor build produces.
 const BUILD_ENV: [&str; 7] = [
@@ -55,20 +46,20 @@ fn rebuilt_since(path: &Path, since: std::time::SystemTime) -> bool {
 /// Bump when the cache layout or the build recipe changes.
 const CACHE_FORMAT: &str = "xsplice-build base cache v1";
 
-/// The pinned build strings: the environment's values, else the defaults.
-pub fn pinned_env() -> Vec<(&'static str, String)> {
-    PINNED_ENV
-        .iter()
-        .map(|(k, v)| (*k, std::env::var(k).unwrap_or_else(|_| (*v).to_string())))
-        .collect()
-}
-
 /// How make is run (shared by base and patched builds, so the recorded
 /// compile commands match and nothing is rebuilt needlessly).
 #[derive(Debug, Clone)]
 pub struct MakeConfig {
     pub jobs: usize,
     pub xen_debug: bool,
+    /// The build recipe: make arguments and build strings (`crate::recipe`).
+    pub recipe: Recipe,
+    /// The top the recipe's arguments name. `None`: the tree being built.
+    /// Patched builds use the base's, so make sees the commands it
+    /// recorded and rebuilds only what the patch touches.
+    pub top: Option<PathBuf>,
+    /// Helper programs the recipe needs, put first on PATH.
+    pub helpers: Option<PathBuf>,
     /// A directory whose compiler names run ccache, put first in make's
     /// PATH (`--ccache`). Not part of the cache key: the recorded compile
     /// commands and every output byte are the same without it.
@@ -84,16 +75,27 @@ impl MakeConfig {
         if self.xen_debug {
             cmd.arg("debug=y");
         }
-        if let Some(dir) = &self.compiler_launcher {
-            let mut path = std::ffi::OsString::from(dir.as_os_str());
-            if let Some(rest) = std::env::var_os("PATH") {
-                path.push(":");
-                path.push(rest);
-            }
-            cmd.env("PATH", path);
-        }
-        for (k, v) in pinned_env() {
+        let top = self
+            .top
+            .clone()
+            .unwrap_or_else(|| xen_dir.parent().unwrap_or(xen_dir).to_path_buf());
+        cmd.args(self.recipe.args_for(&top));
+        for (k, v) in &self.recipe.env {
             cmd.env(k, v);
+        }
+        // The recipe's helpers, then the ccache launcher, before PATH.
+        let first: Vec<PathBuf> = [&self.helpers, &self.compiler_launcher]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if !first.is_empty() {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let mut dirs = first;
+            dirs.extend(std::env::split_paths(&path));
+            if let Ok(joined) = std::env::join_paths(dirs) {
+                cmd.env("PATH", joined);
+            }
         }
         cmd
     }
@@ -176,18 +178,22 @@ pub fn base_key(srcdir: &Path, config: &[u8], make: &MakeConfig) -> Result<Strin
     tree::hash_tree(srcdir, &mut h)?;
     h.field(b"config");
     h.field(config);
-    let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
-    let cc = std::env::var("CC").unwrap_or_else(|_| format!("{cross}gcc"));
-    let ld = std::env::var("LD").unwrap_or_else(|_| format!("{cross}ld"));
-    h.field(tool_version(&cc).as_bytes());
-    h.field(tool_version(&ld).as_bytes());
+    h.field(tool_version(&make.recipe.cc).as_bytes());
+    h.field(tool_version(&make.recipe.ld).as_bytes());
     for k in BUILD_ENV {
         h.field(k.as_bytes());
         h.field(std::env::var(k).unwrap_or_default().as_bytes());
     }
-    for (k, v) in pinned_env() {
-        h.field(k.as_bytes());
-        h.field(v.as_bytes());
+    if make.recipe.name == "upstream" {
+        // The upstream recipe's key material predates recipes: the build strings only.
+        for (k, v) in &make.recipe.env {
+            h.field(k.as_bytes());
+            h.field(v.as_bytes());
+        }
+    } else {
+        for m in make.recipe.key_material() {
+            h.field(m.as_bytes());
+        }
     }
     h.field(if make.xen_debug {
         b"debug=y"
@@ -206,6 +212,9 @@ pub struct BaseBuild {
     pub xen_syms: PathBuf,
     /// True when it was already in the cache.
     pub cached: bool,
+    /// Where the base was built (it was renamed into the cache after),
+    /// which the recipe's make arguments may name.
+    pub build_top: Option<PathBuf>,
 }
 
 impl BaseBuild {
@@ -215,6 +224,8 @@ impl BaseBuild {
 }
 
 const COMPLETE_MARKER: &str = "complete";
+/// Records the base build's own top (see `BaseBuild::build_top`).
+const BUILD_TOP: &str = "build-top";
 
 /// The cached base build for `key`, building it if missing.
 pub fn ensure_base(
@@ -231,6 +242,9 @@ pub fn ensure_base(
         tree: entry.join("tree"),
         xen_syms: entry.join("tree/xen/xen-syms"),
         cached,
+        build_top: fs::read_to_string(entry.join(BUILD_TOP))
+            .ok()
+            .map(|t| PathBuf::from(t.trim_end_matches('\n'))),
     };
     if entry.join(COMPLETE_MARKER).is_file() {
         log.line(&format!("base build: cache hit {}", entry.display()));
@@ -255,6 +269,10 @@ pub fn ensure_base(
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
+    write_file(
+        &tmp.join(BUILD_TOP),
+        format!("{}\n", tmp.join("tree").display()).as_bytes(),
+    )?;
     write_file(&tmp.join(COMPLETE_MARKER), format!("{key}\n").as_bytes())?;
     match fs::rename(&tmp, &entry) {
         Ok(()) => Ok(found(false)),

@@ -17,7 +17,9 @@ use crate::build::{self, BaseBuild, MakeConfig};
 use crate::diff::{self, DiffJob};
 use crate::link::{self, LinkJob};
 use crate::progress::{Log, Progress};
+use crate::recipe::{BuildRecipe, Recipe};
 use crate::report::Report;
+use crate::target::TargetFacts;
 use crate::tree::{self, Touched};
 use crate::worktree::WorkTree;
 use crate::{BuildOptions, BuildResult, Error, ObjectDiff, Skip};
@@ -31,6 +33,10 @@ pub fn build_payload(opts: &BuildOptions) -> Result<BuildResult, Error> {
         ..Report::default()
     };
     let result = run(opts, &mut progress, &mut report);
+    if !opts.debug {
+        // Helper programs of the build recipe, needed only while building.
+        let _ = fs::remove_dir_all(opts.output.join(crate::recipe::HELPERS_DIR));
+    }
     report.timings = progress.timings.clone();
     // The report is written on failure too, but never into the source tree.
     if let Some(json) = opts
@@ -75,9 +81,11 @@ struct Checked {
     name: String,
     depends: Option<Vec<u8>>,
     xen_depends: Option<Vec<u8>>,
-    /// `--xen-syms`'s build-id.
-    xen_syms: Option<Vec<u8>>,
     cache: PathBuf,
+    /// How the base is built, with the build strings filled in.
+    recipe: Recipe,
+    /// What `--xen-syms` says about its build.
+    target: Option<TargetFacts>,
 }
 
 fn check(opts: &BuildOptions) -> Result<Checked, Error> {
@@ -106,11 +114,21 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
                 .into(),
         ));
     }
-    let xen_syms = opts
+    if let Some(x) = opts.xen_syms.as_deref() {
+        check_xen_syms_file(x)?;
+    }
+    // The recipe, and whether tree and .config can have built --xen-syms:
+    // refused here, in seconds, rather than after a full build.
+    let detected = BuildRecipe::detect(&opts.srcdir)?;
+    let target = opts
         .xen_syms
         .as_deref()
-        .map(check_xen_syms_file)
+        .map(TargetFacts::read)
         .transpose()?;
+    let recipe = detected.resolve(target.as_ref())?;
+    if let Some(t) = &target {
+        detected.check_target(&opts.srcdir, &config, &recipe, t)?;
+    }
     let cache = build::cache_root(opts.cache_dir.as_deref())?;
     let mut written = vec![
         ("output directory", &opts.output),
@@ -166,8 +184,9 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         name,
         depends,
         xen_depends,
-        xen_syms,
         cache,
+        recipe,
+        target,
     })
 }
 
@@ -307,15 +326,19 @@ fn run(
     report.name = Some(checked.name.clone());
     let out = &opts.output;
     let log = Log::create(&out.join("build.log"))?;
-    let make = MakeConfig {
+    let mut make = MakeConfig {
         jobs: jobs(opts),
         xen_debug: opts.xen_debug,
+        recipe: checked.recipe.clone(),
+        top: None,
+        helpers: checked.recipe.write_helpers(out)?,
         compiler_launcher: if opts.ccache {
             Some(build::ccache_launcher(&checked.cache)?)
         } else {
             None
         },
     };
+    report.recipe = Some(checked.recipe.name.to_string());
     let objects_dir = out.join("objects");
     let diff_dir = out.join("diff");
     let work = out.join("work");
@@ -349,6 +372,12 @@ fn run(
         })?;
         report.base_cached = Some(base.cached);
         report.base_key = Some(base.key.clone());
+        // A base that is not the target would give a payload for another
+        // binary: refused before the patched build.
+        if let Some(t) = &checked.target {
+            check_reproduced(t, &base.xen_syms, &checked.recipe)?;
+        }
+        make.top = base.build_top.clone();
         let patched = progress.stage("patched", Some(&log), || {
             let p = patched_stage(opts, &checked, &base, &work, &objects_dir, &make, &log)?;
             let how = if p.full_make {
@@ -498,9 +527,11 @@ fn run(
     let xen_id = match &opts.xen_syms {
         None => base_id.clone(),
         Some(given) => progress.stage("xen-syms", Some(&log), || {
-            let given_id = checked.xen_syms.as_deref().unwrap_or_default();
-            let id = check_xen_syms(given, given_id, &base_id, &syms, &functions)?;
-            Ok((id, format!("{} matches the rebuilt base", given.display())))
+            let id = check_xen_syms(given, &base_id)?;
+            Ok((
+                id,
+                format!("{} is the rebuilt base, bit for bit", given.display()),
+            ))
         })?,
     };
     let depends = checked.depends.clone().unwrap_or_else(|| xen_id.clone());
@@ -540,6 +571,7 @@ fn run(
             abi,
             opts.replace,
             target,
+            &xen_tree,
             checked.depends.as_deref(),
             checked.xen_depends.as_deref(),
         )?;
@@ -657,41 +689,38 @@ fn jobs_for(opts: &BuildOptions) -> usize {
     jobs(opts)
 }
 
-/// `--xen-syms`: the rebuilt base must reproduce it (same build-id, or at
-/// least the same address and size for every function patched). Returns its build-id.
-fn check_xen_syms(
-    given: &Path,
-    id: &[u8],
-    base_id: &[u8],
-    base: &XenSyms,
-    functions: &[create_diff_object::PatchedFunction],
-) -> Result<Vec<u8>, Error> {
-    let id = id.to_vec();
+/// `--xen-syms`: the rebuilt base must reproduce it bit for bit (same
+/// build-id). Nothing less proves that the payload's code was compiled the
+/// way the running binary's was. Returns its build-id.
+fn check_xen_syms(given: &Path, base_id: &[u8]) -> Result<Vec<u8>, Error> {
+    let id = build_id_of_file(given).map_err(|e| Error::Input(format!("--xen-syms: {e}")))?;
     if id == base_id {
         return Ok(id);
     }
-    let other = XenSyms::load(given).map_err(|e| Error::Input(format!("--xen-syms: {e}")))?;
-    let mut diffs = Vec::new();
-    for f in functions {
-        let a = base.resolve_runtime_name(&f.name).map(|s| (s.addr, s.size));
-        let b = other
-            .resolve_runtime_name(&f.name)
-            .map(|s| (s.addr, s.size));
-        if a.is_none() || a != b {
-            diffs.push(format!("{} (rebuilt {:x?}, given {:x?})", f.name, a, b));
-        }
-    }
-    if functions.is_empty() || !diffs.is_empty() {
-        return Err(Error::Mismatch(format!(
-            "{}: the rebuilt base does not reproduce it (build-id {} vs rebuilt {}){}; build with the \
-             same sources, .config, compiler and XEN_BUILD_* strings as the running hypervisor",
-            given.display(),
-            to_hex(&id),
-            to_hex(base_id),
-            if diffs.is_empty() { String::new() } else { format!("; functions differ: {}", diffs.join(", ")) }
-        )));
-    }
-    Ok(id)
+    Err(Error::Mismatch(format!(
+        "{}: the rebuilt base does not reproduce it (build-id {} vs rebuilt {}); build with the \
+         same sources, .config, compiler and build recipe as the running hypervisor",
+        given.display(),
+        to_hex(&id),
+        to_hex(base_id),
+    )))
+}
+
+/// Right after the base stage: the base must be the target.
+fn check_reproduced(target: &TargetFacts, base_syms: &Path, recipe: &Recipe) -> Result<(), Error> {
+    let base_id =
+        build_id_of_file(base_syms).map_err(|e| Error::Mismatch(format!("base build: {e}")))?;
+    check_xen_syms(&target.path, &base_id)
+        .map(|_| ())
+        .map_err(|e| match e {
+            Error::Mismatch(m) => Error::Mismatch(format!(
+                "{m}; recipe {}; {}",
+                recipe.name,
+                crate::target::first_difference(base_syms, &target.path)
+                    .unwrap_or_else(|| "no symbol or loaded byte differs".into())
+            )),
+            other => other,
+        })
 }
 
 /// The loader's checks on the finished payload: the same `Verifier`
@@ -703,12 +732,14 @@ fn verify_payload(
     abi: Abi,
     replace: bool,
     xen_syms: &Path,
+    xen_tree: &Path,
     depends: Option<&[u8]>,
     xen_depends: Option<&[u8]>,
 ) -> Result<(), Error> {
     driver_checks(payload, abi, replace)?;
-    let mut verifier =
-        crate::verify::Verifier::new(xen_syms, &[]).map_err(|e| Error::Verify(e.to_string()))?;
+    // The base tree: a distro's xen-syms has no DWARF for the entry sizes.
+    let mut verifier = crate::verify::Verifier::with_tree(xen_syms, &[], Some(xen_tree))
+        .map_err(|e| Error::Verify(e.to_string()))?;
     if let Some(id) = depends {
         verifier = verifier.expect_depends(id.to_vec(), "--depends");
     }

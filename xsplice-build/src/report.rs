@@ -19,6 +19,8 @@ pub struct Report {
     pub xen_depends: Option<String>,
     pub base_cached: Option<bool>,
     pub base_key: Option<String>,
+    /// The build recipe detected from the tree (`upstream`, `debian`).
+    pub recipe: Option<String>,
     pub xen_syms: Option<String>,
     pub full_make: Option<bool>,
     pub full_make_reason: Option<String>,
@@ -110,11 +112,12 @@ impl Report {
         field(
             "base",
             format!(
-                "{{\"cached\": {}, \"key\": {}, \"xen_syms\": {}}}",
+                "{{\"cached\": {}, \"key\": {}, \"recipe\": {}, \"xen_syms\": {}}}",
                 self.base_cached
                     .map(|b| b.to_string())
                     .unwrap_or_else(|| "null".into()),
                 opt_str(&self.base_key),
+                opt_str(&self.recipe),
                 opt_str(&self.xen_syms)
             ),
         );

@@ -230,6 +230,17 @@ pub struct Verifier {
 impl Verifier {
     /// Load xen-syms and the payloads loaded before the ones to check (oldest first).
     pub fn new(xen_syms: &Path, depends_on: &[PathBuf]) -> Result<Verifier, VerifyError> {
+        Self::with_tree(xen_syms, depends_on, None)
+    }
+
+    /// As `new`, with the Xen source tree xen-syms was built from: a
+    /// xen-syms without DWARF (a distro's) takes the ABI and the entry
+    /// sizes from it (default: the directory holding xen-syms).
+    pub fn with_tree(
+        xen_syms: &Path,
+        depends_on: &[PathBuf],
+        tree: Option<&Path>,
+    ) -> Result<Verifier, VerifyError> {
         let xen = XenSyms::load(xen_syms).map_err(|e| VerifyError {
             path: xen_syms.to_path_buf(),
             what: match e {
@@ -240,12 +251,12 @@ impl Verifier {
             },
         })?;
         let xen_data = read(xen_syms, Role::XenSyms)?;
-        let (abi, abi_error) = match abi::detect(&xen, None) {
+        let (abi, abi_error) = match abi::detect(&xen, tree) {
             Ok(abi) => (Some(abi), None),
             Err(e) => (None, Some(e.to_string())),
         };
         // Asked once: without DWARF this compiles a probe in the tree.
-        let sizes = abi::special_sizes(&xen, None).map_err(|e| e.to_string());
+        let sizes = abi::special_sizes(&xen, tree).map_err(|e| e.to_string());
         let image = XenImage::load(&xen_data, Some(sizes.as_ref().map_or(14, |s| s.alt_instr)));
         let area = Area::of(&xen);
         let mut v = Verifier {
@@ -387,6 +398,11 @@ pub struct VerifyArgs {
     /// must depend on the last. Their exported symbols resolve this one's.
     #[arg(long = "depends-on", value_name = "PAYLOAD")]
     pub depends_on: Vec<PathBuf>,
+    /// The Xen source tree xen-syms was built from (top or `xen/`), for
+    /// the ABI and entry sizes when xen-syms has no DWARF (default: the
+    /// directory holding xen-syms, if it is one).
+    #[arg(long = "xen-tree", value_name = "DIR")]
+    pub xen_tree: Option<PathBuf>,
 }
 
 /// Run `xsplice-build verify`: print `PASS ...` or one line per failure;
@@ -398,7 +414,9 @@ pub fn run(args: &VerifyArgs) -> i32 {
         depends_on: args.depends_on.clone(),
     };
     let shown = args.payload.display();
-    match verify(&opts) {
+    let checked = Verifier::with_tree(&opts.xen_syms, &opts.depends_on, args.xen_tree.as_deref())
+        .and_then(|v| v.check_file(&opts.payload));
+    match checked {
         Err(e) => {
             eprintln!("xsplice-build verify: {e}");
             1

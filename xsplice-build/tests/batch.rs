@@ -175,6 +175,11 @@ fn matrix_summary_reuse_and_shards() {
         .unwrap()
     };
     assert_ne!(payload("plain"), payload("dated"));
+    // The payload's build-id covers its xen_depends note, so it differs too.
+    assert_ne!(
+        outcome(&s, "plain", "kernel-scale")["build_id"],
+        outcome(&s, "dated", "kernel-scale")["build_id"]
+    );
     assert!(pairs(&s).iter().all(|p| p["reused"] == false));
     assert!(fs::read_to_string(fleet.path("out/summary.txt"))
         .unwrap()

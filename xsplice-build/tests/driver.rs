@@ -714,6 +714,8 @@ fn xen_syms_must_match_the_rebuilt_base() {
     let e = build_payload(&opts).unwrap_err();
     assert!(matches!(e, Error::Mismatch(_)), "{e}");
     assert!(e.to_string().contains("does not reproduce"), "{e}");
+    // The first difference is named: the foreign binary has pad_fn.
+    assert!(e.to_string().contains("pad_fn"), "{e}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::BatchError;
 
-/// Build strings a base may pin (the hypervisor's banner; see `build::pinned_env`).
+/// Build strings a base may pin (the hypervisor's banner; see `recipe::BuildRecipe::resolve`).
 pub const BASE_ENV_KEYS: &[&str] = &[
     "XEN_BUILD_DATE",
     "XEN_BUILD_TIME",

@@ -362,15 +362,30 @@ fn base_inputs(base: &manifest::BaseEntry, tool: &str, jobs: usize) -> Result<St
     for (k, v) in &base.env {
         std::env::set_var(k, v);
     }
-    let key = crate::build::base_key(
-        &base.srcdir,
-        &config,
-        &crate::build::MakeConfig {
-            jobs,
-            xen_debug: base.xen_debug,
-            compiler_launcher: None,
-        },
-    );
+    // The build recipe, as the driver resolves it (build strings from the
+    // target xen-syms first).
+    let key = base
+        .xen_syms
+        .as_deref()
+        .map(crate::target::TargetFacts::read)
+        .transpose()
+        .and_then(|target| {
+            crate::recipe::BuildRecipe::detect(&base.srcdir)?.resolve(target.as_ref())
+        })
+        .and_then(|recipe| {
+            crate::build::base_key(
+                &base.srcdir,
+                &config,
+                &crate::build::MakeConfig {
+                    jobs,
+                    xen_debug: base.xen_debug,
+                    recipe,
+                    top: None,
+                    helpers: None,
+                    compiler_launcher: None,
+                },
+            )
+        });
     for (k, v) in saved {
         match v {
             Some(v) => std::env::set_var(&k, v),
