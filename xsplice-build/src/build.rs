@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::hash::Sha256;
+use crate::hash::{Hasher, StatCache};
 use crate::progress::Log;
 use crate::tree::{self, Touch, Touched};
 use crate::Error;
@@ -53,7 +53,7 @@ fn rebuilt_since(path: &Path, since: std::time::SystemTime) -> bool {
 }
 
 /// Bump when the cache layout or the build recipe changes.
-const CACHE_FORMAT: &str = "xsplice-build base cache v1";
+const CACHE_FORMAT: &str = "xsplice-build base cache v2";
 
 /// The pinned build strings: the environment's values, else the defaults.
 pub fn pinned_env() -> Vec<(&'static str, String)> {
@@ -112,25 +112,58 @@ pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
     ))
 }
 
-fn tool_version(program: &str) -> String {
-    match Command::new(program).arg("--version").output() {
-        Ok(out) => String::from_utf8_lossy(&out.stdout).to_string(),
-        Err(e) => format!("{program}: {e}"),
+/// A tool's identity without running it: the file `program` resolves to
+/// (through `PATH` and symlinks), its size and mtime. A toolchain upgrade
+/// replaces the file, so the key changes; nothing is spawned per run.
+fn tool_identity(program: &str) -> String {
+    let found = if program.contains('/') {
+        Some(PathBuf::from(program))
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+    };
+    let Some(path) = found else {
+        return format!("{program}: not found");
+    };
+    let real = fs::canonicalize(&path).unwrap_or(path);
+    match fs::metadata(&real) {
+        Ok(m) => {
+            use std::os::unix::fs::MetadataExt;
+            format!(
+                "{program} {} {} {}.{}",
+                real.display(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec()
+            )
+        }
+        Err(e) => format!("{program}: {}: {e}", real.display()),
     }
 }
 
-/// The cache key: sources, .config, toolchain versions, flags and pinned strings.
-pub fn base_key(srcdir: &Path, config: &[u8], make: &MakeConfig) -> Result<String, Error> {
-    let mut h = Sha256::new();
+/// The cache key: sources, .config, toolchain, flags and pinned strings.
+/// `cache` holds the stat cache that spares re-reading unchanged sources.
+pub fn base_key(
+    srcdir: &Path,
+    config: &[u8],
+    make: &MakeConfig,
+    cache: &Path,
+) -> Result<String, Error> {
+    let mut h = Hasher::new();
     h.field(CACHE_FORMAT.as_bytes());
-    tree::hash_tree(srcdir, &mut h)?;
+    let mut stat = StatCache::load(&cache.join("stat"), srcdir);
+    tree::hash_tree(srcdir, &mut h, &mut stat)?;
+    stat.save(srcdir);
     h.field(b"config");
     h.field(config);
     let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
     let cc = std::env::var("CC").unwrap_or_else(|_| format!("{cross}gcc"));
     let ld = std::env::var("LD").unwrap_or_else(|_| format!("{cross}ld"));
-    h.field(tool_version(&cc).as_bytes());
-    h.field(tool_version(&ld).as_bytes());
+    h.field(tool_identity(&cc).as_bytes());
+    h.field(tool_identity(&ld).as_bytes());
     for k in BUILD_ENV {
         h.field(k.as_bytes());
         h.field(std::env::var(k).unwrap_or_default().as_bytes());

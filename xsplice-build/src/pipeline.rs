@@ -241,7 +241,12 @@ fn run(
         ObjectsRecord::load(&objects_dir.join("list"))?
     } else {
         let base = progress.stage("base", Some(&log), || {
-            let key = build::base_key(&opts.srcdir, &checked.config, &make)?;
+            let started = std::time::Instant::now();
+            let key = build::base_key(&opts.srcdir, &checked.config, &make, &checked.cache)?;
+            log.line(&format!(
+                "# cache key {key}: {:.1} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            ));
             let base = build::ensure_base(
                 &checked.cache,
                 &key,
