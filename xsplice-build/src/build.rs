@@ -368,9 +368,15 @@ pub fn patched_build(
     {
         Ok(targets) => {
             if !targets.is_empty() {
-                let mut cmd = make.command(&xen);
-                cmd.args(&targets);
-                log.run(&mut cmd, "patched build (make of the affected objects)")?;
+                match recorded_builds(&xen, &targets) {
+                    Ok(builds) => run_recorded(&xen, &builds, make, log)?,
+                    Err(why) => {
+                        log.line(&format!("# make of the affected objects: {why}"));
+                        let mut cmd = make.command(&xen);
+                        cmd.args(&targets);
+                        log.run(&mut cmd, "patched build (make of the affected objects)")?;
+                    }
+                }
             }
             out.recompiled = targets;
         }
@@ -428,6 +434,192 @@ pub fn patched_build(
         }
     }
     Ok(out)
+}
+
+/// One object rebuilt by replaying what make recorded for it, instead of
+/// `make OBJ` (which re-runs Xen's compiler-feature checks, seconds per
+/// call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedBuild {
+    /// The object, relative to xen/.
+    pub target: String,
+    /// The recorded command (`cmd_OBJ` of `.OBJ.cmd`), as the shell runs it.
+    pub shell: String,
+    /// Xen's `objcopy_fix_sym` step, which make runs after the recorded
+    /// compile without recording it (CONFIG_ENFORCE_UNIQUE_SYMBOLS): the
+    /// compiler wrote `tmp`; the `STT_FILE` symbol `from` becomes `to`.
+    pub fix_sym: Option<FixSym>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixSym {
+    pub tmp: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// The replayable builds of `targets`, in an order that builds `X.o`
+/// before `X.init.o`; `Err` says why make must build them instead (a
+/// record that is missing, not Xen's kbuild shape, or a step the replay
+/// does not know).
+pub fn recorded_builds(xen: &Path, targets: &[String]) -> Result<Vec<RecordedBuild>, String> {
+    // Only Xen's kbuild records are known well enough to replay.
+    if !xen.join("Rules.mk").is_file() {
+        return Err("not Xen's kbuild (no Rules.mk)".into());
+    }
+    let config = fs::read_to_string(xen.join(".config")).map_err(|e| format!(".config: {e}"))?;
+    let enabled = |opt: &str| config.lines().any(|l| l.trim() == format!("{opt}=y"));
+    if enabled("CONFIG_CC_IS_CLANG") {
+        return Err("clang builds are left to make".into());
+    }
+    // Rules.mk renames the file symbol after compiling to .X.o.tmp; only
+    // the form this replay knows is replayed.
+    let rules = fs::read_to_string(xen.join("Rules.mk")).unwrap_or_default();
+    let unique_symbols = enabled("CONFIG_ENFORCE_UNIQUE_SYMBOLS")
+        && rules.contains("--redefine-sym $(<F)=$(call rel-path,$<) $(dot-target).tmp $@");
+    let mut out = Vec::new();
+    for target in targets {
+        let record = cmd_file_for(xen, target);
+        let text = fs::read_to_string(&record).map_err(|e| format!("{}: {e}", record.display()))?;
+        let prefix = format!("cmd_{target} := ");
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .ok_or_else(|| format!("{}: no cmd_{target}", record.display()))?;
+        let shell = unescape_make(line)
+            .ok_or_else(|| format!("{}: a make reference in the command", record.display()))?;
+        let fix_sym = fix_sym_step(xen, target, &shell, unique_symbols)?;
+        out.push(RecordedBuild {
+            target: target.clone(),
+            shell,
+            fix_sym,
+        });
+    }
+    // X.init.o is made from X.o.
+    out.sort_by_key(|b| b.target.ends_with(".init.o"));
+    Ok(out)
+}
+
+/// A recorded command as make passes it to the shell: kbuild writes `$`
+/// as `$$` and `#` as `$(pound)`; any other `$` would be a make
+/// reference, which the replay cannot expand.
+fn unescape_make(line: &str) -> Option<String> {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix("(pound)") {
+            out.push('#');
+            rest = r;
+        } else {
+            return None;
+        }
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// For a C object compiled to `dir/.X.o.tmp` (CONFIG_ENFORCE_UNIQUE_SYMBOLS),
+/// the `objcopy --redefine-sym` that Rules.mk runs next: the file symbol
+/// `X.c` becomes the source's path relative to xen/ (after symlinks).
+fn fix_sym_step(
+    xen: &Path,
+    target: &str,
+    shell: &str,
+    unique_symbols: bool,
+) -> Result<Option<FixSym>, String> {
+    let words = create_diff_object::abi::probe::shell_words(shell)
+        .map_err(|e| format!("{target}: cannot split the recorded command: {e}"))?;
+    let output = words
+        .iter()
+        .position(|w| w == "-o")
+        .and_then(|i| words.get(i + 1));
+    let Some(output) = output else {
+        // No compiler output: a complete recorded step (X.init.o's objcopy).
+        return Ok(None);
+    };
+    if output == target {
+        return Ok(None);
+    }
+    let dot_tmp = cmd_file_for(xen, target)
+        .strip_prefix(xen)
+        .map(|p| p.to_string_lossy().replace(".cmd", ".tmp"))
+        .unwrap_or_default();
+    let source = words.iter().find(|w| w.ends_with(".c"));
+    match source {
+        Some(src) if unique_symbols && *output == dot_tmp => {
+            let real = fs::canonicalize(xen.join(src)).map_err(|e| format!("{src}: {e}"))?;
+            let top = fs::canonicalize(xen).map_err(|e| format!("{}: {e}", xen.display()))?;
+            let rel = real.strip_prefix(&top).unwrap_or(&real);
+            let base = Path::new(src)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            Ok(Some(FixSym {
+                tmp: output.clone(),
+                from: base,
+                to: rel.to_string_lossy().to_string(),
+            }))
+        }
+        _ => Err(format!(
+            "{target}: the recorded command writes {output}, a step the replay does not know"
+        )),
+    }
+}
+
+/// Run the replayable builds in xen/ (with make's environment: pinned
+/// build strings), `make.jobs` at a time, `X.o` before `X.init.o`.
+pub fn run_recorded(
+    xen: &Path,
+    builds: &[RecordedBuild],
+    make: &MakeConfig,
+    log: &Log,
+) -> Result<(), Error> {
+    let objcopy = std::env::var("OBJCOPY").unwrap_or_else(|_| {
+        format!(
+            "{}objcopy",
+            std::env::var("CROSS_COMPILE").unwrap_or_default()
+        )
+    });
+    let run_one = |b: &RecordedBuild| -> Result<(), Error> {
+        let what = format!("patched build: {} (recorded command)", b.target);
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(&b.shell).current_dir(xen);
+        for (k, v) in pinned_env() {
+            cmd.env(k, v);
+        }
+        log.run(&mut cmd, &what)?;
+        if let Some(f) = &b.fix_sym {
+            let mut cmd = Command::new(&objcopy);
+            cmd.arg("--redefine-sym")
+                .arg(format!("{}={}", f.from, f.to))
+                .arg(&f.tmp)
+                .arg(&b.target)
+                .current_dir(xen);
+            log.run(&mut cmd, &what)?;
+            let tmp = xen.join(&f.tmp);
+            fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        }
+        Ok(())
+    };
+    let (first, init): (Vec<&RecordedBuild>, Vec<&RecordedBuild>) =
+        builds.iter().partition(|b| !b.target.ends_with(".init.o"));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(make.jobs.max(1))
+        .build()
+        .map_err(|e| Error::Command {
+            what: format!("patched build: no thread pool: {e}"),
+            log: None,
+        })?;
+    pool.install(|| {
+        use rayon::prelude::*;
+        first.par_iter().try_for_each(|b| run_one(b))?;
+        init.par_iter().try_for_each(|b| run_one(b))
+    })
 }
 
 /// Objects that are never part of a payload: link aggregates and the EFI compiler probe.

@@ -17,7 +17,7 @@ use crate::error::Error;
 const SYMBOL_PREFIX: &str = "xsplice_build_probe_";
 
 /// Split a shell command line as `make` recorded it (quotes and backslashes).
-pub(crate) fn shell_words(line: &str) -> Result<Vec<String>, String> {
+pub fn shell_words(line: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
