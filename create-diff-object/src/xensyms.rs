@@ -5,8 +5,9 @@
 //! the payload loader resolves names against (`file#symbol` for locals).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
 use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol, SymbolKind, SymbolSection};
@@ -26,8 +27,9 @@ pub enum SymKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XenSymbol {
     pub name: String,
-    /// For local symbols: the `STT_FILE` name in force (e.g. `common/kernel.c`).
-    pub file: Option<String>,
+    /// For local symbols: the `STT_FILE` name in force (e.g. `common/kernel.c`),
+    /// shared by the symbols that follow it.
+    pub file: Option<Arc<str>>,
     pub addr: u64,
     pub size: u64,
     pub kind: SymKind,
@@ -39,10 +41,16 @@ pub struct XenSymbol {
 pub struct XenSyms {
     path: PathBuf,
     symbols: Vec<XenSymbol>,
-    /// Symbol indices by plain name.
-    by_name: HashMap<String, Vec<usize>>,
-    /// Symbol indices by the runtime table's name (`sym` / `file#sym`).
-    by_runtime_name: HashMap<String, usize>,
+    /// Symbol indices by plain name: the first symbol with the name's
+    /// hash; `same_hash` chains the others in symbol order (no allocation
+    /// per name).
+    by_name: HashMap<u64, u32>,
+    same_hash: Vec<u32>,
+    /// Whether each symbol is absolute (for the runtime table's rules).
+    absolute: Vec<bool>,
+    /// Symbol indices by the runtime table's name (`sym` / `file#sym`),
+    /// built on first use (only the payload checks need it).
+    by_runtime_name: OnceLock<HashMap<String, usize>>,
     build_id: Option<Vec<u8>>,
     /// DWARF struct sizes, parsed on first use (xen-syms with DWARF is big).
     struct_sizes: OnceLock<HashMap<String, u64>>,
@@ -111,11 +119,11 @@ impl XenSyms {
         }
         let mut symbols = Vec::new();
         let mut absolute = Vec::new();
-        let mut current_file: Option<String> = None;
+        let mut current_file: Option<Arc<str>> = None;
         for sym in file.symbols() {
             let Ok(name) = sym.name() else { continue };
             if sym.kind() == SymbolKind::File {
-                current_file = (!name.is_empty()).then(|| name.to_string());
+                current_file = (!name.is_empty()).then(|| Arc::from(name));
                 continue;
             }
             if sym.is_undefined() || sym.kind() == SymbolKind::Section || name.is_empty() {
@@ -137,26 +145,25 @@ impl XenSyms {
             });
             absolute.push(sym.section() == SymbolSection::Absolute);
         }
-        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, s) in symbols.iter().enumerate() {
-            by_name.entry(s.name.clone()).or_default().push(i);
+        let mut by_name: HashMap<u64, u32> = HashMap::with_capacity(symbols.len());
+        let mut same_hash = vec![NO_SYMBOL; symbols.len()];
+        // Backwards, so that each chain runs in symbol order.
+        for (i, s) in symbols.iter().enumerate().rev() {
+            if let Some(next) = by_name.insert(name_hash(&s.name), i as u32) {
+                same_hash[i] = next;
+            }
         }
         let mut syms = XenSyms {
             path: path.to_path_buf(),
             symbols,
             by_name,
-            by_runtime_name: HashMap::new(),
+            same_hash,
+            absolute,
+            by_runtime_name: OnceLock::new(),
             build_id: None,
             struct_sizes: OnceLock::new(),
             dwarf_data: None,
         };
-        let mut by_runtime_name = HashMap::new();
-        for (i, (s, &abs)) in syms.symbols.iter().zip(&absolute).enumerate() {
-            if in_runtime_table(s, abs) {
-                by_runtime_name.entry(syms.runtime_name(s)).or_insert(i);
-            }
-        }
-        syms.by_runtime_name = by_runtime_name;
         syms.build_id = file
             .section_by_name(".note.gnu.build-id")
             .and_then(|s| s.data().ok())
@@ -200,11 +207,7 @@ impl XenSyms {
             file: file.map(str::to_string),
             what,
         };
-        let all: Vec<&XenSymbol> = self
-            .by_name
-            .get(name)
-            .map(|v| v.iter().filter_map(|&i| self.symbols.get(i)).collect())
-            .unwrap_or_default();
+        let all = self.named(name);
         if all.is_empty() {
             return Err(lookup_err("not in xen-syms".into()));
         }
@@ -263,8 +266,33 @@ impl XenSyms {
     /// Resolve a runtime-table name (`sym` or `file#sym`) as the loader does.
     pub fn resolve_runtime_name(&self, name: &str) -> Option<&XenSymbol> {
         self.by_runtime_name
+            .get_or_init(|| {
+                let mut map = HashMap::new();
+                for (i, (s, &abs)) in self.symbols.iter().zip(&self.absolute).enumerate() {
+                    if in_runtime_table(s, abs) {
+                        map.entry(self.runtime_name(s)).or_insert(i);
+                    }
+                }
+                map
+            })
             .get(name)
             .and_then(|&i| self.symbols.get(i))
+    }
+
+    /// Every symbol called `name`, in symbol-table order.
+    fn named(&self, name: &str) -> Vec<&XenSymbol> {
+        let mut out = Vec::new();
+        let mut next = self.by_name.get(&name_hash(name)).copied();
+        while let Some(i) = next.filter(|&i| i != NO_SYMBOL) {
+            let Some(s) = self.symbols.get(i as usize) else {
+                break;
+            };
+            if s.name == name {
+                out.push(s);
+            }
+            next = self.same_hash.get(i as usize).copied();
+        }
+        out
     }
 
     /// xen-syms's GNU build-id, the value payloads must depend on.
@@ -281,6 +309,17 @@ impl XenSyms {
             .get(name)
             .copied()
     }
+}
+
+/// The end of a `same_hash` chain.
+const NO_SYMBOL: u32 = u32::MAX;
+
+/// A name's hash for `by_name` (fixed keys: the map is built once per load).
+fn name_hash(name: &str) -> u64 {
+    static STATE: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    let mut h = STATE.get_or_init(Default::default).build_hasher();
+    h.write(name.as_bytes());
+    h.finish()
 }
 
 /// Whether Xen's `tools/symbols` keeps a symbol in the runtime table: it

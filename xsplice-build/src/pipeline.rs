@@ -226,6 +226,8 @@ fn run(
         Ok((c, detail))
     })?;
     report.name = Some(checked.name.clone());
+    // Type-size probes are kept per base, beside the base builds.
+    abi::probe::set_cache_dir(Some(checked.cache.join("probe")));
     let out = &opts.output;
     let log = Log::create(&out.join("build.log"))?;
     let make = MakeConfig {
@@ -305,10 +307,12 @@ fn run(
     report.base_build_id = Some(to_hex(&base_id));
 
     // Diff.
-    let syms = XenSyms::load(&record.xen_syms).map_err(|e| Error::Diff {
-        object: record.xen_syms.display().to_string(),
-        source: e,
-    })?;
+    let syms = XenSyms::load(&record.xen_syms)
+        .map(std::sync::Arc::new)
+        .map_err(|e| Error::Diff {
+            object: record.xen_syms.display().to_string(),
+            source: e,
+        })?;
     let xen_tree = record.base_tree.join("xen");
     let abi = abi::detect(&syms, Some(&xen_tree)).map_err(|e| Error::Diff {
         object: "ABI detection".into(),
@@ -441,7 +445,11 @@ fn run(
 
     // Verify.
     progress.stage("verify", Some(&log), || {
-        let target = opts.xen_syms.as_deref().unwrap_or(&record.xen_syms);
+        // The base's xen-syms is loaded already; --xen-syms is another file.
+        let target = match &opts.xen_syms {
+            Some(given) => Target::Load(given),
+            None => Target::Loaded(&syms),
+        };
         verify_payload(
             &payload,
             abi,
@@ -603,17 +611,26 @@ fn check_xen_syms(
 /// The loader's checks on the finished payload (the `verify` module),
 /// against the hypervisor it targets. Build-id checks are skipped for the
 /// notes the user set explicitly (`--depends` naming another payload).
+/// The hypervisor a payload is verified against.
+enum Target<'a> {
+    Load(&'a Path),
+    Loaded(&'a std::sync::Arc<XenSyms>),
+}
+
 fn verify_payload(
     payload: &Path,
     abi: Abi,
     replace: bool,
-    xen_syms: &Path,
+    target: Target,
     custom_depends: bool,
     custom_xen_depends: bool,
 ) -> Result<(), Error> {
     basic_checks(payload, abi, replace)?;
-    let verifier =
-        crate::verify::Verifier::new(xen_syms, &[]).map_err(|e| Error::Verify(e.to_string()))?;
+    let verifier = match target {
+        Target::Load(path) => crate::verify::Verifier::new(path, &[]),
+        Target::Loaded(syms) => crate::verify::Verifier::with_xen_syms(syms.clone(), &[]),
+    }
+    .map_err(|e| Error::Verify(e.to_string()))?;
     let data = fs::read(payload).map_err(|e| Error::io(payload, e))?;
     let report = verifier.check(&data);
     let depends = format!("section {}: build-id", abi.depends_section());

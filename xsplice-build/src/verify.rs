@@ -197,7 +197,7 @@ fn dependency(
 /// A target loaded once (xen-syms and the payloads already loaded), to
 /// check any number of payloads against.
 pub struct Verifier {
-    xen: XenSyms,
+    xen: std::sync::Arc<XenSyms>,
     image: XenImage,
     area: Area,
     /// From xen-syms's DWARF or the tree beside it; `None`: infer per payload.
@@ -220,6 +220,16 @@ impl Verifier {
                 other => other.to_string(),
             },
         })?;
+        Self::with_xen_syms(std::sync::Arc::new(xen), depends_on)
+    }
+
+    /// The same, for a xen-syms the caller has loaded already.
+    pub fn with_xen_syms(
+        xen: std::sync::Arc<XenSyms>,
+        depends_on: &[PathBuf],
+    ) -> Result<Verifier, VerifyError> {
+        let xen_syms = xen.path().to_path_buf();
+        let xen_syms = xen_syms.as_path();
         let xen_data = read(xen_syms)?;
         let (abi, abi_error) = match abi::detect(&xen, None) {
             Ok(abi) => (Some(abi), None),
