@@ -189,6 +189,8 @@ pub struct BaseBuild {
     pub xen_syms: PathBuf,
     /// True when it was already in the cache.
     pub cached: bool,
+    /// True when it was made from the user's own build (this run).
+    pub adopted: bool,
 }
 
 impl BaseBuild {
@@ -199,25 +201,30 @@ impl BaseBuild {
 
 const COMPLETE_MARKER: &str = "complete";
 
-/// The cached base build for `key`, building it if missing.
+/// The cached base build for `key`, building it if missing. A build the
+/// user already made in `srcdir` is adopted when it matches (see
+/// `adoptable`) and its incremental rebuild reproduces `xen_syms` (the
+/// hypervisor the payload is for; default: the tree's own xen-syms).
 pub fn ensure_base(
     cache: &Path,
     key: &str,
     srcdir: &Path,
     config: &[u8],
     make: &MakeConfig,
+    xen_syms: Option<&Path>,
     log: &Log,
 ) -> Result<BaseBuild, Error> {
     let entry = cache.join(key);
-    let found = |cached| BaseBuild {
+    let found = |cached, adopted| BaseBuild {
         key: key.to_string(),
         tree: entry.join("tree"),
         xen_syms: entry.join("tree/xen/xen-syms"),
         cached,
+        adopted,
     };
     if entry.join(COMPLETE_MARKER).is_file() {
         log.line(&format!("base build: cache hit {}", entry.display()));
-        return Ok(found(true));
+        return Ok(found(true, false));
     }
     fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
     remove_stale_temps(cache, log);
@@ -233,18 +240,36 @@ pub fn ensure_base(
         fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let result = build_base_in(&tmp, srcdir, config, make, log);
-    if let Err(e) = result {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
+    let reference = xen_syms
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| srcdir.join("xen/xen-syms"));
+    let adopted = match adoptable(srcdir, config, &reference) {
+        Ok(()) => adopt_base_in(&tmp, srcdir, &reference, make, log),
+        Err(why) => {
+            log.line(&format!("# not adopting the tree's build: {why}"));
+            Ok(false)
+        }
+    };
+    let result = adopted.and_then(|adopted| {
+        if !adopted {
+            build_base_in(&tmp, srcdir, config, make, log)?;
+        }
+        Ok(adopted)
+    });
+    let adopted = match result {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
     write_file(&tmp.join(COMPLETE_MARKER), format!("{key}\n").as_bytes())?;
     match fs::rename(&tmp, &entry) {
-        Ok(()) => Ok(found(false)),
+        Ok(()) => Ok(found(false, adopted)),
         // Another run completed the same base first: use it.
         Err(_) if entry.join(COMPLETE_MARKER).is_file() => {
             let _ = fs::remove_dir_all(&tmp);
-            Ok(found(false))
+            Ok(found(false, false))
         }
         Err(e) => Err(Error::io(&entry, e)),
     }
@@ -260,11 +285,15 @@ fn build_base_in(
     let tree = tmp.join("tree");
     tree::copy_tree(srcdir, &tree, log)?;
     let xen = tree.join("xen");
-    // The user's tree may be built in place: start from sources only.
-    log.run(
-        make.command(&xen).arg("distclean"),
-        "make distclean in the private copy",
-    )?;
+    // The user's tree may be built in place: start from sources only (a
+    // never-built tree has nothing to clean, and distclean would build
+    // kconfig's host tools once more).
+    if tree::has_build_outputs(srcdir) {
+        log.run(
+            make.command(&xen).arg("distclean"),
+            "make distclean in the private copy",
+        )?;
+    }
     write_file(&xen.join(".config"), config)?;
     log.run(make.command(&xen).arg("olddefconfig"), "make olddefconfig")?;
     let synced = fs::read(xen.join(".config")).map_err(|e| Error::io(xen.join(".config"), e))?;
@@ -281,6 +310,133 @@ fn build_base_in(
         });
     }
     Ok(())
+}
+
+/// Xen's `include/xen/compile.h` names for the pinned build strings.
+const COMPILE_H_STRINGS: [(&str, &str); 5] = [
+    ("XEN_BUILD_DATE", "XEN_COMPILE_DATE"),
+    ("XEN_BUILD_TIME", "XEN_COMPILE_TIME"),
+    ("XEN_WHOAMI", "XEN_COMPILE_BY"),
+    ("XEN_DOMAIN", "XEN_COMPILE_DOMAIN"),
+    ("XEN_BUILD_HOST", "XEN_COMPILE_HOST"),
+];
+
+/// `#define NAME "value"` lines of a compile.h.
+fn compile_h_defines(text: &str) -> BTreeMap<&str, &str> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("#define ")?;
+            let (name, value) = rest.split_once(char::is_whitespace)?;
+            let value = value.trim().strip_prefix('"')?.strip_suffix('"')?;
+            Some((name, value))
+        })
+        .collect()
+}
+
+/// Whether the user's built tree is the base this run would build: the
+/// same .config, the build strings pinned to the same values and the same
+/// compiler (as `include/xen/compile.h` recorded them). Kbuild rebuilds
+/// whatever was built with other commands; the rebuilt xen-syms is
+/// checked against `reference` afterwards (`adopt_base_in`).
+fn adoptable(srcdir: &Path, config: &[u8], reference: &Path) -> Result<(), String> {
+    let xen = srcdir.join("xen");
+    if !xen.join("xen-syms").is_file() {
+        return Err("the tree is not built (no xen/xen-syms)".into());
+    }
+    if !reference.is_file() {
+        return Err(format!(
+            "no {} to check a rebuild against",
+            reference.display()
+        ));
+    }
+    if fs::read(xen.join(".config")).ok().as_deref() != Some(config) {
+        return Err("its xen/.config is not the config of this build".into());
+    }
+    let compile_h = xen.join("include/xen/compile.h");
+    let text =
+        fs::read_to_string(&compile_h).map_err(|e| format!("{}: {e}", compile_h.display()))?;
+    let defines = compile_h_defines(&text);
+    for (env, define) in COMPILE_H_STRINGS {
+        let want = pinned_env()
+            .into_iter()
+            .find(|(k, _)| *k == env)
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        if defines.get(define).copied() != Some(want.as_str()) {
+            return Err(format!(
+                "it was built with {define} {:?}, this build pins {env}={want:?}",
+                defines.get(define).copied().unwrap_or("(none)")
+            ));
+        }
+    }
+    // Xen records the first line of `$(CC) --version`; its first word is
+    // the name the compiler was called by.
+    let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
+    let cc = std::env::var("CC").unwrap_or_else(|_| format!("{cross}gcc"));
+    let version = Command::new(&cc)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("{cc} --version: {e}"))?;
+    let ours = String::from_utf8_lossy(&version.stdout);
+    let tail = |line: &str| line.split_once(' ').map(|(_, t)| t.trim().to_string());
+    let recorded = defines.get("XEN_COMPILER").copied().and_then(tail);
+    let current = ours.lines().next().and_then(tail);
+    if recorded.is_none() || recorded != current {
+        return Err(format!(
+            "it was built by {:?}, this build uses {cc} ({:?})",
+            defines.get("XEN_COMPILER").copied().unwrap_or("(unknown)"),
+            ours.lines().next().unwrap_or("")
+        ));
+    }
+    Ok(())
+}
+
+/// Copy the user's built tree and run an incremental make with the pinned
+/// strings; keep it when the resulting xen-syms has `reference`'s build-id.
+/// `Ok(false)`: not adopted, `tmp` left empty for a clean build.
+fn adopt_base_in(
+    tmp: &Path,
+    srcdir: &Path,
+    reference: &Path,
+    make: &MakeConfig,
+    log: &Log,
+) -> Result<bool, Error> {
+    use create_diff_object::notes::{build_id_of_file, to_hex};
+    let tree = tmp.join("tree");
+    let discard = |why: String| -> Result<bool, Error> {
+        log.line(&format!("# not adopting the tree's build: {why}"));
+        if tree.exists() {
+            fs::remove_dir_all(&tree).map_err(|e| Error::io(&tree, e))?;
+        }
+        Ok(false)
+    };
+    tree::copy_tree(srcdir, &tree, log)?;
+    let xen = tree.join("xen");
+    if let Err(e) = log.run(
+        &mut make.command(&xen),
+        "incremental make of the copy of the tree's build",
+    ) {
+        return discard(e.to_string());
+    }
+    let rebuilt = build_id_of_file(&xen.join("xen-syms"));
+    let wanted = build_id_of_file(reference);
+    match (rebuilt, wanted) {
+        (Ok(a), Ok(b)) if a == b => {
+            log.line(&format!(
+                "# adopted the tree's build: xen-syms build-id {} as {}",
+                to_hex(&a),
+                reference.display()
+            ));
+            Ok(true)
+        }
+        (Ok(a), Ok(b)) => discard(format!(
+            "the rebuilt xen-syms (build-id {}) is not {} (build-id {})",
+            to_hex(&a),
+            reference.display(),
+            to_hex(&b)
+        )),
+        (Err(e), _) | (_, Err(e)) => discard(e.to_string()),
+    }
 }
 
 /// Remove temporary build directories of runs that no longer exist

@@ -239,6 +239,7 @@ fn run(
     let work = out.join("work");
 
     // Base and patched builds (or the previous run's record of them).
+    let mut adopted = false;
     let record = if opts.skip.is_some() {
         ObjectsRecord::load(&objects_dir.join("list"))?
     } else {
@@ -255,9 +256,15 @@ fn run(
                 &opts.srcdir,
                 &checked.config,
                 &make,
+                opts.xen_syms.as_deref(),
                 &log,
             )?;
-            let detail = if base.cached {
+            let detail = if base.adopted {
+                format!(
+                    "adopted the tree's build and cached it ({})",
+                    base.tree.parent().unwrap_or(&base.tree).display()
+                )
+            } else if base.cached {
                 format!(
                     "cached ({})",
                     base.tree.parent().unwrap_or(&base.tree).display()
@@ -271,6 +278,7 @@ fn run(
             Ok((base, detail))
         })?;
         report.base_cached = Some(base.cached);
+        adopted = base.adopted;
         report.base_key = Some(base.key.clone());
         let patched = progress.stage("patched", Some(&log), || {
             let p = patched_stage(opts, &checked, &base, &work, &objects_dir, &make, &log)?;
@@ -476,6 +484,7 @@ fn run(
         functions,
         objects,
         base_cached: report.base_cached.unwrap_or(false),
+        base_adopted: adopted,
         recompiled: report.recompiled.clone(),
         timings: Vec::new(),
         log: log.path().to_path_buf(),

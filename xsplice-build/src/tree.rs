@@ -481,6 +481,28 @@ fn walkdir_all(
     .collect()
 }
 
+/// Whether make has built anything in the tree (a record, an object or
+/// kconfig's generated headers under xen/): a private copy of such a tree
+/// needs `make distclean` before a clean build, a never-built one does not.
+pub fn has_build_outputs(top: &Path) -> bool {
+    let xen = top.join("xen");
+    if xen.join("include/generated").is_dir() || xen.join("include/config").is_dir() {
+        return true;
+    }
+    walkdir::WalkDir::new(&xen)
+        .into_iter()
+        .filter_entry(|e| {
+            let n = e.file_name().to_string_lossy();
+            !(e.file_type().is_dir() && matches!(&*n, ".git" | ".hg" | ".svn" | ".pc"))
+        })
+        .flatten()
+        .any(|e| {
+            let n = e.file_name().to_string_lossy();
+            e.file_type().is_file()
+                && ((n.starts_with('.') && n.ends_with(".cmd")) || n.ends_with(".o"))
+        })
+}
+
 /// `cp -a --reflink=auto SRC DST` (DST must not exist): a private copy
 /// that keeps modes, symlinks and mtimes (make relies on them).
 pub fn copy_tree(src: &Path, dst: &Path, log: &crate::progress::Log) -> Result<(), Error> {
