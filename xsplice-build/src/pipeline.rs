@@ -529,7 +529,12 @@ fn patched_stage(
         Ok(patched)
     });
     // Restore the shared copy whatever happened; keep a private one with --debug.
+    let started = std::time::Instant::now();
     let released = tree.release(opts.debug, log);
+    log.line(&format!(
+        "# working copy released in {:.3} s",
+        started.elapsed().as_secs_f64()
+    ));
     let patched = result?;
     released?;
     Ok(patched)
