@@ -511,10 +511,10 @@ pub fn patched_build(
 
     let xen = work.join("xen");
     let start = std::time::Instant::now();
-    let deps = DepIndex::load(&base.xen_dir());
+    let deps = DepIndex::load_base(base);
     log.line(&format!(
         "# dependency index: {} targets, {:.2} s",
-        deps.targets.len(),
+        deps.len(),
         start.elapsed().as_secs_f64()
     ));
     let mut out = PatchedBuild::default();
@@ -902,12 +902,39 @@ fn normalize_lexically(path: &str) -> String {
     parts.join("/")
 }
 
+/// The files a target's records name (relative to xen/ where possible).
+fn parse_deps(text: &str) -> BTreeSet<String> {
+    let mut deps = BTreeSet::new();
+    for tok in text.split_whitespace() {
+        let tok = tok
+            .trim_end_matches(':')
+            .trim_end_matches(')')
+            .trim_start_matches("./");
+        if tok.is_empty() || tok.starts_with('-') || tok.starts_with('$') || tok.contains('=') {
+            continue;
+        }
+        if tok.contains('/') || tok.contains('.') {
+            // common/compat/kernel.c includes "../kernel.c": its record
+            // says common/compat/../kernel.c, which must match a patch
+            // to common/kernel.c, or the compat twin stays unpatched.
+            deps.insert(normalize_lexically(tok));
+        }
+    }
+    deps
+}
+
 /// What each build target read, from make's recorded `.*.cmd` / `.*.d` files.
+/// The records are kept as text and parsed only for the targets a query
+/// can concern (their text names the file asked about): a run reads a
+/// few of the hundreds of records.
 #[derive(Debug, Default)]
 pub struct DepIndex {
-    /// target (relative to xen/) → files it depends on (relative to xen/ where possible).
-    targets: BTreeMap<String, BTreeSet<String>>,
+    /// target (relative to xen/) → its records' text.
+    records: BTreeMap<String, String>,
 }
+
+/// The records of a cached base build, gathered once into one file.
+const DEP_RECORDS: &str = "dep-records";
 
 impl DepIndex {
     pub fn load(xen_dir: &Path) -> DepIndex {
@@ -930,35 +957,74 @@ impl DepIndex {
             let Ok(text) = fs::read_to_string(e.path()) else {
                 continue;
             };
-            let deps = idx.targets.entry(target).or_default();
-            for tok in text.split_whitespace() {
-                let tok = tok
-                    .trim_end_matches(':')
-                    .trim_end_matches(')')
-                    .trim_start_matches("./");
-                if tok.is_empty()
-                    || tok.starts_with('-')
-                    || tok.starts_with('$')
-                    || tok.contains('=')
-                {
-                    continue;
-                }
-                if tok.contains('/') || tok.contains('.') {
-                    // common/compat/kernel.c includes "../kernel.c": its record
-                    // says common/compat/../kernel.c, which must match a patch
-                    // to common/kernel.c, or the compat twin stays unpatched.
-                    deps.insert(normalize_lexically(tok));
-                }
+            let rec = idx.records.entry(target).or_default();
+            rec.push_str(&text);
+            rec.push('\n');
+        }
+        idx
+    }
+
+    /// The index of a complete base build: read from the entry's one-file
+    /// copy of the records, made on first use (the base never changes).
+    pub fn load_base(base: &BaseBuild) -> DepIndex {
+        let entry = base.tree.parent().unwrap_or(&base.tree);
+        let kept = entry.join(DEP_RECORDS);
+        if let Ok(text) = fs::read_to_string(&kept) {
+            let mut records = BTreeMap::new();
+            let mut parts = text.split('\0');
+            while let (Some(t), Some(r)) = (parts.next(), parts.next()) {
+                records.insert(t.to_string(), r.to_string());
+            }
+            if !records.is_empty() {
+                return DepIndex { records };
+            }
+        }
+        let idx = DepIndex::load(&base.xen_dir());
+        if !idx.records.is_empty() && !idx.records.values().any(|r| r.contains('\0')) {
+            let mut text = String::new();
+            for (t, r) in &idx.records {
+                text.push_str(t);
+                text.push('\0');
+                text.push_str(r);
+                text.push('\0');
+            }
+            let tmp = entry.join(format!(".{DEP_RECORDS}.{}", std::process::id()));
+            if fs::write(&tmp, text).is_err() || fs::rename(&tmp, &kept).is_err() {
+                let _ = fs::remove_file(&tmp);
             }
         }
         idx
     }
 
+    /// How many targets have records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The parsed dependencies of the targets whose records mention one of
+    /// `needles` (file names: every dependency path ends with its name).
+    fn mentioning<'a>(
+        &self,
+        needles: impl IntoIterator<Item = &'a str>,
+    ) -> BTreeMap<String, BTreeSet<String>> {
+        let needles: Vec<&str> = needles.into_iter().collect();
+        self.records
+            .iter()
+            .filter(|(_, text)| needles.iter().any(|n| text.contains(n)))
+            .map(|(t, text)| (t.clone(), parse_deps(text)))
+            .collect()
+    }
+
     /// The objects to rebuild for `touched`, or why a full make is needed.
     pub fn affected_objects(&self, touched: &[Touched]) -> Result<Vec<String>, String> {
-        if self.targets.is_empty() {
+        if self.records.is_empty() {
             return Err("the base build recorded no dependency files".into());
         }
+        let name_of = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
         let mut objs: BTreeSet<String> = BTreeSet::new();
         for t in touched {
             let path = normalize_lexically(&t.path.to_string_lossy());
@@ -984,7 +1050,7 @@ impl DepIndex {
             {
                 let file = rel.rsplit('/').next().unwrap_or(rel);
                 let shadows = self
-                    .targets
+                    .mentioning([file])
                     .values()
                     .flatten()
                     .any(|d| d.rsplit('/').next() == Some(file));
@@ -1001,7 +1067,7 @@ impl DepIndex {
                     "the patch touches {path} (not a plain C source or header)"
                 ));
             }
-            for (target, deps) in &self.targets {
+            for (target, deps) in &self.mentioning([name_of(rel).as_str()]) {
                 if !deps
                     .iter()
                     .any(|d| d == rel || d.ends_with(&format!("/xen/{rel}")))
@@ -1022,8 +1088,9 @@ impl DepIndex {
         }
         // Objects derived from affected ones (X.init.o from X.o).
         loop {
+            let names: Vec<String> = objs.iter().map(|o| name_of(o)).collect();
             let extra: Vec<String> = self
-                .targets
+                .mentioning(names.iter().map(String::as_str))
                 .iter()
                 .filter(|(t, deps)| {
                     t.ends_with(".o")
@@ -1041,7 +1108,8 @@ impl DepIndex {
         }
         // Anything else built from affected objects (a boot .bin, say) is
         // make's business.
-        for (target, deps) in &self.targets {
+        let names: Vec<String> = objs.iter().map(|o| name_of(o)).collect();
+        for (target, deps) in &self.mentioning(names.iter().map(String::as_str)) {
             let aggregate = target.ends_with(".o") || target.ends_with(".a");
             if !aggregate && deps.iter().any(|d| objs.contains(d)) {
                 return Err(format!("{target} is built from an affected object"));
