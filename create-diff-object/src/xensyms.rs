@@ -80,12 +80,17 @@ pub fn same_file(a: &str, b: &str) -> bool {
 impl XenSyms {
     /// Read xen-syms (an x86-64 ELF executable).
     pub fn load(path: &Path) -> Result<XenSyms, Error> {
-        let data = std::fs::read(path).map_err(|source| Error::Io {
+        let data = read_tables(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })?;
         let mut syms = Self::parse(path, &data)?;
         if syms.dwarf_data.is_some() {
+            // The DWARF parse needs the sections read_tables left out.
+            let data = std::fs::read(path).map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
             syms.dwarf_data = Some(data);
         }
         Ok(syms)
@@ -309,6 +314,83 @@ impl XenSyms {
             .get(name)
             .copied()
     }
+}
+
+/// xen-syms as a buffer of its full size holding only what `parse` reads:
+/// the ELF and section headers, symbol and string tables and notes, the
+/// rest left zero (code and data are most of the file and are not
+/// needed). Anything unexpected reads the whole file, for `parse` to judge.
+fn read_tables(path: &Path) -> std::io::Result<Vec<u8>> {
+    use object::elf::FileHeader64;
+    use object::read::elf::{FileHeader, SectionHeader};
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let Ok(size) = usize::try_from(len) else {
+        return std::fs::read(path);
+    };
+    // Zeroed allocations of this size are not touched until written.
+    let mut buf = vec![0u8; size];
+    let fill = |buf: &mut [u8], offset: u64, size: u64| -> std::io::Result<bool> {
+        let (Ok(start), Ok(n)) = (usize::try_from(offset), usize::try_from(size)) else {
+            return Ok(false);
+        };
+        match start.checked_add(n).and_then(|end| buf.get_mut(start..end)) {
+            Some(dst) => file.read_exact_at(dst, offset).map(|_| true),
+            None => Ok(false),
+        }
+    };
+    let head = size.min(64) as u64;
+    fill(&mut buf, 0, head)?;
+    let ranges: Option<Vec<(u64, u64)>> = (|| {
+        let header = FileHeader64::<Endianness>::parse(&*buf).ok()?;
+        let endian = header.endian().ok()?;
+        // Extended section numbering (e_shnum 0) is left to a full read.
+        let shnum = header.e_shnum(endian);
+        let shoff = header.e_shoff(endian);
+        (shnum != 0 && shoff != 0).then(|| {
+            vec![(
+                shoff,
+                u64::from(header.e_shentsize(endian)) * u64::from(shnum),
+            )]
+        })
+    })();
+    let Some(ranges) = ranges else {
+        return std::fs::read(path);
+    };
+    for (offset, size) in ranges {
+        if !fill(&mut buf, offset, size.min(len.saturating_sub(offset)))? {
+            return std::fs::read(path);
+        }
+    }
+    let sections: Option<Vec<(u64, u64)>> = (|| {
+        let header = FileHeader64::<Endianness>::parse(&*buf).ok()?;
+        let endian = header.endian().ok()?;
+        let wanted = [
+            elf::SHT_SYMTAB,
+            elf::SHT_STRTAB,
+            elf::SHT_NOTE,
+            elf::SHT_SYMTAB_SHNDX,
+        ];
+        Some(
+            header
+                .section_headers(endian, &*buf)
+                .ok()?
+                .iter()
+                .filter(|s| wanted.contains(&s.sh_type(endian)))
+                .map(|s| (s.sh_offset(endian), s.sh_size(endian)))
+                .collect(),
+        )
+    })();
+    let Some(sections) = sections else {
+        return std::fs::read(path);
+    };
+    for (offset, size) in sections {
+        if !fill(&mut buf, offset, size)? {
+            return std::fs::read(path);
+        }
+    }
+    Ok(buf)
 }
 
 /// The end of a `same_hash` chain.
