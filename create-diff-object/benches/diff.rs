@@ -5,7 +5,12 @@
 //!   XSPLICE_XEN_TREE=/path/to/xen-4.17 cargo bench -p create-diff-object
 //!
 //! Cases: x86_emulate.o (≈230 KiB) against itself and with one function
-//! changed, hvm.o with one function changed.
+//! changed, hvm.o with one function changed (library calls); then the
+//! `create-diff-object` command itself, as a separate process each run
+//! (CPU user+sys and wall, min and median, peak RSS of the process and
+//! its children, e.g. the type-size probe's compiler) on the version.o
+//! pair of the hello-world patch and the x86_emulate.o pair. The machine
+//! may be shared: compare medians.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +22,7 @@ use create_diff_object::{diff_objects, Abi, AbiChoice, Options, XenSyms};
 mod real_tree;
 
 const ITERATIONS: usize = 50;
+const CLI_ITERATIONS: usize = 30;
 
 struct Case {
     name: &'static str,
@@ -107,6 +113,80 @@ fn run_case(index: usize, orig: &Path, patched: &Path) {
     );
 }
 
+/// One run of a child process: wall, CPU (user+sys) and peak RSS (KiB)
+/// from wait4, which counts the process and the children it waited for.
+#[allow(clippy::zombie_processes)] // reaped by wait4 below
+fn run_measured(cmd: &mut Command) -> (Duration, Duration, u64, i32) {
+    let t = Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child, with valid pointers.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let wall = t.elapsed();
+    assert!(pid > 0, "wait4 failed");
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (wall, cpu, usage.ru_maxrss as u64, code)
+}
+
+/// The CLI on one pair, CLI_ITERATIONS times.
+fn bench_cli(name: &str, orig: &Path, patched: &Path, xen: &Path, out: &Path, cache: &Path) {
+    let mut walls = Vec::new();
+    let mut cpus = Vec::new();
+    let mut peak = 0;
+    let mut code = 0;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    // Run 0 may compile the type-size probe (once per tree and compiler,
+    // as the driver's first run on a base does): reported on its own.
+    for i in 0..=CLI_ITERATIONS {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_create-diff-object"));
+        cmd.arg(orig)
+            .arg(patched)
+            .arg(xen.join("xen-syms"))
+            .arg(out)
+            .arg("--xen-tree")
+            .arg(xen)
+            .env("XSPLICE_CACHE_DIR", cache);
+        let (wall, cpu, rss, c) = run_measured(&mut cmd);
+        if i == 0 {
+            println!(
+                "CLI {:<36} first run: CPU {:>6.2} ms  wall {:>6.2} ms  peak RSS {:>5.1} MiB",
+                name,
+                ms(cpu),
+                ms(wall),
+                rss as f64 / 1024.0
+            );
+            continue;
+        }
+        walls.push(wall);
+        cpus.push(cpu);
+        peak = peak.max(rss);
+        code = c;
+    }
+    walls.sort();
+    cpus.sort();
+    println!(
+        "CLI {:<36} CPU min {:>6.2} ms median {:>6.2} ms  wall min {:>6.2} ms median {:>6.2} ms  peak RSS {:>5.1} MiB  [exit {code}]",
+        name,
+        ms(cpus[0]),
+        ms(cpus[cpus.len() / 2]),
+        ms(walls[0]),
+        ms(walls[walls.len() / 2]),
+        peak as f64 / 1024.0
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(pos) = args.iter().position(|a| a == "--case") {
@@ -144,4 +224,39 @@ fn main() {
             .unwrap();
         assert!(st.success(), "{} failed", case.name);
     }
+
+    // The command line, one process per run (the first run fills the
+    // probe cache in a scratch cache directory, as a user's first run would).
+    let cache = tmp.path().join("cache");
+    let out = tmp.path().join("cli-out.o");
+    let version = "common/version.c";
+    let src = std::fs::read_to_string(xen.join(version)).unwrap();
+    let from = "    return XEN_EXTRAVERSION;\n";
+    assert!(src.contains(from), "{version}: edit anchor not found");
+    let dir = tmp.path().join("cli-version");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("version.c");
+    std::fs::write(
+        &path,
+        src.replacen(from, "    return \"Hello World\";\n", 1),
+    )
+    .unwrap();
+    let patched = real_tree::recompile(&xen, version, &path, &dir);
+    bench_cli(
+        "version.o, hello-world",
+        &xen.join("common/version.o"),
+        &patched,
+        &xen,
+        &out,
+        &cache,
+    );
+    let emul = tmp.path().join("1").join("x86_emulate.o");
+    bench_cli(
+        "x86_emulate.o, one function changed",
+        &xen.join("arch/x86/x86_emulate.o"),
+        &emul,
+        &xen,
+        &out,
+        &cache,
+    );
 }

@@ -5,8 +5,9 @@
 //! the payload loader resolves names against (`file#symbol` for locals).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
 use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol, SymbolKind, SymbolSection};
@@ -26,8 +27,9 @@ pub enum SymKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XenSymbol {
     pub name: String,
-    /// For local symbols: the `STT_FILE` name in force (e.g. `common/kernel.c`).
-    pub file: Option<String>,
+    /// For local symbols: the `STT_FILE` name in force (e.g. `common/kernel.c`),
+    /// shared by the symbols that follow it.
+    pub file: Option<Arc<str>>,
     pub addr: u64,
     pub size: u64,
     pub kind: SymKind,
@@ -39,10 +41,16 @@ pub struct XenSymbol {
 pub struct XenSyms {
     path: PathBuf,
     symbols: Vec<XenSymbol>,
-    /// Symbol indices by plain name.
-    by_name: HashMap<String, Vec<usize>>,
-    /// Symbol indices by the runtime table's name (`sym` / `file#sym`).
-    by_runtime_name: HashMap<String, usize>,
+    /// Symbol indices by plain name: the first symbol with the name's
+    /// hash; `same_hash` chains the others in symbol order (no allocation
+    /// per name).
+    by_name: HashMap<u64, u32>,
+    same_hash: Vec<u32>,
+    /// Whether each symbol is absolute (for the runtime table's rules).
+    absolute: Vec<bool>,
+    /// Symbol indices by the runtime table's name (`sym` / `file#sym`),
+    /// built on first use (only the payload checks need it).
+    by_runtime_name: OnceLock<HashMap<String, usize>>,
     build_id: Option<Vec<u8>>,
     /// DWARF struct sizes, parsed on first use (xen-syms with DWARF is big).
     struct_sizes: OnceLock<HashMap<String, u64>>,
@@ -72,9 +80,18 @@ pub fn same_file(a: &str, b: &str) -> bool {
 impl XenSyms {
     /// Read xen-syms (an x86-64 ELF executable).
     pub fn load(path: &Path) -> Result<XenSyms, Error> {
-        let data = crate::limits::read_input(path, crate::limits::Role::XenSyms)?;
+        crate::limits::check_input(path, crate::limits::Role::XenSyms)?;
+        let data = read_tables(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut syms = Self::parse(path, &data)?;
         if syms.dwarf_data.is_some() {
+            // The DWARF parse needs the sections read_tables left out.
+            let data = std::fs::read(path).map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
             syms.dwarf_data = Some(data);
         }
         Ok(syms)
@@ -108,11 +125,11 @@ impl XenSyms {
         }
         let mut symbols = Vec::new();
         let mut absolute = Vec::new();
-        let mut current_file: Option<String> = None;
+        let mut current_file: Option<Arc<str>> = None;
         for sym in file.symbols() {
             let Ok(name) = sym.name() else { continue };
             if sym.kind() == SymbolKind::File {
-                current_file = (!name.is_empty()).then(|| name.to_string());
+                current_file = (!name.is_empty()).then(|| Arc::from(name));
                 continue;
             }
             if sym.is_undefined() || sym.kind() == SymbolKind::Section || name.is_empty() {
@@ -134,26 +151,25 @@ impl XenSyms {
             });
             absolute.push(sym.section() == SymbolSection::Absolute);
         }
-        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, s) in symbols.iter().enumerate() {
-            by_name.entry(s.name.clone()).or_default().push(i);
+        let mut by_name: HashMap<u64, u32> = HashMap::with_capacity(symbols.len());
+        let mut same_hash = vec![NO_SYMBOL; symbols.len()];
+        // Backwards, so that each chain runs in symbol order.
+        for (i, s) in symbols.iter().enumerate().rev() {
+            if let Some(next) = by_name.insert(name_hash(&s.name), i as u32) {
+                same_hash[i] = next;
+            }
         }
         let mut syms = XenSyms {
             path: path.to_path_buf(),
             symbols,
             by_name,
-            by_runtime_name: HashMap::new(),
+            same_hash,
+            absolute,
+            by_runtime_name: OnceLock::new(),
             build_id: None,
             struct_sizes: OnceLock::new(),
             dwarf_data: None,
         };
-        let mut by_runtime_name = HashMap::new();
-        for (i, (s, &abs)) in syms.symbols.iter().zip(&absolute).enumerate() {
-            if in_runtime_table(s, abs) {
-                by_runtime_name.entry(syms.runtime_name(s)).or_insert(i);
-            }
-        }
-        syms.by_runtime_name = by_runtime_name;
         syms.build_id = file
             .section_by_name(".note.gnu.build-id")
             .and_then(|s| s.data().ok())
@@ -197,11 +213,7 @@ impl XenSyms {
             file: file.map(str::to_string),
             what,
         };
-        let all: Vec<&XenSymbol> = self
-            .by_name
-            .get(name)
-            .map(|v| v.iter().filter_map(|&i| self.symbols.get(i)).collect())
-            .unwrap_or_default();
+        let all = self.named(name);
         if all.is_empty() {
             return Err(lookup_err("not in xen-syms".into()));
         }
@@ -260,8 +272,33 @@ impl XenSyms {
     /// Resolve a runtime-table name (`sym` or `file#sym`) as the loader does.
     pub fn resolve_runtime_name(&self, name: &str) -> Option<&XenSymbol> {
         self.by_runtime_name
+            .get_or_init(|| {
+                let mut map = HashMap::new();
+                for (i, (s, &abs)) in self.symbols.iter().zip(&self.absolute).enumerate() {
+                    if in_runtime_table(s, abs) {
+                        map.entry(self.runtime_name(s)).or_insert(i);
+                    }
+                }
+                map
+            })
             .get(name)
             .and_then(|&i| self.symbols.get(i))
+    }
+
+    /// Every symbol called `name`, in symbol-table order.
+    fn named(&self, name: &str) -> Vec<&XenSymbol> {
+        let mut out = Vec::new();
+        let mut next = self.by_name.get(&name_hash(name)).copied();
+        while let Some(i) = next.filter(|&i| i != NO_SYMBOL) {
+            let Some(s) = self.symbols.get(i as usize) else {
+                break;
+            };
+            if s.name == name {
+                out.push(s);
+            }
+            next = self.same_hash.get(i as usize).copied();
+        }
+        out
     }
 
     /// xen-syms's GNU build-id, the value payloads must depend on.
@@ -278,6 +315,94 @@ impl XenSyms {
             .get(name)
             .copied()
     }
+}
+
+/// xen-syms as a buffer of its full size holding only what `parse` reads:
+/// the ELF and section headers, symbol and string tables and notes, the
+/// rest left zero (code and data are most of the file and are not
+/// needed). Anything unexpected reads the whole file, for `parse` to judge.
+fn read_tables(path: &Path) -> std::io::Result<Vec<u8>> {
+    use object::elf::FileHeader64;
+    use object::read::elf::{FileHeader, SectionHeader};
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let Ok(size) = usize::try_from(len) else {
+        return std::fs::read(path);
+    };
+    // Zeroed allocations of this size are not touched until written.
+    let mut buf = vec![0u8; size];
+    let fill = |buf: &mut [u8], offset: u64, size: u64| -> std::io::Result<bool> {
+        let (Ok(start), Ok(n)) = (usize::try_from(offset), usize::try_from(size)) else {
+            return Ok(false);
+        };
+        match start.checked_add(n).and_then(|end| buf.get_mut(start..end)) {
+            Some(dst) => file.read_exact_at(dst, offset).map(|_| true),
+            None => Ok(false),
+        }
+    };
+    let head = size.min(64) as u64;
+    fill(&mut buf, 0, head)?;
+    let ranges: Option<Vec<(u64, u64)>> = (|| {
+        let header = FileHeader64::<Endianness>::parse(&*buf).ok()?;
+        let endian = header.endian().ok()?;
+        // Extended section numbering (e_shnum 0) is left to a full read.
+        let shnum = header.e_shnum(endian);
+        let shoff = header.e_shoff(endian);
+        (shnum != 0 && shoff != 0).then(|| {
+            vec![(
+                shoff,
+                u64::from(header.e_shentsize(endian)) * u64::from(shnum),
+            )]
+        })
+    })();
+    let Some(ranges) = ranges else {
+        return std::fs::read(path);
+    };
+    for (offset, size) in ranges {
+        if !fill(&mut buf, offset, size.min(len.saturating_sub(offset)))? {
+            return std::fs::read(path);
+        }
+    }
+    let sections: Option<Vec<(u64, u64)>> = (|| {
+        let header = FileHeader64::<Endianness>::parse(&*buf).ok()?;
+        let endian = header.endian().ok()?;
+        let wanted = [
+            elf::SHT_SYMTAB,
+            elf::SHT_STRTAB,
+            elf::SHT_NOTE,
+            elf::SHT_SYMTAB_SHNDX,
+        ];
+        Some(
+            header
+                .section_headers(endian, &*buf)
+                .ok()?
+                .iter()
+                .filter(|s| wanted.contains(&s.sh_type(endian)))
+                .map(|s| (s.sh_offset(endian), s.sh_size(endian)))
+                .collect(),
+        )
+    })();
+    let Some(sections) = sections else {
+        return std::fs::read(path);
+    };
+    for (offset, size) in sections {
+        if !fill(&mut buf, offset, size)? {
+            return std::fs::read(path);
+        }
+    }
+    Ok(buf)
+}
+
+/// The end of a `same_hash` chain.
+const NO_SYMBOL: u32 = u32::MAX;
+
+/// A name's hash for `by_name` (fixed keys: the map is built once per load).
+fn name_hash(name: &str) -> u64 {
+    static STATE: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    let mut h = STATE.get_or_init(Default::default).build_hasher();
+    h.write(name.as_bytes());
+    h.finish()
 }
 
 /// Whether Xen's `tools/symbols` keeps a symbol in the runtime table: it

@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::hash::Sha256;
+use crate::hash::{Hasher, StatCache};
 use crate::progress::Log;
 use crate::recipe::Recipe;
 use crate::tree::{self, Touch, Touched};
@@ -44,7 +44,7 @@ fn rebuilt_since(path: &Path, since: std::time::SystemTime) -> bool {
 }
 
 /// Bump when the cache layout or the build recipe changes.
-const CACHE_FORMAT: &str = "xsplice-build base cache v1";
+const CACHE_FORMAT: &str = "xsplice-build base cache v2";
 
 /// How make is run (shared by base and patched builds, so the recorded
 /// compile commands match and nothing is rebuilt needlessly).
@@ -80,6 +80,13 @@ impl MakeConfig {
             .clone()
             .unwrap_or_else(|| xen_dir.parent().unwrap_or(xen_dir).to_path_buf());
         cmd.args(self.recipe.args_for(&top));
+        self.apply_env(&mut cmd);
+        cmd
+    }
+
+    /// The environment make runs in, for commands run in its place too
+    /// (replayed compile commands).
+    pub fn apply_env(&self, cmd: &mut Command) {
         for (k, v) in &self.recipe.env {
             cmd.env(k, v);
         }
@@ -97,7 +104,6 @@ impl MakeConfig {
                 cmd.env("PATH", joined);
             }
         }
-        cmd
     }
 }
 
@@ -164,22 +170,55 @@ pub fn ccache_launcher(cache: &Path) -> Result<PathBuf, Error> {
     Ok(dir)
 }
 
-fn tool_version(program: &str) -> String {
-    match Command::new(program).arg("--version").output() {
-        Ok(out) => String::from_utf8_lossy(&out.stdout).to_string(),
-        Err(e) => format!("{program}: {e}"),
+/// A tool's identity without running it: the file `program` resolves to
+/// (through `PATH` and symlinks), its size and mtime. A toolchain upgrade
+/// replaces the file, so the key changes; nothing is spawned per run.
+fn tool_identity(program: &str) -> String {
+    let found = if program.contains('/') {
+        Some(PathBuf::from(program))
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+    };
+    let Some(path) = found else {
+        return format!("{program}: not found");
+    };
+    let real = fs::canonicalize(&path).unwrap_or(path);
+    match fs::metadata(&real) {
+        Ok(m) => {
+            use std::os::unix::fs::MetadataExt;
+            format!(
+                "{program} {} {} {}.{}",
+                real.display(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec()
+            )
+        }
+        Err(e) => format!("{program}: {}: {e}", real.display()),
     }
 }
 
-/// The cache key: sources, .config, toolchain versions, flags and pinned strings.
-pub fn base_key(srcdir: &Path, config: &[u8], make: &MakeConfig) -> Result<String, Error> {
-    let mut h = Sha256::new();
+/// The cache key: sources, .config, toolchain, flags and pinned strings.
+/// `cache` holds the stat cache that spares re-reading unchanged sources.
+pub fn base_key(
+    srcdir: &Path,
+    config: &[u8],
+    make: &MakeConfig,
+    cache: &Path,
+) -> Result<String, Error> {
+    let mut h = Hasher::new();
     h.field(CACHE_FORMAT.as_bytes());
-    tree::hash_tree(srcdir, &mut h)?;
+    let mut stat = StatCache::load(&cache.join("stat"), srcdir);
+    tree::hash_tree(srcdir, &mut h, &mut stat)?;
+    stat.save(srcdir);
     h.field(b"config");
     h.field(config);
-    h.field(tool_version(&make.recipe.cc).as_bytes());
-    h.field(tool_version(&make.recipe.ld).as_bytes());
+    h.field(tool_identity(&make.recipe.cc).as_bytes());
+    h.field(tool_identity(&make.recipe.ld).as_bytes());
     for k in BUILD_ENV {
         h.field(k.as_bytes());
         h.field(std::env::var(k).unwrap_or_default().as_bytes());
@@ -215,6 +254,8 @@ pub struct BaseBuild {
     /// Where the base was built (it was renamed into the cache after),
     /// which the recipe's make arguments may name.
     pub build_top: Option<PathBuf>,
+    /// True when it was made from the user's own build (this run).
+    pub adopted: bool,
 }
 
 impl BaseBuild {
@@ -227,17 +268,21 @@ const COMPLETE_MARKER: &str = "complete";
 /// Records the base build's own top (see `BaseBuild::build_top`).
 const BUILD_TOP: &str = "build-top";
 
-/// The cached base build for `key`, building it if missing.
+/// The cached base build for `key`, building it if missing. A build the
+/// user already made in `srcdir` is adopted when it matches (see
+/// `adoptable`) and its incremental rebuild reproduces `xen_syms` (the
+/// hypervisor the payload is for; default: the tree's own xen-syms).
 pub fn ensure_base(
     cache: &Path,
     key: &str,
     srcdir: &Path,
     config: &[u8],
     make: &MakeConfig,
+    xen_syms: Option<&Path>,
     log: &Log,
 ) -> Result<BaseBuild, Error> {
     let entry = cache.join(key);
-    let found = |cached| BaseBuild {
+    let found = |cached, adopted| BaseBuild {
         key: key.to_string(),
         tree: entry.join("tree"),
         xen_syms: entry.join("tree/xen/xen-syms"),
@@ -245,10 +290,11 @@ pub fn ensure_base(
         build_top: fs::read_to_string(entry.join(BUILD_TOP))
             .ok()
             .map(|t| PathBuf::from(t.trim_end_matches('\n'))),
+        adopted,
     };
     if entry.join(COMPLETE_MARKER).is_file() {
         log.line(&format!("base build: cache hit {}", entry.display()));
-        return Ok(found(true));
+        return Ok(found(true, false));
     }
     fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
     remove_stale_temps(cache, log);
@@ -264,22 +310,40 @@ pub fn ensure_base(
         fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let result = build_base_in(&tmp, srcdir, config, make, log);
-    if let Err(e) = result {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
+    let reference = xen_syms
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| srcdir.join("xen/xen-syms"));
+    let adopted = match adoptable(srcdir, config, &reference, &make.recipe) {
+        Ok(()) => adopt_base_in(&tmp, srcdir, &reference, make, log),
+        Err(why) => {
+            log.line(&format!("# not adopting the tree's build: {why}"));
+            Ok(false)
+        }
+    };
+    let result = adopted.and_then(|adopted| {
+        if !adopted {
+            build_base_in(&tmp, srcdir, config, make, log)?;
+        }
+        Ok(adopted)
+    });
+    let adopted = match result {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
     write_file(
         &tmp.join(BUILD_TOP),
         format!("{}\n", tmp.join("tree").display()).as_bytes(),
     )?;
     write_file(&tmp.join(COMPLETE_MARKER), format!("{key}\n").as_bytes())?;
     match fs::rename(&tmp, &entry) {
-        Ok(()) => Ok(found(false)),
+        Ok(()) => Ok(found(false, adopted)),
         // Another run completed the same base first: use it.
         Err(_) if entry.join(COMPLETE_MARKER).is_file() => {
             let _ = fs::remove_dir_all(&tmp);
-            Ok(found(false))
+            Ok(found(false, false))
         }
         Err(e) => Err(Error::io(&entry, e)),
     }
@@ -295,11 +359,15 @@ fn build_base_in(
     let tree = tmp.join("tree");
     tree::copy_tree(srcdir, &tree, log)?;
     let xen = tree.join("xen");
-    // The user's tree may be built in place: start from sources only.
-    log.run(
-        make.command(&xen).arg("distclean"),
-        "make distclean in the private copy",
-    )?;
+    // The user's tree may be built in place: start from sources only (a
+    // never-built tree has nothing to clean, and distclean would build
+    // kconfig's host tools once more).
+    if tree::has_build_outputs(srcdir) {
+        log.run(
+            make.command(&xen).arg("distclean"),
+            "make distclean in the private copy",
+        )?;
+    }
     write_file(&xen.join(".config"), config)?;
     log.run(make.command(&xen).arg("olddefconfig"), "make olddefconfig")?;
     let synced = fs::read(xen.join(".config")).map_err(|e| Error::io(xen.join(".config"), e))?;
@@ -316,6 +384,138 @@ fn build_base_in(
         });
     }
     Ok(())
+}
+
+/// Xen's `include/xen/compile.h` names for the pinned build strings.
+const COMPILE_H_STRINGS: [(&str, &str); 5] = [
+    ("XEN_BUILD_DATE", "XEN_COMPILE_DATE"),
+    ("XEN_BUILD_TIME", "XEN_COMPILE_TIME"),
+    ("XEN_WHOAMI", "XEN_COMPILE_BY"),
+    ("XEN_DOMAIN", "XEN_COMPILE_DOMAIN"),
+    ("XEN_BUILD_HOST", "XEN_COMPILE_HOST"),
+];
+
+/// `#define NAME "value"` lines of a compile.h.
+fn compile_h_defines(text: &str) -> BTreeMap<&str, &str> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("#define ")?;
+            let (name, value) = rest.split_once(char::is_whitespace)?;
+            let value = value.trim().strip_prefix('"')?.strip_suffix('"')?;
+            Some((name, value))
+        })
+        .collect()
+}
+
+/// Whether the user's built tree is the base this run would build: the
+/// same .config, the build strings pinned to the same values and the same
+/// compiler (as `include/xen/compile.h` recorded them). Kbuild rebuilds
+/// whatever was built with other commands; the rebuilt xen-syms is
+/// checked against `reference` afterwards (`adopt_base_in`).
+fn adoptable(
+    srcdir: &Path,
+    config: &[u8],
+    reference: &Path,
+    recipe: &Recipe,
+) -> Result<(), String> {
+    let xen = srcdir.join("xen");
+    if !xen.join("xen-syms").is_file() {
+        return Err("the tree is not built (no xen/xen-syms)".into());
+    }
+    if !reference.is_file() {
+        return Err(format!(
+            "no {} to check a rebuild against",
+            reference.display()
+        ));
+    }
+    if fs::read(xen.join(".config")).ok().as_deref() != Some(config) {
+        return Err("its xen/.config is not the config of this build".into());
+    }
+    let compile_h = xen.join("include/xen/compile.h");
+    let text =
+        fs::read_to_string(&compile_h).map_err(|e| format!("{}: {e}", compile_h.display()))?;
+    let defines = compile_h_defines(&text);
+    for (env, define) in COMPILE_H_STRINGS {
+        let want = recipe
+            .env
+            .iter()
+            .find(|(k, _)| k == env)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        if defines.get(define).copied() != Some(want.as_str()) {
+            return Err(format!(
+                "it was built with {define} {:?}, this build pins {env}={want:?}",
+                defines.get(define).copied().unwrap_or("(none)")
+            ));
+        }
+    }
+    // Xen records the first line of `$(CC) --version`; its first word is
+    // the name the compiler was called by.
+    let cc = &recipe.cc;
+    let version = Command::new(cc)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("{cc} --version: {e}"))?;
+    let ours = String::from_utf8_lossy(&version.stdout);
+    let tail = |line: &str| line.split_once(' ').map(|(_, t)| t.trim().to_string());
+    let recorded = defines.get("XEN_COMPILER").copied().and_then(tail);
+    let current = ours.lines().next().and_then(tail);
+    if recorded.is_none() || recorded != current {
+        return Err(format!(
+            "it was built by {:?}, this build uses {cc} ({:?})",
+            defines.get("XEN_COMPILER").copied().unwrap_or("(unknown)"),
+            ours.lines().next().unwrap_or("")
+        ));
+    }
+    Ok(())
+}
+
+/// Copy the user's built tree and run an incremental make with the pinned
+/// strings; keep it when the resulting xen-syms has `reference`'s build-id.
+/// `Ok(false)`: not adopted, `tmp` left empty for a clean build.
+fn adopt_base_in(
+    tmp: &Path,
+    srcdir: &Path,
+    reference: &Path,
+    make: &MakeConfig,
+    log: &Log,
+) -> Result<bool, Error> {
+    use create_diff_object::notes::{build_id_of_file, to_hex};
+    let tree = tmp.join("tree");
+    let discard = |why: String| -> Result<bool, Error> {
+        log.line(&format!("# not adopting the tree's build: {why}"));
+        if tree.exists() {
+            fs::remove_dir_all(&tree).map_err(|e| Error::io(&tree, e))?;
+        }
+        Ok(false)
+    };
+    tree::copy_tree(srcdir, &tree, log)?;
+    let xen = tree.join("xen");
+    if let Err(e) = log.run(
+        &mut make.command(&xen),
+        "incremental make of the copy of the tree's build",
+    ) {
+        return discard(e.to_string());
+    }
+    let rebuilt = build_id_of_file(&xen.join("xen-syms"));
+    let wanted = build_id_of_file(reference);
+    match (rebuilt, wanted) {
+        (Ok(a), Ok(b)) if a == b => {
+            log.line(&format!(
+                "# adopted the tree's build: xen-syms build-id {} as {}",
+                to_hex(&a),
+                reference.display()
+            ));
+            Ok(true)
+        }
+        (Ok(a), Ok(b)) => discard(format!(
+            "the rebuilt xen-syms (build-id {}) is not {} (build-id {})",
+            to_hex(&a),
+            reference.display(),
+            to_hex(&b)
+        )),
+        (Err(e), _) | (_, Err(e)) => discard(e.to_string()),
+    }
 }
 
 /// Remove temporary build directories of runs that no longer exist
@@ -395,10 +595,10 @@ pub fn patched_build(
 
     let xen = work.join("xen");
     let start = std::time::Instant::now();
-    let deps = DepIndex::load(&base.xen_dir());
+    let deps = DepIndex::load_base(base);
     log.line(&format!(
         "# dependency index: {} targets, {:.2} s",
-        deps.targets.len(),
+        deps.len(),
         start.elapsed().as_secs_f64()
     ));
     let mut out = PatchedBuild::default();
@@ -408,13 +608,20 @@ pub fn patched_build(
     {
         Ok(targets) => {
             if !targets.is_empty() {
-                let mut cmd = make.command(&xen);
-                // Kept until make has run.
-                let _rules = derived_object_rules(&targets, &mut cmd)?;
-                cmd.args(&targets);
                 let from = log.position();
-                log.run(&mut cmd, "patched build (make of the affected objects)")
-                    .map_err(|e| with_compiler_error(e, log, from, &xen))?;
+                match recorded_builds(&xen, &targets) {
+                    Ok(builds) => run_recorded(&xen, &builds, make, log)
+                        .map_err(|e| with_compiler_error(e, log, from, &xen))?,
+                    Err(why) => {
+                        log.line(&format!("# make of the affected objects: {why}"));
+                        let mut cmd = make.command(&xen);
+                        // Kept until make has run.
+                        let _rules = derived_object_rules(&targets, &mut cmd)?;
+                        cmd.args(&targets);
+                        log.run(&mut cmd, "patched build (make of the affected objects)")
+                            .map_err(|e| with_compiler_error(e, log, from, &xen))?;
+                    }
+                }
             }
             out.recompiled = targets;
         }
@@ -490,6 +697,190 @@ fn with_compiler_error(e: Error, log: &Log, from: u64, xen: &Path) -> Error {
         },
         None => Error::Command { what, log: path },
     }
+}
+
+/// One object rebuilt by replaying what make recorded for it, instead of
+/// `make OBJ` (which re-runs Xen's compiler-feature checks, seconds per
+/// call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedBuild {
+    /// The object, relative to xen/.
+    pub target: String,
+    /// The recorded command (`cmd_OBJ` of `.OBJ.cmd`), as the shell runs it.
+    pub shell: String,
+    /// Xen's `objcopy_fix_sym` step, which make runs after the recorded
+    /// compile without recording it (CONFIG_ENFORCE_UNIQUE_SYMBOLS): the
+    /// compiler wrote `tmp`; the `STT_FILE` symbol `from` becomes `to`.
+    pub fix_sym: Option<FixSym>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixSym {
+    pub tmp: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// The replayable builds of `targets`, in an order that builds `X.o`
+/// before `X.init.o`; `Err` says why make must build them instead (a
+/// record that is missing, not Xen's kbuild shape, or a step the replay
+/// does not know).
+pub fn recorded_builds(xen: &Path, targets: &[String]) -> Result<Vec<RecordedBuild>, String> {
+    // Only Xen's kbuild records are known well enough to replay.
+    if !xen.join("Rules.mk").is_file() {
+        return Err("not Xen's kbuild (no Rules.mk)".into());
+    }
+    let config = fs::read_to_string(xen.join(".config")).map_err(|e| format!(".config: {e}"))?;
+    let enabled = |opt: &str| config.lines().any(|l| l.trim() == format!("{opt}=y"));
+    if enabled("CONFIG_CC_IS_CLANG") {
+        return Err("clang builds are left to make".into());
+    }
+    // Rules.mk renames the file symbol after compiling to .X.o.tmp; only
+    // the form this replay knows is replayed.
+    let rules = fs::read_to_string(xen.join("Rules.mk")).unwrap_or_default();
+    let unique_symbols = enabled("CONFIG_ENFORCE_UNIQUE_SYMBOLS")
+        && rules.contains("--redefine-sym $(<F)=$(call rel-path,$<) $(dot-target).tmp $@");
+    let mut out = Vec::new();
+    for target in targets {
+        let record = cmd_file_for(xen, target);
+        let text = fs::read_to_string(&record).map_err(|e| format!("{}: {e}", record.display()))?;
+        let prefix = format!("cmd_{target} := ");
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .ok_or_else(|| format!("{}: no cmd_{target}", record.display()))?;
+        let shell = unescape_make(line)
+            .ok_or_else(|| format!("{}: a make reference in the command", record.display()))?;
+        let fix_sym = fix_sym_step(xen, target, &shell, unique_symbols)?;
+        out.push(RecordedBuild {
+            target: target.clone(),
+            shell,
+            fix_sym,
+        });
+    }
+    // X.init.o is made from X.o.
+    out.sort_by_key(|b| b.target.ends_with(".init.o"));
+    Ok(out)
+}
+
+/// A recorded command as make passes it to the shell: kbuild writes `$`
+/// as `$$` and `#` as `$(pound)`; any other `$` would be a make
+/// reference, which the replay cannot expand.
+fn unescape_make(line: &str) -> Option<String> {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix("(pound)") {
+            out.push('#');
+            rest = r;
+        } else {
+            return None;
+        }
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// For a C object compiled to `dir/.X.o.tmp` (CONFIG_ENFORCE_UNIQUE_SYMBOLS),
+/// the `objcopy --redefine-sym` that Rules.mk runs next: the file symbol
+/// `X.c` becomes the source's path relative to xen/ (after symlinks).
+fn fix_sym_step(
+    xen: &Path,
+    target: &str,
+    shell: &str,
+    unique_symbols: bool,
+) -> Result<Option<FixSym>, String> {
+    let words = create_diff_object::abi::probe::shell_words(shell)
+        .map_err(|e| format!("{target}: cannot split the recorded command: {e}"))?;
+    let output = words
+        .iter()
+        .position(|w| w == "-o")
+        .and_then(|i| words.get(i + 1));
+    let Some(output) = output else {
+        // No compiler output: a complete recorded step (X.init.o's objcopy).
+        return Ok(None);
+    };
+    if output == target {
+        return Ok(None);
+    }
+    let dot_tmp = cmd_file_for(xen, target)
+        .strip_prefix(xen)
+        .map(|p| p.to_string_lossy().replace(".cmd", ".tmp"))
+        .unwrap_or_default();
+    let source = words.iter().find(|w| w.ends_with(".c"));
+    match source {
+        Some(src) if unique_symbols && *output == dot_tmp => {
+            let real = fs::canonicalize(xen.join(src)).map_err(|e| format!("{src}: {e}"))?;
+            let top = fs::canonicalize(xen).map_err(|e| format!("{}: {e}", xen.display()))?;
+            let rel = real.strip_prefix(&top).unwrap_or(&real);
+            let base = Path::new(src)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            Ok(Some(FixSym {
+                tmp: output.clone(),
+                from: base,
+                to: rel.to_string_lossy().to_string(),
+            }))
+        }
+        _ => Err(format!(
+            "{target}: the recorded command writes {output}, a step the replay does not know"
+        )),
+    }
+}
+
+/// Run the replayable builds in xen/ (with make's environment: pinned
+/// build strings), `make.jobs` at a time, `X.o` before `X.init.o`.
+pub fn run_recorded(
+    xen: &Path,
+    builds: &[RecordedBuild],
+    make: &MakeConfig,
+    log: &Log,
+) -> Result<(), Error> {
+    let objcopy = std::env::var("OBJCOPY").unwrap_or_else(|_| {
+        format!(
+            "{}objcopy",
+            std::env::var("CROSS_COMPILE").unwrap_or_default()
+        )
+    });
+    let run_one = |b: &RecordedBuild| -> Result<(), Error> {
+        let what = format!("patched build: {} (recorded command)", b.target);
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(&b.shell).current_dir(xen);
+        make.apply_env(&mut cmd);
+        log.run(&mut cmd, &what)?;
+        if let Some(f) = &b.fix_sym {
+            let mut cmd = Command::new(&objcopy);
+            cmd.arg("--redefine-sym")
+                .arg(format!("{}={}", f.from, f.to))
+                .arg(&f.tmp)
+                .arg(&b.target)
+                .current_dir(xen);
+            log.run(&mut cmd, &what)?;
+            let tmp = xen.join(&f.tmp);
+            fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        }
+        Ok(())
+    };
+    let (first, init): (Vec<&RecordedBuild>, Vec<&RecordedBuild>) =
+        builds.iter().partition(|b| !b.target.ends_with(".init.o"));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(make.jobs.max(1))
+        .build()
+        .map_err(|e| Error::Command {
+            what: format!("patched build: no thread pool: {e}"),
+            log: None,
+        })?;
+    pool.install(|| {
+        use rayon::prelude::*;
+        first.par_iter().try_for_each(|b| run_one(b))?;
+        init.par_iter().try_for_each(|b| run_one(b))
+    })
 }
 
 /// Objects that are never part of a payload: link aggregates and the EFI compiler probe.
@@ -669,12 +1060,39 @@ fn normalize_lexically(path: &str) -> String {
     parts.join("/")
 }
 
+/// The files a target's records name (relative to xen/ where possible).
+fn parse_deps(text: &str) -> BTreeSet<String> {
+    let mut deps = BTreeSet::new();
+    for tok in text.split_whitespace() {
+        let tok = tok
+            .trim_end_matches(':')
+            .trim_end_matches(')')
+            .trim_start_matches("./");
+        if tok.is_empty() || tok.starts_with('-') || tok.starts_with('$') || tok.contains('=') {
+            continue;
+        }
+        if tok.contains('/') || tok.contains('.') {
+            // common/compat/kernel.c includes "../kernel.c": its record
+            // says common/compat/../kernel.c, which must match a patch
+            // to common/kernel.c, or the compat twin stays unpatched.
+            deps.insert(normalize_lexically(tok));
+        }
+    }
+    deps
+}
+
 /// What each build target read, from make's recorded `.*.cmd` / `.*.d` files.
+/// The records are kept as text and parsed only for the targets a query
+/// can concern (their text names the file asked about): a run reads a
+/// few of the hundreds of records.
 #[derive(Debug, Default)]
 pub struct DepIndex {
-    /// target (relative to xen/) → files it depends on (relative to xen/ where possible).
-    targets: BTreeMap<String, BTreeSet<String>>,
+    /// target (relative to xen/) → its records' text.
+    records: BTreeMap<String, String>,
 }
+
+/// The records of a cached base build, gathered once into one file.
+const DEP_RECORDS: &str = "dep-records";
 
 impl DepIndex {
     pub fn load(xen_dir: &Path) -> DepIndex {
@@ -697,35 +1115,74 @@ impl DepIndex {
             let Ok(text) = fs::read_to_string(e.path()) else {
                 continue;
             };
-            let deps = idx.targets.entry(target).or_default();
-            for tok in text.split_whitespace() {
-                let tok = tok
-                    .trim_end_matches(':')
-                    .trim_end_matches(')')
-                    .trim_start_matches("./");
-                if tok.is_empty()
-                    || tok.starts_with('-')
-                    || tok.starts_with('$')
-                    || tok.contains('=')
-                {
-                    continue;
-                }
-                if tok.contains('/') || tok.contains('.') {
-                    // common/compat/kernel.c includes "../kernel.c": its record
-                    // says common/compat/../kernel.c, which must match a patch
-                    // to common/kernel.c, or the compat twin stays unpatched.
-                    deps.insert(normalize_lexically(tok));
-                }
+            let rec = idx.records.entry(target).or_default();
+            rec.push_str(&text);
+            rec.push('\n');
+        }
+        idx
+    }
+
+    /// The index of a complete base build: read from the entry's one-file
+    /// copy of the records, made on first use (the base never changes).
+    pub fn load_base(base: &BaseBuild) -> DepIndex {
+        let entry = base.tree.parent().unwrap_or(&base.tree);
+        let kept = entry.join(DEP_RECORDS);
+        if let Ok(text) = fs::read_to_string(&kept) {
+            let mut records = BTreeMap::new();
+            let mut parts = text.split('\0');
+            while let (Some(t), Some(r)) = (parts.next(), parts.next()) {
+                records.insert(t.to_string(), r.to_string());
+            }
+            if !records.is_empty() {
+                return DepIndex { records };
+            }
+        }
+        let idx = DepIndex::load(&base.xen_dir());
+        if !idx.records.is_empty() && !idx.records.values().any(|r| r.contains('\0')) {
+            let mut text = String::new();
+            for (t, r) in &idx.records {
+                text.push_str(t);
+                text.push('\0');
+                text.push_str(r);
+                text.push('\0');
+            }
+            let tmp = entry.join(format!(".{DEP_RECORDS}.{}", std::process::id()));
+            if fs::write(&tmp, text).is_err() || fs::rename(&tmp, &kept).is_err() {
+                let _ = fs::remove_file(&tmp);
             }
         }
         idx
     }
 
+    /// How many targets have records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The parsed dependencies of the targets whose records mention one of
+    /// `needles` (file names: every dependency path ends with its name).
+    fn mentioning<'a>(
+        &self,
+        needles: impl IntoIterator<Item = &'a str>,
+    ) -> BTreeMap<String, BTreeSet<String>> {
+        let needles: Vec<&str> = needles.into_iter().collect();
+        self.records
+            .iter()
+            .filter(|(_, text)| needles.iter().any(|n| text.contains(n)))
+            .map(|(t, text)| (t.clone(), parse_deps(text)))
+            .collect()
+    }
+
     /// The objects to rebuild for `touched`, or why a full make is needed.
     pub fn affected_objects(&self, touched: &[Touched]) -> Result<Vec<String>, String> {
-        if self.targets.is_empty() {
+        if self.records.is_empty() {
             return Err("the base build recorded no dependency files".into());
         }
+        let name_of = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
         let mut objs: BTreeSet<String> = BTreeSet::new();
         for t in touched {
             let path = normalize_lexically(&t.path.to_string_lossy());
@@ -751,7 +1208,7 @@ impl DepIndex {
             {
                 let file = rel.rsplit('/').next().unwrap_or(rel);
                 let shadows = self
-                    .targets
+                    .mentioning([file])
                     .values()
                     .flatten()
                     .any(|d| d.rsplit('/').next() == Some(file));
@@ -768,7 +1225,7 @@ impl DepIndex {
                     "the patch touches {path} (not a plain C source or header)"
                 ));
             }
-            for (target, deps) in &self.targets {
+            for (target, deps) in &self.mentioning([name_of(rel).as_str()]) {
                 if !deps
                     .iter()
                     .any(|d| d == rel || d.ends_with(&format!("/xen/{rel}")))
@@ -789,8 +1246,9 @@ impl DepIndex {
         }
         // Objects derived from affected ones (X.init.o from X.o).
         loop {
+            let names: Vec<String> = objs.iter().map(|o| name_of(o)).collect();
             let extra: Vec<String> = self
-                .targets
+                .mentioning(names.iter().map(String::as_str))
                 .iter()
                 .filter(|(t, deps)| {
                     t.ends_with(".o")
@@ -808,7 +1266,8 @@ impl DepIndex {
         }
         // Anything else built from affected objects (a boot .bin, say) is
         // make's business.
-        for (target, deps) in &self.targets {
+        let names: Vec<String> = objs.iter().map(|o| name_of(o)).collect();
+        for (target, deps) in &self.mentioning(names.iter().map(String::as_str)) {
             let aggregate = target.ends_with(".o") || target.ends_with(".a");
             if !aggregate && deps.iter().any(|d| objs.contains(d)) {
                 return Err(format!("{target} is built from an affected object"));

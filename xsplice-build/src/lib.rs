@@ -139,6 +139,8 @@ pub struct BuildResult {
     pub objects: Vec<ObjectDiff>,
     /// True when the base build came from the cache.
     pub base_cached: bool,
+    /// True when the base was made from the user's own build in this run.
+    pub base_adopted: bool,
     /// Objects compiled for the patched build (under `xen/`).
     pub recompiled: Vec<String>,
     pub timings: Vec<StageTime>,

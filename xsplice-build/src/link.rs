@@ -93,9 +93,8 @@ pub fn link(job: &LinkJob, log: &Log) -> Result<Vec<u8>, Error> {
 pub fn seal_build_id(data: &mut [u8]) -> Result<Vec<u8>, String> {
     let (start, len) = build_id_descriptor(data)?;
     data[start..start + len].fill(0);
-    let mut h = crate::hash::Sha256::new();
-    h.update(data);
-    let digest = h.finish();
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(&*data);
     let n = len.min(digest.len());
     if n == 0 {
         return Err(".note.gnu.build-id: empty descriptor".into());

@@ -324,6 +324,8 @@ fn run(
         Ok((c, detail))
     })?;
     report.name = Some(checked.name.clone());
+    // Type-size probes are kept per base, beside the base builds.
+    abi::probe::set_cache_dir(Some(checked.cache.join("probe")));
     let out = &opts.output;
     let log = Log::create(&out.join("build.log"))?;
     let mut make = MakeConfig {
@@ -344,20 +346,32 @@ fn run(
     let work = out.join("work");
 
     // Base and patched builds (or the previous run's record of them).
+    let mut adopted = false;
     let record = if opts.skip.is_some() {
         ObjectsRecord::load(&objects_dir.join("list"))?
     } else {
         let base = progress.stage("base", Some(&log), || {
-            let key = build::base_key(&opts.srcdir, &checked.config, &make)?;
+            let started = std::time::Instant::now();
+            let key = build::base_key(&opts.srcdir, &checked.config, &make, &checked.cache)?;
+            log.line(&format!(
+                "# cache key {key}: {:.1} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            ));
             let base = build::ensure_base(
                 &checked.cache,
                 &key,
                 &opts.srcdir,
                 &checked.config,
                 &make,
+                opts.xen_syms.as_deref(),
                 &log,
             )?;
-            let detail = if base.cached {
+            let detail = if base.adopted {
+                format!(
+                    "adopted the tree's build and cached it ({})",
+                    base.tree.parent().unwrap_or(&base.tree).display()
+                )
+            } else if base.cached {
                 format!(
                     "cached ({})",
                     base.tree.parent().unwrap_or(&base.tree).display()
@@ -371,6 +385,7 @@ fn run(
             Ok((base, detail))
         })?;
         report.base_cached = Some(base.cached);
+        adopted = base.adopted;
         report.base_key = Some(base.key.clone());
         // A base that is not the target would give a payload for another
         // binary: refused before the patched build.
@@ -413,10 +428,12 @@ fn run(
     report.base_build_id = Some(to_hex(&base_id));
 
     // Diff.
-    let syms = XenSyms::load(&record.xen_syms).map_err(|e| Error::Diff {
-        object: record.xen_syms.display().to_string(),
-        source: e,
-    })?;
+    let syms = XenSyms::load(&record.xen_syms)
+        .map(std::sync::Arc::new)
+        .map_err(|e| Error::Diff {
+            object: record.xen_syms.display().to_string(),
+            source: e,
+        })?;
     let xen_tree = record.base_tree.join("xen");
     let abi = abi::detect(&syms, Some(&xen_tree)).map_err(|e| Error::Diff {
         object: "ABI detection".into(),
@@ -565,7 +582,11 @@ fn run(
 
     // Verify.
     progress.stage("verify", Some(&log), || {
-        let target = opts.xen_syms.as_deref().unwrap_or(&record.xen_syms);
+        // The base's xen-syms is loaded already; --xen-syms is another file.
+        let target = match &opts.xen_syms {
+            Some(given) => Target::Load(given),
+            None => Target::Loaded(&syms),
+        };
         verify_payload(
             &payload,
             abi,
@@ -593,6 +614,7 @@ fn run(
         functions,
         objects,
         base_cached: report.base_cached.unwrap_or(false),
+        base_adopted: adopted,
         recompiled: report.recompiled.clone(),
         timings: Vec::new(),
         log: log.path().to_path_buf(),
@@ -637,7 +659,12 @@ fn patched_stage(
         Ok(patched)
     });
     // Restore the shared copy whatever happened; keep a private one with --debug.
+    let started = std::time::Instant::now();
     let released = tree.release(opts.debug, log);
+    log.line(&format!(
+        "# working copy released in {:.3} s",
+        started.elapsed().as_secs_f64()
+    ));
     let patched = result?;
     released?;
     Ok(patched)
@@ -723,6 +750,12 @@ fn check_reproduced(target: &TargetFacts, base_syms: &Path, recipe: &Recipe) -> 
         })
 }
 
+/// The hypervisor a payload is verified against.
+enum Target<'a> {
+    Load(&'a Path),
+    Loaded(&'a std::sync::Arc<XenSyms>),
+}
+
 /// The loader's checks on the finished payload: the same `Verifier`
 /// check as `xsplice-build verify`, against the hypervisor it targets; the
 /// dependency notes must name what the user chose (`--depends`,
@@ -731,15 +764,20 @@ fn verify_payload(
     payload: &Path,
     abi: Abi,
     replace: bool,
-    xen_syms: &Path,
+    target: Target,
     xen_tree: &Path,
     depends: Option<&[u8]>,
     xen_depends: Option<&[u8]>,
 ) -> Result<(), Error> {
     driver_checks(payload, abi, replace)?;
     // The base tree: a distro's xen-syms has no DWARF for the entry sizes.
-    let mut verifier = crate::verify::Verifier::with_tree(xen_syms, &[], Some(xen_tree))
-        .map_err(|e| Error::Verify(e.to_string()))?;
+    let mut verifier = match target {
+        Target::Load(path) => crate::verify::Verifier::with_tree(path, &[], Some(xen_tree)),
+        Target::Loaded(syms) => {
+            crate::verify::Verifier::with_xen_syms(syms.clone(), &[], Some(xen_tree))
+        }
+    }
+    .map_err(|e| Error::Verify(e.to_string()))?;
     if let Some(id) = depends {
         verifier = verifier.expect_depends(id.to_vec(), "--depends");
     }

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use create_diff_object::limits::{self, Role};
 
-use crate::hash::Sha256;
+use crate::hash::{Hasher, Stamp, StatCache};
 use crate::Error;
 
 /// A user's input file, after the file-type and size rules (`limits`);
@@ -327,8 +327,12 @@ pub fn payload_name(patch: &Path, name: Option<&str>) -> Result<String, Error> {
     Ok(clean)
 }
 
-/// Is `path` (a build output or other file that does not affect the
-/// hypervisor build) left out of the source hash? Paths are relative to the top.
+/// Is `rel` (relative to the top) something a Xen build produces, or a
+/// part of the tree the hypervisor build does not read? Left out of the
+/// source hash, so that building the tree (`make`, `make distclean`) does
+/// not change the cache key. Files make recorded building (a `.NAME.cmd`
+/// or `.NAME.d` beside them) are left out too, by `hash_tree`; this rule
+/// covers the outputs built without such a record.
 fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
     let s = rel.to_string_lossy();
     let name = rel
@@ -336,11 +340,17 @@ fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     if is_dir {
-        // Version-control metadata and trees the hypervisor build does not read.
-        return matches!(&*name, ".git" | ".hg" | ".pc")
+        // Version-control metadata, trees the hypervisor build does not
+        // read, and directories the build generates whole (kconfig's and
+        // the compat headers).
+        return matches!(&*name, ".git" | ".hg" | ".svn" | ".pc")
             || s == "docs"
             || s == "stubdom"
-            || (s.starts_with("tools") && s != "tools" && !s.starts_with("tools/flask"));
+            || (s.starts_with("tools") && s != "tools" && !s.starts_with("tools/flask"))
+            || matches!(
+                &*s,
+                "xen/include/config" | "xen/include/generated" | "xen/include/compat"
+            );
     }
     if s.starts_with("tools/") && !s.starts_with("tools/flask/") {
         return true;
@@ -357,6 +367,11 @@ fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
         ".tmp",
         ".i",
         ".s",
+        ".lst",
+        ".chk",
+        ".d2",
+        ".stripped",
+        ".gcno",
     ];
     // Under xen/, .i/.s files are preprocessor/compiler outputs (.S are sources).
     if ext_skip.iter().any(|e| name.ends_with(e)) {
@@ -365,14 +380,59 @@ fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
     if name.starts_with('.') && (name.ends_with(".cmd") || name.ends_with(".d")) {
         return true;
     }
+    let Some(x) = s.strip_prefix("xen/") else {
+        return false;
+    };
+    // kconfig's generated parser and lexer (make clean removes them everywhere).
+    if [".tab.c", ".tab.h", ".lex.c"]
+        .iter()
+        .any(|e| x.ends_with(e))
+    {
+        return true;
+    }
+    // Links to common/efi/*.c made by the EFI Makefile.
+    if let Some(rest) = x.strip_prefix("arch/") {
+        let mut parts = rest.split('/');
+        if let (Some(_arch), Some("efi"), Some(file), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        {
+            if is_efi_link_from_common(file) {
+                return true;
+            }
+        }
+        // asm-offsets.h, asm-macros.h under arch/*/include/asm/.
+        if x.ends_with("/include/asm/asm-offsets.h") || x.ends_with("/include/asm/asm-macros.h") {
+            return true;
+        }
+    }
     matches!(
-        &*s,
-        "xen/xen"
-            | "xen/xen-syms"
-            | "xen/.config"
-            | "xen/.config.old"
-            | "xen/.xsplice-built"
-            | "xen/.banner"
+        x,
+        "xen"
+            | "xen-syms"
+            | "source"
+            | ".config"
+            | ".config.old"
+            | ".xsplice-built"
+            | ".banner"
+            | "include/asm"
+            | "include/xen/compile.h"
+            | "include/xen/lib/x86/cpuid-autogen.h"
+            | "test/livepatch/config.h"
+            | "test/livepatch/expect_config.h"
+            | "tags"
+            | "TAGS"
+            | "GTAGS"
+            | "GPATH"
+            | "GRTAGS"
+            | "GSYMS"
+    ) || x.starts_with("cscope.")
+}
+
+/// The files the EFI Makefile links from common/efi into arch/*/efi.
+fn is_efi_link_from_common(file: &str) -> bool {
+    matches!(
+        file,
+        "boot.c" | "compat.c" | "ebmalloc.c" | "pe.c" | "runtime.c"
     )
 }
 
@@ -391,54 +451,150 @@ pub fn outside_hash(rel: &Path) -> bool {
     false
 }
 
-/// Hash of the sources that make the hypervisor: file names, modes,
-/// contents and symlink targets, build outputs left out.
-pub fn hash_tree(top: &Path, h: &mut Sha256) -> Result<u64, Error> {
-    let mut files = 0u64;
+/// One input of the hypervisor build.
+pub struct SourceEntry {
+    /// Relative to the top of the tree.
+    pub rel: String,
+    pub kind: SourceKind,
+}
+
+pub enum SourceKind {
+    File { exec: bool, stamp: Stamp },
+    Link(PathBuf),
+}
+
+/// The inputs of the hypervisor build under `top`, sorted: the tree's
+/// files less build outputs (see `skip_in_hash`) and less every file make
+/// recorded building (`D/.X.cmd` or `D/.X.d` names `D/X`).
+pub fn source_entries(top: &Path) -> Result<Vec<SourceEntry>, Error> {
+    use std::collections::HashSet;
+    use std::os::unix::fs::PermissionsExt;
     let walk = walkdir::WalkDir::new(top)
         .follow_links(false)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| match e.path().strip_prefix(top) {
-            Ok(rel) if !rel.as_os_str().is_empty() => !skip_in_hash(rel, e.file_type().is_dir()),
+            // Files are filtered below, after their records are seen.
+            Ok(rel) if e.file_type().is_dir() && !rel.as_os_str().is_empty() => {
+                !skip_in_hash(rel, true)
+            }
             _ => true,
         });
-    for entry in walk {
-        let entry = entry.map_err(|e| {
+    let mut entries: Vec<SourceEntry> = Vec::new();
+    let mut recorded: HashSet<String> = HashSet::new();
+    for entry in walkdir_all(top, walk)? {
+        let Ok(rel) = entry.path().strip_prefix(top) else {
+            continue;
+        };
+        let ft = entry.file_type();
+        if rel.as_os_str().is_empty() || ft.is_dir() {
+            continue;
+        }
+        let rel_s = rel.to_string_lossy().to_string();
+        let name = entry.file_name().to_string_lossy();
+        if let Some(stem) = name.strip_prefix('.') {
+            if let Some(target) = stem
+                .strip_suffix(".cmd")
+                .or_else(|| stem.strip_suffix(".d"))
+            {
+                let dir = rel.parent().unwrap_or(Path::new(""));
+                recorded.insert(dir.join(target).to_string_lossy().to_string());
+            }
+        }
+        if skip_in_hash(rel, false) {
+            continue;
+        }
+        if ft.is_symlink() {
+            let target = fs::read_link(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            entries.push(SourceEntry {
+                rel: rel_s,
+                kind: SourceKind::Link(target),
+            });
+        } else if ft.is_file() {
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::io(entry.path(), std::io::Error::other(e.to_string())))?;
+            entries.push(SourceEntry {
+                rel: rel_s,
+                kind: SourceKind::File {
+                    exec: meta.permissions().mode() & 0o111 != 0,
+                    stamp: Stamp::of(&meta),
+                },
+            });
+        }
+    }
+    entries.retain(|e| !recorded.contains(&e.rel));
+    Ok(entries)
+}
+
+/// Hash of the sources that make the hypervisor (`source_entries`): file
+/// names, modes, contents and symlink targets. Contents come from `stat`
+/// when a file's stamp is unchanged. Returns the number of files hashed.
+pub fn hash_tree(top: &Path, h: &mut Hasher, stat: &mut StatCache) -> Result<u64, Error> {
+    let entries = source_entries(top)?;
+    let files: Vec<(String, Stamp)> = entries
+        .iter()
+        .filter_map(|e| match e.kind {
+            SourceKind::File { stamp, .. } => Some((e.rel.clone(), stamp)),
+            SourceKind::Link(_) => None,
+        })
+        .collect();
+    let digests = stat.digests(top, &files)?;
+    stat.retain(&files);
+    let mut digests = digests.into_iter();
+    for e in &entries {
+        h.field(e.rel.as_bytes());
+        match &e.kind {
+            SourceKind::Link(target) => {
+                h.field(b"l");
+                h.field(target.to_string_lossy().as_bytes());
+            }
+            SourceKind::File { exec, .. } => {
+                h.field(if *exec { b"x" } else { b"f" });
+                let d = digests.next().unwrap_or_default();
+                h.field(&d);
+            }
+        }
+    }
+    Ok(files.len() as u64)
+}
+
+fn walkdir_all(
+    top: &Path,
+    walk: impl Iterator<Item = walkdir::Result<walkdir::DirEntry>>,
+) -> Result<Vec<walkdir::DirEntry>, Error> {
+    walk.map(|entry| {
+        entry.map_err(|e| {
             let path = e
                 .path()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| top.to_path_buf());
             Error::io(path, std::io::Error::other(e.to_string()))
-        })?;
-        let Ok(rel) = entry.path().strip_prefix(top) else {
-            continue;
-        };
-        if rel.as_os_str().is_empty() || entry.file_type().is_dir() {
-            continue;
-        }
-        let ft = entry.file_type();
-        h.field(rel.to_string_lossy().as_bytes());
-        if ft.is_symlink() {
-            let target = fs::read_link(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-            h.field(b"l");
-            h.field(target.to_string_lossy().as_bytes());
-        } else if ft.is_file() {
-            use std::os::unix::fs::PermissionsExt;
-            let meta = entry
-                .metadata()
-                .map_err(|e| Error::io(entry.path(), std::io::Error::other(e.to_string())))?;
-            h.field(if meta.permissions().mode() & 0o111 != 0 {
-                b"x"
-            } else {
-                b"f"
-            });
-            let data = fs::read(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-            h.field(&data);
-            files += 1;
-        }
+        })
+    })
+    .collect()
+}
+
+/// Whether make has built anything in the tree (a record, an object or
+/// kconfig's generated headers under xen/): a private copy of such a tree
+/// needs `make distclean` before a clean build, a never-built one does not.
+pub fn has_build_outputs(top: &Path) -> bool {
+    let xen = top.join("xen");
+    if xen.join("include/generated").is_dir() || xen.join("include/config").is_dir() {
+        return true;
     }
-    Ok(files)
+    walkdir::WalkDir::new(&xen)
+        .into_iter()
+        .filter_entry(|e| {
+            let n = e.file_name().to_string_lossy();
+            !(e.file_type().is_dir() && matches!(&*n, ".git" | ".hg" | ".svn" | ".pc"))
+        })
+        .flatten()
+        .any(|e| {
+            let n = e.file_name().to_string_lossy();
+            e.file_type().is_file()
+                && ((n.starts_with('.') && n.ends_with(".cmd")) || n.ends_with(".o"))
+        })
 }
 
 /// `cp -a --reflink=auto SRC DST` (DST must not exist): a private copy
@@ -598,5 +754,24 @@ rename from xen/common/a.c\nrename to xen/common/b.c\n";
         assert!(outside_hash(Path::new("docs/misc/livepatch.pandoc")));
         assert!(!outside_hash(Path::new("tools/flask/policy/Makefile")));
         assert!(!outside_hash(Path::new("xen/common/version.c")));
+        // Generated without a record beside them.
+        for generated in [
+            "xen/.xsplice-built",
+            "xen/include/xen/compile.h",
+            "xen/include/generated/autoconf.h",
+            "xen/include/config/auto.conf",
+            "xen/include/compat/xen.h",
+            "xen/arch/x86/include/asm/asm-offsets.h",
+            "xen/include/headers.chk",
+            "xen/tools/kconfig/parser.tab.c",
+            "xen/arch/x86/efi/boot.c",
+            "xen/source",
+        ] {
+            assert!(outside_hash(Path::new(generated)), "{generated}");
+        }
+        assert!(!outside_hash(Path::new("xen/arch/x86/efi/stub.c")));
+        assert!(!outside_hash(Path::new(
+            "xen/arch/x86/include/asm/config.h"
+        )));
     }
 }

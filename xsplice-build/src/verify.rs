@@ -211,7 +211,7 @@ fn dependency(
 /// A target loaded once (xen-syms and the payloads already loaded), to
 /// check any number of payloads against.
 pub struct Verifier {
-    xen: XenSyms,
+    xen: std::sync::Arc<XenSyms>,
     image: XenImage,
     area: Area,
     /// From xen-syms's DWARF or the tree beside it; `None`: infer per payload.
@@ -250,6 +250,25 @@ impl Verifier {
                 other => other.to_string(),
             },
         })?;
+        Self::with_loaded(std::sync::Arc::new(xen), depends_on, tree)
+    }
+
+    /// As `new`, for a xen-syms the caller has loaded already.
+    pub fn with_xen_syms(
+        xen: std::sync::Arc<XenSyms>,
+        depends_on: &[PathBuf],
+        tree: Option<&Path>,
+    ) -> Result<Verifier, VerifyError> {
+        Self::with_loaded(xen, depends_on, tree)
+    }
+
+    fn with_loaded(
+        xen: std::sync::Arc<XenSyms>,
+        depends_on: &[PathBuf],
+        tree: Option<&Path>,
+    ) -> Result<Verifier, VerifyError> {
+        let xen_syms = xen.path().to_path_buf();
+        let xen_syms = xen_syms.as_path();
         let xen_data = read(xen_syms, Role::XenSyms)?;
         let (abi, abi_error) = match abi::detect(&xen, tree) {
             Ok(abi) => (Some(abi), None),

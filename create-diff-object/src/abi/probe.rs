@@ -17,7 +17,7 @@ use crate::error::Error;
 const SYMBOL_PREFIX: &str = "xsplice_build_probe_";
 
 /// Split a shell command line as `make` recorded it (quotes and backslashes).
-pub(crate) fn shell_words(line: &str) -> Result<Vec<String>, String> {
+pub fn shell_words(line: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -198,7 +198,11 @@ pub fn evaluate(
     if let Some(hit) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return hit.map_err(Error::Unsupported);
     }
-    let result = compile_probe(&xen, compiler, args, &source, exprs);
+    let disk = cache_dir().and_then(|dir| DiskEntry::new(dir, compiler, args, &source));
+    let result = match disk.as_ref().and_then(|d| d.load(&xen)) {
+        Some(kept) => kept,
+        None => compile_probe(&xen, compiler, args, &source, exprs, disk.as_ref()),
+    };
     if let Ok(mut c) = cache.lock() {
         c.insert(
             key,
@@ -211,16 +215,222 @@ pub fn evaluate(
     result
 }
 
+/// Where probe results are kept across processes: set by the driver (its
+/// cache directory), else `$XSPLICE_CACHE_DIR`, `$XDG_CACHE_HOME/xsplice-build`
+/// or `~/.cache/xsplice-build`, under `probe/`.
+static CACHE_DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Keep probe results under `dir` (first call wins; `None`: no disk cache).
+pub fn set_cache_dir(dir: Option<PathBuf>) {
+    let _ = CACHE_DIR.set(dir);
+}
+
+fn cache_dir() -> Option<&'static Path> {
+    CACHE_DIR
+        .get_or_init(|| {
+            let env = |k: &str| {
+                std::env::var_os(k)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            };
+            env("XSPLICE_CACHE_DIR")
+                .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("xsplice-build")))
+                .or_else(|| env("HOME").map(|d| d.join(".cache/xsplice-build")))
+                .map(|d| d.join("probe"))
+        })
+        .as_deref()
+}
+
+/// A probe's result on disk, keyed by the compiler (resolved path, size,
+/// mtime), its arguments and the probe's source; valid while every file
+/// the compiler read (its dependency list) keeps its size and mtime.
+struct DiskEntry {
+    path: PathBuf,
+    /// Dependencies changed this recently (mtime or ctime) are not trusted.
+    racy_seconds: i64,
+}
+
+const DISK_FORMAT: &str = "xsplice-build probe cache v1";
+
+/// Files changed this recently may change again without a new mtime:
+/// results that read them are not kept.
+const RACY_SECONDS: i64 = 2;
+
+/// Size, mtime, ctime and inode: any write changes one of them.
+type Stamp = (u64, (i64, i64), (i64, i64), u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.size(),
+        (m.mtime(), m.mtime_nsec()),
+        (m.ctime(), m.ctime_nsec()),
+        m.ino(),
+    ))
+}
+
+fn format_stamp(s: &Stamp) -> String {
+    format!(
+        "{} {} {} {} {} {}",
+        s.0, s.1 .0, s.1 .1, s.2 .0, s.2 .1, s.3
+    )
+}
+
+fn parse_stamp(text: &str) -> Option<Stamp> {
+    let v: Vec<i64> = text
+        .split(' ')
+        .map(|w| w.parse().ok())
+        .collect::<Option<_>>()?;
+    match v.as_slice() {
+        [size, ms, mn, cs, cn, ino] => Some((*size as u64, (*ms, *mn), (*cs, *cn), *ino as u64)),
+        _ => None,
+    }
+}
+
+impl DiskEntry {
+    fn new(dir: &Path, compiler: &str, args: &[String], source: &str) -> Option<DiskEntry> {
+        let resolved = if compiler.contains('/') {
+            Some(PathBuf::from(compiler))
+        } else {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join(compiler))
+                    .find(|p| p.is_file())
+            })
+        }?;
+        let real = std::fs::canonicalize(&resolved).ok()?;
+        let mut h = blake3::Hasher::new();
+        let mut field = |b: &[u8]| {
+            h.update(&(b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        field(DISK_FORMAT.as_bytes());
+        field(real.as_os_str().as_encoded_bytes());
+        let st = stamp(&real)?;
+        field(format!("{} {:?}", st.0, st.1).as_bytes());
+        for a in args {
+            field(a.as_bytes());
+        }
+        field(source.as_bytes());
+        Some(DiskEntry {
+            path: dir.join(h.finalize().to_hex().as_str()),
+            racy_seconds: RACY_SECONDS,
+        })
+    }
+
+    /// The kept values (or failure), if every dependency is unchanged.
+    fn load(&self, xen: &Path) -> Option<Result<HashMap<String, u64>, Error>> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let mut lines = text.lines();
+        if lines.next() != Some(DISK_FORMAT) {
+            return None;
+        }
+        let mut values = HashMap::new();
+        let mut failure = None;
+        for line in lines {
+            let (kind, rest) = line.split_once(' ')?;
+            match kind {
+                "dep" => {
+                    let mut it = rest.splitn(7, ' ');
+                    let fields: Vec<&str> = it.by_ref().take(6).collect();
+                    let kept = parse_stamp(&fields.join(" "))?;
+                    if stamp(&xen.join(it.next()?)) != Some(kept) {
+                        return None;
+                    }
+                }
+                "value" => {
+                    let (k, v) = rest.split_once(' ')?;
+                    values.insert(k.to_string(), v.parse().ok()?);
+                }
+                "error" => failure = Some(rest.to_string()),
+                _ => return None,
+            }
+        }
+        Some(match failure {
+            Some(why) => Err(Error::Unsupported(format!("{}: {why}", xen.display()))),
+            None => Ok(values),
+        })
+    }
+
+    /// Keep `values`, with the stamps of the files in make-style `depfile`
+    /// (skipped when one is unreadable, oddly named or just changed).
+    fn store(
+        &self,
+        xen: &Path,
+        depfile: &str,
+        source: &Path,
+        result: Result<&HashMap<String, u64>, &str>,
+    ) {
+        let Some(deps) = depfile.split_once(':').map(|(_, d)| d) else {
+            return;
+        };
+        if deps.contains("\\ ") {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(i64::MAX);
+        let mut text = format!("{DISK_FORMAT}\n");
+        for dep in deps.split_whitespace().filter(|d| *d != "\\") {
+            // The probe's own source, in a scratch directory.
+            if Path::new(dep) == source {
+                continue;
+            }
+            let Some(st) = stamp(&xen.join(dep)) else {
+                return;
+            };
+            if st.1 .0.max(st.2 .0) >= now - self.racy_seconds {
+                return;
+            }
+            text.push_str(&format!("dep {} {dep}\n", format_stamp(&st)));
+        }
+        match result {
+            Ok(values) => {
+                let mut keys: Vec<_> = values.iter().collect();
+                keys.sort();
+                for (k, v) in keys {
+                    text.push_str(&format!("value {k} {v}\n"));
+                }
+            }
+            Err(why) if !why.contains('\n') => {
+                // Without the tree's path: copies of the tree share the entry.
+                let prefix = format!("{}: ", xen.display());
+                let why = why.strip_prefix(&prefix).unwrap_or(why);
+                text.push_str(&format!("error {why}\n"));
+            }
+            Err(_) => return,
+        }
+        let Some(dir) = self.path.parent() else {
+            return;
+        };
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        let tmp = dir.join(format!(
+            ".tmp.{}.{}",
+            std::process::id(),
+            self.path.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, &self.path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
 fn compile_probe(
     xen: &Path,
     compiler: &str,
     args: &[String],
     source: &str,
     exprs: &[(&str, &str)],
+    disk: Option<&DiskEntry>,
 ) -> Result<HashMap<String, u64>, Error> {
     let scratch = Scratch::new()?;
     let src = scratch.0.join("probe.c");
     let obj = scratch.0.join("probe.o");
+    let dep = scratch.0.join("probe.d");
     std::fs::write(&src, source).map_err(|source| Error::Io {
         path: src.clone(),
         source,
@@ -228,6 +438,9 @@ fn compile_probe(
     let output = Command::new(compiler)
         .args(args)
         .arg("-fno-common")
+        .arg("-MD")
+        .arg("-MF")
+        .arg(&dep)
         .arg("-c")
         .arg(&src)
         .arg("-o")
@@ -241,11 +454,29 @@ fn compile_probe(
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let first = stderr.lines().find(|l| l.contains("error")).unwrap_or("");
-        return Err(Error::Unsupported(format!(
+        let why = format!(
             "{}: type-size probe did not compile with the tree's command: {}",
             xen.display(),
             first.trim()
-        )));
+        );
+        // Failures are kept too (a header that needs context fails every
+        // time): the compiler lists what it read when only preprocessing.
+        if let Some(disk) = disk {
+            let listed = Command::new(compiler)
+                .args(args)
+                .arg("-M")
+                .arg("-MG")
+                .arg("-MF")
+                .arg(&dep)
+                .arg(&src)
+                .current_dir(xen)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if let (true, Ok(depfile)) = (listed, std::fs::read_to_string(&dep)) {
+                disk.store(xen, &depfile, &src, Err(&why));
+            }
+        }
+        return Err(Error::Unsupported(why));
     }
     let data = std::fs::read(&obj).map_err(|source| Error::Io {
         path: obj.clone(),
@@ -270,6 +501,9 @@ fn compile_probe(
                 xen.display()
             )));
         }
+    }
+    if let (Some(disk), Ok(depfile)) = (disk, std::fs::read_to_string(&dep)) {
+        disk.store(xen, &depfile, &src, Ok(&out));
     }
     Ok(out)
 }
@@ -327,6 +561,56 @@ mod tests {
                 .map(String::from)
                 .collect();
         assert_eq!(strip_io_options(&w), vec!["gcc", "-O2", "-I./include"]);
+    }
+
+    /// Results kept on disk are used while the headers the compiler read
+    /// keep their size and mtime, and recomputed when one changes;
+    /// failures are kept too.
+    #[test]
+    fn disk_cache_follows_the_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let xen = dir.path().join("xen");
+        std::fs::create_dir_all(xen.join("include")).unwrap();
+        let header = xen.join("include/s.h");
+        let age = |p: &Path| {
+            // Old enough not to be racy.
+            let st = Command::new("touch")
+                .args(["-d", "2020-01-01 00:00:00"])
+                .arg(p)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        };
+        std::fs::write(&header, "struct s { char a[37]; };\n").unwrap();
+        age(&header);
+        let args = vec!["-O2".to_string(), "-I./include".to_string()];
+        let source = "#include <s.h>\nchar xsplice_build_probe_s[sizeof(struct s) + 1];\n";
+        let exprs = [("s", "sizeof(struct s)")];
+        let cache = dir.path().join("cache");
+        let mut disk = DiskEntry::new(&cache, "cc", &args, source).unwrap();
+        // The files were just written: trust them at once (ctime tells
+        // their rewrites apart).
+        disk.racy_seconds = i64::MIN / 2;
+        assert!(disk.load(&xen).is_none());
+        let v = compile_probe(&xen, "cc", &args, source, &exprs, Some(&disk)).unwrap();
+        assert_eq!(v["s"], 37);
+        assert_eq!(disk.load(&xen).unwrap().unwrap()["s"], 37);
+        // Another entry for another source.
+        let other = DiskEntry::new(&cache, "cc", &args, "int x;\n").unwrap();
+        assert!(other.load(&xen).is_none());
+        // A changed header invalidates the entry.
+        std::fs::write(&header, "struct s { char a[41]; };\n").unwrap();
+        age(&header);
+        assert!(disk.load(&xen).is_none());
+        let v = compile_probe(&xen, "cc", &args, source, &exprs, Some(&disk)).unwrap();
+        assert_eq!(v["s"], 41);
+        assert_eq!(disk.load(&xen).unwrap().unwrap()["s"], 41);
+        // A failing probe is kept as a failure.
+        std::fs::write(&header, "struct t { char a[41]; };\n").unwrap();
+        age(&header);
+        assert!(compile_probe(&xen, "cc", &args, source, &exprs, Some(&disk)).is_err());
+        let kept = disk.load(&xen).unwrap().unwrap_err().to_string();
+        assert!(kept.contains("did not compile"), "{kept}");
     }
 
     /// A synthetic tree whose recorded command is the system cc: the probe

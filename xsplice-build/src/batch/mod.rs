@@ -349,7 +349,12 @@ struct BaseInputs {
     digest: Result<String, String>,
 }
 
-fn base_inputs(base: &manifest::BaseEntry, tool: &str, jobs: usize) -> Result<String, String> {
+fn base_inputs(
+    base: &manifest::BaseEntry,
+    tool: &str,
+    jobs: usize,
+    cache: &Path,
+) -> Result<String, String> {
     let config_path = crate::tree::config_path(&base.srcdir, base.config.as_deref())
         .map_err(|e| e.to_string())?;
     let config = fs::read(&config_path).map_err(|e| format!("{}: {e}", config_path.display()))?;
@@ -384,6 +389,7 @@ fn base_inputs(base: &manifest::BaseEntry, tool: &str, jobs: usize) -> Result<St
                     helpers: None,
                     compiler_launcher: None,
                 },
+                cache,
             )
         });
     for (k, v) in saved {
@@ -651,12 +657,17 @@ pub fn run_batch(args: &BatchArgs) -> Result<Summary, BatchError> {
         ccache: args.ccache,
         bases: Vec::new(),
     };
+    let cache =
+        crate::build::cache_root(args.cache_dir.as_deref()).map_err(|e| BatchError::Io {
+            path: PathBuf::from("cache directory"),
+            source: std::io::Error::other(e.to_string()),
+        })?;
     // Inputs of the bases this shard uses, one at a time (it reads the environment).
     for (i, b) in manifest.bases.iter().enumerate() {
         let used = selected.iter().any(|p| p.base == i);
         let digest = if used {
             runner.progress(&format!("hashing base {}", b.name));
-            base_inputs(b, &tool, cpus)
+            base_inputs(b, &tool, cpus, &cache)
         } else {
             Err("not in this shard".into())
         };
