@@ -350,7 +350,14 @@ pub struct SpecialSizes {
     pub ex_table: u64,
     /// `struct alt_instr` (`.altinstructions`).
     pub alt_instr: u64,
+    /// `struct alt_call` (`.alt_call_sites`, Xen 4.21+): one `int32_t`
+    /// offset to the call site.
+    pub alt_call: u64,
 }
+
+/// `sizeof(struct alt_call)` where xen-syms has no DWARF for it: the
+/// struct is one `int32_t` (xen/arch/x86/include/asm/alternative-call.h).
+pub const ALT_CALL_SIZE: u64 = 4;
 
 /// Entry sizes from xen-syms's DWARF, else from a probe compiled against the tree.
 pub fn special_sizes(xen_syms: &XenSyms, tree: Option<&Path>) -> Result<SpecialSizes, Error> {
@@ -363,6 +370,7 @@ pub fn special_sizes(xen_syms: &XenSyms, tree: Option<&Path>) -> Result<SpecialS
             bug_frame,
             ex_table,
             alt_instr,
+            alt_call: xen_syms.struct_size("alt_call").unwrap_or(ALT_CALL_SIZE),
         });
     }
     let tree = tree
@@ -379,6 +387,7 @@ pub fn special_sizes(xen_syms: &XenSyms, tree: Option<&Path>) -> Result<SpecialS
 }
 
 pub mod probe;
+pub mod target;
 
 #[cfg(test)]
 mod tests {

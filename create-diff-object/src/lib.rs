@@ -25,6 +25,7 @@ pub mod special;
 pub mod write;
 pub mod xensyms;
 
+pub use abi::target::{LoaderRules, Target, XenVersion};
 pub use abi::{Abi, AbiChoice};
 pub use error::{Error, Refusal};
 pub use xensyms::XenSyms;

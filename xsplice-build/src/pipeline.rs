@@ -435,9 +435,9 @@ fn run(
     report.payload_build_id = Some(to_hex(&build_id));
 
     // Verify.
-    progress.stage("verify", Some(&log), || {
+    let verified = progress.stage("verify", Some(&log), || {
         let target = opts.xen_syms.as_deref().unwrap_or(&record.xen_syms);
-        verify_payload(
+        let report = verify_payload(
             &payload,
             abi,
             opts.replace,
@@ -445,8 +445,10 @@ fn run(
             checked.depends.is_some(),
             checked.xen_depends.is_some(),
         )?;
-        Ok(((), "passes the loader's checks".to_string()))
+        let msg = format!("passes the {}", report.checked_against());
+        Ok((report, msg))
     })?;
+    report.xen_version = verified.xen_version.as_ref().map(ToString::to_string);
 
     if !opts.debug {
         let _ = fs::remove_dir_all(&work);
@@ -605,7 +607,7 @@ fn verify_payload(
     xen_syms: &Path,
     custom_depends: bool,
     custom_xen_depends: bool,
-) -> Result<(), Error> {
+) -> Result<crate::verify::VerifyReport, Error> {
     basic_checks(payload, abi, replace)?;
     let verifier =
         crate::verify::Verifier::new(xen_syms, &[]).map_err(|e| Error::Verify(e.to_string()))?;
@@ -622,12 +624,13 @@ fn verify_payload(
         .filter(|l| !(custom_xen_depends && xen_depends.as_ref().is_some_and(|x| l.starts_with(x))))
         .collect();
     if failures.is_empty() {
-        Ok(())
+        Ok(report)
     } else {
         let lines: Vec<&str> = failures.iter().map(|l| l.as_str()).collect();
         Err(Error::Verify(format!(
-            "{}: {}",
+            "{} (checked against {}): {}",
             payload.display(),
+            report.checked_against(),
             lines.join("; ")
         )))
     }
