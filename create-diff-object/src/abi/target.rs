@@ -280,4 +280,35 @@ mod tests {
         assert!(LoaderRules::for_version(None, false).refuses_duplicate_sections);
         assert!(v(21).at_least(4, 20) && !v(17).at_least(4, 20));
     }
+
+    /// Each supported release's xen-syms says which release it is, the same
+    /// as its tree's Makefile; only 4.21 has `.alt_call_sites`.
+    #[test]
+    #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE, XSPLICE_XEN_TREE_420 and XSPLICE_XEN_TREE_421 (ci/test runs it)"]
+    fn real_releases_detected_from_xen_syms() {
+        for (var, series, alt_calls) in [
+            ("XSPLICE_XEN_TREE", "4.17", false),
+            ("XSPLICE_XEN_TREE_420", "4.20", false),
+            ("XSPLICE_XEN_TREE_421", "4.21", true),
+        ] {
+            let tree = std::path::PathBuf::from(std::env::var_os(var).unwrap_or_else(|| {
+                panic!("{var} is not set: the real-Xen tier needs a built Xen tree")
+            }));
+            let path = tree.join("xen/xen-syms");
+            let data = std::fs::read(&path).unwrap();
+            let xen = XenSyms::load(&path).unwrap();
+            let from_syms = version_from_xen_syms(&xen, &data).expect("version from xen-syms");
+            assert_eq!(from_syms.series(), series, "{var}");
+            assert_eq!(Some(&from_syms), version_from_tree(&tree).as_ref(), "{var}");
+            // Without a tree beside it, xen-syms alone decides.
+            let t = detect(&xen, &data, None, Abi::LivepatchV2);
+            assert_eq!(t.version_source, Some(VersionSource::XenSyms));
+            assert_eq!(t.rules.alt_call_sites, alt_calls, "{var}");
+            assert_eq!(
+                t.rules.refuses_duplicate_sections,
+                series == "4.17",
+                "{var}"
+            );
+        }
+    }
 }
