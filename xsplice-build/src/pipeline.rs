@@ -397,12 +397,25 @@ fn run(
         .flat_map(|o| o.changed_functions.iter().cloned())
         .collect();
 
-    // The hypervisor this payload is for.
-    let xen_id = match &opts.xen_syms {
+    // The hypervisor this payload is for: --xen-syms, else the tree's own
+    // xen-syms when it is the rebuilt base's code under another build-id
+    // (a build with DWARF, as Xen 4.20+ defconfigs with LIVEPATCH are,
+    // records its directory, so a rebuild elsewhere gets another build-id
+    // while the hypervisor that runs is the tree's), else the rebuilt base.
+    let target_syms = opts
+        .xen_syms
+        .clone()
+        .or_else(|| tree_xen_syms_if_same_code(&opts.srcdir, &record.xen_syms, &base_id));
+    let xen_id = match &target_syms {
         None => base_id.clone(),
         Some(given) => progress.stage("xen-syms", Some(&log), || {
-            let id = check_xen_syms(given, &base_id, &syms, &functions)?;
-            Ok((id, format!("{} matches the rebuilt base", given.display())))
+            let id = check_xen_syms(given, &record.xen_syms, &base_id, &syms, &functions)?;
+            let how = if id == base_id {
+                "matches the rebuilt base"
+            } else {
+                "has the rebuilt base's code (build-ids differ in debug info only)"
+            };
+            Ok((id, format!("{} {how}", given.display())))
         })?,
     };
     let depends = checked.depends.clone().unwrap_or_else(|| xen_id.clone());
@@ -436,7 +449,7 @@ fn run(
 
     // Verify.
     let verified = progress.stage("verify", Some(&log), || {
-        let target = opts.xen_syms.as_deref().unwrap_or(&record.xen_syms);
+        let target = target_syms.as_deref().unwrap_or(&record.xen_syms);
         let report = verify_payload(
             &payload,
             abi,
@@ -565,12 +578,16 @@ fn jobs_for(opts: &BuildOptions) -> usize {
 /// least the same address and size for every function patched). Returns its build-id.
 fn check_xen_syms(
     given: &Path,
+    base_path: &Path,
     base_id: &[u8],
     base: &XenSyms,
     functions: &[create_diff_object::PatchedFunction],
 ) -> Result<Vec<u8>, Error> {
     let id = build_id_of_file(given).map_err(|e| Error::Input(format!("--xen-syms: {e}")))?;
     if id == base_id {
+        return Ok(id);
+    }
+    if same_loaded_image(given, base_path) {
         return Ok(id);
     }
     let other = XenSyms::load(given).map_err(|e| Error::Input(format!("--xen-syms: {e}")))?;
@@ -595,6 +612,49 @@ fn check_xen_syms(
         )));
     }
     Ok(id)
+}
+
+/// `SRCDIR/xen/xen-syms` when it has another build-id than the rebuilt
+/// base but loads exactly the same bytes.
+fn tree_xen_syms_if_same_code(srcdir: &Path, base: &Path, base_id: &[u8]) -> Option<PathBuf> {
+    let own = srcdir.join("xen/xen-syms");
+    let id = build_id_of_file(&own).ok()?;
+    (id != base_id && same_loaded_image(&own, base)).then_some(own)
+}
+
+/// Whether two hypervisors load the same bytes: the same allocated
+/// sections (name, address, size, contents), the build-id note aside.
+/// Two builds of one tree in different directories differ only in their
+/// DWARF (which records the directory) and so in their build-id.
+fn same_loaded_image(a: &Path, b: &Path) -> bool {
+    use object::{Object, ObjectSection, SectionFlags};
+    type Loaded = Vec<(String, u64, u64, Vec<u8>)>;
+    fn loaded(path: &Path) -> Option<Loaded> {
+        let data = fs::read(path).ok()?;
+        let file = object::File::parse(&*data).ok()?;
+        let mut out = Vec::new();
+        for s in file.sections() {
+            let SectionFlags::Elf { sh_flags } = s.flags() else {
+                return None;
+            };
+            if sh_flags & u64::from(object::elf::SHF_ALLOC) == 0
+                || s.kind() == object::SectionKind::Note
+            {
+                continue;
+            }
+            let bytes = if s.kind() == object::SectionKind::UninitializedData {
+                Vec::new()
+            } else {
+                s.data().ok()?.to_vec()
+            };
+            out.push((s.name().ok()?.to_string(), s.address(), s.size(), bytes));
+        }
+        Some(out)
+    }
+    match (loaded(a), loaded(b)) {
+        (Some(x), Some(y)) => !x.is_empty() && x == y,
+        _ => false,
+    }
 }
 
 /// The loader's checks on the finished payload (the `verify` module),
