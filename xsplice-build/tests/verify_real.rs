@@ -351,3 +351,61 @@ fn duplicate_note_section_follows_each_releases_rule() {
         }
     }
 }
+
+/// Xen 4.21's `.alt_call_sites`, on a payload the driver builds from the
+/// corpus's altcall fix: it passes the 4.21 rules; an entry moved off the
+/// `call *disp32(%rip)` or outside the payload's text is refused by name.
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_421 (ci/test runs it)"]
+fn alt_call_sites_follow_the_421_rules() {
+    use verify_support::{rela_at, wr64};
+    let tree = tree_of("XSPLICE_XEN_TREE_421");
+    let xen_syms = tree.join("xen/xen-syms");
+    let patch = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/corpus/hvm-rdtsc-exiting-altcall.diff");
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
+        .args(["-q", "-s"])
+        .arg(&tree)
+        .arg("-p")
+        .arg(&patch)
+        .arg("-o")
+        .arg(out.path())
+        .arg("--xen-syms")
+        .arg(&xen_syms)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let payload = out.path().join("hvm-rdtsc-exiting-altcall.livepatch");
+    let original = std::fs::read(&payload).unwrap();
+    let v = Verifier::new(&xen_syms, &[]).unwrap();
+    let report = v.check(&original);
+    assert!(report.passed(), "{:#?}", report.failures);
+    assert!(report.rules.is_some_and(|r| r.alt_call_sites));
+    let r = rela_at(&original, ".alt_call_sites", 0);
+    let addend = i64::from_le_bytes(original[r + 16..r + 24].try_into().unwrap());
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(move |d| wr64(d, r + 16, (addend + 1) as u64)),
+            "section .alt_call_sites[0]: the site in",
+        ),
+        (
+            Box::new(move |d| wr64(d, r + 16, (addend + 0x10_0000) as u64)),
+            "section .alt_call_sites[0]: call site (6 bytes) is outside the payload's text",
+        ),
+    ];
+    for (edit, want) in cases {
+        let mut d = original.clone();
+        edit(&mut d);
+        let failures = v.check(&d).failures;
+        assert!(
+            failures.iter().any(|l| l.contains(want)),
+            "wanted {want:?}: {failures:#?}"
+        );
+    }
+}
