@@ -45,7 +45,7 @@ pub struct SamplesArgs {
     #[arg(long, value_name = "FILE")]
     pub xen_syms: Option<PathBuf>,
     /// Parallel jobs for make and diffing (default: number of CPUs).
-    #[arg(short = 'j', long = "cpus", value_name = "N")]
+    #[arg(short = 'j', long = "cpus", value_name = "N", value_parser = crate::cli::at_least_one)]
     pub cpus: Option<usize>,
     /// Base-build cache directory (shared with plain builds).
     #[arg(long, value_name = "DIR")]
@@ -476,6 +476,7 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
             json: None,
             cache_dir: args.cache_dir.clone(),
             quiet: args.quiet,
+            ccache: false,
         };
         let result = match crate::build_payload(&opts) {
             Ok(r) => r,

@@ -9,18 +9,19 @@
 //! sections. What only the running hypervisor can know (hook return
 //! values, code rewritten at boot) is out of reach; expectations are
 //! checked against xen-syms's bytes, and NOP-out entries against its
-//! instruction boundaries (`x86`), which the loader trusts blindly.
+//! instruction boundaries (`create_diff_object::x86`), which the loader
+//! trusts blindly.
 
 mod checks;
 mod elf;
 mod payload;
-mod x86;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use create_diff_object::abi::target::{self, LoaderRules, XenVersion};
 use create_diff_object::abi::{self, Abi, SpecialSizes, MAX_PAYLOAD_SIZE};
+use create_diff_object::limits::{self, Role};
 use create_diff_object::notes::to_hex;
 use create_diff_object::XenSyms;
 
@@ -129,10 +130,15 @@ impl Failures {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, VerifyError> {
-    std::fs::read(path).map_err(|e| VerifyError {
+/// Read an input after the file-type and size rules (`limits`).
+fn read(path: &Path, role: Role) -> Result<Vec<u8>, VerifyError> {
+    limits::read_input(path, role).map_err(|e| VerifyError {
         path: path.to_path_buf(),
-        what: e.to_string(),
+        what: match e {
+            create_diff_object::Error::Io { source, .. } => source.to_string(),
+            create_diff_object::Error::Refused { problem, .. } => problem.to_string(),
+            other => other.to_string(),
+        },
     })
 }
 
@@ -189,16 +195,21 @@ fn dependency(
     earlier: &[Dependency],
     f: &mut Failures,
 ) -> Result<Dependency, VerifyError> {
-    let data = read(path)?;
+    let data = read(path, Role::Payload)?;
     let label = path.display().to_string();
     let mut own = Failures::default();
     let p = payload::parse(&data, &mut own);
     f.check();
     if p.fatal {
-        f.fail(format!(
-            "dependency {label}: not loadable: {}",
-            own.lines.first().map_or("unreadable", String::as_str)
-        ));
+        // The loader would not have loaded it: nothing of it can be used.
+        for line in &own.lines {
+            f.fail(format!("dependency {label}: not loadable: {line}"));
+        }
+        return Ok(Dependency {
+            label,
+            build_id: None,
+            exported: Default::default(),
+        });
     }
     let abi = t.abi.unwrap_or_else(|| infer_abi(&p));
     let mut cx = Context {
@@ -213,6 +224,9 @@ fn dependency(
         values: Vec::new(),
     };
     checks::resolve_symbols(&mut cx, &mut own);
+    for line in &own.lines {
+        f.fail(format!("dependency {label}: {line}"));
+    }
     let build_id = p
         .section(".note.gnu.build-id")
         .and_then(|s| checks::parse_build_id_note(s, p.data).ok());
@@ -251,6 +265,10 @@ pub struct Verifier {
     deps: Vec<Dependency>,
     /// Problems with the dependencies, reported with every payload.
     dep_failures: Failures,
+    /// Build-ids the notes must name instead of the defaults (the last
+    /// `--depends-on` payload, xen-syms), with what to call them.
+    depends_override: Option<(Vec<u8>, String)>,
+    xen_depends_override: Option<(Vec<u8>, String)>,
 }
 
 impl Verifier {
@@ -261,10 +279,11 @@ impl Verifier {
             what: match e {
                 create_diff_object::Error::Io { source, .. } => source.to_string(),
                 create_diff_object::Error::Malformed { what, .. } => what,
+                create_diff_object::Error::Refused { problem, .. } => problem.to_string(),
                 other => other.to_string(),
             },
         })?;
-        let xen_data = read(xen_syms)?;
+        let xen_data = read(xen_syms, Role::XenSyms)?;
         let (abi, abi_error) = match abi::detect(&xen, None) {
             Ok(abi) => (Some(abi), None),
             Err(e) => (None, Some(e.to_string())),
@@ -285,6 +304,8 @@ impl Verifier {
             sizes,
             deps: Vec::new(),
             dep_failures: Failures::default(),
+            depends_override: None,
+            xen_depends_override: None,
         };
         let mut f = Failures::default();
         for path in depends_on {
@@ -293,6 +314,27 @@ impl Verifier {
         }
         v.dep_failures = f;
         Ok(v)
+    }
+
+    /// `.livepatch.depends` must name `id` (called `what` in messages)
+    /// instead of the last dependency's or xen-syms's build-id: a payload
+    /// built with an explicit `--depends`.
+    pub fn expect_depends(mut self, id: Vec<u8>, what: &str) -> Verifier {
+        self.depends_override = Some((id, what.to_string()));
+        self
+    }
+
+    /// `.livepatch.xen_depends` must name `id` instead of xen-syms's build-id.
+    pub fn expect_xen_depends(mut self, id: Vec<u8>, what: &str) -> Verifier {
+        self.xen_depends_override = Some((id, what.to_string()));
+        self
+    }
+
+    /// Check a payload file: the file-type and size rules, then [`Verifier::check`].
+    /// The one entry point of `xsplice-build verify` and the driver's verify stage.
+    pub fn check_file(&self, payload: &Path) -> Result<VerifyReport, VerifyError> {
+        let data = read(payload, Role::Payload)?;
+        Ok(self.check(&data))
     }
 
     /// Check one payload's bytes.
@@ -351,11 +393,16 @@ impl Verifier {
             };
             checks::resolve_symbols(&mut cx, &mut f);
             checks::check_relocations(&cx, &mut f);
-            let expected = match self.deps.last() {
-                Some(d) => d.build_id.as_deref().map(|id| (id, d.label.as_str())),
+            let expected = match (&self.depends_override, self.deps.last()) {
+                (Some((id, what)), _) => Some((id.as_slice(), what.as_str())),
+                (None, Some(d)) => d.build_id.as_deref().map(|id| (id, d.label.as_str())),
+                (None, None) => self.xen.build_id().map(|id| (id, "xen-syms")),
+            };
+            let expected_xen = match &self.xen_depends_override {
+                Some((id, what)) => Some((id.as_slice(), what.as_str())),
                 None => self.xen.build_id().map(|id| (id, "xen-syms")),
             };
-            let own = checks::check_notes(&cx, expected, &mut f);
+            let own = checks::check_notes(&cx, expected, expected_xen, &mut f);
             report.build_id = own.map(|id| to_hex(&id));
             checks::check_patching_sections(&cx, &mut f);
             checks::check_funcs(&cx, &mut f);
@@ -372,13 +419,17 @@ impl Verifier {
 
 /// Run every check. `Err` only when an input cannot be read.
 pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
-    let verifier = Verifier::new(&opts.xen_syms, &opts.depends_on)?;
-    let data = read(&opts.payload)?;
-    Ok(verifier.check(&data))
+    Verifier::new(&opts.xen_syms, &opts.depends_on)?.check_file(&opts.payload)
 }
 
 /// Arguments of `xsplice-build verify`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Exit status: 0 PASS, 1 any failure or an input that cannot be read.
+
+Every input must be a regular file (not a FIFO, device or directory),
+checked before it is read: PAYLOAD and each --depends-on at most 2 MiB
+(the loader's limit), --xen-syms at most 512 MiB. See docs/limits.md.")]
 pub struct VerifyArgs {
     /// The payload to check (a `.livepatch` file).
     pub payload: PathBuf,
