@@ -18,7 +18,7 @@ pub enum Abi {
     Xsplice,
     /// Xen 4.7..4.13: `.livepatch.*`, `struct livepatch_func` version 1.
     LivepatchV1,
-    /// Xen 4.14+ (4.17 is the real target): `struct livepatch_func` version 2 with expectations, 104 bytes.
+    /// Xen 4.14+ (4.17, 4.20 and 4.21 are tested): `struct livepatch_func` version 2 with expectations, 104 bytes.
     LivepatchV2,
 }
 
@@ -356,7 +356,14 @@ pub struct SpecialSizes {
     pub ex_table: u64,
     /// `struct alt_instr` (`.altinstructions`).
     pub alt_instr: u64,
+    /// `struct alt_call` (`.alt_call_sites`, Xen 4.21+): one `int32_t`
+    /// offset to the call site.
+    pub alt_call: u64,
 }
+
+/// `sizeof(struct alt_call)` where xen-syms has no DWARF for it: the
+/// struct is one `int32_t` (xen/arch/x86/include/asm/alternative-call.h).
+pub const ALT_CALL_SIZE: u64 = 4;
 
 /// Entry sizes from xen-syms's DWARF, else from a probe compiled against the tree.
 pub fn special_sizes(xen_syms: &XenSyms, tree: Option<&Path>) -> Result<SpecialSizes, Error> {
@@ -369,6 +376,7 @@ pub fn special_sizes(xen_syms: &XenSyms, tree: Option<&Path>) -> Result<SpecialS
             bug_frame,
             ex_table,
             alt_instr,
+            alt_call: xen_syms.struct_size("alt_call").unwrap_or(ALT_CALL_SIZE),
         });
     }
     let tree = tree
@@ -385,6 +393,7 @@ pub fn special_sizes(xen_syms: &XenSyms, tree: Option<&Path>) -> Result<SpecialS
 }
 
 pub mod probe;
+pub mod target;
 
 #[cfg(test)]
 mod tests {

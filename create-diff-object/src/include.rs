@@ -21,7 +21,7 @@ pub enum Role {
     Ignored,
     /// Runs or is used only at boot, then freed.
     Init,
-    /// `.bug_frames.N`, `.ex_table`, `.altinstructions`: tables whose entries belong to functions.
+    /// `.bug_frames.N`, `.ex_table`, `.altinstructions`, `.alt_call_sites`: tables whose entries belong to functions.
     SpecialTable,
     /// `.altinstr_replacement`, `.fixup`: code only special-table entries point to.
     SpecialCode,
@@ -43,6 +43,12 @@ pub fn is_hook_section(name: &str) -> bool {
 pub fn is_special_table(name: &str) -> bool {
     name == ".ex_table"
         || name == ".altinstructions"
+        // Xen 4.21's altcall sites: each entry is the offset of one
+        // `call *ptr(%rip)` the loader turns into a direct call. Keeping
+        // them matters beyond speed: with IBT, Xen seals the endbr64 of
+        // functions reached only through altcalls, so a site left indirect
+        // would fault.
+        || name == ".alt_call_sites"
         || name
             .strip_prefix(".bug_frames.")
             .is_some_and(|n| matches!(n, "0" | "1" | "2" | "3"))

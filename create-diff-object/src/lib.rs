@@ -30,6 +30,7 @@ pub mod write;
 pub mod x86;
 pub mod xensyms;
 
+pub use abi::target::{LoaderRules, Target, XenVersion};
 pub use abi::{Abi, AbiChoice};
 pub use error::{Error, Refusal};
 pub use xensyms::XenSyms;

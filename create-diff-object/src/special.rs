@@ -1,5 +1,5 @@
-//! `special`: keep the entries of `.bug_frames.N`, `.ex_table` and
-//! `.altinstructions` that belong to included functions (an entry belongs
+//! `special`: keep the entries of `.bug_frames.N`, `.ex_table`,
+//! `.altinstructions` and `.alt_call_sites` (Xen 4.21) that belong to included functions (an entry belongs
 //! to the code its first relocation points at), and pull in the code they
 //! point to and the strings bug frames name. `.fixup` and
 //! `.altinstr_replacement` hold the out-of-line code of every function of
@@ -32,6 +32,7 @@ pub fn entry_size(name: &str, sizes: &SpecialSizes) -> Option<u64> {
     match name {
         ".ex_table" => Some(sizes.ex_table),
         ".altinstructions" => Some(sizes.alt_instr),
+        ".alt_call_sites" => Some(sizes.alt_call),
         // Assertion frames carry two more words (the message).
         ".bug_frames.3" => sizes.bug_frame.checked_add(8),
         n if n.starts_with(".bug_frames.") => Some(sizes.bug_frame),

@@ -298,6 +298,34 @@ fn alternative_entry_of_changed_function_is_kept() {
     assert_eq!(u16::from_le_bytes([entry[8], entry[9]]), 123);
 }
 
+/// Xen 4.21 records altcall sites in `.alt_call_sites` (4-byte entries,
+/// each PC-relative to a `call *ptr(%rip)`): the changed function's entry
+/// travels, the unchanged function's does not.
+#[test]
+fn alt_call_site_of_changed_function_is_kept() {
+    let case = build_case("alt_call");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let names: Vec<&str> = report
+        .changed_functions
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(names, ["call_a"]);
+    assert_eq!(
+        p.sections[".alt_call_sites"].len(),
+        4,
+        "one 4-byte struct alt_call"
+    );
+    let rels = p.relocs(".alt_call_sites");
+    assert_eq!(rels.len(), 1, "{rels:?}");
+    assert!(
+        rels[0].target == ".text.call_a" || rels[0].target == "call_a",
+        "{rels:?}"
+    );
+}
+
 #[test]
 fn hooks_and_their_functions_are_included() {
     let case = build_case("hooks");

@@ -72,6 +72,12 @@ pub fn link(job: &LinkJob, log: &Log) -> Result<Vec<u8>, Error> {
     for sym in &metadata {
         objcopy.arg(format!("--strip-symbol={sym}"));
     }
+    // A new object built with DWARF (Xen 4.20+ defconfigs) describes its
+    // hook variables there: objcopy keeps a symbol a relocation names, so
+    // drop the debug sections (the loader never reads them) with them.
+    if !metadata.is_empty() && has_debug_sections(&linked)? {
+        objcopy.arg("--strip-debug");
+    }
     if job.strip {
         objcopy.arg("--strip-unneeded");
     }
@@ -127,6 +133,15 @@ fn build_id_descriptor(data: &[u8]) -> Result<(usize, usize), String> {
         return Err(".note.gnu.build-id: malformed note".into());
     }
     Ok((off + desc, descsz))
+}
+
+fn has_debug_sections(path: &Path) -> Result<bool, Error> {
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let file = object::File::parse(&*data)
+        .map_err(|e| Error::Verify(format!("{}: not an ELF object: {e}", path.display())))?;
+    Ok(file
+        .sections()
+        .any(|s| s.name().is_ok_and(|n| n.starts_with(".debug_"))))
 }
 
 /// Symbols that only label function-table entries or hook data: the

@@ -540,15 +540,25 @@ fn run(
         .flat_map(|o| o.changed_functions.iter().cloned())
         .collect();
 
-    // The hypervisor this payload is for.
-    let xen_id = match &opts.xen_syms {
+    // The hypervisor this payload is for: --xen-syms, else the tree's own
+    // xen-syms when it is the rebuilt base's code under another build-id
+    // (a build with DWARF, as Xen 4.20+ defconfigs with LIVEPATCH are,
+    // records its directory, so a rebuild elsewhere gets another build-id
+    // while the hypervisor that runs is the tree's), else the rebuilt base.
+    let target_syms = opts
+        .xen_syms
+        .clone()
+        .or_else(|| tree_xen_syms_if_same_code(&opts.srcdir, &record.xen_syms, &base_id));
+    let xen_id = match &target_syms {
         None => base_id.clone(),
         Some(given) => progress.stage("xen-syms", Some(&log), || {
-            let id = check_xen_syms(given, &base_id)?;
-            Ok((
-                id,
-                format!("{} is the rebuilt base, bit for bit", given.display()),
-            ))
+            let id = check_xen_syms(given, &record.xen_syms, &base_id)?;
+            let how = if id == base_id {
+                "is the rebuilt base, bit for bit"
+            } else {
+                "loads the rebuilt base's bytes (build-ids differ in debug info only)"
+            };
+            Ok((id, format!("{} {how}", given.display())))
         })?,
     };
     let depends = checked.depends.clone().unwrap_or_else(|| xen_id.clone());
@@ -581,13 +591,13 @@ fn run(
     report.payload_build_id = Some(to_hex(&build_id));
 
     // Verify.
-    progress.stage("verify", Some(&log), || {
-        // The base's xen-syms is loaded already; --xen-syms is another file.
-        let target = match &opts.xen_syms {
+    let verified = progress.stage("verify", Some(&log), || {
+        // The base's xen-syms is loaded already; another target is read.
+        let target = match &target_syms {
             Some(given) => Target::Load(given),
             None => Target::Loaded(&syms),
         };
-        verify_payload(
+        let report = verify_payload(
             &payload,
             abi,
             opts.replace,
@@ -596,8 +606,10 @@ fn run(
             checked.depends.as_deref(),
             checked.xen_depends.as_deref(),
         )?;
-        Ok(((), "passes the loader's checks".to_string()))
+        let msg = format!("passes the {}", report.checked_against());
+        Ok((report, msg))
     })?;
+    report.xen_version = verified.xen_version.as_ref().map(ToString::to_string);
 
     if !opts.debug {
         let _ = fs::remove_dir_all(&work);
@@ -717,11 +729,14 @@ fn jobs_for(opts: &BuildOptions) -> usize {
 }
 
 /// `--xen-syms`: the rebuilt base must reproduce it bit for bit (same
-/// build-id). Nothing less proves that the payload's code was compiled the
-/// way the running binary's was. Returns its build-id.
-fn check_xen_syms(given: &Path, base_id: &[u8]) -> Result<Vec<u8>, Error> {
+/// build-id), or load exactly its bytes (every allocated section the same:
+/// two builds of one tree in different directories differ only in the
+/// DWARF, which records the directory, and so in the build-id). Nothing
+/// less proves that the payload's code was compiled the way the running
+/// binary's was. Returns its build-id.
+fn check_xen_syms(given: &Path, base_path: &Path, base_id: &[u8]) -> Result<Vec<u8>, Error> {
     let id = build_id_of_file(given).map_err(|e| Error::Input(format!("--xen-syms: {e}")))?;
-    if id == base_id {
+    if id == base_id || same_loaded_image(given, base_path) {
         return Ok(id);
     }
     Err(Error::Mismatch(format!(
@@ -737,7 +752,7 @@ fn check_xen_syms(given: &Path, base_id: &[u8]) -> Result<Vec<u8>, Error> {
 fn check_reproduced(target: &TargetFacts, base_syms: &Path, recipe: &Recipe) -> Result<(), Error> {
     let base_id =
         build_id_of_file(base_syms).map_err(|e| Error::Mismatch(format!("base build: {e}")))?;
-    check_xen_syms(&target.path, &base_id)
+    check_xen_syms(&target.path, base_syms, &base_id)
         .map(|_| ())
         .map_err(|e| match e {
             Error::Mismatch(m) => Error::Mismatch(format!(
@@ -756,6 +771,49 @@ enum Target<'a> {
     Loaded(&'a std::sync::Arc<XenSyms>),
 }
 
+/// `SRCDIR/xen/xen-syms` when it has another build-id than the rebuilt
+/// base but loads exactly the same bytes.
+fn tree_xen_syms_if_same_code(srcdir: &Path, base: &Path, base_id: &[u8]) -> Option<PathBuf> {
+    let own = srcdir.join("xen/xen-syms");
+    let id = build_id_of_file(&own).ok()?;
+    (id != base_id && same_loaded_image(&own, base)).then_some(own)
+}
+
+/// Whether two hypervisors load the same bytes: the same allocated
+/// sections (name, address, size, contents), the build-id note aside.
+/// Two builds of one tree in different directories differ only in their
+/// DWARF (which records the directory) and so in their build-id.
+fn same_loaded_image(a: &Path, b: &Path) -> bool {
+    use object::{Object, ObjectSection, SectionFlags};
+    type Loaded = Vec<(String, u64, u64, Vec<u8>)>;
+    fn loaded(path: &Path) -> Option<Loaded> {
+        let data = fs::read(path).ok()?;
+        let file = object::File::parse(&*data).ok()?;
+        let mut out = Vec::new();
+        for s in file.sections() {
+            let SectionFlags::Elf { sh_flags } = s.flags() else {
+                return None;
+            };
+            if sh_flags & u64::from(object::elf::SHF_ALLOC) == 0
+                || s.kind() == object::SectionKind::Note
+            {
+                continue;
+            }
+            let bytes = if s.kind() == object::SectionKind::UninitializedData {
+                Vec::new()
+            } else {
+                s.data().ok()?.to_vec()
+            };
+            out.push((s.name().ok()?.to_string(), s.address(), s.size(), bytes));
+        }
+        Some(out)
+    }
+    match (loaded(a), loaded(b)) {
+        (Some(x), Some(y)) => !x.is_empty() && x == y,
+        _ => false,
+    }
+}
+
 /// The loader's checks on the finished payload: the same `Verifier`
 /// check as `xsplice-build verify`, against the hypervisor it targets; the
 /// dependency notes must name what the user chose (`--depends`,
@@ -768,7 +826,7 @@ fn verify_payload(
     xen_tree: &Path,
     depends: Option<&[u8]>,
     xen_depends: Option<&[u8]>,
-) -> Result<(), Error> {
+) -> Result<crate::verify::VerifyReport, Error> {
     driver_checks(payload, abi, replace)?;
     // The base tree: a distro's xen-syms has no DWARF for the entry sizes.
     let mut verifier = match target {
@@ -788,11 +846,12 @@ fn verify_payload(
         .check_file(payload)
         .map_err(|e| Error::Verify(e.to_string()))?;
     if report.passed() {
-        Ok(())
+        Ok(report)
     } else {
         Err(Error::Verify(format!(
-            "{}: {}",
+            "{} (checked against {}): {}",
             payload.display(),
+            report.checked_against(),
             report.failures.join("; ")
         )))
     }

@@ -13,6 +13,8 @@ pub struct Report {
     pub name: Option<String>,
     pub payload: Option<String>,
     pub abi: Option<String>,
+    /// The Xen release whose loader rules `verify` applied (e.g. `4.20.4`).
+    pub xen_version: Option<String>,
     pub base_build_id: Option<String>,
     pub payload_build_id: Option<String>,
     pub depends: Option<String>,
@@ -104,6 +106,7 @@ impl Report {
         field("name", opt_str(&self.name));
         field("payload", opt_str(&self.payload));
         field("abi", opt_str(&self.abi));
+        field("xen_version", opt_str(&self.xen_version));
         field("replace", self.replace.to_string());
         field("base_build_id", opt_str(&self.base_build_id));
         field("payload_build_id", opt_str(&self.payload_build_id));

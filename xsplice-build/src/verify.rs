@@ -19,6 +19,7 @@ mod payload;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use create_diff_object::abi::target::{self, LoaderRules, XenVersion};
 use create_diff_object::abi::{self, Abi, SpecialSizes, MAX_PAYLOAD_SIZE};
 use create_diff_object::limits::{self, Role};
 use create_diff_object::notes::to_hex;
@@ -43,6 +44,11 @@ pub struct VerifyReport {
     pub checks_run: usize,
     /// The function-table layout checked against.
     pub abi: Option<Abi>,
+    /// The Xen release whose loader rules were applied (`None`: xen-syms
+    /// and the tree beside it could not tell; Xen 4.17's rules were used).
+    pub xen_version: Option<XenVersion>,
+    /// The version-dependent loader rules applied.
+    pub rules: Option<LoaderRules>,
     /// The payload's own build-id (hex).
     pub build_id: Option<String>,
     /// Things that could not be checked offline, and why.
@@ -52,6 +58,38 @@ pub struct VerifyReport {
 impl VerifyReport {
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
+    }
+
+    /// "Xen 4.20.4 loader rules" or "Xen 4.17 loader rules (version unknown)".
+    pub fn checked_against(&self) -> String {
+        match &self.xen_version {
+            Some(v) => format!("Xen {v} loader rules"),
+            None => "Xen 4.17 loader rules (target version unknown)".to_string(),
+        }
+    }
+
+    /// The report as JSON (`xsplice-build verify --json`).
+    pub fn to_json(&self, payload: &Path) -> String {
+        use crate::report::quote;
+        let list = |v: &[String]| {
+            format!(
+                "[{}]",
+                v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
+            )
+        };
+        let opt = |v: Option<String>| v.map_or_else(|| "null".to_string(), |s| quote(&s));
+        format!(
+            "{{\n  \"payload\": {},\n  \"passed\": {},\n  \"xen_version\": {},\n  \"checked_against\": {},\n  \"abi\": {},\n  \"build_id\": {},\n  \"checks\": {},\n  \"failures\": {},\n  \"notes\": {}\n}}\n",
+            quote(&payload.display().to_string()),
+            self.passed(),
+            opt(self.xen_version.as_ref().map(ToString::to_string)),
+            quote(&self.checked_against()),
+            opt(self.abi.map(|a| a.name().to_string())),
+            opt(self.build_id.clone()),
+            self.checks_run,
+            list(&self.failures),
+            list(&self.notes),
+        )
     }
 }
 
@@ -140,6 +178,7 @@ fn choose_sizes(
                 bug_frame: 8,
                 ex_table: 8,
                 alt_instr: 14,
+                alt_call: abi::ALT_CALL_SIZE,
             })
         }
         Err(e) => {
@@ -179,6 +218,7 @@ fn dependency(
         image: &t.image,
         deps: earlier,
         abi,
+        rules: t.rules,
         sizes: None,
         area: t.area,
         values: Vec::new(),
@@ -217,6 +257,10 @@ pub struct Verifier {
     /// From xen-syms's DWARF or the tree beside it; `None`: infer per payload.
     abi: Option<Abi>,
     abi_error: Option<String>,
+    /// The release xen-syms (else the tree beside it) says it is.
+    version: Option<XenVersion>,
+    /// The loader rules of that release.
+    rules: LoaderRules,
     sizes: Result<SpecialSizes, String>,
     deps: Vec<Dependency>,
     /// Problems with the dependencies, reported with every payload.
@@ -278,12 +322,15 @@ impl Verifier {
         let sizes = abi::special_sizes(&xen, tree).map_err(|e| e.to_string());
         let image = XenImage::load(&xen_data, Some(sizes.as_ref().map_or(14, |s| s.alt_instr)));
         let area = Area::of(&xen);
+        let t = target::detect(&xen, &xen_data, tree, abi.unwrap_or(Abi::LivepatchV2));
         let mut v = Verifier {
             xen,
             image,
             area,
             abi,
             abi_error,
+            version: t.version,
+            rules: t.rules,
             sizes,
             deps: Vec::new(),
             dep_failures: Failures::default(),
@@ -353,8 +400,13 @@ impl Verifier {
         if self.xen.build_id().is_none() {
             f.note("xen-syms has no build-id: .livepatch.xen_depends not compared");
         }
+        if self.version.is_none() {
+            f.note("the target's Xen version is unknown (xen-syms's version functions unreadable, no tree beside it): Xen 4.17's loader rules applied");
+        }
         let mut report = VerifyReport {
             abi: Some(abi),
+            xen_version: self.version.clone(),
+            rules: Some(self.rules),
             ..VerifyReport::default()
         };
         if !p.fatal {
@@ -364,6 +416,7 @@ impl Verifier {
                 image: &self.image,
                 deps: &self.deps,
                 abi,
+                rules: self.rules,
                 sizes,
                 area: self.area,
                 values: Vec::new(),
@@ -422,6 +475,9 @@ pub struct VerifyArgs {
     /// directory holding xen-syms, if it is one).
     #[arg(long = "xen-tree", value_name = "DIR")]
     pub xen_tree: Option<PathBuf>,
+    /// Also write the verdict as JSON to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// Run `xsplice-build verify`: print `PASS ...` or one line per failure;
@@ -444,10 +500,11 @@ pub fn run(args: &VerifyArgs) -> i32 {
             for n in &report.notes {
                 eprintln!("{shown}: note: {n}");
             }
-            if report.passed() {
+            let code = if report.passed() {
                 println!(
-                    "PASS {shown} ({} checks, {}, build-id {})",
+                    "PASS {shown} ({} checks, {}, {}, build-id {})",
                     report.checks_run,
+                    report.checked_against(),
                     report.abi.map_or("?", Abi::name),
                     report.build_id.as_deref().unwrap_or("?")
                 );
@@ -456,8 +513,23 @@ pub fn run(args: &VerifyArgs) -> i32 {
                 for line in &report.failures {
                     println!("FAIL {shown}: {line}");
                 }
+                eprintln!(
+                    "{shown}: {} failure(s) against {}",
+                    report.failures.len(),
+                    report.checked_against()
+                );
                 1
+            };
+            if let Some(path) = &args.json {
+                let json = report.to_json(&args.payload);
+                if path.as_os_str() == "-" {
+                    print!("{json}");
+                } else if let Err(e) = std::fs::write(path, json) {
+                    eprintln!("xsplice-build verify: {}: {e}", path.display());
+                    return 1;
+                }
             }
+            code
         }
     }
 }

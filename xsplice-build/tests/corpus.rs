@@ -18,12 +18,13 @@ use std::time::Instant;
 
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SymbolKind};
 
-fn xen_tree() -> PathBuf {
-    match std::env::var_os("XSPLICE_XEN_TREE") {
+/// The built tree the variable names: a tier whose tree is missing fails.
+fn xen_tree(var: &str) -> PathBuf {
+    match std::env::var_os(var) {
         Some(t) => PathBuf::from(t),
-        None => panic!(
-            "XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)"
-        ),
+        None => {
+            panic!("{var} is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)")
+        }
     }
 }
 
@@ -31,16 +32,47 @@ fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus")
 }
 
+/// The Xen series whose corpus runs: 4.17 (`MANIFEST`, patches in
+/// `tests/corpus/`) or a later one (`MANIFEST-4.20`, patches ported to it
+/// in `tests/corpus/4.20/`, the others shared with 4.17).
+#[derive(Debug, Clone, Copy)]
+struct Series(Option<&'static str>);
+
+impl Series {
+    fn manifest(self) -> PathBuf {
+        match self.0 {
+            None => corpus_dir().join("MANIFEST"),
+            Some(s) => corpus_dir().join(format!("MANIFEST-{s}")),
+        }
+    }
+
+    fn ported_dir(self) -> Option<PathBuf> {
+        self.0.map(|s| corpus_dir().join(s))
+    }
+
+    fn diff(self, name: &str) -> PathBuf {
+        let file = format!("{name}.diff");
+        self.ported_dir()
+            .map(|d| d.join(&file))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| corpus_dir().join(file))
+    }
+}
+
+const SERIES: [Series; 3] = [Series(None), Series(Some("4.20")), Series(Some("4.21"))];
+
 /// Size of one Xen 4.17 `struct livepatch_func`.
 const FUNC_ENTRY: usize = 104;
 /// Special sections whose entries must follow the functions they describe.
-const SPECIAL: [&str; 6] = [
+const SPECIAL: [&str; 7] = [
     ".bug_frames.0",
     ".bug_frames.1",
     ".bug_frames.2",
     ".bug_frames.3",
     ".ex_table",
     ".altinstructions",
+    // Xen 4.21's altcall sites (empty before).
+    ".alt_call_sites",
 ];
 
 /// One manifest line.
@@ -487,6 +519,7 @@ fn expected_special(out: &Path, report: &Json) -> Result<BTreeMap<&'static str, 
 /// Everything wrong with one case's outcome (empty: as expected), and the
 /// one-line summary printed for it.
 fn check_case(
+    series: Series,
     case: &Case,
     tree: &Path,
     cache: &Path,
@@ -494,7 +527,7 @@ fn check_case(
     xen_syms: &create_diff_object::XenSyms,
 ) -> (Vec<String>, String, f64) {
     let mut problems = Vec::new();
-    let diff = corpus_dir().join(format!("{}.diff", case.name));
+    let diff = series.diff(&case.name);
     let diff_text = fs::read_to_string(&diff).unwrap();
     let touched: BTreeSet<PathBuf> = patched_files(&diff_text)
         .into_iter()
@@ -798,19 +831,39 @@ fn check_payload(
 
 /// Every patch has a manifest line and every line a patch that names the
 /// files it changes; returns the case names.
-fn check_corpus_files(cases: &[Case]) -> BTreeSet<String> {
+fn check_corpus_files(series: Series, cases: &[Case]) -> BTreeSet<String> {
     let listed: BTreeSet<String> = cases.iter().map(|c| c.name.clone()).collect();
     assert_eq!(listed.len(), cases.len(), "duplicate names in MANIFEST");
-    let on_disk: BTreeSet<String> = fs::read_dir(corpus_dir())
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".diff").map(str::to_string)
-        })
-        .collect();
-    assert_eq!(on_disk, listed, "tests/corpus/*.diff and MANIFEST disagree");
+    let diffs_in = |dir: &Path| -> BTreeSet<String> {
+        fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_suffix(".diff").map(str::to_string)
+            })
+            .collect()
+    };
+    match series.ported_dir() {
+        None => assert_eq!(
+            diffs_in(&corpus_dir()),
+            listed,
+            "tests/corpus/*.diff and MANIFEST disagree"
+        ),
+        Some(dir) => {
+            let ported = diffs_in(&dir);
+            let unlisted: Vec<_> = ported.difference(&listed).collect();
+            assert!(
+                unlisted.is_empty(),
+                "{}: patches {unlisted:?} are not in {}",
+                dir.display(),
+                series.manifest().display()
+            );
+        }
+    }
     for name in &listed {
-        let diff = fs::read_to_string(corpus_dir().join(format!("{name}.diff"))).unwrap();
+        let path = series.diff(name);
+        let diff = fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (listed in the manifest)", path.display()));
         assert!(
             patched_files(&diff).iter().all(|f| f.starts_with("xen/")),
             "{name}.diff: paths must be relative to the top of the tree (xen/...)"
@@ -823,43 +876,63 @@ fn check_corpus_files(cases: &[Case]) -> BTreeSet<String> {
     listed
 }
 
-/// Fast tier: the manifest parses and matches the patches on disk.
+/// Fast tier: every series' manifest parses and matches the patches on disk.
 #[test]
 fn corpus_manifest_matches_patches() {
-    let manifest = fs::read_to_string(corpus_dir().join("MANIFEST")).unwrap();
-    let cases = parse_manifest(&manifest);
-    check_corpus_files(&cases);
-    assert!(
-        cases.len() >= 8,
-        "the corpus shrank to {} case(s)",
-        cases.len()
-    );
-    for code in [0, 1, 2, 3] {
+    for series in SERIES {
+        let manifest = fs::read_to_string(series.manifest()).unwrap();
+        let cases = parse_manifest(&manifest);
+        check_corpus_files(series, &cases);
         assert!(
-            cases.iter().any(|c| c.exit == code && !c.known_bug),
-            "no passing case for exit {code}"
+            cases.len() >= 8,
+            "{}: the corpus shrank to {} case(s)",
+            series.manifest().display(),
+            cases.len()
         );
+        for code in [0, 1, 2, 3] {
+            assert!(
+                cases.iter().any(|c| c.exit == code && !c.known_bug),
+                "{}: no passing case for exit {code}",
+                series.manifest().display()
+            );
+        }
     }
 }
 
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
 fn corpus_on_real_xen() {
-    let tree = xen_tree();
-    let manifest = fs::read_to_string(corpus_dir().join("MANIFEST")).unwrap();
+    run_corpus(Series(None), &xen_tree("XSPLICE_XEN_TREE"));
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_420 (ci/test runs it)"]
+fn corpus_on_real_xen_420() {
+    run_corpus(Series(Some("4.20")), &xen_tree("XSPLICE_XEN_TREE_420"));
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_421 (ci/test runs it)"]
+fn corpus_on_real_xen_421() {
+    run_corpus(Series(Some("4.21")), &xen_tree("XSPLICE_XEN_TREE_421"));
+}
+
+fn run_corpus(series: Series, tree: &Path) {
+    let tree = tree.to_path_buf();
+    let manifest = fs::read_to_string(series.manifest()).unwrap();
     let cases = parse_manifest(&manifest);
     // XSPLICE_CORPUS_ONLY=a,b runs only those cases (while developing).
     let only: Option<BTreeSet<String>> = std::env::var("XSPLICE_CORPUS_ONLY")
         .ok()
         .map(|v| list(&v).into_iter().collect());
 
-    let listed = check_corpus_files(&cases);
+    let listed = check_corpus_files(series, &cases);
 
     // The whole tree, by size and mtime (plus the patched files' bytes).
     let all_touched: BTreeSet<PathBuf> = cases
         .iter()
         .flat_map(|c| {
-            let d = fs::read_to_string(corpus_dir().join(format!("{}.diff", c.name))).unwrap();
+            let d = fs::read_to_string(series.diff(&c.name)).unwrap();
             patched_files(&d)
         })
         .map(|f| tree.join(f))
@@ -884,7 +957,8 @@ fn corpus_on_real_xen() {
         if only.as_ref().is_some_and(|o| !o.contains(&case.name)) {
             continue;
         }
-        let (problems, summary, secs) = check_case(case, &tree, &cache, scratch.path(), &xen_syms);
+        let (problems, summary, secs) =
+            check_case(series, case, &tree, &cache, scratch.path(), &xen_syms);
         let verdict = match (problems.is_empty(), case.known_bug) {
             (true, false) => "ok",
             (false, false) => "FAIL",

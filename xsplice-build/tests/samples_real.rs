@@ -1,4 +1,6 @@
-//! `xsplice-build samples` on a real, built Xen tree (XSPLICE_XEN_TREE):
+//! `xsplice-build samples` on real, built Xen trees (XSPLICE_XEN_TREE:
+//! Xen 4.17; XSPLICE_XEN_TREE_420, XSPLICE_XEN_TREE_421: upstream 4.20
+//! and 4.21, the same samples from the same binary):
 //! every sample applies with `patch -p1 --fuzz=0`; the command builds all
 //! six payloads and prints their paths; read back from the ELF files, the
 //! build-ids chain (bye-world's .livepatch.depends is hello-world's
@@ -15,10 +17,13 @@ use create_diff_object::notes;
 use object::{Object, ObjectSymbol};
 use xsplice_build::samples::{self, PayloadInfo};
 
-fn xen_tree() -> PathBuf {
-    match std::env::var_os("XSPLICE_XEN_TREE") {
+/// The built tree the variable names: a tier whose tree is missing fails.
+fn xen_tree(var: &str) -> PathBuf {
+    match std::env::var_os(var) {
         Some(t) => PathBuf::from(t),
-        None => panic!("XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)"),
+        None => {
+            panic!("{var} is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)")
+        }
     }
 }
 
@@ -29,14 +34,29 @@ fn patches_dir() -> PathBuf {
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
 fn every_sample_applies_without_fuzz() {
-    let tree = xen_tree();
+    samples_apply(&xen_tree("XSPLICE_XEN_TREE"));
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_420 (ci/test runs it)"]
+fn every_sample_applies_without_fuzz_420() {
+    samples_apply(&xen_tree("XSPLICE_XEN_TREE_420"));
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_421 (ci/test runs it)"]
+fn every_sample_applies_without_fuzz_421() {
+    samples_apply(&xen_tree("XSPLICE_XEN_TREE_421"));
+}
+
+fn samples_apply(tree: &Path) {
     for s in samples::load(&patches_dir()).unwrap() {
         let diff = patches_dir().join(format!("{}.diff", s.name));
         // --dry-run: the shared tree is never modified.
         let out = Command::new("patch")
             .args(["-p1", "--fuzz=0", "--dry-run", "--force", "-i"])
             .arg(&diff)
-            .current_dir(&tree)
+            .current_dir(tree)
             .output()
             .expect("running patch");
         assert!(
@@ -52,12 +72,29 @@ fn every_sample_applies_without_fuzz() {
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
 fn samples_command_builds_a_consistent_set() {
-    let tree = xen_tree();
+    samples_consistent(&xen_tree("XSPLICE_XEN_TREE"), "4.17");
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_420 (ci/test runs it)"]
+fn samples_command_builds_a_consistent_set_420() {
+    samples_consistent(&xen_tree("XSPLICE_XEN_TREE_420"), "4.20");
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_421 (ci/test runs it)"]
+fn samples_command_builds_a_consistent_set_421() {
+    samples_consistent(&xen_tree("XSPLICE_XEN_TREE_421"), "4.21");
+}
+
+/// `series`: the release the tree must be (the variable names it), which
+/// verify must detect and name.
+fn samples_consistent(tree: &Path, series: &str) {
     let out_dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
         .arg("samples")
         .arg("--srcdir")
-        .arg(&tree)
+        .arg(tree)
         .arg("-o")
         .arg(out_dir.path())
         .output()
@@ -67,6 +104,19 @@ fn samples_command_builds_a_consistent_set() {
         out.status.success(),
         "xsplice-build samples failed:\n{stderr}"
     );
+    // Every payload was checked against the loader rules of the tree's
+    // release, detected from its xen-syms.
+    let verified = stderr
+        .lines()
+        .filter(|l| l.contains("verify: passes the"))
+        .collect::<Vec<_>>();
+    assert_eq!(verified.len(), 6, "one verify line per sample:\n{stderr}");
+    for l in verified {
+        assert!(
+            l.contains(&format!("Xen {series}.")),
+            "verify did not name Xen {series}: {l}"
+        );
+    }
 
     let printed: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -124,11 +174,18 @@ fn samples_command_builds_a_consistent_set() {
     ids.dedup();
     assert_eq!(ids.len(), names.len(), "build-ids are unique");
 
+    // Xen 4.21 added print_version() to common/version.c, which inlines
+    // xen_extra_version(): its code changes with the string, so it is
+    // replaced too.
+    let version_functions: &[&str] = if series == "4.21" {
+        &["xen_extra_version", "print_version"]
+    } else {
+        &["xen_extra_version"]
+    };
     for name in ["hello-world", "bye-world", "replace-world", "hooks"] {
         assert_eq!(
-            info[name].functions,
-            ["xen_extra_version"],
-            "{name}: patches xen_extra_version only"
+            info[name].functions, version_functions,
+            "{name}: patches xen_extra_version (and what inlines it) only"
         );
     }
     for (name, string) in [

@@ -268,6 +268,61 @@ fn cli_prints_pass_or_one_line_per_failure() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// The verdict names the release whose loader rules were applied, on
+/// stdout and in `--json`; a fixture xen-syms has no version functions, so
+/// the oldest supported release's rules apply and a note says why.
+#[test]
+fn cli_names_the_release_and_writes_json() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("verdict.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
+        .arg("verify")
+        .arg(&fx.stacked)
+        .arg("--xen-syms")
+        .arg(&fx.xen_syms)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("failure(s) against Xen 4.17 loader rules (target version unknown)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the target's Xen version is unknown"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&json).unwrap();
+    for want in [
+        "\"passed\": false",
+        "\"xen_version\": null",
+        "\"checked_against\": \"Xen 4.17 loader rules (target version unknown)\"",
+        "\"abi\": \"livepatch-v2\"",
+        "\"failures\": [\"",
+    ] {
+        assert!(text.contains(want), "{want} not in {text}");
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
+        .arg("verify")
+        .arg(&fx.payload)
+        .arg("--xen-syms")
+        .arg(&fx.xen_syms)
+        .args(["--json", "-"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.starts_with("PASS ") && stdout.contains("Xen 4.17 loader rules"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"passed\": true"), "{stdout}");
+}
+
 /// `f()` on another thread, failing the test if it takes more than `secs`
 /// (a hang would otherwise stall the whole run).
 fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -1,26 +1,72 @@
 //! `verify`, real-Xen tier: every payload Xen's own tree builds in
-//! `xen/test/livepatch` gets the verdict the 4.17 loader would give it
-//! (with the dependency chain the loader needs), and corrupted copies of
-//! `xen_hello_world.livepatch` are rejected by name.
+//! `xen/test/livepatch` gets the verdict the loader would give it (with
+//! the dependency chain the loader needs), and corrupted copies of
+//! `xen_hello_world.livepatch` are rejected by name; on Xen 4.17
+//! (XSPLICE_XEN_TREE), 4.20 (XSPLICE_XEN_TREE_420) and 4.21
+//! (XSPLICE_XEN_TREE_421). Across them: verify detects and names each
+//! release, refuses a payload built for one against another's xen-syms,
+//! and applies each release's own rule on duplicate sections.
 
 mod verify_support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use create_diff_object::Abi;
 use verify_support::assert_mutations_fail;
 use xsplice_build::verify::{verify, Verifier, VerifyOptions};
 
-fn tree() -> PathBuf {
-    match std::env::var_os("XSPLICE_XEN_TREE") {
+/// The built tree the variable names: a tier whose tree is missing fails.
+fn tree_of(var: &str) -> PathBuf {
+    match std::env::var_os(var) {
         Some(p) => PathBuf::from(p),
-        None => panic!("XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree"),
+        None => panic!("{var} is not set: the real-Xen tier needs a built Xen tree"),
     }
 }
+
+/// (variable, release series) of every supported release's tree.
+const TREES: [(&str, &str); 3] = [
+    ("XSPLICE_XEN_TREE", "4.17"),
+    ("XSPLICE_XEN_TREE_420", "4.20"),
+    ("XSPLICE_XEN_TREE_421", "4.21"),
+];
+
+/// One test per release: `$body(&tree)` on each tree.
+macro_rules! per_release {
+    ($body:ident: $t17:ident, $t20:ident, $t21:ident) => {
+        #[test]
+        #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
+        fn $t17() {
+            $body(&tree_of("XSPLICE_XEN_TREE"));
+        }
+        #[test]
+        #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_420 (ci/test runs it)"]
+        fn $t20() {
+            $body(&tree_of("XSPLICE_XEN_TREE_420"));
+        }
+        #[test]
+        #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_421 (ci/test runs it)"]
+        fn $t21() {
+            $body(&tree_of("XSPLICE_XEN_TREE_421"));
+        }
+    };
+}
+
+per_release!(loaders_verdict: xen_sample_payloads_get_the_loaders_verdict,
+    xen_sample_payloads_get_the_loaders_verdict_420,
+    xen_sample_payloads_get_the_loaders_verdict_421);
+per_release!(stacking_rules: stacking_rules_on_xen_samples,
+    stacking_rules_on_xen_samples_420, stacking_rules_on_xen_samples_421);
+per_release!(corrupted_hello: corrupted_xen_hello_world_fails_by_name,
+    corrupted_xen_hello_world_fails_by_name_420,
+    corrupted_xen_hello_world_fails_by_name_421);
+per_release!(corrupted_specials: corrupted_special_sections_of_xen_hello_world,
+    corrupted_special_sections_of_xen_hello_world_420,
+    corrupted_special_sections_of_xen_hello_world_421);
 
 /// What verify must say about one of Xen's sample payloads: one text per
 /// failure line, in order (empty = pass).
 fn expected(name: &str) -> &'static [&'static str] {
+    // The same verdicts on 4.17, 4.20 and 4.21.
     // Accepted by the loader, but the NOPs end inside xen_minor_version's final
     // `jmp __x86_return_thunk` (Xen 4.17 builds with return thunks): applying
     // xen_nop crashed the hypervisor in QEMU.
@@ -46,10 +92,8 @@ fn depends_on(name: &str) -> &'static [&'static str] {
     }
 }
 
-#[test]
-#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
-fn xen_sample_payloads_get_the_loaders_verdict() {
-    let xen = tree().join("xen");
+fn loaders_verdict(tree: &Path) {
+    let xen = tree.join("xen");
     let dir = xen.join("test/livepatch");
     let mut payloads: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| {
@@ -98,10 +142,8 @@ fn xen_sample_payloads_get_the_loaders_verdict() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-#[test]
-#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
-fn stacking_rules_on_xen_samples() {
-    let xen = tree().join("xen");
+fn stacking_rules(tree: &Path) {
+    let xen = tree.join("xen");
     let dir = xen.join("test/livepatch");
     let bye = dir.join("xen_bye_world.livepatch");
     let hello = dir.join("xen_hello_world.livepatch");
@@ -143,10 +185,8 @@ fn stacking_rules_on_xen_samples() {
     assert!(dup.starts_with("symbol pre_apply_hook:"), "{dup}");
 }
 
-#[test]
-#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
-fn corrupted_xen_hello_world_fails_by_name() {
-    let xen = tree().join("xen");
+fn corrupted_hello(tree: &Path) {
+    let xen = tree.join("xen");
     let original = std::fs::read(xen.join("test/livepatch/xen_hello_world.livepatch")).unwrap();
     let v = Verifier::new(&xen.join("xen-syms"), &[]).unwrap();
     assert_mutations_fail(&original, |d| v.check(d).failures);
@@ -154,11 +194,9 @@ fn corrupted_xen_hello_world_fails_by_name() {
 
 /// xen_hello_world carries alternatives, an exception table, bug frames and
 /// `.modinfo`: corrupt each.
-#[test]
-#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
-fn corrupted_special_sections_of_xen_hello_world() {
+fn corrupted_specials(tree: &Path) {
     use verify_support::{rela_at, section, wr64};
-    let xen = tree().join("xen");
+    let xen = tree.join("xen");
     let original = std::fs::read(xen.join("test/livepatch/xen_hello_world.livepatch")).unwrap();
     let v = Verifier::new(&xen.join("xen-syms"), &[]).unwrap();
     type Edit = fn(&mut Vec<u8>);
@@ -204,6 +242,161 @@ fn corrupted_special_sections_of_xen_hello_world() {
                 d[s.offset + s.size - 1] = b'!';
             },
             "section .modinfo: not NUL-terminated",
+        ),
+    ];
+    for (edit, want) in cases {
+        let mut d = original.clone();
+        edit(&mut d);
+        let failures = v.check(&d).failures;
+        assert!(
+            failures.iter().any(|l| l.contains(want)),
+            "wanted {want:?}: {failures:#?}"
+        );
+    }
+}
+
+/// Every release is detected from its own xen-syms and named; a payload
+/// built for one release is refused against another's xen-syms (its
+/// `.livepatch.xen_depends` names a different hypervisor), and passes
+/// against its own.
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE, XSPLICE_XEN_TREE_420 and XSPLICE_XEN_TREE_421 (ci/test runs it)"]
+fn payloads_are_refused_by_another_releases_xen_syms() {
+    let trees: Vec<(PathBuf, &str)> = TREES
+        .iter()
+        .map(|(var, series)| (tree_of(var).join("xen"), *series))
+        .collect();
+    let verifiers: Vec<Verifier> = trees
+        .iter()
+        .map(|(xen, _)| Verifier::new(&xen.join("xen-syms"), &[]).unwrap())
+        .collect();
+    for (built_for, (xen, series)) in trees.iter().enumerate() {
+        let payload = xen.join("test/livepatch/xen_hello_world.livepatch");
+        let data = std::fs::read(&payload).unwrap();
+        for (checked_on, (_, target)) in trees.iter().enumerate() {
+            let report = verifiers[checked_on].check(&data);
+            let version = report.xen_version.as_ref().map(|v| v.series());
+            assert_eq!(
+                version.as_deref(),
+                Some(*target),
+                "verify must detect Xen {target} from its xen-syms"
+            );
+            assert!(
+                report.checked_against().contains(&format!("Xen {target}.")),
+                "{}",
+                report.checked_against()
+            );
+            if built_for == checked_on {
+                assert!(
+                    report.passed(),
+                    "Xen {series}'s payload on its own xen-syms: {:#?}",
+                    report.failures
+                );
+            } else {
+                assert!(
+                    report.failures.iter().any(|l| l
+                        .starts_with("section .livepatch.xen_depends: build-id")
+                        && l.contains("is not xen-syms's")),
+                    "Xen {series}'s payload against Xen {target}'s xen-syms: {:#?}",
+                    report.failures
+                );
+            }
+        }
+    }
+}
+
+/// A second `.livepatch.depends` section (a later section renamed):
+/// Xen 4.17's loader refuses the payload ("seen more than once"), 4.20's
+/// and 4.21's read the first and load it.
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE, XSPLICE_XEN_TREE_420 and XSPLICE_XEN_TREE_421 (ci/test runs it)"]
+fn duplicate_note_section_follows_each_releases_rule() {
+    use verify_support::{section, sections, wr32};
+    for (var, series) in TREES {
+        let xen = tree_of(var).join("xen");
+        let original = std::fs::read(xen.join("test/livepatch/xen_hello_world.livepatch")).unwrap();
+        let depends = section(&original, ".livepatch.depends");
+        let later = sections(&original)
+            .into_iter()
+            .find(|s| s.index > depends.index && s.name == ".comment")
+            .expect("a .comment section after .livepatch.depends");
+        let sh_name =
+            u32::from_le_bytes(original[depends.hdr..depends.hdr + 4].try_into().unwrap());
+        let mut d = original.clone();
+        wr32(&mut d, later.hdr, sh_name);
+        let v = Verifier::new(&xen.join("xen-syms"), &[]).unwrap();
+        let report = v.check(&d);
+        let dup: Vec<&String> = report
+            .failures
+            .iter()
+            .filter(|l| l.starts_with("section .livepatch.depends: appears 2 times"))
+            .collect();
+        if series == "4.17" {
+            assert_eq!(dup.len(), 1, "Xen 4.17 refuses it: {:#?}", report.failures);
+            assert!(dup[0].contains("refuses"), "{}", dup[0]);
+        } else {
+            assert!(
+                report.passed(),
+                "Xen {series} loads it: {:#?}",
+                report.failures
+            );
+            assert!(
+                report
+                    .notes
+                    .iter()
+                    .any(|n| n.contains("reads only the first")),
+                "Xen {series}: a note says the loader reads the first: {:#?}",
+                report.notes
+            );
+        }
+    }
+}
+
+/// Xen 4.21's `.alt_call_sites`, on a payload the driver builds from the
+/// corpus's altcall fix: it passes the 4.21 rules; an entry moved off the
+/// `call *disp32(%rip)` or outside the payload's text is refused by name.
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_421 (ci/test runs it)"]
+fn alt_call_sites_follow_the_421_rules() {
+    use verify_support::{rela_at, wr64};
+    let tree = tree_of("XSPLICE_XEN_TREE_421");
+    let xen_syms = tree.join("xen/xen-syms");
+    let patch = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/corpus/hvm-rdtsc-exiting-altcall.diff");
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
+        .args(["-q", "-s"])
+        .arg(&tree)
+        .arg("-p")
+        .arg(&patch)
+        .arg("-o")
+        .arg(out.path())
+        .arg("--xen-syms")
+        .arg(&xen_syms)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let payload = out.path().join("hvm-rdtsc-exiting-altcall.livepatch");
+    let original = std::fs::read(&payload).unwrap();
+    let v = Verifier::new(&xen_syms, &[]).unwrap();
+    let report = v.check(&original);
+    assert!(report.passed(), "{:#?}", report.failures);
+    assert!(report.rules.is_some_and(|r| r.alt_call_sites));
+    let r = rela_at(&original, ".alt_call_sites", 0);
+    let addend = i64::from_le_bytes(original[r + 16..r + 24].try_into().unwrap());
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(move |d| wr64(d, r + 16, (addend + 1) as u64)),
+            "section .alt_call_sites[0]: the site in",
+        ),
+        (
+            Box::new(move |d| wr64(d, r + 16, (addend + 0x10_0000) as u64)),
+            "section .alt_call_sites[0]: call site (6 bytes) is outside the payload's text",
         ),
     ];
     for (edit, want) in cases {

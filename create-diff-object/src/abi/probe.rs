@@ -537,6 +537,7 @@ pub fn special_sizes(tree: &Path) -> Result<SpecialSizes, Error> {
         bug_frame: get("bug_frame"),
         ex_table: get("ex_table"),
         alt_instr: get("alt_instr"),
+        alt_call: crate::abi::ALT_CALL_SIZE,
     })
 }
 

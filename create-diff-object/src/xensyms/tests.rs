@@ -293,6 +293,7 @@ fn real_abi_and_special_sizes() {
         bug_frame: 8,
         ex_table: 8,
         alt_instr: 14,
+        alt_call: 4,
     };
     // From the headers and the probe (4.17 defconfig has no DWARF, so the
     // xen-syms based calls below take this path too).

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use create_diff_object::abi::target::LoaderRules;
 use create_diff_object::abi::{Abi, SpecialSizes, OPAQUE_SIZE, PATCH_INSN_SIZE};
 use create_diff_object::notes::{to_hex, NT_GNU_BUILD_ID};
 use create_diff_object::XenSyms;
@@ -130,6 +131,8 @@ pub struct Context<'a, 'b> {
     pub image: &'a XenImage,
     pub deps: &'a [Dependency],
     pub abi: Abi,
+    /// The target release's loader rules that differ between releases.
+    pub rules: LoaderRules,
     pub sizes: Option<SpecialSizes>,
     pub area: Area,
     pub values: Vec<Value>,
@@ -395,9 +398,15 @@ pub fn check_notes(
             continue;
         };
         if count > 1 {
-            f.fail(format!(
-                "section {name}: appears {count} times (the loader reads only the first)"
-            ));
+            if cx.rules.refuses_duplicate_sections {
+                f.fail(format!(
+                    "section {name}: appears {count} times (the loader refuses a section seen more than once)"
+                ));
+            } else {
+                f.note(format!(
+                    "section {name}: appears {count} times; the loader reads only the first"
+                ));
+            }
         }
         f.check();
         if sec.sh_size == 0 {
@@ -516,9 +525,17 @@ pub fn check_patching_sections(cx: &Context<'_, '_>, f: &mut Failures) {
         let count = p.sections_named(name);
         f.check();
         if count > 1 {
-            f.fail(format!(
-                "section {name}: appears {count} times (the loader reads only the first)"
-            ));
+            // Xen 4.17 refuses the payload; later loaders read only the
+            // first copy, so the others' entries would silently do nothing.
+            f.fail(if cx.rules.refuses_duplicate_sections {
+                format!(
+                    "section {name}: appears {count} times (the loader refuses a section seen more than once)"
+                )
+            } else {
+                format!(
+                    "section {name}: appears {count} times (the loader reads only the first; the others would be ignored)"
+                )
+            });
         }
         f.check();
         if !sec.is_alloc() {
@@ -958,6 +975,15 @@ pub fn check_special_sections(cx: &Context<'_, '_>, f: &mut Failures) {
                 check_alternatives(cx, f, sec, sizes.alt_instr);
             }
         }
+        if let Some(sec) = p.section(".alt_call_sites") {
+            if !cx.rules.alt_call_sites {
+                f.note(
+                    "section .alt_call_sites: this loader does not apply it (Xen 4.21 and later do); the calls stay indirect",
+                );
+            } else if multiple(f, sec, sizes.alt_call, "struct alt_call") && sec.sh_size > 0 {
+                check_alt_calls(cx, f, sec, sizes.alt_call);
+            }
+        }
     } else if [
         ".bug_frames.0",
         ".bug_frames.1",
@@ -1053,6 +1079,68 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
             _ => f.fail(format!(
                 "section .altinstructions[{i}]: replacement (length {repl_len}) is outside .altinstr_replacement"
             )),
+        }
+    }
+}
+
+/// Xen 4.21's `.alt_call_sites`: each entry's site (the entry's address
+/// plus its `int32_t`) must lie in the payload's text with room for the
+/// 6-byte call, and be a `call *disp32(%rip)` (`ff 15`), which the loader
+/// rewrites into a direct call; anything else fails the upload.
+fn check_alt_calls(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, size: u64) {
+    const CALL_LEN: i128 = 6;
+    let p = cx.p;
+    f.check();
+    if p.layout.text_size == 0 {
+        f.fail("section .alt_call_sites: alternative calls but no executable section");
+        return;
+    }
+    let text = i128::from(p.layout.text_size);
+    for i in 0..sec.sh_size / size {
+        let base = i * size;
+        f.check();
+        // The site as the relocation names it: a section of this payload.
+        let site = match p.rela_at(sec.index, base) {
+            Some(r) if r.r_type == R_X86_64_PC32 || r.r_type == R_X86_64_PLT32 => {
+                match cx.values.get(r.sym as usize).copied() {
+                    Some(Value::Local { section, offset }) => {
+                        Some((section, i128::from(offset) + i128::from(r.addend)))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let Some((section, offset)) = site else {
+            f.fail(format!(
+                "section .alt_call_sites[{i}]: no PC-relative relocation to the payload's own code"
+            ));
+            continue;
+        };
+        let addr = p.layout.addr(section).map(|a| i128::from(a) + offset);
+        match addr {
+            Some(a) if a >= 0 && a + CALL_LEN <= text => {}
+            _ => {
+                f.fail(format!(
+                    "section .alt_call_sites[{i}]: call site (6 bytes) is outside the payload's text"
+                ));
+                continue;
+            }
+        }
+        let code = p
+            .sections
+            .get(section)
+            .and_then(|s| s.data(p.data))
+            .and_then(|d| {
+                let at = usize::try_from(offset).ok()?;
+                d.get(at..at.checked_add(2)?)
+            });
+        f.check();
+        if code != Some(&[0xff, 0x15][..]) {
+            f.fail(format!(
+                "section .alt_call_sites[{i}]: the site in {} is not a call *disp32(%rip) (ff 15); the loader refuses to patch it",
+                p.section_label(section)
+            ));
         }
     }
 }

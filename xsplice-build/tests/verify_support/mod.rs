@@ -381,7 +381,9 @@ pub fn mutations() -> Vec<Mutation> {
             apply: |d| {
                 let s = section(d, FUNCS);
                 let flags = rd64(d, s.hdr + 8);
-                wr64(d, s.hdr + 8, flags | 4);
+                // SHF_WRITE | SHF_EXECINSTR: Xen 4.20+'s own payloads
+                // declare the table const (read-only).
+                wr64(d, s.hdr + 8, flags | 1 | 4);
             },
             expect: "section .livepatch.funcs: both writable and executable",
         },
