@@ -19,6 +19,7 @@ pub mod error;
 pub mod include;
 pub mod model;
 pub mod notes;
+pub mod placement;
 pub mod read;
 pub mod report;
 pub mod special;
@@ -147,6 +148,11 @@ pub fn diff_bytes(
     let inc = include::Includer::new(&orig, &new, &twins, &cmp);
     let mut plan = include::Plan::default();
     inc.roots(&mut plan);
+    for r in placement::moved_variables(&orig, &new, &twins) {
+        if !plan.refusals.contains(&r) {
+            plan.refusals.push(r);
+        }
+    }
     let resolver = Resolver { xen: xen_syms };
     inc.close(&mut plan, &resolver)?;
 
