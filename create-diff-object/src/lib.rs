@@ -17,6 +17,7 @@ pub mod correlate;
 pub mod emit;
 pub mod error;
 pub mod include;
+pub mod layout;
 pub mod model;
 pub mod notes;
 pub mod placement;
