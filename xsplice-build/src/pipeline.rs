@@ -325,7 +325,7 @@ fn run(
         (Vec::new(), outputs)
     } else {
         let found = progress.stage("diff", Some(&log), || {
-            let found = diff_stage(
+            let mut found = diff_stage(
                 opts,
                 &record,
                 &objects_dir,
@@ -335,6 +335,13 @@ fn run(
                 abi,
                 &log,
             )?;
+            // Types whose layout changed under code the payload does not replace.
+            found.refusals.extend(crate::layout::check(
+                &record.changed,
+                &objects_dir,
+                &found.objects,
+                &log,
+            )?);
             let nfuncs: usize = found
                 .objects
                 .iter()
@@ -504,6 +511,29 @@ fn patched_stage(
         for obj in &patched.new {
             copy_into(&xen.join(obj), &objects_dir.join("patched").join(obj))?;
         }
+        // The changed units again with -g, for the layout check: the
+        // patched side only while the working copy is still patched.
+        let started = std::time::Instant::now();
+        let n = crate::layout::compile_debug(
+            &patched.changed,
+            &xen,
+            "patched",
+            objects_dir,
+            make.jobs,
+            log,
+        )?;
+        crate::layout::compile_debug(
+            &patched.changed,
+            &base.xen_dir(),
+            "base",
+            objects_dir,
+            make.jobs,
+            log,
+        )?;
+        log.line(&format!(
+            "# layout check: {n} changed unit(s) compiled twice with -g in {:.2} s",
+            started.elapsed().as_secs_f64()
+        ));
         Ok(patched)
     });
     // Restore the shared copy whatever happened; keep a private one with --debug.

@@ -1249,3 +1249,103 @@ fn prelink_fills_old_addr_from_xen_syms() {
     assert_eq!(old_addr(&pre.payload), want);
     assert_eq!(pre.functions[0].old_addr, want);
 }
+
+/// The scratch tree with a header struct and a file-local struct that
+/// common/sched.c uses (the layout check's cases).
+fn layout_scratch() -> Scratch {
+    let s = Scratch::new();
+    let xen = s.src().join("xen");
+    fs::write(
+        xen.join("include/xen/vcpu.h"),
+        "#ifndef XEN_VCPU_H\n#define XEN_VCPU_H\nstruct vcpu {\n    int vcpu_id;\n    int processor;\n};\n#endif\n",
+    )
+    .unwrap();
+    let sched = xen.join("common/sched.c");
+    let mut text = fs::read_to_string(&sched).unwrap();
+    text = text.replace(
+        "#include <xen/lib.h>\n",
+        "#include <xen/lib.h>\n#include <xen/vcpu.h>\n",
+    );
+    text.push_str(
+        "\nint vcpu_processor(const struct vcpu *v)\n{\n    return v->processor;\n}\n\
+         \nstruct span { int lo; int hi; };\n\
+         \nint span_width(int lo, int hi)\n{\n    struct span s = { lo, hi };\n    return s.hi - s.lo;\n}\n",
+    );
+    fs::write(&sched, text).unwrap();
+    s
+}
+
+const VCPU_FIELD_PATCH: &str = "\
+--- a/xen/include/xen/vcpu.h
++++ b/xen/include/xen/vcpu.h
+@@ -2,6 +2,7 @@
+ #define XEN_VCPU_H
+ struct vcpu {
+     int vcpu_id;
++    long pause_count;
+     int processor;
+ };
+ #endif
+";
+
+const LOCAL_SPAN_PATCH: &str = "\
+--- a/xen/common/sched.c
++++ b/xen/common/sched.c
+@@ -11,10 +11,10 @@
+     return v->processor;
+ }
+ 
+-struct span { int lo; int hi; };
++struct span { int lo; int clamp; int hi; };
+ 
+ int span_width(int lo, int hi)
+ {
+-    struct span s = { lo, hi };
+-    return s.hi - s.lo;
++    struct span s = { .lo = lo, .hi = hi, .clamp = 64 };
++    return s.hi - s.lo > s.clamp ? s.clamp : s.hi - s.lo;
+ }
+";
+
+#[test]
+fn member_inserted_in_a_header_struct_is_refused_with_the_type_and_member() {
+    let s = layout_scratch();
+    let before = snapshot(&s.src());
+    let patch = s.patch("vcpu", VCPU_FIELD_PATCH);
+    let out = s.out("vcpu");
+    let report_path = out.with_extension("json");
+    let o = s.run(&patch, &out, &["--json", report_path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("struct vcpu"), "{stderr}");
+    assert!(
+        stderr.contains("member processor moved from offset 4 to 16"),
+        "{stderr}"
+    );
+    let report = json(&report_path);
+    assert!(report.contains("\"result\": \"not-patchable\""), "{report}");
+    assert!(
+        report.contains("\"object\": \"common/sched.o\", \"symbol\": \"struct vcpu\""),
+        "{report}"
+    );
+    assert!(report.contains("include/xen/vcpu.h"), "{report}");
+    assert!(!out.join("vcpu.livepatch").exists());
+    // The -g builds went to the output directory, never into the trees.
+    assert!(out.join("objects/debug/base/common/sched.o").is_file());
+    assert!(out.join("objects/debug/patched/common/sched.o").is_file());
+    assert_unchanged(&before, &s.src());
+}
+
+#[test]
+fn local_struct_used_by_value_in_patched_code_is_accepted() {
+    let s = layout_scratch();
+    let r = build_payload(&s.opts(&s.patch("span", LOCAL_SPAN_PATCH), &s.out("span")))
+        .unwrap_or_else(|e| panic!("expected a payload: {e}"));
+    let names: Vec<&str> = r.functions.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["span_width"]);
+    let log = fs::read_to_string(&r.log).unwrap();
+    assert!(
+        log.contains("common/sched.o: layout of struct span changed"),
+        "the change was seen and accepted: {log}"
+    );
+}

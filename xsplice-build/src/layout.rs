@@ -1,0 +1,316 @@
+//! Layout check: the changed units compiled a second time with `-g`, so
+//! that `create_diff_object::layout` can compare the type layouts of the
+//! original and patched builds (the hypervisor's own build has no debug
+//! info). Only the changed objects are compiled, each with its own recorded
+//! command (`.X.o.cmd`) plus `-g`, writing only into the output directory:
+//! no dependency file, no object in the tree. The original is compiled in
+//! the pristine base tree, the patched one in the patched working copy
+//! before it is restored.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use create_diff_object::layout;
+use create_diff_object::Refusal;
+use rayon::prelude::*;
+
+use crate::progress::Log;
+use crate::{Error, ObjectDiff};
+
+/// Where the `-g` builds of an object go: `DIR/objects/debug/{base,patched}/<object>`.
+pub fn debug_object(objects_dir: &Path, side: &str, object: &str) -> PathBuf {
+    objects_dir.join("debug").join(side).join(object)
+}
+
+/// The object whose compile command makes `object` (`X.init.o` is made from `X.o`).
+fn compiled_target(object: &str) -> String {
+    match object.strip_suffix(".init.o") {
+        Some(stem) => format!("{stem}.o"),
+        None => object.to_string(),
+    }
+}
+
+/// Split a shell command line on unquoted blanks, keeping each word's quotes.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in line.chars() {
+        if escaped {
+            cur.push(c);
+            escaped = false;
+            continue;
+        }
+        match (quote, c) {
+            (_, '\\') if quote != Some('\'') => {
+                cur.push(c);
+                escaped = true;
+            }
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                cur.push(c);
+            }
+            (None, ' ' | '\t') => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// The recorded compile command of `target`, rewritten to write only
+/// `output` (no dependency file) and to emit debug info. `None` when the
+/// record is missing or is not a C compile.
+pub fn debug_command(cmd_file_text: &str, target: &str, output: &Path) -> Option<String> {
+    let prefix = format!("cmd_{target} := ");
+    let line = cmd_file_text
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))?
+        // Make escapes: the record is read back as a makefile.
+        .replace("$$", "$");
+    let words = shell_words(&line);
+    // Only the compiler invocation: anything chained after it post-processes the tree's object.
+    let end = words
+        .iter()
+        .position(|w| matches!(w.as_str(), "&&" | ";" | "||" | "|"))
+        .unwrap_or(words.len());
+    let words = &words[..end];
+    let source = words
+        .iter()
+        .position(|w| w == "-c")
+        .and_then(|i| words.get(i + 1))?;
+    if !source.ends_with(".c") {
+        return None;
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut skip_next = false;
+    for w in words {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        match w.as_str() {
+            "-MMD" | "-MP" | "-MD" => {}
+            "-MF" | "-MQ" | "-MT" | "-o" => skip_next = true,
+            _ if w.starts_with("-Wp,-MD") || w.starts_with("-Wp,-MMD") => {}
+            _ => out.push(w.clone()),
+        }
+    }
+    let quoted = format!("'{}'", output.display().to_string().replace('\'', "'\\''"));
+    out.extend(["-g".to_string(), "-o".to_string(), quoted]);
+    Some(out.join(" "))
+}
+
+/// One unit to compile with `-g`: its recorded command run in `xen_dir`.
+struct Job {
+    object: String,
+    xen_dir: PathBuf,
+    output: PathBuf,
+}
+
+/// Compile the changed objects' units with `-g` in `xen_dir` (the base
+/// tree for `side` "base", the patched working copy for "patched").
+/// Objects not compiled from C (assembly, no record) are skipped and logged.
+pub fn compile_debug(
+    objects: &[String],
+    xen_dir: &Path,
+    side: &str,
+    objects_dir: &Path,
+    threads: usize,
+    log: &Log,
+) -> Result<usize, Error> {
+    let jobs: Vec<Job> = objects
+        .iter()
+        .map(|o| Job {
+            object: o.clone(),
+            xen_dir: xen_dir.to_path_buf(),
+            output: debug_object(objects_dir, side, o),
+        })
+        .collect();
+    let run = || {
+        jobs.par_iter()
+            .map(|j| compile_one(j, log))
+            .collect::<Vec<_>>()
+    };
+    let results = match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+    {
+        Ok(pool) => pool.install(run),
+        Err(_) => run(),
+    };
+    let mut compiled = 0;
+    for r in results {
+        if r? {
+            compiled += 1;
+        }
+    }
+    Ok(compiled)
+}
+
+fn compile_one(job: &Job, log: &Log) -> Result<bool, Error> {
+    let target = compiled_target(&job.object);
+    let p = Path::new(&target);
+    let record = job
+        .xen_dir
+        .join(p.parent().unwrap_or(Path::new("")))
+        .join(format!(
+            ".{}.cmd",
+            p.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ));
+    let text = std::fs::read_to_string(&record).unwrap_or_default();
+    // The compile runs in the tree: the output path must not be relative to here.
+    let output = std::path::absolute(&job.output).map_err(|e| Error::io(&job.output, e))?;
+    let Some(cmd) = debug_command(&text, &target, &output) else {
+        log.line(&format!(
+            "# layout check: {}: no C compile recorded in {}; its types are not checked",
+            job.object,
+            record.display()
+        ));
+        return Ok(false);
+    };
+    if let Some(parent) = job.output.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(&cmd).current_dir(&job.xen_dir);
+    log.run(
+        &mut sh,
+        &format!(
+            "compiling {} with -g for the layout check (in {})",
+            job.object,
+            job.xen_dir.display()
+        ),
+    )?;
+    Ok(true)
+}
+
+/// The layout refusals of every changed object compiled on both sides.
+/// `objects` says which functions the payload replaces per object; a
+/// refusal of a header type seen in several units is listed once, with
+/// how many other units saw it.
+pub fn check(
+    changed: &[String],
+    objects_dir: &Path,
+    objects: &[ObjectDiff],
+    log: &Log,
+) -> Result<Vec<(String, Refusal)>, Error> {
+    let mut found: Vec<(String, Refusal, Vec<String>)> = Vec::new();
+    let mut checked = 0;
+    for obj in changed {
+        let (o, p) = (
+            debug_object(objects_dir, "base", obj),
+            debug_object(objects_dir, "patched", obj),
+        );
+        if !o.is_file() || !p.is_file() {
+            continue;
+        }
+        let read = |path: &Path| -> Result<layout::Unit, Error> {
+            let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            layout::read_unit(path, &data).map_err(|e| Error::Diff {
+                object: obj.clone(),
+                source: e,
+            })
+        };
+        let (ou, pu) = (read(&o)?, read(&p)?);
+        let replaced: Vec<String> = objects
+            .iter()
+            .filter(|d| &d.object == obj)
+            .flat_map(|d| {
+                d.changed_functions
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .chain(d.new_functions.iter().cloned())
+            })
+            .collect();
+        checked += 1;
+        for (change, _) in layout::changed_layouts(&ou, &pu) {
+            log.line(&format!(
+                "{obj}: layout of {} changed: {}",
+                change.name, change.first_difference
+            ));
+        }
+        for r in layout::refusals(&ou, &pu, &replaced) {
+            match found
+                .iter_mut()
+                .find(|(_, f, _)| f.symbol == r.symbol && f.section == r.section)
+            {
+                Some((_, _, also)) => also.push(obj.clone()),
+                None => found.push((obj.clone(), r, Vec::new())),
+            }
+        }
+    }
+    log.line(&format!(
+        "# layout check: {checked} unit(s) compared, {} refusal(s)",
+        found.len()
+    ));
+    Ok(found
+        .into_iter()
+        .map(|(obj, mut r, also)| {
+            if !also.is_empty() {
+                let shown: Vec<&str> = also.iter().take(5).map(String::as_str).collect();
+                r.reason.push_str(&format!(
+                    "; also changed in {} other changed unit(s): {}{}",
+                    also.len(),
+                    shown.join(", "),
+                    if also.len() > shown.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            (obj, r)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_command_is_rewritten_to_a_private_debug_compile() {
+        let rec = "cmd_common/grant_table.o := gcc -MMD -MP -MF common/.grant_table.o.d -m64 \
+                   -O2 '-D__OBJECT_LABEL__=common/grant_table.o' -DX='$$y' -c common/grant_table.c \
+                   -o common/.grant_table.o.tmp -MQ common/grant_table.o\n\nsource_x := y\n";
+        let cmd = debug_command(rec, "common/grant_table.o", Path::new("/tmp/o u/t.o")).unwrap();
+        assert_eq!(
+            cmd,
+            "gcc -m64 -O2 '-D__OBJECT_LABEL__=common/grant_table.o' -DX='$y' \
+             -c common/grant_table.c -g -o '/tmp/o u/t.o'"
+        );
+    }
+
+    #[test]
+    fn assembly_and_missing_records_are_not_compiled() {
+        let rec =
+            "cmd_arch/x86/entry.o := gcc -D__ASSEMBLY__ -c arch/x86/entry.S -o arch/x86/entry.o\n";
+        assert!(debug_command(rec, "arch/x86/entry.o", Path::new("/t.o")).is_none());
+        assert!(debug_command("", "a.o", Path::new("/t.o")).is_none());
+        assert!(debug_command(rec, "other.o", Path::new("/t.o")).is_none());
+    }
+
+    #[test]
+    fn chained_post_processing_is_left_out() {
+        let rec = "cmd_a.o := gcc -c a.c -o a.o && objcopy a.o a.init.o\n";
+        assert_eq!(
+            debug_command(rec, "a.o", Path::new("/t.o")).unwrap(),
+            "gcc -c a.c -g -o '/t.o'"
+        );
+        assert_eq!(compiled_target("arch/x86/setup.init.o"), "arch/x86/setup.o");
+    }
+}
