@@ -217,6 +217,18 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
         files: Vec::new(),
         refs: elf_references(&file),
     };
+    // Paths relative to the compile directory, so that the same tree built
+    // in two places (the base and the working copy) names files alike.
+    let comp_dir = unit
+        .comp_dir
+        .map(|d| d.to_string_lossy().trim_end_matches('/').to_string())
+        .unwrap_or_default();
+    let relative = |p: String| -> String {
+        match p.strip_prefix(&comp_dir).and_then(|r| r.strip_prefix('/')) {
+            Some(r) if !comp_dir.is_empty() => r.to_string(),
+            _ => p,
+        }
+    };
     if let Some(lp) = &unit.line_program {
         let h = lp.header();
         let (first, last) = if h.version() >= 5 {
@@ -235,10 +247,12 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
                 .directory(h)
                 .and_then(|d| dwarf.attr_string(&unit, d).ok())
                 .map(|s| s.to_string_lossy().into_owned());
-            out.files[i as usize] = name.map(|n| match dir {
-                Some(d) if !n.starts_with('/') && !d.is_empty() => format!("{d}/{n}"),
-                _ => n,
-            });
+            out.files[i as usize] = name
+                .map(|n| match dir {
+                    Some(d) if !n.starts_with('/') && !d.is_empty() => format!("{d}/{n}"),
+                    _ => n,
+                })
+                .map(relative);
         }
     }
     let mut stack: Vec<usize> = Vec::new();
@@ -734,16 +748,15 @@ impl Unit {
         out
     }
 
-    /// Variables with static storage whose type reaches the target.
-    fn static_variables_reaching(&self, reach: &[Option<bool>]) -> BTreeSet<String> {
+    /// Variables with static storage whose type reaches the target, with
+    /// whether only through a pointer.
+    fn static_variables_reaching(&self, reach: &[Option<bool>]) -> BTreeMap<String, bool> {
         (0..self.dies.len())
             .filter(|&i| {
                 let d = self.die(i);
-                d.tag == gimli::DW_TAG_variable
-                    && d.static_storage
-                    && self.entry_reach(i, reach).is_some()
+                d.tag == gimli::DW_TAG_variable && d.static_storage
             })
-            .filter_map(|i| self.name_of(i))
+            .filter_map(|i| Some((self.name_of(i)?, self.entry_reach(i, reach)?)))
             .collect()
     }
 
@@ -759,6 +772,7 @@ impl Unit {
     /// Whether `file` (as recorded in the line table) is this unit's own source.
     fn is_own_file(&self, file: &str) -> bool {
         let src = self.source.trim_start_matches("./");
+        let file = file.trim_start_matches("./");
         !src.is_empty() && (file == src || file.ends_with(&format!("/{src}")))
     }
 }
@@ -950,14 +964,16 @@ pub fn refusals(orig: &Unit, patched: &Unit, replaced: &[String]) -> Vec<Refusal
             .map(|k| plain_name(k))
             .filter(|k| !replaced.contains(k))
             .collect();
-        let existing_statics: Vec<String> = {
-            let old = orig.static_variable_names();
-            patched
-                .static_variables_reaching(&reach)
-                .into_iter()
-                .filter(|v| old.contains(v))
+        let statics = patched.static_variables_reaching(&reach);
+        let old = orig.static_variable_names();
+        let existing = |pointer: bool| -> Vec<&str> {
+            statics
+                .iter()
+                .filter(|(v, &p)| p == pointer && old.contains(*v))
+                .map(|(v, _)| v.as_str())
                 .collect()
         };
+        let (holding, pointing) = (existing(false), existing(true));
         let by_pointer: Vec<&str> = users
             .iter()
             .filter(|(_, &p)| p)
@@ -971,15 +987,16 @@ pub fn refusals(orig: &Unit, patched: &Unit, replaced: &[String]) -> Vec<Refusal
                 patched.source
             ));
         }
-        if !existing_statics.is_empty() {
+        if !holding.is_empty() {
             why.push(format!(
                 "existing variable(s) {} hold it with the old layout",
-                list(
-                    &existing_statics
-                        .iter()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>()
-                )
+                list(&holding)
+            ));
+        }
+        if !pointing.is_empty() {
+            why.push(format!(
+                "existing variable(s) {} lead to instances made before the patch",
+                list(&pointing)
             ));
         }
         if !by_pointer.is_empty() {

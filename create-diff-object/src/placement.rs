@@ -79,15 +79,15 @@ pub fn moved_variables(orig: &Object<'_>, patched: &Object<'_>, twins: &Twins) -
             continue;
         }
         let why = if moved {
-            "it moved section".to_string()
+            String::new()
         } else {
-            format!("its section's flags changed ({oflags:#x} -> {pflags:#x})")
+            format!(" (its section's flags changed from {oflags:#x} to {pflags:#x})")
         };
         out.push(Refusal {
             symbol: ps.name.to_string(),
             section: pname.to_string(),
             reason: format!(
-                "existing variable {} moved from section {oname} to {pname} ({why}): the running \
+                "existing variable {} moved from section {oname} to {pname}{why}: the running \
                  Xen keeps it where it was linked, with that memory's placement and permissions \
                  (a write to data that is read-only after boot faults), so the patched code's \
                  assumption does not hold",

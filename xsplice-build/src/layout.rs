@@ -119,44 +119,79 @@ struct Job {
     output: PathBuf,
 }
 
-/// Compile the changed objects' units with `-g` in `xen_dir` (the base
-/// tree for `side` "base", the patched working copy for "patched").
-/// Objects not compiled from C (assembly, no record) are skipped and logged.
+/// Compile the changed objects' units with `-g` in each tree of `sides`
+/// (`(xen_dir, "base")`: the pristine base; `(xen_dir, "patched")`: the
+/// patched working copy), in parallel, a batch of objects at a time.
+/// Objects not compiled from C (assembly, no record) are skipped and
+/// logged. A header type whose layout changed is refused whatever the
+/// payload replaces, so once a batch shows one the remaining objects are
+/// not compiled (a change to `struct vcpu` rebuilds hundreds of units).
+/// Returns how many compiles ran.
 pub fn compile_debug(
     objects: &[String],
-    xen_dir: &Path,
-    side: &str,
+    sides: &[(&Path, &str)],
     objects_dir: &Path,
     threads: usize,
     log: &Log,
 ) -> Result<usize, Error> {
-    let jobs: Vec<Job> = objects
-        .iter()
-        .map(|o| Job {
-            object: o.clone(),
-            xen_dir: xen_dir.to_path_buf(),
-            output: debug_object(objects_dir, side, o),
-        })
-        .collect();
-    let run = || {
-        jobs.par_iter()
-            .map(|j| compile_one(j, log))
-            .collect::<Vec<_>>()
-    };
-    let results = match rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
+    let threads = threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
         .build()
-    {
-        Ok(pool) => pool.install(run),
-        Err(_) => run(),
-    };
+        .ok();
     let mut compiled = 0;
-    for r in results {
-        if r? {
-            compiled += 1;
+    for batch in objects.chunks(threads.max(sides.len()) * 2) {
+        let jobs: Vec<Job> = sides
+            .iter()
+            .flat_map(|&(xen_dir, side)| {
+                batch.iter().map(move |o| Job {
+                    object: o.clone(),
+                    xen_dir: xen_dir.to_path_buf(),
+                    output: debug_object(objects_dir, side, o),
+                })
+            })
+            .collect();
+        let run = || {
+            jobs.par_iter()
+                .map(|j| compile_one(j, log))
+                .collect::<Vec<_>>()
+        };
+        let results = match &pool {
+            Some(pool) => pool.install(run),
+            None => run(),
+        };
+        for r in results {
+            if r? {
+                compiled += 1;
+            }
+        }
+        if let Some((obj, name)) = batch
+            .iter()
+            .find_map(|o| header_change(objects_dir, o).map(|n| (o, n)))
+        {
+            log.line(&format!(
+                "# layout check: {obj}: header type {name} changed layout, which is refused \
+                 whatever the payload replaces: the remaining units are not compiled"
+            ));
+            break;
         }
     }
     Ok(compiled)
+}
+
+/// The first type defined outside the unit's own file whose layout
+/// differs between the two `-g` builds of `object`, if both are there.
+fn header_change(objects_dir: &Path, object: &str) -> Option<String> {
+    let read = |side: &str| {
+        let path = debug_object(objects_dir, side, object);
+        let data = std::fs::read(&path).ok()?;
+        layout::read_unit(&path, &data).ok()
+    };
+    let (o, p) = (read("base")?, read("patched")?);
+    layout::changed_layouts(&o, &p)
+        .into_iter()
+        .find(|(c, _)| !c.local)
+        .map(|(c, _)| c.name)
 }
 
 fn compile_one(job: &Job, log: &Log) -> Result<bool, Error> {
