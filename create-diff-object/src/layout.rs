@@ -12,11 +12,12 @@
 //!
 //! What is compared: every struct, union and enum defined at file scope in
 //! both builds of the unit (an anonymous one by the typedef that names it):
-//! its size, each member's offset, size and type (members of anonymous
+//! its size, each member's offset and size (members of anonymous
 //! struct/union members are flattened into their container, as C sees
 //! them), and each enumerator's value. Types only in the patched build are
-//! new: no running code knows them. Line numbers, declaration files and
-//! DWARF offsets are never compared.
+//! new: no running code knows them. Member names, the spelling of member
+//! types (a typedef for the same type), line numbers, declaration files and
+//! DWARF offsets are not compared: they do not move bytes.
 //!
 //! The rule (see docs/refusals-layout.md): a changed layout is accepted
 //! only when no code or data of the running Xen can meet the old layout:
@@ -832,6 +833,8 @@ pub fn first_difference(o: &TypeLayout, p: &TypeLayout) -> Option<String> {
                 Some((_, pv)) if pv != ov => {
                     return Some(format!("enumerator {name} changed value from {ov} to {pv}"))
                 }
+                // Renamed, with its value kept: the same binary interface.
+                None if p.enumerators.iter().any(|(_, v)| v == ov) => {}
                 None => return Some(format!("enumerator {name} was removed")),
                 _ => {}
             }
@@ -843,6 +846,17 @@ pub fn first_difference(o: &TypeLayout, p: &TypeLayout) -> Option<String> {
                 p.size.unwrap_or(0)
             ));
         }
+        return None;
+    }
+    // The layout is where the bytes are: member names and the spelling of
+    // their types (a typedef for the same type) do not change it.
+    let shape = |l: &TypeLayout| -> Vec<(u64, Option<u64>)> {
+        l.members
+            .iter()
+            .map(|m| (m.offset_bits, m.size_bits))
+            .collect()
+    };
+    if o.size == p.size && shape(o) == shape(p) {
         return None;
     }
     for (i, om) in o.members.iter().enumerate() {
@@ -882,15 +896,6 @@ pub fn first_difference(o: &TypeLayout, p: &TypeLayout) -> Option<String> {
                     bytes_bits(om.offset_bits),
                     size_text(om.size_bits),
                     size_text(pm.size_bits)
-                ))
-            }
-            Some(pm) if pm.type_name != om.type_name => {
-                return Some(format!(
-                    "member {} at offset {} changed type from {} to {}",
-                    om.name,
-                    bytes_bits(om.offset_bits),
-                    om.type_name,
-                    pm.type_name
                 ))
             }
             Some(_) => {}
@@ -1045,5 +1050,83 @@ fn list(names: &[&str]) -> String {
         format!("{} and {more} more", s.join(", "))
     } else {
         s.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, offset: u64, size: u64, ty: &str) -> Member {
+        Member {
+            name: name.into(),
+            offset_bits: offset * 8,
+            size_bits: Some(size * 8),
+            type_name: ty.into(),
+        }
+    }
+
+    fn layout(members: Vec<Member>, size: u64) -> TypeLayout {
+        TypeLayout {
+            kind: TypeKind::Struct,
+            name: "struct s".into(),
+            decl_file: None,
+            size: Some(size),
+            members,
+            enumerators: vec![],
+        }
+    }
+
+    #[test]
+    fn renamed_member_or_respelled_type_is_the_same_layout() {
+        let o = layout(
+            vec![member("a", 0, 4, "int"), member("b", 4, 4, "uint32_t")],
+            8,
+        );
+        let p = layout(
+            vec![
+                member("a", 0, 4, "int32_t"),
+                member("c", 4, 4, "unsigned int"),
+            ],
+            8,
+        );
+        assert_eq!(first_difference(&o, &p), None);
+    }
+
+    #[test]
+    fn member_at_the_end_and_resized_member_are_changes() {
+        let o = layout(vec![member("a", 0, 4, "int")], 4);
+        let p = layout(vec![member("a", 0, 4, "int"), member("n", 4, 4, "int")], 8);
+        assert_eq!(
+            first_difference(&o, &p).as_deref(),
+            Some("new member n at offset 4 (size 4 -> 8 bytes)")
+        );
+        let p = layout(vec![member("a", 0, 8, "long")], 8);
+        assert_eq!(
+            first_difference(&o, &p).as_deref(),
+            Some("member a at offset 0 changed size from 4 bytes to 8 bytes")
+        );
+    }
+
+    #[test]
+    fn enumerators_compare_by_value() {
+        let e = |v: &[(&str, i64)]| TypeLayout {
+            kind: TypeKind::Enum,
+            name: "enum e".into(),
+            decl_file: None,
+            size: Some(4),
+            members: vec![],
+            enumerators: v.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+        };
+        let o = e(&[("A", 0), ("B", 1)]);
+        assert_eq!(
+            first_difference(&o, &e(&[("A", 0), ("B", 1), ("C", 2)])),
+            None
+        );
+        assert_eq!(first_difference(&o, &e(&[("A", 0), ("B2", 1)])), None);
+        assert_eq!(
+            first_difference(&o, &e(&[("A", 0), ("N", 1), ("B", 2)])).as_deref(),
+            Some("enumerator B changed value from 1 to 2")
+        );
     }
 }

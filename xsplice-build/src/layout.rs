@@ -236,11 +236,13 @@ fn compile_one(job: &Job, log: &Log) -> Result<bool, Error> {
 /// The layout refusals of every changed object compiled on both sides.
 /// `objects` says which functions the payload replaces per object; a
 /// refusal of a header type seen in several units is listed once, with
-/// how many other units saw it.
+/// how many other units saw it. `header_only`: only the refusals of types
+/// defined outside the unit, which do not depend on what the payload holds.
 pub fn check(
     changed: &[String],
     objects_dir: &Path,
     objects: &[ObjectDiff],
+    header_only: bool,
     log: &Log,
 ) -> Result<Vec<(String, Refusal)>, Error> {
     let mut found: Vec<(String, Refusal, Vec<String>)> = Vec::new();
@@ -272,13 +274,17 @@ pub fn check(
             })
             .collect();
         checked += 1;
-        for (change, _) in layout::changed_layouts(&ou, &pu) {
+        let changes = layout::changed_layouts(&ou, &pu);
+        for (change, _) in &changes {
             log.line(&format!(
                 "{obj}: layout of {} changed: {}",
                 change.name, change.first_difference
             ));
         }
         for r in layout::refusals(&ou, &pu, &replaced) {
+            if header_only && !changes.iter().any(|(c, _)| !c.local && c.name == r.symbol) {
+                continue;
+            }
             match found
                 .iter_mut()
                 .find(|(_, f, _)| f.symbol == r.symbol && f.section == r.section)

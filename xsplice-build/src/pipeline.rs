@@ -325,7 +325,7 @@ fn run(
         (Vec::new(), outputs)
     } else {
         let found = progress.stage("diff", Some(&log), || {
-            let mut found = diff_stage(
+            let diffed = diff_stage(
                 opts,
                 &record,
                 &objects_dir,
@@ -334,12 +334,34 @@ fn run(
                 &xen_tree,
                 abi,
                 &log,
-            )?;
+            );
+            let mut found = match diffed {
+                Ok(found) => found,
+                Err(e) => {
+                    // A header type whose layout changed is refused whatever
+                    // the payload would hold: that is the answer, not the
+                    // diff's failure on some object.
+                    let refusals =
+                        crate::layout::check(&record.changed, &objects_dir, &[], true, &log)?;
+                    if refusals.is_empty() {
+                        return Err(e);
+                    }
+                    log.line(&format!(
+                        "# the diff failed ({e}), but the layout check refuses the patch anyway"
+                    ));
+                    report.refusals = refusals.clone();
+                    return Err(Error::NotPatchable {
+                        refusals,
+                        log: Some(log.path().into()),
+                    });
+                }
+            };
             // Types whose layout changed under code the payload does not replace.
             found.refusals.extend(crate::layout::check(
                 &record.changed,
                 &objects_dir,
                 &found.objects,
+                false,
                 &log,
             )?);
             let nfuncs: usize = found
