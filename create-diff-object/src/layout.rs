@@ -225,10 +225,11 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
         .map(|d| d.to_string_lossy().trim_end_matches('/').to_string())
         .unwrap_or_default();
     let relative = |p: String| -> String {
-        match p.strip_prefix(&comp_dir).and_then(|r| r.strip_prefix('/')) {
+        let p = match p.strip_prefix(&comp_dir).and_then(|r| r.strip_prefix('/')) {
             Some(r) if !comp_dir.is_empty() => r.to_string(),
             _ => p,
-        }
+        };
+        p.strip_prefix("./").map(str::to_string).unwrap_or(p)
     };
     if let Some(lp) = &unit.line_program {
         let h = lp.header();
