@@ -443,10 +443,13 @@ impl Unit {
                 continue;
             };
             let d = self.die(i);
-            let Some(base) = d.name.clone().or_else(|| typedef_names.get(&i).cloned()) else {
-                continue;
+            let name = match d.name.clone().or_else(|| typedef_names.get(&i).cloned()) {
+                Some(base) => format!("{} {base}", kind.keyword()),
+                // Anonymous enums still define constants other units use:
+                // paired by their enumerators in `changed_layouts`.
+                None if kind == TypeKind::Enum => ANONYMOUS_ENUM.to_string(),
+                None => continue,
             };
-            let name = format!("{} {base}", kind.keyword());
             let mut members = Vec::new();
             let mut enumerators = Vec::new();
             if kind == TypeKind::Enum {
@@ -786,18 +789,48 @@ pub fn changed_layouts(orig: &Unit, patched: &Unit) -> Vec<(LayoutChange, usize)
     let mut out = Vec::new();
     for (name, pv) in &pl {
         let Some(ov) = ol.get(name) else { continue };
-        if ov.len() != pv.len() {
+        let pairs: Vec<(&TypeLayout, &(usize, TypeLayout))> = if name == ANONYMOUS_ENUM {
+            // The original enum sharing most enumerator names with each patched one.
+            pv.iter()
+                .filter_map(|pe| {
+                    let shared = |o: &TypeLayout| {
+                        o.enumerators
+                            .iter()
+                            .filter(|(n, _)| pe.1.enumerators.iter().any(|(m, _)| m == n))
+                            .count()
+                    };
+                    ov.iter()
+                        .map(|(_, o)| (shared(o), o))
+                        .filter(|(n, _)| *n > 0)
+                        .max_by_key(|(n, _)| *n)
+                        .map(|(_, o)| (o, pe))
+                })
+                .collect()
+        } else if ov.len() == pv.len() {
+            ov.iter().map(|(_, o)| o).zip(pv).collect()
+        } else {
             continue;
-        }
-        for ((_, o), (pidx, p)) in ov.iter().zip(pv) {
+        };
+        for (o, (pidx, p)) in pairs {
             if let Some(diff) = first_difference(o, p) {
+                let name = if name == ANONYMOUS_ENUM {
+                    let first: Vec<&str> = o
+                        .enumerators
+                        .iter()
+                        .take(2)
+                        .map(|(n, _)| n.as_str())
+                        .collect();
+                    format!("enum {{ {}, … }}", first.join(", "))
+                } else {
+                    name.clone()
+                };
                 let local = p
                     .decl_file
                     .as_deref()
                     .is_some_and(|f| patched.is_own_file(f));
                 out.push((
                     LayoutChange {
-                        name: name.clone(),
+                        name,
                         decl_file: p.decl_file.clone(),
                         local,
                         first_difference: diff,
@@ -944,6 +977,9 @@ pub fn first_difference(o: &TypeLayout, p: &TypeLayout) -> Option<String> {
     }
     None
 }
+
+/// The key anonymous enums share in `Unit::layouts`.
+const ANONYMOUS_ENUM: &str = "enum <anonymous>";
 
 /// How many unchanged users a refusal names.
 const USERS_NAMED: usize = 5;

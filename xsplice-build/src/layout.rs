@@ -113,6 +113,9 @@ pub fn debug_command(cmd_file_text: &str, target: &str, output: &Path) -> Option
     out.extend(
         [
             "-g",
+            // Every type the unit's headers define, used here or not: an
+            // enum whose constants alone are used is otherwise left out.
+            "-fno-eliminate-unused-debug-types",
             "-fno-var-tracking",
             "-fno-var-tracking-assignments",
             "-o",
@@ -347,7 +350,7 @@ mod tests {
         assert_eq!(
             cmd,
             "gcc -m64 -O2 '-D__OBJECT_LABEL__=common/grant_table.o' -DX='$y' \
-             -c common/grant_table.c -g -fno-var-tracking -fno-var-tracking-assignments -o '/tmp/o u/t.o'"
+             -c common/grant_table.c -g -fno-eliminate-unused-debug-types -fno-var-tracking -fno-var-tracking-assignments -o '/tmp/o u/t.o'"
         );
     }
 
@@ -365,7 +368,7 @@ mod tests {
         let rec = "cmd_a.o := gcc -c a.c -o a.o && objcopy a.o a.init.o\n";
         assert_eq!(
             debug_command(rec, "a.o", Path::new("/t.o")).unwrap(),
-            "gcc -c a.c -g -fno-var-tracking -fno-var-tracking-assignments -o '/t.o'"
+            "gcc -c a.c -g -fno-eliminate-unused-debug-types -fno-var-tracking -fno-var-tracking-assignments -o '/t.o'"
         );
         assert_eq!(compiled_target("arch/x86/setup.init.o"), "arch/x86/setup.o");
     }

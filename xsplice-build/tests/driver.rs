@@ -1257,14 +1257,16 @@ fn layout_scratch() -> Scratch {
     let xen = s.src().join("xen");
     fs::write(
         xen.join("include/xen/vcpu.h"),
-        "#ifndef XEN_VCPU_H\n#define XEN_VCPU_H\nstruct vcpu {\n    int vcpu_id;\n    int processor;\n};\n#endif\n",
+        "#ifndef XEN_VCPU_H\n#define XEN_VCPU_H\nstruct vcpu {\n    int vcpu_id;\n    int processor;\n};\n\
+         enum { VCPU_RUNNING, VCPU_BLOCKED };\n#endif\n",
     )
     .unwrap();
     let sched = xen.join("common/sched.c");
     let mut text = fs::read_to_string(&sched).unwrap();
+    // Uses the anonymous enum's constants only: no object of its type.
     text = text.replace(
         "#include <xen/lib.h>\n",
-        "#include <xen/lib.h>\n#include <xen/vcpu.h>\n",
+        "#include <xen/lib.h>\n#include <xen/vcpu.h>\n\nint vcpu_blocked_state(void)\n{\n    return VCPU_BLOCKED;\n}\n",
     );
     text.push_str(
         "\nint vcpu_processor(const struct vcpu *v)\n{\n    return v->processor;\n}\n\
@@ -1285,7 +1287,7 @@ const VCPU_FIELD_PATCH: &str = "\
 +    long pause_count;
      int processor;
  };
- #endif
+ enum { VCPU_RUNNING, VCPU_BLOCKED };
 ";
 
 const LOCAL_SPAN_PATCH: &str = "\
@@ -1306,6 +1308,32 @@ const LOCAL_SPAN_PATCH: &str = "\
 +    return s.hi - s.lo > s.clamp ? s.clamp : s.hi - s.lo;
  }
 ";
+
+const VCPU_ENUM_PATCH: &str = "\
+--- a/xen/include/xen/vcpu.h
++++ b/xen/include/xen/vcpu.h
+@@ -5,4 +5,4 @@
+     int processor;
+ };
+-enum { VCPU_RUNNING, VCPU_BLOCKED };
++enum { VCPU_RUNNING, VCPU_PAUSED, VCPU_BLOCKED };
+ #endif
+";
+
+#[test]
+fn renumbered_header_enum_used_only_by_its_constants_is_refused() {
+    let s = layout_scratch();
+    let patch = s.patch("enum", VCPU_ENUM_PATCH);
+    let out = s.out("enum");
+    let o = s.run(&patch, &out, &[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("enum { VCPU_RUNNING, VCPU_BLOCKED, … }")
+            && stderr.contains("enumerator VCPU_BLOCKED changed value from 1 to 2"),
+        "{stderr}"
+    );
+}
 
 #[test]
 fn member_inserted_in_a_header_struct_is_refused_with_the_type_and_member() {
