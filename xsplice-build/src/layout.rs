@@ -131,10 +131,27 @@ struct Job {
     object: String,
     xen_dir: PathBuf,
     output: PathBuf,
+    /// Where a copy is kept between runs (the base side: its sources and
+    /// command never change for a cache entry).
+    cached: Option<PathBuf>,
+}
+
+/// The directory of a base cache entry that keeps the base side's `-g`
+/// builds; its name changes with the flags `debug_command` adds.
+pub const DEBUG_CACHE: &str = "layout-debug-v1";
+
+/// One tree the changed units are compiled in.
+pub struct Side<'a> {
+    /// The tree's `xen/` directory.
+    pub xen_dir: &'a Path,
+    /// `base` or `patched`: where the objects go under `objects/debug/`.
+    pub name: &'a str,
+    /// A directory keeping this side's builds between runs, if it never changes.
+    pub cache: Option<&'a Path>,
 }
 
 /// Compile the changed objects' units with `-g` in each tree of `sides`
-/// (`(xen_dir, "base")`: the pristine base; `(xen_dir, "patched")`: the
+/// (the pristine base, whose builds are kept in its cache entry, and the
 /// patched working copy), in parallel, a batch of objects at a time.
 /// Objects not compiled from C (assembly, no record) are skipped and
 /// logged. A header type whose layout changed is refused whatever the
@@ -143,7 +160,7 @@ struct Job {
 /// Returns how many compiles ran.
 pub fn compile_debug(
     objects: &[String],
-    sides: &[(&Path, &str)],
+    sides: &[Side<'_>],
     objects_dir: &Path,
     threads: usize,
     log: &Log,
@@ -157,11 +174,12 @@ pub fn compile_debug(
     for batch in objects.chunks(threads.max(sides.len()) * 2) {
         let jobs: Vec<Job> = sides
             .iter()
-            .flat_map(|&(xen_dir, side)| {
+            .flat_map(|side| {
                 batch.iter().map(move |o| Job {
                     object: o.clone(),
-                    xen_dir: xen_dir.to_path_buf(),
-                    output: debug_object(objects_dir, side, o),
+                    xen_dir: side.xen_dir.to_path_buf(),
+                    output: debug_object(objects_dir, side.name, o),
+                    cached: side.cache.map(|c| c.join(o)),
                 })
             })
             .collect();
@@ -234,6 +252,15 @@ fn compile_one(job: &Job, log: &Log) -> Result<bool, Error> {
     if let Some(parent) = job.output.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
+    if let Some(cached) = job.cached.as_ref().filter(|c| c.is_file()) {
+        std::fs::copy(cached, &job.output).map_err(|e| Error::io(&job.output, e))?;
+        log.line(&format!(
+            "# layout check: {}: -g build of the base from {}",
+            job.object,
+            cached.display()
+        ));
+        return Ok(true);
+    }
     let mut sh = Command::new("sh");
     sh.arg("-c").arg(&cmd).current_dir(&job.xen_dir);
     log.run(
@@ -244,7 +271,27 @@ fn compile_one(job: &Job, log: &Log) -> Result<bool, Error> {
             job.xen_dir.display()
         ),
     )?;
+    if let Some(cached) = &job.cached {
+        // Best effort: without the copy the next run compiles again.
+        if let Err(e) = keep(&job.output, cached) {
+            log.line(&format!(
+                "# layout check: not kept in {}: {e}",
+                cached.display()
+            ));
+        }
+    }
     Ok(true)
+}
+
+/// Copy `from` to `to` atomically (a temporary file renamed into place),
+/// so concurrent runs never read half a copy.
+fn keep(from: &Path, to: &Path) -> std::io::Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::copy(from, tmp.path())?;
+    tmp.persist(to).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// The layout refusals of every changed object compiled on both sides.

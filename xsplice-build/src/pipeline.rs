@@ -536,9 +536,23 @@ fn patched_stage(
         // The changed units again with -g, for the layout check: the
         // patched side only while the working copy is still patched.
         let started = std::time::Instant::now();
+        let base_xen = base.xen_dir();
+        let entry = base.tree.parent().unwrap_or(&base.tree);
+        let kept = entry.join(crate::layout::DEBUG_CACHE);
         let n = crate::layout::compile_debug(
             &patched.changed,
-            &[(&xen, "patched"), (&base.xen_dir(), "base")],
+            &[
+                crate::layout::Side {
+                    xen_dir: &xen,
+                    name: "patched",
+                    cache: None,
+                },
+                crate::layout::Side {
+                    xen_dir: &base_xen,
+                    name: "base",
+                    cache: Some(&kept),
+                },
+            ],
             objects_dir,
             make.jobs,
             log,

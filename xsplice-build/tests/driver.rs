@@ -1376,4 +1376,13 @@ fn local_struct_used_by_value_in_patched_code_is_accepted() {
         log.contains("common/sched.o: layout of struct span changed"),
         "the change was seen and accepted: {log}"
     );
+    // The base side's -g build is kept in the cache entry for the next patch.
+    let again = build_payload(&s.opts(&s.patch("span2", LOCAL_SPAN_PATCH), &s.out("span2")))
+        .unwrap_or_else(|e| panic!("expected a payload: {e}"));
+    let log = fs::read_to_string(&again.log).unwrap();
+    assert!(
+        log.contains("common/sched.o: -g build of the base from"),
+        "{log}"
+    );
+    assert_eq!(r.build_id, again.build_id);
 }
