@@ -20,7 +20,7 @@ pub mod include;
 pub mod layout;
 pub mod model;
 pub mod notes;
-pub mod placement;
+pub mod moves;
 pub mod read;
 pub mod report;
 pub mod special;
@@ -149,7 +149,7 @@ pub fn diff_bytes(
     let inc = include::Includer::new(&orig, &new, &twins, &cmp);
     let mut plan = include::Plan::default();
     inc.roots(&mut plan);
-    for r in placement::moved_variables(&orig, &new, &twins) {
+    for r in moves::moved_variables(&orig, &new, &twins) {
         if !plan.refusals.contains(&r) {
             plan.refusals.push(r);
         }

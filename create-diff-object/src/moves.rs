@@ -1,4 +1,4 @@
-//! `placement`: refuse an existing variable whose section kind changed.
+//! `moves`: refuse an existing variable whose section kind changed.
 //!
 //! The running Xen keeps every existing variable where it was linked:
 //! `__ro_after_init` data stays in memory that is read-only after boot,
