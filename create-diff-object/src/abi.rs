@@ -57,6 +57,12 @@ pub struct FuncLayout {
 /// The x86 jump the loader writes over the start of a patched function.
 pub const PATCH_INSN_SIZE: u64 = 5;
 
+/// `endbr64`: with `CONFIG_XEN_IBT=y` functions whose address is taken
+/// (`cf_check`) start with it, and the loader writes its jump after it
+/// (it must stay the first instruction), so such a function needs
+/// `ENDBR64.len() + PATCH_INSN_SIZE` bytes.
+pub const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
+
 /// The loader's `LIVEPATCH_OPAQUE_SIZE`: most bytes a NOP-out entry (`new_addr` 0) may cover.
 pub const OPAQUE_SIZE: u64 = 31;
 

@@ -2,7 +2,7 @@
 //! layout of the chosen ABI; `old_size` (and with `--resolve` `old_addr`)
 //! come from xen-syms, looked up by name and, for locals, by source file.
 
-use crate::abi::{FuncLayout, PATCH_INSN_SIZE};
+use crate::abi::{FuncLayout, ENDBR64, PATCH_INSN_SIZE};
 use crate::error::{Error, Refusal};
 use crate::include::Plan;
 use crate::model::{Object, SymbolId};
@@ -45,7 +45,24 @@ pub fn func_entries(
                 ),
             });
         }
-        if xs.size < PATCH_INSN_SIZE {
+        // The loader skips a leading endbr64 (IBT) before writing the jump.
+        let endbr = o
+            .section()
+            .is_some_and(|s| orig.section(s).bytes(o.value, 4) == ENDBR64);
+        let needed = PATCH_INSN_SIZE + if endbr { ENDBR64.len() as u64 } else { 0 };
+        if xs.size < needed {
+            let reason = if endbr {
+                format!(
+                    "function is {} bytes, smaller than its endbr64 and the {PATCH_INSN_SIZE}-byte \
+                     jump the loader writes after it ({needed} bytes)",
+                    xs.size
+                )
+            } else {
+                format!(
+                    "function is {} bytes, smaller than the {PATCH_INSN_SIZE}-byte jump that redirects it",
+                    xs.size
+                )
+            };
             plan.refusals.push(Refusal {
                 symbol: o.name.to_string(),
                 section: patched
@@ -53,11 +70,10 @@ pub fn func_entries(
                     .section()
                     .map(|s| patched.section_name(s).to_string())
                     .unwrap_or_default(),
-                reason: format!(
-                    "function is {} bytes, smaller than the {PATCH_INSN_SIZE}-byte jump that redirects it",
-                    xs.size
-                ),
-                hint: "change its callers instead, or make it larger (e.g. noinline with more work)".into(),
+                reason,
+                hint:
+                    "change its callers instead, or make it larger (e.g. noinline with more work)"
+                        .into(),
             });
             continue;
         }

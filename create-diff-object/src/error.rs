@@ -49,6 +49,12 @@ pub enum Error {
     },
     /// Something the tool does not handle (unknown ABI, layout, section type).
     Unsupported(String),
+    /// A file refused before reading or writing it: not a regular file,
+    /// over its size bound, or an output that is one of the inputs.
+    Refused {
+        path: PathBuf,
+        problem: crate::limits::InputProblem,
+    },
 }
 
 impl Error {
@@ -78,6 +84,7 @@ impl fmt::Display for Error {
                 None => write!(f, "xen-syms: {symbol}: {what}"),
             },
             Error::Unsupported(what) => write!(f, "{what}"),
+            Error::Refused { path, problem } => write!(f, "{}: {problem}", path.display()),
         }
     }
 }

@@ -76,12 +76,7 @@ pub fn role(obj: &Object<'_>, id: SectionId) -> Role {
     if name == ".altinstr_replacement" || name == ".fixup" {
         return Role::SpecialCode;
     }
-    if sec.is_init()
-        || name.ends_with(".init")
-        || name.contains(".init.")
-        || name.starts_with(".text.startup")
-        || name.starts_with(".exit.")
-    {
+    if sec.is_init() {
         return Role::Init;
     }
     match sec.sh_type {
@@ -117,10 +112,16 @@ pub struct Plan {
     /// (`__read_mostly` and other section attributes, which
     /// -fdata-sections does not split) keeps those in the running Xen.
     pub pieces: Vec<Vec<SymbolId>>,
+    /// Per grouped code section (`.fixup`, `.altinstr_replacement`) not
+    /// copied whole: the fragments `[start, end)` copied, those the
+    /// included code's special entries (and what they reach) point to.
+    pub fragments: Vec<Vec<(u64, u64)>>,
     /// Sections whose relocations were already followed.
     scanned: Vec<bool>,
     /// Pieces whose relocations were already followed.
     scanned_pieces: Vec<SymbolId>,
+    /// Fragments whose relocations were already followed.
+    scanned_fragments: Vec<(SectionId, u64)>,
 }
 
 impl Plan {
@@ -140,6 +141,39 @@ impl Plan {
             .get(id.index())
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+    /// The fragments copied from `id` (empty when it is copied whole or not at all).
+    pub fn fragments_of(&self, id: SectionId) -> &[(u64, u64)] {
+        if self.is_included(id) {
+            return &[];
+        }
+        self.fragments
+            .get(id.index())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+    /// Whether offset `off` of section `id` goes into the payload (whole
+    /// section, or a fragment).
+    pub fn covers(&self, id: SectionId, off: u64) -> bool {
+        self.is_included(id)
+            || self
+                .fragments_of(id)
+                .iter()
+                .any(|&(a, b)| a <= off && off < b)
+    }
+    /// Mark a fragment of a grouped code section for copying; returns whether it is newly marked.
+    pub fn include_fragment(&mut self, id: SectionId, range: (u64, u64)) -> bool {
+        if self.is_included(id) {
+            return false;
+        }
+        match self.fragments.get_mut(id.index()) {
+            Some(list) if !list.contains(&range) => {
+                list.push(range);
+                list.sort_unstable();
+                true
+            }
+            _ => false,
+        }
     }
     /// Mark one symbol's bytes of a section for copying; returns whether it is newly marked.
     pub fn include_piece(&mut self, id: SectionId, sym: SymbolId) -> bool {
@@ -178,6 +212,8 @@ pub struct Includer<'a, 'd> {
     pub twins: &'a Twins,
     pub cmp: &'a Comparison,
     pub roles: Vec<Role>,
+    /// Per grouped code section: the offsets anything points at.
+    entry_points: HashMap<SectionId, Vec<u64>>,
 }
 
 impl<'a, 'd> Includer<'a, 'd> {
@@ -187,13 +223,19 @@ impl<'a, 'd> Includer<'a, 'd> {
         twins: &'a Twins,
         cmp: &'a Comparison,
     ) -> Self {
-        let roles = patched.section_ids().map(|id| role(patched, id)).collect();
+        let roles: Vec<Role> = patched.section_ids().map(|id| role(patched, id)).collect();
+        let code: Vec<SectionId> = patched
+            .section_ids()
+            .filter(|id| roles.get(id.index()) == Some(&Role::SpecialCode))
+            .collect();
+        let entry_points = crate::special::entry_points(patched, &code);
         Includer {
             orig,
             patched,
             twins,
             cmp,
             roles,
+            entry_points,
         }
     }
 
@@ -222,6 +264,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         plan.symbol_why = vec![None; p.symbols.len()];
         plan.scanned = vec![false; p.sections.len()];
         plan.pieces = vec![Vec::new(); p.sections.len()];
+        plan.fragments = vec![Vec::new(); p.sections.len()];
         let used_by_same = self.data_used_by_unchanged_code();
         for sid in p.symbol_ids() {
             let s = p.symbol(sid);
@@ -453,8 +496,19 @@ impl<'a, 'd> Includer<'a, 'd> {
                 .flat_map(|id| plan.pieces_of(id).iter().map(move |&s| (id, s)))
                 .filter(|(_, s)| !plan.scanned_pieces.contains(s))
                 .collect();
-            if todo.is_empty() && pieces.is_empty() {
+            let fragments: Vec<(SectionId, (u64, u64))> = p
+                .section_ids()
+                .flat_map(|id| plan.fragments_of(id).iter().map(move |&f| (id, f)))
+                .filter(|&(id, (a, _))| !plan.scanned_fragments.contains(&(id, a)))
+                .collect();
+            if todo.is_empty() && pieces.is_empty() && fragments.is_empty() {
                 return Ok(grew);
+            }
+            for (id, (start, end)) in fragments {
+                plan.scanned_fragments.push((id, start));
+                for r in p.section(id).relocs_in(start, end) {
+                    grew |= self.follow(plan, id, r, resolver)?;
+                }
             }
             for id in todo {
                 if let Some(done) = plan.scanned.get_mut(id.index()) {
@@ -495,16 +549,27 @@ impl<'a, 'd> Includer<'a, 'd> {
         let tsec = p.section(ts);
         let role = self.role(ts);
         if role == Role::Init {
+            // The original made this reference too (a boot-only branch of a
+            // runtime function): keep pointing at the running Xen's symbol.
+            if let Some(named) = self.existing_init_ref(from, r) {
+                if let (std::collections::hash_map::Entry::Vacant(e), Some(orig)) =
+                    (plan.externals.entry(named), self.twins.symbol_twin(named))
+                {
+                    e.insert(resolver.runtime_name(self.orig, orig)?);
+                }
+                return Ok(false);
+            }
             self.refuse(
                 plan,
                 &who(),
                 from,
                 format!(
-                    "refers to {} in init section {}, which is freed after boot",
+                    "refers to {} in init section {}, which is freed after boot (a reference the original function did not make)",
                     if t.name.is_empty() { tsec.name } else { t.name },
                     tsec.name
                 ),
-                "do not use __init code or data from patched code",
+                "do not add uses of __init code or data (the original's own, on boot-only paths, are kept); \
+                 copy what the fix needs into runtime code or data, or set it up from a load hook",
             );
             return Ok(false);
         }
@@ -523,6 +588,11 @@ impl<'a, 'd> Includer<'a, 'd> {
                 self.refuse_new_percpu(plan, name, ts);
                 return Ok(false);
             }
+        }
+        // Out-of-line code of special entries: only the fragment reached.
+        if role == Role::SpecialCode {
+            let off = crate::read::reloc_target(p, from, r);
+            return Ok(self.include_code(plan, ts, off, &who()));
         }
         // String and constant pools: copy the pool.
         if tsec.is_merge() && (t.kind == SymKind::Section || t.is_internal_label()) {
@@ -584,6 +654,117 @@ impl<'a, 'd> Includer<'a, 'd> {
             }
         }
     }
+}
+
+impl Includer<'_, '_> {
+    /// Include the fragment of grouped code section `id` at `off` and the
+    /// fragments its code reaches; the whole section when they cannot be
+    /// told apart safely. Returns whether anything was newly included.
+    fn include_code(&self, plan: &mut Plan, id: SectionId, off: i64, who: &str) -> bool {
+        let entries = self.entry_points.get(&id).map(Vec::as_slice).unwrap_or(&[]);
+        match crate::special::fragments_reached(self.patched, id, entries, off) {
+            Some(ranges) => {
+                let mut grew = false;
+                for range in ranges {
+                    grew |= plan.include_fragment(id, range);
+                }
+                grew
+            }
+            None => plan.include(
+                id,
+                format!("code used by {who} (its fragments cannot be told apart)"),
+            ),
+        }
+    }
+}
+
+/// What a reference into init code or data points at, comparable across
+/// the two objects (ids of the original): the named symbol covering the
+/// target, else its section and offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InitTarget {
+    Symbol(SymbolId),
+    At(SectionId, i64),
+}
+
+impl Includer<'_, '_> {
+    /// The init target of an original-object relocation, if it has one.
+    fn orig_init_target(&self, r: &Reloc) -> Option<InitTarget> {
+        let o = self.orig;
+        let t = o.symbol(r.symbol);
+        let ts = t.section()?;
+        if role(o, ts) != Role::Init {
+            return None;
+        }
+        if !is_unnamed(t) {
+            return Some(InitTarget::Symbol(r.symbol));
+        }
+        let off = target_offset(t.value, r.r_type, r.addend);
+        Some(
+            match u64::try_from(off).ok().and_then(|at| o.symbol_at(ts, at)) {
+                Some(cover) => InitTarget::Symbol(cover),
+                None => InitTarget::At(ts, off),
+            },
+        )
+    }
+
+    /// The init target of a patched-object relocation in the original's
+    /// ids (`None` also when it has no counterpart there: a new target),
+    /// with the patched symbol a reference by name would use.
+    fn patched_init_target(&self, r: &Reloc) -> Option<(InitTarget, Option<SymbolId>)> {
+        let p = self.patched;
+        let t = p.symbol(r.symbol);
+        let ts = t.section()?;
+        if self.role(ts) != Role::Init {
+            return None;
+        }
+        if !is_unnamed(t) {
+            let orig = self.twins.symbol_twin(r.symbol)?;
+            return Some((InitTarget::Symbol(orig), Some(r.symbol)));
+        }
+        let off = target_offset(t.value, r.r_type, r.addend);
+        match u64::try_from(off).ok().and_then(|at| p.symbol_at(ts, at)) {
+            Some(cover) => {
+                let orig = self.twins.symbol_twin(cover)?;
+                Some((InitTarget::Symbol(orig), Some(cover)))
+            }
+            None => Some((InitTarget::At(self.twins.section_twin(ts)?, off), None)),
+        }
+    }
+
+    /// When the function holding relocation `r` (of section `from`) already
+    /// referred to the same init code or data at least as many times in
+    /// the original, the patched symbol to refer to by name. References a
+    /// patch adds are refused; ones it keeps are the original's boot-time
+    /// paths, which stay as they were.
+    fn existing_init_ref(&self, from: SectionId, r: &Reloc) -> Option<SymbolId> {
+        let p = self.patched;
+        let f = p.symbol_at(from, r.offset)?;
+        let f0 = self.twins.symbol_twin(f)?;
+        let (key, named) = self.patched_init_target(r)?;
+        let named = named?;
+        let fs = p.symbol(f);
+        let fsec = p.section(fs.section()?);
+        let now = fsec
+            .relocs_in(fs.value, fs.value.saturating_add(fs.size))
+            .iter()
+            .filter(|x| self.patched_init_target(x).map(|(k, _)| k) == Some(key))
+            .count();
+        let os = self.orig.symbol(f0);
+        let osec = self.orig.section(os.section()?);
+        let before = osec
+            .relocs_in(os.value, os.value.saturating_add(os.size))
+            .iter()
+            .filter(|x| self.orig_init_target(x) == Some(key))
+            .count();
+        (now <= before).then_some(named)
+    }
+}
+
+/// Section symbols, `.L` labels and nameless symbols: a reference through
+/// them names a place, not a symbol the running Xen could resolve.
+fn is_unnamed(s: &crate::model::Symbol<'_>) -> bool {
+    s.kind == SymKind::Section || s.is_internal_label() || s.name.is_empty()
 }
 
 /// `DEFINE_PER_CPU` and its variants (`.bss.percpu`, `.bss.percpu.read_mostly`,

@@ -8,8 +8,9 @@
 //! Pipeline (each pass has its own module): `read` → `correlate` →
 //! `compare` → `include` → `special` → `emit` → `write`.
 //! Target knowledge shared with the driver and `verify` lives in `abi`
-//! (function-table layouts), `xensyms` (the hypervisor's symbol table) and
-//! `notes` (build-id notes).
+//! (function-table layouts), `placement` (which sections are init code
+//! or data), `xensyms` (the hypervisor's symbol table) and `notes`
+//! (build-id notes).
 
 pub mod abi;
 pub mod compare;
@@ -18,13 +19,17 @@ pub mod emit;
 pub mod error;
 pub mod include;
 pub mod layout;
+pub mod limits;
 pub mod model;
-pub mod notes;
 pub mod moves;
+pub mod mutate;
+pub mod notes;
+pub mod placement;
 pub mod read;
 pub mod report;
 pub mod special;
 pub mod write;
+pub mod x86;
 pub mod xensyms;
 
 pub use abi::{Abi, AbiChoice};
@@ -95,25 +100,18 @@ pub fn diff_objects(
     output: &Path,
     opts: &Options,
 ) -> Result<Outcome, Error> {
-    let orig_data = read_file(original)?;
-    let patched_data = read_file(patched)?;
+    // Refused before any work: the output would overwrite an input.
+    let inputs = [original, patched, xen_syms.path()];
+    limits::check_output(output, &inputs)?;
+    let orig_data = limits::read_input(original, limits::Role::Object)?;
+    let patched_data = limits::read_input(patched, limits::Role::Object)?;
     match diff_bytes(original, &orig_data, patched, &patched_data, xen_syms, opts)? {
         Diff::Write(bytes, report) => {
-            std::fs::write(output, bytes).map_err(|source| Error::Io {
-                path: output.to_path_buf(),
-                source,
-            })?;
+            limits::write_atomic(output, &bytes)?;
             Ok(Outcome::Written(report))
         }
         Diff::NoChange(report) => Ok(Outcome::NoChange(report)),
     }
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// What `diff_bytes` found: the payload object's bytes, or nothing to patch.

@@ -9,17 +9,24 @@ use std::process::ExitCode;
 use clap::Parser;
 use create_diff_object::{diff_objects, Abi, AbiChoice, Options, Outcome, XenSyms};
 
+const AFTER_HELP: &str = "\
+Exit status: 0 output written, 3 no functional change (nothing written),
+2 the change cannot be live-patched (reasons printed), 1 error (including
+usage errors).
+
+Inputs must be regular files (not a FIFO, device or directory), at most
+256 MiB for ORIGINAL and PATCHED and 512 MiB for XEN-SYMS; checked before
+reading (docs/limits.md). OUTPUT must not be any of the inputs (also
+through a link); it is written to a temporary file in its directory and
+renamed into place, so a failure never leaves a partial OUTPUT.";
+
 /// Compare an original and a patched Xen object file (built with
 /// -ffunction-sections -fdata-sections) and write a relocatable object
 /// holding only what a live patch needs: changed and new functions, what
 /// they depend on, their special-section entries, hooks and the function
 /// table.
 #[derive(Parser, Debug)]
-#[command(
-    version,
-    after_help = "Exit status: 0 output written, 3 no functional change (nothing written), \
-2 the change cannot be live-patched (reasons printed), 1 error."
-)]
+#[command(version, after_help = AFTER_HELP)]
 struct Args {
     /// Print, per symbol, its status (same/changed/new) and why it was included.
     #[arg(long)]
@@ -53,7 +60,15 @@ fn parse_abi(s: &str) -> Result<AbiChoice, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // Usage errors exit 1: exit code 2 means "cannot be live-patched".
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     let opts = Options {
         abi: args.abi,
         resolve: args.resolve,

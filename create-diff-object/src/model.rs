@@ -172,9 +172,10 @@ impl<'d> Section<'d> {
     pub fn is_nobits(&self) -> bool {
         self.sh_type == object::elf::SHT_NOBITS
     }
-    /// Code or data that run only at boot: never patched.
+    /// Code or data the running Xen no longer has after boot (its init
+    /// region, or discarded at link): never patched (see `placement`).
     pub fn is_init(&self) -> bool {
-        self.name.starts_with(".init") || self.name.starts_with(".text.init")
+        crate::placement::is_boot_only(self.name)
     }
     /// Range of the section's data, clamped (reading never panics).
     pub fn bytes(&self, start: u64, len: u64) -> &'d [u8] {

@@ -114,10 +114,8 @@ pub fn build_id_in(data: &[u8]) -> Result<Vec<u8>, String> {
 /// The build-id of any ELF file (executable or relocatable), read from its
 /// `.note.gnu.build-id` section.
 pub fn build_id_of_file(path: &Path) -> Result<Vec<u8>, Error> {
-    let data = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // The largest of the roles: this reads payloads and xen-syms alike.
+    let data = crate::limits::read_input(path, crate::limits::Role::XenSyms)?;
     let malformed = |what: String| Error::Malformed {
         path: path.to_path_buf(),
         what,

@@ -402,6 +402,23 @@ pub fn is_pc_relative(r_type: u32) -> bool {
     )
 }
 
+/// Offset, in the target symbol's section, of what relocation `r` of
+/// section `from` points at. In code a PC-relative field is an
+/// instruction's displacement (`target_offset`); in data (`.long sym - .`
+/// in `.ex_table`, `.altinstructions`) the addend is exact.
+pub fn reloc_target(
+    obj: &crate::model::Object<'_>,
+    from: crate::model::SectionId,
+    r: &crate::model::Reloc,
+) -> i64 {
+    let value = obj.symbol(r.symbol).value;
+    if obj.section(from).is_exec() {
+        target_offset(value, r.r_type, r.addend)
+    } else {
+        (value as i64).wrapping_add(r.addend)
+    }
+}
+
 /// The offset in the target section a relocation refers to (the
 /// instruction-end correction of PC-relative fields removed).
 pub fn target_offset(sym_value: u64, r_type: u32, addend: i64) -> i64 {

@@ -66,6 +66,18 @@ pub fn debug_lines(
                 patched.section_name(id)
             ));
         }
+        let fragments = plan.fragments_of(id);
+        if !fragments.is_empty() {
+            let ranges: Vec<String> = fragments
+                .iter()
+                .map(|(a, b)| format!("[{a:#x}, {b:#x})"))
+                .collect();
+            lines.push(format!(
+                "section {}: only the code the included entries reach copied: {}",
+                patched.section_name(id),
+                ranges.join(", ")
+            ));
+        }
         let pieces = plan.pieces_of(id);
         if !pieces.is_empty() {
             let names: Vec<&str> = pieces.iter().map(|&s| patched.symbol(s).name).collect();

@@ -1,6 +1,6 @@
 //! `write`: the payload object. Included sections are copied (their data
-//! borrowed, not duplicated), pieces of shared sections are packed into a
-//! section of the same name, special tables and the function table are
+//! borrowed, not duplicated), pieces of shared sections and fragments of
+//! grouped code sections are packed into a section of the same name, special tables and the function table are
 //! added, and the symbol table is rebuilt (locals first, as linkers expect).
 
 use std::borrow::Cow;
@@ -19,7 +19,7 @@ use crate::emit::{FuncEntry, Table};
 use crate::error::Error;
 use crate::include::{is_hook_section, piece_range, Plan};
 use crate::model::{Binding, Object, Place, Reloc, SectionId, Status, SymKind, SymbolId};
-use crate::read::target_offset;
+use crate::read::reloc_target;
 use crate::special::SpecialOut;
 
 /// One copied range `[start, end)` of a pieced section, placed at `to` in the output.
@@ -40,9 +40,10 @@ struct Pieces {
 impl Pieces {
     /// Overlapping symbols (aliases) share a range; each range keeps the
     /// alignment its offset had in the section, up to the section's.
-    fn lay_out(p: &Object<'_>, id: SectionId, syms: &[SymbolId]) -> Pieces {
+    /// `spans` are the byte ranges to copy: the pieces' symbols and the
+    /// code fragments.
+    fn lay_out(p: &Object<'_>, id: SectionId, mut spans: Vec<(u64, u64)>) -> Pieces {
         let sec_align = p.section(id).align.max(1);
-        let mut spans: Vec<(u64, u64)> = syms.iter().map(|&s| piece_range(p, s)).collect();
         spans.sort_unstable();
         let mut merged: Vec<(u64, u64)> = Vec::new();
         for (a, b) in spans {
@@ -131,7 +132,7 @@ pub fn build(input: &Input<'_, '_>) -> Result<Vec<u8>, Error> {
     for id in p.section_ids() {
         if input.plan.is_included(id) {
             w.copy_section(id);
-        } else if !input.plan.pieces_of(id).is_empty() {
+        } else if !input.plan.pieces_of(id).is_empty() || !input.plan.fragments_of(id).is_empty() {
             w.copy_pieces(id);
         }
     }
@@ -243,7 +244,14 @@ impl<'d> Writer<'_, 'd> {
     fn copy_pieces(&mut self, id: SectionId) {
         let p = self.input.patched;
         let sec = p.section(id);
-        let pieces = Pieces::lay_out(p, id, self.input.plan.pieces_of(id));
+        let plan = self.input.plan;
+        let spans = plan
+            .pieces_of(id)
+            .iter()
+            .map(|&s| piece_range(p, s))
+            .chain(plan.fragments_of(id).iter().copied())
+            .collect();
+        let pieces = Pieces::lay_out(p, id, spans);
         let out = self.add_like(id);
         let align = sec.align.max(1);
         if sec.is_nobits() {
@@ -371,7 +379,12 @@ impl<'d> Writer<'_, 'd> {
     }
 
     /// The output symbol and addend a patched relocation becomes.
-    fn target(&mut self, r: &Reloc, internal: bool) -> Result<(OutSym, i64), Error> {
+    fn target(
+        &mut self,
+        from: SectionId,
+        r: &Reloc,
+        internal: bool,
+    ) -> Result<(OutSym, i64), Error> {
         let p = self.input.patched;
         let t = p.symbol(r.symbol);
         let not_included = |what: &str| {
@@ -403,7 +416,7 @@ impl<'d> Writer<'_, 'd> {
                     return Ok((sym, r.addend.wrapping_add(t.value as i64)));
                 }
                 if let Some((out_sec, pieces)) = self.pieced.get(&ts) {
-                    let off = target_offset(t.value, r.r_type, r.addend);
+                    let off = reloc_target(p, from, r);
                     if let Some(to) = u64::try_from(off).ok().and_then(|o| pieces.map(o)) {
                         let out_sec = *out_sec;
                         let sym = self.out.section_symbol(out_sec);
@@ -415,6 +428,21 @@ impl<'d> Writer<'_, 'd> {
                 if let Some(name) = self.input.plan.externals.get(&r.symbol) {
                     let name = name.clone();
                     return Ok((self.undefined(&name), r.addend));
+                }
+                // A place inside a symbol the running Xen has (an init
+                // function the original also called): that symbol, plus the distance.
+                if unnamed {
+                    let off = reloc_target(p, from, r);
+                    let cover = u64::try_from(off).ok().and_then(|o| p.symbol_at(ts, o));
+                    if let Some((cover, name)) = cover
+                        .and_then(|c| self.input.plan.externals.get(&c).map(|n| (c, n.clone())))
+                    {
+                        let addend = r
+                            .addend
+                            .wrapping_add(t.value as i64)
+                            .wrapping_sub(p.symbol(cover).value as i64);
+                        return Ok((self.undefined(&name), addend));
+                    }
                 }
                 Err(not_included(&format!(
                     "{} in {}",
@@ -448,7 +476,7 @@ impl<'d> Writer<'_, 'd> {
                 r.r_type,
             )));
         }
-        let (symbol, addend) = self.target(r, internal)?;
+        let (symbol, addend) = self.target(from, r, internal)?;
         self.out
             .add_relocation(
                 out,

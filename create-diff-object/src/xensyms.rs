@@ -72,10 +72,7 @@ pub fn same_file(a: &str, b: &str) -> bool {
 impl XenSyms {
     /// Read xen-syms (an x86-64 ELF executable).
     pub fn load(path: &Path) -> Result<XenSyms, Error> {
-        let data = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let data = crate::limits::read_input(path, crate::limits::Role::XenSyms)?;
         let mut syms = Self::parse(path, &data)?;
         if syms.dwarf_data.is_some() {
             syms.dwarf_data = Some(data);

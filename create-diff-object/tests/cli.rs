@@ -95,9 +95,105 @@ fn exit_codes() {
     );
     assert_eq!(code(&o), 1);
 
-    // Bad --abi value: a usage error, not success.
+    // Usage errors exit 1 (2 means "cannot be live-patched").
     let o = run(&args, &["--abi", "livepatch-v9"]);
-    assert_ne!(code(&o), 0);
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&args[..3], &[]);
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&args, &["--no-such-option"]);
+    assert_eq!(code(&o), 1);
+    let o = run(&[], &["--help"]);
+    assert_eq!(code(&o), 0);
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        help.contains("regular files") && help.contains("512 MiB"),
+        "{help}"
+    );
+}
+
+/// OUTPUT naming an input (directly or through a link) is refused before
+/// anything is written, and the input keeps its bytes.
+#[test]
+fn output_that_is_an_input_is_refused() {
+    let case = build_case("changed_function");
+    let link = case.dir.path().join("link.o");
+    std::os::unix::fs::symlink(&case.patched, &link).unwrap();
+    let saved: Vec<Vec<u8>> = [&case.orig, &case.patched, &case.xen_syms]
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    for out in [
+        case.orig.as_path(),
+        case.patched.as_path(),
+        case.xen_syms.as_path(),
+        link.as_path(),
+    ] {
+        let o = run(
+            &[
+                case.orig.as_path(),
+                case.patched.as_path(),
+                case.xen_syms.as_path(),
+                out,
+            ],
+            &["--abi", "livepatch-v2"],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 1, "{}: {err}", out.display());
+        assert!(err.contains("is the same file as the input"), "{err}");
+    }
+    for (p, bytes) in [&case.orig, &case.patched, &case.xen_syms]
+        .iter()
+        .zip(&saved)
+    {
+        assert_eq!(&std::fs::read(p).unwrap(), bytes, "{} changed", p.display());
+    }
+    // A normal run leaves no temporary file beside OUTPUT.
+    let o = run(
+        &[
+            case.orig.as_path(),
+            case.patched.as_path(),
+            case.xen_syms.as_path(),
+            case.out.as_path(),
+        ],
+        &["--abi", "livepatch-v2"],
+    );
+    assert_eq!(code(&o), 0);
+    let stray: Vec<_> = std::fs::read_dir(case.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+/// A FIFO, a directory or a device as an input is refused at once, by name.
+#[test]
+fn special_files_are_refused_before_reading() {
+    let case = build_case("changed_function");
+    let fifo = case.dir.path().join("fifo.o");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let dir = case.dir.path().to_path_buf();
+    let zero = Path::new("/dev/zero");
+    for (i, bad) in [fifo.as_path(), dir.as_path(), zero]
+        .into_iter()
+        .enumerate()
+    {
+        let mut args = [
+            case.orig.as_path(),
+            case.patched.as_path(),
+            case.xen_syms.as_path(),
+            case.out.as_path(),
+        ];
+        args[i] = bad;
+        let start = std::time::Instant::now();
+        let o = run(&args, &["--abi", "livepatch-v2"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 1, "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(err.contains(&bad.display().to_string()), "{err}");
+        assert!(start.elapsed().as_secs() < 10, "{}", bad.display());
+    }
 }
 
 #[test]

@@ -527,6 +527,23 @@ fn function_smaller_than_a_jump_is_refused() {
 }
 
 #[test]
+fn ibt_function_needs_room_for_endbr64_and_the_jump() {
+    // Xen 4.17's loader writes the jump after a leading endbr64.
+    let case = build_case("tiny_ibt_function");
+    let r = refusals(&case);
+    let tiny: Vec<_> = r.iter().filter(|r| r.symbol == "tiny_ibt").collect();
+    assert_eq!(tiny.len(), 1, "{r:?}");
+    assert_eq!(tiny[0].section, ".text.tiny_ibt");
+    assert!(
+        tiny[0].reason.contains("endbr64") && tiny[0].reason.contains("9 bytes"),
+        "{}",
+        tiny[0].reason
+    );
+    // 10 bytes hold endbr64 + jump: not refused.
+    assert!(!r.iter().any(|r| r.symbol == "ibt_ok"), "{r:?}");
+}
+
+#[test]
 fn unknown_section_type_is_refused() {
     let case = build_case("unknown_section");
     let r = refusals(&case);

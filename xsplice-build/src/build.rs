@@ -20,18 +20,9 @@ use std::process::Command;
 
 use crate::hash::Sha256;
 use crate::progress::Log;
+use crate::recipe::Recipe;
 use crate::tree::{self, Touch, Touched};
 use crate::Error;
-
-/// The build strings Xen embeds, and the values used when the environment
-/// does not set them (the same as ci/xen-tree).
-pub const PINNED_ENV: [(&str, &str); 5] = [
-    ("XEN_BUILD_DATE", "Thu Jan  1 00:00:00 UTC 2026"),
-    ("XEN_BUILD_TIME", "00:00:00"),
-    ("XEN_BUILD_HOST", "xsplice-build"),
-    ("XEN_WHOAMI", "xsplice"),
-    ("XEN_DOMAIN", "example.org"),
-];
 
 /// Environment variables that change what the hypervisor build produces.
 const BUILD_ENV: [&str; 7] = [
@@ -55,20 +46,24 @@ fn rebuilt_since(path: &Path, since: std::time::SystemTime) -> bool {
 /// Bump when the cache layout or the build recipe changes.
 const CACHE_FORMAT: &str = "xsplice-build base cache v1";
 
-/// The pinned build strings: the environment's values, else the defaults.
-pub fn pinned_env() -> Vec<(&'static str, String)> {
-    PINNED_ENV
-        .iter()
-        .map(|(k, v)| (*k, std::env::var(k).unwrap_or_else(|_| (*v).to_string())))
-        .collect()
-}
-
 /// How make is run (shared by base and patched builds, so the recorded
 /// compile commands match and nothing is rebuilt needlessly).
 #[derive(Debug, Clone)]
 pub struct MakeConfig {
     pub jobs: usize,
     pub xen_debug: bool,
+    /// The build recipe: make arguments and build strings (`crate::recipe`).
+    pub recipe: Recipe,
+    /// The top the recipe's arguments name. `None`: the tree being built.
+    /// Patched builds use the base's, so make sees the commands it
+    /// recorded and rebuilds only what the patch touches.
+    pub top: Option<PathBuf>,
+    /// Helper programs the recipe needs, put first on PATH.
+    pub helpers: Option<PathBuf>,
+    /// A directory whose compiler names run ccache, put first in make's
+    /// PATH (`--ccache`). Not part of the cache key: the recorded compile
+    /// commands and every output byte are the same without it.
+    pub compiler_launcher: Option<PathBuf>,
 }
 
 impl MakeConfig {
@@ -80,8 +75,27 @@ impl MakeConfig {
         if self.xen_debug {
             cmd.arg("debug=y");
         }
-        for (k, v) in pinned_env() {
+        let top = self
+            .top
+            .clone()
+            .unwrap_or_else(|| xen_dir.parent().unwrap_or(xen_dir).to_path_buf());
+        cmd.args(self.recipe.args_for(&top));
+        for (k, v) in &self.recipe.env {
             cmd.env(k, v);
+        }
+        // The recipe's helpers, then the ccache launcher, before PATH.
+        let first: Vec<PathBuf> = [&self.helpers, &self.compiler_launcher]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if !first.is_empty() {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let mut dirs = first;
+            dirs.extend(std::env::split_paths(&path));
+            if let Ok(joined) = std::env::join_paths(dirs) {
+                cmd.env("PATH", joined);
+            }
         }
         cmd
     }
@@ -112,6 +126,44 @@ pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
     ))
 }
 
+/// Compiler names make may run; under `--ccache` each is a link to ccache,
+/// which then runs the real compiler of that name found later in PATH.
+const LAUNCHED_COMPILERS: &[&str] = &["gcc", "cc", "x86_64-linux-gnu-gcc", "clang"];
+
+/// The `--ccache` directory: links named like the compilers, to ccache
+/// (ccache's "masquerade" mode, so the compile commands make records do not
+/// change). Made once under the cache root.
+pub fn ccache_launcher(cache: &Path) -> Result<PathBuf, Error> {
+    let ccache = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("ccache"))
+        .find(|c| c.is_file())
+        .ok_or_else(|| {
+            Error::Input("--ccache: no ccache in PATH (Debian: apt-get install ccache)".into())
+        })?;
+    let dir = cache.join("ccache-bin");
+    fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
+    let cross_gcc = format!("{cross}gcc");
+    for name in LAUNCHED_COMPILERS
+        .iter()
+        .copied()
+        .chain([cross_gcc.as_str()])
+    {
+        let link = dir.join(name);
+        if fs::read_link(&link).ok().as_deref() == Some(ccache.as_path()) {
+            continue;
+        }
+        // Made beside and renamed, so a concurrent run never sees a half-made link.
+        let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&ccache, &tmp).map_err(|e| Error::io(&tmp, e))?;
+        fs::rename(&tmp, &link).map_err(|e| Error::io(&link, e))?;
+    }
+    Ok(dir)
+}
+
 fn tool_version(program: &str) -> String {
     match Command::new(program).arg("--version").output() {
         Ok(out) => String::from_utf8_lossy(&out.stdout).to_string(),
@@ -126,18 +178,22 @@ pub fn base_key(srcdir: &Path, config: &[u8], make: &MakeConfig) -> Result<Strin
     tree::hash_tree(srcdir, &mut h)?;
     h.field(b"config");
     h.field(config);
-    let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
-    let cc = std::env::var("CC").unwrap_or_else(|_| format!("{cross}gcc"));
-    let ld = std::env::var("LD").unwrap_or_else(|_| format!("{cross}ld"));
-    h.field(tool_version(&cc).as_bytes());
-    h.field(tool_version(&ld).as_bytes());
+    h.field(tool_version(&make.recipe.cc).as_bytes());
+    h.field(tool_version(&make.recipe.ld).as_bytes());
     for k in BUILD_ENV {
         h.field(k.as_bytes());
         h.field(std::env::var(k).unwrap_or_default().as_bytes());
     }
-    for (k, v) in pinned_env() {
-        h.field(k.as_bytes());
-        h.field(v.as_bytes());
+    if make.recipe.name == "upstream" {
+        // The upstream recipe's key material predates recipes: the build strings only.
+        for (k, v) in &make.recipe.env {
+            h.field(k.as_bytes());
+            h.field(v.as_bytes());
+        }
+    } else {
+        for m in make.recipe.key_material() {
+            h.field(m.as_bytes());
+        }
     }
     h.field(if make.xen_debug {
         b"debug=y"
@@ -156,6 +212,9 @@ pub struct BaseBuild {
     pub xen_syms: PathBuf,
     /// True when it was already in the cache.
     pub cached: bool,
+    /// Where the base was built (it was renamed into the cache after),
+    /// which the recipe's make arguments may name.
+    pub build_top: Option<PathBuf>,
 }
 
 impl BaseBuild {
@@ -165,6 +224,8 @@ impl BaseBuild {
 }
 
 const COMPLETE_MARKER: &str = "complete";
+/// Records the base build's own top (see `BaseBuild::build_top`).
+const BUILD_TOP: &str = "build-top";
 
 /// The cached base build for `key`, building it if missing.
 pub fn ensure_base(
@@ -181,6 +242,9 @@ pub fn ensure_base(
         tree: entry.join("tree"),
         xen_syms: entry.join("tree/xen/xen-syms"),
         cached,
+        build_top: fs::read_to_string(entry.join(BUILD_TOP))
+            .ok()
+            .map(|t| PathBuf::from(t.trim_end_matches('\n'))),
     };
     if entry.join(COMPLETE_MARKER).is_file() {
         log.line(&format!("base build: cache hit {}", entry.display()));
@@ -205,6 +269,10 @@ pub fn ensure_base(
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
+    write_file(
+        &tmp.join(BUILD_TOP),
+        format!("{}\n", tmp.join("tree").display()).as_bytes(),
+    )?;
     write_file(&tmp.join(COMPLETE_MARKER), format!("{key}\n").as_bytes())?;
     match fs::rename(&tmp, &entry) {
         Ok(()) => Ok(found(false)),
@@ -268,13 +336,18 @@ fn remove_stale_temps(cache: &Path, log: &Log) {
     }
 }
 
+/// Write an output atomically (temporary file + rename): an interrupted
+/// run never leaves a truncated payload, list or report.
 pub fn write_file(path: &Path, data: &[u8]) -> Result<(), Error> {
     // A stage with nothing to do (no changed object to diff) may not have
     // made its directory.
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    fs::write(path, data).map_err(|e| Error::io(path, e))
+    create_diff_object::limits::write_atomic(path, data).map_err(|e| match e {
+        create_diff_object::Error::Io { source, .. } => Error::io(path, source),
+        other => Error::io(path, std::io::Error::other(other.to_string())),
+    })
 }
 
 /// What the patched build changed, as object paths under `xen/`.
@@ -336,15 +409,21 @@ pub fn patched_build(
         Ok(targets) => {
             if !targets.is_empty() {
                 let mut cmd = make.command(&xen);
+                // Kept until make has run.
+                let _rules = derived_object_rules(&targets, &mut cmd)?;
                 cmd.args(&targets);
-                log.run(&mut cmd, "patched build (make of the affected objects)")?;
+                let from = log.position();
+                log.run(&mut cmd, "patched build (make of the affected objects)")
+                    .map_err(|e| with_compiler_error(e, log, from, &xen))?;
             }
             out.recompiled = targets;
         }
         Err(reason) => {
             log.line(&format!("full incremental make: {reason}"));
             let started = std::time::SystemTime::now();
+            let from = log.position();
             if let Err(e) = log.run(&mut make.command(&xen), "patched build (make)") {
+                let e = with_compiler_error(e, log, from, &xen);
                 // The payload needs the objects, not the patched hypervisor:
                 // when prelink.o (every object linked into xen-syms) was
                 // rebuilt, only a final link failed, e.g. xen.efi refusing
@@ -395,6 +474,22 @@ pub fn patched_build(
         }
     }
     Ok(out)
+}
+
+/// A failed make whose output (logged after `from`) holds a compiler
+/// error becomes [`Error::Compile`], quoting the first one.
+fn with_compiler_error(e: Error, log: &Log, from: u64, xen: &Path) -> Error {
+    let Error::Command { what, log: path } = e else {
+        return e;
+    };
+    match crate::error::CompilerError::first_in(&log.text_since(from), xen) {
+        Some(error) => Error::Compile {
+            what,
+            error,
+            log: path,
+        },
+        None => Error::Command { what, log: path },
+    }
 }
 
 /// Objects that are never part of a payload: link aggregates and the EFI compiler probe.
@@ -484,13 +579,66 @@ fn cmd_file_for(xen_dir: &Path, target: &str) -> PathBuf {
     xen_dir.join(dir).join(format!(".{name}.cmd"))
 }
 
+/// Xen's top-level Makefile makes a single object only from a source of
+/// the same stem (`%.o: %.c`, handed to the directory's sub-make); nothing
+/// there makes `X.init.o`, which Rules.mk derives from `X.o` with objcopy
+/// (`cmd_obj_init_o`), so `make X.init.o` answers "Nothing to be done".
+/// This rule, given to make after Xen's Makefile, hands `X.init.o` to the
+/// directory's sub-make the same way; that sub-make rebuilds `X.o` first.
+const DERIVED_OBJECT_RULES: &str = "\
+%.init.o: tools_fixdep FORCE
+\t$(Q)$(MAKE) $(build)=$(*D) $(*D)/$(@F)
+";
+
+/// When `targets` holds `X.init.o` objects, write [`DERIVED_OBJECT_RULES`]
+/// to a temporary makefile (outside the tree) and add it to `cmd` after
+/// Xen's own Makefile. Returns the file, to be kept until make has run.
+fn derived_object_rules(
+    targets: &[String],
+    cmd: &mut Command,
+) -> Result<Option<tempfile::NamedTempFile>, Error> {
+    if !targets.iter().any(|t| t.ends_with(".init.o")) {
+        return Ok(None);
+    }
+    let mut file = tempfile::Builder::new()
+        .prefix("xsplice-build-rules.")
+        .suffix(".mk")
+        .tempfile()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    std::io::Write::write_all(&mut file, DERIVED_OBJECT_RULES.as_bytes())
+        .map_err(|e| Error::io(file.path(), e))?;
+    cmd.arg("-f").arg("Makefile").arg("-f").arg(file.path());
+    Ok(Some(file))
+}
+
 /// Make's single-object targets (`make common/version.o`) run the Makefile
 /// of the object's directory; objects built from a parent's Makefile
 /// (`common/compat/kernel.o`) need the full incremental make.
+/// `X.init.o` targets replace their `X.o` (the sub-make that makes one
+/// makes the other; asking for both would run two sub-makes on `X.o` at
+/// once) and need kbuild's `$(build)` to reach that sub-make.
 fn single_targets_buildable(xen: &Path, targets: Vec<String>) -> Result<Vec<String>, String> {
     // Only Xen's kbuild (Rules.mk) runs the object directory's Makefile.
     if !xen.join("Rules.mk").is_file() {
         return Ok(targets);
+    }
+    let derived: BTreeSet<String> = targets
+        .iter()
+        .filter_map(|t| t.strip_suffix(".init.o").map(|stem| format!("{stem}.o")))
+        .collect();
+    let targets: Vec<String> = targets
+        .into_iter()
+        .filter(|t| !derived.contains(t))
+        .collect();
+    if !derived.is_empty() {
+        let kbuild = fs::read_to_string(xen.join("scripts/Kbuild.include")).unwrap_or_default();
+        if !kbuild.lines().any(|l| l.starts_with("build := ")) {
+            return Err(
+                "the patch touches a file built as an X.init.o object and this tree's kbuild \
+                 has no $(build) to make it alone"
+                    .into(),
+            );
+        }
     }
     for t in &targets {
         let dir = Path::new(t).parent().unwrap_or(Path::new(""));
@@ -673,6 +821,95 @@ impl DepIndex {
 
 #[cfg(test)]
 mod tests {
+    /// `X.init.o` is made by the directory's sub-make (through the extra
+    /// rule), which also makes `X.o`: only the former is asked for, and
+    /// only where kbuild has `$(build)` to reach that sub-make.
+    #[test]
+    fn init_objects_are_made_through_the_directory_sub_make() {
+        let xen = tempfile::tempdir().unwrap();
+        let x = xen.path();
+        std::fs::write(x.join("Rules.mk"), "").unwrap();
+        std::fs::create_dir_all(x.join("arch/x86")).unwrap();
+        std::fs::write(
+            x.join("arch/x86/Makefile"),
+            "obj-bin-y += dmi_scan.init.o\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(x.join("scripts")).unwrap();
+        let targets = vec![
+            "arch/x86/dmi_scan.init.o".to_string(),
+            "arch/x86/dmi_scan.o".to_string(),
+            "arch/x86/time.o".to_string(),
+        ];
+        // Without kbuild's $(build): the full make.
+        std::fs::write(x.join("scripts/Kbuild.include"), "# old\n").unwrap();
+        let err = super::single_targets_buildable(x, targets.clone()).unwrap_err();
+        assert!(err.contains("X.init.o"), "{err}");
+        std::fs::write(
+            x.join("scripts/Kbuild.include"),
+            "build := -f $(srctree)/Rules.mk obj\n",
+        )
+        .unwrap();
+        let got = super::single_targets_buildable(x, targets).unwrap();
+        assert_eq!(got, ["arch/x86/dmi_scan.init.o", "arch/x86/time.o"]);
+
+        let mut cmd = std::process::Command::new("make");
+        let rules = super::derived_object_rules(&got, &mut cmd)
+            .unwrap()
+            .unwrap();
+        let args: Vec<_> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().to_string())
+            .collect();
+        assert_eq!(args[..3], ["-f", "Makefile", "-f"]);
+        let text = std::fs::read_to_string(rules.path()).unwrap();
+        assert!(
+            text.starts_with("%.init.o: tools_fixdep FORCE\n\t$(Q)$(MAKE) $(build)="),
+            "{text}"
+        );
+        let mut plain = std::process::Command::new("make");
+        assert!(
+            super::derived_object_rules(&["common/kernel.o".into()], &mut plain)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(plain.get_args().count(), 0);
+    }
+
+    /// The rule really makes `X.init.o` from `X.o` through a sub-make, the
+    /// way Xen's kbuild does (a miniature of it: `$(build)`, a Rules.mk
+    /// with the objcopy step), where the bare target had no rule.
+    #[test]
+    fn derived_object_rule_runs_the_sub_make() {
+        let xen = tempfile::tempdir().unwrap();
+        let x = xen.path();
+        std::fs::create_dir_all(x.join("d")).unwrap();
+        std::fs::write(
+            x.join("Makefile"),
+            "build := -f Rules.mk obj\nQ := @\ntools_fixdep:\n\t@:\nFORCE:\n.PHONY: FORCE tools_fixdep\n",
+        )
+        .unwrap();
+        std::fs::write(
+            x.join("Rules.mk"),
+            "$(obj)/%.init.o: $(obj)/%.o\n\tcp $< $@\n$(obj)/%.o: $(obj)/%.c\n\tcp $< $@\n",
+        )
+        .unwrap();
+        std::fs::write(x.join("d/a.c"), "new").unwrap();
+        let mut cmd = std::process::Command::new("make");
+        cmd.arg("-C").arg(x);
+        let _rules = super::derived_object_rules(&["d/a.init.o".into()], &mut cmd).unwrap();
+        let out = cmd.arg("d/a.init.o").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(x.join("d/a.init.o")).unwrap(),
+            "new"
+        );
+    }
+
     #[test]
     fn recorded_paths_are_normalised_lexically() {
         use super::normalize_lexically as n;

@@ -19,7 +19,14 @@ The user's source tree is never modified: builds run in a private copy. The
 base build (unpatched tree + .config + compiler) is cached, so the next patch
 against the same base only compiles what the patch touches.
 Cache: --cache-dir, else $XSPLICE_CACHE_DIR, $XDG_CACHE_HOME/xsplice-build,
-~/.cache/xsplice-build.";
+~/.cache/xsplice-build.
+
+Inputs are checked before any work: every file must be a regular file (not
+a FIFO, device or directory) within its bound: --patch and --config 64 MiB,
+--xen-syms 512 MiB (an x86-64 ELF executable with a build-id). Patch file
+names must stay inside the tree (no \"..\", no link leading out of it).
+--depends/--xen-depends take 1 to 64 bytes of hex; -j takes 1 or more.
+Outputs are written atomically (temporary file + rename). See docs/limits.md.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +50,57 @@ pub enum Command {
     Verify(crate::verify::VerifyArgs),
     /// Build every sample patch in sample-patches/ and check the results.
     Samples(crate::samples::SamplesArgs),
+    /// Build every base × patch of a manifest (a fleet's matrix) on this machine.
+    Batch(crate::batch::BatchArgs),
+    /// Join the summaries of a sharded batch (`batch --shard K/N`) into one.
+    BatchMerge(crate::batch::MergeArgs),
+    /// Write man pages (one per command) into a directory.
+    Man(ManArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Directory for xsplice-build.1, xsplice-build-verify.1, ...
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `xsplice-build man DIR`: pages generated from these definitions, so the
+/// man pages and `--help` never disagree.
+pub fn write_man_pages(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command();
+    let mut written = Vec::new();
+    let mut page = |cmd: clap::Command, name: String| -> std::io::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.name(name.clone())).render(&mut out)?;
+        std::fs::write(&path, out)?;
+        written.push(path);
+        Ok(())
+    };
+    for sub in cmd.get_subcommands() {
+        let name = format!("xsplice-build-{}", sub.get_name());
+        page(sub.clone(), name)?;
+    }
+    page(cmd, "xsplice-build".into())?;
+    Ok(written)
+}
+
+/// `xsplice-build completions SHELL`.
+pub fn print_completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "xsplice-build", &mut std::io::stdout());
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,7 +126,7 @@ pub struct BuildArgs {
     #[arg(short = 'o', long, value_name = "DIR", default_value = "livepatch-out")]
     pub output: PathBuf,
     /// Parallel jobs for make and diffing (default: number of CPUs).
-    #[arg(short = 'j', long = "cpus", value_name = "N")]
+    #[arg(short = 'j', long = "cpus", value_name = "N", value_parser = at_least_one)]
     pub cpus: Option<usize>,
     /// Skip stages, reusing the previous run's results in DIR.
     #[arg(short = 'k', long, value_enum, value_name = "STAGE")]
@@ -110,6 +168,23 @@ pub struct BuildArgs {
     /// No progress lines on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Compile through ccache, configured by its own environment (e.g.
+    /// CCACHE_REMOTE_STORAGE=redis://HOST to share a fleet's compiles,
+    /// CCACHE_PREFIX=distcc to distribute them). Payload bytes and the base
+    /// cache key are the same as without it.
+    #[arg(long)]
+    pub ccache: bool,
+}
+
+/// `-j N`: 0 jobs would build nothing.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => {
+            Err("0 jobs cannot build anything; give 1 or more (default: the number of CPUs)".into())
+        }
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?} is not a number of jobs: {e}")),
+    }
 }
 
 impl BuildArgs {
@@ -137,6 +212,7 @@ impl BuildArgs {
             json: self.json.clone(),
             cache_dir: self.cache_dir.clone(),
             quiet: self.quiet,
+            ccache: self.ccache,
         })
     }
 }

@@ -22,7 +22,8 @@ pub struct DiffJob {
 /// What the diff stage found.
 #[derive(Debug, Default)]
 pub struct DiffFindings {
-    /// Objects that produced an output (in job order).
+    /// Objects with findings, in job order: those that produced an output,
+    /// and those whose only changes are in init code (no output).
     pub objects: Vec<ObjectDiff>,
     /// The written outputs, for the link.
     pub outputs: Vec<PathBuf>,
@@ -90,6 +91,13 @@ pub fn diff_all(
                 found
                     .init_only
                     .extend(report.init_only_changes.iter().cloned());
+                if !report.init_only_changes.is_empty() {
+                    found.objects.push(ObjectDiff {
+                        object: job.object.clone(),
+                        init_only_changes: report.init_only_changes,
+                        ..ObjectDiff::default()
+                    });
+                }
             }
             Err(create_diff_object::Error::NotPatchable { refusals, .. }) => {
                 for r in refusals {

@@ -7,6 +7,7 @@
 //! `cli` parses the command line; `report` writes the JSON report;
 //! `progress` prints one line per stage and keeps `build.log`.
 
+pub mod batch;
 pub mod build;
 pub mod cli;
 pub mod diff;
@@ -16,9 +17,11 @@ pub mod layout;
 pub mod link;
 pub mod pipeline;
 pub mod progress;
+pub mod recipe;
 pub mod rename;
 pub mod report;
 pub mod samples;
+pub mod target;
 pub mod tree;
 pub mod verify;
 pub mod worktree;
@@ -90,6 +93,9 @@ pub struct BuildOptions {
     pub cache_dir: Option<PathBuf>,
     /// No progress lines on stderr.
     pub quiet: bool,
+    /// Compile through ccache (its remote storage, `CCACHE_PREFIX=distcc`
+    /// and the rest are set in its environment); output bytes unchanged.
+    pub ccache: bool,
 }
 
 /// Per-object findings of the diff stage.
@@ -99,6 +105,7 @@ pub struct ObjectDiff {
     pub object: String,
     pub changed_functions: Vec<create_diff_object::PatchedFunction>,
     pub new_functions: Vec<String>,
+    /// Changed functions in init code: not in the payload (they run only at boot).
     pub init_only_changes: Vec<String>,
     /// True when the object was new (only in the patched build).
     pub new_object: bool,
@@ -128,7 +135,8 @@ pub struct BuildResult {
     pub xen_depends: String,
     /// Every function the payload replaces.
     pub functions: Vec<create_diff_object::PatchedFunction>,
-    /// Each object diffed, with what it contributed.
+    /// Each object diffed with findings: what it contributed, or only
+    /// init-code changes (which the payload cannot carry).
     pub objects: Vec<ObjectDiff>,
     /// True when the base build came from the cache.
     pub base_cached: bool,

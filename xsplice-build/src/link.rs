@@ -1,6 +1,10 @@
 //! Link stage: `ld -r --build-id=sha1` of the diff outputs and new
 //! objects, then (objcopy) the build-id dependency notes added and the
-//! function-table / hook data symbols stripped.
+//! function-table / hook data symbols stripped, then the payload's own
+//! build-id computed over the finished file (`seal_build_id`): ld's id
+//! was computed before the notes were added and symbols stripped, so two
+//! payloads differing only in what they depend on would share it, and the
+//! loader refuses a payload whose id equals a loaded one's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,10 +75,59 @@ pub fn link(job: &LinkJob, log: &Log) -> Result<Vec<u8>, Error> {
     if job.strip {
         objcopy.arg("--strip-unneeded");
     }
-    objcopy.arg(&linked).arg(job.payload);
+    let unsealed = job.work.join("payload.unsealed");
+    objcopy.arg(&linked).arg(&unsealed);
     log.run(&mut objcopy, "adding dependency notes (objcopy)")?;
-    create_diff_object::notes::build_id_of_file(job.payload)
-        .map_err(|e| Error::Verify(format!("payload build-id: {e}")))
+    let mut data = std::fs::read(&unsealed).map_err(|e| Error::io(&unsealed, e))?;
+    let id = seal_build_id(&mut data)
+        .map_err(|e| Error::Verify(format!("{}: {e}", unsealed.display())))?;
+    crate::build::write_file(job.payload, &data)?;
+    Ok(id)
+}
+
+/// Fill the `.note.gnu.build-id` descriptor with a hash of every byte of
+/// the file, the descriptor zeroed (as ld does for its own): the id then
+/// covers the dependency notes, the symbol table and everything else the
+/// loader reads, and the same bytes always give the same id. The hash is
+/// SHA-256, cut to the descriptor's length (20 bytes from ld's sha1).
+pub fn seal_build_id(data: &mut [u8]) -> Result<Vec<u8>, String> {
+    let (start, len) = build_id_descriptor(data)?;
+    data[start..start + len].fill(0);
+    let mut h = crate::hash::Sha256::new();
+    h.update(data);
+    let digest = h.finish();
+    let n = len.min(digest.len());
+    if n == 0 {
+        return Err(".note.gnu.build-id: empty descriptor".into());
+    }
+    // A descriptor longer than the digest keeps zeros after it.
+    data[start..start + n].copy_from_slice(&digest[..n]);
+    Ok(data[start..start + len].to_vec())
+}
+
+/// File offset and length of the build-id note's descriptor.
+fn build_id_descriptor(data: &[u8]) -> Result<(usize, usize), String> {
+    let file = object::File::parse(data).map_err(|e| format!("not an ELF file: {e}"))?;
+    let sec = file
+        .section_by_name(".note.gnu.build-id")
+        .ok_or("no .note.gnu.build-id section")?;
+    let (off, size) = sec
+        .file_range()
+        .ok_or(".note.gnu.build-id has no data in the file")?;
+    let (off, size) = (off as usize, size as usize);
+    let note = data
+        .get(off..off.saturating_add(size))
+        .ok_or(".note.gnu.build-id runs past the end of the file")?;
+    let word = |at: usize| -> Option<usize> {
+        note.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let (namesz, descsz) = (word(0).unwrap_or(0), word(4).unwrap_or(0));
+    let desc = 12 + namesz.div_ceil(4) * 4;
+    if note.len() < desc.saturating_add(descsz) || descsz == 0 {
+        return Err(".note.gnu.build-id: malformed note".into());
+    }
+    Ok((off + desc, descsz))
 }
 
 /// Symbols that only label function-table entries or hook data: the

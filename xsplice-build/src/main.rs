@@ -20,6 +20,24 @@ fn main() {
     let code = match &cli.command {
         Some(Command::Verify(args)) => xsplice_build::verify::run(args),
         Some(Command::Samples(args)) => xsplice_build::samples::run(args),
+        Some(Command::Batch(args)) => xsplice_build::batch::run(args),
+        Some(Command::BatchMerge(args)) => xsplice_build::batch::run_merge(args),
+        Some(Command::Man(args)) => match xsplice_build::cli::write_man_pages(&args.dir) {
+            Ok(pages) => {
+                for p in pages {
+                    println!("{}", p.display());
+                }
+                xsplice_build::exit::BUILT
+            }
+            Err(e) => {
+                eprintln!("xsplice-build man: {}: {e}", args.dir.display());
+                xsplice_build::exit::ERROR
+            }
+        },
+        Some(Command::Completions(args)) => {
+            xsplice_build::cli::print_completions(args.shell);
+            xsplice_build::exit::BUILT
+        }
         None => match cli.build.to_options() {
             Some(opts) => match xsplice_build::build_payload(&opts) {
                 Ok(result) => {

@@ -44,6 +44,20 @@ impl Log {
         f.try_clone().map_err(|e| Error::io(&self.path, e))
     }
 
+    /// How many bytes the log holds so far (for [`Log::text_since`]).
+    pub fn position(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// What was logged after `position` (a command's output).
+    pub fn text_since(&self, position: u64) -> String {
+        let data = std::fs::read(&self.path).unwrap_or_default();
+        let start = usize::try_from(position)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        String::from_utf8_lossy(&data[start..]).into_owned()
+    }
+
     /// Run `cmd` with its output appended to the log; fail with `what` if it fails.
     pub fn run(&self, cmd: &mut Command, what: &str) -> Result<(), Error> {
         self.line(&format!("$ {}", describe(cmd)));
@@ -101,6 +115,15 @@ impl Progress {
             quiet,
             timings: Vec::new(),
         }
+    }
+
+    /// A warning: something the user must know about a payload that was
+    /// built. Printed even with `--quiet`, which only silences progress.
+    pub fn warn(&self, log: Option<&Log>, text: &str) {
+        if let Some(log) = log {
+            log.line(&format!("warning: {text}"));
+        }
+        eprintln!("xsplice-build: warning: {text}");
     }
 
     /// Run one stage; `f` returns its value and a one-line summary.

@@ -51,7 +51,7 @@ pub fn name_locals_like_xen(input: &Path, output: &Path) -> Result<usize, Error>
     builder
         .write(&mut out)
         .map_err(|e| malformed(format!("cannot rewrite: {e}")))?;
-    fs::write(output, out).map_err(|e| Error::io(output, e))?;
+    crate::build::write_file(output, &out)?;
     Ok(renamed)
 }
 

@@ -19,6 +19,8 @@ pub struct Report {
     pub xen_depends: Option<String>,
     pub base_cached: Option<bool>,
     pub base_key: Option<String>,
+    /// The build recipe detected from the tree (`upstream`, `debian`).
+    pub recipe: Option<String>,
     pub xen_syms: Option<String>,
     pub full_make: Option<bool>,
     pub full_make_reason: Option<String>,
@@ -79,6 +81,18 @@ impl Report {
                 (result, code, Some(e.to_string()))
             }
         };
+        let compiler_error = match outcome.err().and_then(Error::compiler_error) {
+            Some(c) => format!(
+                "{{\"file\": {}, \"line\": {}, \"column\": {}, \"message\": {}}}",
+                quote(&c.file),
+                c.line,
+                c.column
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "null".into()),
+                quote(&c.message)
+            ),
+            None => "null".into(),
+        };
         let mut j = String::from("{\n");
         let mut field = |k: &str, v: String| {
             let _ = writeln!(j, "  {}: {},", quote(k), v);
@@ -86,6 +100,7 @@ impl Report {
         field("result", quote(result));
         field("exit_code", code.to_string());
         field("error", opt_str(&error));
+        field("compiler_error", compiler_error);
         field("name", opt_str(&self.name));
         field("payload", opt_str(&self.payload));
         field("abi", opt_str(&self.abi));
@@ -97,11 +112,12 @@ impl Report {
         field(
             "base",
             format!(
-                "{{\"cached\": {}, \"key\": {}, \"xen_syms\": {}}}",
+                "{{\"cached\": {}, \"key\": {}, \"recipe\": {}, \"xen_syms\": {}}}",
                 self.base_cached
                     .map(|b| b.to_string())
                     .unwrap_or_else(|| "null".into()),
                 opt_str(&self.base_key),
+                opt_str(&self.recipe),
                 opt_str(&self.xen_syms)
             ),
         );
@@ -183,7 +199,7 @@ impl Report {
     }
 
     pub fn write(&self, path: &Path, outcome: Result<(), &Error>) -> Result<(), Error> {
-        std::fs::write(path, self.to_json(outcome)).map_err(|e| Error::io(path, e))
+        crate::build::write_file(path, self.to_json(outcome).as_bytes())
     }
 }
 

@@ -44,8 +44,11 @@ pub struct SamplesArgs {
     /// The xen-syms the payloads target (default: XEN/xen/xen-syms when it exists).
     #[arg(long, value_name = "FILE")]
     pub xen_syms: Option<PathBuf>,
+    /// The target hypervisor's .config (default: XEN/xen/.config).
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Parallel jobs for make and diffing (default: number of CPUs).
-    #[arg(short = 'j', long = "cpus", value_name = "N")]
+    #[arg(short = 'j', long = "cpus", value_name = "N", value_parser = crate::cli::at_least_one)]
     pub cpus: Option<usize>,
     /// Base-build cache directory (shared with plain builds).
     #[arg(long, value_name = "DIR")]
@@ -460,7 +463,7 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
         let opts = BuildOptions {
             srcdir: args.srcdir.clone(),
             patch: dir.join(format!("{}.diff", sample.name)),
-            config: None,
+            config: args.config.clone(),
             output: args.output.join(&sample.name),
             jobs: args.cpus.unwrap_or(0),
             skip: None,
@@ -476,6 +479,7 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
             json: None,
             cache_dir: args.cache_dir.clone(),
             quiet: args.quiet,
+            ccache: false,
         };
         let result = match crate::build_payload(&opts) {
             Ok(r) => r,

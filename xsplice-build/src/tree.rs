@@ -6,8 +6,22 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use create_diff_object::limits::{self, Role};
+
 use crate::hash::Sha256;
 use crate::Error;
+
+/// A user's input file, after the file-type and size rules (`limits`);
+/// refusals name the file and the option it came from.
+pub fn read_input(path: &Path, role: Role, option: &str) -> Result<Vec<u8>, Error> {
+    limits::read_input(path, role).map_err(|e| match e {
+        create_diff_object::Error::Io { source, .. } => Error::Input(format!(
+            "{}: cannot read ({option}): {source}",
+            path.display()
+        )),
+        other => Error::Input(format!("{other} ({option})")),
+    })
+}
 
 /// The loader's name limit (`XEN_LIVEPATCH_NAME_SIZE`, including the NUL).
 const NAME_SIZE: usize = 128;
@@ -32,7 +46,8 @@ pub fn check_tree(srcdir: &Path) -> Result<(), Error> {
 /// The config to build with: `--config`, else the tree's `xen/.config`.
 pub fn config_path(srcdir: &Path, config: Option<&Path>) -> Result<PathBuf, Error> {
     match config {
-        Some(c) if c.is_file() => Ok(c.to_path_buf()),
+        // Whether it is a readable regular file is checked when it is read.
+        Some(c) if c.exists() => Ok(c.to_path_buf()),
         Some(c) => Err(Error::Input(format!(
             "{}: no such file (--config)",
             c.display()
@@ -53,7 +68,7 @@ pub fn config_path(srcdir: &Path, config: Option<&Path>) -> Result<PathBuf, Erro
 
 /// Read the config and check that it enables live patching.
 pub fn check_config(path: &Path) -> Result<Vec<u8>, Error> {
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_input(path, Role::Text, "--config")?;
     if !config_enables_livepatch(&bytes) {
         return Err(Error::Input(format!(
             "{}: CONFIG_LIVEPATCH=y is not set; the hypervisor must be built with live patching",
@@ -90,11 +105,7 @@ pub fn touched_files(patch: &[u8]) -> Result<Vec<Touched>, Error> {
     let mut out: Vec<Touched> = Vec::new();
     let mut old: Option<String> = None;
     let add = |out: &mut Vec<Touched>, path: &str, touch: Touch| -> Result<(), Error> {
-        let Some(rel) = strip_one(path) else {
-            return Err(Error::Input(format!(
-                "patch: file name {path:?} has no leading directory to strip (the patch must apply with -p1)"
-            )));
-        };
+        let rel = strip_one(path)?;
         if !out.iter().any(|t| t.path == rel) {
             out.push(Touched { path: rel, touch });
         }
@@ -137,14 +148,97 @@ fn header_path(rest: &str) -> String {
 }
 
 /// Strip the first component (`-p1`), refusing names that leave the tree.
-fn strip_one(path: &str) -> Option<PathBuf> {
+fn strip_one(path: &str) -> Result<PathBuf, Error> {
     let p = Path::new(path);
+    if p.is_absolute() {
+        return Err(Error::Input(format!(
+            "patch: file name {path:?} is absolute; patches name files relative to the top of the tree (a/xen/...)"
+        )));
+    }
     let mut comps = p.components();
-    comps.next()?;
+    let first = comps.next();
     let rest: PathBuf = comps.collect();
-    let safe = !rest.as_os_str().is_empty()
-        && rest.components().all(|c| matches!(c, Component::Normal(_)));
-    safe.then_some(rest)
+    let all = || std::iter::once(first).flatten().chain(rest.components());
+    if all().any(|c| c == Component::ParentDir) {
+        return Err(Error::Input(format!(
+            "patch: file name {path:?} uses \"..\" and would reach outside the source tree; refusing it"
+        )));
+    }
+    let normal = rest.components().all(|c| matches!(c, Component::Normal(_)));
+    if rest.as_os_str().is_empty() || !normal {
+        return Err(Error::Input(format!(
+            "patch: file name {path:?} has no leading directory to strip (the patch must apply with -p1)"
+        )));
+    }
+    Ok(rest)
+}
+
+/// The touched files as the tree really holds them: a name the patch
+/// reaches through a symbolic link (`xen/source/common/x.c` with
+/// `xen/source -> .`) also gets the file's own path in the tree
+/// (`xen/common/x.c`, listed first), which is what the build's dependency
+/// records name. A name that leads outside the tree is refused.
+pub fn resolve_touched(srcdir: &Path, touched: Vec<Touched>) -> Result<Vec<Touched>, Error> {
+    let top = fs::canonicalize(srcdir).map_err(|e| Error::io(srcdir, e))?;
+    let mut out: Vec<Touched> = Vec::new();
+    for t in touched {
+        let real = canonicalize_existing(&top.join(&t.path)).map_err(|e| {
+            Error::Input(format!(
+                "patch: {} cannot be resolved in the source tree (a dangling or looping symbolic link?): {e}",
+                t.path.display()
+            ))
+        })?;
+        let Ok(rel) = real.strip_prefix(&top) else {
+            return Err(Error::Input(format!(
+                "patch: {} leads outside the source tree {} (to {}, through a symbolic link); refusing it",
+                t.path.display(),
+                srcdir.display(),
+                real.display()
+            )));
+        };
+        if rel.as_os_str().is_empty() {
+            return Err(Error::Input(format!(
+                "patch: {} is the top of the source tree, not a file",
+                t.path.display()
+            )));
+        }
+        // The name the patch used stays too: build records may name a
+        // file through a link the build itself made (`include/asm`).
+        for path in [rel.to_path_buf(), t.path] {
+            if !out.iter().any(|o| o.path == path) {
+                out.push(Touched {
+                    path,
+                    touch: t.touch,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `path` with its longest existing ancestor canonicalized (symbolic
+/// links resolved) and the rest, which does not exist yet, kept as is.
+fn canonicalize_existing(path: &Path) -> std::io::Result<PathBuf> {
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    while fs::symlink_metadata(&existing).is_err() {
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
+            (Some(n), Some(parent)) => {
+                rest.push(n);
+                existing = parent.to_path_buf();
+            }
+            _ => break,
+        }
+    }
+    // A dangling or looping link fails here: refused by the caller.
+    let mut out = fs::canonicalize(&existing)?;
+    for n in rest.iter().rev() {
+        out.push(n);
+    }
+    Ok(out)
 }
 
 /// `patch --dry-run` against `dir`; `Err` carries patch's own explanation.
@@ -436,6 +530,40 @@ rename from xen/common/a.c\nrename to xen/common/b.c\n";
                 touch: Touch::Created
             }
         );
+    }
+
+    #[test]
+    fn touched_names_are_resolved_inside_the_tree() {
+        let top = tempfile::tempdir().unwrap();
+        let t = top.path();
+        fs::create_dir_all(t.join("xen/common")).unwrap();
+        fs::write(t.join("xen/common/a.c"), "a").unwrap();
+        std::os::unix::fs::symlink(".", t.join("xen/source")).unwrap();
+        std::os::unix::fs::symlink("/", t.join("xen/root")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/dir", t.join("xen/dangling")).unwrap();
+        let one = |p: &str, touch| {
+            vec![Touched {
+                path: p.into(),
+                touch,
+            }]
+        };
+        let r = resolve_touched(t, one("xen/source/common/a.c", Touch::Modified)).unwrap();
+        let paths: Vec<_> = r
+            .iter()
+            .map(|t| t.path.to_string_lossy().to_string())
+            .collect();
+        assert_eq!(paths, ["xen/common/a.c", "xen/source/common/a.c"]);
+        let r = resolve_touched(t, one("xen/source/common/new.c", Touch::Created)).unwrap();
+        assert_eq!(r[0].path, PathBuf::from("xen/common/new.c"));
+        let r = resolve_touched(t, one("xen/common/a.c", Touch::Modified)).unwrap();
+        assert_eq!(r.len(), 1);
+        for bad in ["xen/root/etc/passwd", "xen/dangling/x.c"] {
+            let e = resolve_touched(t, one(bad, Touch::Modified)).unwrap_err();
+            assert!(matches!(e, Error::Input(_)), "{bad}: {e}");
+        }
+        assert!(touched_files(b"--- /etc/x\n+++ /etc/x\n").is_err());
+        let e = touched_files(b"--- a/../../etc/x\n+++ b/../../etc/x\n").unwrap_err();
+        assert!(e.to_string().contains("outside the source tree"), "{e}");
     }
 
     #[test]

@@ -9,17 +9,18 @@
 //! sections. What only the running hypervisor can know (hook return
 //! values, code rewritten at boot) is out of reach; expectations are
 //! checked against xen-syms's bytes, and NOP-out entries against its
-//! instruction boundaries (`x86`), which the loader trusts blindly.
+//! instruction boundaries (`create_diff_object::x86`), which the loader
+//! trusts blindly.
 
 mod checks;
 mod elf;
 mod payload;
-mod x86;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use create_diff_object::abi::{self, Abi, SpecialSizes, MAX_PAYLOAD_SIZE};
+use create_diff_object::limits::{self, Role};
 use create_diff_object::notes::to_hex;
 use create_diff_object::XenSyms;
 
@@ -91,10 +92,15 @@ impl Failures {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, VerifyError> {
-    std::fs::read(path).map_err(|e| VerifyError {
+/// Read an input after the file-type and size rules (`limits`).
+fn read(path: &Path, role: Role) -> Result<Vec<u8>, VerifyError> {
+    limits::read_input(path, role).map_err(|e| VerifyError {
         path: path.to_path_buf(),
-        what: e.to_string(),
+        what: match e {
+            create_diff_object::Error::Io { source, .. } => source.to_string(),
+            create_diff_object::Error::Refused { problem, .. } => problem.to_string(),
+            other => other.to_string(),
+        },
     })
 }
 
@@ -150,16 +156,21 @@ fn dependency(
     earlier: &[Dependency],
     f: &mut Failures,
 ) -> Result<Dependency, VerifyError> {
-    let data = read(path)?;
+    let data = read(path, Role::Payload)?;
     let label = path.display().to_string();
     let mut own = Failures::default();
     let p = payload::parse(&data, &mut own);
     f.check();
     if p.fatal {
-        f.fail(format!(
-            "dependency {label}: not loadable: {}",
-            own.lines.first().map_or("unreadable", String::as_str)
-        ));
+        // The loader would not have loaded it: nothing of it can be used.
+        for line in &own.lines {
+            f.fail(format!("dependency {label}: not loadable: {line}"));
+        }
+        return Ok(Dependency {
+            label,
+            build_id: None,
+            exported: Default::default(),
+        });
     }
     let abi = t.abi.unwrap_or_else(|| infer_abi(&p));
     let mut cx = Context {
@@ -173,6 +184,9 @@ fn dependency(
         values: Vec::new(),
     };
     checks::resolve_symbols(&mut cx, &mut own);
+    for line in &own.lines {
+        f.fail(format!("dependency {label}: {line}"));
+    }
     let build_id = p
         .section(".note.gnu.build-id")
         .and_then(|s| checks::parse_build_id_note(s, p.data).ok());
@@ -207,26 +221,42 @@ pub struct Verifier {
     deps: Vec<Dependency>,
     /// Problems with the dependencies, reported with every payload.
     dep_failures: Failures,
+    /// Build-ids the notes must name instead of the defaults (the last
+    /// `--depends-on` payload, xen-syms), with what to call them.
+    depends_override: Option<(Vec<u8>, String)>,
+    xen_depends_override: Option<(Vec<u8>, String)>,
 }
 
 impl Verifier {
     /// Load xen-syms and the payloads loaded before the ones to check (oldest first).
     pub fn new(xen_syms: &Path, depends_on: &[PathBuf]) -> Result<Verifier, VerifyError> {
+        Self::with_tree(xen_syms, depends_on, None)
+    }
+
+    /// As `new`, with the Xen source tree xen-syms was built from: a
+    /// xen-syms without DWARF (a distro's) takes the ABI and the entry
+    /// sizes from it (default: the directory holding xen-syms).
+    pub fn with_tree(
+        xen_syms: &Path,
+        depends_on: &[PathBuf],
+        tree: Option<&Path>,
+    ) -> Result<Verifier, VerifyError> {
         let xen = XenSyms::load(xen_syms).map_err(|e| VerifyError {
             path: xen_syms.to_path_buf(),
             what: match e {
                 create_diff_object::Error::Io { source, .. } => source.to_string(),
                 create_diff_object::Error::Malformed { what, .. } => what,
+                create_diff_object::Error::Refused { problem, .. } => problem.to_string(),
                 other => other.to_string(),
             },
         })?;
-        let xen_data = read(xen_syms)?;
-        let (abi, abi_error) = match abi::detect(&xen, None) {
+        let xen_data = read(xen_syms, Role::XenSyms)?;
+        let (abi, abi_error) = match abi::detect(&xen, tree) {
             Ok(abi) => (Some(abi), None),
             Err(e) => (None, Some(e.to_string())),
         };
         // Asked once: without DWARF this compiles a probe in the tree.
-        let sizes = abi::special_sizes(&xen, None).map_err(|e| e.to_string());
+        let sizes = abi::special_sizes(&xen, tree).map_err(|e| e.to_string());
         let image = XenImage::load(&xen_data, Some(sizes.as_ref().map_or(14, |s| s.alt_instr)));
         let area = Area::of(&xen);
         let mut v = Verifier {
@@ -238,6 +268,8 @@ impl Verifier {
             sizes,
             deps: Vec::new(),
             dep_failures: Failures::default(),
+            depends_override: None,
+            xen_depends_override: None,
         };
         let mut f = Failures::default();
         for path in depends_on {
@@ -246,6 +278,27 @@ impl Verifier {
         }
         v.dep_failures = f;
         Ok(v)
+    }
+
+    /// `.livepatch.depends` must name `id` (called `what` in messages)
+    /// instead of the last dependency's or xen-syms's build-id: a payload
+    /// built with an explicit `--depends`.
+    pub fn expect_depends(mut self, id: Vec<u8>, what: &str) -> Verifier {
+        self.depends_override = Some((id, what.to_string()));
+        self
+    }
+
+    /// `.livepatch.xen_depends` must name `id` instead of xen-syms's build-id.
+    pub fn expect_xen_depends(mut self, id: Vec<u8>, what: &str) -> Verifier {
+        self.xen_depends_override = Some((id, what.to_string()));
+        self
+    }
+
+    /// Check a payload file: the file-type and size rules, then [`Verifier::check`].
+    /// The one entry point of `xsplice-build verify` and the driver's verify stage.
+    pub fn check_file(&self, payload: &Path) -> Result<VerifyReport, VerifyError> {
+        let data = read(payload, Role::Payload)?;
+        Ok(self.check(&data))
     }
 
     /// Check one payload's bytes.
@@ -298,11 +351,16 @@ impl Verifier {
             };
             checks::resolve_symbols(&mut cx, &mut f);
             checks::check_relocations(&cx, &mut f);
-            let expected = match self.deps.last() {
-                Some(d) => d.build_id.as_deref().map(|id| (id, d.label.as_str())),
+            let expected = match (&self.depends_override, self.deps.last()) {
+                (Some((id, what)), _) => Some((id.as_slice(), what.as_str())),
+                (None, Some(d)) => d.build_id.as_deref().map(|id| (id, d.label.as_str())),
+                (None, None) => self.xen.build_id().map(|id| (id, "xen-syms")),
+            };
+            let expected_xen = match &self.xen_depends_override {
+                Some((id, what)) => Some((id.as_slice(), what.as_str())),
                 None => self.xen.build_id().map(|id| (id, "xen-syms")),
             };
-            let own = checks::check_notes(&cx, expected, &mut f);
+            let own = checks::check_notes(&cx, expected, expected_xen, &mut f);
             report.build_id = own.map(|id| to_hex(&id));
             checks::check_patching_sections(&cx, &mut f);
             checks::check_funcs(&cx, &mut f);
@@ -319,13 +377,17 @@ impl Verifier {
 
 /// Run every check. `Err` only when an input cannot be read.
 pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
-    let verifier = Verifier::new(&opts.xen_syms, &opts.depends_on)?;
-    let data = read(&opts.payload)?;
-    Ok(verifier.check(&data))
+    Verifier::new(&opts.xen_syms, &opts.depends_on)?.check_file(&opts.payload)
 }
 
 /// Arguments of `xsplice-build verify`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Exit status: 0 PASS, 1 any failure or an input that cannot be read.
+
+Every input must be a regular file (not a FIFO, device or directory),
+checked before it is read: PAYLOAD and each --depends-on at most 2 MiB
+(the loader's limit), --xen-syms at most 512 MiB. See docs/limits.md.")]
 pub struct VerifyArgs {
     /// The payload to check (a `.livepatch` file).
     pub payload: PathBuf,
@@ -336,6 +398,11 @@ pub struct VerifyArgs {
     /// must depend on the last. Their exported symbols resolve this one's.
     #[arg(long = "depends-on", value_name = "PAYLOAD")]
     pub depends_on: Vec<PathBuf>,
+    /// The Xen source tree xen-syms was built from (top or `xen/`), for
+    /// the ABI and entry sizes when xen-syms has no DWARF (default: the
+    /// directory holding xen-syms, if it is one).
+    #[arg(long = "xen-tree", value_name = "DIR")]
+    pub xen_tree: Option<PathBuf>,
 }
 
 /// Run `xsplice-build verify`: print `PASS ...` or one line per failure;
@@ -347,7 +414,9 @@ pub fn run(args: &VerifyArgs) -> i32 {
         depends_on: args.depends_on.clone(),
     };
     let shown = args.payload.display();
-    match verify(&opts) {
+    let checked = Verifier::with_tree(&opts.xen_syms, &opts.depends_on, args.xen_tree.as_deref())
+        .and_then(|v| v.check_file(&opts.payload));
+    match checked {
         Err(e) => {
             eprintln!("xsplice-build verify: {e}");
             1

@@ -55,6 +55,8 @@ struct Case {
     special: Vec<String>,
     refused: Option<(String, String)>,
     init: Option<String>,
+    init_warn: Vec<(String, String)>,
+    compiler_error: Option<(String, u32)>,
     message: Vec<String>,
     known_bug: bool,
 }
@@ -102,6 +104,21 @@ fn parse_manifest(text: &str) -> Vec<Case> {
                     case.refused = Some((sym.replace('~', " "), sec.to_string()));
                 }
                 Some(("init", v)) => case.init = Some(v.to_string()),
+                Some(("init-warn", v)) => {
+                    let (f, obj) = v
+                        .split_once('@')
+                        .unwrap_or_else(|| panic!("MANIFEST line {}: init-warn=FN@OBJECT", n + 1));
+                    case.init_warn.push((f.to_string(), obj.to_string()));
+                }
+                Some(("compiler-error", v)) => {
+                    let (file, line) = v
+                        .rsplit_once(':')
+                        .and_then(|(f, l)| Some((f.to_string(), l.parse().ok()?)))
+                        .unwrap_or_else(|| {
+                            panic!("MANIFEST line {}: compiler-error=FILE:LINE", n + 1)
+                        });
+                    case.compiler_error = Some((file, line));
+                }
                 Some(("message", v)) => case.message.push(v.replace('~', " ")),
                 None if w == "known-bug" => case.known_bug = true,
                 _ => panic!("MANIFEST line {}: unknown expectation {w:?}", n + 1),
@@ -578,6 +595,32 @@ fn check_case(
             problems.push(format!("message {error:?} does not name {f}"));
         }
         summary = format!("exit {code}: init only ({f})");
+    }
+    for (f, obj) in &case.init_warn {
+        let listed = report.get("objects").arr().iter().any(|o| {
+            o.get("object").str() == Some(obj) && o.get("init_only_changes").strs().contains(f)
+        });
+        if !listed {
+            problems.push(format!(
+                "report objects do not list init-only change {f} under {obj}: {:?}",
+                report.get("objects")
+            ));
+        }
+        if !(stderr.contains("warning") && stderr.contains(f.as_str())) {
+            problems.push(format!("stderr {stderr:?} does not warn about {f}"));
+        }
+    }
+    if let Some((file, line)) = &case.compiler_error {
+        let c = report.get("compiler_error");
+        if c.get("file").str() != Some(file) || c.get("line") != &Json::Num(f64::from(*line)) {
+            problems.push(format!(
+                "report compiler_error {c:?}, expected {file}:{line}"
+            ));
+        }
+        if !error.contains(&format!("{file}:{line}:")) {
+            problems.push(format!("message {error:?} does not quote {file}:{line}"));
+        }
+        summary = format!("exit {code}: does not compile ({file}:{line})");
     }
     if let Some((sym, sec)) = &case.refused {
         let hit = report

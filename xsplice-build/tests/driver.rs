@@ -222,6 +222,7 @@ impl Scratch {
             json: Some(out.with_extension("json")),
             cache_dir: Some(self.cache()),
             quiet: true,
+            ccache: false,
         }
     }
     /// Run the binary with `args` after the common ones.
@@ -713,6 +714,8 @@ fn xen_syms_must_match_the_rebuilt_base() {
     let e = build_payload(&opts).unwrap_err();
     assert!(matches!(e, Error::Mismatch(_)), "{e}");
     assert!(e.to_string().contains("does not reproduce"), "{e}");
+    // The first difference is named: the foreign binary has pad_fn.
+    assert!(e.to_string().contains("pad_fn"), "{e}");
 }
 
 #[test]
@@ -1385,4 +1388,308 @@ fn local_struct_used_by_value_in_patched_code_is_accepted() {
         "{log}"
     );
     assert_eq!(r.build_id, again.build_id);
+}
+
+/// A patch that reaches its file through a symbolic link to a directory
+/// (`xen/source -> .`): `patch` follows the link, so the build must see
+/// the file under its real name and patch it (it once said "no functional
+/// changes", exit 3). A link leading out of the tree is refused.
+#[test]
+fn patch_through_a_symlinked_directory_patches_the_real_file() {
+    let s = Scratch::new();
+    std::os::unix::fs::symlink(".", s.src().join("xen/source")).unwrap();
+    let text = KERNEL_PATCH.replace("/xen/common/", "/xen/source/common/");
+    let patch = s.patch("via-link", &text);
+    let r = build_payload(&s.opts(&patch, &s.out("via-link"))).unwrap();
+    assert_eq!(r.functions.len(), 1);
+    assert_eq!(r.functions[0].name, "do_kernel_op");
+    assert_eq!(r.recompiled, vec!["common/kernel.o".to_string()]);
+
+    let outside = tempfile::tempdir().unwrap();
+    fs::create_dir_all(outside.path().join("common")).unwrap();
+    fs::copy(
+        s.src().join("xen/common/kernel.c"),
+        outside.path().join("common/kernel.c"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path(), s.src().join("xen/elsewhere")).unwrap();
+    let text = KERNEL_PATCH.replace("/xen/common/", "/xen/elsewhere/common/");
+    let patch = s.patch("escape", &text);
+    let e = build_payload(&s.opts(&patch, &s.out("escape"))).unwrap_err();
+    assert!(matches!(e, Error::Input(_)), "{e}");
+    assert!(
+        e.to_string().contains("leads outside the source tree"),
+        "{e}"
+    );
+}
+
+/// Options are checked before any work, each with a message naming the
+/// real problem; nothing is built or cached.
+#[test]
+fn bad_options_are_refused_in_the_check_stage_by_name() {
+    let s = Scratch::new();
+    let patch = s.patch("k", KERNEL_PATCH);
+    let dir = s.dir.path();
+    let text = dir.join("notes.txt");
+    fs::write(&text, "not an ELF file\n").unwrap();
+    // An x86-64 object and a foreign-machine copy of it: ELF, but not xen-syms.
+    let obj = dir.join("obj.o");
+    let st = Command::new("cc")
+        .args(["-c", "-x", "c", "-", "-o"])
+        .arg(&obj)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"int f(void) { return 1; }\n")?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(st.success());
+    let mut arm = fs::read(&obj).unwrap();
+    arm[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    arm[18..20].copy_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    let arm_path = dir.join("arm-xen-syms");
+    fs::write(&arm_path, &arm).unwrap();
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let long_id = "ab".repeat(65_000);
+    let escape = s.patch(
+        "escape",
+        "--- a/../../etc/x\n+++ b/../../etc/x\n@@ -1 +1 @@\n-a\n+b\n",
+    );
+    let cases: Vec<(Vec<String>, &Path, &str)> = vec![
+        (
+            vec!["--xen-syms".into(), text.display().to_string()],
+            &patch,
+            "not a 64-bit ELF file",
+        ),
+        (
+            vec!["--xen-syms".into(), dir.display().to_string()],
+            &patch,
+            "not a regular file (a directory)",
+        ),
+        (
+            vec!["--xen-syms".into(), fifo.display().to_string()],
+            &patch,
+            "not a regular file (a FIFO)",
+        ),
+        (
+            vec!["--xen-syms".into(), "/dev/zero".into()],
+            &patch,
+            "a character device",
+        ),
+        (
+            vec!["--xen-syms".into(), obj.display().to_string()],
+            &patch,
+            "not an x86-64 ELF executable",
+        ),
+        (
+            vec!["--xen-syms".into(), arm_path.display().to_string()],
+            &patch,
+            "for machine 183",
+        ),
+        (
+            vec!["--xen-syms".into(), dir.join("none").display().to_string()],
+            &patch,
+            "no such file",
+        ),
+        (vec!["-j".into(), "0".into()], &patch, "0 jobs"),
+        (
+            vec!["--depends".into(), long_id],
+            &patch,
+            "--depends: 65000 bytes; give 1 to 64 bytes",
+        ),
+        (
+            vec!["--depends".into(), "abc".into()],
+            &patch,
+            "3 hex digits is not a whole number of bytes",
+        ),
+        (
+            vec!["--xen-depends".into(), "zz".into()],
+            &patch,
+            "--xen-depends: 'z' is not a hex digit",
+        ),
+        (
+            vec!["--config".into(), dir.display().to_string()],
+            &patch,
+            "not a regular file (a directory)",
+        ),
+        (vec![], &escape, "would reach outside the source tree"),
+        (
+            vec!["--json".into(), patch.display().to_string()],
+            &patch,
+            "is the same file as the input",
+        ),
+        (vec![], dir, "inputs must be regular files (--patch)"),
+    ];
+    let patch_bytes = fs::read(&patch).unwrap();
+    for (i, (args, patch, text)) in cases.iter().enumerate() {
+        let out = s.out(&format!("bad{i}"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let start = Instant::now();
+        let o = s.run(patch, &out, &args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(text), "{args:?}: wanted {text:?}: {stderr}");
+        assert!(stderr.len() < 2000, "{args:?}: message echoes the input");
+        assert!(start.elapsed() < Duration::from_secs(20), "{args:?}");
+        assert!(s.cache_entries().is_empty(), "{args:?}: a base was built");
+    }
+    assert_eq!(
+        fs::read(&patch).unwrap(),
+        patch_bytes,
+        "the patch was overwritten"
+    );
+}
+
+/// The payload's own build-id covers its dependency notes (and every
+/// other byte): the same patch stacked on different build-ids gets
+/// different ids; the same inputs give the same bytes.
+#[test]
+fn payload_build_id_covers_the_dependency_notes() {
+    let s = Scratch::new();
+    let patch = s.patch("k", KERNEL_PATCH);
+    let build = |name: &str, depends: Option<&str>, xen_depends: Option<&str>| {
+        let mut opts = s.opts(&patch, &s.out(name));
+        opts.depends = depends.map(String::from);
+        opts.xen_depends = xen_depends.map(String::from);
+        build_payload(&opts).unwrap()
+    };
+    let plain = build("plain", None, None);
+    let a = build("a", Some(&"aa".repeat(20)), None);
+    let b = build("b", Some(&"bb".repeat(20)), None);
+    let x = build("x", None, Some(&"cc".repeat(20)));
+    let ids = [&plain.build_id, &a.build_id, &b.build_id, &x.build_id];
+    for (i, p) in ids.iter().enumerate() {
+        for q in &ids[i + 1..] {
+            assert_ne!(p, q, "two payloads share a build-id");
+        }
+    }
+    // The id in the file is the one reported, and it is what covers the file.
+    let data = fs::read(&a.payload).unwrap();
+    assert_eq!(
+        notes::to_hex(&notes::build_id_of_file(&a.payload).unwrap()),
+        a.build_id
+    );
+    let mut resealed = data.clone();
+    xsplice_build::link::seal_build_id(&mut resealed).unwrap();
+    assert_eq!(resealed, data, "sealing is deterministic");
+    let again = build("a-again", Some(&"aa".repeat(20)), None);
+    assert_eq!(fs::read(&again.payload).unwrap(), data);
+
+    // The driver's verify stage is verify's check: the standalone one
+    // finds only the dependency it cannot know, and passes when told it.
+    use xsplice_build::verify::Verifier;
+    let alone = Verifier::new(&a.xen_syms, &[])
+        .unwrap()
+        .check_file(&a.payload)
+        .unwrap();
+    assert_eq!(alone.failures.len(), 1, "{:#?}", alone.failures);
+    assert!(alone.failures[0].starts_with("section .livepatch.depends: build-id aaaa"));
+    let told = Verifier::new(&a.xen_syms, &[])
+        .unwrap()
+        .expect_depends(vec![0xaa; 20], "--depends")
+        .check_file(&a.payload)
+        .unwrap();
+    assert!(told.passed(), "{:#?}", told.failures);
+}
+
+#[test]
+fn help_documents_the_input_rules() {
+    let bin = env!("CARGO_BIN_EXE_xsplice-build");
+    let o = Command::new(bin)
+        .args(["samples", "-j", "0", "--srcdir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0 jobs"));
+    for args in [&["--help"][..], &["verify", "--help"][..]] {
+        let o = Command::new(bin).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&o.stdout);
+        for needle in ["regular file", "FIFO", "512 MiB", "docs/limits.md"] {
+            assert!(help.contains(needle), "{args:?}: {needle}: {help}");
+        }
+    }
+}
+
+/// A runtime change next to an init-only change in another object: the
+/// payload is built, stderr warns about the init part (even with -q), and
+/// the JSON report lists it under its object.
+#[test]
+fn init_changes_next_to_runtime_ones_are_warned_about_and_listed() {
+    let s = Scratch::new();
+    let patch = s.patch("mixed", &format!("{SCHED_PATCH}{INIT_PATCH}"));
+    let out = s.out("mixed");
+    let o = s.run(
+        &patch,
+        &out,
+        &["--json", out.with_extension("json").to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: arch/x86/setup.o: init code changed too (setup_cpus")
+            || stderr.contains("warning: arch/x86/setup.o: init code changed too (start_xen"),
+        "{stderr}"
+    );
+    let report = json(&out.with_extension("json"));
+    let setup = report
+        .lines()
+        .find(|l| l.contains("\"object\": \"arch/x86/setup.o\""))
+        .unwrap_or_else(|| panic!("setup.o listed: {report}"));
+    // setup_cpus may be inlined into start_xen.
+    assert!(
+        setup.contains("\"changed_functions\": []") && setup.contains("start_xen"),
+        "{setup}"
+    );
+    let result = build_payload(&s.opts(&patch, &s.out("mixed-lib"))).unwrap();
+    let setup = result
+        .objects
+        .iter()
+        .find(|o| o.object == "arch/x86/setup.o")
+        .expect("the init-only object is reported");
+    assert!(setup.init_only_changes.iter().any(|f| f == "start_xen"));
+    assert!(setup.changed_functions.is_empty());
+}
+
+/// A patch that does not compile: the error quotes the compiler's first
+/// error (file from the top of the tree, line, message), typed, and the
+/// JSON report carries it as an object.
+#[test]
+fn compile_errors_are_quoted() {
+    let s = Scratch::new();
+    let broken = KERNEL_PATCH.replace(
+        "+    return v * 5 + 1;",
+        "+    return v * 5 + undeclared_thing;",
+    );
+    let patch = s.patch("broken", &broken);
+    let out = s.out("broken");
+    let e = build_payload(&s.opts(&patch, &out)).unwrap_err();
+    assert_eq!(e.exit_code(), 1);
+    let c = e
+        .compiler_error()
+        .unwrap_or_else(|| panic!("no compiler error: {e}"));
+    assert_eq!(c.file, "xen/common/kernel.c");
+    assert_eq!(c.line, 5);
+    assert!(c.message.contains("undeclared_thing"), "{}", c.message);
+    assert!(e.to_string().contains("xen/common/kernel.c:5:"), "{e}");
+    let report = json(&out.with_extension("json"));
+    assert!(
+        report.contains("\"compiler_error\": {\"file\": \"xen/common/kernel.c\", \"line\": 5,"),
+        "{report}"
+    );
+    // Other failures carry none.
+    let ok = s.patch("ok", KERNEL_PATCH);
+    let out = s.out("ok");
+    build_payload(&s.opts(&ok, &out)).unwrap();
+    assert!(json(&out.with_extension("json")).contains("\"compiler_error\": null"));
 }

@@ -97,6 +97,7 @@ fn options(tree: &Path, patch: &Path, out: &Path) -> BuildOptions {
         // build of Xen takes minutes.
         cache_dir: None,
         quiet: true,
+        ccache: false,
     }
 }
 

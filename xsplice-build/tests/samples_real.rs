@@ -101,7 +101,7 @@ fn samples_command_builds_a_consistent_set() {
             i.xen_depends, xen_id,
             "{name}: .livepatch.xen_depends must be xen-syms' build-id"
         );
-        assert_eq!(i.build_id.len(), 40, "{name}: a SHA-1 build-id");
+        assert_eq!(i.build_id.len(), 40, "{name}: a 20-byte build-id");
     }
     assert_eq!(
         info["bye-world"].depends, info["hello-world"].build_id,

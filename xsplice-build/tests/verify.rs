@@ -267,3 +267,117 @@ fn cli_prints_pass_or_one_line_per_failure() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// `f()` on another thread, failing the test if it takes more than `secs`
+/// (a hang would otherwise stall the whole run).
+fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("{what}: no answer within {secs} s"))
+}
+
+/// The minimised input of issue 13: one byte of `.livepatch.funcs`'s size
+/// changed, giving 0x8f0000000068, a huge exact multiple of the 104-byte
+/// entry. As a dependency it once made verify loop about 10^12 times; it
+/// must be reported as not loadable, at once.
+#[test]
+fn dependency_with_a_huge_funcs_size_is_reported_not_looped_over() {
+    let fx = fixture();
+    let mut d = std::fs::read(&fx.payload).unwrap();
+    let s = section(&d, ".livepatch.funcs");
+    assert_eq!(s.size, 0x68);
+    d[s.hdr + 32 + 5] = 0x8f;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("huge-funcs.livepatch");
+    std::fs::write(&bad, &d).unwrap();
+    let o = opts(&fx.stacked, &[&bad]);
+    let report = within(20, "verify --depends-on", move || verify(&o)).unwrap();
+    let joined = report.failures.join("\n");
+    assert!(
+        joined.contains("huge-funcs.livepatch: not loadable: section .livepatch.funcs: data"),
+        "{joined}"
+    );
+    // Nothing of a payload the loader refuses resolves this one's symbols.
+    assert!(
+        joined.contains("symbol fixture_counter: undefined"),
+        "{joined}"
+    );
+    // As the payload itself: refused at once too.
+    let o = opts(&bad, &[]);
+    let report = within(20, "verify", move || verify(&o)).unwrap();
+    assert!(!report.failures.is_empty());
+}
+
+/// A table whose header says SHT_NOBITS has no bytes in the file: reported
+/// once, not walked entry by entry (huge sizes are refused by the 2 MiB
+/// rule; the walk is bounded by the bytes present either way).
+#[test]
+fn nobits_table_is_reported_once() {
+    let fx = fixture();
+    let original = std::fs::read(&fx.payload).unwrap();
+    for name in [".livepatch.hooks.load", ".livepatch.funcs"] {
+        let mut d = original.clone();
+        let s = section(&d, name);
+        wr32(&mut d, s.hdr + 4, 8); // SHT_NOBITS
+        wr64(&mut d, s.hdr + 32, 0x68 * 8 * 100);
+        let v = Verifier::new(&fx.xen_syms, &[]).unwrap();
+        let failures = within(20, name, move || v.check(&d).failures);
+        let about: Vec<_> = failures.iter().filter(|l| l.contains(name)).collect();
+        assert!(
+            about.len() == 1 && about[0].contains("has no data in the file"),
+            "{name}: {failures:#?}"
+        );
+    }
+}
+
+/// Inputs that are not regular files, or larger than the loader takes,
+/// are refused by name before they are read.
+#[test]
+fn special_and_oversized_inputs_are_refused_before_reading() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.livepatch");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let sparse = dir.path().join("sparse.livepatch");
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(10 << 30)
+        .unwrap();
+    let zero = PathBuf::from("/dev/zero");
+    let cases: Vec<(VerifyOptions, &Path, &str)> = vec![
+        (opts(&fifo, &[]), &fifo, "not a regular file (a FIFO)"),
+        (
+            opts(&zero, &[]),
+            &zero,
+            "not a regular file (a character device)",
+        ),
+        (opts(&sparse, &[]), &sparse, "more than the 2 MiB"),
+        (opts(&fx.payload, &[&zero]), &zero, "a character device"),
+        (
+            opts(&fx.payload, &[&sparse]),
+            &sparse,
+            "more than the 2 MiB",
+        ),
+        (
+            VerifyOptions {
+                xen_syms: dir.path().to_path_buf(),
+                ..opts(&fx.payload, &[])
+            },
+            dir.path(),
+            "not a regular file (a directory)",
+        ),
+    ];
+    for (o, bad, text) in cases {
+        let shown = bad.display().to_string();
+        let e = within(20, &shown, move || verify(&o)).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(&shown) && msg.contains(text), "{msg}");
+    }
+}

@@ -377,6 +377,7 @@ fn read_string(cx: &Context<'_, '_>, v: Value) -> Result<String, String> {
 pub fn check_notes(
     cx: &Context<'_, '_>,
     expected_depends: Option<(&[u8], &str)>,
+    expected_xen_depends: Option<(&[u8], &str)>,
     f: &mut Failures,
 ) -> Option<Vec<u8>> {
     let p = cx.p;
@@ -432,11 +433,11 @@ pub fn check_notes(
         }
     }
     if let Some(xd) = cx.abi.xen_depends_section() {
-        if let (Some(Some(got)), Some(want)) = (ids.get(1), cx.xen.build_id()) {
+        if let (Some(Some(got)), Some((want, what))) = (ids.get(1), expected_xen_depends) {
             f.check();
             if got.as_slice() != want {
                 f.fail(format!(
-                    "section {xd}: build-id {} is not xen-syms's {}",
+                    "section {xd}: build-id {} is not {what}'s {}",
                     to_hex(got),
                     to_hex(want)
                 ));
@@ -574,7 +575,7 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
         f.fail(format!("section {name}: has no data in the file"));
         return;
     };
-    let n = sec.sh_size / layout.entry_size;
+    let n = data.len() as u64 / layout.entry_size;
     let mut seen_old = HashSet::new();
     for i in 0..n {
         let base = i * layout.entry_size;
@@ -787,7 +788,7 @@ fn splits_instruction(cx: &Context<'_, '_>, addr: u64, len: u64) -> Result<Optio
             .image
             .read_upto(pos, 15)
             .ok_or_else(|| format!("{pos:#x} is not in xen-syms's image"))?;
-        let n = super::x86::insn_len(code).ok_or_else(|| {
+        let n = create_diff_object::x86::insn_len(code).ok_or_else(|| {
             format!(
                 "cannot decode the instruction at {pos:#x} ({:02x?})",
                 code.get(..4).unwrap_or(code)
@@ -884,6 +885,14 @@ fn check_expectation(
     }
 }
 
+/// How many `size`-byte entries a table section holds, counted from the
+/// bytes present in the file (never from `sh_size` alone, which a damaged
+/// header can make astronomically large); `None` when it has no data.
+fn entries(sec: &Section, data: &[u8], size: u64) -> Option<u64> {
+    let bytes = sec.data(data)?;
+    Some((bytes.len() as u64).checked_div(size).unwrap_or(0))
+}
+
 /// Hook sections: arrays of pointers (load/unload) or one pointer (action hooks).
 pub fn check_hooks(cx: &Context<'_, '_>, f: &mut Failures) {
     let p = cx.p;
@@ -903,7 +912,11 @@ pub fn check_hooks(cx: &Context<'_, '_>, f: &mut Failures) {
             ));
             continue;
         }
-        for slot in 0..sec.sh_size / 8 {
+        let Some(slots) = entries(sec, p.data, 8) else {
+            f.fail(format!("section {name}: has no data in the file"));
+            continue;
+        };
+        for slot in 0..slots {
             let v = pointer_field(cx, sec, slot * 8);
             f.check();
             match v {
@@ -1004,7 +1017,7 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
     }
     let Some(data) = sec.data(p.data) else { return };
     let repl_addr = p.layout.addr(repl.index);
-    for i in 0..sec.sh_size / size {
+    for i in 0..data.len() as u64 / size {
         let base = i * size;
         let entry_addr = p.layout.addr(sec.index).map(|a| a + base);
         let target = |off: u64| -> Option<i128> {
@@ -1051,7 +1064,7 @@ pub fn new_addr_targets(cx: &Context<'_, '_>) -> HashSet<u64> {
     let mut out = HashSet::new();
     if let Some(sec) = p.section(layout.section) {
         if layout.entry_size > 0 && sec.sh_size % layout.entry_size == 0 {
-            for i in 0..sec.sh_size / layout.entry_size {
+            for i in 0..entries(sec, p.data, layout.entry_size).unwrap_or(0) {
                 if let Some(a) = pointer_field(cx, sec, i * layout.entry_size + layout.new_addr_off)
                     .and_then(|v| cx.local_addr(v))
                 {

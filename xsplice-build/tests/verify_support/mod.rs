@@ -93,7 +93,10 @@ pub fn fixture() -> &'static Fixture {
         let src = fixture_dir();
         let dir = tempfile::Builder::new()
             .prefix("verify-fixture")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            // Integration tests have a target temporary directory; the fuzzer example does not.
+            .tempdir_in(
+                option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from),
+            )
             .unwrap();
         let d = dir.path();
         let xa = d.join("xen_a.o");

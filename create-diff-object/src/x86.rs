@@ -1,5 +1,6 @@
 //! x86-64 instruction lengths (no semantics): enough to tell whether a
-//! NOP-out entry ends on an instruction boundary. Covers legacy and REX
+//! NOP-out entry ends on an instruction boundary (`verify`) and to walk
+//! the code of a `.fixup` fragment (`special`). Covers legacy and REX
 //! prefixes, the one-, two- and three-byte opcode maps, VEX and EVEX.
 //! Returns `None` for bytes it does not know, so callers can say "not checked".
 
@@ -79,6 +80,53 @@ pub fn insn_len(code: &[u8]) -> Option<usize> {
         i += if addr32 { 4 } else { 8 };
     }
     (i <= code.len()).then_some(i)
+}
+
+/// How control leaves one instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    /// Execution never continues with the next instruction (jmp, ret).
+    pub ends_block: bool,
+    /// A relative branch or call: its displacement is the instruction's
+    /// last `rel_width` bytes, counted from the instruction's end.
+    pub rel_width: Option<usize>,
+}
+
+/// The control flow of one whole instruction (as `insn_len` delimits it).
+/// `None` for a branch whose target width is ambiguous (operand-size
+/// prefix).
+pub fn flow(insn: &[u8]) -> Option<Flow> {
+    let mut i = 0;
+    let mut opsize16 = false;
+    while let Some(&b) = insn.get(i) {
+        match b {
+            0x66 => opsize16 = true,
+            0x67 | 0xf0 | 0xf2 | 0xf3 | 0x2e | 0x36 | 0x3e | 0x26 | 0x64 | 0x65 => {}
+            0x40..=0x4f => {}
+            _ => break,
+        }
+        i += 1;
+    }
+    let op = *insn.get(i)?;
+    let next = insn.get(i + 1).copied();
+    let (ends_block, rel_width) = match (op, next) {
+        (0x70..=0x7f | 0xe0..=0xe3, _) => (false, Some(1)),
+        (0xeb, _) => (true, Some(1)),
+        (0xe9, _) => (true, Some(4)),
+        (0xe8, _) => (false, Some(4)),
+        (0x0f, Some(0x80..=0x8f)) => (false, Some(4)),
+        (0xc2 | 0xc3 | 0xca | 0xcb | 0xcf, _) => (true, None),
+        // jmp *r/m (ModRM reg 4 or 5).
+        (0xff, Some(m)) if matches!((m >> 3) & 7, 4 | 5) => (true, None),
+        _ => (false, None),
+    };
+    if rel_width.is_some() && opsize16 {
+        return None;
+    }
+    Some(Flow {
+        ends_block,
+        rel_width,
+    })
 }
 
 /// ModRM byte plus SIB and displacement.
@@ -232,6 +280,43 @@ mod tests {
         assert_eq!(insn_len(&[0xe9, 0, 0]), None);
         assert_eq!(insn_len(&[]), None);
         assert_eq!(insn_len(&[0x66; 20]), None);
+    }
+
+    #[test]
+    fn control_flow() {
+        use super::{flow, Flow};
+        let f = |code: &[u8]| flow(code).unwrap();
+        let jmp = Flow {
+            ends_block: true,
+            rel_width: Some(4),
+        };
+        assert_eq!(f(&[0xe9, 0, 0, 0, 0]), jmp);
+        assert_eq!(f(&[0xeb, 0xfe]).rel_width, Some(1));
+        assert!(f(&[0xeb, 0xfe]).ends_block);
+        assert_eq!(
+            f(&[0x74, 0x02]),
+            Flow {
+                ends_block: false,
+                rel_width: Some(1)
+            }
+        );
+        assert_eq!(f(&[0x0f, 0x85, 0, 0, 0, 0]).rel_width, Some(4));
+        assert!(!f(&[0xe8, 0, 0, 0, 0]).ends_block);
+        assert!(f(&[0xc3]).ends_block);
+        assert!(f(&[0xff, 0xe0]).ends_block, "jmp *%rax");
+        assert!(!f(&[0xff, 0xd0]).ends_block, "call *%rax");
+        assert_eq!(
+            f(&[0x48, 0xc7, 0xc0, 0xf2, 0xff, 0xff, 0xff]),
+            Flow {
+                ends_block: false,
+                rel_width: None
+            }
+        );
+        assert!(
+            !f(&[0x0f, 0x0b]).ends_block,
+            "ud2: Xen's WARN continues after it"
+        );
+        assert_eq!(flow(&[0x66, 0xe9, 0, 0]), None);
     }
 }
 

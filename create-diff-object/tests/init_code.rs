@@ -1,0 +1,155 @@
+//! Fast tier: init code and data, decided by where Xen's linker puts a
+//! section (`placement`), never by a symbol's name. Each test compiles a
+//! fixture pair from tests/cdo/ and asserts on the payload ELF or the
+//! report the differ returns.
+
+mod common;
+
+use common::*;
+use create_diff_object::{Abi, AbiChoice, Error, Outcome};
+
+const V2: AbiChoice = AbiChoice::Fixed(Abi::LivepatchV2);
+
+fn written(case: &Case) -> create_diff_object::DiffReport {
+    match case.diff(&opts(V2)) {
+        Ok(Outcome::Written(r)) => r,
+        Ok(Outcome::NoChange(r)) => panic!("expected a payload, got no change: {r:?}"),
+        Err(e) => panic!("expected a payload, got error: {e}"),
+    }
+}
+
+fn refusals(case: &Case) -> Vec<create_diff_object::Refusal> {
+    match case.diff(&opts(V2)) {
+        Err(Error::NotPatchable { refusals, .. }) => refusals,
+        Ok(_) => panic!("expected a refusal, got a payload or no change"),
+        Err(e) => panic!("expected a refusal, got error: {e}"),
+    }
+}
+
+fn func_names(p: &Payload) -> Vec<String> {
+    let mut names: Vec<String> = p
+        .funcs(".livepatch.funcs", 104)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// `init_widget` and `startup_widget` are runtime functions (in
+/// `.text.init_widget`, `.text.startup_widget`): both are patched; the
+/// `__init` caller that changed too is reported as init-only.
+#[test]
+fn runtime_functions_named_init_are_patched() {
+    let case = build_case("runtime_init_name");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(func_names(&p), ["init_widget", "startup_widget"]);
+    assert!(p.has(".text.init_widget") && p.has(".text.startup_widget"));
+    assert_eq!(report.init_only_changes, ["boot_widget"]);
+    assert!(!p.has(".init.text"), "boot-only code never ships");
+}
+
+/// A runtime function whose original already called init code on a
+/// boot-only branch: another line changes, the payload is built and calls
+/// the running Xen's init functions by name, as the original did.
+#[test]
+fn init_references_the_original_had_are_kept() {
+    let case = build_case("init_ref_kept");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(func_names(&p), ["cpu_bringup"]);
+    assert!(!p.has(".init.text"), "no init code ships");
+    let rels = p.relocs(".text.cpu_bringup");
+    for target in ["init_ref_kept.c#boot_setup", "boot_clear_cap"] {
+        assert!(
+            rels.iter()
+                .any(|r| r.target == target && r.target_undefined),
+            "{target} referred to by name: {rels:?}"
+        );
+    }
+    // The static init function is reached through its own symbol, at its start.
+    let (addr, _) = xen_symbol(&case, "boot_setup", Some("init_ref_kept.c"));
+    assert_ne!(addr, 0);
+    let call = rels
+        .iter()
+        .find(|r| r.target == "init_ref_kept.c#boot_setup")
+        .unwrap();
+    assert_eq!(call.addend, -4, "a call to the symbol itself: {call:?}");
+}
+
+/// The same function adding one more call to init code: refused, naming
+/// the caller and the init function.
+#[test]
+fn init_references_a_patch_adds_are_refused() {
+    let case = build_case_with("init_ref_kept", "init_ref_kept", "patched_added.c");
+    let r = refusals(&case);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].symbol, "cpu_bringup");
+    assert!(r[0].reason.contains("boot_clear_cap"), "{}", r[0].reason);
+    assert!(r[0].reason.contains(".init.text"), "{}", r[0].reason);
+}
+
+/// `.fixup` is shared by every function of the object, init code's too:
+/// only the fragments the changed function's exception-table entries reach
+/// ship (its first fixup falls through into its second, which comes
+/// along); the init function's fixup, which jumps back into `.init.text`,
+/// neither ships nor causes a refusal.
+#[test]
+fn only_the_fixups_of_included_functions_ship() {
+    let case = build_case("fixup_fragments");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(func_names(&p), ["guarded_read"]);
+    assert!(report.init_only_changes.is_empty());
+    // mov $-14,%r (5) + add $1,%r (3) + jmp rel32 (5).
+    assert_eq!(
+        p.sections[".fixup"].len(),
+        13,
+        "{:02x?}",
+        p.sections[".fixup"]
+    );
+    let fixup_rels = p.relocs(".fixup");
+    assert_eq!(fixup_rels.len(), 1, "{fixup_rels:?}");
+    assert!(
+        ["guarded_read", ".text.guarded_read"].contains(&fixup_rels[0].target.as_str()),
+        "the fixup continues in the replacement: {fixup_rels:?}"
+    );
+    // Both entries kept, each continuing in the payload's .fixup.
+    assert_eq!(p.sections[".ex_table"].len(), 16);
+    let ex = p.relocs(".ex_table");
+    let mut conts: Vec<i64> = ex
+        .iter()
+        .filter(|r| r.target == ".fixup")
+        .map(|r| r.addend)
+        .collect();
+    conts.sort_unstable();
+    assert_eq!(conts, [0, 5], "the two fixups, at their new places: {ex:?}");
+    assert!(!p.has(".init.text"));
+}
+
+/// `.altinstr_replacement` is grouped too: only the changed function's
+/// replacement (`lfence`) ships, not `fenced_other`'s (`mfence`), and the
+/// kept entry points at it in its new place.
+#[test]
+fn only_the_replacements_of_included_functions_ship() {
+    let case = build_case("alternative");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(
+        p.sections[".altinstr_replacement"],
+        [0x0f, 0xae, 0xe8],
+        "lfence only"
+    );
+    let rels = p.relocs(".altinstructions");
+    let repl = rels
+        .iter()
+        .find(|r| r.target == ".altinstr_replacement")
+        .expect("the entry's replacement");
+    // `.long 663f - .`: a PC32 whose addend is the place in the section.
+    assert_eq!(repl.addend, 0, "the replacement's new offset");
+}
