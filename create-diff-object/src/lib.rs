@@ -18,8 +18,10 @@ pub mod correlate;
 pub mod emit;
 pub mod error;
 pub mod include;
+pub mod layout;
 pub mod limits;
 pub mod model;
+pub mod moves;
 pub mod mutate;
 pub mod notes;
 pub mod placement;
@@ -146,6 +148,11 @@ pub fn diff_bytes(
     let inc = include::Includer::new(&orig, &new, &twins, &cmp);
     let mut plan = include::Plan::default();
     inc.roots(&mut plan);
+    for r in moves::moved_variables(&orig, &new, &twins) {
+        if !plan.refusals.contains(&r) {
+            plan.refusals.push(r);
+        }
+    }
     let resolver = Resolver { xen: xen_syms };
     inc.close(&mut plan, &resolver)?;
 

@@ -655,3 +655,51 @@ fn renumbered_statics_are_matched_by_their_user() {
         "{rels:?}"
     );
 }
+
+#[test]
+fn existing_variable_moving_section_is_refused() {
+    let case = build_case("refuse_moved_section");
+    let r = refusals(&case);
+    let mode = r
+        .iter()
+        .find(|r| r.symbol == "mode")
+        .unwrap_or_else(|| panic!("mode refused: {r:?}"));
+    assert_eq!(mode.section, ".data.read_mostly");
+    assert!(
+        mode.reason.contains(".data.ro_after_init") && mode.reason.contains(".data.read_mostly"),
+        "{mode:?}"
+    );
+    assert!(!mode.hint.is_empty());
+    let tbl = r
+        .iter()
+        .find(|r| r.symbol == "tbl")
+        .unwrap_or_else(|| panic!("tbl refused: {r:?}"));
+    assert!(
+        tbl.reason.contains(".rodata.tbl") && tbl.reason.contains(".data.tbl"),
+        "{tbl:?}"
+    );
+    // Per-symbol sections that keep their kind are not moves.
+    assert!(
+        r.iter()
+            .all(|r| r.symbol != "counter" && r.symbol != "zeroed"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn zero_to_nonzero_initialiser_is_one_refusal_not_a_move() {
+    let case = build_case_with(
+        "refuse_moved_section",
+        "refuse_moved_section",
+        "patched_initialised.c",
+    );
+    let r = refusals(&case);
+    let zeroed: Vec<_> = r.iter().filter(|r| r.symbol == "zeroed").collect();
+    assert_eq!(zeroed.len(), 1, "{r:?}");
+    assert_eq!(zeroed[0].section, ".data.zeroed");
+    assert!(zeroed[0].reason.contains("initialiser"), "{zeroed:?}");
+    assert!(
+        r.iter().all(|r| r.symbol != "mode" && r.symbol != "tbl"),
+        "{r:?}"
+    );
+}

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod diff;
 pub mod error;
 pub mod hash;
+pub mod layout;
 pub mod link;
 pub mod pipeline;
 pub mod progress;

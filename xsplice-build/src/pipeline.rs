@@ -455,7 +455,7 @@ fn run(
         (Vec::new(), outputs)
     } else {
         let found = progress.stage("diff", Some(&log), || {
-            let found = diff_stage(
+            let diffed = diff_stage(
                 opts,
                 &record,
                 &objects_dir,
@@ -464,7 +464,36 @@ fn run(
                 &xen_tree,
                 abi,
                 &log,
-            )?;
+            );
+            let mut found = match diffed {
+                Ok(found) => found,
+                Err(e) => {
+                    // A header type whose layout changed is refused whatever
+                    // the payload would hold: that is the answer, not the
+                    // diff's failure on some object.
+                    let refusals =
+                        crate::layout::check(&record.changed, &objects_dir, &[], true, &log)?;
+                    if refusals.is_empty() {
+                        return Err(e);
+                    }
+                    log.line(&format!(
+                        "# the diff failed ({e}), but the layout check refuses the patch anyway"
+                    ));
+                    report.refusals = refusals.clone();
+                    return Err(Error::NotPatchable {
+                        refusals,
+                        log: Some(log.path().into()),
+                    });
+                }
+            };
+            // Types whose layout changed under code the payload does not replace.
+            found.refusals.extend(crate::layout::check(
+                &record.changed,
+                &objects_dir,
+                &found.objects,
+                false,
+                &log,
+            )?);
             let nfuncs: usize = found
                 .objects
                 .iter()
@@ -668,6 +697,34 @@ fn patched_stage(
         for obj in &patched.new {
             copy_into(&xen.join(obj), &objects_dir.join("patched").join(obj))?;
         }
+        // The changed units again with -g, for the layout check: the
+        // patched side only while the working copy is still patched.
+        let started = std::time::Instant::now();
+        let base_xen = base.xen_dir();
+        let entry = base.tree.parent().unwrap_or(&base.tree);
+        let kept = entry.join(crate::layout::DEBUG_CACHE);
+        let n = crate::layout::compile_debug(
+            &patched.changed,
+            &[
+                crate::layout::Side {
+                    xen_dir: &xen,
+                    name: "patched",
+                    cache: None,
+                },
+                crate::layout::Side {
+                    xen_dir: &base_xen,
+                    name: "base",
+                    cache: Some(&kept),
+                },
+            ],
+            objects_dir,
+            make.jobs,
+            log,
+        )?;
+        log.line(&format!(
+            "# layout check: {n} compile(s) of changed units with -g in {:.2} s",
+            started.elapsed().as_secs_f64()
+        ));
         Ok(patched)
     });
     // Restore the shared copy whatever happened; keep a private one with --debug.

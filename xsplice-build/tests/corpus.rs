@@ -132,7 +132,8 @@ fn parse_manifest(text: &str) -> Vec<Case> {
                     let (sym, sec) = v
                         .split_once('@')
                         .unwrap_or_else(|| panic!("MANIFEST line {}: refused=SYM@SECTION", n + 1));
-                    case.refused = Some((sym.to_string(), sec.to_string()));
+                    // '~' stands for ' ' (types: `struct~vcpu`).
+                    case.refused = Some((sym.replace('~', " "), sec.to_string()));
                 }
                 Some(("init", v)) => case.init = Some(v.to_string()),
                 Some(("init-warn", v)) => {

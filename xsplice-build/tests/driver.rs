@@ -1253,6 +1253,143 @@ fn prelink_fills_old_addr_from_xen_syms() {
     assert_eq!(pre.functions[0].old_addr, want);
 }
 
+/// The scratch tree with a header struct and a file-local struct that
+/// common/sched.c uses (the layout check's cases).
+fn layout_scratch() -> Scratch {
+    let s = Scratch::new();
+    let xen = s.src().join("xen");
+    fs::write(
+        xen.join("include/xen/vcpu.h"),
+        "#ifndef XEN_VCPU_H\n#define XEN_VCPU_H\nstruct vcpu {\n    int vcpu_id;\n    int processor;\n};\n\
+         enum { VCPU_RUNNING, VCPU_BLOCKED };\n#endif\n",
+    )
+    .unwrap();
+    let sched = xen.join("common/sched.c");
+    let mut text = fs::read_to_string(&sched).unwrap();
+    // Uses the anonymous enum's constants only: no object of its type.
+    text = text.replace(
+        "#include <xen/lib.h>\n",
+        "#include <xen/lib.h>\n#include <xen/vcpu.h>\n\nint vcpu_blocked_state(void)\n{\n    return VCPU_BLOCKED;\n}\n",
+    );
+    text.push_str(
+        "\nint vcpu_processor(const struct vcpu *v)\n{\n    return v->processor;\n}\n\
+         \nstruct span { int lo; int hi; };\n\
+         \nint span_width(int lo, int hi)\n{\n    struct span s = { lo, hi };\n    return s.hi - s.lo;\n}\n",
+    );
+    fs::write(&sched, text).unwrap();
+    s
+}
+
+const VCPU_FIELD_PATCH: &str = "\
+--- a/xen/include/xen/vcpu.h
++++ b/xen/include/xen/vcpu.h
+@@ -2,6 +2,7 @@
+ #define XEN_VCPU_H
+ struct vcpu {
+     int vcpu_id;
++    long pause_count;
+     int processor;
+ };
+ enum { VCPU_RUNNING, VCPU_BLOCKED };
+";
+
+const LOCAL_SPAN_PATCH: &str = "\
+--- a/xen/common/sched.c
++++ b/xen/common/sched.c
+@@ -11,10 +11,10 @@
+     return v->processor;
+ }
+ 
+-struct span { int lo; int hi; };
++struct span { int lo; int clamp; int hi; };
+ 
+ int span_width(int lo, int hi)
+ {
+-    struct span s = { lo, hi };
+-    return s.hi - s.lo;
++    struct span s = { .lo = lo, .hi = hi, .clamp = 64 };
++    return s.hi - s.lo > s.clamp ? s.clamp : s.hi - s.lo;
+ }
+";
+
+const VCPU_ENUM_PATCH: &str = "\
+--- a/xen/include/xen/vcpu.h
++++ b/xen/include/xen/vcpu.h
+@@ -5,4 +5,4 @@
+     int processor;
+ };
+-enum { VCPU_RUNNING, VCPU_BLOCKED };
++enum { VCPU_RUNNING, VCPU_PAUSED, VCPU_BLOCKED };
+ #endif
+";
+
+#[test]
+fn renumbered_header_enum_used_only_by_its_constants_is_refused() {
+    let s = layout_scratch();
+    let patch = s.patch("enum", VCPU_ENUM_PATCH);
+    let out = s.out("enum");
+    let o = s.run(&patch, &out, &[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("enum { VCPU_RUNNING, VCPU_BLOCKED, … }")
+            && stderr.contains("enumerator VCPU_BLOCKED changed value from 1 to 2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn member_inserted_in_a_header_struct_is_refused_with_the_type_and_member() {
+    let s = layout_scratch();
+    let before = snapshot(&s.src());
+    let patch = s.patch("vcpu", VCPU_FIELD_PATCH);
+    let out = s.out("vcpu");
+    let report_path = out.with_extension("json");
+    let o = s.run(&patch, &out, &["--json", report_path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("struct vcpu"), "{stderr}");
+    assert!(
+        stderr.contains("member processor moved from offset 4 to 16"),
+        "{stderr}"
+    );
+    let report = json(&report_path);
+    assert!(report.contains("\"result\": \"not-patchable\""), "{report}");
+    assert!(
+        report.contains("\"object\": \"common/sched.o\", \"symbol\": \"struct vcpu\""),
+        "{report}"
+    );
+    assert!(report.contains("include/xen/vcpu.h"), "{report}");
+    assert!(!out.join("vcpu.livepatch").exists());
+    // The -g builds went to the output directory, never into the trees.
+    assert!(out.join("objects/debug/base/common/sched.o").is_file());
+    assert!(out.join("objects/debug/patched/common/sched.o").is_file());
+    assert_unchanged(&before, &s.src());
+}
+
+#[test]
+fn local_struct_used_by_value_in_patched_code_is_accepted() {
+    let s = layout_scratch();
+    let r = build_payload(&s.opts(&s.patch("span", LOCAL_SPAN_PATCH), &s.out("span")))
+        .unwrap_or_else(|e| panic!("expected a payload: {e}"));
+    let names: Vec<&str> = r.functions.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["span_width"]);
+    let log = fs::read_to_string(&r.log).unwrap();
+    assert!(
+        log.contains("common/sched.o: layout of struct span changed"),
+        "the change was seen and accepted: {log}"
+    );
+    // The base side's -g build is kept in the cache entry for the next patch.
+    let again = build_payload(&s.opts(&s.patch("span2", LOCAL_SPAN_PATCH), &s.out("span2")))
+        .unwrap_or_else(|e| panic!("expected a payload: {e}"));
+    let log = fs::read_to_string(&again.log).unwrap();
+    assert!(
+        log.contains("common/sched.o: -g build of the base from"),
+        "{log}"
+    );
+    assert_eq!(r.build_id, again.build_id);
+}
+
 /// A patch that reaches its file through a symbolic link to a directory
 /// (`xen/source -> .`): `patch` follows the link, so the build must see
 /// the file under its real name and patch it (it once said "no functional

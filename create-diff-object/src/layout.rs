@@ -1,0 +1,1169 @@
+//! `layout`: type layouts from the DWARF of one translation unit compiled
+//! twice (original and patched, each with `-g`), and the rule that decides
+//! whether a changed layout can be live-patched.
+//!
+//! Why: every function of the running Xen that the payload does not
+//! replace was compiled against the old layout. A member inserted in the
+//! middle of `struct vcpu` moves the offsets those functions use; an
+//! enumerator renumbered changes the values they compare with. The payload
+//! would apply cleanly and the next unchanged user would read the wrong
+//! field. The hypervisor's own build has no debug info, so the driver
+//! compiles the changed units again with `-g` for this check only.
+//!
+//! What is compared: every struct, union and enum defined at file scope in
+//! both builds of the unit (an anonymous one by the typedef that names it):
+//! its size, each member's offset and size (members of anonymous
+//! struct/union members are flattened into their container, as C sees
+//! them), and each enumerator's value. Types only in the patched build are
+//! new: no running code knows them. Member names, the spelling of member
+//! types (a typedef for the same type), line numbers, declaration files and
+//! DWARF offsets are not compared: they do not move bytes.
+//!
+//! The rule (see docs/refusals-layout.md): a changed layout is accepted
+//! only when no code or data of the running Xen can meet the old layout:
+//!   1. the type is defined in the unit's own `.c` file (a header's type
+//!      may be used by any unit of the hypervisor, all compiled with the
+//!      old layout);
+//!   2. no variable with static storage in the original unit has a type
+//!      that contains or points to it (that instance keeps the old layout);
+//!   3. no function of the unit reaches it through a pointer (a pointer may
+//!      lead to an instance made before the patch, with the old layout);
+//!   4. every function of the unit that uses it (its parameters, locals or
+//!      return type contain it, or it calls a function or reads a variable
+//!      whose type does) is replaced or new in the payload.
+//!
+//! That accepts a type used only by value, on the stack of replaced
+//! functions, whatever the change (a member added at the end or in the
+//! middle); everything else is refused with the type, the first member
+//! whose offset or size changed, and up to a few users the payload does not
+//! replace.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::Path;
+
+use gimli::{AttributeValue, EndianSlice, LittleEndian, UnitOffset};
+use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
+
+use crate::error::{Error, Refusal};
+
+type Slice<'a> = EndianSlice<'a, LittleEndian>;
+
+/// What kind of type a layout describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TypeKind {
+    Struct,
+    Union,
+    Enum,
+}
+
+impl TypeKind {
+    fn keyword(self) -> &'static str {
+        match self {
+            TypeKind::Struct => "struct",
+            TypeKind::Union => "union",
+            TypeKind::Enum => "enum",
+        }
+    }
+}
+
+/// One member, flattened through anonymous members (`a.b` naming is not
+/// needed: C reaches them by their own name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    /// Offset from the start of the outermost type, in bits.
+    pub offset_bits: u64,
+    pub size_bits: Option<u64>,
+    /// The member's type as C would spell it (`struct domain *`, `unsigned int[4]`).
+    pub type_name: String,
+}
+
+/// The layout of one struct, union or enum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeLayout {
+    pub kind: TypeKind,
+    /// `struct vcpu`, or for an anonymous type named by a typedef, `struct vcpu_info_t` style:
+    /// `struct <typedef>`.
+    pub name: String,
+    /// The file that defines it (from the line table), as recorded.
+    pub decl_file: Option<String>,
+    pub size: Option<u64>,
+    pub members: Vec<Member>,
+    pub enumerators: Vec<(String, i64)>,
+}
+
+/// A type whose layout differs between the two builds of a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutChange {
+    /// `struct vcpu`.
+    pub name: String,
+    pub decl_file: Option<String>,
+    /// Whether the type is defined in the unit's own source file.
+    pub local: bool,
+    /// The first difference: a member whose offset or size changed, the size, or an enumerator.
+    pub first_difference: String,
+}
+
+/// The DWARF of one compiled unit, flattened into a table of entries.
+pub struct Unit {
+    /// The unit's primary source file (`DW_AT_name` of the compile unit).
+    pub source: String,
+    dies: Vec<Die>,
+    by_offset: HashMap<UnitOffset, usize>,
+    files: Vec<Option<String>>,
+    /// Function symbol -> names of the symbols its code refers to (ELF relocations).
+    refs: BTreeMap<String, BTreeSet<String>>,
+}
+
+#[derive(Debug, Clone)]
+struct Die {
+    tag: gimli::DwTag,
+    depth: usize,
+    parent: Option<usize>,
+    children: Vec<usize>,
+    name: Option<String>,
+    byte_size: Option<u64>,
+    bit_size: Option<u64>,
+    member_offset: Option<u64>,
+    data_bit_offset: Option<u64>,
+    /// DWARF 2-4 bit-field position (from the most significant bit of the storage unit).
+    old_bit_offset: Option<u64>,
+    ty: Option<UnitOffset>,
+    origin: Option<UnitOffset>,
+    const_value: Option<i64>,
+    decl_file: Option<u64>,
+    declaration: bool,
+    has_code: bool,
+    static_storage: bool,
+    count: Option<u64>,
+}
+
+fn malformed(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::Malformed {
+        path: path.to_path_buf(),
+        what: format!("debug info: {what}"),
+    }
+}
+
+/// Read the first compile unit of a relocatable object compiled with `-g`.
+pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
+    let file = object::File::parse(data).map_err(|e| malformed(path, e))?;
+    // A relocatable object's debug sections refer to each other through
+    // relocations (string offsets, line-table offsets): apply them.
+    let mut sections: HashMap<&'static str, Vec<u8>> = HashMap::new();
+    for id in [
+        gimli::SectionId::DebugInfo,
+        gimli::SectionId::DebugAbbrev,
+        gimli::SectionId::DebugStr,
+        gimli::SectionId::DebugLine,
+        gimli::SectionId::DebugLineStr,
+        gimli::SectionId::DebugStrOffsets,
+        gimli::SectionId::DebugAddr,
+        gimli::SectionId::DebugRngLists,
+        gimli::SectionId::DebugRanges,
+    ] {
+        let Some(sec) = file.section_by_name(id.name()) else {
+            continue;
+        };
+        let mut bytes = sec
+            .uncompressed_data()
+            .map_err(|e| malformed(path, format!("{}: {e}", id.name())))?
+            .into_owned();
+        for (offset, rel) in sec.relocations() {
+            let value = match rel.target() {
+                RelocationTarget::Symbol(s) => {
+                    file.symbol_by_index(s).map(|s| s.address()).unwrap_or(0)
+                }
+                _ => 0,
+            };
+            let v = (value as i64).wrapping_add(rel.addend()) as u64;
+            let at = offset as usize;
+            match rel.size() {
+                32 => {
+                    if let Some(dst) = bytes.get_mut(at..at + 4) {
+                        dst.copy_from_slice(&(v as u32).to_le_bytes());
+                    }
+                }
+                64 => {
+                    if let Some(dst) = bytes.get_mut(at..at + 8) {
+                        dst.copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+                _ => {}
+            }
+        }
+        sections.insert(id.name(), bytes);
+    }
+    if !sections.contains_key(".debug_info") {
+        return Err(malformed(path, "no .debug_info (not compiled with -g)"));
+    }
+    let empty: &[u8] = &[];
+    let dwarf = gimli::Dwarf::load(|id| -> Result<Slice<'_>, gimli::Error> {
+        Ok(EndianSlice::new(
+            sections.get(id.name()).map(Vec::as_slice).unwrap_or(empty),
+            LittleEndian,
+        ))
+    })
+    .map_err(|e| malformed(path, e))?;
+    let header = dwarf
+        .units()
+        .next()
+        .map_err(|e| malformed(path, e))?
+        .ok_or_else(|| malformed(path, "no compile unit"))?;
+    let unit = dwarf.unit(header).map_err(|e| malformed(path, e))?;
+    let mut out = Unit {
+        source: String::new(),
+        dies: Vec::new(),
+        by_offset: HashMap::new(),
+        files: Vec::new(),
+        refs: elf_references(&file),
+    };
+    // Paths relative to the compile directory, so that the same tree built
+    // in two places (the base and the working copy) names files alike.
+    let comp_dir = unit
+        .comp_dir
+        .map(|d| d.to_string_lossy().trim_end_matches('/').to_string())
+        .unwrap_or_default();
+    let relative = |p: String| -> String {
+        let p = match p.strip_prefix(&comp_dir).and_then(|r| r.strip_prefix('/')) {
+            Some(r) if !comp_dir.is_empty() => r.to_string(),
+            _ => p,
+        };
+        p.strip_prefix("./").map(str::to_string).unwrap_or(p)
+    };
+    if let Some(lp) = &unit.line_program {
+        let h = lp.header();
+        let (first, last) = if h.version() >= 5 {
+            (0, h.file_names().len() as u64)
+        } else {
+            (1, h.file_names().len() as u64 + 1)
+        };
+        out.files = vec![None; last as usize];
+        for i in first..last {
+            let Some(f) = h.file(i) else { continue };
+            let name = dwarf
+                .attr_string(&unit, f.path_name())
+                .map(|s| s.to_string_lossy().into_owned())
+                .ok();
+            let dir = f
+                .directory(h)
+                .and_then(|d| dwarf.attr_string(&unit, d).ok())
+                .map(|s| s.to_string_lossy().into_owned());
+            out.files[i as usize] = name
+                .map(|n| match dir {
+                    Some(d) if !n.starts_with('/') && !d.is_empty() => format!("{d}/{n}"),
+                    _ => n,
+                })
+                .map(relative);
+        }
+    }
+    let mut stack: Vec<usize> = Vec::new();
+    let mut cursor = unit.entries();
+    let mut depth: isize = 0;
+    while let Some((delta, entry)) = cursor.next_dfs().map_err(|e| malformed(path, e))? {
+        depth += delta;
+        let d = depth.max(0) as usize;
+        stack.truncate(d);
+        let mut die = Die {
+            tag: entry.tag(),
+            depth: d,
+            parent: stack.last().copied(),
+            children: Vec::new(),
+            name: None,
+            byte_size: None,
+            bit_size: None,
+            member_offset: None,
+            data_bit_offset: None,
+            old_bit_offset: None,
+            ty: None,
+            origin: None,
+            const_value: None,
+            decl_file: None,
+            declaration: false,
+            has_code: false,
+            static_storage: false,
+            count: None,
+        };
+        let mut attrs = entry.attrs();
+        while let Some(a) = attrs.next().map_err(|e| malformed(path, e))? {
+            match a.name() {
+                gimli::DW_AT_name => {
+                    die.name = dwarf
+                        .attr_string(&unit, a.value())
+                        .ok()
+                        .map(|s| s.to_string_lossy().into_owned());
+                }
+                gimli::DW_AT_byte_size => die.byte_size = a.udata_value(),
+                gimli::DW_AT_bit_size => die.bit_size = a.udata_value(),
+                gimli::DW_AT_data_member_location => die.member_offset = a.udata_value(),
+                gimli::DW_AT_data_bit_offset => die.data_bit_offset = a.udata_value(),
+                gimli::DW_AT_bit_offset => die.old_bit_offset = a.udata_value(),
+                gimli::DW_AT_type => {
+                    if let AttributeValue::UnitRef(o) = a.value() {
+                        die.ty = Some(o);
+                    }
+                }
+                gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
+                    if let AttributeValue::UnitRef(o) = a.value() {
+                        die.origin = Some(o);
+                    }
+                }
+                gimli::DW_AT_const_value => {
+                    die.const_value = a
+                        .sdata_value()
+                        .or_else(|| a.udata_value().map(|v| v as i64));
+                }
+                gimli::DW_AT_decl_file => die.decl_file = a.udata_value(),
+                gimli::DW_AT_declaration => die.declaration = true,
+                gimli::DW_AT_low_pc | gimli::DW_AT_ranges => die.has_code = true,
+                gimli::DW_AT_location => {
+                    if let AttributeValue::Exprloc(e) = a.value() {
+                        die.static_storage = e.0.slice().first() == Some(&gimli::DW_OP_addr.0);
+                    }
+                }
+                gimli::DW_AT_count => die.count = a.udata_value(),
+                gimli::DW_AT_upper_bound => die.count = a.udata_value().map(|u| u + 1),
+                _ => {}
+            }
+        }
+        let idx = out.dies.len();
+        out.by_offset.insert(entry.offset(), idx);
+        if let Some(p) = die.parent {
+            out.dies[p].children.push(idx);
+        }
+        if die.tag == gimli::DW_TAG_compile_unit {
+            out.source = die.name.clone().unwrap_or_default();
+        }
+        out.dies.push(die);
+        stack.push(idx);
+    }
+    Ok(out)
+}
+
+/// For each function symbol, the symbols its code refers to.
+fn elf_references(file: &object::File<'_>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut funcs: HashMap<object::SectionIndex, Vec<(u64, u64, String)>> = HashMap::new();
+    for s in file.symbols() {
+        if s.kind() != object::SymbolKind::Text {
+            continue;
+        }
+        if let (Some(sec), Ok(name)) = (s.section_index(), s.name()) {
+            funcs
+                .entry(sec)
+                .or_default()
+                .push((s.address(), s.size(), name.to_string()));
+        }
+    }
+    for sec in file.sections() {
+        let Some(fs) = funcs.get(&sec.index()) else {
+            continue;
+        };
+        for (offset, rel) in sec.relocations() {
+            let RelocationTarget::Symbol(t) = rel.target() else {
+                continue;
+            };
+            let Some(target) = file.symbol_by_index(t).ok().and_then(|s| s.name().ok()) else {
+                continue;
+            };
+            if target.is_empty() {
+                continue;
+            }
+            for (start, size, name) in fs {
+                if *start <= offset && offset < start + (*size).max(1) {
+                    out.entry(name.clone())
+                        .or_default()
+                        .insert(target.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A function or variable name as the payload and the symbol table know it,
+/// without compiler suffixes (`foo.isra.0`, `count.12`) or a `file#` prefix.
+pub fn plain_name(name: &str) -> &str {
+    let name = name.rsplit('#').next().unwrap_or(name);
+    name.split('.').next().unwrap_or(name)
+}
+
+impl Unit {
+    fn die(&self, i: usize) -> &Die {
+        &self.dies[i]
+    }
+    fn at(&self, o: UnitOffset) -> Option<usize> {
+        self.by_offset.get(&o).copied()
+    }
+    /// The entry's own attribute, else its abstract origin's (concrete
+    /// instances of inlined or cloned functions carry only the difference).
+    fn resolved<T>(&self, i: usize, f: impl Fn(&Die) -> Option<T>) -> Option<T> {
+        let mut cur = Some(i);
+        for _ in 0..8 {
+            let d = self.die(cur?);
+            if let Some(v) = f(d) {
+                return Some(v);
+            }
+            cur = d.origin.and_then(|o| self.at(o));
+        }
+        None
+    }
+    fn type_of(&self, i: usize) -> Option<usize> {
+        self.resolved(i, |d| d.ty).and_then(|o| self.at(o))
+    }
+    fn name_of(&self, i: usize) -> Option<String> {
+        self.resolved(i, |d| d.name.clone())
+    }
+
+    fn is_file_scope_type(&self, i: usize) -> Option<TypeKind> {
+        let d = self.die(i);
+        let kind = match d.tag {
+            gimli::DW_TAG_structure_type => TypeKind::Struct,
+            gimli::DW_TAG_union_type => TypeKind::Union,
+            gimli::DW_TAG_enumeration_type => TypeKind::Enum,
+            _ => return None,
+        };
+        (d.depth == 1 && !d.declaration).then_some(kind)
+    }
+
+    /// File-scope struct/union/enum definitions, by `kind name` (several
+    /// definitions of one name, possible in C across scopes, in order).
+    pub fn layouts(&self) -> BTreeMap<String, Vec<(usize, TypeLayout)>> {
+        let mut typedef_names: HashMap<usize, String> = HashMap::new();
+        for d in &self.dies {
+            if d.tag == gimli::DW_TAG_typedef && d.depth == 1 {
+                if let (Some(t), Some(n)) = (d.ty.and_then(|o| self.at(o)), &d.name) {
+                    typedef_names.entry(t).or_insert_with(|| n.clone());
+                }
+            }
+        }
+        let mut out: BTreeMap<String, Vec<(usize, TypeLayout)>> = BTreeMap::new();
+        for i in 0..self.dies.len() {
+            let Some(kind) = self.is_file_scope_type(i) else {
+                continue;
+            };
+            let d = self.die(i);
+            let name = match d.name.clone().or_else(|| typedef_names.get(&i).cloned()) {
+                Some(base) => format!("{} {base}", kind.keyword()),
+                // Anonymous enums still define constants other units use:
+                // paired by their enumerators in `changed_layouts`.
+                None if kind == TypeKind::Enum => ANONYMOUS_ENUM.to_string(),
+                None => continue,
+            };
+            let mut members = Vec::new();
+            let mut enumerators = Vec::new();
+            if kind == TypeKind::Enum {
+                for &c in &d.children {
+                    let e = self.die(c);
+                    if e.tag == gimli::DW_TAG_enumerator {
+                        enumerators.push((
+                            e.name.clone().unwrap_or_default(),
+                            e.const_value.unwrap_or(0),
+                        ));
+                    }
+                }
+            } else {
+                self.flatten_members(i, 0, &mut members, 0);
+            }
+            let layout = TypeLayout {
+                kind,
+                name: name.clone(),
+                decl_file: d.decl_file.and_then(|f| self.file_name(f)),
+                size: d.byte_size,
+                members,
+                enumerators,
+            };
+            out.entry(name).or_default().push((i, layout));
+        }
+        out
+    }
+
+    fn file_name(&self, index: u64) -> Option<String> {
+        self.files.get(index as usize).cloned().flatten()
+    }
+
+    fn flatten_members(&self, i: usize, base_bits: u64, out: &mut Vec<Member>, depth: usize) {
+        if depth > 16 {
+            return;
+        }
+        for &c in &self.die(i).children {
+            let m = self.die(c);
+            if m.tag != gimli::DW_TAG_member {
+                continue;
+            }
+            let ty = m.ty.and_then(|o| self.at(o));
+            let bits = match (m.data_bit_offset, m.member_offset, m.old_bit_offset) {
+                (Some(b), _, _) => b,
+                (None, Some(bytes), Some(old)) => {
+                    // DWARF 2-4 bit-fields count from the storage unit's most significant bit.
+                    let unit_bits = m.byte_size.unwrap_or(0) * 8;
+                    bytes * 8 + unit_bits.saturating_sub(old + m.bit_size.unwrap_or(0))
+                }
+                (None, Some(bytes), None) => bytes * 8,
+                (None, None, _) => 0,
+            };
+            let offset_bits = base_bits + bits;
+            let size_bits = m
+                .bit_size
+                .or_else(|| ty.and_then(|t| self.size_of(t)).map(|b| b * 8));
+            match (&m.name, ty) {
+                (None, Some(t)) if self.is_aggregate(self.strip_cv(t)) => {
+                    self.flatten_members(self.strip_cv(t), offset_bits, out, depth + 1);
+                }
+                _ => out.push(Member {
+                    name: m.name.clone().unwrap_or_default(),
+                    offset_bits,
+                    size_bits,
+                    type_name: ty
+                        .map(|t| self.spell(t, 0))
+                        .unwrap_or_else(|| "void".into()),
+                }),
+            }
+        }
+    }
+
+    fn strip_cv(&self, mut i: usize) -> usize {
+        for _ in 0..8 {
+            let d = self.die(i);
+            if matches!(
+                d.tag,
+                gimli::DW_TAG_const_type
+                    | gimli::DW_TAG_volatile_type
+                    | gimli::DW_TAG_restrict_type
+            ) {
+                match d.ty.and_then(|o| self.at(o)) {
+                    Some(t) => i = t,
+                    None => return i,
+                }
+            } else {
+                return i;
+            }
+        }
+        i
+    }
+
+    fn is_aggregate(&self, i: usize) -> bool {
+        matches!(
+            self.die(i).tag,
+            gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type
+        )
+    }
+
+    fn size_of(&self, i: usize) -> Option<u64> {
+        let d = self.die(i);
+        if let Some(s) = d.byte_size {
+            return Some(s);
+        }
+        match d.tag {
+            gimli::DW_TAG_pointer_type => Some(8),
+            gimli::DW_TAG_array_type => {
+                let elem = self.size_of(d.ty.and_then(|o| self.at(o))?)?;
+                let n: u64 = d
+                    .children
+                    .iter()
+                    .map(|&c| self.die(c).count.unwrap_or(0))
+                    .product();
+                Some(elem * n)
+            }
+            gimli::DW_TAG_typedef
+            | gimli::DW_TAG_const_type
+            | gimli::DW_TAG_volatile_type
+            | gimli::DW_TAG_restrict_type => self.size_of(d.ty.and_then(|o| self.at(o))?),
+            _ => None,
+        }
+    }
+
+    /// A type as C would spell it, without looking inside named aggregates
+    /// (so recursion ends): `struct domain *`, `unsigned int[4]`.
+    fn spell(&self, i: usize, depth: usize) -> String {
+        if depth > 12 {
+            return "…".into();
+        }
+        let d = self.die(i);
+        let inner = || {
+            d.ty.and_then(|o| self.at(o))
+                .map(|t| self.spell(t, depth + 1))
+                .unwrap_or_else(|| "void".into())
+        };
+        match d.tag {
+            gimli::DW_TAG_base_type | gimli::DW_TAG_typedef => d.name.clone().unwrap_or_default(),
+            gimli::DW_TAG_structure_type
+            | gimli::DW_TAG_union_type
+            | gimli::DW_TAG_enumeration_type => {
+                let kw = match d.tag {
+                    gimli::DW_TAG_structure_type => "struct",
+                    gimli::DW_TAG_union_type => "union",
+                    _ => "enum",
+                };
+                match &d.name {
+                    Some(n) => format!("{kw} {n}"),
+                    // Anonymous: its members are flattened and compared where it is used.
+                    None => format!("{kw} {{…{} bytes}}", d.byte_size.unwrap_or(0)),
+                }
+            }
+            gimli::DW_TAG_pointer_type => format!("{} *", inner()),
+            gimli::DW_TAG_const_type => format!("const {}", inner()),
+            gimli::DW_TAG_volatile_type => format!("volatile {}", inner()),
+            gimli::DW_TAG_restrict_type => inner(),
+            gimli::DW_TAG_array_type => {
+                let dims: String = d
+                    .children
+                    .iter()
+                    .map(|&c| match self.die(c).count {
+                        Some(n) => format!("[{n}]"),
+                        None => "[]".into(),
+                    })
+                    .collect();
+                format!("{}{dims}", inner())
+            }
+            gimli::DW_TAG_subroutine_type => format!("{} (*)()", inner()),
+            _ => d.name.clone().unwrap_or_else(|| "?".into()),
+        }
+    }
+
+    /// Edges of the type graph: from a type to the types it is made of,
+    /// with whether the edge goes through a pointer.
+    fn type_edges(&self, i: usize) -> Vec<(usize, bool)> {
+        let d = self.die(i);
+        let mut out = Vec::new();
+        let through = d.tag == gimli::DW_TAG_pointer_type;
+        if let Some(t) = d.ty.and_then(|o| self.at(o)) {
+            out.push((t, through));
+        }
+        if matches!(
+            d.tag,
+            gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type | gimli::DW_TAG_subroutine_type
+        ) {
+            for &c in &d.children {
+                if let Some(t) = self.die(c).ty.and_then(|o| self.at(o)) {
+                    // A function type's parameters are what its pointer leads to.
+                    out.push((t, d.tag == gimli::DW_TAG_subroutine_type));
+                }
+            }
+        }
+        out
+    }
+
+    /// For every entry, whether its type graph reaches `target`: by value
+    /// (`Some(false)`), only through a pointer (`Some(true)`), or not at all.
+    fn reach(&self, target: usize) -> Vec<Option<bool>> {
+        let n = self.dies.len();
+        let mut rev: Vec<Vec<(usize, bool)>> = vec![Vec::new(); n];
+        for i in 0..n {
+            for (t, ptr) in self.type_edges(i) {
+                rev[t].push((i, ptr));
+            }
+        }
+        // Two passes of a backward search: by value first, then through pointers.
+        let mut by_value = vec![false; n];
+        let mut queue = VecDeque::from([target]);
+        by_value[target] = true;
+        while let Some(x) = queue.pop_front() {
+            for &(from, ptr) in &rev[x] {
+                if !ptr && !by_value[from] {
+                    by_value[from] = true;
+                    queue.push_back(from);
+                }
+            }
+        }
+        let mut any = by_value.clone();
+        let mut queue: VecDeque<usize> = (0..n).filter(|&i| by_value[i]).collect();
+        while let Some(x) = queue.pop_front() {
+            for &(from, _) in &rev[x] {
+                if !any[from] {
+                    any[from] = true;
+                    queue.push_back(from);
+                }
+            }
+        }
+        (0..n)
+            .map(|i| {
+                if by_value[i] {
+                    Some(false)
+                } else if any[i] {
+                    Some(true)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Whether a pointer-typed path from `i` reaches the target (`reach` of its type).
+    fn entry_reach(&self, i: usize, reach: &[Option<bool>]) -> Option<bool> {
+        let t = self.type_of(i)?;
+        reach[t]
+    }
+
+    /// Functions with code in this unit, each with how it reaches the target
+    /// through its return type, parameters and locals (inlined ones included).
+    fn function_uses(&self, reach: &[Option<bool>]) -> BTreeMap<String, bool> {
+        let mut out: BTreeMap<String, bool> = BTreeMap::new();
+        for i in 0..self.dies.len() {
+            let d = self.die(i);
+            if d.tag != gimli::DW_TAG_subprogram || !d.has_code {
+                continue;
+            }
+            let Some(name) = self.name_of(i) else {
+                continue;
+            };
+            let mut found: Option<bool> = self.entry_reach(i, reach);
+            let mut stack = d.children.clone();
+            while let Some(c) = stack.pop() {
+                let cd = self.die(c);
+                if matches!(
+                    cd.tag,
+                    gimli::DW_TAG_formal_parameter | gimli::DW_TAG_variable
+                ) {
+                    if let Some(p) = self.entry_reach(c, reach) {
+                        found = Some(found.unwrap_or(false) || p);
+                    }
+                }
+                stack.extend(cd.children.iter().copied());
+            }
+            if let Some(p) = found {
+                let e = out.entry(name).or_insert(false);
+                *e |= p;
+            }
+        }
+        out
+    }
+
+    /// Named functions and variables at file scope whose type reaches the target.
+    fn symbols_reaching(&self, reach: &[Option<bool>]) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for i in 0..self.dies.len() {
+            let d = self.die(i);
+            if !matches!(d.tag, gimli::DW_TAG_subprogram | gimli::DW_TAG_variable) {
+                continue;
+            }
+            let mut hit = self.entry_reach(i, reach).is_some();
+            if d.tag == gimli::DW_TAG_subprogram {
+                hit |= d.children.iter().any(|&c| {
+                    self.die(c).tag == gimli::DW_TAG_formal_parameter
+                        && self.entry_reach(c, reach).is_some()
+                });
+            }
+            if hit {
+                if let Some(n) = self.name_of(i) {
+                    out.insert(n);
+                }
+            }
+        }
+        out
+    }
+
+    /// Variables with static storage whose type reaches the target, with
+    /// whether only through a pointer.
+    fn static_variables_reaching(&self, reach: &[Option<bool>]) -> BTreeMap<String, bool> {
+        (0..self.dies.len())
+            .filter(|&i| {
+                let d = self.die(i);
+                d.tag == gimli::DW_TAG_variable && d.static_storage
+            })
+            .filter_map(|i| Some((self.name_of(i)?, self.entry_reach(i, reach)?)))
+            .collect()
+    }
+
+    fn static_variable_names(&self) -> BTreeSet<String> {
+        self.dies
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.tag == gimli::DW_TAG_variable && d.static_storage)
+            .filter_map(|(i, _)| self.name_of(i))
+            .collect()
+    }
+
+    /// Whether `file` (as recorded in the line table) is this unit's own source.
+    fn is_own_file(&self, file: &str) -> bool {
+        let src = self.source.trim_start_matches("./");
+        let file = file.trim_start_matches("./");
+        !src.is_empty() && (file == src || file.ends_with(&format!("/{src}")))
+    }
+}
+
+/// The types whose layout differs between the original and patched unit.
+pub fn changed_layouts(orig: &Unit, patched: &Unit) -> Vec<(LayoutChange, usize)> {
+    let ol = orig.layouts();
+    let pl = patched.layouts();
+    let mut out = Vec::new();
+    for (name, pv) in &pl {
+        let Some(ov) = ol.get(name) else { continue };
+        let pairs: Vec<(&TypeLayout, &(usize, TypeLayout))> = if name == ANONYMOUS_ENUM {
+            // The original enum sharing most enumerator names with each patched one.
+            pv.iter()
+                .filter_map(|pe| {
+                    let shared = |o: &TypeLayout| {
+                        o.enumerators
+                            .iter()
+                            .filter(|(n, _)| pe.1.enumerators.iter().any(|(m, _)| m == n))
+                            .count()
+                    };
+                    ov.iter()
+                        .map(|(_, o)| (shared(o), o))
+                        .filter(|(n, _)| *n > 0)
+                        .max_by_key(|(n, _)| *n)
+                        .map(|(_, o)| (o, pe))
+                })
+                .collect()
+        } else if ov.len() == pv.len() {
+            ov.iter().map(|(_, o)| o).zip(pv).collect()
+        } else {
+            continue;
+        };
+        for (o, (pidx, p)) in pairs {
+            if let Some(diff) = first_difference(o, p) {
+                let name = if name == ANONYMOUS_ENUM {
+                    let first: Vec<&str> = o
+                        .enumerators
+                        .iter()
+                        .take(2)
+                        .map(|(n, _)| n.as_str())
+                        .collect();
+                    format!("enum {{ {}, … }}", first.join(", "))
+                } else {
+                    name.clone()
+                };
+                let local = p
+                    .decl_file
+                    .as_deref()
+                    .is_some_and(|f| patched.is_own_file(f));
+                out.push((
+                    LayoutChange {
+                        name,
+                        decl_file: p.decl_file.clone(),
+                        local,
+                        first_difference: diff,
+                    },
+                    *pidx,
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn bytes_bits(bits: u64) -> String {
+    if bits.is_multiple_of(8) {
+        format!("{}", bits / 8)
+    } else {
+        format!("{}.{}", bits / 8, bits % 8)
+    }
+}
+
+fn size_text(bits: Option<u64>) -> String {
+    match bits {
+        Some(b) if b.is_multiple_of(8) => format!("{} bytes", b / 8),
+        Some(b) => format!("{b} bits"),
+        None => "unknown size".into(),
+    }
+}
+
+/// `None` when the layouts are the same; else the first difference, in words.
+pub fn first_difference(o: &TypeLayout, p: &TypeLayout) -> Option<String> {
+    if o.kind == TypeKind::Enum {
+        for (name, ov) in &o.enumerators {
+            match p.enumerators.iter().find(|(n, _)| n == name) {
+                Some((_, pv)) if pv != ov => {
+                    return Some(format!("enumerator {name} changed value from {ov} to {pv}"))
+                }
+                // Renamed, with its value kept: the same binary interface.
+                None if p.enumerators.iter().any(|(_, v)| v == ov) => {}
+                None => return Some(format!("enumerator {name} was removed")),
+                _ => {}
+            }
+        }
+        if o.size != p.size {
+            return Some(format!(
+                "size changed from {} to {} bytes",
+                o.size.unwrap_or(0),
+                p.size.unwrap_or(0)
+            ));
+        }
+        return None;
+    }
+    // The layout is where the bytes are: member names and the spelling of
+    // their types (a typedef for the same type) do not change it.
+    let shape = |l: &TypeLayout| -> Vec<(u64, Option<u64>)> {
+        l.members
+            .iter()
+            .map(|m| (m.offset_bits, m.size_bits))
+            .collect()
+    };
+    if o.size == p.size && shape(o) == shape(p) {
+        return None;
+    }
+    for (i, om) in o.members.iter().enumerate() {
+        match p
+            .members
+            .iter()
+            .find(|m| m.name == om.name && !om.name.is_empty())
+        {
+            Some(pm) if pm.offset_bits != om.offset_bits => {
+                // The member that now sits where this one was explains the move best.
+                let inserted = p
+                    .members
+                    .iter()
+                    .find(|m| {
+                        !o.members.iter().any(|x| x.name == m.name)
+                            && m.offset_bits <= pm.offset_bits
+                    })
+                    .map(|m| {
+                        format!(
+                            " (after new member {} at offset {})",
+                            m.name,
+                            bytes_bits(m.offset_bits)
+                        )
+                    })
+                    .unwrap_or_default();
+                return Some(format!(
+                    "member {} moved from offset {} to {}{inserted}",
+                    om.name,
+                    bytes_bits(om.offset_bits),
+                    bytes_bits(pm.offset_bits)
+                ));
+            }
+            Some(pm) if pm.size_bits != om.size_bits => {
+                return Some(format!(
+                    "member {} at offset {} changed size from {} to {}",
+                    om.name,
+                    bytes_bits(om.offset_bits),
+                    size_text(om.size_bits),
+                    size_text(pm.size_bits)
+                ))
+            }
+            Some(_) => {}
+            None => {
+                let at = p.members.get(i).map(|m| m.name.as_str()).unwrap_or("");
+                return Some(if at.is_empty() {
+                    format!("member {} was removed", om.name)
+                } else {
+                    format!(
+                        "member {} at offset {} was removed or renamed ({} is there now)",
+                        om.name,
+                        bytes_bits(om.offset_bits),
+                        at
+                    )
+                });
+            }
+        }
+    }
+    if let Some(new) = p
+        .members
+        .iter()
+        .find(|m| !o.members.iter().any(|x| x.name == m.name))
+    {
+        return Some(format!(
+            "new member {} at offset {}{}",
+            new.name,
+            bytes_bits(new.offset_bits),
+            if o.size != p.size {
+                format!(
+                    " (size {} -> {} bytes)",
+                    o.size.unwrap_or(0),
+                    p.size.unwrap_or(0)
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if o.size != p.size {
+        return Some(format!(
+            "size changed from {} to {} bytes",
+            o.size.unwrap_or(0),
+            p.size.unwrap_or(0)
+        ));
+    }
+    None
+}
+
+/// The key anonymous enums share in `Unit::layouts`.
+const ANONYMOUS_ENUM: &str = "enum <anonymous>";
+
+/// How many unchanged users a refusal names.
+const USERS_NAMED: usize = 5;
+
+/// Apply the rule to one unit: `replaced` holds the functions the payload
+/// replaces or adds for this unit (any spelling: `file#f`, `f.isra.0`).
+/// `object` names the unit in messages.
+pub fn refusals(orig: &Unit, patched: &Unit, replaced: &[String]) -> Vec<Refusal> {
+    let replaced: BTreeSet<&str> = replaced.iter().map(|n| plain_name(n)).collect();
+    let mut out = Vec::new();
+    for (change, tidx) in changed_layouts(orig, patched) {
+        let reach = patched.reach(tidx);
+        let uses = patched.function_uses(&reach);
+        let reaching = patched.symbols_reaching(&reach);
+        // Functions whose code refers to a function or variable of the type.
+        let mut users: BTreeMap<String, bool> = uses.clone();
+        for (func, targets) in &patched.refs {
+            if targets.iter().any(|t| reaching.contains(plain_name(t))) {
+                users.entry(plain_name(func).to_string()).or_insert(false);
+            }
+        }
+        let unchanged: Vec<&str> = users
+            .keys()
+            .map(|k| plain_name(k))
+            .filter(|k| !replaced.contains(k))
+            .collect();
+        let statics = patched.static_variables_reaching(&reach);
+        let old = orig.static_variable_names();
+        let existing = |pointer: bool| -> Vec<&str> {
+            statics
+                .iter()
+                .filter(|(v, &p)| p == pointer && old.contains(*v))
+                .map(|(v, _)| v.as_str())
+                .collect()
+        };
+        let (holding, pointing) = (existing(false), existing(true));
+        let by_pointer: Vec<&str> = users
+            .iter()
+            .filter(|(_, &p)| p)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let file = change.decl_file.clone().unwrap_or_else(|| "?".into());
+        let mut why = Vec::new();
+        if !change.local {
+            why.push(format!(
+                "it is defined in {file}, outside {}, so any unit of the running Xen may use it",
+                patched.source
+            ));
+        }
+        if !holding.is_empty() {
+            why.push(format!(
+                "existing variable(s) {} hold it with the old layout",
+                list(&holding)
+            ));
+        }
+        if !pointing.is_empty() {
+            why.push(format!(
+                "existing variable(s) {} lead to instances made before the patch",
+                list(&pointing)
+            ));
+        }
+        if !by_pointer.is_empty() {
+            why.push(format!(
+                "{} reach it through a pointer, which may lead to an instance made before the patch",
+                list(&by_pointer)
+            ));
+        }
+        if !unchanged.is_empty() {
+            why.push(format!(
+                "unchanged code uses it: {} in {}",
+                list(&unchanged),
+                patched.source
+            ));
+        }
+        if why.is_empty() {
+            continue;
+        }
+        out.push(Refusal {
+            symbol: change.name.clone(),
+            section: file,
+            reason: format!(
+                "layout of {} changed ({}) and code or data the payload does not replace still \
+                 uses the old layout: {}",
+                change.name,
+                change.first_difference,
+                why.join("; ")
+            ),
+            hint: format!(
+                "keep the layout of {} as it is: put new state in a new variable or a new \
+                 structure (a shadow allocated from a load hook, or an array indexed by domain or \
+                 vCPU id) that only the patched code uses; a type local to one .c file may change \
+                 only if every function using it is patched and no instance outlives a call",
+                change.name
+            ),
+        });
+    }
+    out
+}
+
+fn list(names: &[&str]) -> String {
+    let mut s: Vec<&str> = names.iter().take(USERS_NAMED).copied().collect();
+    s.dedup();
+    let more = names.len().saturating_sub(USERS_NAMED);
+    if more > 0 {
+        format!("{} and {more} more", s.join(", "))
+    } else {
+        s.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, offset: u64, size: u64, ty: &str) -> Member {
+        Member {
+            name: name.into(),
+            offset_bits: offset * 8,
+            size_bits: Some(size * 8),
+            type_name: ty.into(),
+        }
+    }
+
+    fn layout(members: Vec<Member>, size: u64) -> TypeLayout {
+        TypeLayout {
+            kind: TypeKind::Struct,
+            name: "struct s".into(),
+            decl_file: None,
+            size: Some(size),
+            members,
+            enumerators: vec![],
+        }
+    }
+
+    #[test]
+    fn renamed_member_or_respelled_type_is_the_same_layout() {
+        let o = layout(
+            vec![member("a", 0, 4, "int"), member("b", 4, 4, "uint32_t")],
+            8,
+        );
+        let p = layout(
+            vec![
+                member("a", 0, 4, "int32_t"),
+                member("c", 4, 4, "unsigned int"),
+            ],
+            8,
+        );
+        assert_eq!(first_difference(&o, &p), None);
+    }
+
+    #[test]
+    fn member_at_the_end_and_resized_member_are_changes() {
+        let o = layout(vec![member("a", 0, 4, "int")], 4);
+        let p = layout(vec![member("a", 0, 4, "int"), member("n", 4, 4, "int")], 8);
+        assert_eq!(
+            first_difference(&o, &p).as_deref(),
+            Some("new member n at offset 4 (size 4 -> 8 bytes)")
+        );
+        let p = layout(vec![member("a", 0, 8, "long")], 8);
+        assert_eq!(
+            first_difference(&o, &p).as_deref(),
+            Some("member a at offset 0 changed size from 4 bytes to 8 bytes")
+        );
+    }
+
+    #[test]
+    fn enumerators_compare_by_value() {
+        let e = |v: &[(&str, i64)]| TypeLayout {
+            kind: TypeKind::Enum,
+            name: "enum e".into(),
+            decl_file: None,
+            size: Some(4),
+            members: vec![],
+            enumerators: v.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+        };
+        let o = e(&[("A", 0), ("B", 1)]);
+        assert_eq!(
+            first_difference(&o, &e(&[("A", 0), ("B", 1), ("C", 2)])),
+            None
+        );
+        assert_eq!(first_difference(&o, &e(&[("A", 0), ("B2", 1)])), None);
+        assert_eq!(
+            first_difference(&o, &e(&[("A", 0), ("N", 1), ("B", 2)])).as_deref(),
+            Some("enumerator B changed value from 1 to 2")
+        );
+    }
+}

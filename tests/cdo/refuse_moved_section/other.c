@@ -1,0 +1,1 @@
+int m_idx(void) { return 1; }

@@ -1,0 +1,422 @@
+//! Layout check: the changed units compiled a second time with `-g`, so
+//! that `create_diff_object::layout` can compare the type layouts of the
+//! original and patched builds (the hypervisor's own build has no debug
+//! info). Only the changed objects are compiled, each with its own recorded
+//! command (`.X.o.cmd`) plus `-g`, writing only into the output directory:
+//! no dependency file, no object in the tree. The original is compiled in
+//! the pristine base tree, the patched one in the patched working copy
+//! before it is restored.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use create_diff_object::layout;
+use create_diff_object::Refusal;
+use rayon::prelude::*;
+
+use crate::progress::Log;
+use crate::{Error, ObjectDiff};
+
+/// Where the `-g` builds of an object go: `DIR/objects/debug/{base,patched}/<object>`.
+pub fn debug_object(objects_dir: &Path, side: &str, object: &str) -> PathBuf {
+    objects_dir.join("debug").join(side).join(object)
+}
+
+/// The object whose compile command makes `object` (`X.init.o` is made from `X.o`).
+fn compiled_target(object: &str) -> String {
+    match object.strip_suffix(".init.o") {
+        Some(stem) => format!("{stem}.o"),
+        None => object.to_string(),
+    }
+}
+
+/// Split a shell command line on unquoted blanks, keeping each word's quotes.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in line.chars() {
+        if escaped {
+            cur.push(c);
+            escaped = false;
+            continue;
+        }
+        match (quote, c) {
+            (_, '\\') if quote != Some('\'') => {
+                cur.push(c);
+                escaped = true;
+            }
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                cur.push(c);
+            }
+            (None, ' ' | '\t') => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// The recorded compile command of `target`, rewritten to write only
+/// `output` (no dependency file) and to emit debug info. `None` when the
+/// record is missing or is not a C compile.
+pub fn debug_command(cmd_file_text: &str, target: &str, output: &Path) -> Option<String> {
+    let prefix = format!("cmd_{target} := ");
+    let line = cmd_file_text
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))?
+        // Make escapes: the record is read back as a makefile.
+        .replace("$$", "$");
+    let words = shell_words(&line);
+    // Only the compiler invocation: anything chained after it post-processes the tree's object.
+    let end = words
+        .iter()
+        .position(|w| matches!(w.as_str(), "&&" | ";" | "||" | "|"))
+        .unwrap_or(words.len());
+    let words = &words[..end];
+    let source = words
+        .iter()
+        .position(|w| w == "-c")
+        .and_then(|i| words.get(i + 1))?;
+    if !source.ends_with(".c") {
+        return None;
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut skip_next = false;
+    for w in words {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        match w.as_str() {
+            "-MMD" | "-MP" | "-MD" => {}
+            "-MF" | "-MQ" | "-MT" | "-o" => skip_next = true,
+            _ if w.starts_with("-Wp,-MD") || w.starts_with("-Wp,-MMD") => {}
+            _ => out.push(w.clone()),
+        }
+    }
+    let quoted = format!("'{}'", output.display().to_string().replace('\'', "'\\''"));
+    // Types and declarations only: variable tracking (location lists) is
+    // most of what -g costs at -O2, and the layout check reads no locations.
+    out.extend(
+        [
+            "-g",
+            // Every type the unit's headers define, used here or not: an
+            // enum whose constants alone are used is otherwise left out.
+            "-fno-eliminate-unused-debug-types",
+            "-fno-var-tracking",
+            "-fno-var-tracking-assignments",
+            "-o",
+        ]
+        .map(String::from),
+    );
+    out.push(quoted);
+    Some(out.join(" "))
+}
+
+/// One unit to compile with `-g`: its recorded command run in `xen_dir`.
+struct Job {
+    object: String,
+    xen_dir: PathBuf,
+    output: PathBuf,
+    /// Where a copy is kept between runs (the base side: its sources and
+    /// command never change for a cache entry).
+    cached: Option<PathBuf>,
+}
+
+/// The directory of a base cache entry that keeps the base side's `-g`
+/// builds; its name changes with the flags `debug_command` adds.
+pub const DEBUG_CACHE: &str = "layout-debug-v1";
+
+/// One tree the changed units are compiled in.
+pub struct Side<'a> {
+    /// The tree's `xen/` directory.
+    pub xen_dir: &'a Path,
+    /// `base` or `patched`: where the objects go under `objects/debug/`.
+    pub name: &'a str,
+    /// A directory keeping this side's builds between runs, if it never changes.
+    pub cache: Option<&'a Path>,
+}
+
+/// Compile the changed objects' units with `-g` in each tree of `sides`
+/// (the pristine base, whose builds are kept in its cache entry, and the
+/// patched working copy), in parallel, a batch of objects at a time.
+/// Objects not compiled from C (assembly, no record) are skipped and
+/// logged. A header type whose layout changed is refused whatever the
+/// payload replaces, so once a batch shows one the remaining objects are
+/// not compiled (a change to `struct vcpu` rebuilds hundreds of units).
+/// Returns how many compiles ran.
+pub fn compile_debug(
+    objects: &[String],
+    sides: &[Side<'_>],
+    objects_dir: &Path,
+    threads: usize,
+    log: &Log,
+) -> Result<usize, Error> {
+    let threads = threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .ok();
+    let mut compiled = 0;
+    for batch in objects.chunks(threads.max(sides.len()) * 2) {
+        let jobs: Vec<Job> = sides
+            .iter()
+            .flat_map(|side| {
+                batch.iter().map(move |o| Job {
+                    object: o.clone(),
+                    xen_dir: side.xen_dir.to_path_buf(),
+                    output: debug_object(objects_dir, side.name, o),
+                    cached: side.cache.map(|c| c.join(o)),
+                })
+            })
+            .collect();
+        let run = || {
+            jobs.par_iter()
+                .map(|j| compile_one(j, log))
+                .collect::<Vec<_>>()
+        };
+        let results = match &pool {
+            Some(pool) => pool.install(run),
+            None => run(),
+        };
+        for r in results {
+            if r? {
+                compiled += 1;
+            }
+        }
+        if let Some((obj, name)) = batch
+            .iter()
+            .find_map(|o| header_change(objects_dir, o).map(|n| (o, n)))
+        {
+            log.line(&format!(
+                "# layout check: {obj}: header type {name} changed layout, which is refused \
+                 whatever the payload replaces: the remaining units are not compiled"
+            ));
+            break;
+        }
+    }
+    Ok(compiled)
+}
+
+/// The first type defined outside the unit's own file whose layout
+/// differs between the two `-g` builds of `object`, if both are there.
+fn header_change(objects_dir: &Path, object: &str) -> Option<String> {
+    let read = |side: &str| {
+        let path = debug_object(objects_dir, side, object);
+        let data = std::fs::read(&path).ok()?;
+        layout::read_unit(&path, &data).ok()
+    };
+    let (o, p) = (read("base")?, read("patched")?);
+    layout::changed_layouts(&o, &p)
+        .into_iter()
+        .find(|(c, _)| !c.local)
+        .map(|(c, _)| c.name)
+}
+
+fn compile_one(job: &Job, log: &Log) -> Result<bool, Error> {
+    let target = compiled_target(&job.object);
+    let p = Path::new(&target);
+    let record = job
+        .xen_dir
+        .join(p.parent().unwrap_or(Path::new("")))
+        .join(format!(
+            ".{}.cmd",
+            p.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ));
+    let text = std::fs::read_to_string(&record).unwrap_or_default();
+    // The compile runs in the tree: the output path must not be relative to here.
+    let output = std::path::absolute(&job.output).map_err(|e| Error::io(&job.output, e))?;
+    let Some(cmd) = debug_command(&text, &target, &output) else {
+        log.line(&format!(
+            "# layout check: {}: no C compile recorded in {}; its types are not checked",
+            job.object,
+            record.display()
+        ));
+        return Ok(false);
+    };
+    if let Some(parent) = job.output.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    if let Some(cached) = job.cached.as_ref().filter(|c| c.is_file()) {
+        std::fs::copy(cached, &job.output).map_err(|e| Error::io(&job.output, e))?;
+        log.line(&format!(
+            "# layout check: {}: -g build of the base from {}",
+            job.object,
+            cached.display()
+        ));
+        return Ok(true);
+    }
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(&cmd).current_dir(&job.xen_dir);
+    log.run(
+        &mut sh,
+        &format!(
+            "compiling {} with -g for the layout check (in {})",
+            job.object,
+            job.xen_dir.display()
+        ),
+    )?;
+    if let Some(cached) = &job.cached {
+        // Best effort: without the copy the next run compiles again.
+        if let Err(e) = keep(&job.output, cached) {
+            log.line(&format!(
+                "# layout check: not kept in {}: {e}",
+                cached.display()
+            ));
+        }
+    }
+    Ok(true)
+}
+
+/// Copy `from` to `to` atomically (a temporary file renamed into place),
+/// so concurrent runs never read half a copy.
+fn keep(from: &Path, to: &Path) -> std::io::Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::copy(from, tmp.path())?;
+    tmp.persist(to).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The layout refusals of every changed object compiled on both sides.
+/// `objects` says which functions the payload replaces per object; a
+/// refusal of a header type seen in several units is listed once, with
+/// how many other units saw it. `header_only`: only the refusals of types
+/// defined outside the unit, which do not depend on what the payload holds.
+pub fn check(
+    changed: &[String],
+    objects_dir: &Path,
+    objects: &[ObjectDiff],
+    header_only: bool,
+    log: &Log,
+) -> Result<Vec<(String, Refusal)>, Error> {
+    let mut found: Vec<(String, Refusal, Vec<String>)> = Vec::new();
+    let mut checked = 0;
+    for obj in changed {
+        let (o, p) = (
+            debug_object(objects_dir, "base", obj),
+            debug_object(objects_dir, "patched", obj),
+        );
+        if !o.is_file() || !p.is_file() {
+            log.line(&format!(
+                "# layout check: {obj}: no -g build of both sides (not C, or not compiled after \
+                 an earlier refusal): its types are not compared"
+            ));
+            continue;
+        }
+        let read = |path: &Path| -> Result<layout::Unit, Error> {
+            let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            layout::read_unit(path, &data).map_err(|e| Error::Diff {
+                object: obj.clone(),
+                source: e,
+            })
+        };
+        let (ou, pu) = (read(&o)?, read(&p)?);
+        let replaced: Vec<String> = objects
+            .iter()
+            .filter(|d| &d.object == obj)
+            .flat_map(|d| {
+                d.changed_functions
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .chain(d.new_functions.iter().cloned())
+            })
+            .collect();
+        checked += 1;
+        let changes = layout::changed_layouts(&ou, &pu);
+        for (change, _) in &changes {
+            log.line(&format!(
+                "{obj}: layout of {} changed: {}",
+                change.name, change.first_difference
+            ));
+        }
+        for r in layout::refusals(&ou, &pu, &replaced) {
+            if header_only && !changes.iter().any(|(c, _)| !c.local && c.name == r.symbol) {
+                continue;
+            }
+            match found
+                .iter_mut()
+                .find(|(_, f, _)| f.symbol == r.symbol && f.section == r.section)
+            {
+                Some((_, _, also)) => also.push(obj.clone()),
+                None => found.push((obj.clone(), r, Vec::new())),
+            }
+        }
+    }
+    log.line(&format!(
+        "# layout check: {checked} unit(s) compared, {} refusal(s)",
+        found.len()
+    ));
+    Ok(found
+        .into_iter()
+        .map(|(obj, mut r, also)| {
+            if !also.is_empty() {
+                let shown: Vec<&str> = also.iter().take(5).map(String::as_str).collect();
+                r.reason.push_str(&format!(
+                    "; also changed in {} other changed unit(s): {}{}",
+                    also.len(),
+                    shown.join(", "),
+                    if also.len() > shown.len() {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            (obj, r)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_command_is_rewritten_to_a_private_debug_compile() {
+        let rec = "cmd_common/grant_table.o := gcc -MMD -MP -MF common/.grant_table.o.d -m64 \
+                   -O2 '-D__OBJECT_LABEL__=common/grant_table.o' -DX='$$y' -c common/grant_table.c \
+                   -o common/.grant_table.o.tmp -MQ common/grant_table.o\n\nsource_x := y\n";
+        let cmd = debug_command(rec, "common/grant_table.o", Path::new("/tmp/o u/t.o")).unwrap();
+        assert_eq!(
+            cmd,
+            "gcc -m64 -O2 '-D__OBJECT_LABEL__=common/grant_table.o' -DX='$y' \
+             -c common/grant_table.c -g -fno-eliminate-unused-debug-types -fno-var-tracking -fno-var-tracking-assignments -o '/tmp/o u/t.o'"
+        );
+    }
+
+    #[test]
+    fn assembly_and_missing_records_are_not_compiled() {
+        let rec =
+            "cmd_arch/x86/entry.o := gcc -D__ASSEMBLY__ -c arch/x86/entry.S -o arch/x86/entry.o\n";
+        assert!(debug_command(rec, "arch/x86/entry.o", Path::new("/t.o")).is_none());
+        assert!(debug_command("", "a.o", Path::new("/t.o")).is_none());
+        assert!(debug_command(rec, "other.o", Path::new("/t.o")).is_none());
+    }
+
+    #[test]
+    fn chained_post_processing_is_left_out() {
+        let rec = "cmd_a.o := gcc -c a.c -o a.o && objcopy a.o a.init.o\n";
+        assert_eq!(
+            debug_command(rec, "a.o", Path::new("/t.o")).unwrap(),
+            "gcc -c a.c -g -fno-eliminate-unused-debug-types -fno-var-tracking -fno-var-tracking-assignments -o '/t.o'"
+        );
+        assert_eq!(compiled_target("arch/x86/setup.init.o"), "arch/x86/setup.o");
+    }
+}
