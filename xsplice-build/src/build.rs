@@ -67,6 +67,18 @@ pub struct MakeConfig {
 }
 
 impl MakeConfig {
+    /// Make for `recipe` in the tree being built, with no helpers or launcher.
+    pub fn new(jobs: usize, xen_debug: bool, recipe: Recipe) -> MakeConfig {
+        MakeConfig {
+            jobs,
+            xen_debug,
+            recipe,
+            top: None,
+            helpers: None,
+            compiler_launcher: None,
+        }
+    }
+
     pub fn command(&self, xen_dir: &Path) -> Command {
         let mut cmd = Command::new(std::env::var("MAKE").unwrap_or_else(|_| "make".into()));
         cmd.arg("-C")

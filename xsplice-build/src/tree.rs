@@ -618,26 +618,7 @@ pub fn is_within(inner: &Path, outer: &Path) -> bool {
                 .map(|d| d.join(p))
                 .unwrap_or_else(|_| p.to_path_buf())
         };
-        // Canonicalize the longest existing ancestor, keep the rest.
-        let mut existing = p.clone();
-        let mut rest = Vec::new();
-        while !existing.exists() {
-            match (
-                existing.file_name().map(|n| n.to_os_string()),
-                existing.parent(),
-            ) {
-                (Some(n), Some(parent)) => {
-                    rest.push(n);
-                    existing = parent.to_path_buf();
-                }
-                _ => break,
-            }
-        }
-        let mut out = fs::canonicalize(&existing).unwrap_or(existing);
-        for n in rest.iter().rev() {
-            out.push(n);
-        }
-        out
+        canonicalize_existing(&p).unwrap_or(p)
     };
     abs(inner).starts_with(abs(outer))
 }

@@ -52,14 +52,7 @@ fn build_in_place(tree: &Path, over: &[(&str, &str)]) {
 }
 
 fn base(tree: &Path, cache: &Path, xen_syms: Option<&Path>) -> BaseBuild {
-    let make = MakeConfig {
-        jobs: 2,
-        xen_debug: false,
-        recipe: upstream(),
-        top: None,
-        helpers: None,
-        compiler_launcher: None,
-    };
+    let make = MakeConfig::new(2, false, upstream());
     let config = fs::read(tree.join("xen/.config")).unwrap();
     let key = base_key(tree, &config, &make, cache).unwrap();
     let log = Log::create(&cache.join(format!("{key}.log"))).unwrap();

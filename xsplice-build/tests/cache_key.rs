@@ -38,16 +38,13 @@ fn make(tree: &Path, date: &str) {
 }
 
 fn key(tree: &Path, config: &[u8], cache: &Path) -> String {
-    let make = MakeConfig {
-        jobs: 1,
-        xen_debug: false,
-        recipe: xsplice_build::recipe::BuildRecipe::Upstream
+    let make = MakeConfig::new(
+        1,
+        false,
+        xsplice_build::recipe::BuildRecipe::Upstream
             .resolve(None)
             .unwrap(),
-        top: None,
-        helpers: None,
-        compiler_launcher: None,
-    };
+    );
     base_key(tree, config, &make, cache).unwrap()
 }
 

@@ -51,16 +51,13 @@ fn make_and_distclean_leave_the_key_unchanged() {
     assert!(st.success());
     let cache = dir.path().join("cache");
     let config = fs::read(copy.join("xen/.config")).unwrap();
-    let make_cfg = MakeConfig {
-        jobs: 2,
-        xen_debug: false,
-        recipe: xsplice_build::recipe::BuildRecipe::Upstream
+    let make_cfg = MakeConfig::new(
+        2,
+        false,
+        xsplice_build::recipe::BuildRecipe::Upstream
             .resolve(None)
             .unwrap(),
-        top: None,
-        helpers: None,
-        compiler_launcher: None,
-    };
+    );
     let key = || base_key(&copy, &config, &make_cfg, &cache).unwrap();
     let k0 = key();
     assert_eq!(key(), k0);

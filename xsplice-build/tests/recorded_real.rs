@@ -60,16 +60,13 @@ fn replayed_objects_are_byte_identical_to_make() {
     assert_eq!(fix("arch/x86/x86_64/entry.o"), None);
     assert_eq!(fix("common/bunzip2.init.o"), None);
 
-    let make = MakeConfig {
-        jobs: 2,
-        xen_debug: false,
-        recipe: xsplice_build::recipe::BuildRecipe::Upstream
+    let make = MakeConfig::new(
+        2,
+        false,
+        xsplice_build::recipe::BuildRecipe::Upstream
             .resolve(None)
             .unwrap(),
-        top: None,
-        helpers: None,
-        compiler_launcher: None,
-    };
+    );
     let log = Log::create(&dir.path().join("build.log")).unwrap();
     for t in OBJECTS {
         fs::remove_file(xen.join(t)).unwrap();

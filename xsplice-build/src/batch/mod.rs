@@ -381,14 +381,7 @@ fn base_inputs(
             crate::build::base_key(
                 &base.srcdir,
                 &config,
-                &crate::build::MakeConfig {
-                    jobs,
-                    xen_debug: base.xen_debug,
-                    recipe,
-                    top: None,
-                    helpers: None,
-                    compiler_launcher: None,
-                },
+                &crate::build::MakeConfig::new(jobs, base.xen_debug, recipe),
                 cache,
             )
         });
