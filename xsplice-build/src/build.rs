@@ -752,8 +752,22 @@ pub fn recorded_builds(xen: &Path, targets: &[String]) -> Result<Vec<RecordedBui
     let rules = fs::read_to_string(xen.join("Rules.mk")).unwrap_or_default();
     let unique_symbols = enabled("CONFIG_ENFORCE_UNIQUE_SYMBOLS")
         && rules.contains("--redefine-sym $(<F)=$(call rel-path,$<) $(dot-target).tmp $@");
+    // X.init.o is made from X.o: replaying it means rebuilding X.o first,
+    // even when the target list names only the X.init.o.
+    let mut all: Vec<String> = Vec::new();
+    for t in targets {
+        if let Some(stem) = t.strip_suffix(".init.o") {
+            let obj = format!("{stem}.o");
+            if !targets.contains(&obj) && !all.contains(&obj) {
+                all.push(obj);
+            }
+        }
+        if !all.contains(t) {
+            all.push(t.clone());
+        }
+    }
     let mut out = Vec::new();
-    for target in targets {
+    for target in &all {
         let record = cmd_file_for(xen, target);
         let text = fs::read_to_string(&record).map_err(|e| format!("{}: {e}", record.display()))?;
         let prefix = format!("cmd_{target} := ");
