@@ -2,8 +2,9 @@
 //! diffed, refusals and stage timings. Written on failure too (with the
 //! error and its exit code), so pipelines can read refusals from it.
 
-use std::fmt::Write;
 use std::path::Path;
+
+use serde::Serialize;
 
 use crate::{Error, ObjectDiff, StageTime};
 
@@ -36,42 +37,95 @@ pub struct Report {
     pub timings: Vec<StageTime>,
 }
 
-/// A JSON string literal.
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// The report document. Field order is the JSON order (serde keeps it);
+/// docs/json-report.md describes every field.
+#[derive(Serialize)]
+struct Document<'a> {
+    result: &'static str,
+    exit_code: i32,
+    error: Option<String>,
+    compiler_error: Option<CompilerErrorJson<'a>>,
+    name: &'a Option<String>,
+    payload: &'a Option<String>,
+    abi: &'a Option<String>,
+    xen_version: &'a Option<String>,
+    replace: bool,
+    base_build_id: &'a Option<String>,
+    payload_build_id: &'a Option<String>,
+    depends: &'a Option<String>,
+    xen_depends: &'a Option<String>,
+    base: Base<'a>,
+    patched_build: PatchedBuild<'a>,
+    changed_objects: &'a [String],
+    new_objects: &'a [String],
+    functions: Vec<Function<'a>>,
+    objects: Vec<Object<'a>>,
+    init_only_changes: &'a [String],
+    refusals: Vec<RefusalJson<'a>>,
+    timings: Vec<Timing>,
 }
 
-fn opt_str(v: &Option<String>) -> String {
-    v.as_deref().map(quote).unwrap_or_else(|| "null".into())
+#[derive(Serialize)]
+struct CompilerErrorJson<'a> {
+    file: &'a str,
+    line: u32,
+    column: Option<u32>,
+    message: &'a str,
 }
 
-fn str_list(v: &[String]) -> String {
-    format!(
-        "[{}]",
-        v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
-    )
+#[derive(Serialize)]
+struct Base<'a> {
+    cached: Option<bool>,
+    key: &'a Option<String>,
+    recipe: &'a Option<String>,
+    xen_syms: &'a Option<String>,
+}
+
+#[derive(Serialize)]
+struct PatchedBuild<'a> {
+    full_make: Option<bool>,
+    full_make_reason: &'a Option<String>,
+    recompiled: &'a [String],
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    name: &'a str,
+    object: &'a str,
+    old_addr: u64,
+    old_size: u64,
+    new_size: u64,
+}
+
+#[derive(Serialize)]
+struct Object<'a> {
+    object: &'a str,
+    new_object: bool,
+    changed_functions: Vec<&'a str>,
+    new_functions: &'a [String],
+    init_only_changes: &'a [String],
+}
+
+#[derive(Serialize)]
+struct RefusalJson<'a> {
+    object: &'a str,
+    symbol: &'a str,
+    section: &'a str,
+    reason: &'a str,
+    hint: &'a str,
+}
+
+#[derive(Serialize)]
+struct Timing {
+    stage: &'static str,
+    /// Seconds, to the millisecond.
+    seconds: f64,
 }
 
 impl Report {
     /// The report as JSON; `outcome` is the build's result.
     pub fn to_json(&self, outcome: Result<(), &Error>) -> String {
-        let (result, code, error) = match outcome {
+        let (result, exit_code, error) = match outcome {
             Ok(()) => ("built", 0, None),
             Err(e) => {
                 let code = e.exit_code();
@@ -83,135 +137,97 @@ impl Report {
                 (result, code, Some(e.to_string()))
             }
         };
-        let compiler_error = match outcome.err().and_then(Error::compiler_error) {
-            Some(c) => format!(
-                "{{\"file\": {}, \"line\": {}, \"column\": {}, \"message\": {}}}",
-                quote(&c.file),
-                c.line,
-                c.column
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| "null".into()),
-                quote(&c.message)
-            ),
-            None => "null".into(),
-        };
-        let mut j = String::from("{\n");
-        let mut field = |k: &str, v: String| {
-            let _ = writeln!(j, "  {}: {},", quote(k), v);
-        };
-        field("result", quote(result));
-        field("exit_code", code.to_string());
-        field("error", opt_str(&error));
-        field("compiler_error", compiler_error);
-        field("name", opt_str(&self.name));
-        field("payload", opt_str(&self.payload));
-        field("abi", opt_str(&self.abi));
-        field("xen_version", opt_str(&self.xen_version));
-        field("replace", self.replace.to_string());
-        field("base_build_id", opt_str(&self.base_build_id));
-        field("payload_build_id", opt_str(&self.payload_build_id));
-        field("depends", opt_str(&self.depends));
-        field("xen_depends", opt_str(&self.xen_depends));
-        field(
-            "base",
-            format!(
-                "{{\"cached\": {}, \"key\": {}, \"recipe\": {}, \"xen_syms\": {}}}",
-                self.base_cached
-                    .map(|b| b.to_string())
-                    .unwrap_or_else(|| "null".into()),
-                opt_str(&self.base_key),
-                opt_str(&self.recipe),
-                opt_str(&self.xen_syms)
-            ),
-        );
-        field(
-            "patched_build",
-            format!(
-                "{{\"full_make\": {}, \"full_make_reason\": {}, \"recompiled\": {}}}",
-                self.full_make
-                    .map(|b| b.to_string())
-                    .unwrap_or_else(|| "null".into()),
-                opt_str(&self.full_make_reason),
-                str_list(&self.recompiled)
-            ),
-        );
-        field("changed_objects", str_list(&self.changed_objects));
-        field("new_objects", str_list(&self.new_objects));
-        let functions: Vec<String> = self
-            .objects
-            .iter()
-            .flat_map(|o| {
-                o.changed_functions.iter().map(move |f| {
-                    format!(
-                        "    {{\"name\": {}, \"object\": {}, \"old_addr\": {}, \"old_size\": {}, \"new_size\": {}}}",
-                        quote(&f.name),
-                        quote(&o.object),
-                        f.old_addr,
-                        f.old_size,
-                        f.new_size
-                    )
+        let doc = Document {
+            result,
+            exit_code,
+            error,
+            compiler_error: outcome.err().and_then(Error::compiler_error).map(|c| {
+                CompilerErrorJson {
+                    file: &c.file,
+                    line: c.line,
+                    column: c.column,
+                    message: &c.message,
+                }
+            }),
+            name: &self.name,
+            payload: &self.payload,
+            abi: &self.abi,
+            xen_version: &self.xen_version,
+            replace: self.replace,
+            base_build_id: &self.base_build_id,
+            payload_build_id: &self.payload_build_id,
+            depends: &self.depends,
+            xen_depends: &self.xen_depends,
+            base: Base {
+                cached: self.base_cached,
+                key: &self.base_key,
+                recipe: &self.recipe,
+                xen_syms: &self.xen_syms,
+            },
+            patched_build: PatchedBuild {
+                full_make: self.full_make,
+                full_make_reason: &self.full_make_reason,
+                recompiled: &self.recompiled,
+            },
+            changed_objects: &self.changed_objects,
+            new_objects: &self.new_objects,
+            functions: self
+                .objects
+                .iter()
+                .flat_map(|o| {
+                    o.changed_functions.iter().map(move |f| Function {
+                        name: &f.name,
+                        object: &o.object,
+                        old_addr: f.old_addr,
+                        old_size: f.old_size,
+                        new_size: f.new_size,
+                    })
                 })
-            })
-            .collect();
-        field("functions", json_array(&functions));
-        let objects: Vec<String> = self
-            .objects
-            .iter()
-            .map(|o| {
-                format!(
-                    "    {{\"object\": {}, \"new_object\": {}, \"changed_functions\": {}, \"new_functions\": {}, \"init_only_changes\": {}}}",
-                    quote(&o.object),
-                    o.new_object,
-                    str_list(&o.changed_functions.iter().map(|f| f.name.clone()).collect::<Vec<_>>()),
-                    str_list(&o.new_functions),
-                    str_list(&o.init_only_changes)
-                )
-            })
-            .collect();
-        field("objects", json_array(&objects));
-        field("init_only_changes", str_list(&self.init_only));
-        let refusals: Vec<String> = self
-            .refusals
-            .iter()
-            .map(|(o, r)| {
-                format!(
-                    "    {{\"object\": {}, \"symbol\": {}, \"section\": {}, \"reason\": {}, \"hint\": {}}}",
-                    quote(o),
-                    quote(&r.symbol),
-                    quote(&r.section),
-                    quote(&r.reason),
-                    quote(&r.hint)
-                )
-            })
-            .collect();
-        field("refusals", json_array(&refusals));
-        let timings: Vec<String> = self
-            .timings
-            .iter()
-            .map(|t| {
-                format!(
-                    "{{\"stage\": {}, \"seconds\": {:.3}}}",
-                    quote(t.stage),
-                    t.elapsed.as_secs_f64()
-                )
-            })
-            .collect();
-        let _ = writeln!(j, "  \"timings\": [{}]", timings.join(", "));
-        j.push_str("}\n");
-        j
+                .collect(),
+            objects: self
+                .objects
+                .iter()
+                .map(|o| Object {
+                    object: &o.object,
+                    new_object: o.new_object,
+                    changed_functions: o
+                        .changed_functions
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect(),
+                    new_functions: &o.new_functions,
+                    init_only_changes: &o.init_only_changes,
+                })
+                .collect(),
+            init_only_changes: &self.init_only,
+            refusals: self
+                .refusals
+                .iter()
+                .map(|(object, r)| RefusalJson {
+                    object,
+                    symbol: &r.symbol,
+                    section: &r.section,
+                    reason: &r.reason,
+                    hint: &r.hint,
+                })
+                .collect(),
+            timings: self
+                .timings
+                .iter()
+                .map(|t| Timing {
+                    stage: t.stage,
+                    seconds: (t.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+                })
+                .collect(),
+        };
+        let mut json =
+            serde_json::to_string_pretty(&doc).expect("the report holds only strings and numbers");
+        json.push('\n');
+        json
     }
 
     pub fn write(&self, path: &Path, outcome: Result<(), &Error>) -> Result<(), Error> {
         crate::build::write_file(path, self.to_json(outcome).as_bytes())
-    }
-}
-
-/// A JSON array of already-formatted items, one per line (`[]` when empty).
-fn json_array(items: &[String]) -> String {
-    if items.is_empty() {
-        "[]".to_string()
-    } else {
-        format!("[\n{}\n  ]", items.join(",\n"))
     }
 }
 
@@ -220,8 +236,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strings_are_escaped() {
-        assert_eq!(quote("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    fn strings_round_trip() {
+        let tricky = "a\"b\\c\n\u{1}";
+        let r = Report {
+            name: Some(tricky.into()),
+            ..Report::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&r.to_json(Ok(()))).unwrap();
+        assert_eq!(v["name"], tricky);
+        assert_eq!(v["result"], "built");
+        assert_eq!(v["payload"], serde_json::Value::Null);
     }
 
     #[test]
@@ -230,8 +254,49 @@ mod tests {
         let j = r.to_json(Err(&Error::NoChange {
             init_only: vec!["f".into()],
         }));
-        assert!(j.contains("\"result\": \"no-change\""), "{j}");
-        assert!(j.contains("\"exit_code\": 3"), "{j}");
-        assert!(j.contains("\"functions\": []"), "{j}");
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["result"], "no-change", "{j}");
+        assert_eq!(v["exit_code"], 3, "{j}");
+        assert_eq!(v["functions"], serde_json::json!([]), "{j}");
+    }
+
+    /// Consumers (and docs/json-report.md) see the fields in this order.
+    #[test]
+    fn top_level_fields_keep_their_order() {
+        let j = Report::default().to_json(Ok(()));
+        let keys = [
+            "result",
+            "exit_code",
+            "error",
+            "compiler_error",
+            "name",
+            "payload",
+            "abi",
+            "xen_version",
+            "replace",
+            "base_build_id",
+            "payload_build_id",
+            "depends",
+            "xen_depends",
+            "base",
+            "patched_build",
+            "changed_objects",
+            "new_objects",
+            "functions",
+            "objects",
+            "init_only_changes",
+            "refusals",
+            "timings",
+        ];
+        let at: Vec<usize> = keys
+            .iter()
+            .map(|k| {
+                j.find(&format!("\n  \"{k}\":"))
+                    .unwrap_or_else(|| panic!("{k} missing: {j}"))
+            })
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{j}");
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v.as_object().map(|o| o.len()), Some(keys.len()), "{j}");
     }
 }

@@ -70,26 +70,34 @@ impl VerifyReport {
 
     /// The report as JSON (`xsplice-build verify --json`).
     pub fn to_json(&self, payload: &Path) -> String {
-        use crate::report::quote;
-        let list = |v: &[String]| {
-            format!(
-                "[{}]",
-                v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
-            )
+        /// Field order is the JSON order; docs/verify.md describes them.
+        #[derive(serde::Serialize)]
+        struct Document<'a> {
+            payload: String,
+            passed: bool,
+            xen_version: Option<String>,
+            checked_against: String,
+            abi: Option<&'static str>,
+            build_id: &'a Option<String>,
+            checks: usize,
+            failures: &'a [String],
+            notes: &'a [String],
+        }
+        let doc = Document {
+            payload: payload.display().to_string(),
+            passed: self.passed(),
+            xen_version: self.xen_version.as_ref().map(ToString::to_string),
+            checked_against: self.checked_against(),
+            abi: self.abi.map(|a| a.name()),
+            build_id: &self.build_id,
+            checks: self.checks_run,
+            failures: &self.failures,
+            notes: &self.notes,
         };
-        let opt = |v: Option<String>| v.map_or_else(|| "null".to_string(), |s| quote(&s));
-        format!(
-            "{{\n  \"payload\": {},\n  \"passed\": {},\n  \"xen_version\": {},\n  \"checked_against\": {},\n  \"abi\": {},\n  \"build_id\": {},\n  \"checks\": {},\n  \"failures\": {},\n  \"notes\": {}\n}}\n",
-            quote(&payload.display().to_string()),
-            self.passed(),
-            opt(self.xen_version.as_ref().map(ToString::to_string)),
-            quote(&self.checked_against()),
-            opt(self.abi.map(|a| a.name().to_string())),
-            opt(self.build_id.clone()),
-            self.checks_run,
-            list(&self.failures),
-            list(&self.notes),
-        )
+        let mut json =
+            serde_json::to_string_pretty(&doc).expect("the report holds only strings and numbers");
+        json.push('\n');
+        json
     }
 }
 

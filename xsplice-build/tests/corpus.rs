@@ -17,6 +17,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SymbolKind};
+use serde_json::Value;
 
 /// The built tree the variable names: a tier whose tree is missing fails.
 fn xen_tree(var: &str) -> PathBuf {
@@ -194,195 +195,22 @@ fn fingerprint(dir: &Path, full: &BTreeSet<PathBuf>) -> Fingerprint {
     out
 }
 
-// A minimal JSON reader: the report is the driver's, and the allowed
-// crates have no JSON parser.
-#[derive(Debug, Clone, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
+/// Lists in the report (serde_json's `Value`), read leniently: a missing
+/// or mistyped field reads as empty and fails the comparison that uses it.
+trait Lists {
+    fn arr(&self) -> &[Value];
+    fn strs(&self) -> Vec<String>;
 }
 
-impl Json {
-    fn get(&self, key: &str) -> &Json {
-        match self {
-            Json::Obj(m) => m
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v)
-                .unwrap_or(&Json::Null),
-            _ => &Json::Null,
-        }
-    }
-    fn str(&self) -> Option<&str> {
-        match self {
-            Json::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-    fn arr(&self) -> &[Json] {
-        match self {
-            Json::Arr(a) => a,
-            _ => &[],
-        }
+impl Lists for Value {
+    fn arr(&self) -> &[Value] {
+        self.as_array().map_or(&[], Vec::as_slice)
     }
     fn strs(&self) -> Vec<String> {
         self.arr()
             .iter()
-            .filter_map(|v| v.str().map(str::to_string))
+            .filter_map(|v| v.as_str().map(str::to_string))
             .collect()
-    }
-}
-
-struct JsonReader<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl JsonReader<'_> {
-    fn parse(text: &str) -> Result<Json, String> {
-        let mut r = JsonReader {
-            s: text.as_bytes(),
-            i: 0,
-        };
-        let v = r.value()?;
-        r.ws();
-        if r.i != r.s.len() {
-            return Err(format!("trailing data at byte {}", r.i));
-        }
-        Ok(v)
-    }
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(|c| c.is_ascii_whitespace()) {
-            self.i += 1;
-        }
-    }
-    fn eat(&mut self, c: u8) -> Result<(), String> {
-        self.ws();
-        if self.s.get(self.i) == Some(&c) {
-            self.i += 1;
-            Ok(())
-        } else {
-            Err(format!("expected '{}' at byte {}", c as char, self.i))
-        }
-    }
-    fn value(&mut self) -> Result<Json, String> {
-        self.ws();
-        match self.s.get(self.i) {
-            Some(b'{') => {
-                self.i += 1;
-                let mut m = Vec::new();
-                self.ws();
-                if self.s.get(self.i) == Some(&b'}') {
-                    self.i += 1;
-                    return Ok(Json::Obj(m));
-                }
-                loop {
-                    self.ws();
-                    let Json::Str(k) = self.value()? else {
-                        return Err(format!("object key at byte {}", self.i));
-                    };
-                    self.eat(b':')?;
-                    m.push((k, self.value()?));
-                    self.ws();
-                    match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(Json::Obj(m));
-                        }
-                        _ => return Err(format!("object at byte {}", self.i)),
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.i += 1;
-                let mut a = Vec::new();
-                self.ws();
-                if self.s.get(self.i) == Some(&b']') {
-                    self.i += 1;
-                    return Ok(Json::Arr(a));
-                }
-                loop {
-                    a.push(self.value()?);
-                    self.ws();
-                    match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(Json::Arr(a));
-                        }
-                        _ => return Err(format!("array at byte {}", self.i)),
-                    }
-                }
-            }
-            Some(b'"') => {
-                self.i += 1;
-                let mut out = String::new();
-                loop {
-                    let c = *self.s.get(self.i).ok_or("unterminated string")?;
-                    self.i += 1;
-                    match c {
-                        b'"' => return Ok(Json::Str(out)),
-                        b'\\' => {
-                            let e = *self.s.get(self.i).ok_or("bad escape")?;
-                            self.i += 1;
-                            match e {
-                                b'n' => out.push('\n'),
-                                b'r' => out.push('\r'),
-                                b't' => out.push('\t'),
-                                b'u' => {
-                                    let hex = self
-                                        .s
-                                        .get(self.i..self.i + 4)
-                                        .and_then(|h| std::str::from_utf8(h).ok())
-                                        .and_then(|h| u32::from_str_radix(h, 16).ok())
-                                        .ok_or("bad \\u escape")?;
-                                    self.i += 4;
-                                    out.push(char::from_u32(hex).unwrap_or('?'));
-                                }
-                                other => out.push(other as char),
-                            }
-                        }
-                        _ => {
-                            // Copy a whole UTF-8 sequence.
-                            let start = self.i - 1;
-                            while self.s.get(self.i).is_some_and(|b| b & 0xc0 == 0x80) {
-                                self.i += 1;
-                            }
-                            out.push_str(
-                                std::str::from_utf8(&self.s[start..self.i])
-                                    .map_err(|e| e.to_string())?,
-                            );
-                        }
-                    }
-                }
-            }
-            Some(_) => {
-                let start = self.i;
-                while self
-                    .s
-                    .get(self.i)
-                    .is_some_and(|c| !b",]} \n\r\t".contains(c))
-                {
-                    self.i += 1;
-                }
-                let word = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-                match word {
-                    "null" => Ok(Json::Null),
-                    "true" => Ok(Json::Bool(true)),
-                    "false" => Ok(Json::Bool(false)),
-                    n => n
-                        .parse()
-                        .map(Json::Num)
-                        .map_err(|_| format!("bad token {n:?} at byte {start}")),
-                }
-            }
-            None => Err("unexpected end".into()),
-        }
     }
 }
 
@@ -463,38 +291,30 @@ fn function_table(file: &object::File) -> Result<Vec<(String, u32)>, String> {
 
 /// Per-section entry counts the payload must carry: the patched objects'
 /// entries that point into an included function.
-fn expected_special(out: &Path, report: &Json) -> Result<BTreeMap<&'static str, usize>, String> {
+fn expected_special(out: &Path, report: &Value) -> Result<BTreeMap<&'static str, usize>, String> {
     let mut want: BTreeMap<&'static str, usize> = SPECIAL.iter().map(|s| (*s, 0)).collect();
     // Objects only the patched build has are linked whole.
-    let new_objects: Vec<Json> = report
-        .get("new_objects")
+    let new_objects: Vec<Value> = report["new_objects"]
         .strs()
         .into_iter()
         .filter(|n| {
-            !report
-                .get("objects")
+            !report["objects"]
                 .arr()
                 .iter()
-                .any(|o| o.get("object").str() == Some(n))
+                .any(|o| o["object"].as_str() == Some(n))
         })
-        .map(|n| {
-            Json::Obj(vec![
-                ("object".into(), Json::Str(n)),
-                ("new_object".into(), Json::Bool(true)),
-            ])
-        })
+        .map(|n| serde_json::json!({"object": n, "new_object": true}))
         .collect();
-    for obj in report.get("objects").arr().iter().chain(&new_objects) {
-        let name = obj.get("object").str().ok_or("object without a name")?;
+    for obj in report["objects"].arr().iter().chain(&new_objects) {
+        let name = obj["object"].as_str().ok_or("object without a name")?;
         let path = out.join("objects/patched").join(name);
         let data = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let file = object::File::parse(&*data).map_err(|e| format!("{name}: {e}"))?;
-        let new_object = obj.get("new_object") == &Json::Bool(true);
-        let included: BTreeSet<String> = obj
-            .get("changed_functions")
+        let new_object = obj["new_object"] == true;
+        let included: BTreeSet<String> = obj["changed_functions"]
             .strs()
             .into_iter()
-            .chain(obj.get("new_functions").strs())
+            .chain(obj["new_functions"].strs())
             // Report names are runtime names (`file#sym`); the object's are bare.
             .map(|f| f.rsplit('#').next().unwrap_or(&f).to_string())
             .collect();
@@ -593,9 +413,9 @@ fn check_case(
     if code != case.exit {
         problems.push(format!("exit {code}, expected {} ({stderr})", case.exit));
     }
-    let report = match fs::read_to_string(&json)
+    let report = match fs::read(&json)
         .map_err(|e| e.to_string())
-        .and_then(|t| JsonReader::parse(&t))
+        .and_then(|t| serde_json::from_slice::<Value>(&t).map_err(|e| e.to_string()))
     {
         Ok(r) => r,
         Err(e) => {
@@ -603,13 +423,13 @@ fn check_case(
             return (problems, format!("exit {code}"), secs);
         }
     };
-    if report.get("exit_code") != &Json::Num(f64::from(code)) {
+    if report["exit_code"] != code {
         problems.push(format!(
             "report exit_code {:?}, process exit {code}",
-            report.get("exit_code")
+            report["exit_code"]
         ));
     }
-    let error = report.get("error").str().unwrap_or("").to_string();
+    let error = report["error"].as_str().unwrap_or("").to_string();
     let mut summary = format!("exit {code}");
 
     for text in &case.message {
@@ -618,10 +438,10 @@ fn check_case(
         }
     }
     if let Some(f) = &case.init {
-        if !report.get("init_only_changes").strs().contains(f) {
+        if !report["init_only_changes"].strs().contains(f) {
             problems.push(format!(
                 "report init_only_changes {:?} lacks {f}",
-                report.get("init_only_changes").strs()
+                report["init_only_changes"].strs()
             ));
         }
         if !error.contains(f.as_str()) {
@@ -630,13 +450,13 @@ fn check_case(
         summary = format!("exit {code}: init only ({f})");
     }
     for (f, obj) in &case.init_warn {
-        let listed = report.get("objects").arr().iter().any(|o| {
-            o.get("object").str() == Some(obj) && o.get("init_only_changes").strs().contains(f)
+        let listed = report["objects"].arr().iter().any(|o| {
+            o["object"].as_str() == Some(obj) && o["init_only_changes"].strs().contains(f)
         });
         if !listed {
             problems.push(format!(
                 "report objects do not list init-only change {f} under {obj}: {:?}",
-                report.get("objects")
+                report["objects"]
             ));
         }
         if !(stderr.contains("warning") && stderr.contains(f.as_str())) {
@@ -644,8 +464,8 @@ fn check_case(
         }
     }
     if let Some((file, line)) = &case.compiler_error {
-        let c = report.get("compiler_error");
-        if c.get("file").str() != Some(file) || c.get("line") != &Json::Num(f64::from(*line)) {
+        let c = &report["compiler_error"];
+        if c["file"].as_str() != Some(file) || c["line"] != *line {
             problems.push(format!(
                 "report compiler_error {c:?}, expected {file}:{line}"
             ));
@@ -656,15 +476,14 @@ fn check_case(
         summary = format!("exit {code}: does not compile ({file}:{line})");
     }
     if let Some((sym, sec)) = &case.refused {
-        let hit = report
-            .get("refusals")
+        let hit = report["refusals"]
             .arr()
             .iter()
-            .any(|r| r.get("symbol").str() == Some(sym) && r.get("section").str() == Some(sec));
+            .any(|r| r["symbol"].as_str() == Some(sym) && r["section"].as_str() == Some(sec));
         if !hit {
             problems.push(format!(
                 "no refusal of {sym} in {sec}: {:?}",
-                report.get("refusals")
+                report["refusals"]
             ));
         }
         if !(error.contains(sym.as_str()) && error.contains(sec.as_str())) {
@@ -710,7 +529,7 @@ fn check_case(
 fn check_payload(
     case: &Case,
     file: &object::File,
-    report: &Json,
+    report: &Value,
     out: &Path,
     xen_syms: &create_diff_object::XenSyms,
     problems: &mut Vec<String>,
@@ -735,13 +554,12 @@ fn check_payload(
             ));
         }
     }
-    let reported: BTreeSet<String> = report
-        .get("functions")
+    let reported: BTreeSet<String> = report["functions"]
         .arr()
         .iter()
-        .filter_map(|f| f.get("name").str().map(str::to_string))
+        .filter_map(|f| f["name"].as_str().map(str::to_string))
         .collect();
-    if reported != names || report.get("functions").arr().len() != table.len() {
+    if reported != names || report["functions"].arr().len() != table.len() {
         problems.push(format!(
             "JSON functions {reported:?} differ from the ELF's {names:?}"
         ));

@@ -295,16 +295,20 @@ fn cli_names_the_release_and_writes_json() {
         stderr.contains("the target's Xen version is unknown"),
         "{stderr}"
     );
-    let text = std::fs::read_to_string(&json).unwrap();
-    for want in [
-        "\"passed\": false",
-        "\"xen_version\": null",
-        "\"checked_against\": \"Xen 4.17 loader rules (target version unknown)\"",
-        "\"abi\": \"livepatch-v2\"",
-        "\"failures\": [\"",
-    ] {
-        assert!(text.contains(want), "{want} not in {text}");
-    }
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["passed"], false, "{v:#}");
+    assert_eq!(v["xen_version"], serde_json::Value::Null, "{v:#}");
+    assert_eq!(
+        v["checked_against"], "Xen 4.17 loader rules (target version unknown)",
+        "{v:#}"
+    );
+    assert_eq!(v["abi"], "livepatch-v2", "{v:#}");
+    assert!(
+        v["failures"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty() && f.iter().all(|l| l.is_string())),
+        "{v:#}"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
         .arg("verify")
@@ -320,7 +324,12 @@ fn cli_names_the_release_and_writes_json() {
         stdout.starts_with("PASS ") && stdout.contains("Xen 4.17 loader rules"),
         "{stdout}"
     );
-    assert!(stdout.contains("\"passed\": true"), "{stdout}");
+    // The verdict line, then the JSON document.
+    let doc = stdout
+        .find("\n{")
+        .unwrap_or_else(|| panic!("no JSON after the verdict: {stdout}"));
+    let v: serde_json::Value = serde_json::from_str(&stdout[doc..]).unwrap();
+    assert_eq!(v["passed"], true, "{v:#}");
 }
 
 /// `f()` on another thread, failing the test if it takes more than `secs`
