@@ -70,7 +70,7 @@ impl VerifyReport {
 
     /// The report as JSON (`xsplice-build verify --json`).
     pub fn to_json(&self, payload: &Path) -> String {
-        /// Field order is the JSON order; docs/verify.md describes them.
+        /// Field order is the JSON order.
         #[derive(serde::Serialize)]
         struct Document<'a> {
             payload: String,
