@@ -98,6 +98,35 @@ pub struct BuildOptions {
     pub ccache: bool,
 }
 
+impl BuildOptions {
+    /// The options of `xsplice-build -s SRCDIR -p PATCH -o OUTPUT` with
+    /// nothing else given (the CLI's defaults); set the rest with struct
+    /// update syntax.
+    pub fn new(srcdir: PathBuf, patch: PathBuf, output: PathBuf) -> BuildOptions {
+        BuildOptions {
+            srcdir,
+            patch,
+            config: None,
+            output,
+            jobs: 0,
+            skip: None,
+            debug: false,
+            xen_debug: false,
+            xen_syms: None,
+            depends: None,
+            xen_depends: None,
+            prelink: false,
+            strip: false,
+            name: None,
+            replace: false,
+            json: None,
+            cache_dir: None,
+            quiet: false,
+            ccache: false,
+        }
+    }
+}
+
 /// Per-object findings of the diff stage.
 #[derive(Debug, Clone, Default)]
 pub struct ObjectDiff {

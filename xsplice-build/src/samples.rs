@@ -461,25 +461,19 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
             }
         ));
         let opts = BuildOptions {
-            srcdir: args.srcdir.clone(),
-            patch: dir.join(format!("{}.diff", sample.name)),
             config: args.config.clone(),
-            output: args.output.join(&sample.name),
             jobs: args.cpus.unwrap_or(0),
-            skip: None,
-            debug: false,
-            xen_debug: false,
             xen_syms: xen_syms.clone(),
             depends,
-            xen_depends: None,
-            prelink: false,
-            strip: false,
             name: Some(sample.name.clone()),
             replace: sample.replace,
-            json: None,
             cache_dir: args.cache_dir.clone(),
             quiet: args.quiet,
-            ccache: false,
+            ..BuildOptions::new(
+                args.srcdir.clone(),
+                dir.join(format!("{}.diff", sample.name)),
+                args.output.join(&sample.name),
+            )
         };
         let result = match crate::build_payload(&opts) {
             Ok(r) => r,

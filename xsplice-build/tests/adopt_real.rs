@@ -19,25 +19,14 @@ fn xen_tree() -> PathBuf {
 
 fn options(tree: &Path, out: &Path, cache: &Path) -> BuildOptions {
     BuildOptions {
-        srcdir: tree.to_path_buf(),
-        patch: Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-patches/hello-world.diff"),
-        config: None,
-        output: out.to_path_buf(),
         jobs: 2,
-        skip: None,
-        debug: false,
-        xen_debug: false,
-        xen_syms: None,
-        depends: None,
-        xen_depends: None,
-        prelink: false,
-        strip: false,
-        name: None,
-        replace: false,
-        json: None,
         cache_dir: Some(cache.to_path_buf()),
         quiet: true,
-        ccache: false,
+        ..BuildOptions::new(
+            tree.to_path_buf(),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-patches/hello-world.diff"),
+            out.to_path_buf(),
+        )
     }
 }
 

@@ -72,26 +72,13 @@ fn project() -> PathBuf {
 /// Exactly what a Debian admin passes: tree, .config, xen-syms, patch.
 fn options(tree: &Path, s: &Shipped, patch: &Path, out: &Path) -> BuildOptions {
     BuildOptions {
-        srcdir: tree.to_path_buf(),
-        patch: patch.to_path_buf(),
         config: Some(s.config.clone()),
-        output: out.to_path_buf(),
-        jobs: 0,
-        skip: None,
-        debug: false,
-        xen_debug: false,
         xen_syms: Some(s.xen_syms.clone()),
-        depends: None,
-        xen_depends: None,
-        prelink: false,
-        strip: false,
-        name: None,
-        replace: false,
         json: Some(out.join("report.json")),
         // The shared cache: the Debian base is one full build, made once.
         cache_dir: None,
         quiet: true,
-        ccache: false,
+        ..BuildOptions::new(tree.to_path_buf(), patch.to_path_buf(), out.to_path_buf())
     }
 }
 

@@ -205,25 +205,11 @@ impl Scratch {
     }
     fn opts(&self, patch: &Path, out: &Path) -> BuildOptions {
         BuildOptions {
-            srcdir: self.src(),
-            patch: patch.to_path_buf(),
-            config: None,
-            output: out.to_path_buf(),
             jobs: 2,
-            skip: None,
-            debug: false,
-            xen_debug: false,
-            xen_syms: None,
-            depends: None,
-            xen_depends: None,
-            prelink: false,
-            strip: false,
-            name: None,
-            replace: false,
             json: Some(out.with_extension("json")),
             cache_dir: Some(self.cache()),
             quiet: true,
-            ccache: false,
+            ..BuildOptions::new(self.src(), patch.to_path_buf(), out.to_path_buf())
         }
     }
     /// Run the binary with `args` after the common ones.

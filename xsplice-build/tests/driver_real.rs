@@ -77,27 +77,13 @@ fn fingerprint(tree: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
 
 fn options(tree: &Path, patch: &Path, out: &Path) -> BuildOptions {
     BuildOptions {
-        srcdir: tree.to_path_buf(),
-        patch: patch.to_path_buf(),
-        config: None,
-        output: out.to_path_buf(),
-        jobs: 0,
-        skip: None,
-        debug: false,
-        xen_debug: false,
         xen_syms: Some(tree.join("xen/xen-syms")),
-        depends: None,
-        xen_depends: None,
-        prelink: false,
-        strip: false,
-        name: None,
-        replace: false,
         json: Some(out.join("report.json")),
         // The user's default cache, shared with other runs: a cold base
         // build of Xen takes minutes.
         cache_dir: None,
         quiet: true,
-        ccache: false,
+        ..BuildOptions::new(tree.to_path_buf(), patch.to_path_buf(), out.to_path_buf())
     }
 }
 
