@@ -358,17 +358,10 @@ fn base_inputs(
     let config_path = crate::tree::config_path(&base.srcdir, base.config.as_deref())
         .map_err(|e| e.to_string())?;
     let config = fs::read(&config_path).map_err(|e| format!("{}: {e}", config_path.display()))?;
-    // The key reads the build strings from the environment: give it the base's.
-    let saved: Vec<(String, Option<std::ffi::OsString>)> = base
-        .env
-        .keys()
-        .map(|k| (k.clone(), std::env::var_os(k)))
-        .collect();
-    for (k, v) in &base.env {
-        std::env::set_var(k, v);
-    }
     // The build recipe, as the driver resolves it (build strings from the
-    // target xen-syms first).
+    // target xen-syms first). The base's own build strings (`env`, which
+    // the pair's process gets) are hashed below, so the key is taken in
+    // this process's environment, unchanged.
     let key = base
         .xen_syms
         .as_deref()
@@ -385,12 +378,6 @@ fn base_inputs(
                 cache,
             )
         });
-    for (k, v) in saved {
-        match v {
-            Some(v) => std::env::set_var(&k, v),
-            None => std::env::remove_var(&k),
-        }
-    }
     let key = key.map_err(|e| e.to_string())?;
     let mut h = Sha256::new();
     h.update(tool.as_bytes());
@@ -655,7 +642,7 @@ pub fn run_batch(args: &BatchArgs) -> Result<Summary, BatchError> {
             path: PathBuf::from("cache directory"),
             source: std::io::Error::other(e.to_string()),
         })?;
-    // Inputs of the bases this shard uses, one at a time (it reads the environment).
+    // Inputs of the bases this shard uses.
     for (i, b) in manifest.bases.iter().enumerate() {
         let used = selected.iter().any(|p| p.base == i);
         let digest = if used {
