@@ -97,3 +97,18 @@ impl std::error::Error for Error {
         }
     }
 }
+
+/// The target crate's errors keep their meaning (and text) in the differ's.
+impl From<xsplice_target::Error> for Error {
+    fn from(e: xsplice_target::Error) -> Error {
+        match e {
+            xsplice_target::Error::Io { path, source } => Error::Io { path, source },
+            xsplice_target::Error::Malformed { path, what } => Error::Malformed { path, what },
+            xsplice_target::Error::Lookup { symbol, file, what } => {
+                Error::Lookup { symbol, file, what }
+            }
+            xsplice_target::Error::Unsupported(what) => Error::Unsupported(what),
+            xsplice_target::Error::Refused { path, problem } => Error::Refused { path, problem },
+        }
+    }
+}

@@ -12,25 +12,24 @@
 //! or data), `xensyms` (the hypervisor's symbol table) and `notes`
 //! (build-id notes).
 
-pub mod abi;
 pub mod compare;
 pub mod correlate;
 pub mod emit;
 pub mod error;
 pub mod include;
 pub mod layout;
-pub mod limits;
 pub mod model;
 pub mod moves;
 pub mod mutate;
-pub mod notes;
-pub mod placement;
 pub mod read;
 pub mod report;
 pub mod special;
 pub mod write;
 pub mod x86;
-pub mod xensyms;
+
+// Target facts live in `xsplice-target`; these names keep `create_diff_object::abi`
+// and friends working for callers of the differ.
+pub use xsplice_target::{abi, limits, notes, placement, xensyms};
 
 pub use abi::target::{LoaderRules, Target, XenVersion};
 pub use abi::{Abi, AbiChoice};

@@ -492,7 +492,7 @@ fn adopt_base_in(
     make: &MakeConfig,
     log: &Log,
 ) -> Result<bool, Error> {
-    use create_diff_object::notes::{build_id_of_file, to_hex};
+    use xsplice_target::notes::{build_id_of_file, to_hex};
     let tree = tmp.join("tree");
     let discard = |why: String| -> Result<bool, Error> {
         log.line(&format!("# not adopting the tree's build: {why}"));
@@ -556,8 +556,8 @@ pub fn write_file(path: &Path, data: &[u8]) -> Result<(), Error> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    create_diff_object::limits::write_atomic(path, data).map_err(|e| match e {
-        create_diff_object::Error::Io { source, .. } => Error::io(path, source),
+    xsplice_target::limits::write_atomic(path, data).map_err(|e| match e {
+        xsplice_target::Error::Io { source, .. } => Error::io(path, source),
         other => Error::io(path, std::io::Error::other(other.to_string())),
     })
 }
@@ -821,7 +821,7 @@ fn fix_sym_step(
     shell: &str,
     unique_symbols: bool,
 ) -> Result<Option<FixSym>, String> {
-    let words = create_diff_object::abi::probe::shell_words(shell)
+    let words = xsplice_target::abi::probe::shell_words(shell)
         .map_err(|e| format!("{target}: cannot split the recorded command: {e}"))?;
     let output = words
         .iter()

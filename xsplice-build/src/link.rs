@@ -60,7 +60,7 @@ pub fn link(job: &LinkJob, log: &Log) -> Result<Vec<u8>, Error> {
         );
     for (section, id, file) in notes {
         let path = job.work.join(file);
-        crate::build::write_file(&path, &create_diff_object::notes::build_id_note(id))?;
+        crate::build::write_file(&path, &xsplice_target::notes::build_id_note(id))?;
         objcopy
             .arg("--add-section")
             .arg(format!("{section}={}", path.display()))

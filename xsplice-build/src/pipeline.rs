@@ -432,12 +432,12 @@ fn run(
         .map(std::sync::Arc::new)
         .map_err(|e| Error::Diff {
             object: record.xen_syms.display().to_string(),
-            source: e,
+            source: e.into(),
         })?;
     let xen_tree = record.base_tree.join("xen");
     let abi = abi::detect(&syms, Some(&xen_tree)).map_err(|e| Error::Diff {
         object: "ABI detection".into(),
-        source: e,
+        source: e.into(),
     })?;
     report.abi = Some(abi.name().to_string());
     let (objects, outputs) = if opts.skip == Some(Skip::Diff) {

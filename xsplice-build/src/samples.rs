@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use create_diff_object::notes;
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SectionKind};
+use xsplice_target::notes;
 
 use crate::{BuildOptions, Error};
 
@@ -76,11 +76,11 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("empty sample name".into());
     }
-    if name.len() >= create_diff_object::abi::NAME_SIZE {
+    if name.len() >= xsplice_target::abi::NAME_SIZE {
         return Err(format!(
             "sample name {name:?} is {} characters; the loader takes at most {}",
             name.len(),
-            create_diff_object::abi::NAME_SIZE - 1
+            xsplice_target::abi::NAME_SIZE - 1
         ));
     }
     if let Some(c) = name

@@ -234,7 +234,7 @@ pub fn first_config_difference(ours: &[u8], theirs: &[u8]) -> Option<String> {
 /// only one has, else the first differing byte of a loaded section and
 /// the symbol it falls in. `None` when neither is found.
 pub fn first_difference(ours: &Path, theirs: &Path) -> Option<String> {
-    use create_diff_object::XenSyms;
+    use xsplice_target::XenSyms;
     let (a, b) = (XenSyms::load(ours).ok()?, XenSyms::load(theirs).ok()?);
     let layout = |x: &XenSyms| -> BTreeMap<String, (u64, u64)> {
         x.symbols()

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use create_diff_object::limits::{self, Role};
+use xsplice_target::limits::{self, Role};
 
 use crate::hash::{Hasher, Stamp, StatCache};
 use crate::Error;
@@ -15,7 +15,7 @@ use crate::Error;
 /// refusals name the file and the option it came from.
 pub fn read_input(path: &Path, role: Role, option: &str) -> Result<Vec<u8>, Error> {
     limits::read_input(path, role).map_err(|e| match e {
-        create_diff_object::Error::Io { source, .. } => Error::Input(format!(
+        xsplice_target::Error::Io { source, .. } => Error::Input(format!(
             "{}: cannot read ({option}): {source}",
             path.display()
         )),

@@ -19,11 +19,11 @@ mod payload;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use create_diff_object::abi::target::{self, LoaderRules, XenVersion};
-use create_diff_object::abi::{self, Abi, SpecialSizes, MAX_PAYLOAD_SIZE};
-use create_diff_object::limits::{self, Role};
-use create_diff_object::notes::to_hex;
-use create_diff_object::XenSyms;
+use xsplice_target::abi::target::{self, LoaderRules, XenVersion};
+use xsplice_target::abi::{self, Abi, SpecialSizes, MAX_PAYLOAD_SIZE};
+use xsplice_target::limits::{self, Role};
+use xsplice_target::notes::to_hex;
+use xsplice_target::XenSyms;
 
 use checks::{Area, Context, Dependency, XenImage};
 
@@ -143,8 +143,8 @@ fn read(path: &Path, role: Role) -> Result<Vec<u8>, VerifyError> {
     limits::read_input(path, role).map_err(|e| VerifyError {
         path: path.to_path_buf(),
         what: match e {
-            create_diff_object::Error::Io { source, .. } => source.to_string(),
-            create_diff_object::Error::Refused { problem, .. } => problem.to_string(),
+            xsplice_target::Error::Io { source, .. } => source.to_string(),
+            xsplice_target::Error::Refused { problem, .. } => problem.to_string(),
             other => other.to_string(),
         },
     })
@@ -296,9 +296,9 @@ impl Verifier {
         let xen = XenSyms::load(xen_syms).map_err(|e| VerifyError {
             path: xen_syms.to_path_buf(),
             what: match e {
-                create_diff_object::Error::Io { source, .. } => source.to_string(),
-                create_diff_object::Error::Malformed { what, .. } => what,
-                create_diff_object::Error::Refused { problem, .. } => problem.to_string(),
+                xsplice_target::Error::Io { source, .. } => source.to_string(),
+                xsplice_target::Error::Malformed { what, .. } => what,
+                xsplice_target::Error::Refused { problem, .. } => problem.to_string(),
                 other => other.to_string(),
             },
         })?;

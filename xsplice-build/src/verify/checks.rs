@@ -5,10 +5,10 @@
 
 use std::collections::HashSet;
 
-use create_diff_object::abi::target::LoaderRules;
-use create_diff_object::abi::{Abi, SpecialSizes, OPAQUE_SIZE, PATCH_INSN_SIZE};
-use create_diff_object::notes::{to_hex, NT_GNU_BUILD_ID};
-use create_diff_object::XenSyms;
+use xsplice_target::abi::target::LoaderRules;
+use xsplice_target::abi::{Abi, SpecialSizes, OPAQUE_SIZE, PATCH_INSN_SIZE};
+use xsplice_target::notes::{to_hex, NT_GNU_BUILD_ID};
+use xsplice_target::XenSyms;
 
 use super::elf::*;
 use super::payload::Payload;
@@ -816,7 +816,7 @@ fn splits_instruction(cx: &Context<'_, '_>, addr: u64, len: u64) -> Result<Optio
                 .xen
                 .symbols()
                 .iter()
-                .filter(|s| s.kind == create_diff_object::xensyms::SymKind::Func)
+                .filter(|s| s.kind == xsplice_target::xensyms::SymKind::Func)
                 .find(|s| s.addr <= pos && pos < s.addr.saturating_add(s.size));
             let at = match func {
                 Some(f) => format!("{}+{:#x}", cx.xen.runtime_name(f), pos - f.addr),
@@ -1218,7 +1218,7 @@ pub fn check_new_symbols(cx: &Context<'_, '_>, f: &mut Failures) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use create_diff_object::notes::build_id_note;
+    use xsplice_target::notes::build_id_note;
 
     fn note_section(bytes: &[u8]) -> (Section, Vec<u8>) {
         let mut file = vec![0u8; 64];

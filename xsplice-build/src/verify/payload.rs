@@ -333,7 +333,7 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
         if s.is_alloc()
             && s.is_write()
             && s.sh_type == SHT_NOBITS
-            && s.sh_size > create_diff_object::abi::MAX_PAYLOAD_SIZE
+            && s.sh_size > xsplice_target::abi::MAX_PAYLOAD_SIZE
         {
             f.fail(format!(
                 "section {label}: {} bytes of zero-filled data exceed the 2 MiB limit",

@@ -1,0 +1,26 @@
+//! Everything the tools know about Xen's live-patch target, in one place,
+//! shared by the differ (`create-diff-object`) and the driver
+//! (`xsplice-build`, its `verify` included). Differences between Xen
+//! releases are detected here, from the tree or `xen-syms`, and nowhere
+//! else.
+//!
+//! - `abi`: function-table layouts and versions, hook sections, the
+//!   entry sizes of special sections (from DWARF, else `abi::probe`),
+//!   and which release and loader rules a target has (`abi::target`);
+//! - `placement`: init and discarded sections, as Xen's linker script
+//!   places them;
+//! - `xensyms`: the hypervisor's symbol table and runtime names;
+//! - `notes`: build-id notes;
+//! - `limits`: what an input file may be (the payload bound is the loader's).
+
+pub mod abi;
+pub mod error;
+pub mod limits;
+pub mod notes;
+pub mod placement;
+pub mod xensyms;
+
+pub use abi::target::{LoaderRules, Target, XenVersion};
+pub use abi::{Abi, AbiChoice};
+pub use error::Error;
+pub use xensyms::XenSyms;
