@@ -25,11 +25,10 @@ pub mod read;
 pub mod report;
 pub mod special;
 pub mod write;
-pub mod x86;
 
 // Target facts live in `xsplice-target`; these names keep `create_diff_object::abi`
 // and friends working for callers of the differ.
-pub use xsplice_target::{abi, limits, notes, placement, xensyms};
+pub use xsplice_target::{abi, limits, notes, placement, x86, xensyms};
 
 pub use abi::target::{LoaderRules, Target, XenVersion};
 pub use abi::{Abi, AbiChoice};

@@ -227,12 +227,12 @@ pub fn fragments_reached(
         let mut falls_through = true;
         while at < end {
             let code = sec.bytes(at, (end - at).min(15));
-            let n = crate::x86::insn_len(code)? as u64;
+            let n = xsplice_target::x86::insn_len(code)? as u64;
             if at + n > end {
                 return None;
             }
             let insn = sec.bytes(at, n);
-            let flow = crate::x86::flow(insn)?;
+            let flow = xsplice_target::x86::flow(insn)?;
             falls_through = !flow.ends_block;
             if let Some(width) = flow.rel_width {
                 // A relocated displacement goes wherever its symbol is: `include` follows it.

@@ -11,13 +11,15 @@
 //!   places them;
 //! - `xensyms`: the hypervisor's symbol table and runtime names;
 //! - `notes`: build-id notes;
-//! - `limits`: what an input file may be (the payload bound is the loader's).
+//! - `limits`: what an input file may be (the payload bound is the loader's);
+//! - `x86`: instruction lengths and control flow.
 
 pub mod abi;
 pub mod error;
 pub mod limits;
 pub mod notes;
 pub mod placement;
+pub mod x86;
 pub mod xensyms;
 
 pub use abi::target::{LoaderRules, Target, XenVersion};

@@ -805,7 +805,7 @@ fn splits_instruction(cx: &Context<'_, '_>, addr: u64, len: u64) -> Result<Optio
             .image
             .read_upto(pos, 15)
             .ok_or_else(|| format!("{pos:#x} is not in xen-syms's image"))?;
-        let n = create_diff_object::x86::insn_len(code).ok_or_else(|| {
+        let n = xsplice_target::x86::insn_len(code).ok_or_else(|| {
             format!(
                 "cannot decode the instruction at {pos:#x} ({:02x?})",
                 code.get(..4).unwrap_or(code)
