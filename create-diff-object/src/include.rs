@@ -8,11 +8,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::abi::Abi;
 use crate::compare::Comparison;
 use crate::error::Refusal;
 use crate::model::{Object, Place, Reloc, SectionId, Status, SymKind, SymbolId, Twins};
 use crate::read::target_offset;
+use xsplice_target::sections;
 
 /// What a patched section is, for the purpose of patching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,53 +33,20 @@ pub enum Role {
     Unknown,
 }
 
-/// Whether `name` is a hook section of any ABI the tool knows.
-pub fn is_hook_section(name: &str) -> bool {
-    Abi::ALL
-        .iter()
-        .any(|abi| abi.hook_sections().contains(&name))
-}
-
-pub fn is_special_table(name: &str) -> bool {
-    name == ".ex_table"
-        || name == ".altinstructions"
-        // Xen 4.21's altcall sites: each entry is the offset of one
-        // `call *ptr(%rip)` the loader turns into a direct call. Keeping
-        // them matters beyond speed: with IBT, Xen seals the endbr64 of
-        // functions reached only through altcalls, so a site left indirect
-        // would fault.
-        || name == ".alt_call_sites"
-        || name
-            .strip_prefix(".bug_frames.")
-            .is_some_and(|n| matches!(n, "0" | "1" | "2" | "3"))
-}
-
 pub fn role(obj: &Object<'_>, id: SectionId) -> Role {
     use object::elf;
     let sec = obj.section(id);
     let name = sec.name;
-    if id.0 == 0
-        || !sec.is_alloc()
-        || name == ".discard"
-        || name.starts_with(".discard.")
-        || name.starts_with(".note")
-        || sec.sh_type == elf::SHT_NOTE
-        || name == ".comment"
-        || name.starts_with(".debug")
-        || name == ".modinfo"
-        || name.starts_with(".livepatch.funcs")
-        || name.starts_with(".xsplice.funcs")
-        || name.ends_with("depends")
-    {
+    if id.0 == 0 || !sec.is_alloc() || sections::is_ignored(name, sec.sh_type) {
         return Role::Ignored;
     }
-    if is_hook_section(name) {
+    if sections::is_hook_section(name) {
         return Role::Hook;
     }
-    if is_special_table(name) {
+    if sections::is_special_table(name) {
         return Role::SpecialTable;
     }
-    if name == ".altinstr_replacement" || name == ".fixup" {
+    if sections::is_special_code(name) {
         return Role::SpecialCode;
     }
     if sec.is_init() {

@@ -384,7 +384,10 @@ fn elf_references(file: &object::File<'_>) -> BTreeMap<String, BTreeSet<String>>
 /// A function or variable name as the payload and the symbol table know it,
 /// without compiler suffixes (`foo.isra.0`, `count.12`) or a `file#` prefix.
 pub fn plain_name(name: &str) -> &str {
-    let name = name.rsplit('#').next().unwrap_or(name);
+    let name = name
+        .rsplit(xsplice_target::naming::FILE_SEPARATOR)
+        .next()
+        .unwrap_or(name);
     name.split('.').next().unwrap_or(name)
 }
 

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use crate::model::{Object, Place, Reloc, SectionId};
 use crate::read::reloc_target;
+use xsplice_target::sections::{self, runs_in_place};
 
 /// A special table rebuilt from the entries that belong to the payload.
 #[derive(Debug, Clone)]
@@ -29,15 +30,7 @@ pub struct SpecialOut {
 }
 
 pub fn entry_size(name: &str, sizes: &SpecialSizes) -> Option<u64> {
-    match name {
-        ".ex_table" => Some(sizes.ex_table),
-        ".altinstructions" => Some(sizes.alt_instr),
-        ".alt_call_sites" => Some(sizes.alt_call),
-        // Assertion frames carry two more words (the message).
-        ".bug_frames.3" => sizes.bug_frame.checked_add(8),
-        n if n.starts_with(".bug_frames.") => Some(sizes.bug_frame),
-        _ => None,
-    }
+    sections::special_table(name)?.entry_size(sizes)
 }
 
 /// Select entries; the includer follows what they point to. Repeats until
@@ -139,14 +132,6 @@ fn belongs_to_payload(p: &Object<'_>, plan: &Plan, r: &Reloc) -> bool {
         }
         _ => false,
     }
-}
-
-/// Whether the code of a grouped section runs where it is: `.fixup` code
-/// is jumped to and falls or jumps back; an alternative's replacement is
-/// copied by the loader (`repl_len` bytes) over the original site and
-/// never runs in place.
-fn runs_in_place(name: &str) -> bool {
-    name == ".fixup"
 }
 
 /// Per grouped code section (`.fixup`, `.altinstr_replacement`, which

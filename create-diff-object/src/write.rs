@@ -17,10 +17,12 @@ use crate::abi::FuncLayout;
 use crate::compare::Comparison;
 use crate::emit::{FuncEntry, Table};
 use crate::error::Error;
-use crate::include::{is_hook_section, piece_range, Plan};
+use crate::include::{piece_range, Plan};
 use crate::model::{Binding, Object, Place, Reloc, SectionId, Status, SymKind, SymbolId};
 use crate::read::reloc_target;
 use crate::special::SpecialOut;
+use xsplice_target::naming;
+use xsplice_target::sections::is_hook_section;
 
 /// One copied range `[start, end)` of a pieced section, placed at `to` in the output.
 #[derive(Debug, Clone, Copy)]
@@ -322,7 +324,7 @@ impl<'d> Writer<'_, 'd> {
         // Xen's runtime table would give them (`file#sym`), so a new static
         // cannot clash with a global or another file's static of its name.
         let mut name = match (binding, p.file_name) {
-            (Binding::Local, Some(file)) => format!("{file}#{}", s.name),
+            (Binding::Local, Some(file)) => naming::local_name(file, s.name),
             _ => s.name.to_string(),
         };
         // Only a replacement function may carry a name Xen has (the loader
@@ -330,16 +332,7 @@ impl<'d> Writer<'_, 'd> {
         // (a renumbered static, a private copy of a constant) is renamed.
         let replaces = self.input.funcs.iter().any(|f| f.new_sym == sid);
         if binding == Binding::Local && !replaces {
-            let base = name.clone();
-            let mut n = 1;
-            while self.input.xen.resolve_runtime_name(&name).is_some() {
-                name = if n == 1 {
-                    format!("{base}.new")
-                } else {
-                    format!("{base}.new{n}")
-                };
-                n += 1;
-            }
+            name = naming::unclashed(&name, |n| self.input.xen.resolve_runtime_name(n).is_some());
         }
         let id = self.out.add_symbol(write::Symbol {
             name: name.into_bytes(),

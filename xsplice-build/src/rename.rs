@@ -11,6 +11,7 @@ use std::path::Path;
 
 use object::build::elf::Builder;
 use object::elf;
+use xsplice_target::naming;
 
 use crate::error::Error;
 
@@ -30,7 +31,7 @@ pub fn name_locals_like_xen(input: &Path, output: &Path) -> Result<usize, Error>
                 if sym.st_bind() == elf::STB_LOCAL
                     && sym.section.is_some()
                     && !sym.name.is_empty()
-                    && !sym.name.contains(&b'#') =>
+                    && !naming::is_runtime_local(&sym.name) =>
             {
                 let Some(file) = &file else {
                     return Err(malformed(format!(
@@ -38,10 +39,7 @@ pub fn name_locals_like_xen(input: &Path, output: &Path) -> Result<usize, Error>
                         String::from_utf8_lossy(&sym.name)
                     )));
                 };
-                let mut name = file.clone();
-                name.push(b'#');
-                name.extend_from_slice(&sym.name);
-                sym.name = name.into();
+                sym.name = naming::local_name_bytes(file, &sym.name).into();
                 renamed += 1;
             }
             _ => {}

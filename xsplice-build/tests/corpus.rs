@@ -65,16 +65,11 @@ const SERIES: [Series; 3] = [Series(None), Series(Some("4.20")), Series(Some("4.
 /// Size of one Xen 4.17 `struct livepatch_func`.
 const FUNC_ENTRY: usize = 104;
 /// Special sections whose entries must follow the functions they describe.
-const SPECIAL: [&str; 7] = [
-    ".bug_frames.0",
-    ".bug_frames.1",
-    ".bug_frames.2",
-    ".bug_frames.3",
-    ".ex_table",
-    ".altinstructions",
-    // Xen 4.21's altcall sites (empty before).
-    ".alt_call_sites",
-];
+fn special() -> impl Iterator<Item = &'static str> {
+    xsplice_target::sections::SPECIAL_TABLES
+        .iter()
+        .map(|t| t.name)
+}
 
 /// One manifest line.
 #[derive(Debug, Default)]
@@ -292,7 +287,7 @@ fn function_table(file: &object::File) -> Result<Vec<(String, u32)>, String> {
 /// Per-section entry counts the payload must carry: the patched objects'
 /// entries that point into an included function.
 fn expected_special(out: &Path, report: &Value) -> Result<BTreeMap<&'static str, usize>, String> {
-    let mut want: BTreeMap<&'static str, usize> = SPECIAL.iter().map(|s| (*s, 0)).collect();
+    let mut want: BTreeMap<&'static str, usize> = special().map(|s| (s, 0)).collect();
     // Objects only the patched build has are linked whole.
     let new_objects: Vec<Value> = report["new_objects"]
         .strs()
@@ -330,7 +325,7 @@ fn expected_special(out: &Path, report: &Value) -> Result<BTreeMap<&'static str,
             })
             .filter_map(|s| s.section_index().map(|i| i.0))
             .collect();
-        for s in SPECIAL {
+        for s in special() {
             *want.get_mut(s).unwrap() += count_entries(&file, s, |i| sections.contains(&i.0));
         }
     }
@@ -626,7 +621,7 @@ fn check_payload(
     match expected_special(out, report) {
         Err(e) => problems.push(format!("reading the patched objects: {e}")),
         Ok(want) => {
-            for s in SPECIAL {
+            for s in special() {
                 let have = count_entries(file, s, code_section);
                 if have > 0 {
                     kept.push(format!("{s} {have}"));

@@ -17,8 +17,10 @@
 pub mod abi;
 pub mod error;
 pub mod limits;
+pub mod naming;
 pub mod notes;
 pub mod placement;
+pub mod sections;
 pub mod x86;
 pub mod xensyms;
 

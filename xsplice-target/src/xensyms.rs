@@ -264,7 +264,7 @@ impl XenSyms {
     /// `sym` for globals, `file#sym` for locals that follow an `STT_FILE`.
     pub fn runtime_name(&self, sym: &XenSymbol) -> String {
         match (&sym.file, sym.global) {
-            (Some(file), false) => format!("{file}#{}", sym.name),
+            (Some(file), false) => crate::naming::local_name(file, &sym.name),
             _ => sym.name.clone(),
         }
     }

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use xsplice_target::abi::target::LoaderRules;
 use xsplice_target::abi::{Abi, SpecialSizes, OPAQUE_SIZE, PATCH_INSN_SIZE};
 use xsplice_target::notes::{to_hex, NT_GNU_BUILD_ID};
+use xsplice_target::sections::{Table, ALTINSTR_REPLACEMENT, MODINFO, SPECIAL_TABLES};
 use xsplice_target::XenSyms;
 
 use super::elf::*;
@@ -961,43 +962,34 @@ pub fn check_hooks(cx: &Context<'_, '_>, f: &mut Failures) {
 pub fn check_special_sections(cx: &Context<'_, '_>, f: &mut Failures) {
     let p = cx.p;
     if let Some(sizes) = cx.sizes {
-        for n in 0..4 {
-            let name = format!(".bug_frames.{n}");
-            if let Some(sec) = p.section(&name) {
-                multiple(f, sec, sizes.bug_frame, "struct bug_frame");
-            }
-        }
-        if let Some(sec) = p.section(".ex_table") {
-            multiple(f, sec, sizes.ex_table, "struct exception_table_entry");
-        }
-        if let Some(sec) = p.section(".altinstructions") {
-            if multiple(f, sec, sizes.alt_instr, "struct alt_instr") && sec.sh_size > 0 {
-                check_alternatives(cx, f, sec, sizes.alt_instr);
-            }
-        }
-        if let Some(sec) = p.section(".alt_call_sites") {
-            if !cx.rules.alt_call_sites {
+        for t in &SPECIAL_TABLES {
+            let Some(sec) = p.section(t.name) else {
+                continue;
+            };
+            if t.table == Table::AltCallSites && !cx.rules.alt_call_sites {
                 f.note(
                     "section .alt_call_sites: this loader does not apply it (Xen 4.21 and later do); the calls stay indirect",
                 );
-            } else if multiple(f, sec, sizes.alt_call, "struct alt_call") && sec.sh_size > 0 {
-                check_alt_calls(cx, f, sec, sizes.alt_call);
+                continue;
+            }
+            // The loader divides each table by its struct's size (assert
+            // frames included, whose entries are longer).
+            let unit = t.unit(&sizes);
+            if multiple(f, sec, unit, t.struct_name()) && sec.sh_size > 0 {
+                match t.table {
+                    Table::AltInstructions => check_alternatives(cx, f, sec, unit),
+                    Table::AltCallSites => check_alt_calls(cx, f, sec, unit),
+                    Table::BugFrames(_) | Table::ExTable => {}
+                }
             }
         }
-    } else if [
-        ".bug_frames.0",
-        ".bug_frames.1",
-        ".bug_frames.2",
-        ".bug_frames.3",
-        ".ex_table",
-        ".altinstructions",
-    ]
-    .iter()
-    .any(|n| p.section(n).is_some())
+    } else if SPECIAL_TABLES
+        .iter()
+        .any(|t| t.table != Table::AltCallSites && p.section(t.name).is_some())
     {
         f.note("special-section entry sizes unknown (no DWARF in xen-syms, no Xen tree beside it): .bug_frames/.ex_table/.altinstructions sizes not checked");
     }
-    if let Some(sec) = p.section(".modinfo") {
+    if let Some(sec) = p.section(MODINFO) {
         f.check();
         let last = sec.data(p.data).and_then(|d| d.last().copied());
         if sec.sh_size == 0 {
@@ -1030,7 +1022,7 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
         f.fail("section .altinstructions: alternatives but no executable section");
         return;
     }
-    let Some(repl) = p.section(".altinstr_replacement") else {
+    let Some(repl) = p.section(ALTINSTR_REPLACEMENT) else {
         f.check();
         f.fail("section .altinstructions: present but .altinstr_replacement is missing");
         return;

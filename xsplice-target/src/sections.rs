@@ -1,0 +1,222 @@
+//! The one catalogue of Xen's sections that the tools treat specially:
+//! the tables whose entries belong to functions (kept entry by entry by
+//! the differ, checked entry by entry by `verify`), the out-of-line code
+//! only those entries reach, the hook sections, and the sections that are
+//! never compared or loaded.
+
+use object::elf;
+
+use crate::abi::{Abi, SpecialSizes};
+
+/// Which table a special section is: its entries' C type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// `.bug_frames.N`: `struct bug_frame`; N is the frame type (0 warn,
+    /// 1 bug, 2 run_in_exception_handler, 3 assert).
+    BugFrames(u8),
+    /// `.ex_table`: `struct exception_table_entry`.
+    ExTable,
+    /// `.altinstructions`: `struct alt_instr`.
+    AltInstructions,
+    /// `.alt_call_sites` (Xen 4.21+): `struct alt_call`. Each entry is the
+    /// offset of one `call *ptr(%rip)` the loader turns into a direct call.
+    /// Keeping them matters beyond speed: with IBT, Xen seals the endbr64
+    /// of functions reached only through altcalls, so a site left indirect
+    /// would fault.
+    AltCallSites,
+}
+
+/// One special table: a section whose entries belong to functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecialTable {
+    pub name: &'static str,
+    pub table: Table,
+}
+
+/// Every special table, in the order the tools report them.
+pub const SPECIAL_TABLES: [SpecialTable; 7] = [
+    SpecialTable {
+        name: ".bug_frames.0",
+        table: Table::BugFrames(0),
+    },
+    SpecialTable {
+        name: ".bug_frames.1",
+        table: Table::BugFrames(1),
+    },
+    SpecialTable {
+        name: ".bug_frames.2",
+        table: Table::BugFrames(2),
+    },
+    SpecialTable {
+        name: ".bug_frames.3",
+        table: Table::BugFrames(3),
+    },
+    SpecialTable {
+        name: ".ex_table",
+        table: Table::ExTable,
+    },
+    SpecialTable {
+        name: ".altinstructions",
+        table: Table::AltInstructions,
+    },
+    SpecialTable {
+        name: ".alt_call_sites",
+        table: Table::AltCallSites,
+    },
+];
+
+impl SpecialTable {
+    /// The C type of one entry, for messages.
+    pub fn struct_name(&self) -> &'static str {
+        match self.table {
+            Table::BugFrames(_) => "struct bug_frame",
+            Table::ExTable => "struct exception_table_entry",
+            Table::AltInstructions => "struct alt_instr",
+            Table::AltCallSites => "struct alt_call",
+        }
+    }
+
+    /// `sizeof` the entry type: the unit the loader checks the section's
+    /// size against.
+    pub fn unit(&self, sizes: &SpecialSizes) -> u64 {
+        match self.table {
+            Table::BugFrames(_) => sizes.bug_frame,
+            Table::ExTable => sizes.ex_table,
+            Table::AltInstructions => sizes.alt_instr,
+            Table::AltCallSites => sizes.alt_call,
+        }
+    }
+
+    /// The distance between entries. Assertion frames carry two more
+    /// words after the struct (the message).
+    pub fn entry_size(&self, sizes: &SpecialSizes) -> Option<u64> {
+        match self.table {
+            Table::BugFrames(3) => sizes.bug_frame.checked_add(8),
+            _ => Some(self.unit(sizes)),
+        }
+    }
+}
+
+/// The special table called `name`, if it is one.
+pub fn special_table(name: &str) -> Option<&'static SpecialTable> {
+    SPECIAL_TABLES.iter().find(|t| t.name == name)
+}
+
+/// Whether `name` is a special table.
+pub fn is_special_table(name: &str) -> bool {
+    special_table(name).is_some()
+}
+
+/// The replacement code of alternatives, copied by the loader over the
+/// original site (`repl_len` bytes); it never runs in place.
+pub const ALTINSTR_REPLACEMENT: &str = ".altinstr_replacement";
+
+/// Exception fix-up code, jumped to from an `.ex_table` entry.
+pub const FIXUP: &str = ".fixup";
+
+/// Out-of-line code of many functions that only special-table entries
+/// point to.
+pub const SPECIAL_CODE: [&str; 2] = [ALTINSTR_REPLACEMENT, FIXUP];
+
+/// Whether `name` holds code only special-table entries reach.
+pub fn is_special_code(name: &str) -> bool {
+    SPECIAL_CODE.contains(&name)
+}
+
+/// Whether the code of a special-code section runs where it is: `.fixup`
+/// code is jumped to and falls or jumps back; an alternative's
+/// replacement never runs in place.
+pub fn runs_in_place(name: &str) -> bool {
+    name == FIXUP
+}
+
+/// The payload's module information: the loader reads its last byte.
+pub const MODINFO: &str = ".modinfo";
+
+/// Whether `name` is a hook section of any ABI the tools know.
+pub fn is_hook_section(name: &str) -> bool {
+    Abi::ALL
+        .iter()
+        .any(|abi| abi.hook_sections().contains(&name))
+}
+
+/// Whether a loaded section of an object is nothing to compare or copy:
+/// discarded at link time, notes (build-ids, the stack marker), the
+/// compiler's comment, debug info, module info, and the live-patch tables
+/// a payload builds itself (function tables, dependency notes).
+pub fn is_ignored(name: &str, sh_type: u32) -> bool {
+    name == ".discard"
+        || name.starts_with(".discard.")
+        || name.starts_with(".note")
+        || sh_type == elf::SHT_NOTE
+        || name == ".comment"
+        || name.starts_with(".debug")
+        || name == MODINFO
+        || name.starts_with(".livepatch.funcs")
+        || name.starts_with(".xsplice.funcs")
+        || name.ends_with("depends")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIZES: SpecialSizes = SpecialSizes {
+        bug_frame: 8,
+        ex_table: 8,
+        alt_instr: 14,
+        alt_call: 4,
+    };
+
+    #[test]
+    fn tables_are_known_by_name() {
+        assert_eq!(
+            special_table(".bug_frames.2").map(|t| t.table),
+            Some(Table::BugFrames(2))
+        );
+        assert!(is_special_table(".alt_call_sites"));
+        assert!(!is_special_table(".bug_frames.4"));
+        assert!(!is_special_table(".fixup"));
+        assert!(is_special_code(".fixup") && is_special_code(".altinstr_replacement"));
+        assert!(runs_in_place(".fixup") && !runs_in_place(".altinstr_replacement"));
+    }
+
+    #[test]
+    fn assert_frames_carry_their_message() {
+        let bug = special_table(".bug_frames.1").unwrap();
+        let assert = special_table(".bug_frames.3").unwrap();
+        assert_eq!(bug.entry_size(&SIZES), Some(8));
+        assert_eq!(assert.entry_size(&SIZES), Some(16));
+        // The loader checks every frame section against sizeof(struct bug_frame).
+        assert_eq!(assert.unit(&SIZES), 8);
+        assert_eq!(
+            special_table(".altinstructions")
+                .unwrap()
+                .entry_size(&SIZES),
+            Some(14)
+        );
+    }
+
+    #[test]
+    fn ignored_sections() {
+        for name in [
+            ".comment",
+            ".note.GNU-stack",
+            ".debug_info",
+            ".discard.x",
+            ".livepatch.funcs",
+            ".livepatch.depends",
+            ".xsplice.funcs",
+            ".modinfo",
+        ] {
+            assert!(is_ignored(name, elf::SHT_PROGBITS), "{name}");
+        }
+        assert!(is_ignored(".x", elf::SHT_NOTE));
+        for name in [".text.f", ".data", ".ex_table", ".livepatch.hooks.load"] {
+            assert!(!is_ignored(name, elf::SHT_PROGBITS), "{name}");
+        }
+        assert!(is_hook_section(".livepatch.hooks.preapply"));
+        assert!(is_hook_section(".xsplice.hooks.load"));
+        assert!(!is_hook_section(".livepatch.funcs"));
+    }
+}
