@@ -7,7 +7,7 @@
 //! which are matched entry by entry later, not compared.
 
 use crate::model::{Object, Place, Reloc, Section, SectionId, Status, SymKind, SymbolId, Twins};
-use crate::read::target_offset;
+use xsplice_target::reloc::target_offset;
 
 /// Status of each element of the patched object, indexed by id (the
 /// vectors are sized to the patched object in `compare`, and only that

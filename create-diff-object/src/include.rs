@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::compare::Comparison;
 use crate::error::Refusal;
 use crate::model::{Object, Place, Reloc, SectionId, Status, SymKind, SymbolId, Twins};
-use crate::read::target_offset;
+use xsplice_target::reloc::target_offset;
 use xsplice_target::sections;
 
 /// What a patched section is, for the purpose of patching.

@@ -14,11 +14,9 @@ use std::process::{Command, Stdio};
 
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use crate::Error;
+use xsplice_target::abi::ENDBR64;
 
-/// `endbr64`, which begins functions whose address is taken when Xen is
-/// built with `CONFIG_XEN_IBT=y`.
-const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
+use crate::Error;
 
 /// Build facts of one xen-syms.
 #[derive(Debug, Clone, Default)]

@@ -63,6 +63,17 @@ pub const PATCH_INSN_SIZE: u64 = 5;
 /// `ENDBR64.len() + PATCH_INSN_SIZE` bytes.
 pub const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
 
+/// What Xen writes over the `endbr64` of functions it seals at boot (a
+/// 4-byte NOP): the image of a running Xen starts such functions with it,
+/// and the loader skips it the same way.
+pub const ENDBR64_POISON: [u8; 4] = [0x66, 0x0f, 0x1f, 0x01];
+
+/// Whether code starts with an IBT landing pad the loader writes after:
+/// `endbr64` as built, or its poison in a running Xen's image.
+pub fn starts_with_landing_pad(code: &[u8]) -> bool {
+    code.starts_with(&ENDBR64) || code.starts_with(&ENDBR64_POISON)
+}
+
 /// The loader's `LIVEPATCH_OPAQUE_SIZE`: most bytes a NOP-out entry (`new_addr` 0) may cover.
 pub const OPAQUE_SIZE: u64 = 31;
 

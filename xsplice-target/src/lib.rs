@@ -20,6 +20,7 @@ pub mod limits;
 pub mod naming;
 pub mod notes;
 pub mod placement;
+pub mod reloc;
 pub mod sections;
 pub mod x86;
 pub mod xensyms;

@@ -6,8 +6,11 @@
 use std::collections::HashSet;
 
 use xsplice_target::abi::target::LoaderRules;
-use xsplice_target::abi::{Abi, SpecialSizes, OPAQUE_SIZE, PATCH_INSN_SIZE};
+use xsplice_target::abi::{
+    starts_with_landing_pad, Abi, SpecialSizes, ENDBR64, OPAQUE_SIZE, PATCH_INSN_SIZE,
+};
 use xsplice_target::notes::{to_hex, NT_GNU_BUILD_ID};
+use xsplice_target::reloc;
 use xsplice_target::sections::{Table, ALTINSTR_REPLACEMENT, MODINFO, SPECIAL_TABLES};
 use xsplice_target::XenSyms;
 
@@ -260,14 +263,13 @@ pub fn check_relocations(cx: &Context<'_, '_>, f: &mut Failures) {
                 ));
                 continue;
             }
-            let width = match r.r_type {
-                R_X86_64_NONE => continue,
-                R_X86_64_64 => 8,
-                R_X86_64_PC32 | R_X86_64_PLT32 => 4,
-                other => {
+            let width = match reloc::loader_field_size(r.r_type) {
+                Some(0) => continue,
+                Some(width) => width,
+                None => {
                     f.fail(format!(
                         "{at}: unsupported relocation {} against {sym} (the loader handles R_X86_64_NONE, _64, _PC32, _PLT32)",
-                        reloc_type_name(other)
+                        reloc_type_name(r.r_type)
                     ));
                     continue;
                 }
@@ -566,10 +568,6 @@ pub fn check_patching_sections(cx: &Context<'_, '_>, f: &mut Failures) {
     }
 }
 
-/// Bytes that begin an IBT landing pad (`endbr64`) or its boot-time poison.
-const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
-const ENDBR64_POISON: [u8; 4] = [0x66, 0x0f, 0x1f, 0x01];
-
 /// The function table (`prepare_payload` + `arch_livepatch_verify_func` +
 /// `livepatch_verify_distance` + expectations).
 pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
@@ -720,10 +718,7 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                         "{at}: new_addr is 0 (NOP-out) but old_size {old_size} is less than new_size {new_size}"
                     ));
                 } else if let Some(a) = old_xen {
-                    let endbr = cx
-                        .image
-                        .read(a, 4)
-                        .is_some_and(|b| b == ENDBR64 || b == ENDBR64_POISON);
+                    let endbr = cx.image.read(a, 4).is_some_and(starts_with_landing_pad);
                     f.check();
                     if endbr && new_size < 4 {
                         // The loader skips the endbr64 and NOPs new_size - 4 bytes: this underflows.
@@ -744,8 +739,8 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
             Some(v) => {
                 let endbr = old_xen
                     .and_then(|a| cx.image.read(a, 4))
-                    .is_some_and(|b| b == ENDBR64 || b == ENDBR64_POISON);
-                let needed = PATCH_INSN_SIZE + if endbr { 4 } else { 0 };
+                    .is_some_and(starts_with_landing_pad);
+                let needed = PATCH_INSN_SIZE + if endbr { ENDBR64.len() as u64 } else { 0 };
                 if old_size != 0 && old_size < needed {
                     f.fail(format!(
                         "{at}: old_size {old_size} cannot hold the {needed}-byte jump{}",

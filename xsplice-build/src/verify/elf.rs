@@ -3,31 +3,26 @@
 //! general ELF library) so that every malformation the loader rejects can be
 //! reported one by one instead of stopping at the first parse error.
 
-pub const EHDR_SIZE: u64 = 64;
-pub const SHDR_SIZE: u64 = 64;
-pub const SYM_SIZE: u64 = 24;
-pub const RELA_SIZE: u64 = 24;
+use std::mem::size_of;
 
-pub const SHT_SYMTAB: u32 = 2;
-pub const SHT_STRTAB: u32 = 3;
-pub const SHT_RELA: u32 = 4;
-pub const SHT_NOBITS: u32 = 8;
-pub const SHT_REL: u32 = 9;
+use object::elf;
+use object::LittleEndian as LE;
 
-pub const SHF_WRITE: u64 = 0x1;
-pub const SHF_ALLOC: u64 = 0x2;
-pub const SHF_EXECINSTR: u64 = 0x4;
-pub const SHF_MERGE: u64 = 0x10;
+// The constants the checks use, from `object::elf` (section flags widened
+// to the 64-bit field they are read from).
+pub const EHDR_SIZE: u64 = size_of::<elf::FileHeader64<LE>>() as u64;
+pub const SHDR_SIZE: u64 = size_of::<elf::SectionHeader64<LE>>() as u64;
+pub const SYM_SIZE: u64 = size_of::<elf::Sym64<LE>>() as u64;
+pub const RELA_SIZE: u64 = size_of::<elf::Rela64<LE>>() as u64;
 
-pub const SHN_UNDEF: u16 = 0;
-pub const SHN_LORESERVE: u16 = 0xff00;
-pub const SHN_ABS: u16 = 0xfff1;
-pub const SHN_COMMON: u16 = 0xfff2;
+pub use elf::{R_X86_64_64, R_X86_64_NONE, R_X86_64_PC32, R_X86_64_PLT32};
+pub use elf::{SHN_ABS, SHN_COMMON, SHN_LORESERVE, SHN_UNDEF};
+pub use elf::{SHT_NOBITS, SHT_REL, SHT_RELA, SHT_STRTAB, SHT_SYMTAB};
 
-pub const R_X86_64_NONE: u32 = 0;
-pub const R_X86_64_64: u32 = 1;
-pub const R_X86_64_PC32: u32 = 2;
-pub const R_X86_64_PLT32: u32 = 4;
+pub const SHF_WRITE: u64 = elf::SHF_WRITE as u64;
+pub const SHF_ALLOC: u64 = elf::SHF_ALLOC as u64;
+pub const SHF_EXECINSTR: u64 = elf::SHF_EXECINSTR as u64;
+pub const SHF_MERGE: u64 = elf::SHF_MERGE as u64;
 
 pub fn u16_at(data: &[u8], off: u64) -> Option<u16> {
     let off = usize::try_from(off).ok()?;
@@ -222,29 +217,4 @@ pub fn parse_symbol(data: &[u8], off: u64, index: usize) -> Option<(u32, Symbol)
     ))
 }
 
-/// The name of an x86-64 relocation type, for messages.
-pub fn reloc_type_name(t: u32) -> String {
-    let name = match t {
-        0 => "R_X86_64_NONE",
-        1 => "R_X86_64_64",
-        2 => "R_X86_64_PC32",
-        3 => "R_X86_64_GOT32",
-        4 => "R_X86_64_PLT32",
-        5 => "R_X86_64_COPY",
-        6 => "R_X86_64_GLOB_DAT",
-        7 => "R_X86_64_JUMP_SLOT",
-        8 => "R_X86_64_RELATIVE",
-        9 => "R_X86_64_GOTPCREL",
-        10 => "R_X86_64_32",
-        11 => "R_X86_64_32S",
-        12 => "R_X86_64_16",
-        13 => "R_X86_64_PC16",
-        14 => "R_X86_64_8",
-        15 => "R_X86_64_PC8",
-        24 => "R_X86_64_PC64",
-        41 => "R_X86_64_GOTPCRELX",
-        42 => "R_X86_64_REX_GOTPCRELX",
-        _ => return format!("type {t}"),
-    };
-    format!("{name} ({t})")
-}
+pub use xsplice_target::reloc::type_name as reloc_type_name;

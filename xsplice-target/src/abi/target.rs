@@ -15,7 +15,7 @@ use std::path::Path;
 
 use object::{Object, ObjectSection};
 
-use crate::abi::{xen_dir, Abi};
+use crate::abi::{xen_dir, Abi, ENDBR64};
 use crate::xensyms::XenSyms;
 
 /// A Xen release, as `XEN_VERSION.XEN_SUBVERSION` plus the extra version
@@ -170,8 +170,6 @@ pub fn version_from_tree(tree: &Path) -> Option<XenVersion> {
         extra,
     })
 }
-
-const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
 
 /// The bytes of xen-syms at a virtual address (up to `len`), from the
 /// section that contains it.
