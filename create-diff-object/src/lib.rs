@@ -7,10 +7,9 @@
 //!
 //! Pipeline (each pass has its own module): `read` → `correlate` →
 //! `compare` → `include` → `special` → `emit` → `write`.
-//! Target knowledge shared with the driver and `verify` lives in `abi`
-//! (function-table layouts), `placement` (which sections are init code
-//! or data), `xensyms` (the hypervisor's symbol table) and `notes`
-//! (build-id notes).
+//! Target knowledge shared with the driver and `verify` lives in the
+//! `xsplice-target` crate (re-exported here as `abi`, `placement`,
+//! `xensyms`, `notes`, `limits` and `x86` for existing callers).
 
 pub mod compare;
 pub mod correlate;

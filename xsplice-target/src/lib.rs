@@ -7,8 +7,12 @@
 //! - `abi`: function-table layouts and versions, hook sections, the
 //!   entry sizes of special sections (from DWARF, else `abi::probe`),
 //!   and which release and loader rules a target has (`abi::target`);
+//! - `sections`: the one catalogue of special tables, special code, hook
+//!   and ignored sections;
+//! - `naming`: runtime names (`FILE#sym`, the `.new` suffix on a clash);
 //! - `placement`: init and discarded sections, as Xen's linker script
 //!   places them;
+//! - `reloc`: x86-64 relocation semantics and the loader's types;
 //! - `xensyms`: the hypervisor's symbol table and runtime names;
 //! - `notes`: build-id notes;
 //! - `limits`: what an input file may be (the payload bound is the loader's);
