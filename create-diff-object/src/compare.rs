@@ -5,6 +5,11 @@
 //! by the referenced contents, not by offsets or `.LCn` numbers. Bug-frame
 //! line numbers never enter the comparison: they live in `.bug_frames.N`,
 //! which are matched entry by entry later, not compared.
+//! A change then spreads to the unchanged functions whose code depends on
+//! it: those that jump into the middle of a changed function, and those
+//! that use a changed static constant (they move to the payload's copy).
+
+use std::collections::BTreeMap;
 
 use crate::model::{Object, Place, Reloc, Section, SectionId, Status, SymKind, SymbolId, Twins};
 use xsplice_target::reloc::target_offset;
@@ -108,7 +113,67 @@ pub fn compare(orig: &Object<'_>, patched: &Object<'_>, twins: &Twins) -> Compar
             _ => Status::Unknown,
         };
     }
+    propagate_changes(patched, &mut cmp);
     cmp
+}
+
+/// Mark changed the unchanged functions (by patched symbol) that jump
+/// into the middle of a changed function (`.cold` parts, tail jumps):
+/// their code depends on its layout. Also those that use a changed
+/// static constant, which moves to the payload's copy.
+fn propagate_changes(patched: &Object<'_>, cmp: &mut Comparison) {
+    loop {
+        let mut flips: BTreeMap<SymbolId, String> = BTreeMap::new();
+        for id in patched.section_ids() {
+            let sec = patched.section(id);
+            if !sec.is_exec() {
+                continue;
+            }
+            for &fid in &sec.symbols {
+                if cmp.symbol(fid) != Status::Same {
+                    continue;
+                }
+                let f = patched.symbol(fid);
+                for r in sec.relocs_in(f.value, f.value.saturating_add(f.size.max(1))) {
+                    let t = patched.symbol(r.symbol);
+                    if cmp.symbol(r.symbol) != Status::Changed {
+                        continue;
+                    }
+                    if t.kind == SymKind::Func
+                        && target_offset(t.value, r.r_type, r.addend) != t.value as i64
+                    {
+                        flips.insert(fid, format!("jumps into the middle of changed {}", t.name));
+                    } else if t.kind == SymKind::Object
+                        && t.is_local()
+                        && is_read_only(patched, t.place)
+                    {
+                        // All users of a changed static constant move to the payload's copy.
+                        flips.insert(fid, format!("uses changed constant {}", t.name));
+                    }
+                }
+            }
+        }
+        if flips.is_empty() {
+            return;
+        }
+        for (fid, why) in flips {
+            cmp.symbols[fid.index()] = Status::Changed;
+            cmp.symbol_why[fid.index()] = Some(why);
+            if let Place::Section(s) = patched.symbol(fid).place {
+                cmp.sections[s.index()] = Status::Changed;
+            }
+        }
+    }
+}
+
+fn is_read_only(obj: &Object<'_>, place: Place) -> bool {
+    match place {
+        Place::Section(s) => {
+            let sec = obj.section(s);
+            sec.is_alloc() && !sec.is_write() && !sec.is_exec() && !sec.is_nobits()
+        }
+        _ => false,
+    }
 }
 
 struct Ctx<'a, 'd> {

@@ -6,7 +6,7 @@
 //! needed symbols' own bytes are taken ("pieces"). Changes that cannot be
 //! live-patched (new per-CPU variables among them) are collected as refusals.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::compare::Comparison;
 use crate::error::Refusal;
@@ -753,64 +753,7 @@ pub fn piece_range(obj: &Object<'_>, sym: SymbolId) -> (u64, u64) {
     (s.value, s.value.saturating_add(s.size))
 }
 
-fn is_read_only(obj: &Object<'_>, place: Place) -> bool {
-    match place {
-        Place::Section(s) => {
-            let sec = obj.section(s);
-            sec.is_alloc() && !sec.is_write() && !sec.is_exec() && !sec.is_nobits()
-        }
-        _ => false,
-    }
-}
-
 /// `foo.cold`, `foo.cold.3`: the unlikely part GCC splits out of `foo`.
 pub fn is_cold_part(name: &str) -> bool {
     name.split('.').skip(1).any(|part| part == "cold")
-}
-
-/// Functions (by patched symbol) that jump into the middle of a changed
-/// function (`.cold` parts, tail jumps): their code depends on its layout.
-pub fn propagate_changes(patched: &Object<'_>, cmp: &mut Comparison) {
-    loop {
-        let mut flips: BTreeMap<SymbolId, String> = BTreeMap::new();
-        for id in patched.section_ids() {
-            let sec = patched.section(id);
-            if !sec.is_exec() {
-                continue;
-            }
-            for &fid in &sec.symbols {
-                if cmp.symbol(fid) != Status::Same {
-                    continue;
-                }
-                let f = patched.symbol(fid);
-                for r in sec.relocs_in(f.value, f.value.saturating_add(f.size.max(1))) {
-                    let t = patched.symbol(r.symbol);
-                    if cmp.symbol(r.symbol) != Status::Changed {
-                        continue;
-                    }
-                    if t.kind == SymKind::Func
-                        && target_offset(t.value, r.r_type, r.addend) != t.value as i64
-                    {
-                        flips.insert(fid, format!("jumps into the middle of changed {}", t.name));
-                    } else if t.kind == SymKind::Object
-                        && t.is_local()
-                        && is_read_only(patched, t.place)
-                    {
-                        // All users of a changed static constant move to the payload's copy.
-                        flips.insert(fid, format!("uses changed constant {}", t.name));
-                    }
-                }
-            }
-        }
-        if flips.is_empty() {
-            return;
-        }
-        for (fid, why) in flips {
-            cmp.symbols[fid.index()] = Status::Changed;
-            cmp.symbol_why[fid.index()] = Some(why);
-            if let Place::Section(s) = patched.symbol(fid).place {
-                cmp.sections[s.index()] = Status::Changed;
-            }
-        }
-    }
 }

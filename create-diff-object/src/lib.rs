@@ -139,8 +139,7 @@ pub fn diff_bytes(
         });
     }
     let twins = correlate::correlate(&orig, &new);
-    let mut cmp = compare::compare(&orig, &new, &twins);
-    include::propagate_changes(&new, &mut cmp);
+    let cmp = compare::compare(&orig, &new, &twins);
 
     let inc = include::Includer::new(&orig, &new, &twins, &cmp);
     let mut plan = include::Plan::default();
