@@ -6,7 +6,7 @@
 //! `.xsplice.funcs`).
 //!
 //! Pipeline (each pass has its own module): `read` → `correlate` →
-//! `compare` → `include` → `special` → `emit` → `write`.
+//! `compare` → `include` (with its `special` part) → `emit` → `write`.
 //! Target knowledge shared with the driver and `verify` lives in the
 //! `xsplice-target` crate (re-exported here as `abi`, `placement`,
 //! `xensyms`, `notes`, `limits` and `x86` for existing callers).
@@ -22,7 +22,6 @@ pub mod moves;
 pub mod mutate;
 pub mod read;
 pub mod report;
-pub mod special;
 pub mod write;
 
 // Target facts live in `xsplice-target`; these names keep `create_diff_object::abi`
@@ -173,7 +172,7 @@ pub fn diff_bytes(
         .any(|id| inc.role(id) == include::Role::SpecialTable && new.section(id).size > 0);
     let specials = if has_tables && plan.refusals.is_empty() {
         let sizes = cached_special_sizes(xen_syms, tree.as_deref())?;
-        special::select(&inc, &mut plan, &sizes, &resolver)?
+        include::special::select(&inc, &mut plan, &sizes, &resolver)?
     } else {
         Vec::new()
     };

@@ -17,10 +17,10 @@ use crate::abi::FuncLayout;
 use crate::compare::Comparison;
 use crate::emit::{FuncEntry, Table};
 use crate::error::Error;
+use crate::include::special::SpecialOut;
 use crate::include::{piece_range, Plan};
 use crate::model::{Binding, Object, Place, Reloc, SectionId, Status, SymKind, SymbolId};
 use crate::read::reloc_target;
-use crate::special::SpecialOut;
 use xsplice_target::naming;
 use xsplice_target::sections::is_hook_section;
 
