@@ -6,7 +6,8 @@
 //! `.xsplice.funcs`).
 //!
 //! Pipeline (each pass has its own module): `read` → `correlate` →
-//! `compare` → `include` (with its `special` part) → `emit` → `write`.
+//! `compare` → `include` (with its `special` part) → `emit` → `names` →
+//! `write`.
 //! Target knowledge shared with the driver and `verify` lives in the
 //! `xsplice-target` crate (re-exported here as `abi`, `placement`,
 //! `xensyms`, `notes`, `limits` and `x86` for existing callers).
@@ -20,6 +21,7 @@ pub mod layout;
 pub mod model;
 pub mod moves;
 pub mod mutate;
+pub mod names;
 pub mod read;
 pub mod report;
 pub mod write;
@@ -189,6 +191,7 @@ pub fn diff_bytes(
     };
     let layout = abi.layout();
     let table = emit::build_table(&funcs, &layout, opts.resolve)?;
+    let names = names::decide(&new, &cmp, &funcs, xen_syms);
     let bytes = write::build(&write::Input {
         patched: &new,
         cmp: &cmp,
@@ -197,7 +200,7 @@ pub fn diff_bytes(
         funcs: &funcs,
         table: &table,
         layout: &layout,
-        xen: xen_syms,
+        names: &names,
     })?;
     report.changed_functions = funcs
         .iter()

@@ -19,9 +19,9 @@ use crate::emit::{FuncEntry, Table};
 use crate::error::Error;
 use crate::include::special::SpecialOut;
 use crate::include::{piece_range, Plan};
-use crate::model::{Binding, Object, Place, Reloc, SectionId, Status, SymKind, SymbolId};
+use crate::model::{Binding, Object, Place, Reloc, SectionId, SymKind, SymbolId};
+use crate::names::{Names, PayloadName};
 use crate::read::reloc_target;
-use xsplice_target::naming;
 use xsplice_target::sections::is_hook_section;
 
 /// One copied range `[start, end)` of a pieced section, placed at `to` in the output.
@@ -102,8 +102,8 @@ pub struct Input<'a, 'd> {
     pub funcs: &'a [FuncEntry],
     pub table: &'a Table,
     pub layout: &'a FuncLayout,
-    /// To keep new local names from clashing with the hypervisor's.
-    pub xen: &'a crate::XenSyms,
+    /// The payload name of each symbol it may define.
+    pub names: &'a Names,
 }
 
 struct Writer<'a, 'd> {
@@ -290,25 +290,11 @@ impl<'d> Writer<'_, 'd> {
         } else {
             return;
         };
-        if s.name.is_empty()
-            || s.is_internal_label()
-            || !matches!(s.kind, SymKind::Func | SymKind::Object | SymKind::NoType)
-        {
+        // Named before writing (`names`): absent for what the payload never defines.
+        let Some(PayloadName { name, binding }) = self.input.names.get(sid) else {
             return;
-        }
-        let status = self.input.cmp.symbol(sid);
-        // Unchanged symbols are referred to in the running Xen; defining a
-        // second copy under the same name would clash in its symbol table.
-        if status == Status::Same {
-            return;
-        }
-        // A changed constant copied for changed code stays private.
-        let private_copy = s.kind == SymKind::Object && status == Status::Changed;
-        let binding = if private_copy {
-            Binding::Local
-        } else {
-            s.binding
         };
+        let binding = *binding;
         let (scope, bind) = match binding {
             Binding::Local => (SymbolScope::Compilation, elf::STB_LOCAL),
             Binding::Global => (SymbolScope::Linkage, elf::STB_GLOBAL),
@@ -319,23 +305,8 @@ impl<'d> Writer<'_, 'd> {
             SymKind::Object => (SymbolKind::Data, elf::STT_OBJECT),
             _ => (SymbolKind::Label, elf::STT_NOTYPE),
         };
-        // The loader checks every payload symbol it does not override
-        // against Xen's and earlier payloads' names: give locals the name
-        // Xen's runtime table would give them (`file#sym`), so a new static
-        // cannot clash with a global or another file's static of its name.
-        let mut name = match (binding, p.file_name) {
-            (Binding::Local, Some(file)) => naming::local_name(file, s.name),
-            _ => s.name.to_string(),
-        };
-        // Only a replacement function may carry a name Xen has (the loader
-        // matches it to its function-table entry); anything else that does
-        // (a renumbered static, a private copy of a constant) is renamed.
-        let replaces = self.input.funcs.iter().any(|f| f.new_sym == sid);
-        if binding == Binding::Local && !replaces {
-            name = naming::unclashed(&name, |n| self.input.xen.resolve_runtime_name(n).is_some());
-        }
         let id = self.out.add_symbol(write::Symbol {
-            name: name.into_bytes(),
+            name: name.clone().into_bytes(),
             value,
             size: s.size,
             kind,
