@@ -152,9 +152,12 @@ fn read(path: &Path, role: Role) -> Result<Vec<u8>, VerifyError> {
 
 /// The layout a payload declares, for targets that cannot tell theirs.
 fn infer_abi(p: &payload::Payload<'_>) -> Abi {
-    if p.section(".xsplice.funcs").is_some() || p.section(".xsplice.depends").is_some() {
+    let xen_depends = Abi::LivepatchV2.xen_depends_section();
+    if p.section(Abi::Xsplice.layout().section).is_some()
+        || p.section(Abi::Xsplice.depends_section()).is_some()
+    {
         Abi::Xsplice
-    } else if p.section(".livepatch.xen_depends").is_some() || funcs_version(p) == Some(2) {
+    } else if xen_depends.is_some_and(|s| p.section(s).is_some()) || funcs_version(p) == Some(2) {
         Abi::LivepatchV2
     } else if funcs_version(p) == Some(1) {
         Abi::LivepatchV1
@@ -164,8 +167,9 @@ fn infer_abi(p: &payload::Payload<'_>) -> Abi {
 }
 
 fn funcs_version(p: &payload::Payload<'_>) -> Option<u8> {
-    let s = p.section(".livepatch.funcs")?;
-    let off = Abi::LivepatchV2.layout().version_off as usize;
+    let layout = Abi::LivepatchV2.layout();
+    let s = p.section(layout.section)?;
+    let off = layout.version_off as usize;
     s.data(p.data)?.get(off).copied()
 }
 
