@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::abi::Abi;
 use crate::compare::Comparison;
-use crate::error::Refusal;
+use crate::error::{Refusal, RefusalKind};
 use crate::model::{Object, Place, Reloc, SectionId, Status, SymKind, SymbolId, Twins};
 use crate::read::target_offset;
 
@@ -249,8 +249,17 @@ impl<'a, 'd> Includer<'a, 'd> {
         self.roles.get(id.index()).copied().unwrap_or(Role::Unknown)
     }
 
-    fn refuse(&self, plan: &mut Plan, sym: &str, section: SectionId, reason: String, hint: &str) {
+    fn refuse(
+        &self,
+        plan: &mut Plan,
+        kind: RefusalKind,
+        sym: &str,
+        section: SectionId,
+        reason: String,
+        hint: &str,
+    ) {
         let r = Refusal {
+            kind,
             symbol: sym.to_string(),
             section: self.patched.section_name(section).to_string(),
             reason,
@@ -334,6 +343,7 @@ impl<'a, 'd> Includer<'a, 'd> {
                     let sec = p.section(id);
                     self.refuse(
                         plan,
+                        RefusalKind::UnknownSection,
                         sec.name,
                         id,
                         format!(
@@ -359,6 +369,7 @@ impl<'a, 'd> Includer<'a, 'd> {
                     let why = self.cmp.section_why[id.index()].clone().unwrap_or_default();
                     self.refuse(
                         plan,
+                        RefusalKind::CodeOutsideFunction,
                         sec.name,
                         id,
                         format!("code outside any function symbol changed ({why})"),
@@ -374,6 +385,7 @@ impl<'a, 'd> Includer<'a, 'd> {
                         let why = self.cmp.section_why[id.index()].clone().unwrap_or_default();
                         self.refuse(
                             plan,
+                            RefusalKind::UnnamedDataChanged,
                             sec.name,
                             id,
                             format!("unnamed writable data changed ({why})"),
@@ -401,6 +413,7 @@ impl<'a, 'd> Includer<'a, 'd> {
     fn refuse_new_percpu(&self, plan: &mut Plan, sym: &str, section: SectionId) {
         self.refuse(
             plan,
+            RefusalKind::NewPercpuVariable,
             sym,
             section,
             "a live patch cannot add per-CPU variables: the loader does not allocate \
@@ -448,6 +461,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         if osize != s.size {
             self.refuse(
                 plan,
+                RefusalKind::DataSizeChanged,
                 s.name,
                 sec,
                 format!("size of existing data changed from {osize} to {} bytes", s.size),
@@ -456,6 +470,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         } else if psec.is_write() || psec.is_nobits() {
             self.refuse(
                 plan,
+                RefusalKind::InitialiserChanged,
                 s.name,
                 sec,
                 format!("initialiser of an existing variable changed ({why}); the running Xen keeps its current value"),
@@ -464,6 +479,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         } else if used_by_same.get(sid.index()).copied().unwrap_or(false) {
             self.refuse(
                 plan,
+                RefusalKind::ReadOnlyDataInUse,
                 s.name,
                 sec,
                 format!("read-only data changed ({why}) and unchanged code uses it"),
@@ -472,6 +488,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         } else if !s.is_local() {
             self.refuse(
                 plan,
+                RefusalKind::GlobalReadOnlyDataChanged,
                 s.name,
                 sec,
                 format!("global read-only data changed ({why}); code elsewhere may use it"),
@@ -567,6 +584,7 @@ impl<'a, 'd> Includer<'a, 'd> {
             }
             self.refuse(
                 plan,
+                RefusalKind::InitReference,
                 &who(),
                 from,
                 format!(
@@ -615,6 +633,7 @@ impl<'a, 'd> Includer<'a, 'd> {
             let off = target_offset(t.value, r.r_type, r.addend);
             self.refuse(
                 plan,
+                RefusalKind::UnnamedDataReference,
                 &who(),
                 from,
                 format!(

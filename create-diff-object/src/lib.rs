@@ -34,7 +34,7 @@ pub mod xensyms;
 
 pub use abi::target::{LoaderRules, Target, XenVersion};
 pub use abi::{Abi, AbiChoice};
-pub use error::{Error, Refusal};
+pub use error::{Error, Refusal, RefusalKind};
 pub use xensyms::XenSyms;
 
 use std::collections::HashMap;

@@ -216,6 +216,12 @@ fn refusal_exits_2_naming_the_variable() {
         err.contains("threshold") && err.contains(".data.threshold"),
         "{err}"
     );
+    // Each refusal line starts with its kind, for programs.
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("  [initialiser_changed] threshold (section .data.threshold): ")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -665,6 +665,7 @@ fn existing_variable_moving_section_is_refused() {
         .find(|r| r.symbol == "mode")
         .unwrap_or_else(|| panic!("mode refused: {r:?}"));
     assert_eq!(mode.section, ".data.read_mostly");
+    assert_eq!(mode.kind, create_diff_object::RefusalKind::VariableMoved);
     assert!(
         mode.reason.contains(".data.ro_after_init") && mode.reason.contains(".data.read_mostly"),
         "{mode:?}"
@@ -697,6 +698,10 @@ fn zero_to_nonzero_initialiser_is_one_refusal_not_a_move() {
     let zeroed: Vec<_> = r.iter().filter(|r| r.symbol == "zeroed").collect();
     assert_eq!(zeroed.len(), 1, "{r:?}");
     assert_eq!(zeroed[0].section, ".data.zeroed");
+    assert_eq!(
+        zeroed[0].kind,
+        create_diff_object::RefusalKind::InitialiserChanged
+    );
     assert!(zeroed[0].reason.contains("initialiser"), "{zeroed:?}");
     assert!(
         r.iter().all(|r| r.symbol != "mode" && r.symbol != "tbl"),

@@ -59,6 +59,7 @@ fn member_inserted_in_a_header_struct_is_refused() {
         .find(|r| r.symbol == "struct vcpu_like")
         .expect("struct refused");
     assert!(v.section.ends_with("include/xen/sched_like.h"), "{v:?}");
+    assert_eq!(v.kind, create_diff_object::RefusalKind::LayoutChanged);
     assert!(v.reason.contains("member processor moved"), "{v:?}");
     assert!(v.reason.contains("any unit of the running Xen"), "{v:?}");
     assert!(!v.hint.is_empty());

@@ -131,6 +131,10 @@ fn new_static_per_cpu_variable_is_refused() {
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0].symbol, "per_cpu__yield_extra");
     assert_eq!(r[0].section, ".bss.percpu");
+    assert_eq!(
+        r[0].kind,
+        create_diff_object::RefusalKind::NewPercpuVariable
+    );
     assert!(r[0].reason.contains("per-CPU"), "{r:?}");
     assert!(r[0].hint.contains("array indexed by CPU"), "{r:?}");
     assert!(r[0].hint.contains("load hook"), "{r:?}");

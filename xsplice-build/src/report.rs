@@ -109,6 +109,8 @@ struct Object<'a> {
 #[derive(Serialize)]
 struct RefusalJson<'a> {
     object: &'a str,
+    /// `create_diff_object::RefusalKind::as_str`: stable, for programs.
+    kind: &'static str,
     symbol: &'a str,
     section: &'a str,
     reason: &'a str,
@@ -205,6 +207,7 @@ impl Report {
                 .iter()
                 .map(|(object, r)| RefusalJson {
                     object,
+                    kind: r.kind.as_str(),
                     symbol: &r.symbol,
                     section: &r.section,
                     reason: &r.reason,

@@ -87,6 +87,8 @@ struct Case {
     data_bytes: Option<u64>,
     special: Vec<String>,
     refused: Option<(String, String)>,
+    /// `refusals[].kind` of the refusal (of `refused` when given).
+    kind: Option<String>,
     init: Option<String>,
     init_warn: Vec<(String, String)>,
     compiler_error: Option<(String, u32)>,
@@ -136,6 +138,7 @@ fn parse_manifest(text: &str) -> Vec<Case> {
                     // '~' stands for ' ' (types: `struct~vcpu`).
                     case.refused = Some((sym.replace('~', " "), sec.to_string()));
                 }
+                Some(("kind", v)) => case.kind = Some(v.to_string()),
                 Some(("init", v)) => case.init = Some(v.to_string()),
                 Some(("init-warn", v)) => {
                     let (f, obj) = v
@@ -474,6 +477,20 @@ fn check_case(
             problems.push(format!("message {error:?} does not quote {file}:{line}"));
         }
         summary = format!("exit {code}: does not compile ({file}:{line})");
+    }
+    if let Some(kind) = &case.kind {
+        let hit = report["refusals"].arr().iter().any(|r| {
+            r["kind"].as_str() == Some(kind)
+                && case.refused.as_ref().is_none_or(|(sym, sec)| {
+                    r["symbol"].as_str() == Some(sym) && r["section"].as_str() == Some(sec)
+                })
+        });
+        if !hit {
+            problems.push(format!(
+                "no refusal of kind {kind} (of {:?}): {:?}",
+                case.refused, report["refusals"]
+            ));
+        }
     }
     if let Some((sym, sec)) = &case.refused {
         let hit = report["refusals"]

@@ -552,7 +552,11 @@ fn refused_data_change_exits_2_with_every_refusal() {
     entry(
         &report,
         "refusals",
-        &[("object", "common/data.o"), ("symbol", "counter")],
+        &[
+            ("object", "common/data.o"),
+            ("kind", "initialiser_changed"),
+            ("symbol", "counter"),
+        ],
     );
     assert!(out.join("build.log").is_file(), "build.log kept on failure");
     assert!(!out.join("data.livepatch").exists());
@@ -1269,7 +1273,11 @@ fn member_inserted_in_a_header_struct_is_refused_with_the_type_and_member() {
     let refusal = entry(
         &report,
         "refusals",
-        &[("object", "common/sched.o"), ("symbol", "struct vcpu")],
+        &[
+            ("object", "common/sched.o"),
+            ("kind", "layout_changed"),
+            ("symbol", "struct vcpu"),
+        ],
     );
     assert!(
         refusal.to_string().contains("include/xen/vcpu.h"),
