@@ -139,9 +139,7 @@ pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
     if let Some(home) = env("HOME") {
         return Ok(home.join(".cache/xsplice-build"));
     }
-    Err(Error::Input(
-        "no cache directory: set --cache-dir, XSPLICE_CACHE_DIR or HOME".into(),
-    ))
+    Err(Error::Input(crate::error::Problem::NoCacheDir))
 }
 
 /// Compiler names make may run; under `--ccache` each is a link to ccache,
@@ -157,9 +155,7 @@ pub fn ccache_launcher(cache: &Path) -> Result<PathBuf, Error> {
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|d| d.join("ccache"))
         .find(|c| c.is_file())
-        .ok_or_else(|| {
-            Error::Input("--ccache: no ccache in PATH (Debian: apt-get install ccache)".into())
-        })?;
+        .ok_or(Error::Input(crate::error::Problem::NoCcache))?;
     let dir = cache.join("ccache-bin");
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
@@ -384,9 +380,7 @@ fn build_base_in(
     log.run(make.command(&xen).arg("olddefconfig"), "make olddefconfig")?;
     let synced = fs::read(xen.join(".config")).map_err(|e| Error::io(xen.join(".config"), e))?;
     if !tree::config_enables_livepatch(&synced) {
-        return Err(Error::Input(
-            "CONFIG_LIVEPATCH=y does not survive `make olddefconfig` (a dependency is missing from the .config)".into(),
-        ));
+        return Err(Error::Input(crate::error::Problem::LivepatchDropped));
     }
     log.run(&mut make.command(&xen), "base build (make)")?;
     if !xen.join("xen-syms").is_file() {

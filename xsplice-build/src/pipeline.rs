@@ -15,6 +15,7 @@ use create_diff_object::{abi, Abi, AbiChoice, XenSyms};
 
 use crate::build::{self, BaseBuild, MakeConfig};
 use crate::diff::{self, DiffJob};
+use crate::error::{BuildIdProblem, Mismatch, MismatchContext, Problem, VerifyFailure, Written};
 use crate::link::{self, LinkJob};
 use crate::progress::{Log, Progress};
 use crate::recipe::{BuildRecipe, Recipe};
@@ -91,10 +92,14 @@ struct Checked {
 fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     tree::check_tree(&opts.srcdir)?;
     let patch = tree::read_input(&opts.patch, Role::Text, "--patch")?;
-    let touched = tree::touched_files(&patch)
-        .map_err(|e| Error::Input(format!("{}: {e}", opts.patch.display())))?;
-    let touched = tree::resolve_touched(&opts.srcdir, touched)
-        .map_err(|e| Error::Input(format!("{}: {e}", opts.patch.display())))?;
+    let bad_patch = |problem| {
+        Error::Input(Problem::BadPatch {
+            patch: opts.patch.clone(),
+            problem,
+        })
+    };
+    let touched = tree::touched_files(&patch).map_err(bad_patch)?;
+    let touched = tree::resolve_touched(&opts.srcdir, touched).map_err(bad_patch)?;
     let config_path = tree::config_path(&opts.srcdir, opts.config.as_deref())?;
     let config = tree::check_config(&config_path)?;
     let name = tree::payload_name(&opts.patch, opts.name.as_deref())?;
@@ -109,10 +114,7 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         .map(|s| parse_build_id("--xen-depends", s))
         .transpose()?;
     if opts.replace && depends.is_some() {
-        return Err(Error::Input(
-            "--replace and --depends conflict: a replace payload depends on the hypervisor itself"
-                .into(),
-        ));
+        return Err(Error::Input(Problem::ReplaceWithDepends));
     }
     if let Some(x) = opts.xen_syms.as_deref() {
         check_xen_syms_file(x)?;
@@ -131,19 +133,19 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     }
     let cache = build::cache_root(opts.cache_dir.as_deref())?;
     let mut written = vec![
-        ("output directory", &opts.output),
-        ("cache directory", &cache),
+        (Written::OutputDirectory, &opts.output),
+        (Written::CacheDirectory, &cache),
     ];
     if let Some(json) = &opts.json {
-        written.push(("JSON report", json));
+        written.push((Written::JsonReport, json));
     }
     for (what, dir) in written {
         if tree::is_within(dir, &opts.srcdir) {
-            return Err(Error::Input(format!(
-                "the {what} {} is inside the source tree {}; choose one outside it (the tree is never written to)",
-                dir.display(),
-                opts.srcdir.display()
-            )));
+            return Err(Error::Input(Problem::InsideSourceTree {
+                what,
+                path: dir.clone(),
+                srcdir: opts.srcdir.clone(),
+            }));
         }
     }
     let mut outputs = vec![
@@ -153,29 +155,28 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     outputs.extend(opts.json.clone());
     for out in &outputs {
         if let Some(input) = clobbered_input(out, opts) {
-            return Err(Error::Input(format!(
-                "{}: is the same file as the input {}; choose another output (the input would be overwritten)",
-                out.display(),
-                input.display()
-            )));
+            return Err(Error::Input(Problem::ClobbersInput {
+                output: out.clone(),
+                input,
+            }));
         }
     }
     if opts.skip.is_none() {
         tree::patch_dry_run(&opts.srcdir, &opts.patch)?;
     }
     // Last, as it is the first write: the output directory.
-    fs::create_dir_all(&opts.output).map_err(|e| {
-        Error::Input(format!(
-            "{}: cannot create the output directory: {e}",
-            opts.output.display()
-        ))
+    fs::create_dir_all(&opts.output).map_err(|source| {
+        Error::Input(Problem::OutputDirUncreatable {
+            dir: opts.output.clone(),
+            source,
+        })
     })?;
     let probe = opts.output.join(".xsplice-build-write-test");
-    fs::write(&probe, b"").map_err(|e| {
-        Error::Input(format!(
-            "{}: output directory is not writable: {e}",
-            opts.output.display()
-        ))
+    fs::write(&probe, b"").map_err(|source| {
+        Error::Input(Problem::OutputDirNotWritable {
+            dir: opts.output.clone(),
+            source,
+        })
     })?;
     let _ = fs::remove_file(&probe);
     Ok(Checked {
@@ -197,28 +198,20 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
 pub const BUILD_ID_LEN: std::ops::RangeInclusive<usize> = 1..=64;
 
 /// A build-id given on the command line: hex digits, whole bytes, a sane length.
-fn parse_build_id(flag: &str, s: &str) -> Result<Vec<u8>, Error> {
+fn parse_build_id(option: &'static str, s: &str) -> Result<Vec<u8>, Error> {
     let s = s.trim();
     let digits = s.len();
-    let bad = |what: String| {
-        Error::Input(format!(
-            "{flag}: {what}; give {} to {} bytes as hex digits (2 per byte), as `readelf -n` and xen-livepatch print them: the loader compares the note byte for byte with the target's build-id (20 bytes when ld made it with sha1)",
-            BUILD_ID_LEN.start(),
-            BUILD_ID_LEN.end()
-        ))
-    };
+    let bad = |problem| Error::Input(Problem::BadBuildId { option, problem });
     if let Some(c) = s.chars().find(|c| !c.is_ascii_hexdigit()) {
-        return Err(bad(format!("{c:?} is not a hex digit")));
+        return Err(bad(BuildIdProblem::NotHex(c)));
     }
     if digits % 2 == 1 {
-        return Err(bad(format!(
-            "{digits} hex digits is not a whole number of bytes"
-        )));
+        return Err(bad(BuildIdProblem::OddDigits(digits)));
     }
     if !BUILD_ID_LEN.contains(&(digits / 2)) {
-        return Err(bad(format!("{} bytes", digits / 2)));
+        return Err(bad(BuildIdProblem::Length(digits / 2)));
     }
-    from_hex(s).map_err(|e| Error::Input(format!("{flag}: {e}")))
+    from_hex(s).map_err(|e| bad(BuildIdProblem::Decode(e.to_string())))
 }
 
 /// `--xen-syms`, checked before any work: a regular file within the size
@@ -226,17 +219,21 @@ fn parse_build_id(flag: &str, s: &str) -> Result<Vec<u8>, Error> {
 /// Returns its build-id.
 fn check_xen_syms_file(path: &Path) -> Result<Vec<u8>, Error> {
     if !path.exists() {
-        return Err(Error::Input(format!(
-            "{}: no such file (--xen-syms)",
-            path.display()
-        )));
+        return Err(Error::Input(Problem::NoSuchFile {
+            path: path.to_path_buf(),
+            option: "--xen-syms",
+        }));
     }
-    let syms = XenSyms::load(path).map_err(|e| Error::Input(format!("{e} (--xen-syms)")))?;
+    let syms = XenSyms::load(path).map_err(|source| {
+        Error::Input(Problem::Refused {
+            option: "--xen-syms",
+            source,
+        })
+    })?;
     syms.build_id().map(<[u8]>::to_vec).ok_or_else(|| {
-        Error::Input(format!(
-            "{}: has no build-id (.note.gnu.build-id); the payload's dependency notes need it (--xen-syms)",
-            path.display()
-        ))
+        Error::Input(Problem::XenSymsNoBuildId {
+            path: path.to_path_buf(),
+        })
     })
 }
 
@@ -280,11 +277,11 @@ impl ObjectsRecord {
     }
 
     fn load(path: &Path) -> Result<ObjectsRecord, Error> {
-        let text = fs::read_to_string(path).map_err(|e| {
-            Error::Input(format!(
-                "--skip: no previous run in this output directory ({}: {e})",
-                path.display()
-            ))
+        let text = fs::read_to_string(path).map_err(|source| {
+            Error::Input(Problem::NoPreviousRun {
+                record: path.to_path_buf(),
+                source,
+            })
         })?;
         let mut r = ObjectsRecord {
             base_key: String::new(),
@@ -304,10 +301,9 @@ impl ObjectsRecord {
             }
         }
         if !r.xen_syms.is_file() {
-            return Err(Error::Input(format!(
-                "--skip: the previous run's base build ({}) is no longer in the cache; run without --skip",
-                r.xen_syms.display()
-            )));
+            return Err(Error::Input(Problem::PreviousBaseGone {
+                xen_syms: r.xen_syms,
+            }));
         }
         Ok(r)
     }
@@ -424,7 +420,7 @@ fn run(
     report.xen_syms = Some(record.xen_syms.display().to_string());
     report.base_key = Some(record.base_key.clone());
     let base_id = build_id_of_file(&record.xen_syms)
-        .map_err(|e| Error::Mismatch(format!("base build: {e}")))?;
+        .map_err(|e| Error::Mismatch(Mismatch::BaseBuildId(e)))?;
     report.base_build_id = Some(to_hex(&base_id));
 
     // Diff.
@@ -441,11 +437,11 @@ fn run(
     })?;
     report.abi = Some(abi.name().to_string());
     let (objects, outputs) = if opts.skip == Some(Skip::Diff) {
-        let list = fs::read_to_string(diff_dir.join("list")).map_err(|e| {
-            Error::Input(format!(
-                "--skip diff: no previous diff in {} ({e})",
-                diff_dir.display()
-            ))
+        let list = fs::read_to_string(diff_dir.join("list")).map_err(|source| {
+            Error::Input(Problem::NoPreviousDiff {
+                dir: diff_dir.clone(),
+                source,
+            })
         })?;
         let outputs: Vec<PathBuf> = list
             .lines()
@@ -792,32 +788,40 @@ fn jobs_for(opts: &BuildOptions) -> usize {
 /// less proves that the payload's code was compiled the way the running
 /// binary's was. Returns its build-id.
 fn check_xen_syms(given: &Path, base_path: &Path, base_id: &[u8]) -> Result<Vec<u8>, Error> {
-    let id = build_id_of_file(given).map_err(|e| Error::Input(format!("--xen-syms: {e}")))?;
+    let id = build_id_of_file(given)
+        .map_err(|source| Error::Input(Problem::XenSymsBuildId { source }))?;
     if id == base_id || same_loaded_image(given, base_path) {
         return Ok(id);
     }
-    Err(Error::Mismatch(format!(
-        "{}: the rebuilt base does not reproduce it (build-id {} vs rebuilt {}); build with the \
-         same sources, .config, compiler and build recipe as the running hypervisor",
-        given.display(),
-        to_hex(&id),
-        to_hex(base_id),
-    )))
+    Err(Error::Mismatch(Mismatch::NotReproduced {
+        xen_syms: given.to_path_buf(),
+        build_id: to_hex(&id),
+        rebuilt: to_hex(base_id),
+        context: None,
+    }))
 }
 
 /// Right after the base stage: the base must be the target.
 fn check_reproduced(target: &TargetFacts, base_syms: &Path, recipe: &Recipe) -> Result<(), Error> {
     let base_id =
-        build_id_of_file(base_syms).map_err(|e| Error::Mismatch(format!("base build: {e}")))?;
+        build_id_of_file(base_syms).map_err(|e| Error::Mismatch(Mismatch::BaseBuildId(e)))?;
     check_xen_syms(&target.path, base_syms, &base_id)
         .map(|_| ())
         .map_err(|e| match e {
-            Error::Mismatch(m) => Error::Mismatch(format!(
-                "{m}; recipe {}; {}",
-                recipe.name,
-                crate::target::first_difference(base_syms, &target.path)
-                    .unwrap_or_else(|| "no symbol or loaded byte differs".into())
-            )),
+            Error::Mismatch(Mismatch::NotReproduced {
+                xen_syms,
+                build_id,
+                rebuilt,
+                context: None,
+            }) => Error::Mismatch(Mismatch::NotReproduced {
+                xen_syms,
+                build_id,
+                rebuilt,
+                context: Some(MismatchContext {
+                    recipe: recipe.name.to_string(),
+                    first_difference: crate::target::first_difference(base_syms, &target.path),
+                }),
+            }),
             other => other,
         })
 }
@@ -892,7 +896,7 @@ fn verify_payload(
             crate::verify::Verifier::with_xen_syms(syms.clone(), &[], Some(xen_tree))
         }
     }
-    .map_err(|e| Error::Verify(e.to_string()))?;
+    .map_err(|e| Error::Verify(VerifyFailure::Unreadable(e)))?;
     if let Some(id) = depends {
         verifier = verifier.expect_depends(id.to_vec(), "--depends");
     }
@@ -901,16 +905,14 @@ fn verify_payload(
     }
     let report = verifier
         .check_file(payload)
-        .map_err(|e| Error::Verify(e.to_string()))?;
+        .map_err(|e| Error::Verify(VerifyFailure::Unreadable(e)))?;
     if report.passed() {
         Ok(report)
     } else {
-        Err(Error::Verify(format!(
-            "{} (checked against {}): {}",
-            payload.display(),
-            report.checked_against(),
-            report.failures.join("; ")
-        )))
+        Err(Error::Verify(VerifyFailure::Failed {
+            payload: payload.to_path_buf(),
+            report: Box::new(report),
+        }))
     }
 }
 
@@ -919,9 +921,10 @@ fn verify_payload(
 /// REPLACE action refuses. An unreadable payload is left to `verify`.
 fn driver_checks(payload: &Path, abi: Abi, replace: bool) -> Result<(), Error> {
     use object::{Object, ObjectSection};
-    let data = crate::tree::read_input(payload, Role::Payload, "payload")
-        .map_err(|e| Error::Verify(e.to_string()))?;
-    let bad = |what: String| Error::Verify(format!("{}: {what}", payload.display()));
+    let data = crate::tree::read_input(payload, Role::Payload, "payload").map_err(|e| match e {
+        Error::Input(p) => Error::Verify(VerifyFailure::Input(p)),
+        other => other,
+    })?;
     let Ok(file) = object::File::parse(&*data) else {
         return Ok(());
     };
@@ -943,9 +946,10 @@ fn driver_checks(payload: &Path, abi: Abi, replace: bool) -> Result<(), Error> {
     if replace {
         for h in [".livepatch.hooks.preapply", ".livepatch.hooks.prerevert"] {
             if !count(h).is_empty() {
-                return Err(bad(format!(
-                    "{h}: the REPLACE action refuses payloads with vetoing hooks"
-                )));
+                return Err(Error::Verify(VerifyFailure::ReplaceVeto {
+                    payload: payload.to_path_buf(),
+                    hook: h,
+                }));
             }
         }
     }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use create_diff_object::notes;
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 use serde_json::Value;
+use xsplice_build::error::{BuildIdProblem, Mismatch, PatchProblem, Problem, VerifyFailure};
 use xsplice_build::{build_payload, BuildOptions, Error};
 
 const KERNEL_PATCH: &str = "\
@@ -475,7 +476,10 @@ fn not_a_xen_tree_is_refused() {
     let mut opts = s.opts(&patch, &s.out("x"));
     opts.srcdir = s.src().join("xen/common");
     let e = build_payload(&opts).unwrap_err();
-    assert!(matches!(e, Error::Input(_)), "{e}");
+    assert!(
+        matches!(&e, Error::Input(Problem::NotXenTree { path }) if *path == opts.srcdir),
+        "{e:?}"
+    );
     assert!(!s.out("x").exists());
 }
 
@@ -717,7 +721,20 @@ fn xen_syms_must_match_the_rebuilt_base() {
     let mut opts = s.opts(&patch, &s.out("mismatch"));
     opts.xen_syms = Some(foreign);
     let e = build_payload(&opts).unwrap_err();
-    assert!(matches!(e, Error::Mismatch(_)), "{e}");
+    let Error::Mismatch(Mismatch::NotReproduced {
+        context: Some(context),
+        ..
+    }) = &e
+    else {
+        panic!("{e:?}")
+    };
+    assert!(
+        context
+            .first_difference
+            .as_deref()
+            .is_some_and(|d| d.contains("pad_fn")),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("does not reproduce"), "{e}");
     // The first difference is named: the foreign binary has pad_fn.
     assert!(e.to_string().contains("pad_fn"), "{e}");
@@ -744,7 +761,10 @@ fn depends_flags_and_replace() {
 
     opts.replace = true;
     let e = build_payload(&opts).unwrap_err();
-    assert!(matches!(e, Error::Input(_)), "{e}");
+    assert!(
+        matches!(e, Error::Input(Problem::ReplaceWithDepends)),
+        "{e}"
+    );
 
     let mut opts = s.opts(&patch, &s.out("replace"));
     opts.replace = true;
@@ -756,7 +776,13 @@ fn depends_flags_and_replace() {
 
     let mut opts = s.opts(&patch, &s.out("badhex"));
     opts.depends = Some("xyz".into());
-    assert!(matches!(build_payload(&opts), Err(Error::Input(_))));
+    assert!(matches!(
+        build_payload(&opts),
+        Err(Error::Input(Problem::BadBuildId {
+            option: "--depends",
+            problem: BuildIdProblem::NotHex('x'),
+        }))
+    ));
 }
 
 #[test]
@@ -1117,7 +1143,16 @@ fn replace_refuses_vetoing_hooks() {
     let mut opts = s.opts(&p, &s.out("veto-replace"));
     opts.replace = true;
     let e = build_payload(&opts).unwrap_err();
-    assert!(matches!(e, Error::Verify(_)), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Verify(VerifyFailure::ReplaceVeto {
+                hook: ".livepatch.hooks.preapply",
+                ..
+            })
+        ),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("REPLACE"), "{e}");
 }
 
@@ -1339,7 +1374,16 @@ fn patch_through_a_symlinked_directory_patches_the_real_file() {
     let text = KERNEL_PATCH.replace("/xen/common/", "/xen/elsewhere/common/");
     let patch = s.patch("escape", &text);
     let e = build_payload(&s.opts(&patch, &s.out("escape"))).unwrap_err();
-    assert!(matches!(e, Error::Input(_)), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Input(Problem::BadPatch {
+                problem: PatchProblem::LeadsOutside { .. },
+                ..
+            })
+        ),
+        "{e:?}"
+    );
     assert!(
         e.to_string().contains("leads outside the source tree"),
         "{e}"
