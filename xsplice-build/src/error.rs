@@ -227,6 +227,14 @@ impl Error {
         }
     }
 
+    /// Every refusal, when the change cannot be live-patched.
+    pub fn refusals(&self) -> &[(String, create_diff_object::Refusal)] {
+        match self {
+            Error::NotPatchable { refusals, .. } => refusals,
+            _ => &[],
+        }
+    }
+
     /// Whether the error is bad input, found before any work (so there
     /// is no build log to point to).
     pub fn is_input(&self) -> bool {
