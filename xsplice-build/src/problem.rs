@@ -2,9 +2,9 @@
 //! was given (tree, patch, options, output places, `--xen-syms`, a
 //! previous run for `--skip`, the samples), with the path, option or name
 //! it is about. `Display` is the one-line message a person acts on;
-//! programs match on the variant. All of them exit 1
-//! (`Error::Input`), and none points to a build log: they are found
-//! before the work that would write one.
+//! programs match on the variant. All of them exit 1 (`Error::Input`),
+//! and `main` points to no build log for them: the message says all
+//! there is (most are found before any work).
 
 use std::fmt;
 use std::path::PathBuf;
