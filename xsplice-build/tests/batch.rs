@@ -151,6 +151,7 @@ fn matrix_summary_reuse_and_shards() {
         assert!(Path::new(k["payload"].as_str().unwrap()).is_file());
         let refused = outcome(&s, base, "counter-init");
         assert_eq!(refused["outcome"], "not-patchable");
+        assert_eq!(refused["refusals"][0]["kind"], "initialiser_changed");
         assert!(refused["refusals"][0]["symbol"]
             .as_str()
             .unwrap()
