@@ -266,6 +266,71 @@ mod tests {
         assert_eq!(v["functions"], serde_json::json!([]), "{j}");
     }
 
+    /// A build that stopped at the diff: what the earlier stages produced
+    /// is reported, later fields are null, and the refusals (with their
+    /// kind) come from the error.
+    #[test]
+    fn partial_result_and_refusals_from_the_error() {
+        use crate::pipeline::{BaseOutput, ObjectsOutput};
+        use create_diff_object::{Refusal, RefusalKind};
+        let stages = Stages {
+            name: Some("fix".into()),
+            recipe: Some("upstream".into()),
+            base: Some(BaseOutput {
+                cached: true,
+                adopted: false,
+                key: "k1".into(),
+            }),
+            objects: Some(ObjectsOutput {
+                base_key: "k1".into(),
+                xen_syms: "/cache/k1/tree/xen/xen-syms".into(),
+                changed: vec!["common/data.o".into()],
+                new: vec![],
+            }),
+            base_build_id: Some(vec![0xab, 0xcd]),
+            ..Stages::default()
+        };
+        let refusal = Refusal {
+            kind: RefusalKind::InitialiserChanged,
+            symbol: "counter".into(),
+            section: ".data.counter".into(),
+            reason: "initialiser of an existing variable changed".into(),
+            hint: "set it from a hook".into(),
+        };
+        let e = Error::NotPatchable {
+            refusals: vec![("common/data.o".into(), refusal)],
+            log: None,
+        };
+        let j = Report {
+            stages: &stages,
+            replace: false,
+            timings: &[],
+        }
+        .to_json(Err(&e));
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["result"], "not-patchable", "{j}");
+        assert_eq!(v["base"]["key"], "k1", "{j}");
+        assert_eq!(v["base"]["cached"], true, "{j}");
+        assert_eq!(v["base_build_id"], "abcd", "{j}");
+        assert_eq!(v["changed_objects"], serde_json::json!(["common/data.o"]));
+        assert_eq!(v["payload"], serde_json::Value::Null, "{j}");
+        assert_eq!(v["patched_build"]["full_make"], serde_json::Value::Null);
+        let r = &v["refusals"][0];
+        assert_eq!(r["kind"], "initialiser_changed", "{j}");
+        assert_eq!(r["object"], "common/data.o", "{j}");
+        assert_eq!(r["symbol"], "counter", "{j}");
+        // The refusal's fields in the documented order (the parsed value sorts them).
+        let at: Vec<usize> = ["object", "kind", "symbol", "section", "reason", "hint"]
+            .iter()
+            .map(|k| {
+                j.find(&format!("\"{k}\": "))
+                    .unwrap_or_else(|| panic!("{k}: {j}"))
+            })
+            .collect();
+        assert_eq!(r.as_object().map(|o| o.len()), Some(at.len()), "{j}");
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{j}");
+    }
+
     /// Consumers (and docs/json-report.md) see the fields in this order.
     #[test]
     fn top_level_fields_keep_their_order() {
