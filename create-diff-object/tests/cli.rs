@@ -2,12 +2,12 @@
 //! changed, 3 and no file when nothing did, 2 with the reason when the
 //! change cannot be live-patched, 1 on bad input (never a panic).
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::*;
+use support::*;
 
 fn run(args: &[&Path], extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_create-diff-object"))

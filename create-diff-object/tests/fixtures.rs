@@ -3,11 +3,11 @@
 //! the differ and asserts on the payload ELF it writes (sections, function
 //! table entries, relocation targets), never on log text.
 
-mod common;
+mod support;
 
-use common::*;
 use create_diff_object::{Abi, AbiChoice, Error, Outcome};
 use object::elf;
+use support::*;
 
 const V2: AbiChoice = AbiChoice::Fixed(Abi::LivepatchV2);
 

@@ -3,10 +3,10 @@
 //! fixture pair from tests/cdo/ and asserts on the payload ELF or the
 //! report the differ returns.
 
-mod common;
+mod support;
 
-use common::*;
 use create_diff_object::{Abi, AbiChoice, Error, Outcome};
+use support::*;
 
 const V2: AbiChoice = AbiChoice::Fixed(Abi::LivepatchV2);
 

@@ -3,11 +3,11 @@
 //! that code or data the payload does not replace still uses. The payload's
 //! replaced functions come from the differ's own report on the same pair.
 
-mod common;
+mod support;
 
-use common::*;
 use create_diff_object::layout::{self, Unit};
 use create_diff_object::{Abi, AbiChoice, Outcome};
+use support::*;
 
 fn unit(path: &std::path::Path) -> Unit {
     let data = std::fs::read(path).unwrap();

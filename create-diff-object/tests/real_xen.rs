@@ -5,9 +5,8 @@
 
 use std::process::Command;
 
-#[path = "real_tree/mod.rs"]
-mod real_tree;
-use real_tree::{recompile, xen_dir};
+mod support;
+use support::real_tree::{recompile, xen_dir};
 
 use create_diff_object::{diff_objects, AbiChoice, Options, Outcome, XenSyms};
 

@@ -13,16 +13,16 @@
 //! file and what in it is wrong. `CDO_ROBUSTNESS_SCALE=N` multiplies the
 //! random rounds and `CDO_ROBUSTNESS_SEED=N` varies them, for longer hunts.
 
-mod common;
+mod support;
 
 use std::path::Path;
 
-use common::*;
 use create_diff_object::mutate::{guarded, hot_ranges, mutate, mutate_fields, put, Rng, Shape};
 use create_diff_object::{abi, diff_bytes, Abi, AbiChoice, Diff, Error, Options, XenSyms};
 use object::elf;
 use object::read::elf::{ElfFile64, FileHeader};
 use object::{LittleEndian as LE, Object, ObjectSection, ObjectSymbol};
+use support::*;
 
 /// Cases the bulk damage runs over: (fixture, unit, patched file).
 const CASES: &[(&str, &str, &str)] = &[

@@ -5,10 +5,10 @@
 //! copies), while existing ones are referred to by name. Asserts on the
 //! payload ELF and on the refusals.
 
-mod common;
+mod support;
 
-use common::*;
 use create_diff_object::{Abi, AbiChoice, Error, Outcome, Refusal};
+use support::*;
 
 const V2: AbiChoice = AbiChoice::Fixed(Abi::LivepatchV2);
 

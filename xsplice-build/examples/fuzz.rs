@@ -12,18 +12,14 @@
 //! `TARGET-KIND-HASH.bin`; copy one into `tests/regressions/TARGET/` and
 //! the fast tier runs it from then on. Exit status 1 when anything was found.
 
-#[path = "../../create-diff-object/tests/common/mod.rs"]
-mod cdo_common;
-#[path = "../tests/fuzz_support/mod.rs"]
-mod fuzz_support;
-#[path = "../tests/verify_support/mod.rs"]
-mod verify_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fuzz_support::*;
+use support::fuzz::*;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;

@@ -4,18 +4,18 @@
 //! rebuilds changed ones, a sharded run whose merge equals the unsharded
 //! one, and the exit status when an outcome is not the expected one.
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use support::tree::copy_xenlike;
+use support::xenlike_patch_file;
 
-const PATCHES: &[&str] = &[
-    "kernel-scale.diff",
-    "sched-pick.diff",
-    "counter-init.diff",
-    "comment-only.diff",
-];
+/// The manifest's patches, from tests/xenlike-patches/.
+const PATCHES: &[&str] = &["kernel-scale", "sched-pick", "counter-init", "comment-only"];
 
 struct Fleet {
     dir: tempfile::TempDir,
@@ -26,16 +26,9 @@ impl Fleet {
     /// bases (the same tree with two build-string profiles).
     fn new(extra: &str) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let status = Command::new("cp")
-            .arg("-a")
-            .arg(root.join("tests/xenlike"))
-            .arg(dir.path().join("src"))
-            .status()
-            .unwrap();
-        assert!(status.success());
+        copy_xenlike(dir.path(), "src");
         for p in PATCHES {
-            fs::copy(root.join("tests/batch").join(p), dir.path().join(p)).unwrap();
+            fs::copy(xenlike_patch_file(p), dir.path().join(format!("{p}.diff"))).unwrap();
         }
         let manifest = format!(
             r#"

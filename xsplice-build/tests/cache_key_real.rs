@@ -4,20 +4,14 @@
 //! both leave the key of a copy of the tree unchanged, so a built tree
 //! and the same tree unbuilt share one cached base.
 
+mod support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use support::xen_tree;
 use xsplice_build::build::{base_key, MakeConfig};
-
-fn xen_tree() -> PathBuf {
-    match std::env::var_os("XSPLICE_XEN_TREE") {
-        Some(t) => PathBuf::from(t),
-        None => panic!(
-            "XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)"
-        ),
-    }
-}
 
 fn make(xen: &Path, args: &[&str]) {
     let out = Command::new("make")
@@ -39,7 +33,7 @@ fn make(xen: &Path, args: &[&str]) {
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (a built Xen tree)"]
 fn make_and_distclean_leave_the_key_unchanged() {
-    let tree = xen_tree();
+    let tree = xen_tree("XSPLICE_XEN_TREE");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("tree");
     let st = Command::new("cp")

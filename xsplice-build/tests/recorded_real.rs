@@ -4,22 +4,15 @@
 //! a C object whose source is a symlink (EFI), the replayed objects are
 //! byte-identical to what `make OBJ` produces, and to the tree's own.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
 use std::process::Command;
 
+use support::xen_tree;
 use xsplice_build::build::{recorded_builds, run_recorded, MakeConfig};
 use xsplice_build::progress::Log;
-
-fn xen_tree() -> PathBuf {
-    match std::env::var_os("XSPLICE_XEN_TREE") {
-        Some(t) => PathBuf::from(t),
-        None => panic!(
-            "XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)"
-        ),
-    }
-}
 
 const OBJECTS: [&str; 7] = [
     "common/version.o",
@@ -34,7 +27,7 @@ const OBJECTS: [&str; 7] = [
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (a built Xen tree)"]
 fn replayed_objects_are_byte_identical_to_make() {
-    let tree = xen_tree();
+    let tree = xen_tree("XSPLICE_XEN_TREE");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("tree");
     let st = Command::new("cp")

@@ -9,26 +9,19 @@
 //! what its sample is about (function names, strings, hook sections, the
 //! bug frame, the per-CPU hot path).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use create_diff_object::notes;
 use object::{Object, ObjectSymbol};
+use support::xen_tree;
 use xsplice_build::samples::{self, PayloadInfo};
 
-/// The built tree the variable names: a tier whose tree is missing fails.
-fn xen_tree(var: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(t) => PathBuf::from(t),
-        None => {
-            panic!("{var} is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)")
-        }
-    }
-}
-
 fn patches_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-patches")
+    support::project().join("sample-patches")
 }
 
 #[test]

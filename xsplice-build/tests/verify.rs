@@ -4,13 +4,13 @@
 //! stacked payload needs its dependency, and that each corruption the
 //! loader rejects is reported by name without a panic.
 
-mod verify_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use create_diff_object::Abi;
-use verify_support::*;
+use support::verify::*;
 use xsplice_build::verify::{verify, Verifier, VerifyOptions};
 
 fn opts(payload: &Path, deps: &[&Path]) -> VerifyOptions {

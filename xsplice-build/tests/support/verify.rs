@@ -2,8 +2,6 @@
 //! `tests/verify/` against a fake xen-syms, and byte-level mutations of a
 //! payload that the loader must reject, each with the failure it must cause.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -1,7 +1,15 @@
-//! Shared fixture machinery: compile a case's original and patched C file
-//! with Xen's x86 flags (plus -g), link a small fake xen-syms from the
-//! original objects, and read the payload the differ writes.
+//! What create-diff-object's tests share (each test file has `mod support;`;
+//! not every file uses every helper, hence `dead_code`): compile a case's
+//! original and patched C file with Xen's x86 flags (plus -g), link a small
+//! fake xen-syms from the original objects, and read the payload the
+//! differ writes. `real_tree` finds and recompiles objects of a built Xen
+//! tree for the real-Xen tier (and the benchmark).
 #![allow(dead_code)]
+
+pub mod funcs;
+pub mod real_tree;
+
+pub use funcs::FuncRow;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -193,6 +201,8 @@ pub struct Sym {
 /// The payload's contents, read back with `object`.
 #[derive(Debug)]
 pub struct Payload {
+    /// The file itself.
+    pub bytes: Vec<u8>,
     pub sections: BTreeMap<String, Vec<u8>>,
     pub flags: BTreeMap<String, u64>,
     pub relocs: BTreeMap<String, Vec<Rel>>,
@@ -265,6 +275,7 @@ impl Payload {
             })
             .collect();
         Payload {
+            bytes: data.clone(),
             sections,
             flags,
             relocs,
@@ -281,57 +292,12 @@ impl Payload {
     pub fn symbol(&self, name: &str) -> Option<&Sym> {
         self.symbols.iter().find(|s| s.name == name)
     }
-    /// Function-table entries as (name, new_addr target, old_addr, new_size, old_size, version).
+    /// The function table in `section` (`support::funcs`); a malformed
+    /// one fails the test.
     pub fn funcs(&self, section: &str, entry_size: usize) -> Vec<FuncRow> {
-        let data = self.sections.get(section).cloned().unwrap_or_default();
-        assert_eq!(
-            data.len() % entry_size,
-            0,
-            "{section} size {} not a multiple of {entry_size}",
-            data.len()
-        );
-        let strings = self
-            .sections
-            .iter()
-            .find(|(n, _)| n.ends_with(".strings"))
-            .map(|(_, d)| d.clone())
-            .unwrap_or_default();
-        let relocs = self.relocs(section);
-        data.chunks(entry_size)
-            .enumerate()
-            .map(|(i, e)| {
-                let base = (i * entry_size) as u64;
-                let name_rel = relocs
-                    .iter()
-                    .find(|r| r.offset == base)
-                    .expect("name relocation");
-                let start = name_rel.addend as usize;
-                let end = strings[start..].iter().position(|&b| b == 0).unwrap() + start;
-                let new_rel = relocs
-                    .iter()
-                    .find(|r| r.offset == base + 8)
-                    .expect("new_addr relocation");
-                FuncRow {
-                    name: String::from_utf8(strings[start..end].to_vec()).unwrap(),
-                    new_addr_target: new_rel.target.clone(),
-                    old_addr: u64::from_le_bytes(e[16..24].try_into().unwrap()),
-                    new_size: u32::from_le_bytes(e[24..28].try_into().unwrap()),
-                    old_size: u32::from_le_bytes(e[28..32].try_into().unwrap()),
-                    version: e[32],
-                }
-            })
-            .collect()
+        let file = object::File::parse(&*self.bytes).unwrap();
+        funcs::function_table(&file, section, entry_size).unwrap_or_else(|e| panic!("{e}"))
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FuncRow {
-    pub name: String,
-    pub new_addr_target: String,
-    pub old_addr: u64,
-    pub new_size: u32,
-    pub old_size: u32,
-    pub version: u8,
 }
 
 /// `ld -r` must accept the payload (the driver links payloads with it).

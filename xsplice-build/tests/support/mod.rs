@@ -1,0 +1,100 @@
+//! What xsplice-build's tests share. Every test file has `mod support;`
+//! (the `fuzz` example includes it by path); not every file uses every
+//! helper, hence `dead_code`.
+//!
+//! - here: where the trees, fixtures and patches are; the `--json` report;
+//! - `tree`: copies of `tests/xenlike` and proof that a tree was not written;
+//! - `payload`: a payload read back (function table, relocation targets, notes);
+//! - `verify`: the C fixture payloads for `verify` and their mutations;
+//! - `fuzz`: the mutation fuzzer's engine;
+//! - `cdo`: create-diff-object's test support (its C fixture pairs), which
+//!   the fuzzer's seeds and the function-table reader come from.
+#![allow(dead_code)]
+
+#[path = "../../../create-diff-object/tests/support/mod.rs"]
+pub mod cdo;
+pub mod fuzz;
+pub mod payload;
+pub mod tree;
+pub mod verify;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// The workspace's top directory (sample-patches/, tests/, ci/).
+pub fn project() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A directory or file the real-Xen tier is given in `var`: unset fails
+/// loudly (the tier never skips), saying what it needs.
+pub fn env_path(var: &str, what: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(p) => PathBuf::from(p),
+        None => panic!("{var} is not set: the real-Xen tier needs {what} (ci/test sets it)"),
+    }
+}
+
+/// The built Xen tree `var` names (`XSPLICE_XEN_TREE`, `XSPLICE_XEN_TREE_420`, ...).
+pub fn xen_tree(var: &str) -> PathBuf {
+    env_path(var, "a built Xen tree")
+}
+
+/// `sample-patches/NAME.diff`.
+pub fn sample_patch(name: &str) -> PathBuf {
+    project().join(format!("sample-patches/{name}.diff"))
+}
+
+/// `tests/xenlike-patches/NAME.diff`: a patch against `tests/xenlike`.
+pub fn xenlike_patch_file(name: &str) -> PathBuf {
+    project().join(format!("tests/xenlike-patches/{name}.diff"))
+}
+
+/// The text of `tests/xenlike-patches/NAME.diff`, at compile time (a
+/// `const`, and the test rebuilds when the file changes).
+#[allow(unused_macros)]
+macro_rules! xenlike_patch {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/xenlike-patches/",
+            $name,
+            ".diff"
+        ))
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use xenlike_patch;
+
+/// A `--json` report, parsed (a syntax error fails the test).
+pub fn json(path: &Path) -> Value {
+    let text = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The report's entry in `key` (a list of objects) whose fields match `fields`.
+pub fn entry<'a>(report: &'a Value, key: &str, fields: &[(&str, &str)]) -> &'a Value {
+    report[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} is not a list: {report:#}"))
+        .iter()
+        .find(|e| fields.iter().all(|(k, v)| e[*k] == *v))
+        .unwrap_or_else(|| panic!("no {key} entry with {fields:?}: {report:#}"))
+}
+
+/// Assert a process exited with `code`, showing its stderr otherwise.
+pub fn assert_exit(o: &std::process::Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The names in a build's function table, in order.
+pub fn function_names(r: &xsplice_build::BuildResult) -> Vec<&str> {
+    r.functions.iter().map(|f| f.name.as_str()).collect()
+}
