@@ -6,7 +6,7 @@
 mod support;
 
 use create_diff_object::layout::{self, Unit};
-use create_diff_object::{Abi, AbiChoice, Outcome};
+use create_diff_object::Outcome;
 use support::*;
 
 fn unit(path: &std::path::Path) -> Unit {
@@ -15,7 +15,7 @@ fn unit(path: &std::path::Path) -> Unit {
 }
 
 fn replaced(case: &Case) -> Vec<String> {
-    match case.diff(&opts(AbiChoice::Fixed(Abi::LivepatchV2))) {
+    match case.diff(&opts(V2)) {
         Ok(Outcome::Written(r)) => r
             .changed_functions
             .iter()

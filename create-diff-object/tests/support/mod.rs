@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use create_diff_object::{AbiChoice, Options, XenSyms};
+use create_diff_object::{AbiChoice, Error, Options, Outcome, Refusal, XenSyms};
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 
@@ -151,6 +151,46 @@ pub fn build_case_with(case: &str, unit: &str, patched_file: &str) -> Case {
 
 pub fn build_case(case: &str) -> Case {
     build_case_with(case, case, "patched.c")
+}
+
+/// The version-2 function table (Xen 4.17 and later), which most cases use.
+pub const V2: AbiChoice = AbiChoice::Fixed(create_diff_object::Abi::LivepatchV2);
+
+/// The differ's report for a case that must give a payload (version 2).
+pub fn written(case: &Case) -> create_diff_object::DiffReport {
+    match case.diff(&opts(V2)) {
+        Ok(Outcome::Written(r)) => r,
+        Ok(Outcome::NoChange(r)) => panic!("expected a payload, got no change: {r:?}"),
+        Err(e) => panic!("expected a payload, got error: {e}"),
+    }
+}
+
+/// The report for a case with no functional change: nothing is written.
+pub fn no_change(case: &Case) -> create_diff_object::DiffReport {
+    match case.diff(&opts(V2)) {
+        Ok(Outcome::NoChange(r)) => {
+            assert!(!case.out.exists(), "no output may be written on no change");
+            r
+        }
+        Ok(Outcome::Written(r)) => panic!("expected no change, got a payload: {r:?}"),
+        Err(e) => panic!("expected no change, got error: {e}"),
+    }
+}
+
+/// The refusals for a case the differ must refuse: exit code 2, nothing written.
+pub fn refusals(case: &Case) -> Vec<Refusal> {
+    match case.diff(&opts(V2)) {
+        Err(e @ Error::NotPatchable { .. }) => {
+            assert_eq!(e.exit_code(), 2);
+            assert!(!case.out.exists(), "nothing is written on a refusal");
+            match e {
+                Error::NotPatchable { refusals, .. } => refusals,
+                _ => unreachable!(),
+            }
+        }
+        Ok(o) => panic!("expected a refusal, got {o:?}"),
+        Err(e) => panic!("expected a refusal, got error: {e}"),
+    }
 }
 
 pub fn opts(abi: AbiChoice) -> Options {
@@ -291,6 +331,13 @@ impl Payload {
     }
     pub fn symbol(&self, name: &str) -> Option<&Sym> {
         self.symbols.iter().find(|s| s.name == name)
+    }
+    /// The names in the version-2 `.livepatch.funcs`, in table order.
+    pub fn func_names(&self) -> Vec<String> {
+        self.funcs(".livepatch.funcs", 104)
+            .into_iter()
+            .map(|f| f.name)
+            .collect()
     }
     /// The function table in `section` (`support::funcs`); a malformed
     /// one fails the test.
