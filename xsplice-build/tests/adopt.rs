@@ -12,7 +12,8 @@ use std::path::Path;
 use std::process::Command;
 
 use support::tree::copy_xenlike;
-use xsplice_build::build::{base_key, ensure_base, BaseBuild, MakeConfig};
+use support::upstream_make;
+use xsplice_build::build::{base_key, ensure_base, BaseBuild};
 use xsplice_build::progress::Log;
 use xsplice_build::recipe::{BuildRecipe, Recipe};
 use xsplice_build::tree::has_build_outputs;
@@ -42,7 +43,7 @@ fn build_in_place(tree: &Path, over: &[(&str, &str)]) {
 }
 
 fn base(tree: &Path, cache: &Path, xen_syms: Option<&Path>) -> BaseBuild {
-    let make = MakeConfig::new(2, false, upstream());
+    let make = upstream_make(2);
     let config = fs::read(tree.join("xen/.config")).unwrap();
     let key = base_key(tree, &config, &make, cache).unwrap();
     let log = Log::create(&cache.join(format!("{key}.log"))).unwrap();

@@ -8,19 +8,14 @@ mod support;
 use std::fs;
 use std::path::Path;
 
-use support::{sample_patch, xen_tree};
+use support::{build_options, sample_patch, xen_tree};
 use xsplice_build::{build_payload, BuildOptions};
 
 fn options(tree: &Path, out: &Path, cache: &Path) -> BuildOptions {
     BuildOptions {
         jobs: 2,
         cache_dir: Some(cache.to_path_buf()),
-        quiet: true,
-        ..BuildOptions::new(
-            tree.to_path_buf(),
-            sample_patch("hello-world"),
-            out.to_path_buf(),
-        )
+        ..build_options(tree, &sample_patch("hello-world"), out)
     }
 }
 

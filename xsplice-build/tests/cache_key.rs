@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Command;
 
 use support::tree::copy_xenlike;
-use xsplice_build::build::{base_key, MakeConfig};
+use support::upstream_make;
+use xsplice_build::build::base_key;
 
 fn make(tree: &Path, date: &str) {
     let out = Command::new("make")
@@ -28,13 +29,7 @@ fn make(tree: &Path, date: &str) {
 }
 
 fn key(tree: &Path, config: &[u8], cache: &Path) -> String {
-    let make = MakeConfig::new(
-        1,
-        false,
-        xsplice_build::recipe::BuildRecipe::Upstream
-            .resolve(None)
-            .unwrap(),
-    );
+    let make = upstream_make(1);
     base_key(tree, config, &make, cache).unwrap()
 }
 

@@ -10,8 +10,9 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use support::xen_tree;
-use xsplice_build::build::{base_key, MakeConfig};
+use support::tree::copy_tree;
+use support::{upstream_make, xen_tree};
+use xsplice_build::build::base_key;
 
 fn make(xen: &Path, args: &[&str]) {
     let out = Command::new("make")
@@ -36,22 +37,10 @@ fn make_and_distclean_leave_the_key_unchanged() {
     let tree = xen_tree("XSPLICE_XEN_TREE");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("tree");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&tree)
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    copy_tree(&tree, &copy);
     let cache = dir.path().join("cache");
     let config = fs::read(copy.join("xen/.config")).unwrap();
-    let make_cfg = MakeConfig::new(
-        2,
-        false,
-        xsplice_build::recipe::BuildRecipe::Upstream
-            .resolve(None)
-            .unwrap(),
-    );
+    let make_cfg = upstream_make(2);
     let key = || base_key(&copy, &config, &make_cfg, &cache).unwrap();
     let k0 = key();
     assert_eq!(key(), k0);

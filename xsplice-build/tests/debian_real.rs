@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use create_diff_object::notes;
 use object::{Object, ObjectSection};
 use support::payload::note_hex;
-use support::{env_path, project, sample_patch, xen_tree};
+use support::{build_options, env_path, project, sample_patch, xen_tree};
 use xsplice_build::verify::Verifier;
 use xsplice_build::{build_payload, BuildOptions, BuildResult, Error};
 
@@ -68,8 +68,7 @@ fn options(tree: &Path, s: &Shipped, patch: &Path, out: &Path) -> BuildOptions {
         json: Some(out.join("report.json")),
         // The shared cache: the Debian base is one full build, made once.
         cache_dir: None,
-        quiet: true,
-        ..BuildOptions::new(tree.to_path_buf(), patch.to_path_buf(), out.to_path_buf())
+        ..build_options(tree, patch, out)
     }
 }
 

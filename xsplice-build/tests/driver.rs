@@ -16,7 +16,7 @@ use object::{Object, ObjectSection, ObjectSymbol};
 use serde_json::Value;
 use support::payload::{funcs, note_id, target_name};
 use support::tree::{copy_xenlike, Snapshot};
-use support::{assert_exit, entry, function_names, json, xenlike_patch};
+use support::{assert_exit, build_options, entry, function_names, json, xenlike_patch};
 use xsplice_build::{build_payload, BuildOptions, Error};
 
 // The patches, against tests/xenlike, are in tests/xenlike-patches/.
@@ -63,8 +63,7 @@ impl Scratch {
             jobs: 2,
             json: Some(out.with_extension("json")),
             cache_dir: Some(self.cache()),
-            quiet: true,
-            ..BuildOptions::new(self.src(), patch.to_path_buf(), out.to_path_buf())
+            ..build_options(&self.src(), patch, out)
         }
     }
     /// Run the binary with `args` after the common ones.

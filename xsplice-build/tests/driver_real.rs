@@ -13,7 +13,7 @@ use create_diff_object::notes;
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 use support::payload::{funcs, note_id};
 use support::tree::{Contents, Snapshot};
-use support::{sample_patch, xen_tree};
+use support::{build_options, sample_patch, xen_tree};
 use xsplice_build::{build_payload, BuildOptions};
 
 /// Every entry's metadata, and the bytes of the files a build could touch.
@@ -38,8 +38,7 @@ fn options(tree: &Path, patch: &Path, out: &Path) -> BuildOptions {
         // The user's default cache, shared with other runs: a cold base
         // build of Xen takes minutes.
         cache_dir: None,
-        quiet: true,
-        ..BuildOptions::new(tree.to_path_buf(), patch.to_path_buf(), out.to_path_buf())
+        ..build_options(tree, patch, out)
     }
 }
 

@@ -8,10 +8,10 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::process::Command;
 
-use support::xen_tree;
-use xsplice_build::build::{recorded_builds, run_recorded, MakeConfig};
+use support::tree::copy_tree;
+use support::{upstream_make, xen_tree};
+use xsplice_build::build::{recorded_builds, run_recorded};
 use xsplice_build::progress::Log;
 
 const OBJECTS: [&str; 7] = [
@@ -30,13 +30,7 @@ fn replayed_objects_are_byte_identical_to_make() {
     let tree = xen_tree("XSPLICE_XEN_TREE");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("tree");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&tree)
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    copy_tree(&tree, &copy);
     let xen = copy.join("xen");
     let targets: Vec<String> = OBJECTS.iter().map(|s| s.to_string()).collect();
     let builds = recorded_builds(&xen, &targets).expect("the records are replayable");
@@ -53,13 +47,7 @@ fn replayed_objects_are_byte_identical_to_make() {
     assert_eq!(fix("arch/x86/x86_64/entry.o"), None);
     assert_eq!(fix("common/bunzip2.init.o"), None);
 
-    let make = MakeConfig::new(
-        2,
-        false,
-        xsplice_build::recipe::BuildRecipe::Upstream
-            .resolve(None)
-            .unwrap(),
-    );
+    let make = upstream_make(2);
     let log = Log::create(&dir.path().join("build.log")).unwrap();
     for t in OBJECTS {
         fs::remove_file(xen.join(t)).unwrap();

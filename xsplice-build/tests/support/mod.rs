@@ -98,3 +98,24 @@ pub fn assert_exit(o: &std::process::Output, code: i32) {
 pub fn function_names(r: &xsplice_build::BuildResult) -> Vec<&str> {
     r.functions.iter().map(|f| f.name.as_str()).collect()
 }
+
+/// The options a test starts from: the CLI's defaults (`BuildOptions::new`),
+/// quiet. Tests set only what differs.
+pub fn build_options(srcdir: &Path, patch: &Path, out: &Path) -> xsplice_build::BuildOptions {
+    xsplice_build::BuildOptions {
+        quiet: true,
+        ..xsplice_build::BuildOptions::new(
+            srcdir.to_path_buf(),
+            patch.to_path_buf(),
+            out.to_path_buf(),
+        )
+    }
+}
+
+/// The upstream recipe's make settings (default build strings), `jobs` wide.
+pub fn upstream_make(jobs: usize) -> xsplice_build::build::MakeConfig {
+    let recipe = xsplice_build::recipe::BuildRecipe::Upstream
+        .resolve(None)
+        .unwrap();
+    xsplice_build::build::MakeConfig::new(jobs, false, recipe)
+}

@@ -7,17 +7,21 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A copy of `tests/xenlike` at `dir/name` (`cp -a`: modes and mtimes kept).
-pub fn copy_xenlike(dir: &Path, name: &str) -> PathBuf {
-    let src = super::project().join("tests/xenlike");
-    let dst = dir.join(name);
+/// `cp -a src dst` (modes and mtimes kept, as a user's copy would).
+pub fn copy_tree(src: &Path, dst: &Path) {
     let status = Command::new("cp")
         .arg("-a")
-        .arg(&src)
-        .arg(&dst)
+        .arg(src)
+        .arg(dst)
         .status()
         .unwrap();
     assert!(status.success(), "copying {}", src.display());
+}
+
+/// A copy of `tests/xenlike` at `dir/name`.
+pub fn copy_xenlike(dir: &Path, name: &str) -> PathBuf {
+    let dst = dir.join(name);
+    copy_tree(&super::project().join("tests/xenlike"), &dst);
     dst
 }
 
