@@ -12,8 +12,16 @@
 //! `TARGET-KIND-HASH.bin`; copy one into `tests/regressions/TARGET/` and
 //! the fast tier runs it from then on. Exit status 1 when anything was found.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+/// The parts of the tests' `support` module the fuzzer is made of (the
+/// rest needs the test harness's environment, such as the binary's path).
+#[path = "../tests/support"]
+#[allow(dead_code)]
+mod support {
+    #[path = "../../../create-diff-object/tests/support/mod.rs"]
+    pub mod cdo;
+    pub mod fuzz;
+    pub mod verify;
+}
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -443,11 +443,7 @@ fn check_case(
         if stdout.trim() != payload.to_string_lossy() {
             problems.push(format!("stdout {stdout:?}, expected the payload's path"));
         }
-        let verify = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
-            .arg("verify")
-            .arg(&payload)
-            .arg("--xen-syms")
-            .arg(tree.join("xen/xen-syms"))
+        let verify = support::verify_command(&payload, &tree.join("xen/xen-syms"))
             .output()
             .expect("running xsplice-build verify");
         if !verify.status.success() {

@@ -191,11 +191,7 @@ fn debian_samples_and_a_static_function_fix() {
         }
         verify_against_shipped(&r, &s);
         // And through the CLI, as a user checks a payload.
-        let cli = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
-            .arg("verify")
-            .arg(&r.payload)
-            .arg("--xen-syms")
-            .arg(&s.xen_syms)
+        let cli = support::verify_command(&r.payload, &s.xen_syms)
             .arg("--xen-tree")
             .arg(r.xen_syms.parent().unwrap())
             .output()

@@ -232,23 +232,14 @@ fn unreadable_inputs_are_errors() {
 #[test]
 fn cli_prints_pass_or_one_line_per_failure() {
     let fx = fixture();
-    let bin = env!("CARGO_BIN_EXE_xsplice-build");
-    let out = Command::new(bin)
-        .arg("verify")
-        .arg(&fx.payload)
-        .arg("--xen-syms")
-        .arg(&fx.xen_syms)
+    let out = support::verify_command(&fx.payload, &fx.xen_syms)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.starts_with("PASS "), "{stdout}");
 
-    let out = Command::new(bin)
-        .arg("verify")
-        .arg(&fx.stacked)
-        .arg("--xen-syms")
-        .arg(&fx.xen_syms)
+    let out = support::verify_command(&fx.stacked, &fx.xen_syms)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -256,11 +247,7 @@ fn cli_prints_pass_or_one_line_per_failure() {
     assert_eq!(stdout.lines().count(), 2, "{stdout}");
     assert!(stdout.lines().all(|l| l.starts_with("FAIL ")), "{stdout}");
 
-    let out = Command::new(bin)
-        .arg("verify")
-        .arg(&fx.stacked)
-        .arg("--xen-syms")
-        .arg(&fx.xen_syms)
+    let out = support::verify_command(&fx.stacked, &fx.xen_syms)
         .arg("--depends-on")
         .arg(&fx.payload)
         .output()
@@ -276,11 +263,7 @@ fn cli_names_the_release_and_writes_json() {
     let fx = fixture();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("verdict.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
-        .arg("verify")
-        .arg(&fx.stacked)
-        .arg("--xen-syms")
-        .arg(&fx.xen_syms)
+    let out = support::verify_command(&fx.stacked, &fx.xen_syms)
         .arg("--json")
         .arg(&json)
         .output()
@@ -310,11 +293,7 @@ fn cli_names_the_release_and_writes_json() {
         "{v:#}"
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
-        .arg("verify")
-        .arg(&fx.payload)
-        .arg("--xen-syms")
-        .arg(&fx.xen_syms)
+    let out = support::verify_command(&fx.payload, &fx.xen_syms)
         .args(["--json", "-"])
         .output()
         .unwrap();

@@ -1,6 +1,6 @@
-//! What xsplice-build's tests share. Every test file has `mod support;`
-//! (the `fuzz` example includes it by path); not every file uses every
-//! helper, hence `dead_code`.
+//! What xsplice-build's tests share. Every test file that uses it has
+//! `mod support;` (the `fuzz` example includes `fuzz`, `verify` and `cdo`
+//! by path); not every file uses every helper, hence `dead_code`.
 //!
 //! - here: where the trees, fixtures and patches are; the `--json` report;
 //! - `tree`: copies of `tests/xenlike` and proof that a tree was not written;
@@ -118,4 +118,15 @@ pub fn upstream_make(jobs: usize) -> xsplice_build::build::MakeConfig {
         .resolve(None)
         .unwrap();
     xsplice_build::build::MakeConfig::new(jobs, false, recipe)
+}
+
+/// `xsplice-build verify PAYLOAD --xen-syms XEN_SYMS`, for the caller to
+/// add options to and run.
+pub fn verify_command(payload: &Path, xen_syms: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xsplice-build"));
+    cmd.arg("verify")
+        .arg(payload)
+        .arg("--xen-syms")
+        .arg(xen_syms);
+    cmd
 }
