@@ -66,6 +66,11 @@ impl Scratch {
             ..build_options(&self.src(), patch, out)
         }
     }
+    /// Run the binary with `--json OUT.json` (what `opts` asks for too).
+    fn run_with_report(&self, patch: &Path, out: &Path) -> Output {
+        let report = out.with_extension("json");
+        self.run(patch, out, &["--json", report.to_str().unwrap()])
+    }
     /// Run the binary with `args` after the common ones.
     fn run(&self, patch: &Path, out: &Path, args: &[&str]) -> Output {
         self.command(patch, out, args).output().unwrap()
@@ -192,7 +197,7 @@ fn patch_that_does_not_apply_fails_before_any_work() {
         .arg(s.cache())
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_exit(&o, 1);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("does not apply"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
@@ -212,7 +217,7 @@ fn config_without_livepatch_is_refused() {
     let patch = s.patch("k", KERNEL_PATCH);
     let out = s.out("nolp");
     let o = s.run(&patch, &out, &[]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_exit(&o, 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("CONFIG_LIVEPATCH=y"));
     assert!(!out.exists());
 
@@ -230,7 +235,7 @@ fn missing_config_says_what_to_pass() {
     fs::remove_file(s.src().join("xen/.config")).unwrap();
     let patch = s.patch("k", KERNEL_PATCH);
     let o = s.run(&patch, &s.out("nocfg"), &[]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_exit(&o, 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--config"));
 }
 
@@ -260,11 +265,7 @@ fn no_functional_change_exits_3() {
     let s = Scratch::new();
     let patch = s.patch("comment", COMMENT_PATCH);
     let out = s.out("comment");
-    let o = s.run(
-        &patch,
-        &out,
-        &["--json", out.with_extension("json").to_str().unwrap()],
-    );
+    let o = s.run_with_report(&patch, &out);
     assert_exit(&o, 3);
     let report = json(&out.with_extension("json"));
     assert_eq!(report["result"], "no-change", "{report:#}");
@@ -297,11 +298,7 @@ fn refused_data_change_exits_2_with_every_refusal() {
     let before = Snapshot::full(&s.src());
     let patch = s.patch("data", DATA_PATCH);
     let out = s.out("data");
-    let o = s.run(
-        &patch,
-        &out,
-        &["--json", out.with_extension("json").to_str().unwrap()],
-    );
+    let o = s.run_with_report(&patch, &out);
     assert_exit(&o, 2);
     let report = json(&out.with_extension("json"));
     assert_eq!(report["result"], "not-patchable", "{report:#}");
@@ -603,7 +600,7 @@ fn killed_mid_build_leaves_tree_and_cache_sound() {
 fn help_documents_exit_codes_and_usage_errors_exit_1() {
     let bin = env!("CARGO_BIN_EXE_xsplice-build");
     let o = Command::new(bin).arg("--help").output().unwrap();
-    assert_eq!(o.status.code(), Some(0));
+    assert_exit(&o, 0);
     let help = String::from_utf8_lossy(&o.stdout);
     for needle in [
         "--srcdir",
@@ -622,9 +619,9 @@ fn help_documents_exit_codes_and_usage_errors_exit_1() {
         );
     }
     let o = Command::new(bin).arg("--bogus").output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_exit(&o, 1);
     let o = Command::new(bin).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_exit(&o, 1);
 }
 
 #[test]
@@ -1157,11 +1154,11 @@ fn help_documents_the_input_rules() {
         .args(["samples", "-j", "0", "--srcdir", "/nonexistent"])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_exit(&o, 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("0 jobs"));
     for args in [&["--help"][..], &["verify", "--help"][..]] {
         let o = Command::new(bin).args(args).output().unwrap();
-        assert_eq!(o.status.code(), Some(0));
+        assert_exit(&o, 0);
         let help = String::from_utf8_lossy(&o.stdout);
         for needle in ["regular file", "FIFO", "512 MiB", "docs/limits.md"] {
             assert!(help.contains(needle), "{args:?}: {needle}: {help}");
@@ -1177,11 +1174,7 @@ fn init_changes_next_to_runtime_ones_are_warned_about_and_listed() {
     let s = Scratch::new();
     let patch = s.patch("mixed", &format!("{SCHED_PATCH}{INIT_PATCH}"));
     let out = s.out("mixed");
-    let o = s.run(
-        &patch,
-        &out,
-        &["--json", out.with_extension("json").to_str().unwrap()],
-    );
+    let o = s.run_with_report(&patch, &out);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     assert!(
