@@ -204,6 +204,10 @@ pub fn opts(abi: AbiChoice) -> Options {
 }
 
 impl Case {
+    /// The command line's four paths: ORIG PATCHED XEN_SYMS OUT.
+    pub fn args(&self) -> [&Path; 4] {
+        [&self.orig, &self.patched, &self.xen_syms, &self.out]
+    }
     pub fn xen(&self) -> XenSyms {
         XenSyms::load(&self.xen_syms).expect("loading fake xen-syms")
     }
