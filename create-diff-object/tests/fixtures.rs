@@ -270,11 +270,7 @@ fn alt_call_site_of_changed_function_is_kept() {
     let report = written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    let names: Vec<&str> = report
-        .changed_functions
-        .iter()
-        .map(|f| f.name.as_str())
-        .collect();
+    let names = changed_names(&report);
     assert_eq!(names, ["call_a"]);
     assert_eq!(
         p.sections[".alt_call_sites"].len(),

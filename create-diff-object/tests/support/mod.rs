@@ -166,6 +166,14 @@ pub fn written(case: &Case) -> create_diff_object::DiffReport {
     }
 }
 
+/// The names of the functions a report says changed, in its order.
+pub fn changed_names(r: &create_diff_object::DiffReport) -> Vec<&str> {
+    r.changed_functions
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect()
+}
+
 /// The report for a case with no functional change: nothing is written.
 pub fn no_change(case: &Case) -> create_diff_object::DiffReport {
     match case.diff(&opts(V2)) {
