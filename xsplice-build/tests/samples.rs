@@ -31,17 +31,7 @@ fn names(list: &[Sample]) -> Vec<&str> {
 #[test]
 fn project_list_loads_in_stacking_order() {
     let list = samples::load(&patches_dir()).expect("sample-patches/samples.list loads");
-    assert_eq!(
-        names(&list),
-        [
-            "hello-world",
-            "bye-world",
-            "replace-world",
-            "hooks",
-            "static-bug-frame",
-            "timer-hot-path"
-        ]
-    );
+    assert_eq!(names(&list), support::SAMPLES);
     let bye = &list[1];
     assert_eq!(bye.depends.as_deref(), Some("hello-world"));
     assert!(!bye.replace);

@@ -115,14 +115,7 @@ fn samples_consistent(tree: &Path, series: &str) {
         .lines()
         .map(PathBuf::from)
         .collect();
-    let names = [
-        "hello-world",
-        "bye-world",
-        "replace-world",
-        "hooks",
-        "static-bug-frame",
-        "timer-hot-path",
-    ];
+    let names = support::SAMPLES;
     let expected: Vec<PathBuf> = names
         .iter()
         .map(|n| out_dir.path().join(format!("{n}.livepatch")))

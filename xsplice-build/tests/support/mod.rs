@@ -84,15 +84,26 @@ pub fn entry<'a>(report: &'a Value, key: &str, fields: &[(&str, &str)]) -> &'a V
         .unwrap_or_else(|| panic!("no {key} entry with {fields:?}: {report:#}"))
 }
 
-/// Assert a process exited with `code`, showing its stderr otherwise.
+/// Assert a process exited with `code`, showing its output otherwise.
 pub fn assert_exit(o: &std::process::Output, code: i32) {
     assert_eq!(
         o.status.code(),
         Some(code),
-        "{}",
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// The samples in `sample-patches/samples.list`'s stacking order.
+pub const SAMPLES: [&str; 6] = [
+    "hello-world",
+    "bye-world",
+    "replace-world",
+    "hooks",
+    "static-bug-frame",
+    "timer-hot-path",
+];
 
 /// The names in a build's function table, in order.
 pub fn function_names(r: &xsplice_build::BuildResult) -> Vec<&str> {
