@@ -7,8 +7,9 @@
 //! - `payload`: a payload read back (function table, relocation targets, notes);
 //! - `verify`: the C fixture payloads for `verify` and their mutations;
 //! - `fuzz`: the mutation fuzzer's engine;
-//! - `cdo`: create-diff-object's test support (its C fixture pairs), which
-//!   the fuzzer's seeds and the function-table reader come from.
+//! - `cdo`: create-diff-object's test support, by path: its C fixture
+//!   pairs (the fuzzer's seeds), the function-table reader and the
+//!   byte-level ELF editor.
 #![allow(dead_code)]
 
 #[path = "../../../create-diff-object/tests/support/mod.rs"]
