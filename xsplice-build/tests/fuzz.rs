@@ -84,12 +84,8 @@ fn huge_funcs_size_dependency_is_named() {
     let v =
         xsplice_build::verify::Verifier::new(&fx.xen_syms, std::slice::from_ref(&path)).unwrap();
     let report = v.check(&std::fs::read(&fx.stacked).unwrap());
-    assert!(
-        report
-            .failures
-            .iter()
-            .any(|l| l.contains("not loadable: section .livepatch.funcs: data")),
-        "{:#?}",
-        report.failures
+    support::verify::assert_fails_with(
+        &report.failures,
+        "not loadable: section .livepatch.funcs: data",
     );
 }

@@ -71,14 +71,7 @@ fn local_hypervisor_symbol_needs_its_file_name() {
     rename_in(&mut d, ".strtab", "xen_a.c#helper", "xen_c.c#helper");
     let v = Verifier::new(&fx.xen_syms, &[]).unwrap();
     let report = v.check(&d);
-    assert!(
-        report
-            .failures
-            .iter()
-            .any(|l| l.contains("symbol xen_c.c#helper: undefined")),
-        "{:#?}",
-        report.failures
-    );
+    assert_fails_with(&report.failures, "symbol xen_c.c#helper: undefined");
 }
 
 #[test]
@@ -126,12 +119,9 @@ fn nop_out_entries() {
         "NOP-out of 6 bytes ends inside the 7-byte instruction at xen_extra_version+0x4",
     );
     // The loader NOPs new_size - 4 bytes after the endbr64.
-    let failures = nop_out(2, 16);
-    assert!(
-        failures
-            .iter()
-            .any(|l| l.contains("shorter than the endbr64 the function starts with")),
-        "{failures:#?}"
+    assert_fails_with(
+        &nop_out(2, 16),
+        "shorter than the endbr64 the function starts with",
     );
 }
 

@@ -130,6 +130,14 @@ pub fn fixture() -> &'static Fixture {
 // tests: `support::cdo::elf_edit`.
 pub use super::cdo::elf_edit::*;
 
+/// Assert one of verify's failure lines contains `want`, listing them otherwise.
+pub fn assert_fails_with(failures: &[String], want: &str) {
+    assert!(
+        failures.iter().any(|l| l.contains(want)),
+        "wanted {want:?}: {failures:#?}"
+    );
+}
+
 /// One corruption and the failure text it must produce.
 pub struct Mutation {
     pub name: &'static str,
