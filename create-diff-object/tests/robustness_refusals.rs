@@ -3,10 +3,10 @@
 //! says so in one line per refusal with exit code 2 and no output written.
 //! One fixture pair per refusal kind, from tests/cdo/.
 
-mod common;
+mod support;
 
-use common::*;
 use create_diff_object::{Abi, AbiChoice, Error, Refusal, RefusalKind};
+use support::*;
 
 /// One refusal kind: the fixture that triggers it and what it must say.
 struct Kind {

@@ -3,37 +3,26 @@
 //! the copy's incremental make reproduces the tree's xen-syms, and the
 //! hello-world payload is the same as from a warm cached base.
 
+mod support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use support::{build_options, sample_patch, xen_tree};
 use xsplice_build::{build_payload, BuildOptions};
-
-fn xen_tree() -> PathBuf {
-    match std::env::var_os("XSPLICE_XEN_TREE") {
-        Some(t) => PathBuf::from(t),
-        None => panic!(
-            "XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)"
-        ),
-    }
-}
 
 fn options(tree: &Path, out: &Path, cache: &Path) -> BuildOptions {
     BuildOptions {
         jobs: 2,
         cache_dir: Some(cache.to_path_buf()),
-        quiet: true,
-        ..BuildOptions::new(
-            tree.to_path_buf(),
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-patches/hello-world.diff"),
-            out.to_path_buf(),
-        )
+        ..build_options(tree, &sample_patch("hello-world"), out)
     }
 }
 
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (a built Xen tree)"]
 fn the_trees_own_build_is_adopted() {
-    let tree = xen_tree();
+    let tree = xen_tree("XSPLICE_XEN_TREE");
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let cold = build_payload(&options(&tree, &dir.path().join("cold"), &cache)).unwrap();

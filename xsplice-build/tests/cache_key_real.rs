@@ -4,20 +4,15 @@
 //! both leave the key of a copy of the tree unchanged, so a built tree
 //! and the same tree unbuilt share one cached base.
 
+mod support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use xsplice_build::build::{base_key, MakeConfig};
-
-fn xen_tree() -> PathBuf {
-    match std::env::var_os("XSPLICE_XEN_TREE") {
-        Some(t) => PathBuf::from(t),
-        None => panic!(
-            "XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)"
-        ),
-    }
-}
+use support::tree::copy_tree;
+use support::{upstream_make, xen_tree};
+use xsplice_build::build::base_key;
 
 fn make(xen: &Path, args: &[&str]) {
     let out = Command::new("make")
@@ -39,25 +34,13 @@ fn make(xen: &Path, args: &[&str]) {
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (a built Xen tree)"]
 fn make_and_distclean_leave_the_key_unchanged() {
-    let tree = xen_tree();
+    let tree = xen_tree("XSPLICE_XEN_TREE");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("tree");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&tree)
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    copy_tree(&tree, &copy);
     let cache = dir.path().join("cache");
     let config = fs::read(copy.join("xen/.config")).unwrap();
-    let make_cfg = MakeConfig::new(
-        2,
-        false,
-        xsplice_build::recipe::BuildRecipe::Upstream
-            .resolve(None)
-            .unwrap(),
-    );
+    let make_cfg = upstream_make(2);
     let key = || base_key(&copy, &config, &make_cfg, &cache).unwrap();
     let k0 = key();
     assert_eq!(key(), k0);
