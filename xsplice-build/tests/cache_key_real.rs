@@ -96,30 +96,13 @@ fn make_and_distclean_leave_the_key_unchanged() {
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_420 (ci/test runs it)"]
 fn a_copy_rebuilt_elsewhere_has_the_same_key_4_20() {
-    let tree = match std::env::var_os("XSPLICE_XEN_TREE_420") {
-        Some(t) => PathBuf::from(t),
-        None => panic!(
-            "XSPLICE_XEN_TREE_420 is not set: the real-Xen tier needs a built Xen 4.20 tree (ci/test sets it)"
-        ),
-    };
+    let tree = xen_tree("XSPLICE_XEN_TREE_420");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("elsewhere/xen-4.20");
     fs::create_dir_all(copy.parent().unwrap()).unwrap();
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&tree)
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    copy_tree(&tree, &copy);
     let cache = dir.path().join("cache");
-    let make_cfg = MakeConfig::new(
-        2,
-        false,
-        xsplice_build::recipe::BuildRecipe::Upstream
-            .resolve(None)
-            .unwrap(),
-    );
+    let make_cfg = upstream_make(2);
     let config = fs::read(tree.join("xen/.config")).unwrap();
     let original = base_key(&tree, &config, &make_cfg, &cache).unwrap();
     let xen = copy.join("xen");
