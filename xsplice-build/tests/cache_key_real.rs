@@ -2,7 +2,9 @@
 //! an incremental `make` with other build strings (new compile.h,
 //! version.o, xen-syms) and a `make distclean` (no build outputs at all)
 //! both leave the key of a copy of the tree unchanged, so a built tree
-//! and the same tree unbuilt share one cached base.
+//! and the same tree unbuilt share one cached base; a copy of the 4.20
+//! tree (XSPLICE_XEN_TREE_420) rebuilt at another path keeps the key
+//! (one full 4.20 build: about 3–4 min on 2 cores).
 
 mod support;
 
