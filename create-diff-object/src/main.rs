@@ -83,7 +83,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match diff_objects(&args.original, &args.patched, &xen, &args.output, &opts) {
+    let result = diff_objects(&args.original, &args.patched, &xen, &args.output, &opts);
+    // The process ends here: freeing thousands of symbol names would only cost time.
+    std::mem::forget(xen);
+    match result {
         Ok(Outcome::Written(report)) => {
             for l in &report.debug_lines {
                 eprintln!("debug: {l}");

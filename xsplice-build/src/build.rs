@@ -22,6 +22,7 @@ use crate::hash::{Hasher, StatCache};
 use crate::progress::Log;
 use crate::recipe::Recipe;
 use crate::tree::{self, Touch, Touched};
+use crate::worktree::Writes;
 use crate::Error;
 
 /// Environment variables that change what the hypervisor build produces.
@@ -572,6 +573,7 @@ pub struct PatchedBuild {
 }
 
 /// Apply the patch to `work` (a fresh copy of the base) and rebuild what it affects.
+#[allow(clippy::too_many_arguments)]
 pub fn patched_build(
     base: &BaseBuild,
     work: &Path,
@@ -579,8 +581,12 @@ pub fn patched_build(
     touched: &[Touched],
     srcdir: &Path,
     make: &MakeConfig,
+    writes: &mut Writes,
     log: &Log,
 ) -> Result<PatchedBuild, Error> {
+    for t in touched {
+        writes.path(&t.path);
+    }
     // Files outside the hashed part of the tree (tools/, docs/) do not
     // affect the hypervisor, so the cached copy may hold other versions:
     // take the user's, for the patch to apply as it did in the dry run.
@@ -616,9 +622,17 @@ pub fn patched_build(
             if !targets.is_empty() {
                 let from = log.position();
                 match recorded_builds(&xen, &targets) {
-                    Ok(builds) => run_recorded(&xen, &builds, make, log)
-                        .map_err(|e| with_compiler_error(e, log, from, &xen))?,
+                    Ok(builds) => {
+                        // Each writes its object and, beside it, its records
+                        // and temporaries.
+                        for b in &builds {
+                            writes.path(Path::new("xen").join(&b.target));
+                        }
+                        run_recorded(&xen, &builds, make, log)
+                            .map_err(|e| with_compiler_error(e, log, from, &xen))?
+                    }
                     Err(why) => {
+                        writes.anywhere();
                         log.line(&format!("# make of the affected objects: {why}"));
                         let mut cmd = make.command(&xen);
                         // Kept until make has run.
@@ -632,6 +646,7 @@ pub fn patched_build(
             out.recompiled = targets;
         }
         Err(reason) => {
+            writes.anywhere();
             log.line(&format!("full incremental make: {reason}"));
             let started = std::time::SystemTime::now();
             let from = log.position();

@@ -807,6 +807,7 @@ fn patched_stage(
         fs::remove_dir_all(objects_dir).map_err(|e| Error::io(objects_dir, e))?;
     }
     let tree = WorkTree::acquire(base, work, log)?;
+    let mut writes = crate::worktree::Writes::default();
     let result = build::patched_build(
         base,
         &tree.path,
@@ -814,6 +815,7 @@ fn patched_stage(
         &checked.touched,
         &opts.srcdir,
         make,
+        &mut writes,
         log,
     )
     .and_then(|patched| {
@@ -861,7 +863,7 @@ fn patched_stage(
     });
     // Restore the shared copy whatever happened; keep a private one with --debug.
     let started = std::time::Instant::now();
-    let released = tree.release(opts.debug, log);
+    let released = tree.release(opts.debug, &writes, log);
     log.line(&format!(
         "# working copy released in {:.3} s",
         started.elapsed().as_secs_f64()

@@ -343,7 +343,9 @@ fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
             || matches!(
                 &*s,
                 "xen/include/config" | "xen/include/generated" | "xen/include/compat"
-            );
+            )
+            // asm-generic wrappers (Xen 4.20 and later), written without a record.
+            || is_arch_generated_dir(&s);
     }
     if s.starts_with("tools/") && !s.starts_with("tools/flask/") {
         return true;
@@ -365,6 +367,9 @@ fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
         ".d2",
         ".stripped",
         ".gcno",
+        // xen.efi.elf (Xen 4.20 and later): the EFI image as ELF, with the
+        // build's own paths in its debug information.
+        ".elf",
     ];
     // Under xen/, .i/.s files are preprocessor/compiler outputs (.S are sources).
     if ext_skip.iter().any(|e| name.ends_with(e)) {
@@ -419,6 +424,30 @@ fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
             | "GRTAGS"
             | "GSYMS"
     ) || x.starts_with("cscope.")
+}
+
+/// `xen/arch/ARCH/include/generated`, which the build fills with
+/// wrappers of asm-generic headers (no record beside them).
+fn is_arch_generated_dir(s: &str) -> bool {
+    let mut parts = s.split('/');
+    matches!(
+        (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next()
+        ),
+        (
+            Some("xen"),
+            Some("arch"),
+            Some(_),
+            Some("include"),
+            Some("generated"),
+            None
+        )
+    )
 }
 
 /// The files the EFI Makefile links from common/efi into arch/*/efi.
@@ -740,6 +769,8 @@ rename from xen/common/a.c\nrename to xen/common/b.c\n";
             "xen/tools/kconfig/parser.tab.c",
             "xen/arch/x86/efi/boot.c",
             "xen/source",
+            "xen/xen.efi.elf",
+            "xen/arch/x86/include/generated/asm/div64.h",
         ] {
             assert!(outside_hash(Path::new(generated)), "{generated}");
         }
