@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use create_diff_object::{diff_objects, Abi, AbiChoice, Options, XenSyms};
 
-#[path = "../tests/real_tree/mod.rs"]
+#[path = "../tests/support/real_tree.rs"]
 mod real_tree;
 
 const ITERATIONS: usize = 50;

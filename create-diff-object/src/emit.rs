@@ -3,7 +3,7 @@
 //! come from xen-syms, looked up by name and, for locals, by source file.
 
 use crate::abi::{FuncLayout, ENDBR64, PATCH_INSN_SIZE};
-use crate::error::{Error, Refusal};
+use crate::error::{Error, Refusal, RefusalKind};
 use crate::include::Plan;
 use crate::model::{Object, SymbolId};
 use crate::xensyms::XenSyms;
@@ -64,6 +64,7 @@ pub fn func_entries(
                 )
             };
             plan.refusals.push(Refusal {
+                kind: RefusalKind::FunctionTooSmall,
                 symbol: o.name.to_string(),
                 section: patched
                     .symbol(c.patched)

@@ -4,13 +4,98 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Why a change cannot be live-patched: names the symbol, its section, the
-/// reason, and what the patch author can do about it.
+/// reason, and what the patch author can do about it. `kind` is the reason
+/// as data, for programs; `reason` says it to a person, with the details.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    pub kind: RefusalKind,
     pub symbol: String,
     pub section: String,
     pub reason: String,
     pub hint: String,
+}
+
+/// Each distinct reason the differ refuses a change. The snake_case names
+/// (`as_str`) are stable: the JSON report carries them and pipelines match
+/// on them (docs/refusals.md lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RefusalKind {
+    /// The initialiser of an existing writable variable changed.
+    InitialiserChanged,
+    /// An existing variable changed size.
+    DataSizeChanged,
+    /// Read-only data changed that unchanged code uses.
+    ReadOnlyDataInUse,
+    /// Global read-only data changed (code elsewhere may use it).
+    GlobalReadOnlyDataChanged,
+    /// Writable data without a symbol changed.
+    UnnamedDataChanged,
+    /// Patched code refers to writable data without a symbol.
+    UnnamedDataReference,
+    /// A new per-CPU variable.
+    NewPercpuVariable,
+    /// Patched code adds a reference to init code or data.
+    InitReference,
+    /// Code outside any function symbol changed.
+    CodeOutsideFunction,
+    /// A changed or new section of a type the differ does not understand.
+    UnknownSection,
+    /// A changed function is smaller than the jump that redirects it.
+    FunctionTooSmall,
+    /// An existing variable moved to another section (placement or permissions).
+    VariableMoved,
+    /// The layout of a type changed while code or data the payload does
+    /// not replace still uses the old layout.
+    LayoutChanged,
+}
+
+impl RefusalKind {
+    /// Every kind, in documentation order.
+    pub const ALL: [RefusalKind; 13] = [
+        RefusalKind::InitialiserChanged,
+        RefusalKind::DataSizeChanged,
+        RefusalKind::ReadOnlyDataInUse,
+        RefusalKind::GlobalReadOnlyDataChanged,
+        RefusalKind::UnnamedDataChanged,
+        RefusalKind::UnnamedDataReference,
+        RefusalKind::NewPercpuVariable,
+        RefusalKind::InitReference,
+        RefusalKind::CodeOutsideFunction,
+        RefusalKind::UnknownSection,
+        RefusalKind::FunctionTooSmall,
+        RefusalKind::VariableMoved,
+        RefusalKind::LayoutChanged,
+    ];
+
+    /// The stable name (snake_case) used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalKind::InitialiserChanged => "initialiser_changed",
+            RefusalKind::DataSizeChanged => "data_size_changed",
+            RefusalKind::ReadOnlyDataInUse => "read_only_data_in_use",
+            RefusalKind::GlobalReadOnlyDataChanged => "global_read_only_data_changed",
+            RefusalKind::UnnamedDataChanged => "unnamed_data_changed",
+            RefusalKind::UnnamedDataReference => "unnamed_data_reference",
+            RefusalKind::NewPercpuVariable => "new_percpu_variable",
+            RefusalKind::InitReference => "init_reference",
+            RefusalKind::CodeOutsideFunction => "code_outside_function",
+            RefusalKind::UnknownSection => "unknown_section",
+            RefusalKind::FunctionTooSmall => "function_too_small",
+            RefusalKind::VariableMoved => "variable_moved",
+            RefusalKind::LayoutChanged => "layout_changed",
+        }
+    }
+
+    /// The kind named `name` (`as_str`'s inverse).
+    pub fn from_name(name: &str) -> Option<RefusalKind> {
+        RefusalKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl fmt::Display for RefusalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for Refusal {

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use crate::compare::Comparison;
-use crate::error::Refusal;
+use crate::error::{Refusal, RefusalKind};
 use crate::model::{Object, Place, Reloc, SectionId, Status, SymKind, SymbolId, Twins};
 use xsplice_target::reloc::target_offset;
 use xsplice_target::sections;
@@ -218,8 +218,17 @@ impl<'a, 'd> Includer<'a, 'd> {
         self.roles.get(id.index()).copied().unwrap_or(Role::Unknown)
     }
 
-    fn refuse(&self, plan: &mut Plan, sym: &str, section: SectionId, reason: String, hint: &str) {
+    fn refuse(
+        &self,
+        plan: &mut Plan,
+        kind: RefusalKind,
+        sym: &str,
+        section: SectionId,
+        reason: String,
+        hint: &str,
+    ) {
         let r = Refusal {
+            kind,
             symbol: sym.to_string(),
             section: self.patched.section_name(section).to_string(),
             reason,
@@ -303,6 +312,7 @@ impl<'a, 'd> Includer<'a, 'd> {
                     let sec = p.section(id);
                     self.refuse(
                         plan,
+                        RefusalKind::UnknownSection,
                         sec.name,
                         id,
                         format!(
@@ -328,6 +338,7 @@ impl<'a, 'd> Includer<'a, 'd> {
                     let why = self.cmp.section_why[id.index()].clone().unwrap_or_default();
                     self.refuse(
                         plan,
+                        RefusalKind::CodeOutsideFunction,
                         sec.name,
                         id,
                         format!("code outside any function symbol changed ({why})"),
@@ -343,6 +354,7 @@ impl<'a, 'd> Includer<'a, 'd> {
                         let why = self.cmp.section_why[id.index()].clone().unwrap_or_default();
                         self.refuse(
                             plan,
+                            RefusalKind::UnnamedDataChanged,
                             sec.name,
                             id,
                             format!("unnamed writable data changed ({why})"),
@@ -370,6 +382,7 @@ impl<'a, 'd> Includer<'a, 'd> {
     fn refuse_new_percpu(&self, plan: &mut Plan, sym: &str, section: SectionId) {
         self.refuse(
             plan,
+            RefusalKind::NewPercpuVariable,
             sym,
             section,
             "a live patch cannot add per-CPU variables: the loader does not allocate \
@@ -417,6 +430,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         if osize != s.size {
             self.refuse(
                 plan,
+                RefusalKind::DataSizeChanged,
                 s.name,
                 sec,
                 format!("size of existing data changed from {osize} to {} bytes", s.size),
@@ -425,6 +439,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         } else if psec.is_write() || psec.is_nobits() {
             self.refuse(
                 plan,
+                RefusalKind::InitialiserChanged,
                 s.name,
                 sec,
                 format!("initialiser of an existing variable changed ({why}); the running Xen keeps its current value"),
@@ -433,6 +448,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         } else if used_by_same.get(sid.index()).copied().unwrap_or(false) {
             self.refuse(
                 plan,
+                RefusalKind::ReadOnlyDataInUse,
                 s.name,
                 sec,
                 format!("read-only data changed ({why}) and unchanged code uses it"),
@@ -441,6 +457,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         } else if !s.is_local() {
             self.refuse(
                 plan,
+                RefusalKind::GlobalReadOnlyDataChanged,
                 s.name,
                 sec,
                 format!("global read-only data changed ({why}); code elsewhere may use it"),
@@ -536,6 +553,7 @@ impl<'a, 'd> Includer<'a, 'd> {
             }
             self.refuse(
                 plan,
+                RefusalKind::InitReference,
                 &who(),
                 from,
                 format!(
@@ -584,6 +602,7 @@ impl<'a, 'd> Includer<'a, 'd> {
             let off = target_offset(t.value, r.r_type, r.addend);
             self.refuse(
                 plan,
+                RefusalKind::UnnamedDataReference,
                 &who(),
                 from,
                 format!(

@@ -44,7 +44,7 @@ use std::path::Path;
 use gimli::{AttributeValue, EndianSlice, LittleEndian, UnitOffset};
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 
-use crate::error::{Error, Refusal};
+use crate::error::{Error, Refusal, RefusalKind};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
@@ -1061,6 +1061,7 @@ pub fn refusals(orig: &Unit, patched: &Unit, replaced: &[String]) -> Vec<Refusal
             continue;
         }
         out.push(Refusal {
+            kind: RefusalKind::LayoutChanged,
             symbol: change.name.clone(),
             section: file,
             reason: format!(

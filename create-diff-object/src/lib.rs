@@ -32,7 +32,7 @@ pub use xsplice_target::{abi, limits, notes, placement, x86, xensyms};
 
 pub use abi::target::{LoaderRules, Target, XenVersion};
 pub use abi::{Abi, AbiChoice};
-pub use error::{Error, Refusal};
+pub use error::{Error, Refusal, RefusalKind};
 pub use xensyms::XenSyms;
 
 use std::collections::HashMap;

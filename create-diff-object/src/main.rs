@@ -11,8 +11,9 @@ use create_diff_object::{diff_objects, Abi, AbiChoice, Options, Outcome, XenSyms
 
 const AFTER_HELP: &str = "\
 Exit status: 0 output written, 3 no functional change (nothing written),
-2 the change cannot be live-patched (reasons printed), 1 error (including
-usage errors).
+2 the change cannot be live-patched (one line per refusal, its kind first:
+`  [KIND] SYMBOL (section SECTION): REASON; hint: HINT`), 1 error
+(including usage errors).
 
 Inputs must be regular files (not a FIFO, device or directory), at most
 256 MiB for ORIGINAL and PATCHED and 512 MiB for XEN-SYMS; checked before
@@ -82,7 +83,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match diff_objects(&args.original, &args.patched, &xen, &args.output, &opts) {
+    let result = diff_objects(&args.original, &args.patched, &xen, &args.output, &opts);
+    // The process ends here: freeing thousands of symbol names would only cost time.
+    std::mem::forget(xen);
+    match result {
         Ok(Outcome::Written(report)) => {
             for l in &report.debug_lines {
                 eprintln!("debug: {l}");
@@ -119,6 +123,17 @@ fn main() -> ExitCode {
                 );
             }
             ExitCode::from(3)
+        }
+        // One line per refusal, its kind first in brackets for programs.
+        Err(create_diff_object::Error::NotPatchable { object, refusals }) => {
+            eprintln!(
+                "create-diff-object: {}: cannot be live-patched:",
+                object.display()
+            );
+            for r in &refusals {
+                eprintln!("  [{}] {r}", r.kind);
+            }
+            ExitCode::from(2)
         }
         Err(e) => {
             eprintln!("create-diff-object: {e}");

@@ -18,7 +18,7 @@
 //! (zero to non-zero, or gaining a pointer), which `include` already
 //! refuses as a changed initialiser; it is not reported twice.
 
-use crate::error::Refusal;
+use crate::error::{Refusal, RefusalKind};
 use crate::model::{Object, Place, SymKind, Twins};
 
 /// Where a variable lives, as far as the running hypervisor is concerned.
@@ -84,6 +84,7 @@ pub fn moved_variables(orig: &Object<'_>, patched: &Object<'_>, twins: &Twins) -
             format!(" (its section's flags changed from {oflags:#x} to {pflags:#x})")
         };
         out.push(Refusal {
+            kind: RefusalKind::VariableMoved,
             symbol: ps.name.to_string(),
             section: pname.to_string(),
             reason: format!(

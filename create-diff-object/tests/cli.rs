@@ -2,12 +2,12 @@
 //! changed, 3 and no file when nothing did, 2 with the reason when the
 //! change cannot be live-patched, 1 on bad input (never a panic).
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::*;
+use support::*;
 
 fn run(args: &[&Path], extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_create-diff-object"))
@@ -24,12 +24,7 @@ fn code(o: &Output) -> i32 {
 #[test]
 fn exit_codes() {
     let case = build_case("changed_function");
-    let args = [
-        case.orig.as_path(),
-        case.patched.as_path(),
-        case.xen_syms.as_path(),
-        case.out.as_path(),
-    ];
+    let args = case.args();
     let o = run(&args, &["--abi", "livepatch-v2", "--resolve"]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let rows = case.payload().funcs(".livepatch.funcs", 104);
@@ -148,15 +143,7 @@ fn output_that_is_an_input_is_refused() {
         assert_eq!(&std::fs::read(p).unwrap(), bytes, "{} changed", p.display());
     }
     // A normal run leaves no temporary file beside OUTPUT.
-    let o = run(
-        &[
-            case.orig.as_path(),
-            case.patched.as_path(),
-            case.xen_syms.as_path(),
-            case.out.as_path(),
-        ],
-        &["--abi", "livepatch-v2"],
-    );
+    let o = run(&case.args(), &["--abi", "livepatch-v2"]);
     assert_eq!(code(&o), 0);
     let stray: Vec<_> = std::fs::read_dir(case.dir.path())
         .unwrap()
@@ -179,12 +166,7 @@ fn special_files_are_refused_before_reading() {
         .into_iter()
         .enumerate()
     {
-        let mut args = [
-            case.orig.as_path(),
-            case.patched.as_path(),
-            case.xen_syms.as_path(),
-            case.out.as_path(),
-        ];
+        let mut args = case.args();
         args[i] = bad;
         let start = std::time::Instant::now();
         let o = run(&args, &["--abi", "livepatch-v2"]);
@@ -199,15 +181,7 @@ fn special_files_are_refused_before_reading() {
 #[test]
 fn refusal_exits_2_naming_the_variable() {
     let case = build_case("changed_initialiser");
-    let o = run(
-        &[
-            case.orig.as_path(),
-            case.patched.as_path(),
-            case.xen_syms.as_path(),
-            case.out.as_path(),
-        ],
-        &["--abi", "livepatch-v2"],
-    );
+    let o = run(&case.args(), &["--abi", "livepatch-v2"]);
     assert_eq!(code(&o), 2);
     assert!(!case.out.exists());
     // The one place a message is the product: it must name the variable and section.
@@ -216,20 +190,18 @@ fn refusal_exits_2_naming_the_variable() {
         err.contains("threshold") && err.contains(".data.threshold"),
         "{err}"
     );
+    // Each refusal line starts with its kind, for programs.
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("  [initialiser_changed] threshold (section .data.threshold): ")),
+        "{err}"
+    );
 }
 
 #[test]
 fn init_only_exits_3() {
     let case = build_case("init_only");
-    let o = run(
-        &[
-            case.orig.as_path(),
-            case.patched.as_path(),
-            case.xen_syms.as_path(),
-            case.out.as_path(),
-        ],
-        &["--abi", "livepatch-v2"],
-    );
+    let o = run(&case.args(), &["--abi", "livepatch-v2"]);
     assert_eq!(code(&o), 3);
     assert!(!case.out.exists());
 }

@@ -3,32 +3,11 @@
 //! the differ and asserts on the payload ELF it writes (sections, function
 //! table entries, relocation targets), never on log text.
 
-mod common;
+mod support;
 
-use common::*;
 use create_diff_object::{Abi, AbiChoice, Error, Outcome};
 use object::elf;
-
-const V2: AbiChoice = AbiChoice::Fixed(Abi::LivepatchV2);
-
-fn written(case: &Case) -> create_diff_object::DiffReport {
-    match case.diff(&opts(V2)) {
-        Ok(Outcome::Written(r)) => r,
-        Ok(Outcome::NoChange(r)) => panic!("expected a payload, got no change: {r:?}"),
-        Err(e) => panic!("expected a payload, got error: {e}"),
-    }
-}
-
-fn no_change(case: &Case) -> create_diff_object::DiffReport {
-    match case.diff(&opts(V2)) {
-        Ok(Outcome::NoChange(r)) => {
-            assert!(!case.out.exists(), "no output may be written on no change");
-            r
-        }
-        Ok(Outcome::Written(r)) => panic!("expected no change, got a payload: {r:?}"),
-        Err(e) => panic!("expected no change, got error: {e}"),
-    }
-}
+use support::*;
 
 #[test]
 fn changed_function_gets_one_entry() {
@@ -82,11 +61,7 @@ fn new_static_helper_is_included_without_entry() {
     let report = written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    let funcs = p.funcs(".livepatch.funcs", 104);
-    assert_eq!(
-        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
-        ["compute"]
-    );
+    assert_eq!(p.func_names(), ["compute"]);
     assert_eq!(report.new_functions, ["clamp_helper"]);
     let helper = p
         .symbol("new_static_helper.c#clamp_helper")
@@ -128,11 +103,7 @@ fn changed_string_literal_changes_the_function() {
     written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    let funcs = p.funcs(".livepatch.funcs", 104);
-    assert_eq!(
-        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
-        ["greet"]
-    );
+    assert_eq!(p.func_names(), ["greet"]);
     let (pool, data) = p
         .sections
         .iter()
@@ -196,11 +167,7 @@ fn changed_clones_are_named_by_file() {
     written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    let mut names: Vec<String> = p
-        .funcs(".livepatch.funcs", 104)
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
+    let mut names = p.func_names();
     names.sort();
     assert_eq!(names, ["clone.c#scale.constprop.0", "clone.c#weigh.isra.0"]);
     let (_, size) = xen_symbol(&case, "weigh.isra.0", Some("clone.c"));
@@ -224,11 +191,7 @@ fn bug_frames_of_changed_function_are_kept() {
     written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    let funcs = p.funcs(".livepatch.funcs", 104);
-    assert_eq!(
-        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
-        ["checked"]
-    );
+    assert_eq!(p.func_names(), ["checked"]);
     // checked() has one BUG and one WARN frame; asserted()'s frame is dropped.
     assert_eq!(p.sections[".bug_frames.2"].len(), 8);
     assert_eq!(p.sections[".bug_frames.1"].len(), 8);
@@ -307,11 +270,7 @@ fn alt_call_site_of_changed_function_is_kept() {
     let report = written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    let names: Vec<&str> = report
-        .changed_functions
-        .iter()
-        .map(|f| f.name.as_str())
-        .collect();
+    let names = changed_names(&report);
     assert_eq!(names, ["call_a"]);
     assert_eq!(
         p.sections[".alt_call_sites"].len(),
@@ -400,11 +359,7 @@ fn assembly_section_with_several_functions() {
     written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    let funcs = p.funcs(".livepatch.funcs", 104);
-    assert_eq!(
-        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
-        ["pair_two"]
-    );
+    assert_eq!(p.func_names(), ["pair_two"]);
     let two = p.symbol("pair_two").unwrap();
     assert_eq!(two.section.as_deref(), Some(".text.pair"));
     assert_ne!(two.value, 0, "keeps its offset in the section");
@@ -485,21 +440,7 @@ fn line_immediates_next_to_file_name_are_ignored() {
 fn other_immediates_are_changes() {
     let case = build_case_with("line_immediate", "line_immediate", "patched_const.c");
     written(&case);
-    let funcs = case.payload().funcs(".livepatch.funcs", 104);
-    assert_eq!(
-        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
-        ["plain"]
-    );
-}
-
-fn refusals(case: &Case) -> Vec<create_diff_object::Refusal> {
-    match case.diff(&opts(V2)) {
-        Err(Error::NotPatchable { refusals, .. }) => {
-            assert!(!case.out.exists());
-            refusals
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    assert_eq!(case.payload().func_names(), ["plain"]);
 }
 
 #[test]
@@ -526,11 +467,7 @@ fn changed_rodata_used_only_by_changed_code_is_copied() {
     assert!(!primes.global);
     assert_eq!(primes.section.as_deref(), Some(".rodata.primes"));
     assert_eq!(&p.sections[".rodata.primes"][28..32], &23i32.to_le_bytes());
-    let mut names: Vec<String> = p
-        .funcs(".livepatch.funcs", 104)
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
+    let mut names = p.func_names();
     names.sort();
     assert_eq!(names, ["nth_prime", "prime_sum"]);
     for f in [".text.nth_prime", ".text.prime_sum"] {
@@ -625,11 +562,7 @@ fn renumbered_statics_are_matched_by_their_user() {
     let report = written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    let funcs = p.funcs(".livepatch.funcs", 104);
-    assert_eq!(
-        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
-        ["second"]
-    );
+    assert_eq!(p.func_names(), ["second"]);
     assert_eq!(report.new_functions, ["zeroth"]);
     assert!(!p.has(".text.first"), "first() is unchanged");
     // No defined symbol but the replacement may carry a name Xen resolves.
@@ -665,6 +598,7 @@ fn existing_variable_moving_section_is_refused() {
         .find(|r| r.symbol == "mode")
         .unwrap_or_else(|| panic!("mode refused: {r:?}"));
     assert_eq!(mode.section, ".data.read_mostly");
+    assert_eq!(mode.kind, create_diff_object::RefusalKind::VariableMoved);
     assert!(
         mode.reason.contains(".data.ro_after_init") && mode.reason.contains(".data.read_mostly"),
         "{mode:?}"
@@ -697,6 +631,10 @@ fn zero_to_nonzero_initialiser_is_one_refusal_not_a_move() {
     let zeroed: Vec<_> = r.iter().filter(|r| r.symbol == "zeroed").collect();
     assert_eq!(zeroed.len(), 1, "{r:?}");
     assert_eq!(zeroed[0].section, ".data.zeroed");
+    assert_eq!(
+        zeroed[0].kind,
+        create_diff_object::RefusalKind::InitialiserChanged
+    );
     assert!(zeroed[0].reason.contains("initialiser"), "{zeroed:?}");
     assert!(
         r.iter().all(|r| r.symbol != "mode" && r.symbol != "tbl"),

@@ -3,35 +3,12 @@
 //! fixture pair from tests/cdo/ and asserts on the payload ELF or the
 //! report the differ returns.
 
-mod common;
+mod support;
 
-use common::*;
-use create_diff_object::{Abi, AbiChoice, Error, Outcome};
-
-const V2: AbiChoice = AbiChoice::Fixed(Abi::LivepatchV2);
-
-fn written(case: &Case) -> create_diff_object::DiffReport {
-    match case.diff(&opts(V2)) {
-        Ok(Outcome::Written(r)) => r,
-        Ok(Outcome::NoChange(r)) => panic!("expected a payload, got no change: {r:?}"),
-        Err(e) => panic!("expected a payload, got error: {e}"),
-    }
-}
-
-fn refusals(case: &Case) -> Vec<create_diff_object::Refusal> {
-    match case.diff(&opts(V2)) {
-        Err(Error::NotPatchable { refusals, .. }) => refusals,
-        Ok(_) => panic!("expected a refusal, got a payload or no change"),
-        Err(e) => panic!("expected a refusal, got error: {e}"),
-    }
-}
+use support::*;
 
 fn func_names(p: &Payload) -> Vec<String> {
-    let mut names: Vec<String> = p
-        .funcs(".livepatch.funcs", 104)
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
+    let mut names = p.func_names();
     names.sort();
     names
 }

@@ -3,11 +3,11 @@
 //! that code or data the payload does not replace still uses. The payload's
 //! replaced functions come from the differ's own report on the same pair.
 
-mod common;
+mod support;
 
-use common::*;
 use create_diff_object::layout::{self, Unit};
-use create_diff_object::{Abi, AbiChoice, Outcome};
+use create_diff_object::Outcome;
+use support::*;
 
 fn unit(path: &std::path::Path) -> Unit {
     let data = std::fs::read(path).unwrap();
@@ -15,7 +15,7 @@ fn unit(path: &std::path::Path) -> Unit {
 }
 
 fn replaced(case: &Case) -> Vec<String> {
-    match case.diff(&opts(AbiChoice::Fixed(Abi::LivepatchV2))) {
+    match case.diff(&opts(V2)) {
         Ok(Outcome::Written(r)) => r
             .changed_functions
             .iter()
@@ -59,6 +59,7 @@ fn member_inserted_in_a_header_struct_is_refused() {
         .find(|r| r.symbol == "struct vcpu_like")
         .expect("struct refused");
     assert!(v.section.ends_with("include/xen/sched_like.h"), "{v:?}");
+    assert_eq!(v.kind, create_diff_object::RefusalKind::LayoutChanged);
     assert!(v.reason.contains("member processor moved"), "{v:?}");
     assert!(v.reason.contains("any unit of the running Xen"), "{v:?}");
     assert!(!v.hint.is_empty());

@@ -9,13 +9,12 @@ use std::path::Path;
 use create_diff_object::{placement, XenSyms};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
-#[path = "real_tree/mod.rs"]
-mod real_tree;
+mod support;
 
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
 fn init_sections_are_where_the_linker_puts_init_code() {
-    let xen = real_tree::xen_dir();
+    let xen = support::real_tree::xen_dir();
     let syms = XenSyms::load(&xen.join("xen-syms")).unwrap();
     let at = |name: &str| syms.lookup(name, None).unwrap().addr;
     let (begin, end) = (at("__init_begin"), at("__init_end"));

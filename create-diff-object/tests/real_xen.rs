@@ -5,9 +5,8 @@
 
 use std::process::Command;
 
-#[path = "real_tree/mod.rs"]
-mod real_tree;
-use real_tree::{recompile, xen_dir};
+mod support;
+use support::real_tree::{recompile, xen_dir};
 
 use create_diff_object::{diff_objects, AbiChoice, Options, Outcome, XenSyms};
 
@@ -154,11 +153,7 @@ fn page_alloc_change_keeps_only_its_special_entries() {
     );
     let out = tmp.path().join("payload.o");
     let report = written(&xen.join("common/page_alloc.o"), &patched, &out);
-    let names: Vec<_> = report
-        .changed_functions
-        .iter()
-        .map(|f| f.name.as_str())
-        .collect();
+    let names = support::changed_names(&report);
     assert_eq!(names, ["common/page_alloc.c#free_heap_pages"]);
     let data = std::fs::read(&out).unwrap();
     use object::{Object, ObjectSection, ObjectSymbol};
@@ -232,10 +227,6 @@ fn hvm_change_ignores_shifted_line_immediates() {
     );
     let out = tmp.path().join("payload.o");
     let report = written(&xen.join("arch/x86/hvm/hvm.o"), &patched, &out);
-    let names: Vec<_> = report
-        .changed_functions
-        .iter()
-        .map(|f| f.name.as_str())
-        .collect();
+    let names = support::changed_names(&report);
     assert_eq!(names, ["hvm_set_efer"]);
 }

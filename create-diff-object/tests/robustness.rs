@@ -13,16 +13,16 @@
 //! file and what in it is wrong. `CDO_ROBUSTNESS_SCALE=N` multiplies the
 //! random rounds and `CDO_ROBUSTNESS_SEED=N` varies them, for longer hunts.
 
-mod common;
+mod support;
 
 use std::path::Path;
 
-use common::*;
 use create_diff_object::mutate::{guarded, hot_ranges, mutate, mutate_fields, put, Rng, Shape};
 use create_diff_object::{abi, diff_bytes, Abi, AbiChoice, Diff, Error, Options, XenSyms};
 use object::elf;
-use object::read::elf::{ElfFile64, FileHeader};
-use object::{LittleEndian as LE, Object, ObjectSection, ObjectSymbol};
+use object::read::elf::ElfFile64;
+use object::{LittleEndian as LE, Object, ObjectSection};
+use support::*;
 
 /// Cases the bulk damage runs over: (fixture, unit, patched file).
 const CASES: &[(&str, &str, &str)] = &[
@@ -214,53 +214,36 @@ fn overwritten_bytes_never_panic() {
 
 /// Offsets of one object's fields, for targeted edits.
 struct Fields {
-    shoff: usize,
     shnum: usize,
     nsyms: usize,
     strtab_size: u64,
-    symtab_off: usize,
 }
 
+/// Found by `support::elf_edit` (headers read directly, not by the differ).
 impl Fields {
     fn new(data: &[u8]) -> Fields {
-        let file = ElfFile64::<LE>::parse(data).unwrap();
-        let hdr = file.elf_header();
-        let symtab = file.section_by_name(".symtab").unwrap();
-        let strtab = file.section_by_name(".strtab").unwrap();
+        let symtab = elf_edit::section(data, ".symtab");
         Fields {
-            shoff: hdr.e_shoff(LE) as usize,
-            shnum: hdr.e_shnum(LE) as usize,
-            nsyms: symtab.size() as usize / 24,
-            strtab_size: strtab.size(),
-            symtab_off: symtab.file_range().unwrap().0 as usize,
+            shnum: usize::from(u16::from_le_bytes([data[60], data[61]])),
+            nsyms: symtab.size / 24,
+            strtab_size: elf_edit::section(data, ".strtab").size as u64,
         }
     }
     /// File offset of field `off` in the header of section `name`.
     fn sh(&self, data: &[u8], name: &str, off: usize) -> usize {
-        let file = ElfFile64::<LE>::parse(data).unwrap();
-        let index = file
-            .section_by_name(name)
-            .unwrap_or_else(|| panic!("{name} in the fixture"))
-            .index()
-            .0;
-        self.shoff + index * 64 + off
+        elf_edit::section(data, name).hdr + off
     }
     /// File offset of field `off` in symbol `name`'s entry.
     fn sym(&self, data: &[u8], name: &str, off: usize) -> usize {
-        let file = ElfFile64::<LE>::parse(data).unwrap();
-        let index = file
-            .symbols()
-            .find(|s| s.name() == Ok(name))
-            .unwrap_or_else(|| panic!("symbol {name} in the fixture"))
-            .index()
-            .0;
-        self.symtab_off + index * 24 + off
+        let (entry, _, _) = elf_edit::symbols(data)
+            .into_iter()
+            .find(|(_, n, _)| n == name)
+            .unwrap_or_else(|| panic!("symbol {name} in the fixture"));
+        entry + off
     }
     /// File offset of field `off` of the first entry of relocation section `name`.
     fn rela(&self, data: &[u8], name: &str, off: usize) -> usize {
-        let file = ElfFile64::<LE>::parse(data).unwrap();
-        let sec = file.section_by_name(name).unwrap();
-        sec.file_range().unwrap().0 as usize + off
+        elf_edit::section(data, name).offset + off
     }
 }
 

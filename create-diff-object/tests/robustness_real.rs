@@ -4,9 +4,8 @@
 //! accept every object a real Xen build produces, and each such object
 //! against itself must be "no change".
 
-#[path = "real_tree/mod.rs"]
-mod real_tree;
-use real_tree::xen_dir;
+mod support;
+use support::real_tree::xen_dir;
 
 use std::path::{Path, PathBuf};
 

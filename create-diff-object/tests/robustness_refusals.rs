@@ -3,14 +3,16 @@
 //! says so in one line per refusal with exit code 2 and no output written.
 //! One fixture pair per refusal kind, from tests/cdo/.
 
-mod common;
+mod support;
 
-use common::*;
-use create_diff_object::{Abi, AbiChoice, Error, Refusal};
+use create_diff_object::{Abi, AbiChoice, Error, Refusal, RefusalKind};
+use support::*;
 
 /// One refusal kind: the fixture that triggers it and what it must say.
 struct Kind {
     fixture: &'static str,
+    /// The refusal's kind, as programs match on it.
+    kind: RefusalKind,
     symbol: &'static str,
     section: &'static str,
     /// Words the reason must contain.
@@ -20,60 +22,70 @@ struct Kind {
 const KINDS: &[Kind] = &[
     Kind {
         fixture: "changed_initialiser",
+        kind: RefusalKind::InitialiserChanged,
         symbol: "threshold",
         section: ".data.threshold",
         reason: &["initialiser", "existing variable"],
     },
     Kind {
         fixture: "refuse_resized",
+        kind: RefusalKind::DataSizeChanged,
         symbol: "history",
         section: ".bss.history",
         reason: &["size of existing data changed from 16 to 32 bytes"],
     },
     Kind {
         fixture: "changed_rodata",
+        kind: RefusalKind::ReadOnlyDataInUse,
         symbol: "weights",
         section: ".rodata.weights",
         reason: &["read-only data changed", "unchanged code uses it"],
     },
     Kind {
         fixture: "refuse_global_rodata",
+        kind: RefusalKind::GlobalReadOnlyDataChanged,
         symbol: "scale_factors",
         section: ".rodata.scale_factors",
         reason: &["global read-only data changed"],
     },
     Kind {
         fixture: "unknown_section",
+        kind: RefusalKind::UnknownSection,
         symbol: ".weird_table",
         section: ".weird_table",
         reason: &["section type 0x10", "not understood", "is new"],
     },
     Kind {
         fixture: "refuse_outside_function",
+        kind: RefusalKind::CodeOutsideFunction,
         symbol: ".text.stub",
         section: ".text.stub",
         reason: &["code outside any function symbol changed", "bytes differ"],
     },
     Kind {
         fixture: "refuse_unnamed_data",
+        kind: RefusalKind::UnnamedDataChanged,
         symbol: ".data.blob",
         section: ".data.blob",
         reason: &["unnamed writable data changed"],
     },
     Kind {
         fixture: "refuse_init_ref",
+        kind: RefusalKind::InitReference,
         symbol: "adjust",
         section: ".text.adjust",
         reason: &["boot_value", "init section .init.text", "freed after boot"],
     },
     Kind {
         fixture: "refuse_unnamed_ref",
+        kind: RefusalKind::UnnamedDataReference,
         symbol: "read_second",
         section: ".text.read_second",
         reason: &["unnamed writable data at .data.counters+0x4"],
     },
     Kind {
         fixture: "tiny_function",
+        kind: RefusalKind::FunctionTooSmall,
         symbol: "tiny",
         section: ".text.tiny",
         reason: &["2 bytes", "smaller than the 5-byte jump"],
@@ -133,6 +145,12 @@ fn every_refusal_kind_names_symbol_section_reason_and_hint() {
             ));
             continue;
         };
+        if r.kind != kind.kind {
+            failures.push(format!(
+                "{}: kind {:?}, expected {:?}",
+                kind.fixture, r.kind, kind.kind
+            ));
+        }
         for word in kind.reason {
             if !r.reason.contains(word) {
                 failures.push(format!(
@@ -143,4 +161,31 @@ fn every_refusal_kind_names_symbol_section_reason_and_hint() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The kinds' names are what pipelines match on: snake_case, distinct,
+/// and each read back as the kind it names.
+#[test]
+fn refusal_kind_names_are_stable_snake_case() {
+    let mut seen = std::collections::BTreeSet::new();
+    for k in RefusalKind::ALL {
+        let name = k.as_str();
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "{name}"
+        );
+        assert!(seen.insert(name), "{name} twice");
+        assert_eq!(RefusalKind::from_name(name), Some(k));
+        assert_eq!(k.to_string(), name);
+    }
+    assert_eq!(RefusalKind::from_name("no_such_kind"), None);
+    // Names that documentation and pipelines already use stay as they are.
+    assert_eq!(
+        RefusalKind::InitialiserChanged.as_str(),
+        "initialiser_changed"
+    );
+    assert_eq!(RefusalKind::LayoutChanged.as_str(), "layout_changed");
 }

@@ -5,34 +5,9 @@
 //! copies), while existing ones are referred to by name. Asserts on the
 //! payload ELF and on the refusals.
 
-mod common;
+mod support;
 
-use common::*;
-use create_diff_object::{Abi, AbiChoice, Error, Outcome, Refusal};
-
-const V2: AbiChoice = AbiChoice::Fixed(Abi::LivepatchV2);
-
-fn written(case: &Case) -> create_diff_object::DiffReport {
-    match case.diff(&opts(V2)) {
-        Ok(Outcome::Written(r)) => r,
-        Ok(Outcome::NoChange(r)) => panic!("expected a payload, got no change: {r:?}"),
-        Err(e) => panic!("expected a payload, got error: {e}"),
-    }
-}
-
-fn refusals(case: &Case) -> Vec<Refusal> {
-    match case.diff(&opts(V2)) {
-        Err(e @ Error::NotPatchable { .. }) => {
-            assert_eq!(e.exit_code(), 2);
-            assert!(!case.out.exists(), "nothing is written on a refusal");
-            match e {
-                Error::NotPatchable { refusals, .. } => refusals,
-                _ => unreachable!(),
-            }
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
+use support::*;
 
 #[test]
 fn new_static_in_shared_section_is_copied_alone() {
@@ -40,9 +15,8 @@ fn new_static_in_shared_section_is_copied_alone() {
     let report = written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    let funcs = p.funcs(".livepatch.funcs", 104);
     assert_eq!(
-        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        p.func_names(),
         ["report"],
         "reset_threshold stores an immediate into a neighbour of the new variable: unchanged"
     );
@@ -131,6 +105,10 @@ fn new_static_per_cpu_variable_is_refused() {
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0].symbol, "per_cpu__yield_extra");
     assert_eq!(r[0].section, ".bss.percpu");
+    assert_eq!(
+        r[0].kind,
+        create_diff_object::RefusalKind::NewPercpuVariable
+    );
     assert!(r[0].reason.contains("per-CPU"), "{r:?}");
     assert!(r[0].hint.contains("array indexed by CPU"), "{r:?}");
     assert!(r[0].hint.contains("load hook"), "{r:?}");
@@ -151,11 +129,7 @@ fn existing_per_cpu_variable_is_the_running_xens() {
     written(&case);
     let p = case.payload();
     ld_accepts(&case.out);
-    let funcs = p.funcs(".livepatch.funcs", 104);
-    assert_eq!(
-        funcs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
-        ["count_yield"]
-    );
+    assert_eq!(p.func_names(), ["count_yield"]);
     assert!(
         !p.sections.keys().any(|n| n.contains("percpu")),
         "no per-CPU data in the payload: {:?}",

@@ -12,18 +12,22 @@
 //! `TARGET-KIND-HASH.bin`; copy one into `tests/regressions/TARGET/` and
 //! the fast tier runs it from then on. Exit status 1 when anything was found.
 
-#[path = "../../create-diff-object/tests/common/mod.rs"]
-mod cdo_common;
-#[path = "../tests/fuzz_support/mod.rs"]
-mod fuzz_support;
-#[path = "../tests/verify_support/mod.rs"]
-mod verify_support;
+/// The parts of the tests' `support` module the fuzzer is made of (the
+/// rest needs the test harness's environment, such as the binary's path).
+#[path = "../tests/support"]
+#[allow(dead_code)]
+mod support {
+    #[path = "../../../create-diff-object/tests/support/mod.rs"]
+    pub mod cdo;
+    pub mod fuzz;
+    pub mod verify;
+}
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fuzz_support::*;
+use support::fuzz::*;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;

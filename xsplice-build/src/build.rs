@@ -22,6 +22,7 @@ use crate::hash::{Hasher, StatCache};
 use crate::progress::Log;
 use crate::recipe::Recipe;
 use crate::tree::{self, Touch, Touched};
+use crate::worktree::Writes;
 use crate::Error;
 
 /// Environment variables that change what the hypervisor build produces.
@@ -139,9 +140,7 @@ pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
     if let Some(home) = env("HOME") {
         return Ok(home.join(".cache/xsplice-build"));
     }
-    Err(Error::Input(
-        "no cache directory: set --cache-dir, XSPLICE_CACHE_DIR or HOME".into(),
-    ))
+    Err(Error::Input(crate::error::Problem::NoCacheDir))
 }
 
 /// Compiler names make may run; under `--ccache` each is a link to ccache,
@@ -157,9 +156,7 @@ pub fn ccache_launcher(cache: &Path) -> Result<PathBuf, Error> {
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|d| d.join("ccache"))
         .find(|c| c.is_file())
-        .ok_or_else(|| {
-            Error::Input("--ccache: no ccache in PATH (Debian: apt-get install ccache)".into())
-        })?;
+        .ok_or(Error::Input(crate::error::Problem::NoCcache))?;
     let dir = cache.join("ccache-bin");
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
@@ -384,9 +381,7 @@ fn build_base_in(
     log.run(make.command(&xen).arg("olddefconfig"), "make olddefconfig")?;
     let synced = fs::read(xen.join(".config")).map_err(|e| Error::io(xen.join(".config"), e))?;
     if !tree::config_enables_livepatch(&synced) {
-        return Err(Error::Input(
-            "CONFIG_LIVEPATCH=y does not survive `make olddefconfig` (a dependency is missing from the .config)".into(),
-        ));
+        return Err(Error::Input(crate::error::Problem::LivepatchDropped));
     }
     log.run(&mut make.command(&xen), "base build (make)")?;
     if !xen.join("xen-syms").is_file() {
@@ -578,6 +573,7 @@ pub struct PatchedBuild {
 }
 
 /// Apply the patch to `work` (a fresh copy of the base) and rebuild what it affects.
+#[allow(clippy::too_many_arguments)]
 pub fn patched_build(
     base: &BaseBuild,
     work: &Path,
@@ -585,8 +581,12 @@ pub fn patched_build(
     touched: &[Touched],
     srcdir: &Path,
     make: &MakeConfig,
+    writes: &mut Writes,
     log: &Log,
 ) -> Result<PatchedBuild, Error> {
+    for t in touched {
+        writes.path(&t.path);
+    }
     // Files outside the hashed part of the tree (tools/, docs/) do not
     // affect the hypervisor, so the cached copy may hold other versions:
     // take the user's, for the patch to apply as it did in the dry run.
@@ -622,9 +622,17 @@ pub fn patched_build(
             if !targets.is_empty() {
                 let from = log.position();
                 match recorded_builds(&xen, &targets) {
-                    Ok(builds) => run_recorded(&xen, &builds, make, log)
-                        .map_err(|e| with_compiler_error(e, log, from, &xen))?,
+                    Ok(builds) => {
+                        // Each writes its object and, beside it, its records
+                        // and temporaries.
+                        for b in &builds {
+                            writes.path(Path::new("xen").join(&b.target));
+                        }
+                        run_recorded(&xen, &builds, make, log)
+                            .map_err(|e| with_compiler_error(e, log, from, &xen))?
+                    }
                     Err(why) => {
+                        writes.anywhere();
                         log.line(&format!("# make of the affected objects: {why}"));
                         let mut cmd = make.command(&xen);
                         // Kept until make has run.
@@ -638,6 +646,7 @@ pub fn patched_build(
             out.recompiled = targets;
         }
         Err(reason) => {
+            writes.anywhere();
             log.line(&format!("full incremental make: {reason}"));
             let started = std::time::SystemTime::now();
             let from = log.position();

@@ -3,10 +3,12 @@
 use std::fmt;
 use std::path::PathBuf;
 
+pub use crate::problem::{BuildIdProblem, PatchProblem, Problem, Written};
+
 #[derive(Debug)]
 pub enum Error {
     /// Bad input found before any work (tree, patch, config, output dir).
-    Input(String),
+    Input(Problem),
     /// Reading or writing a file failed.
     Io {
         path: PathBuf,
@@ -32,10 +34,128 @@ pub enum Error {
         object: String,
         source: create_diff_object::Error,
     },
-    /// The rebuilt base does not reproduce the given xen-syms.
-    Mismatch(String),
+    /// The rebuilt base does not reproduce the given xen-syms, or the
+    /// tree and .config cannot have built it.
+    Mismatch(Mismatch),
     /// The payload fails the loader's checks.
-    Verify(String),
+    Verify(VerifyFailure),
+}
+
+/// Why the payload would not be for the hypervisor given as `--xen-syms`.
+#[derive(Debug)]
+pub enum Mismatch {
+    /// The rebuilt base's own build-id could not be read.
+    BaseBuildId(xsplice_target::Error),
+    /// The rebuilt base is not `xen_syms` (nor loads its bytes). After the
+    /// base stage, `recipe` and `first_difference` say what was built
+    /// and where it first differs.
+    NotReproduced {
+        xen_syms: PathBuf,
+        /// Its build-id and the rebuilt base's (hex).
+        build_id: String,
+        rebuilt: String,
+        context: Option<MismatchContext>,
+    },
+    /// Refused before any build: `xen_syms` says something the tree or
+    /// .config contradict (`what` names the first such thing).
+    NotFromTree { xen_syms: PathBuf, what: String },
+}
+
+/// What the base stage knows about a base that does not reproduce `--xen-syms`.
+#[derive(Debug)]
+pub struct MismatchContext {
+    /// The build recipe the base was built with.
+    pub recipe: String,
+    /// The first symbol or loaded byte that differs, if one does.
+    pub first_difference: Option<String>,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mismatch::BaseBuildId(e) => write!(f, "base build: {e}"),
+            Mismatch::NotReproduced {
+                xen_syms,
+                build_id,
+                rebuilt,
+                context,
+            } => {
+                write!(
+                    f,
+                    "{}: the rebuilt base does not reproduce it (build-id {build_id} vs rebuilt \
+                     {rebuilt}); build with the same sources, .config, compiler and build recipe \
+                     as the running hypervisor",
+                    xen_syms.display()
+                )?;
+                if let Some(c) = context {
+                    write!(
+                        f,
+                        "; recipe {}; {}",
+                        c.recipe,
+                        c.first_difference
+                            .as_deref()
+                            .unwrap_or("no symbol or loaded byte differs")
+                    )?;
+                }
+                Ok(())
+            }
+            Mismatch::NotFromTree { xen_syms, what } => write!(
+                f,
+                "{} was not built from this tree and .config: {what}; pass the source tree, \
+                 .config and xen-syms of the same hypervisor build",
+                xen_syms.display()
+            ),
+        }
+    }
+}
+
+/// Why a payload fails the loader's checks (or could not be checked).
+#[derive(Debug)]
+pub enum VerifyFailure {
+    /// `verify` ran and found failures: its whole report.
+    Failed {
+        payload: PathBuf,
+        report: Box<crate::verify::VerifyReport>,
+    },
+    /// An input of the check could not be read.
+    Unreadable(crate::verify::VerifyError),
+    /// The payload (or a file it is made from) could not be read.
+    Input(Problem),
+    /// A file that must be ELF is not (`what` says where it broke).
+    Malformed { path: PathBuf, what: String },
+    /// A REPLACE payload with a hook that can veto (`hook` is its section).
+    ReplaceVeto {
+        payload: PathBuf,
+        hook: &'static str,
+    },
+    /// A build-id could not be read from `source`'s file.
+    BuildId(xsplice_target::Error),
+    /// `samples`: the payloads' dependency notes do not chain (the break).
+    Chain(String),
+}
+
+impl fmt::Display for VerifyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerifyFailure::Failed { payload, report } => write!(
+                f,
+                "{} (checked against {}): {}",
+                payload.display(),
+                report.checked_against(),
+                report.failures.join("; ")
+            ),
+            VerifyFailure::Unreadable(e) => write!(f, "{e}"),
+            VerifyFailure::Input(p) => write!(f, "{p}"),
+            VerifyFailure::Malformed { path, what } => write!(f, "{}: {what}", path.display()),
+            VerifyFailure::ReplaceVeto { payload, hook } => write!(
+                f,
+                "{}: {hook}: the REPLACE action refuses payloads with vetoing hooks",
+                payload.display()
+            ),
+            VerifyFailure::BuildId(e) => write!(f, "{e}"),
+            VerifyFailure::Chain(what) => write!(f, "{what}"),
+        }
+    }
 }
 
 /// One compiler diagnostic (`file:line[:column]: error: message`), the
@@ -107,6 +227,32 @@ impl Error {
         }
     }
 
+    /// Every refusal, when the change cannot be live-patched.
+    pub fn refusals(&self) -> &[(String, create_diff_object::Refusal)] {
+        match self {
+            Error::NotPatchable { refusals, .. } => refusals,
+            _ => &[],
+        }
+    }
+
+    /// Whether the error is bad input, found before any work (so there
+    /// is no build log to point to).
+    pub fn is_input(&self) -> bool {
+        matches!(self, Error::Input(_))
+    }
+
+    /// Whether the message names `path` already: the log it points to,
+    /// or the file that could not be read or written.
+    pub fn names_file(&self, path: &std::path::Path) -> bool {
+        match self {
+            Error::Io { path: p, .. } => p == path,
+            Error::Command { log, .. }
+            | Error::Compile { log, .. }
+            | Error::NotPatchable { log, .. } => log.as_deref() == Some(path),
+            _ => false,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),
@@ -128,7 +274,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Input(what) => write!(f, "{what}"),
+            Error::Input(p) => write!(f, "{p}"),
             Error::Io { path, source } => write!(f, "{}: {}", path.display(), source),
             Error::Command { what, log } => {
                 write!(f, "{what}")?;
@@ -163,8 +309,8 @@ impl fmt::Display for Error {
                 init_only.join(", ")
             ),
             Error::Diff { object, source } => write!(f, "{object}: {source}"),
-            Error::Mismatch(what) => write!(f, "{what}"),
-            Error::Verify(what) => write!(f, "payload fails the loader's checks: {what}"),
+            Error::Mismatch(m) => write!(f, "{m}"),
+            Error::Verify(v) => write!(f, "payload fails the loader's checks: {v}"),
         }
     }
 }
@@ -174,6 +320,14 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Diff { source, .. } => Some(source),
+            Error::Input(
+                Problem::Unreadable { source, .. }
+                | Problem::CannotRun { source, .. }
+                | Problem::OutputDirUncreatable { source, .. }
+                | Problem::OutputDirNotWritable { source, .. }
+                | Problem::NoPreviousRun { source, .. }
+                | Problem::NoPreviousDiff { source, .. },
+            ) => Some(source),
             _ => None,
         }
     }
@@ -181,8 +335,91 @@ impl std::error::Error for Error {
 
 #[cfg(test)]
 mod tests {
-    use super::CompilerError;
+    use super::*;
     use std::path::Path;
+
+    /// The typed problems read as the messages users and scripts know.
+    #[test]
+    fn typed_errors_keep_their_messages() {
+        let cases: Vec<(Error, &str)> = vec![
+            (
+                Error::Input(Problem::NoSuchFile {
+                    path: "/x/.config".into(),
+                    option: "--config",
+                }),
+                "/x/.config: no such file (--config)",
+            ),
+            (
+                Error::Input(Problem::BadPatch {
+                    patch: "fix.patch".into(),
+                    problem: PatchProblem::NoFileHeaders,
+                }),
+                "fix.patch: patch: no file headers found (is it a unified diff?)",
+            ),
+            (
+                Error::Input(Problem::BadBuildId {
+                    option: "--depends",
+                    problem: BuildIdProblem::OddDigits(3),
+                }),
+                "--depends: 3 hex digits is not a whole number of bytes; give 1 to 64 bytes as hex \
+                 digits (2 per byte), as `readelf -n` and xen-livepatch print them: the loader \
+                 compares the note byte for byte with the target's build-id (20 bytes when ld \
+                 made it with sha1)",
+            ),
+            (
+                Error::Input(Problem::InsideSourceTree {
+                    what: Written::JsonReport,
+                    path: "/src/r.json".into(),
+                    srcdir: "/src".into(),
+                }),
+                "the JSON report /src/r.json is inside the source tree /src; choose one outside it \
+                 (the tree is never written to)",
+            ),
+            (
+                Error::Mismatch(Mismatch::NotReproduced {
+                    xen_syms: "/boot/xen-syms".into(),
+                    build_id: "aa".into(),
+                    rebuilt: "bb".into(),
+                    context: Some(MismatchContext {
+                        recipe: "upstream".into(),
+                        first_difference: None,
+                    }),
+                }),
+                "/boot/xen-syms: the rebuilt base does not reproduce it (build-id aa vs rebuilt \
+                 bb); build with the same sources, .config, compiler and build recipe as the \
+                 running hypervisor; recipe upstream; no symbol or loaded byte differs",
+            ),
+            (
+                Error::Verify(VerifyFailure::ReplaceVeto {
+                    payload: "p.livepatch".into(),
+                    hook: ".livepatch.hooks.preapply",
+                }),
+                "payload fails the loader's checks: p.livepatch: .livepatch.hooks.preapply: the \
+                 REPLACE action refuses payloads with vetoing hooks",
+            ),
+        ];
+        for (e, message) in cases {
+            assert_eq!(e.to_string(), message);
+            assert_eq!(e.exit_code(), crate::exit::ERROR, "{e}");
+        }
+    }
+
+    /// What `main` decides from fields, not from the message's text.
+    #[test]
+    fn input_and_named_log_are_fields() {
+        let log = Path::new("/out/build.log");
+        let input = Error::Input(Problem::EmptyName);
+        assert!(input.is_input() && !input.names_file(log));
+        let command = |log: Option<&Path>| Error::Command {
+            what: "make failed".into(),
+            log: log.map(Path::to_path_buf),
+        };
+        assert!(command(Some(log)).names_file(log));
+        assert!(!command(Some(Path::new("/out/other.log"))).names_file(log));
+        assert!(!command(None).names_file(log) && !command(None).is_input());
+        let io = Error::io(log, std::io::Error::other("disk full"));
+        assert!(io.names_file(log));
+    }
 
     #[test]
     fn first_compiler_error_is_found() {

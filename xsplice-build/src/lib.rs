@@ -16,6 +16,7 @@ pub mod hash;
 pub mod layout;
 pub mod link;
 pub mod pipeline;
+pub mod problem;
 pub mod progress;
 pub mod recipe;
 pub mod rename;

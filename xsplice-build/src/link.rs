@@ -36,10 +36,17 @@ fn tool(var: &str, name: &str) -> String {
     })
 }
 
+fn malformed(path: &Path, what: String) -> Error {
+    Error::Verify(crate::error::VerifyFailure::Malformed {
+        path: path.to_path_buf(),
+        what,
+    })
+}
+
 /// Link the payload; returns its build-id.
 pub fn link(job: &LinkJob, log: &Log) -> Result<Vec<u8>, Error> {
     if job.inputs.is_empty() {
-        return Err(Error::Input("nothing to link".into()));
+        return Err(Error::Input(crate::error::Problem::NothingToLink));
     }
     std::fs::create_dir_all(job.work).map_err(|e| Error::io(job.work, e))?;
     let linked = job.work.join("payload.o");
@@ -85,8 +92,7 @@ pub fn link(job: &LinkJob, log: &Log) -> Result<Vec<u8>, Error> {
     objcopy.arg(&linked).arg(&unsealed);
     log.run(&mut objcopy, "adding dependency notes (objcopy)")?;
     let mut data = std::fs::read(&unsealed).map_err(|e| Error::io(&unsealed, e))?;
-    let id = seal_build_id(&mut data)
-        .map_err(|e| Error::Verify(format!("{}: {e}", unsealed.display())))?;
+    let id = seal_build_id(&mut data).map_err(|what| malformed(&unsealed, what))?;
     crate::build::write_file(job.payload, &data)?;
     Ok(id)
 }
@@ -138,7 +144,7 @@ fn build_id_descriptor(data: &[u8]) -> Result<(usize, usize), String> {
 fn has_debug_sections(path: &Path) -> Result<bool, Error> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let file = object::File::parse(&*data)
-        .map_err(|e| Error::Verify(format!("{}: not an ELF object: {e}", path.display())))?;
+        .map_err(|e| malformed(path, format!("not an ELF object: {e}")))?;
     Ok(file
         .sections()
         .any(|s| s.name().is_ok_and(|n| n.starts_with(".debug_"))))
@@ -149,7 +155,7 @@ fn has_debug_sections(path: &Path) -> Result<bool, Error> {
 fn metadata_symbols(path: &Path, abi: Abi) -> Result<Vec<String>, Error> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let file = object::File::parse(&*data)
-        .map_err(|e| Error::Verify(format!("{}: not an ELF object: {e}", path.display())))?;
+        .map_err(|e| malformed(path, format!("not an ELF object: {e}")))?;
     let funcs = abi.layout().section;
     let hooks = abi.hook_sections();
     let mut out = Vec::new();

@@ -48,8 +48,7 @@ fn main() {
                     eprintln!("xsplice-build: {e}");
                     // Input errors come before any work; otherwise the log has the details.
                     let log = opts.output.join("build.log");
-                    let shown = e.to_string().contains(&log.display().to_string());
-                    if !matches!(e, xsplice_build::Error::Input(_)) && log.is_file() && !shown {
+                    if !e.is_input() && log.is_file() && !e.names_file(&log) {
                         eprintln!("xsplice-build: build log: {}", log.display());
                     }
                     e.exit_code()

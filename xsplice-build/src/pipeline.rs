@@ -15,6 +15,7 @@ use create_diff_object::{abi, Abi, AbiChoice, XenSyms};
 
 use crate::build::{self, BaseBuild, MakeConfig};
 use crate::diff::{self, DiffJob};
+use crate::error::{BuildIdProblem, Mismatch, MismatchContext, Problem, VerifyFailure, Written};
 use crate::link::{self, LinkJob};
 use crate::progress::{Log, Progress};
 use crate::recipe::{BuildRecipe, Recipe};
@@ -28,22 +29,23 @@ use crate::{BuildOptions, BuildResult, Error, ObjectDiff, Skip};
 /// diff, link, verify. Never modifies `opts.srcdir`.
 pub fn build_payload(opts: &BuildOptions) -> Result<BuildResult, Error> {
     let mut progress = Progress::new(opts.quiet);
-    let mut report = Report {
-        replace: opts.replace,
-        ..Report::default()
-    };
-    let result = run(opts, &mut progress, &mut report);
+    let mut stages = Stages::default();
+    let result = run(opts, &mut progress, &mut stages);
     if !opts.debug {
         // Helper programs of the build recipe, needed only while building.
         let _ = fs::remove_dir_all(opts.output.join(crate::recipe::HELPERS_DIR));
     }
-    report.timings = progress.timings.clone();
     // The report is written on failure too, but never into the source tree.
     if let Some(json) = opts
         .json
         .as_ref()
         .filter(|j| !tree::is_within(j, &opts.srcdir) && clobbered_input(j, opts).is_none())
     {
+        let report = Report {
+            stages: &stages,
+            replace: opts.replace,
+            timings: &progress.timings,
+        };
         let written = report.write(json, result.as_ref().map(|_| ()));
         if let (Ok(_), Err(e)) = (&result, written) {
             return Err(e);
@@ -91,10 +93,14 @@ struct Checked {
 fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     tree::check_tree(&opts.srcdir)?;
     let patch = tree::read_input(&opts.patch, Role::Text, "--patch")?;
-    let touched = tree::touched_files(&patch)
-        .map_err(|e| Error::Input(format!("{}: {e}", opts.patch.display())))?;
-    let touched = tree::resolve_touched(&opts.srcdir, touched)
-        .map_err(|e| Error::Input(format!("{}: {e}", opts.patch.display())))?;
+    let bad_patch = |problem| {
+        Error::Input(Problem::BadPatch {
+            patch: opts.patch.clone(),
+            problem,
+        })
+    };
+    let touched = tree::touched_files(&patch).map_err(bad_patch)?;
+    let touched = tree::resolve_touched(&opts.srcdir, touched).map_err(bad_patch)?;
     let config_path = tree::config_path(&opts.srcdir, opts.config.as_deref())?;
     let config = tree::check_config(&config_path)?;
     let name = tree::payload_name(&opts.patch, opts.name.as_deref())?;
@@ -109,10 +115,7 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         .map(|s| parse_build_id("--xen-depends", s))
         .transpose()?;
     if opts.replace && depends.is_some() {
-        return Err(Error::Input(
-            "--replace and --depends conflict: a replace payload depends on the hypervisor itself"
-                .into(),
-        ));
+        return Err(Error::Input(Problem::ReplaceWithDepends));
     }
     if let Some(x) = opts.xen_syms.as_deref() {
         check_xen_syms_file(x)?;
@@ -131,19 +134,19 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     }
     let cache = build::cache_root(opts.cache_dir.as_deref())?;
     let mut written = vec![
-        ("output directory", &opts.output),
-        ("cache directory", &cache),
+        (Written::OutputDirectory, &opts.output),
+        (Written::CacheDirectory, &cache),
     ];
     if let Some(json) = &opts.json {
-        written.push(("JSON report", json));
+        written.push((Written::JsonReport, json));
     }
     for (what, dir) in written {
         if tree::is_within(dir, &opts.srcdir) {
-            return Err(Error::Input(format!(
-                "the {what} {} is inside the source tree {}; choose one outside it (the tree is never written to)",
-                dir.display(),
-                opts.srcdir.display()
-            )));
+            return Err(Error::Input(Problem::InsideSourceTree {
+                what,
+                path: dir.clone(),
+                srcdir: opts.srcdir.clone(),
+            }));
         }
     }
     let mut outputs = vec![
@@ -153,29 +156,28 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     outputs.extend(opts.json.clone());
     for out in &outputs {
         if let Some(input) = clobbered_input(out, opts) {
-            return Err(Error::Input(format!(
-                "{}: is the same file as the input {}; choose another output (the input would be overwritten)",
-                out.display(),
-                input.display()
-            )));
+            return Err(Error::Input(Problem::ClobbersInput {
+                output: out.clone(),
+                input,
+            }));
         }
     }
     if opts.skip.is_none() {
         tree::patch_dry_run(&opts.srcdir, &opts.patch)?;
     }
     // Last, as it is the first write: the output directory.
-    fs::create_dir_all(&opts.output).map_err(|e| {
-        Error::Input(format!(
-            "{}: cannot create the output directory: {e}",
-            opts.output.display()
-        ))
+    fs::create_dir_all(&opts.output).map_err(|source| {
+        Error::Input(Problem::OutputDirUncreatable {
+            dir: opts.output.clone(),
+            source,
+        })
     })?;
     let probe = opts.output.join(".xsplice-build-write-test");
-    fs::write(&probe, b"").map_err(|e| {
-        Error::Input(format!(
-            "{}: output directory is not writable: {e}",
-            opts.output.display()
-        ))
+    fs::write(&probe, b"").map_err(|source| {
+        Error::Input(Problem::OutputDirNotWritable {
+            dir: opts.output.clone(),
+            source,
+        })
     })?;
     let _ = fs::remove_file(&probe);
     Ok(Checked {
@@ -197,28 +199,20 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
 pub const BUILD_ID_LEN: std::ops::RangeInclusive<usize> = 1..=64;
 
 /// A build-id given on the command line: hex digits, whole bytes, a sane length.
-fn parse_build_id(flag: &str, s: &str) -> Result<Vec<u8>, Error> {
+fn parse_build_id(option: &'static str, s: &str) -> Result<Vec<u8>, Error> {
     let s = s.trim();
     let digits = s.len();
-    let bad = |what: String| {
-        Error::Input(format!(
-            "{flag}: {what}; give {} to {} bytes as hex digits (2 per byte), as `readelf -n` and xen-livepatch print them: the loader compares the note byte for byte with the target's build-id (20 bytes when ld made it with sha1)",
-            BUILD_ID_LEN.start(),
-            BUILD_ID_LEN.end()
-        ))
-    };
+    let bad = |problem| Error::Input(Problem::BadBuildId { option, problem });
     if let Some(c) = s.chars().find(|c| !c.is_ascii_hexdigit()) {
-        return Err(bad(format!("{c:?} is not a hex digit")));
+        return Err(bad(BuildIdProblem::NotHex(c)));
     }
     if digits % 2 == 1 {
-        return Err(bad(format!(
-            "{digits} hex digits is not a whole number of bytes"
-        )));
+        return Err(bad(BuildIdProblem::OddDigits(digits)));
     }
     if !BUILD_ID_LEN.contains(&(digits / 2)) {
-        return Err(bad(format!("{} bytes", digits / 2)));
+        return Err(bad(BuildIdProblem::Length(digits / 2)));
     }
-    from_hex(s).map_err(|e| Error::Input(format!("{flag}: {e}")))
+    from_hex(s).map_err(|e| bad(BuildIdProblem::Decode(e.to_string())))
 }
 
 /// `--xen-syms`, checked before any work: a regular file within the size
@@ -226,17 +220,21 @@ fn parse_build_id(flag: &str, s: &str) -> Result<Vec<u8>, Error> {
 /// Returns its build-id.
 fn check_xen_syms_file(path: &Path) -> Result<Vec<u8>, Error> {
     if !path.exists() {
-        return Err(Error::Input(format!(
-            "{}: no such file (--xen-syms)",
-            path.display()
-        )));
+        return Err(Error::Input(Problem::NoSuchFile {
+            path: path.to_path_buf(),
+            option: "--xen-syms",
+        }));
     }
-    let syms = XenSyms::load(path).map_err(|e| Error::Input(format!("{e} (--xen-syms)")))?;
+    let syms = XenSyms::load(path).map_err(|source| {
+        Error::Input(Problem::Refused {
+            option: "--xen-syms",
+            source,
+        })
+    })?;
     syms.build_id().map(<[u8]>::to_vec).ok_or_else(|| {
-        Error::Input(format!(
-            "{}: has no build-id (.note.gnu.build-id); the payload's dependency notes need it (--xen-syms)",
-            path.display()
-        ))
+        Error::Input(Problem::XenSymsNoBuildId {
+            path: path.to_path_buf(),
+        })
     })
 }
 
@@ -280,11 +278,11 @@ impl ObjectsRecord {
     }
 
     fn load(path: &Path) -> Result<ObjectsRecord, Error> {
-        let text = fs::read_to_string(path).map_err(|e| {
-            Error::Input(format!(
-                "--skip: no previous run in this output directory ({}: {e})",
-                path.display()
-            ))
+        let text = fs::read_to_string(path).map_err(|source| {
+            Error::Input(Problem::NoPreviousRun {
+                record: path.to_path_buf(),
+                source,
+            })
         })?;
         let mut r = ObjectsRecord {
             base_key: String::new(),
@@ -304,26 +302,105 @@ impl ObjectsRecord {
             }
         }
         if !r.xen_syms.is_file() {
-            return Err(Error::Input(format!(
-                "--skip: the previous run's base build ({}) is no longer in the cache; run without --skip",
-                r.xen_syms.display()
-            )));
+            return Err(Error::Input(Problem::PreviousBaseGone {
+                xen_syms: r.xen_syms,
+            }));
         }
         Ok(r)
     }
 }
 
+/// What each stage produced, kept as the build goes: when a later stage
+/// fails, what the earlier ones found is still here. The JSON report is
+/// derived from it and the outcome at the end (`report`).
+#[derive(Debug, Default)]
+pub struct Stages {
+    /// The payload's name (check).
+    pub name: Option<String>,
+    /// The build recipe (`upstream`, `debian`), once the build is configured.
+    pub recipe: Option<String>,
+    /// The base stage (not run with `--skip`).
+    pub base: Option<BaseOutput>,
+    /// The patched stage (not run with `--skip`).
+    pub patched: Option<PatchedOutput>,
+    /// The changed objects and the base they were built on (this run's,
+    /// or the previous run's with `--skip`).
+    pub objects: Option<ObjectsOutput>,
+    /// The rebuilt base's build-id.
+    pub base_build_id: Option<Vec<u8>>,
+    /// The function-table layout detected from the base.
+    pub abi: Option<Abi>,
+    /// The diff stage (not run with `--skip diff`).
+    pub diff: Option<DiffOutput>,
+    /// The dependency notes chosen for the payload.
+    pub dependencies: Option<Dependencies>,
+    /// The link stage.
+    pub linked: Option<Linked>,
+    /// The verify stage's report.
+    pub verified: Option<crate::verify::VerifyReport>,
+}
+
+/// The base stage's output.
+#[derive(Debug, Clone)]
+pub struct BaseOutput {
+    /// The base came from the cache.
+    pub cached: bool,
+    /// The base was made from the user's own build in this run.
+    pub adopted: bool,
+    /// Its cache key.
+    pub key: String,
+}
+
+/// The patched stage's output (beyond the objects).
+#[derive(Debug, Clone)]
+pub struct PatchedOutput {
+    pub full_make: bool,
+    pub full_make_reason: Option<String>,
+    /// Objects compiled (under `xen/`).
+    pub recompiled: Vec<String>,
+}
+
+/// The objects the diff works on, and the base they came from.
+#[derive(Debug, Clone)]
+pub struct ObjectsOutput {
+    pub base_key: String,
+    pub xen_syms: PathBuf,
+    pub changed: Vec<String>,
+    pub new: Vec<String>,
+}
+
+/// The diff stage's findings, per object diffed.
+#[derive(Debug, Clone)]
+pub struct DiffOutput {
+    pub objects: Vec<ObjectDiff>,
+    pub init_only: Vec<String>,
+}
+
+/// The payload's dependency notes.
+#[derive(Debug, Clone)]
+pub struct Dependencies {
+    pub depends: Vec<u8>,
+    pub xen_depends: Vec<u8>,
+}
+
+/// The link stage's output.
+#[derive(Debug, Clone)]
+pub struct Linked {
+    pub payload: PathBuf,
+    pub build_id: Vec<u8>,
+}
+
 fn run(
     opts: &BuildOptions,
     progress: &mut Progress,
-    report: &mut Report,
+    stages: &mut Stages,
 ) -> Result<BuildResult, Error> {
     let checked = progress.stage("check", None, || {
         let c = check(opts)?;
         let detail = format!("{} file(s) touched, payload {}", c.touched.len(), c.name);
         Ok((c, detail))
     })?;
-    report.name = Some(checked.name.clone());
+    stages.name = Some(checked.name.clone());
     // Type-size probes are kept per base, beside the base builds.
     abi::probe::set_cache_dir(Some(checked.cache.join("probe")));
     let out = &opts.output;
@@ -340,53 +417,21 @@ fn run(
             None
         },
     };
-    report.recipe = Some(checked.recipe.name.to_string());
+    stages.recipe = Some(checked.recipe.name.to_string());
     let objects_dir = out.join("objects");
     let diff_dir = out.join("diff");
     let work = out.join("work");
 
     // Base and patched builds (or the previous run's record of them).
-    let mut adopted = false;
     let record = if opts.skip.is_some() {
         ObjectsRecord::load(&objects_dir.join("list"))?
     } else {
-        let base = progress.stage("base", Some(&log), || {
-            let started = std::time::Instant::now();
-            let key = build::base_key(&opts.srcdir, &checked.config, &make, &checked.cache)?;
-            log.line(&format!(
-                "# cache key {key}: {:.1} ms",
-                started.elapsed().as_secs_f64() * 1e3
-            ));
-            let base = build::ensure_base(
-                &checked.cache,
-                &key,
-                &opts.srcdir,
-                &checked.config,
-                &make,
-                opts.xen_syms.as_deref(),
-                &log,
-            )?;
-            let detail = if base.adopted {
-                format!(
-                    "adopted the tree's build and cached it ({})",
-                    base.tree.parent().unwrap_or(&base.tree).display()
-                )
-            } else if base.cached {
-                format!(
-                    "cached ({})",
-                    base.tree.parent().unwrap_or(&base.tree).display()
-                )
-            } else {
-                format!(
-                    "built and cached ({})",
-                    base.tree.parent().unwrap_or(&base.tree).display()
-                )
-            };
-            Ok((base, detail))
-        })?;
-        report.base_cached = Some(base.cached);
-        adopted = base.adopted;
-        report.base_key = Some(base.key.clone());
+        let base = base_stage(opts, &checked, &make, progress, &log)?;
+        stages.base = Some(BaseOutput {
+            cached: base.cached,
+            adopted: base.adopted,
+            key: base.key.clone(),
+        });
         // A base that is not the target would give a payload for another
         // binary: refused before the patched build.
         if let Some(t) = &checked.target {
@@ -406,9 +451,11 @@ fn run(
             let detail = format!("{how}; {} changed, {} new", p.changed.len(), p.new.len());
             Ok((p, detail))
         })?;
-        report.full_make = Some(patched.full_make);
-        report.full_make_reason = patched.full_make_reason.clone();
-        report.recompiled = patched.recompiled.clone();
+        stages.patched = Some(PatchedOutput {
+            full_make: patched.full_make,
+            full_make_reason: patched.full_make_reason.clone(),
+            recompiled: patched.recompiled.clone(),
+        });
         let record = ObjectsRecord {
             base_key: base.key.clone(),
             xen_syms: base.xen_syms.clone(),
@@ -419,13 +466,15 @@ fn run(
         record.save(&objects_dir.join("list"))?;
         record
     };
-    report.changed_objects = record.changed.clone();
-    report.new_objects = record.new.clone();
-    report.xen_syms = Some(record.xen_syms.display().to_string());
-    report.base_key = Some(record.base_key.clone());
+    stages.objects = Some(ObjectsOutput {
+        base_key: record.base_key.clone(),
+        xen_syms: record.xen_syms.clone(),
+        changed: record.changed.clone(),
+        new: record.new.clone(),
+    });
     let base_id = build_id_of_file(&record.xen_syms)
-        .map_err(|e| Error::Mismatch(format!("base build: {e}")))?;
-    report.base_build_id = Some(to_hex(&base_id));
+        .map_err(|e| Error::Mismatch(Mismatch::BaseBuildId(e)))?;
+    stages.base_build_id = Some(base_id.clone());
 
     // Diff.
     let syms = XenSyms::load(&record.xen_syms)
@@ -439,13 +488,13 @@ fn run(
         object: "ABI detection".into(),
         source: e.into(),
     })?;
-    report.abi = Some(abi.name().to_string());
+    stages.abi = Some(abi);
     let (objects, outputs) = if opts.skip == Some(Skip::Diff) {
-        let list = fs::read_to_string(diff_dir.join("list")).map_err(|e| {
-            Error::Input(format!(
-                "--skip diff: no previous diff in {} ({e})",
-                diff_dir.display()
-            ))
+        let list = fs::read_to_string(diff_dir.join("list")).map_err(|source| {
+            Error::Input(Problem::NoPreviousDiff {
+                dir: diff_dir.clone(),
+                source,
+            })
         })?;
         let outputs: Vec<PathBuf> = list
             .lines()
@@ -455,7 +504,7 @@ fn run(
         (Vec::new(), outputs)
     } else {
         let found = progress.stage("diff", Some(&log), || {
-            let diffed = diff_stage(
+            let found = diff_and_layout(
                 opts,
                 &record,
                 &objects_dir,
@@ -464,36 +513,7 @@ fn run(
                 &xen_tree,
                 abi,
                 &log,
-            );
-            let mut found = match diffed {
-                Ok(found) => found,
-                Err(e) => {
-                    // A header type whose layout changed is refused whatever
-                    // the payload would hold: that is the answer, not the
-                    // diff's failure on some object.
-                    let refusals =
-                        crate::layout::check(&record.changed, &objects_dir, &[], true, &log)?;
-                    if refusals.is_empty() {
-                        return Err(e);
-                    }
-                    log.line(&format!(
-                        "# the diff failed ({e}), but the layout check refuses the patch anyway"
-                    ));
-                    report.refusals = refusals.clone();
-                    return Err(Error::NotPatchable {
-                        refusals,
-                        log: Some(log.path().into()),
-                    });
-                }
-            };
-            // Types whose layout changed under code the payload does not replace.
-            found.refusals.extend(crate::layout::check(
-                &record.changed,
-                &objects_dir,
-                &found.objects,
-                false,
-                &log,
-            )?);
+            )?;
             let nfuncs: usize = found
                 .objects
                 .iter()
@@ -507,62 +527,17 @@ fn run(
             );
             Ok((found, detail))
         })?;
-        report.objects = found.objects.clone();
-        report.init_only = found.init_only.clone();
-        report.refusals = found.refusals.clone();
+        stages.diff = Some(DiffOutput {
+            objects: found.objects.clone(),
+            init_only: found.init_only.clone(),
+        });
         if !found.refusals.is_empty() {
             return Err(Error::NotPatchable {
                 refusals: found.refusals,
                 log: Some(log.path().into()),
             });
         }
-        let mut objects = found.objects;
-        let mut outputs = found.outputs;
-        for n in &record.new {
-            objects.push(ObjectDiff {
-                object: n.clone(),
-                new_object: true,
-                ..ObjectDiff::default()
-            });
-            // Linked whole: its locals must not take a name Xen already has.
-            let renamed = diff_dir.join(n);
-            if let Some(parent) = renamed.parent() {
-                fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-            }
-            let count = crate::rename::name_locals_like_xen(
-                &objects_dir.join("patched").join(n),
-                &renamed,
-            )?;
-            log.line(&format!(
-                "# new object {n}: {count} local symbol(s) named FILE#sym"
-            ));
-            outputs.push(renamed);
-        }
-        if outputs.is_empty() {
-            return Err(Error::NoChange {
-                init_only: found.init_only,
-            });
-        }
-        // Part of the fix then only takes effect after a reboot.
-        for o in objects.iter().filter(|o| !o.init_only_changes.is_empty()) {
-            progress.warn(
-                Some(&log),
-                &format!(
-                    "{}: init code changed too ({}): it runs only at boot, so the payload cannot \
-                     apply that part; it takes effect after a reboot into a hypervisor built \
-                     with the patch",
-                    o.object,
-                    o.init_only_changes.join(", ")
-                ),
-            );
-        }
-        let list: String = outputs
-            .iter()
-            .filter_map(|p| p.strip_prefix(out).ok())
-            .map(|p| format!("{}\n", p.display()))
-            .collect();
-        build::write_file(&diff_dir.join("list"), list.as_bytes())?;
-        (objects, outputs)
+        collect_outputs(out, found, &record, &objects_dir, &diff_dir, progress, &log)?
     };
     let functions: Vec<_> = objects
         .iter()
@@ -590,13 +565,14 @@ fn run(
             Ok((id, format!("{} {how}", given.display())))
         })?,
     };
-    let depends = checked.depends.clone().unwrap_or_else(|| xen_id.clone());
-    let xen_depends = checked
-        .xen_depends
-        .clone()
-        .unwrap_or_else(|| xen_id.clone());
-    report.depends = Some(to_hex(&depends));
-    report.xen_depends = Some(to_hex(&xen_depends));
+    let deps = stages.dependencies.insert(Dependencies {
+        depends: checked.depends.clone().unwrap_or_else(|| xen_id.clone()),
+        xen_depends: checked
+            .xen_depends
+            .clone()
+            .unwrap_or_else(|| xen_id.clone()),
+    });
+    let (depends, xen_depends) = (deps.depends.clone(), deps.xen_depends.clone());
 
     // Link.
     let payload = out.join(format!("{}.livepatch", checked.name));
@@ -616,8 +592,10 @@ fn run(
             format!("{} (build-id {})", payload.display(), to_hex(&id)),
         ))
     })?;
-    report.payload = Some(payload.display().to_string());
-    report.payload_build_id = Some(to_hex(&build_id));
+    stages.linked = Some(Linked {
+        payload: payload.clone(),
+        build_id: build_id.clone(),
+    });
 
     // Verify.
     let verified = progress.stage("verify", Some(&log), || {
@@ -638,7 +616,7 @@ fn run(
         let msg = format!("passes the {}", report.checked_against());
         Ok((report, msg))
     })?;
-    report.xen_version = verified.xen_version.as_ref().map(ToString::to_string);
+    stages.verified = Some(verified);
 
     if !opts.debug {
         let _ = fs::remove_dir_all(&work);
@@ -654,12 +632,166 @@ fn run(
         xen_depends: to_hex(&xen_depends),
         functions,
         objects,
-        base_cached: report.base_cached.unwrap_or(false),
-        base_adopted: adopted,
-        recompiled: report.recompiled.clone(),
+        base_cached: stages.base.as_ref().is_some_and(|b| b.cached),
+        base_adopted: stages.base.as_ref().is_some_and(|b| b.adopted),
+        recompiled: stages
+            .patched
+            .as_ref()
+            .map(|p| p.recompiled.clone())
+            .unwrap_or_default(),
         timings: Vec::new(),
         log: log.path().to_path_buf(),
     })
+}
+
+/// The base stage: the unpatched hypervisor, from the cache or built (or
+/// adopted from the user's build) and cached.
+fn base_stage(
+    opts: &BuildOptions,
+    checked: &Checked,
+    make: &MakeConfig,
+    progress: &mut Progress,
+    log: &Log,
+) -> Result<BaseBuild, Error> {
+    progress.stage("base", Some(log), || {
+        let started = std::time::Instant::now();
+        let key = build::base_key(&opts.srcdir, &checked.config, make, &checked.cache)?;
+        log.line(&format!(
+            "# cache key {key}: {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        ));
+        let base = build::ensure_base(
+            &checked.cache,
+            &key,
+            &opts.srcdir,
+            &checked.config,
+            make,
+            opts.xen_syms.as_deref(),
+            log,
+        )?;
+        let entry = base.tree.parent().unwrap_or(&base.tree).display();
+        let detail = if base.adopted {
+            format!("adopted the tree's build and cached it ({entry})")
+        } else if base.cached {
+            format!("cached ({entry})")
+        } else {
+            format!("built and cached ({entry})")
+        };
+        Ok((base, detail))
+    })
+}
+
+/// The diff on every changed object, then the type-layout check; every
+/// refusal of both is in the findings. When the diff itself fails and the
+/// layout check refuses the patch, the refusal is the answer.
+#[allow(clippy::too_many_arguments)]
+fn diff_and_layout(
+    opts: &BuildOptions,
+    record: &ObjectsRecord,
+    objects_dir: &Path,
+    diff_dir: &Path,
+    syms: &XenSyms,
+    xen_tree: &Path,
+    abi: Abi,
+    log: &Log,
+) -> Result<diff::DiffFindings, Error> {
+    let mut found = match diff_stage(
+        opts,
+        record,
+        objects_dir,
+        diff_dir,
+        syms,
+        xen_tree,
+        abi,
+        log,
+    ) {
+        Ok(found) => found,
+        Err(e) => {
+            // A header type whose layout changed is refused whatever
+            // the payload would hold: that is the answer, not the
+            // diff's failure on some object.
+            let refusals = crate::layout::check(&record.changed, objects_dir, &[], true, log)?;
+            if refusals.is_empty() {
+                return Err(e);
+            }
+            log.line(&format!(
+                "# the diff failed ({e}), but the layout check refuses the patch anyway"
+            ));
+            return Err(Error::NotPatchable {
+                refusals,
+                log: Some(log.path().into()),
+            });
+        }
+    };
+    // Types whose layout changed under code the payload does not replace.
+    found.refusals.extend(crate::layout::check(
+        &record.changed,
+        objects_dir,
+        &found.objects,
+        false,
+        log,
+    )?);
+    Ok(found)
+}
+
+/// The objects with findings and the files to link: the diff's outputs
+/// plus each new object whole (its locals named as Xen names them). No
+/// output at all is "no change"; init-only changes next to runtime ones
+/// are warned about.
+fn collect_outputs(
+    out: &Path,
+    found: diff::DiffFindings,
+    record: &ObjectsRecord,
+    objects_dir: &Path,
+    diff_dir: &Path,
+    progress: &mut Progress,
+    log: &Log,
+) -> Result<(Vec<ObjectDiff>, Vec<PathBuf>), Error> {
+    let mut objects = found.objects;
+    let mut outputs = found.outputs;
+    for n in &record.new {
+        objects.push(ObjectDiff {
+            object: n.clone(),
+            new_object: true,
+            ..ObjectDiff::default()
+        });
+        // Linked whole: its locals must not take a name Xen already has.
+        let renamed = diff_dir.join(n);
+        if let Some(parent) = renamed.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let count =
+            crate::rename::name_locals_like_xen(&objects_dir.join("patched").join(n), &renamed)?;
+        log.line(&format!(
+            "# new object {n}: {count} local symbol(s) named FILE#sym"
+        ));
+        outputs.push(renamed);
+    }
+    if outputs.is_empty() {
+        return Err(Error::NoChange {
+            init_only: found.init_only,
+        });
+    }
+    // Part of the fix then only takes effect after a reboot.
+    for o in objects.iter().filter(|o| !o.init_only_changes.is_empty()) {
+        progress.warn(
+            Some(log),
+            &format!(
+                "{}: init code changed too ({}): it runs only at boot, so the payload cannot \
+                 apply that part; it takes effect after a reboot into a hypervisor built \
+                 with the patch",
+                o.object,
+                o.init_only_changes.join(", ")
+            ),
+        );
+    }
+    let list: String = outputs
+        .iter()
+        .filter_map(|p| p.strip_prefix(out).ok())
+        .map(|p| format!("{}\n", p.display()))
+        .collect();
+    build::write_file(&diff_dir.join("list"), list.as_bytes())?;
+    Ok((objects, outputs))
 }
 
 fn patched_stage(
@@ -675,6 +807,7 @@ fn patched_stage(
         fs::remove_dir_all(objects_dir).map_err(|e| Error::io(objects_dir, e))?;
     }
     let tree = WorkTree::acquire(base, work, log)?;
+    let mut writes = crate::worktree::Writes::default();
     let result = build::patched_build(
         base,
         &tree.path,
@@ -682,6 +815,7 @@ fn patched_stage(
         &checked.touched,
         &opts.srcdir,
         make,
+        &mut writes,
         log,
     )
     .and_then(|patched| {
@@ -729,7 +863,7 @@ fn patched_stage(
     });
     // Restore the shared copy whatever happened; keep a private one with --debug.
     let started = std::time::Instant::now();
-    let released = tree.release(opts.debug, log);
+    let released = tree.release(opts.debug, &writes, log);
     log.line(&format!(
         "# working copy released in {:.3} s",
         started.elapsed().as_secs_f64()
@@ -792,32 +926,40 @@ fn jobs_for(opts: &BuildOptions) -> usize {
 /// less proves that the payload's code was compiled the way the running
 /// binary's was. Returns its build-id.
 fn check_xen_syms(given: &Path, base_path: &Path, base_id: &[u8]) -> Result<Vec<u8>, Error> {
-    let id = build_id_of_file(given).map_err(|e| Error::Input(format!("--xen-syms: {e}")))?;
+    let id = build_id_of_file(given)
+        .map_err(|source| Error::Input(Problem::XenSymsBuildId { source }))?;
     if id == base_id || same_loaded_image(given, base_path) {
         return Ok(id);
     }
-    Err(Error::Mismatch(format!(
-        "{}: the rebuilt base does not reproduce it (build-id {} vs rebuilt {}); build with the \
-         same sources, .config, compiler and build recipe as the running hypervisor",
-        given.display(),
-        to_hex(&id),
-        to_hex(base_id),
-    )))
+    Err(Error::Mismatch(Mismatch::NotReproduced {
+        xen_syms: given.to_path_buf(),
+        build_id: to_hex(&id),
+        rebuilt: to_hex(base_id),
+        context: None,
+    }))
 }
 
 /// Right after the base stage: the base must be the target.
 fn check_reproduced(target: &TargetFacts, base_syms: &Path, recipe: &Recipe) -> Result<(), Error> {
     let base_id =
-        build_id_of_file(base_syms).map_err(|e| Error::Mismatch(format!("base build: {e}")))?;
+        build_id_of_file(base_syms).map_err(|e| Error::Mismatch(Mismatch::BaseBuildId(e)))?;
     check_xen_syms(&target.path, base_syms, &base_id)
         .map(|_| ())
         .map_err(|e| match e {
-            Error::Mismatch(m) => Error::Mismatch(format!(
-                "{m}; recipe {}; {}",
-                recipe.name,
-                crate::target::first_difference(base_syms, &target.path)
-                    .unwrap_or_else(|| "no symbol or loaded byte differs".into())
-            )),
+            Error::Mismatch(Mismatch::NotReproduced {
+                xen_syms,
+                build_id,
+                rebuilt,
+                context: None,
+            }) => Error::Mismatch(Mismatch::NotReproduced {
+                xen_syms,
+                build_id,
+                rebuilt,
+                context: Some(MismatchContext {
+                    recipe: recipe.name.to_string(),
+                    first_difference: crate::target::first_difference(base_syms, &target.path),
+                }),
+            }),
             other => other,
         })
 }
@@ -892,7 +1034,7 @@ fn verify_payload(
             crate::verify::Verifier::with_xen_syms(syms.clone(), &[], Some(xen_tree))
         }
     }
-    .map_err(|e| Error::Verify(e.to_string()))?;
+    .map_err(|e| Error::Verify(VerifyFailure::Unreadable(e)))?;
     if let Some(id) = depends {
         verifier = verifier.expect_depends(id.to_vec(), "--depends");
     }
@@ -901,16 +1043,14 @@ fn verify_payload(
     }
     let report = verifier
         .check_file(payload)
-        .map_err(|e| Error::Verify(e.to_string()))?;
+        .map_err(|e| Error::Verify(VerifyFailure::Unreadable(e)))?;
     if report.passed() {
         Ok(report)
     } else {
-        Err(Error::Verify(format!(
-            "{} (checked against {}): {}",
-            payload.display(),
-            report.checked_against(),
-            report.failures.join("; ")
-        )))
+        Err(Error::Verify(VerifyFailure::Failed {
+            payload: payload.to_path_buf(),
+            report: Box::new(report),
+        }))
     }
 }
 
@@ -919,9 +1059,10 @@ fn verify_payload(
 /// REPLACE action refuses. An unreadable payload is left to `verify`.
 fn driver_checks(payload: &Path, abi: Abi, replace: bool) -> Result<(), Error> {
     use object::{Object, ObjectSection};
-    let data = crate::tree::read_input(payload, Role::Payload, "payload")
-        .map_err(|e| Error::Verify(e.to_string()))?;
-    let bad = |what: String| Error::Verify(format!("{}: {what}", payload.display()));
+    let data = crate::tree::read_input(payload, Role::Payload, "payload").map_err(|e| match e {
+        Error::Input(p) => Error::Verify(VerifyFailure::Input(p)),
+        other => other,
+    })?;
     let Ok(file) = object::File::parse(&*data) else {
         return Ok(());
     };
@@ -943,9 +1084,10 @@ fn driver_checks(payload: &Path, abi: Abi, replace: bool) -> Result<(), Error> {
     if replace {
         for h in [".livepatch.hooks.preapply", ".livepatch.hooks.prerevert"] {
             if !count(h).is_empty() {
-                return Err(bad(format!(
-                    "{h}: the REPLACE action refuses payloads with vetoing hooks"
-                )));
+                return Err(Error::Verify(VerifyFailure::ReplaceVeto {
+                    payload: payload.to_path_buf(),
+                    hook: h,
+                }));
             }
         }
     }

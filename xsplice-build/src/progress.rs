@@ -40,7 +40,7 @@ impl Log {
         let f = self
             .file
             .lock()
-            .map_err(|_| Error::Input("build log lock poisoned".into()))?;
+            .map_err(|_| Error::Input(crate::error::Problem::LogPoisoned))?;
         f.try_clone().map_err(|e| Error::io(&self.path, e))
     }
 

@@ -19,6 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::error::Problem;
 use crate::target::{self, TargetFacts};
 use crate::Error;
 
@@ -174,12 +175,11 @@ impl BuildRecipe {
         recipe: &Recipe,
         target: &TargetFacts,
     ) -> Result<(), Error> {
-        let t = target.path.display();
         let refuse = |what: String| {
-            Err(Error::Mismatch(format!(
-                "{t} was not built from this tree and .config: {what}; pass the source tree, .config and \
-                 xen-syms of the same hypervisor build"
-            )))
+            Err(Error::Mismatch(crate::error::Mismatch::NotFromTree {
+                xen_syms: target.path.clone(),
+                what,
+            }))
         };
         // The tree's version.
         if let (Some(ours), Some(theirs)) = (tree_version(srcdir), target.full_version()) {
@@ -263,7 +263,12 @@ impl DebianSource {
             fs::read_to_string(deb.join(name)).map_err(|e| Error::io(deb.join(name), e))
         };
         let changelog = read("changelog")?;
-        let bad = |what: &str| Error::Input(format!("{}: {what}", deb.join("changelog").display()));
+        let bad = |what| {
+            Error::Input(Problem::DebianSource {
+                file: deb.join("changelog"),
+                what,
+            })
+        };
         let first = changelog
             .lines()
             .next()
@@ -287,10 +292,10 @@ impl DebianSource {
             .find_map(|l| l.strip_prefix("Maintainer:"))
             .map(|m| m.trim().to_string())
             .ok_or_else(|| {
-                Error::Input(format!(
-                    "{}: no Maintainer field",
-                    deb.join("control").display()
-                ))
+                Error::Input(Problem::DebianSource {
+                    file: deb.join("control"),
+                    what: "no Maintainer field",
+                })
             })?;
         Ok(DebianSource {
             version,
@@ -362,11 +367,16 @@ fn utc_date(date: &str, format: &str) -> Result<String, Error> {
         .env("LC_ALL", "C")
         .args(["-u", "-d", date, &format!("+{format}")])
         .output()
-        .map_err(|e| Error::Input(format!("cannot run date: {e}")))?;
+        .map_err(|source| {
+            Error::Input(Problem::CannotRun {
+                program: "date",
+                source,
+            })
+        })?;
     if !out.status.success() {
-        return Err(Error::Input(format!(
-            "debian/changelog: cannot read the date {date:?}"
-        )));
+        return Err(Error::Input(Problem::DebianDate {
+            date: date.to_string(),
+        }));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

@@ -20,7 +20,12 @@ use crate::error::Error;
 /// how many symbols were renamed.
 pub fn name_locals_like_xen(input: &Path, output: &Path) -> Result<usize, Error> {
     let data = fs::read(input).map_err(|e| Error::io(input, e))?;
-    let malformed = |what: String| Error::Input(format!("{}: {what}", input.display()));
+    let malformed = |what: String| {
+        Error::Input(crate::error::Problem::MalformedObject {
+            path: input.to_path_buf(),
+            what,
+        })
+    };
     let mut builder = Builder::read(&*data).map_err(|e| malformed(e.to_string()))?;
     let mut file: Option<Vec<u8>> = None;
     let mut renamed = 0;

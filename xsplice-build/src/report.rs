@@ -4,37 +4,18 @@
 
 use std::path::Path;
 
+use create_diff_object::notes::to_hex;
 use serde::Serialize;
 
-use crate::{Error, ObjectDiff, StageTime};
+use crate::pipeline::Stages;
+use crate::{Error, StageTime};
 
-/// Everything the report says; filled in as the stages run.
-#[derive(Debug, Default)]
-pub struct Report {
-    pub name: Option<String>,
-    pub payload: Option<String>,
-    pub abi: Option<String>,
-    /// The Xen release whose loader rules `verify` applied (e.g. `4.20.4`).
-    pub xen_version: Option<String>,
-    pub base_build_id: Option<String>,
-    pub payload_build_id: Option<String>,
-    pub depends: Option<String>,
-    pub xen_depends: Option<String>,
-    pub base_cached: Option<bool>,
-    pub base_key: Option<String>,
-    /// The build recipe detected from the tree (`upstream`, `debian`).
-    pub recipe: Option<String>,
-    pub xen_syms: Option<String>,
-    pub full_make: Option<bool>,
-    pub full_make_reason: Option<String>,
-    pub recompiled: Vec<String>,
-    pub changed_objects: Vec<String>,
-    pub new_objects: Vec<String>,
-    pub objects: Vec<ObjectDiff>,
-    pub init_only: Vec<String>,
-    pub refusals: Vec<(String, create_diff_object::Refusal)>,
+/// The report of one build, derived at the end from what the stages
+/// produced (all of them, or those before the failure) and the outcome.
+pub struct Report<'a> {
+    pub stages: &'a Stages,
     pub replace: bool,
-    pub timings: Vec<StageTime>,
+    pub timings: &'a [StageTime],
 }
 
 /// The report document. Field order is the JSON order (serde keeps it);
@@ -45,15 +26,15 @@ struct Document<'a> {
     exit_code: i32,
     error: Option<String>,
     compiler_error: Option<CompilerErrorJson<'a>>,
-    name: &'a Option<String>,
-    payload: &'a Option<String>,
-    abi: &'a Option<String>,
-    xen_version: &'a Option<String>,
+    name: Option<&'a str>,
+    payload: Option<String>,
+    abi: Option<&'static str>,
+    xen_version: Option<String>,
     replace: bool,
-    base_build_id: &'a Option<String>,
-    payload_build_id: &'a Option<String>,
-    depends: &'a Option<String>,
-    xen_depends: &'a Option<String>,
+    base_build_id: Option<String>,
+    payload_build_id: Option<String>,
+    depends: Option<String>,
+    xen_depends: Option<String>,
     base: Base<'a>,
     patched_build: PatchedBuild<'a>,
     changed_objects: &'a [String],
@@ -76,15 +57,15 @@ struct CompilerErrorJson<'a> {
 #[derive(Serialize)]
 struct Base<'a> {
     cached: Option<bool>,
-    key: &'a Option<String>,
-    recipe: &'a Option<String>,
-    xen_syms: &'a Option<String>,
+    key: Option<&'a str>,
+    recipe: Option<&'a str>,
+    xen_syms: Option<String>,
 }
 
 #[derive(Serialize)]
 struct PatchedBuild<'a> {
     full_make: Option<bool>,
-    full_make_reason: &'a Option<String>,
+    full_make_reason: Option<&'a str>,
     recompiled: &'a [String],
 }
 
@@ -109,6 +90,8 @@ struct Object<'a> {
 #[derive(Serialize)]
 struct RefusalJson<'a> {
     object: &'a str,
+    /// `create_diff_object::RefusalKind::as_str`: stable, for programs.
+    kind: &'static str,
     symbol: &'a str,
     section: &'a str,
     reason: &'a str,
@@ -122,7 +105,7 @@ struct Timing {
     seconds: f64,
 }
 
-impl Report {
+impl Report<'_> {
     /// The report as JSON; `outcome` is the build's result.
     pub fn to_json(&self, outcome: Result<(), &Error>) -> String {
         let (result, exit_code, error) = match outcome {
@@ -137,6 +120,11 @@ impl Report {
                 (result, code, Some(e.to_string()))
             }
         };
+        let st = self.stages;
+        let hex = |id: &Vec<u8>| to_hex(id);
+        let diff_objects = st.diff.as_ref().map_or(&[][..], |d| &d.objects);
+        let objects = st.objects.as_ref();
+        let patched = st.patched.as_ref();
         let doc = Document {
             result,
             exit_code,
@@ -149,30 +137,36 @@ impl Report {
                     message: &c.message,
                 }
             }),
-            name: &self.name,
-            payload: &self.payload,
-            abi: &self.abi,
-            xen_version: &self.xen_version,
+            name: st.name.as_deref(),
+            payload: st.linked.as_ref().map(|l| l.payload.display().to_string()),
+            abi: st.abi.map(|a| a.name()),
+            xen_version: st
+                .verified
+                .as_ref()
+                .and_then(|v| v.xen_version.as_ref())
+                .map(ToString::to_string),
             replace: self.replace,
-            base_build_id: &self.base_build_id,
-            payload_build_id: &self.payload_build_id,
-            depends: &self.depends,
-            xen_depends: &self.xen_depends,
+            base_build_id: st.base_build_id.as_ref().map(hex),
+            payload_build_id: st.linked.as_ref().map(|l| hex(&l.build_id)),
+            depends: st.dependencies.as_ref().map(|d| hex(&d.depends)),
+            xen_depends: st.dependencies.as_ref().map(|d| hex(&d.xen_depends)),
             base: Base {
-                cached: self.base_cached,
-                key: &self.base_key,
-                recipe: &self.recipe,
-                xen_syms: &self.xen_syms,
+                cached: st.base.as_ref().map(|b| b.cached),
+                // The objects' base (the previous run's with --skip).
+                key: objects
+                    .map(|o| o.base_key.as_str())
+                    .or(st.base.as_ref().map(|b| b.key.as_str())),
+                recipe: st.recipe.as_deref(),
+                xen_syms: objects.map(|o| o.xen_syms.display().to_string()),
             },
             patched_build: PatchedBuild {
-                full_make: self.full_make,
-                full_make_reason: &self.full_make_reason,
-                recompiled: &self.recompiled,
+                full_make: patched.map(|p| p.full_make),
+                full_make_reason: patched.and_then(|p| p.full_make_reason.as_deref()),
+                recompiled: patched.map_or(&[][..], |p| &p.recompiled),
             },
-            changed_objects: &self.changed_objects,
-            new_objects: &self.new_objects,
-            functions: self
-                .objects
+            changed_objects: objects.map_or(&[][..], |o| &o.changed),
+            new_objects: objects.map_or(&[][..], |o| &o.new),
+            functions: diff_objects
                 .iter()
                 .flat_map(|o| {
                     o.changed_functions.iter().map(move |f| Function {
@@ -184,8 +178,7 @@ impl Report {
                     })
                 })
                 .collect(),
-            objects: self
-                .objects
+            objects: diff_objects
                 .iter()
                 .map(|o| Object {
                     object: &o.object,
@@ -199,12 +192,15 @@ impl Report {
                     init_only_changes: &o.init_only_changes,
                 })
                 .collect(),
-            init_only_changes: &self.init_only,
-            refusals: self
-                .refusals
+            init_only_changes: st.diff.as_ref().map_or(&[][..], |d| &d.init_only),
+            // Refusals are the answer when there are any: the error has them all.
+            refusals: outcome
+                .err()
+                .map_or(&[][..], Error::refusals)
                 .iter()
                 .map(|(object, r)| RefusalJson {
                     object,
+                    kind: r.kind.as_str(),
                     symbol: &r.symbol,
                     section: &r.section,
                     reason: &r.reason,
@@ -238,9 +234,14 @@ mod tests {
     #[test]
     fn strings_round_trip() {
         let tricky = "a\"b\\c\n\u{1}";
-        let r = Report {
+        let stages = Stages {
             name: Some(tricky.into()),
-            ..Report::default()
+            ..Stages::default()
+        };
+        let r = Report {
+            stages: &stages,
+            replace: false,
+            timings: &[],
         };
         let v: serde_json::Value = serde_json::from_str(&r.to_json(Ok(()))).unwrap();
         assert_eq!(v["name"], tricky);
@@ -250,7 +251,12 @@ mod tests {
 
     #[test]
     fn error_reports_carry_the_exit_code() {
-        let r = Report::default();
+        let stages = Stages::default();
+        let r = Report {
+            stages: &stages,
+            replace: false,
+            timings: &[],
+        };
         let j = r.to_json(Err(&Error::NoChange {
             init_only: vec!["f".into()],
         }));
@@ -260,10 +266,81 @@ mod tests {
         assert_eq!(v["functions"], serde_json::json!([]), "{j}");
     }
 
+    /// A build that stopped at the diff: what the earlier stages produced
+    /// is reported, later fields are null, and the refusals (with their
+    /// kind) come from the error.
+    #[test]
+    fn partial_result_and_refusals_from_the_error() {
+        use crate::pipeline::{BaseOutput, ObjectsOutput};
+        use create_diff_object::{Refusal, RefusalKind};
+        let stages = Stages {
+            name: Some("fix".into()),
+            recipe: Some("upstream".into()),
+            base: Some(BaseOutput {
+                cached: true,
+                adopted: false,
+                key: "k1".into(),
+            }),
+            objects: Some(ObjectsOutput {
+                base_key: "k1".into(),
+                xen_syms: "/cache/k1/tree/xen/xen-syms".into(),
+                changed: vec!["common/data.o".into()],
+                new: vec![],
+            }),
+            base_build_id: Some(vec![0xab, 0xcd]),
+            ..Stages::default()
+        };
+        let refusal = Refusal {
+            kind: RefusalKind::InitialiserChanged,
+            symbol: "counter".into(),
+            section: ".data.counter".into(),
+            reason: "initialiser of an existing variable changed".into(),
+            hint: "set it from a hook".into(),
+        };
+        let e = Error::NotPatchable {
+            refusals: vec![("common/data.o".into(), refusal)],
+            log: None,
+        };
+        let j = Report {
+            stages: &stages,
+            replace: false,
+            timings: &[],
+        }
+        .to_json(Err(&e));
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["result"], "not-patchable", "{j}");
+        assert_eq!(v["base"]["key"], "k1", "{j}");
+        assert_eq!(v["base"]["cached"], true, "{j}");
+        assert_eq!(v["base_build_id"], "abcd", "{j}");
+        assert_eq!(v["changed_objects"], serde_json::json!(["common/data.o"]));
+        assert_eq!(v["payload"], serde_json::Value::Null, "{j}");
+        assert_eq!(v["patched_build"]["full_make"], serde_json::Value::Null);
+        let r = &v["refusals"][0];
+        assert_eq!(r["kind"], "initialiser_changed", "{j}");
+        assert_eq!(r["object"], "common/data.o", "{j}");
+        assert_eq!(r["symbol"], "counter", "{j}");
+        // The refusal's fields in the documented order (the parsed value sorts them).
+        let at: Vec<usize> = ["object", "kind", "symbol", "section", "reason", "hint"]
+            .iter()
+            .map(|k| {
+                j.find(&format!("\"{k}\": "))
+                    .unwrap_or_else(|| panic!("{k}: {j}"))
+            })
+            .collect();
+        assert_eq!(r.as_object().map(|o| o.len()), Some(at.len()), "{j}");
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{j}");
+    }
+
     /// Consumers (and docs/json-report.md) see the fields in this order.
     #[test]
     fn top_level_fields_keep_their_order() {
-        let j = Report::default().to_json(Ok(()));
+        let stages = Stages::default();
+        let j = Report {
+            stages: &stages,
+            replace: false,
+            timings: &[],
+        }
+        .to_json(Ok(()));
         let keys = [
             "result",
             "exit_code",

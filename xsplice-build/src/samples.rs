@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SectionKind};
 use xsplice_target::notes;
 
+use crate::error::{Problem, VerifyFailure};
 use crate::{BuildOptions, Error};
 
 /// The manifest file inside the patches directory.
@@ -223,16 +224,20 @@ pub fn select(ordered: &[Sample], only: &[String]) -> Result<Vec<Sample>, String
 pub fn load(dir: &Path) -> Result<Vec<Sample>, Error> {
     let list = dir.join(LIST_FILE);
     let text = fs::read_to_string(&list).map_err(|e| Error::io(&list, e))?;
-    let samples = parse_list(&text).map_err(|e| Error::Input(format!("{}: {e}", dir.display())))?;
+    let samples = parse_list(&text).map_err(|what| {
+        Error::Input(Problem::SamplesList {
+            dir: dir.to_path_buf(),
+            what,
+        })
+    })?;
     for s in &samples {
         let diff = dir.join(format!("{}.diff", s.name));
         if !diff.is_file() {
-            return Err(Error::Input(format!(
-                "{}: {} is listed but {} is missing",
-                list.display(),
-                s.name,
-                diff.display()
-            )));
+            return Err(Error::Input(Problem::SampleMissing {
+                list,
+                name: s.name.clone(),
+                diff,
+            }));
         }
     }
     let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
@@ -241,10 +246,10 @@ pub fn load(dir: &Path) -> Result<Vec<Sample>, Error> {
         let file = entry.file_name().to_string_lossy().to_string();
         if let Some(stem) = file.strip_suffix(".diff") {
             if !samples.iter().any(|s| s.name == stem) {
-                return Err(Error::Input(format!(
-                    "{}: {file} is not listed in {LIST_FILE}",
-                    dir.display()
-                )));
+                return Err(Error::Input(Problem::SampleUnlisted {
+                    dir: dir.to_path_buf(),
+                    file,
+                }));
             }
         }
     }
@@ -270,7 +275,12 @@ impl PayloadInfo {
     /// Parse a payload file.
     pub fn read(path: &Path) -> Result<PayloadInfo, Error> {
         let data = fs::read(path).map_err(|e| Error::io(path, e))?;
-        PayloadInfo::parse(&data).map_err(|e| Error::Verify(format!("{}: {e}", path.display())))
+        PayloadInfo::parse(&data).map_err(|what| {
+            Error::Verify(VerifyFailure::Malformed {
+                path: path.to_path_buf(),
+                what,
+            })
+        })
     }
 
     /// Parse a payload's bytes.
@@ -426,7 +436,8 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
         .patches
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_PATCHES_DIR));
-    let samples = select(&load(&dir)?, &args.only).map_err(Error::Input)?;
+    let samples = select(&load(&dir)?, &args.only)
+        .map_err(|what| Error::Input(Problem::SampleSelection(what)))?;
     let xen_syms = args.xen_syms.clone().or_else(|| {
         let p = args.srcdir.join("xen").join("xen-syms");
         p.is_file().then_some(p)
@@ -441,10 +452,10 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
             Some(dep) => match built.iter().find(|b| &b.sample.name == dep) {
                 Some(b) => Some(b.info.build_id.clone()),
                 None => {
-                    let e = Error::Input(format!(
-                        "{}: not built because {dep}, which it stacks on, failed",
-                        sample.name
-                    ));
+                    let e = Error::Input(Problem::SampleDependencyFailed {
+                        sample: sample.name.clone(),
+                        dependency: dep.clone(),
+                    });
                     failed.push((sample.name.clone(), e));
                     continue;
                 }
@@ -488,7 +499,8 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
         if xen_build_id.is_none() {
             xen_build_id = Some(match &xen_syms {
                 Some(p) => notes::to_hex(
-                    &notes::build_id_of_file(p).map_err(|e| Error::Verify(e.to_string()))?,
+                    &notes::build_id_of_file(p)
+                        .map_err(|e| Error::Verify(VerifyFailure::BuildId(e)))?,
                 ),
                 None => result.base_build_id.clone(),
             });
@@ -502,7 +514,10 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
     }
     if let Some(xen_id) = &xen_build_id {
         for problem in check_chain(&built, xen_id) {
-            failed.push(("build-id chain".to_string(), Error::Verify(problem)));
+            failed.push((
+                "build-id chain".to_string(),
+                Error::Verify(VerifyFailure::Chain(problem)),
+            ));
         }
     }
     Ok(Outcome { built, failed })

@@ -62,7 +62,12 @@ impl TargetFacts {
     /// Xen build, or a synthetic one) simply has fewer facts.
     pub fn read(path: &Path) -> Result<TargetFacts, Error> {
         let data = fs::read(path).map_err(|e| Error::io(path, e))?;
-        let bad = |what: String| Error::Input(format!("{}: {what}", path.display()));
+        let bad = |what: String| {
+            Error::Input(crate::error::Problem::XenSymsMalformed {
+                path: path.to_path_buf(),
+                what,
+            })
+        };
         let file = object::File::parse(&*data).map_err(|e| bad(format!("not an ELF file: {e}")))?;
         let build_id = file
             .build_id()

@@ -8,18 +8,20 @@ use std::process::{Command, Stdio};
 
 use xsplice_target::limits::{self, Role};
 
+use crate::error::{PatchProblem, Problem};
 use crate::hash::{Hasher, Stamp, StatCache};
 use crate::Error;
 
 /// A user's input file, after the file-type and size rules (`limits`);
 /// refusals name the file and the option it came from.
-pub fn read_input(path: &Path, role: Role, option: &str) -> Result<Vec<u8>, Error> {
+pub fn read_input(path: &Path, role: Role, option: &'static str) -> Result<Vec<u8>, Error> {
     limits::read_input(path, role).map_err(|e| match e {
-        xsplice_target::Error::Io { source, .. } => Error::Input(format!(
-            "{}: cannot read ({option}): {source}",
-            path.display()
-        )),
-        other => Error::Input(format!("{other} ({option})")),
+        xsplice_target::Error::Io { source, .. } => Error::Input(Problem::Unreadable {
+            path: path.to_path_buf(),
+            option,
+            source,
+        }),
+        source => Error::Input(Problem::Refused { option, source }),
     })
 }
 
@@ -29,16 +31,15 @@ const NAME_SIZE: usize = 128;
 /// Fail unless `srcdir` looks like the top of a Xen tree.
 pub fn check_tree(srcdir: &Path) -> Result<(), Error> {
     if !srcdir.is_dir() {
-        return Err(Error::Input(format!(
-            "{}: no such directory (--srcdir)",
-            srcdir.display()
-        )));
+        return Err(Error::Input(Problem::NoSuchDirectory {
+            path: srcdir.to_path_buf(),
+            option: "--srcdir",
+        }));
     }
     if !srcdir.join("xen/Makefile").is_file() {
-        return Err(Error::Input(format!(
-            "{}: not a Xen source tree (no xen/Makefile); pass the top of the tree with -s",
-            srcdir.display()
-        )));
+        return Err(Error::Input(Problem::NotXenTree {
+            path: srcdir.to_path_buf(),
+        }));
     }
     Ok(())
 }
@@ -48,19 +49,16 @@ pub fn config_path(srcdir: &Path, config: Option<&Path>) -> Result<PathBuf, Erro
     match config {
         // Whether it is a readable regular file is checked when it is read.
         Some(c) if c.exists() => Ok(c.to_path_buf()),
-        Some(c) => Err(Error::Input(format!(
-            "{}: no such file (--config)",
-            c.display()
-        ))),
+        Some(c) => Err(Error::Input(Problem::NoSuchFile {
+            path: c.to_path_buf(),
+            option: "--config",
+        })),
         None => {
             let c = srcdir.join("xen/.config");
             if c.is_file() {
                 Ok(c)
             } else {
-                Err(Error::Input(format!(
-                    "no .config: {} does not exist; pass the running hypervisor's .config with -c/--config",
-                    c.display()
-                )))
+                Err(Error::Input(Problem::NoConfig { expected: c }))
             }
         }
     }
@@ -70,10 +68,9 @@ pub fn config_path(srcdir: &Path, config: Option<&Path>) -> Result<PathBuf, Erro
 pub fn check_config(path: &Path) -> Result<Vec<u8>, Error> {
     let bytes = read_input(path, Role::Text, "--config")?;
     if !config_enables_livepatch(&bytes) {
-        return Err(Error::Input(format!(
-            "{}: CONFIG_LIVEPATCH=y is not set; the hypervisor must be built with live patching",
-            path.display()
-        )));
+        return Err(Error::Input(Problem::LivepatchDisabled {
+            config: path.to_path_buf(),
+        }));
     }
     Ok(bytes)
 }
@@ -100,11 +97,11 @@ pub struct Touched {
 }
 
 /// The files a unified diff touches (its `---`/`+++` headers).
-pub fn touched_files(patch: &[u8]) -> Result<Vec<Touched>, Error> {
+pub fn touched_files(patch: &[u8]) -> Result<Vec<Touched>, PatchProblem> {
     let text = String::from_utf8_lossy(patch);
     let mut out: Vec<Touched> = Vec::new();
     let mut old: Option<String> = None;
-    let add = |out: &mut Vec<Touched>, path: &str, touch: Touch| -> Result<(), Error> {
+    let add = |out: &mut Vec<Touched>, path: &str, touch: Touch| -> Result<(), PatchProblem> {
         let rel = strip_one(path)?;
         if !out.iter().any(|t| t.path == rel) {
             out.push(Touched { path: rel, touch });
@@ -134,9 +131,7 @@ pub fn touched_files(patch: &[u8]) -> Result<Vec<Touched>, Error> {
         }
     }
     if out.is_empty() {
-        return Err(Error::Input(
-            "patch: no file headers found (is it a unified diff?)".into(),
-        ));
+        return Err(PatchProblem::NoFileHeaders);
     }
     Ok(out)
 }
@@ -148,27 +143,21 @@ fn header_path(rest: &str) -> String {
 }
 
 /// Strip the first component (`-p1`), refusing names that leave the tree.
-fn strip_one(path: &str) -> Result<PathBuf, Error> {
+fn strip_one(path: &str) -> Result<PathBuf, PatchProblem> {
     let p = Path::new(path);
     if p.is_absolute() {
-        return Err(Error::Input(format!(
-            "patch: file name {path:?} is absolute; patches name files relative to the top of the tree (a/xen/...)"
-        )));
+        return Err(PatchProblem::AbsoluteName(path.to_string()));
     }
     let mut comps = p.components();
     let first = comps.next();
     let rest: PathBuf = comps.collect();
     let all = || std::iter::once(first).flatten().chain(rest.components());
     if all().any(|c| c == Component::ParentDir) {
-        return Err(Error::Input(format!(
-            "patch: file name {path:?} uses \"..\" and would reach outside the source tree; refusing it"
-        )));
+        return Err(PatchProblem::EscapingName(path.to_string()));
     }
     let normal = rest.components().all(|c| matches!(c, Component::Normal(_)));
     if rest.as_os_str().is_empty() || !normal {
-        return Err(Error::Input(format!(
-            "patch: file name {path:?} has no leading directory to strip (the patch must apply with -p1)"
-        )));
+        return Err(PatchProblem::NoPrefix(path.to_string()));
     }
     Ok(rest)
 }
@@ -178,29 +167,28 @@ fn strip_one(path: &str) -> Result<PathBuf, Error> {
 /// `xen/source -> .`) also gets the file's own path in the tree
 /// (`xen/common/x.c`, listed first), which is what the build's dependency
 /// records name. A name that leads outside the tree is refused.
-pub fn resolve_touched(srcdir: &Path, touched: Vec<Touched>) -> Result<Vec<Touched>, Error> {
-    let top = fs::canonicalize(srcdir).map_err(|e| Error::io(srcdir, e))?;
+pub fn resolve_touched(srcdir: &Path, touched: Vec<Touched>) -> Result<Vec<Touched>, PatchProblem> {
+    let top = fs::canonicalize(srcdir).map_err(|source| PatchProblem::TreeUnreadable {
+        srcdir: srcdir.to_path_buf(),
+        source,
+    })?;
     let mut out: Vec<Touched> = Vec::new();
     for t in touched {
-        let real = canonicalize_existing(&top.join(&t.path)).map_err(|e| {
-            Error::Input(format!(
-                "patch: {} cannot be resolved in the source tree (a dangling or looping symbolic link?): {e}",
-                t.path.display()
-            ))
+        let real = canonicalize_existing(&top.join(&t.path)).map_err(|source| {
+            PatchProblem::Unresolvable {
+                path: t.path.clone(),
+                source,
+            }
         })?;
         let Ok(rel) = real.strip_prefix(&top) else {
-            return Err(Error::Input(format!(
-                "patch: {} leads outside the source tree {} (to {}, through a symbolic link); refusing it",
-                t.path.display(),
-                srcdir.display(),
-                real.display()
-            )));
+            return Err(PatchProblem::LeadsOutside {
+                path: t.path,
+                srcdir: srcdir.to_path_buf(),
+                real,
+            });
         };
         if rel.as_os_str().is_empty() {
-            return Err(Error::Input(format!(
-                "patch: {} is the top of the source tree, not a file",
-                t.path.display()
-            )));
+            return Err(PatchProblem::TopOfTree { path: t.path });
         }
         // The name the patch used stays too: build records may name a
         // file through a link the build itself made (`include/asm`).
@@ -247,7 +235,12 @@ pub fn patch_dry_run(dir: &Path, patch: &Path) -> Result<(), Error> {
         .arg("--dry-run")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Error::Input(format!("cannot run patch: {e}")))?;
+        .map_err(|source| {
+            Error::Input(Problem::CannotRun {
+                program: "patch",
+                source,
+            })
+        })?;
     if out.status.success() {
         return Ok(());
     }
@@ -259,11 +252,11 @@ pub fn patch_dry_run(dir: &Path, patch: &Path) -> Result<(), Error> {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("; ");
-    Err(Error::Input(format!(
-        "{}: does not apply to {} (patch -p1 --fuzz=0): {why}",
-        patch.display(),
-        dir.display()
-    )))
+    Err(Error::Input(Problem::PatchDoesNotApply {
+        patch: patch.to_path_buf(),
+        tree: dir.to_path_buf(),
+        why,
+    }))
 }
 
 /// The `patch` invocation used for both the dry run and the real application.
@@ -316,13 +309,13 @@ pub fn payload_name(patch: &Path, name: Option<&str>) -> Result<String, Error> {
         })
         .collect();
     if clean.is_empty() {
-        return Err(Error::Input("payload name is empty; pass --name".into()));
+        return Err(Error::Input(Problem::EmptyName));
     }
     if clean.len() >= NAME_SIZE {
-        return Err(Error::Input(format!(
-            "payload name {clean:?} is longer than {} characters (the loader's limit); pass a shorter --name",
-            NAME_SIZE - 1
-        )));
+        return Err(Error::Input(Problem::NameTooLong {
+            name: clean,
+            max: NAME_SIZE - 1,
+        }));
     }
     Ok(clean)
 }
@@ -350,7 +343,9 @@ fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
             || matches!(
                 &*s,
                 "xen/include/config" | "xen/include/generated" | "xen/include/compat"
-            );
+            )
+            // asm-generic wrappers (Xen 4.20 and later), written without a record.
+            || is_arch_generated_dir(&s);
     }
     if s.starts_with("tools/") && !s.starts_with("tools/flask/") {
         return true;
@@ -372,6 +367,9 @@ fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
         ".d2",
         ".stripped",
         ".gcno",
+        // xen.efi.elf (Xen 4.20 and later): the EFI image as ELF, with the
+        // build's own paths in its debug information.
+        ".elf",
     ];
     // Under xen/, .i/.s files are preprocessor/compiler outputs (.S are sources).
     if ext_skip.iter().any(|e| name.ends_with(e)) {
@@ -426,6 +424,30 @@ fn skip_in_hash(rel: &Path, is_dir: bool) -> bool {
             | "GRTAGS"
             | "GSYMS"
     ) || x.starts_with("cscope.")
+}
+
+/// `xen/arch/ARCH/include/generated`, which the build fills with
+/// wrappers of asm-generic headers (no record beside them).
+fn is_arch_generated_dir(s: &str) -> bool {
+    let mut parts = s.split('/');
+    matches!(
+        (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next()
+        ),
+        (
+            Some("xen"),
+            Some("arch"),
+            Some(_),
+            Some("include"),
+            Some("generated"),
+            None
+        )
+    )
 }
 
 /// The files the EFI Makefile links from common/efi into arch/*/efi.
@@ -694,10 +716,10 @@ rename from xen/common/a.c\nrename to xen/common/b.c\n";
         assert_eq!(r[0].path, PathBuf::from("xen/common/new.c"));
         let r = resolve_touched(t, one("xen/common/a.c", Touch::Modified)).unwrap();
         assert_eq!(r.len(), 1);
-        for bad in ["xen/root/etc/passwd", "xen/dangling/x.c"] {
-            let e = resolve_touched(t, one(bad, Touch::Modified)).unwrap_err();
-            assert!(matches!(e, Error::Input(_)), "{bad}: {e}");
-        }
+        let e = resolve_touched(t, one("xen/root/etc/passwd", Touch::Modified)).unwrap_err();
+        assert!(matches!(e, PatchProblem::LeadsOutside { .. }), "{e}");
+        let e = resolve_touched(t, one("xen/dangling/x.c", Touch::Modified)).unwrap_err();
+        assert!(matches!(e, PatchProblem::Unresolvable { .. }), "{e}");
         assert!(touched_files(b"--- /etc/x\n+++ /etc/x\n").is_err());
         let e = touched_files(b"--- a/../../etc/x\n+++ b/../../etc/x\n").unwrap_err();
         assert!(e.to_string().contains("outside the source tree"), "{e}");
@@ -747,6 +769,8 @@ rename from xen/common/a.c\nrename to xen/common/b.c\n";
             "xen/tools/kconfig/parser.tab.c",
             "xen/arch/x86/efi/boot.c",
             "xen/source",
+            "xen/xen.efi.elf",
+            "xen/arch/x86/include/generated/asm/div64.h",
         ] {
             assert!(outside_hash(Path::new(generated)), "{generated}");
         }

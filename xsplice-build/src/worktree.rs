@@ -5,12 +5,15 @@
 //! its pristine tree: a patched build locks it, applies the patch,
 //! compiles, and afterwards every file whose type, size or mtime differs
 //! from the pristine tree is copied back (with its mtime, so make sees the
-//! base as up to date) and every file the build added is removed. A
+//! base as up to date) and every file the build added is removed. Only
+//! the directories the build wrote in are compared when it says which
+//! ([`Writes`]: the patched files and the replayed objects); after a make,
+//! which may write anywhere, both trees are walked whole. A
 //! marker written before the first change and removed after the restore
 //! makes a copy left dirty by a killed run be thrown away and re-made.
 //! When another run holds the lock, the build uses a private copy instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -97,15 +100,19 @@ impl WorkTree {
     }
 
     /// Put the tree back to the base state (shared) or delete it (private,
-    /// unless `keep`). Returns how many files were restored.
-    pub fn release(mut self, keep: bool, log: &Log) -> Result<usize, Error> {
+    /// unless `keep`): only where `writes` says the build wrote, when it
+    /// knows. Returns how many files were restored.
+    pub fn release(mut self, keep: bool, writes: &Writes, log: &Log) -> Result<usize, Error> {
         let Some(shared) = self.shared.take() else {
             if !keep {
                 let _ = fs::remove_dir_all(&self.path);
             }
             return Ok(0);
         };
-        let restored = restore(&self.pristine, &self.path);
+        let restored = match writes.dirs() {
+            Some(dirs) => restore_dirs(&self.pristine, &self.path, &dirs),
+            None => restore(&self.pristine, &self.path),
+        };
         if let Ok(n) = &restored {
             log.line(&format!("working copy restored ({n} file(s))"));
             // Only a complete restore makes the copy reusable.
@@ -113,6 +120,51 @@ impl WorkTree {
         }
         let _ = fs::remove_dir_all(&shared.lock);
         restored
+    }
+}
+
+/// Where a patched build wrote in its tree, recorded before each write so
+/// that a build failing half-way is still restored in full.
+#[derive(Debug, Default)]
+pub struct Writes {
+    /// A make ran: it may have written anywhere.
+    anywhere: bool,
+    /// Paths relative to the top of the tree.
+    paths: BTreeSet<PathBuf>,
+}
+
+impl Writes {
+    /// The build writes, creates or deletes `rel` (relative to the top),
+    /// and files beside it (a command's temporaries and records).
+    pub fn path(&mut self, rel: impl Into<PathBuf>) {
+        self.paths.insert(rel.into());
+    }
+
+    /// The build runs something that may write anywhere in the tree.
+    pub fn anywhere(&mut self) {
+        self.anywhere = true;
+    }
+
+    /// The directories to compare with the pristine tree (each one level
+    /// deep): those holding a written path and their parents, up to the
+    /// top (a patch deleting a directory's last file deletes the
+    /// directory); `None` when only the whole tree will do.
+    fn dirs(&self) -> Option<BTreeSet<PathBuf>> {
+        if self.anywhere {
+            return None;
+        }
+        let mut dirs = BTreeSet::new();
+        for p in &self.paths {
+            // Names that leave the tree were refused before; stay safe.
+            if p.is_absolute()
+                || p.components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return None;
+            }
+            dirs.extend(p.ancestors().skip(1).map(Path::to_path_buf));
+        }
+        Some(dirs)
     }
 }
 
@@ -162,8 +214,27 @@ struct Stamp {
 
 fn stamps(top: &Path) -> Result<BTreeMap<PathBuf, Stamp>, Error> {
     let mut out = BTreeMap::new();
-    for e in walkdir::WalkDir::new(top).follow_links(false) {
-        let e = e.map_err(|e| Error::io(top, std::io::Error::other(e.to_string())))?;
+    stamps_into(top, top, None, &mut out)?;
+    Ok(out)
+}
+
+/// The stamps under `dir` (inside `top`, `max_depth` levels deep, or all),
+/// keyed by path relative to `top`. A missing `dir` has none.
+fn stamps_into(
+    top: &Path,
+    dir: &Path,
+    max_depth: Option<usize>,
+    out: &mut BTreeMap<PathBuf, Stamp>,
+) -> Result<(), Error> {
+    if max_depth.is_some() && !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    let mut walk = walkdir::WalkDir::new(dir).follow_links(false).min_depth(1);
+    if let Some(d) = max_depth {
+        walk = walk.max_depth(d);
+    }
+    for e in walk {
+        let e = e.map_err(|e| Error::io(dir, std::io::Error::other(e.to_string())))?;
         let Ok(rel) = e.path().strip_prefix(top) else {
             continue;
         };
@@ -184,13 +255,47 @@ fn stamps(top: &Path) -> Result<BTreeMap<PathBuf, Stamp>, Error> {
         };
         out.insert(rel.to_path_buf(), Stamp { kind, len, mtime });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Make `work` equal to `pristine` again (file contents, modes, mtimes).
 fn restore(pristine: &Path, work: &Path) -> Result<usize, Error> {
     let want = stamps(pristine)?;
     let have = stamps(work)?;
+    restore_entries(pristine, work, &want, &have)
+}
+
+/// Make the entries of `dirs` (relative, one level deep) in `work` equal
+/// to those in `pristine` again; a directory the build removed or
+/// replaced comes back whole.
+fn restore_dirs(pristine: &Path, work: &Path, dirs: &BTreeSet<PathBuf>) -> Result<usize, Error> {
+    let mut want = BTreeMap::new();
+    let mut have = BTreeMap::new();
+    for d in dirs {
+        stamps_into(pristine, &pristine.join(d), Some(1), &mut want)?;
+        stamps_into(work, &work.join(d), Some(1), &mut have)?;
+    }
+    let gone: Vec<PathBuf> = want
+        .iter()
+        .filter(|(rel, w)| {
+            w.kind == Kind::Dir && have.get(*rel).is_none_or(|h| h.kind != Kind::Dir)
+        })
+        .map(|(rel, _)| rel.clone())
+        .collect();
+    for rel in gone {
+        stamps_into(pristine, &pristine.join(&rel), None, &mut want)?;
+    }
+    restore_entries(pristine, work, &want, &have)
+}
+
+/// Remove what `have` holds that `want` does not (or holds otherwise),
+/// then copy back from `pristine` what is missing.
+fn restore_entries(
+    pristine: &Path,
+    work: &Path,
+    want: &BTreeMap<PathBuf, Stamp>,
+    have: &BTreeMap<PathBuf, Stamp>,
+) -> Result<usize, Error> {
     let mut n = 0;
     // Files and links the build added or replaced: remove them (deepest first).
     for (rel, stamp) in have.iter().rev() {
@@ -213,7 +318,7 @@ fn restore(pristine: &Path, work: &Path) -> Result<usize, Error> {
         }
     }
     // Then put back what is missing, parents first.
-    for (rel, stamp) in &want {
+    for (rel, stamp) in want {
         let dst = work.join(rel);
         if fs::symlink_metadata(&dst).is_ok() {
             continue;
@@ -275,5 +380,62 @@ mod tests {
         let m = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
         assert_eq!(m(&work.join("a/b/f.c")), m(&pristine.join("a/b/f.c")));
         assert!(stamps(&pristine).unwrap() == stamps(&work).unwrap());
+    }
+
+    /// The restore limited to where a build wrote: an edited file, the
+    /// objects and records written beside it, a new file in a new
+    /// directory and a directory the patch emptied (and so deleted) are
+    /// all put back, and the trees are equal again, as after a full restore.
+    #[test]
+    fn restore_of_the_written_directories_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let pristine = dir.path().join("p");
+        fs::create_dir_all(pristine.join("xen/common/gone")).unwrap();
+        fs::create_dir_all(pristine.join("xen/arch/x86")).unwrap();
+        fs::write(pristine.join("xen/common/version.c"), "one").unwrap();
+        fs::write(pristine.join("xen/common/version.o"), "obj").unwrap();
+        fs::write(pristine.join("xen/common/.version.o.d"), "deps").unwrap();
+        fs::write(pristine.join("xen/common/gone/last.c"), "last").unwrap();
+        fs::write(pristine.join("xen/arch/x86/setup.o"), "setup").unwrap();
+        let work = dir.path().join("w");
+        assert!(std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&pristine)
+            .arg(&work)
+            .status()
+            .unwrap()
+            .success());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut writes = Writes::default();
+        for p in [
+            "xen/common/version.c",
+            "xen/common/version.o",
+            "xen/common/new/extra.c",
+            "xen/common/gone/last.c",
+        ] {
+            writes.path(p);
+        }
+        // What a run wrote: a patched source, its object and records, a
+        // temporary, a new file in a new directory, a deletion.
+        fs::write(work.join("xen/common/version.c"), "two").unwrap();
+        fs::write(work.join("xen/common/version.o"), "obj2").unwrap();
+        fs::write(work.join("xen/common/.version.o.d"), "deps2").unwrap();
+        fs::write(work.join("xen/common/.version.o.tmp"), "t").unwrap();
+        fs::create_dir_all(work.join("xen/common/new")).unwrap();
+        fs::write(work.join("xen/common/new/extra.c"), "x").unwrap();
+        fs::remove_dir_all(work.join("xen/common/gone")).unwrap();
+        let dirs = writes.dirs().unwrap();
+        assert!(!dirs.contains(Path::new("xen/arch/x86")), "{dirs:?}");
+        assert_eq!(restore_dirs(&pristine, &work, &dirs).unwrap(), 5);
+        assert_eq!(
+            fs::read_to_string(work.join("xen/common/version.c")).unwrap(),
+            "one"
+        );
+        assert!(!work.join("xen/common/new").exists());
+        assert!(!work.join("xen/common/.version.o.tmp").exists());
+        assert!(stamps(&pristine).unwrap() == stamps(&work).unwrap());
+        // After a make, only the whole tree will do.
+        writes.anywhere();
+        assert!(writes.dirs().is_none());
     }
 }

@@ -5,27 +5,18 @@
 //! edited since) or one that does not reproduce --xen-syms is rebuilt from
 //! scratch, never adopted. The user's tree is never written.
 
+mod support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use xsplice_build::build::{base_key, ensure_base, BaseBuild, MakeConfig};
+use support::tree::copy_xenlike;
+use support::upstream_make;
+use xsplice_build::build::{base_key, ensure_base, BaseBuild};
 use xsplice_build::progress::Log;
 use xsplice_build::recipe::{BuildRecipe, Recipe};
 use xsplice_build::tree::has_build_outputs;
-
-fn copy_xenlike(dir: &Path, name: &str) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/xenlike");
-    let dst = dir.join(name);
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&src)
-        .arg(&dst)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    dst
-}
 
 /// The upstream recipe with its default build strings.
 fn upstream() -> Recipe {
@@ -52,7 +43,7 @@ fn build_in_place(tree: &Path, over: &[(&str, &str)]) {
 }
 
 fn base(tree: &Path, cache: &Path, xen_syms: Option<&Path>) -> BaseBuild {
-    let make = MakeConfig::new(2, false, upstream());
+    let make = upstream_make(2);
     let config = fs::read(tree.join("xen/.config")).unwrap();
     let key = base_key(tree, &config, &make, cache).unwrap();
     let log = Log::create(&cache.join(format!("{key}.log"))).unwrap();

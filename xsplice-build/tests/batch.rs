@@ -4,18 +4,18 @@
 //! rebuilds changed ones, a sharded run whose merge equals the unsharded
 //! one, and the exit status when an outcome is not the expected one.
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use support::tree::copy_xenlike;
+use support::{assert_exit, xenlike_patch_file};
 
-const PATCHES: &[&str] = &[
-    "kernel-scale.diff",
-    "sched-pick.diff",
-    "counter-init.diff",
-    "comment-only.diff",
-];
+/// The manifest's patches, from tests/xenlike-patches/.
+const PATCHES: &[&str] = &["kernel-scale", "sched-pick", "counter-init", "comment-only"];
 
 struct Fleet {
     dir: tempfile::TempDir,
@@ -26,16 +26,9 @@ impl Fleet {
     /// bases (the same tree with two build-string profiles).
     fn new(extra: &str) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let status = Command::new("cp")
-            .arg("-a")
-            .arg(root.join("tests/xenlike"))
-            .arg(dir.path().join("src"))
-            .status()
-            .unwrap();
-        assert!(status.success());
+        copy_xenlike(dir.path(), "src");
         for p in PATCHES {
-            fs::copy(root.join("tests/batch").join(p), dir.path().join(p)).unwrap();
+            fs::copy(xenlike_patch_file(p), dir.path().join(format!("{p}.diff"))).unwrap();
         }
         let manifest = format!(
             r#"
@@ -128,12 +121,7 @@ fn matrix_summary_reuse_and_shards() {
     let fleet = Fleet::new("");
     let o = fleet.batch("out", &[]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_exit(&o, 0);
     assert!(
         stdout.contains("7 pair(s): 4 built, 2 not patchable, 1 no change"),
         "{stdout}"
@@ -151,6 +139,7 @@ fn matrix_summary_reuse_and_shards() {
         assert!(Path::new(k["payload"].as_str().unwrap()).is_file());
         let refused = outcome(&s, base, "counter-init");
         assert_eq!(refused["outcome"], "not-patchable");
+        assert_eq!(refused["refusals"][0]["kind"], "initialiser_changed");
         assert!(refused["refusals"][0]["symbol"]
             .as_str()
             .unwrap()
@@ -187,7 +176,7 @@ fn matrix_summary_reuse_and_shards() {
 
     // Nothing changed: every pair is reused, with the same results.
     let o = fleet.batch("out", &[]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_exit(&o, 0);
     let again = fleet.summary("out/summary.json");
     assert!(pairs(&again).iter().all(|p| p["reused"] == true), "{again}");
     assert_eq!(essence(&again), essence(&s));
@@ -199,7 +188,7 @@ fn matrix_summary_reuse_and_shards() {
         .replace("v * 5 + 1", "v * 6 + 1");
     fs::write(&k, text).unwrap();
     let o = fleet.batch("out", &[]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_exit(&o, 0);
     let changed = fleet.summary("out/summary.json");
     for p in pairs(&changed) {
         let rebuilt = p["patch"] == "kernel-scale" || p["patch"] == "sched-pick";
@@ -213,12 +202,7 @@ fn matrix_summary_reuse_and_shards() {
     // Shards: chains stay whole, and the merge equals the unsharded run.
     for k in ["1/3", "2/3", "3/3"] {
         let o = fleet.batch(&format!("shard{}", &k[..1]), &["--shard", k, "--force"]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert_exit(&o, 0);
     }
     let merge = |parts: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
@@ -234,23 +218,18 @@ fn matrix_summary_reuse_and_shards() {
         "shard2/summary.json",
         "shard3/summary.json",
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_exit(&o, 0);
     assert_eq!(essence(&fleet.summary("merged.json")), essence(&changed));
     // A missing or doubled shard is an error, not a smaller summary.
     let o = merge(&["shard1/summary.json", "shard2/summary.json"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_exit(&o, 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("in no part"));
     let o = merge(&[
         "shard1/summary.json",
         "shard1/summary.json",
         "shard2/summary.json",
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_exit(&o, 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("more than one part"));
 }
 
@@ -259,7 +238,7 @@ fn unexpected_outcome_exits_4_and_names_the_pair() {
     let fleet = Fleet::new("\n[[patch]]\npath = \"counter-init.diff\"\nname = \"wrongly-expected\"\nbases = [\"plain\"]\n");
     let o = fleet.batch("out", &[]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(4), "{stdout}");
+    assert_exit(&o, 4);
     assert!(
         stdout.contains("plain/wrongly-expected: not-patchable (expected Built)"),
         "{stdout}"
@@ -276,7 +255,7 @@ fn unexpected_outcome_exits_4_and_names_the_pair() {
 fn bad_manifest_exits_1_before_any_build() {
     let fleet = Fleet::new("\n[[patch]]\npath = \"missing.diff\"\n");
     let o = fleet.batch("out", &[]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_exit(&o, 1);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("fleet.toml") && err.contains("missing.diff"),

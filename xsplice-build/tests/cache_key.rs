@@ -4,24 +4,15 @@
 //! it; the stat cache never hides a changed file, even one rewritten with
 //! the same size and its old mtime.
 
+mod support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use xsplice_build::build::{base_key, MakeConfig};
-
-fn copy_xenlike(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/xenlike");
-    let dst = dir.join("src");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(&src)
-        .arg(&dst)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    dst
-}
+use support::tree::copy_xenlike;
+use support::upstream_make;
+use xsplice_build::build::base_key;
 
 fn make(tree: &Path, date: &str) {
     let out = Command::new("make")
@@ -38,20 +29,14 @@ fn make(tree: &Path, date: &str) {
 }
 
 fn key(tree: &Path, config: &[u8], cache: &Path) -> String {
-    let make = MakeConfig::new(
-        1,
-        false,
-        xsplice_build::recipe::BuildRecipe::Upstream
-            .resolve(None)
-            .unwrap(),
-    );
+    let make = upstream_make(1);
     base_key(tree, config, &make, cache).unwrap()
 }
 
 #[test]
 fn building_the_tree_does_not_change_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let tree = copy_xenlike(dir.path());
+    let tree = copy_xenlike(dir.path(), "src");
     let cache = dir.path().join("cache");
     let config = fs::read(tree.join("xen/.config")).unwrap();
     let k0 = key(&tree, &config, &cache);
@@ -93,7 +78,7 @@ fn building_the_tree_does_not_change_the_key() {
 #[test]
 fn stat_cache_sees_a_same_size_rewrite_with_the_old_mtime() {
     let dir = tempfile::tempdir().unwrap();
-    let tree = copy_xenlike(dir.path());
+    let tree = copy_xenlike(dir.path(), "src");
     let cache = dir.path().join("cache");
     let config = fs::read(tree.join("xen/.config")).unwrap();
     let sched = tree.join("xen/common/sched.c");
@@ -114,4 +99,40 @@ fn stat_cache_sees_a_same_size_rewrite_with_the_old_mtime() {
     fs::write(&sched, edited).unwrap();
     set_old_mtime(&sched);
     assert_ne!(key(&tree, &config, &cache), k0);
+}
+
+/// Two copies of one tree at different paths, each built there, share one
+/// key. Each build also writes what Xen 4.20 and later write without a
+/// record beside them: `xen.efi.elf`, whose debug information holds the
+/// build's own path, and an asm-generic wrapper under
+/// `arch/x86/include/generated/`.
+#[test]
+fn copies_built_at_different_paths_share_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = copy_xenlike(dir.path(), "src");
+    let b = copy_xenlike(dir.path(), "elsewhere");
+    let config = fs::read(a.join("xen/.config")).unwrap();
+    let cache = dir.path().join("cache");
+    let k0 = key(&a, &config, &cache);
+    for tree in [&a, &b] {
+        make(tree, "Mon Jan  1 00:00:00 UTC 2024");
+        let xen = tree.join("xen");
+        let mut elf = fs::read(xen.join("xen-syms")).unwrap();
+        elf.extend_from_slice(xen.to_string_lossy().as_bytes());
+        fs::write(xen.join("xen.efi.elf"), elf).unwrap();
+        let wrappers = xen.join("arch/x86/include/generated/asm");
+        fs::create_dir_all(&wrappers).unwrap();
+        fs::write(
+            wrappers.join("div64.h"),
+            format!("#include <asm-generic/div64.h> /* {} */\n", xen.display()),
+        )
+        .unwrap();
+        fs::write(xen.join(".xsplice-built"), b"").unwrap();
+    }
+    assert_eq!(key(&a, &config, &cache), k0, "building changed the key");
+    assert_eq!(
+        key(&b, &config, &cache),
+        k0,
+        "a copy built at another path has another key"
+    );
 }

@@ -9,6 +9,8 @@
 //! once; per-case wall times are printed. The fast tier only checks that
 //! the manifest parses and matches the patches on disk.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -18,19 +20,12 @@ use std::time::Instant;
 
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SymbolKind};
 use serde_json::Value;
-
-/// The built tree the variable names: a tier whose tree is missing fails.
-fn xen_tree(var: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(t) => PathBuf::from(t),
-        None => {
-            panic!("{var} is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)")
-        }
-    }
-}
+use support::payload::FUNC_ENTRY;
+use support::tree::{Contents, Snapshot};
+use support::xen_tree;
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus")
+    support::project().join("tests/corpus")
 }
 
 /// The Xen series whose corpus runs: 4.17 (`MANIFEST`, patches in
@@ -63,7 +58,6 @@ impl Series {
 const SERIES: [Series; 3] = [Series(None), Series(Some("4.20")), Series(Some("4.21"))];
 
 /// Size of one Xen 4.17 `struct livepatch_func`.
-const FUNC_ENTRY: usize = 104;
 /// Special sections whose entries must follow the functions they describe.
 fn special() -> impl Iterator<Item = &'static str> {
     xsplice_target::sections::SPECIAL_TABLES
@@ -82,6 +76,8 @@ struct Case {
     data_bytes: Option<u64>,
     special: Vec<String>,
     refused: Option<(String, String)>,
+    /// `refusals[].kind` of the refusal (of `refused` when given).
+    kind: Option<String>,
     init: Option<String>,
     init_warn: Vec<(String, String)>,
     compiler_error: Option<(String, u32)>,
@@ -131,6 +127,7 @@ fn parse_manifest(text: &str) -> Vec<Case> {
                     // '~' stands for ' ' (types: `struct~vcpu`).
                     case.refused = Some((sym.replace('~', " "), sec.to_string()));
                 }
+                Some(("kind", v)) => case.kind = Some(v.to_string()),
                 Some(("init", v)) => case.init = Some(v.to_string()),
                 Some(("init-warn", v)) => {
                     let (f, obj) = v
@@ -171,23 +168,6 @@ fn patched_files(diff: &str) -> BTreeSet<String> {
         })
         .map(|l| l.split('\t').next().unwrap_or(l).to_string())
         .collect()
-}
-
-/// Size and mtime of every file under `dir`, plus the contents of `full`.
-type Fingerprint = BTreeMap<PathBuf, (u64, i64, i64, Option<Vec<u8>>)>;
-
-fn fingerprint(dir: &Path, full: &BTreeSet<PathBuf>) -> Fingerprint {
-    let mut out = BTreeMap::new();
-    for e in walkdir::WalkDir::new(dir) {
-        let e = e.unwrap();
-        let meta = fs::symlink_metadata(e.path()).unwrap();
-        let content = full.contains(e.path()).then(|| fs::read(e.path()).unwrap());
-        out.insert(
-            e.path().to_path_buf(),
-            (meta.size(), meta.mtime(), meta.mtime_nsec(), content),
-        );
-    }
-    out
 }
 
 /// Lists in the report (serde_json's `Value`), read leniently: a missing
@@ -233,53 +213,21 @@ fn count_entries(
         .count()
 }
 
-/// The function table read back from the payload: (name, old_size).
+/// The function table read back from the payload (`support::payload`):
+/// (name, old_size), every entry version 2 with code.
 fn function_table(file: &object::File) -> Result<Vec<(String, u32)>, String> {
-    // A payload of hooks only has no table (the loader accepts that when a
-    // hook section is present, which verify checks).
-    let Some(funcs) = file.section_by_name(".livepatch.funcs") else {
-        return Ok(Vec::new());
-    };
-    let table = funcs.data().map_err(|e| e.to_string())?;
-    if table.is_empty() || table.len() % FUNC_ENTRY != 0 {
-        return Err(format!(".livepatch.funcs is {} bytes", table.len()));
-    }
-    let relocs: BTreeMap<u64, object::Relocation> = funcs.relocations().collect();
     let mut out = Vec::new();
-    for (n, entry) in table.chunks(FUNC_ENTRY).enumerate() {
-        let base = (n * FUNC_ENTRY) as u64;
-        let name_rel = relocs
-            .get(&base)
-            .ok_or(format!("entry {n}: no relocation on name"))?;
-        if !relocs.contains_key(&(base + 8)) {
-            return Err(format!("entry {n}: no relocation on new_addr"));
+    for f in support::payload::function_table(file, ".livepatch.funcs", FUNC_ENTRY)? {
+        if f.new_size == 0 {
+            return Err(format!("{}: new_size 0", f.name));
         }
-        let RelocationTarget::Symbol(i) = name_rel.target() else {
-            return Err(format!("entry {n}: name relocation has no symbol"));
-        };
-        let sym = file.symbol_by_index(i).map_err(|e| e.to_string())?;
-        let strings = file
-            .section_by_index(sym.section_index().ok_or("name symbol undefined")?)
-            .and_then(|s| s.data())
-            .map_err(|e| e.to_string())?;
-        let at = usize::try_from(sym.address() as i64 + name_rel.addend()).unwrap_or(usize::MAX);
-        let tail = strings
-            .get(at..)
-            .ok_or(format!("entry {n}: name off the end"))?;
-        let end = tail
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or("name not terminated")?;
-        let name = String::from_utf8_lossy(&tail[..end]).into_owned();
-        let word =
-            |o: usize| u32::from_le_bytes([entry[o], entry[o + 1], entry[o + 2], entry[o + 3]]);
-        if word(24) == 0 {
-            return Err(format!("{name}: new_size 0"));
+        if f.version != 2 {
+            return Err(format!(
+                "{}: version {} (Xen 4.17 wants 2)",
+                f.name, f.version
+            ));
         }
-        if entry[32] != 2 {
-            return Err(format!("{name}: version {} (Xen 4.17 wants 2)", entry[32]));
-        }
-        out.push((name, word(28)));
+        out.push((f.name, f.old_size));
     }
     Ok(out)
 }
@@ -470,6 +418,20 @@ fn check_case(
         }
         summary = format!("exit {code}: does not compile ({file}:{line})");
     }
+    if let Some(kind) = &case.kind {
+        let hit = report["refusals"].arr().iter().any(|r| {
+            r["kind"].as_str() == Some(kind)
+                && case.refused.as_ref().is_none_or(|(sym, sec)| {
+                    r["symbol"].as_str() == Some(sym) && r["section"].as_str() == Some(sec)
+                })
+        });
+        if !hit {
+            problems.push(format!(
+                "no refusal of kind {kind} (of {:?}): {:?}",
+                case.refused, report["refusals"]
+            ));
+        }
+    }
     if let Some((sym, sec)) = &case.refused {
         let hit = report["refusals"]
             .arr()
@@ -493,11 +455,7 @@ fn check_case(
         if stdout.trim() != payload.to_string_lossy() {
             problems.push(format!("stdout {stdout:?}, expected the payload's path"));
         }
-        let verify = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
-            .arg("verify")
-            .arg(&payload)
-            .arg("--xen-syms")
-            .arg(tree.join("xen/xen-syms"))
+        let verify = support::verify_command(&payload, &tree.join("xen/xen-syms"))
             .output()
             .expect("running xsplice-build verify");
         if !verify.status.success() {
@@ -751,7 +709,7 @@ fn run_corpus(series: Series, tree: &Path) {
         })
         .map(|f| tree.join(f))
         .collect();
-    let before = fingerprint(&tree, &all_touched);
+    let before = Snapshot::take(&tree, Contents::Only(all_touched));
 
     // Shared by every case and kept between runs: the base is built once.
     // The cache ci/test warms (XSPLICE_CACHE_DIR) when set, so CI builds
@@ -810,21 +768,10 @@ fn run_corpus(series: Series, tree: &Path) {
     let total: f64 = rows.iter().map(|(_, s)| s).sum();
     eprintln!("corpus: {} case(s) in {total:.1} s", rows.len());
 
-    let after = fingerprint(&tree, &all_touched);
-    if before != after {
-        let changed: Vec<_> = before
-            .iter()
-            .filter(|(p, v)| after.get(*p) != Some(v))
-            .map(|(p, _)| p.display().to_string())
-            .chain(
-                after
-                    .keys()
-                    .filter(|p| !before.contains_key(*p))
-                    .map(|p| p.display().to_string()),
-            )
-            .take(10)
-            .collect();
-        failures.push(format!("the source tree changed: {changed:?}"));
+    let changed = before.changed();
+    if !changed.is_empty() {
+        let first: Vec<_> = changed.iter().take(10).collect();
+        failures.push(format!("the source tree changed: {first:?}"));
     }
 
     if !known.is_empty() {

@@ -14,6 +14,8 @@
 //! `ci/xen-source.sh DIR debian-4.17` provides both; ci/test sets the
 //! variables. The Debian base is built once into the shared cache.
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,25 +23,18 @@ use std::time::{Duration, Instant};
 
 use create_diff_object::notes;
 use object::{Object, ObjectSection};
+use support::payload::note_hex;
+use support::{build_options, env_path, project, sample_patch, xen_tree};
 use xsplice_build::verify::Verifier;
 use xsplice_build::{build_payload, BuildOptions, BuildResult, Error};
 
 /// The build-id of Debian's xen-syms-4.17-amd64.
 const SHIPPED_ID: &str = "39a640e6f1412319235087391df9f1c5e13ae920";
 
-fn env_dir(var: &str, what: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(d) => PathBuf::from(d),
-        None => panic!(
-            "{var} is not set: this real-Xen test needs {what} (`ci/xen-source.sh DIR debian-4.17`; ci/test sets it)"
-        ),
-    }
-}
-
 fn debian_tree() -> PathBuf {
-    env_dir(
+    env_path(
         "XSPLICE_DEBIAN_TREE",
-        "Debian's Xen 4.17 source package, unpacked with its patches",
+        "Debian's Xen 4.17 source package, unpacked with its patches (`ci/xen-source.sh DIR debian-4.17`)",
     )
 }
 
@@ -50,9 +45,9 @@ struct Shipped {
 }
 
 fn shipped() -> Shipped {
-    let dir = env_dir(
+    let dir = env_path(
         "XSPLICE_DEBIAN_SHIPPED",
-        "what Debian shipped (xen-hypervisor-4.17-amd64 and its -dbg package, unpacked)",
+        "what Debian shipped (xen-hypervisor-4.17-amd64 and its -dbg package, unpacked; `ci/xen-source.sh DIR debian-4.17`)",
     );
     let s = Shipped {
         gz: dir.join("boot/xen-4.17-amd64.gz"),
@@ -65,10 +60,6 @@ fn shipped() -> Shipped {
     s
 }
 
-fn project() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// Exactly what a Debian admin passes: tree, .config, xen-syms, patch.
 fn options(tree: &Path, s: &Shipped, patch: &Path, out: &Path) -> BuildOptions {
     BuildOptions {
@@ -77,18 +68,8 @@ fn options(tree: &Path, s: &Shipped, patch: &Path, out: &Path) -> BuildOptions {
         json: Some(out.join("report.json")),
         // The shared cache: the Debian base is one full build, made once.
         cache_dir: None,
-        quiet: true,
-        ..BuildOptions::new(tree.to_path_buf(), patch.to_path_buf(), out.to_path_buf())
+        ..build_options(tree, patch, out)
     }
-}
-
-fn note(payload: &Path, section: &str) -> String {
-    let data = fs::read(payload).unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    let s = file
-        .section_by_name(section)
-        .unwrap_or_else(|| panic!("{}: no {section}", payload.display()));
-    notes::to_hex(&notes::build_id_in(s.data().unwrap()).unwrap())
 }
 
 /// The payload passes the loader's checks against Debian's own xen-syms,
@@ -120,13 +101,13 @@ fn debian_base_is_the_shipped_hypervisor_bit_for_bit() {
     );
     let scratch = tempfile::tempdir().unwrap();
     let out = scratch.path().join("out");
-    let patch = project().join("sample-patches/hello-world.diff");
+    let patch = sample_patch("hello-world");
     let r = build_payload(&options(&tree, &s, &patch, &out)).unwrap();
     assert_eq!(r.base_build_id, SHIPPED_ID);
     assert_eq!(r.depends, SHIPPED_ID);
     assert_eq!(r.xen_depends, SHIPPED_ID);
-    assert_eq!(note(&r.payload, ".livepatch.xen_depends"), SHIPPED_ID);
-    assert_eq!(note(&r.payload, ".livepatch.depends"), SHIPPED_ID);
+    assert_eq!(note_hex(&r.payload, ".livepatch.xen_depends"), SHIPPED_ID);
+    assert_eq!(note_hex(&r.payload, ".livepatch.depends"), SHIPPED_ID);
     // The hypervisor Debian boots is the rebuilt xen/xen, byte for byte.
     let booted = Command::new("gzip").arg("-dc").arg(&s.gz).output().unwrap();
     assert!(booted.status.success());
@@ -156,19 +137,11 @@ fn debian_samples_and_a_static_function_fix() {
     let cases: [(&str, PathBuf, &[&str]); 4] = [
         (
             "hello-world",
-            project().join("sample-patches/hello-world.diff"),
+            sample_patch("hello-world"),
             &["xen_extra_version"],
         ),
-        (
-            "hooks",
-            project().join("sample-patches/hooks.diff"),
-            &["xen_extra_version"],
-        ),
-        (
-            "static-bug-frame",
-            project().join("sample-patches/static-bug-frame.diff"),
-            &[],
-        ),
+        ("hooks", sample_patch("hooks"), &["xen_extra_version"]),
+        ("static-bug-frame", sample_patch("static-bug-frame"), &[]),
         (
             "evtchn-fifo-control-block",
             project().join("tests/debian/evtchn-fifo-control-block.diff"),
@@ -200,7 +173,7 @@ fn debian_samples_and_a_static_function_fix() {
         );
         assert_eq!(r.base_build_id, SHIPPED_ID, "{name}");
         assert_eq!(
-            note(&r.payload, ".livepatch.xen_depends"),
+            note_hex(&r.payload, ".livepatch.xen_depends"),
             SHIPPED_ID,
             "{name}"
         );
@@ -218,11 +191,7 @@ fn debian_samples_and_a_static_function_fix() {
         }
         verify_against_shipped(&r, &s);
         // And through the CLI, as a user checks a payload.
-        let cli = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
-            .arg("verify")
-            .arg(&r.payload)
-            .arg("--xen-syms")
-            .arg(&s.xen_syms)
+        let cli = support::verify_command(&r.payload, &s.xen_syms)
             .arg("--xen-tree")
             .arg(r.xen_syms.parent().unwrap())
             .output()
@@ -264,9 +233,9 @@ fn refused_fast(opts: &BuildOptions, what: &str) -> String {
 #[ignore = "real-Xen tier: needs XSPLICE_DEBIAN_TREE, XSPLICE_DEBIAN_SHIPPED and XSPLICE_XEN_TREE (ci/test sets them)"]
 fn mismatched_pairs_are_refused_before_any_build() {
     let (tree, s) = (debian_tree(), shipped());
-    let upstream = env_dir("XSPLICE_XEN_TREE", "the upstream Xen 4.17 tree, built");
+    let upstream = xen_tree("XSPLICE_XEN_TREE");
     let scratch = tempfile::tempdir().unwrap();
-    let patch = project().join("sample-patches/hello-world.diff");
+    let patch = sample_patch("hello-world");
 
     // Debian's tree with a .config Debian did not build with.
     let config = scratch.path().join("other.config");

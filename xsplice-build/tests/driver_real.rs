@@ -4,75 +4,31 @@
 //! tree's own xen-syms; the warm path compiling only common/version.o;
 //! the tree left untouched.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use create_diff_object::notes;
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
+use support::payload::{funcs, note_id};
+use support::tree::{Contents, Snapshot};
+use support::{build_options, sample_patch, xen_tree};
 use xsplice_build::{build_payload, BuildOptions};
 
-fn xen_tree() -> PathBuf {
-    match std::env::var_os("XSPLICE_XEN_TREE") {
-        Some(t) => PathBuf::from(t),
-        None => panic!(
-            "XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)"
-        ),
-    }
-}
-
-const HELLO: &str = "\
-diff --git a/xen/common/version.c b/xen/common/version.c
---- a/xen/common/version.c
-+++ b/xen/common/version.c
-@@ -52,7 +52,7 @@ unsigned int xen_minor_version(void)
- 
- const char *xen_extra_version(void)
- {
--    return XEN_EXTRAVERSION;
-+    return \"Hello World\";
- }
- 
- const char *xen_changeset(void)
-";
-
-/// The project's sample patch, or the same change written here.
-fn hello_patch(dir: &Path) -> PathBuf {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-patches/hello-world.diff");
-    if sample.is_file() {
-        return sample;
-    }
-    let p = dir.join("hello-world.diff");
-    fs::write(&p, HELLO).unwrap();
-    p
-}
-
-/// Contents and mtimes of the files a build could touch.
-fn fingerprint(tree: &Path) -> BTreeMap<PathBuf, (Vec<u8>, i64, i64)> {
-    let mut out = BTreeMap::new();
-    for rel in [
+/// Every entry's metadata, and the bytes of the files a build could touch.
+fn snapshot(tree: &Path) -> Snapshot {
+    let files = [
         "xen/common/version.c",
         "xen/common/version.o",
         "xen/xen-syms",
         "xen/.config",
-    ] {
-        let p = tree.join(rel);
-        let meta = fs::metadata(&p).unwrap();
-        out.insert(
-            p.clone(),
-            (fs::read(&p).unwrap(), meta.mtime(), meta.mtime_nsec()),
-        );
-    }
-    for e in walkdir::WalkDir::new(tree.join("xen/common")).max_depth(1) {
-        let e = e.unwrap();
-        let meta = e.metadata().unwrap();
-        out.insert(
-            e.path().to_path_buf(),
-            (Vec::new(), meta.mtime(), meta.mtime_nsec()),
-        );
-    }
-    out
+        "xen/common/kernel.c",
+    ];
+    Snapshot::take(
+        tree,
+        Contents::Only(files.iter().map(|f| tree.join(f)).collect()),
+    )
 }
 
 fn options(tree: &Path, patch: &Path, out: &Path) -> BuildOptions {
@@ -82,18 +38,17 @@ fn options(tree: &Path, patch: &Path, out: &Path) -> BuildOptions {
         // The user's default cache, shared with other runs: a cold base
         // build of Xen takes minutes.
         cache_dir: None,
-        quiet: true,
-        ..BuildOptions::new(tree.to_path_buf(), patch.to_path_buf(), out.to_path_buf())
+        ..build_options(tree, patch, out)
     }
 }
 
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
 fn hello_world_payload_on_real_xen() {
-    let tree = xen_tree();
-    let before = fingerprint(&tree);
+    let tree = xen_tree("XSPLICE_XEN_TREE");
+    let before = snapshot(&tree);
     let scratch = tempfile::tempdir().unwrap();
-    let patch = hello_patch(scratch.path());
+    let patch = sample_patch("hello-world");
     let out = scratch.path().join("out");
     let r = build_payload(&options(&tree, &patch, &out)).unwrap();
 
@@ -111,41 +66,20 @@ fn hello_world_payload_on_real_xen() {
     assert_eq!(file.architecture(), object::Architecture::X86_64);
 
     // One v2 entry for xen_extra_version.
-    let funcs = file.section_by_name(".livepatch.funcs").unwrap();
-    let table = funcs.data().unwrap();
-    assert_eq!(table.len(), 104);
-    assert_eq!(table[32], 2);
-    let old_size = u32::from_le_bytes(table[28..32].try_into().unwrap());
     let syms = create_diff_object::XenSyms::load(&tree.join("xen/xen-syms")).unwrap();
     let old = syms.lookup("xen_extra_version", None).unwrap();
-    assert_eq!(u64::from(old_size), old.size);
-    let mut targets = BTreeMap::new();
-    for (off, rel) in funcs.relocations() {
-        let RelocationTarget::Symbol(i) = rel.target() else {
-            panic!("{rel:?}")
-        };
-        let sym = file.symbol_by_index(i).unwrap();
-        targets.insert(
-            off,
-            (
-                sym.name().unwrap().to_string(),
-                sym.section_index(),
-                rel.addend(),
-            ),
-        );
-    }
-    let (new_name, new_sec, _) = &targets[&8];
-    assert_eq!(new_name, "xen_extra_version");
-    let text = file.section_by_index(new_sec.unwrap()).unwrap();
-    assert_eq!(text.name().unwrap(), ".text.xen_extra_version");
-    let (_, name_sec, name_off) = &targets[&0];
-    let strings = file
-        .section_by_index(name_sec.unwrap())
-        .unwrap()
-        .data()
-        .unwrap();
-    let start = usize::try_from(*name_off).unwrap();
-    assert!(strings[start..].starts_with(b"xen_extra_version\0"));
+    let table = funcs(&file);
+    let [f] = &table[..] else {
+        panic!("not one entry: {table:?}")
+    };
+    assert_eq!(f.version, 2);
+    assert_eq!(u64::from(f.old_size), old.size);
+    assert_eq!(f.name, "xen_extra_version");
+    assert_eq!(f.new_addr_target, "xen_extra_version");
+    assert_eq!(
+        f.new_addr_section.as_deref(),
+        Some(".text.xen_extra_version")
+    );
     assert_eq!(r.functions.len(), 1);
     assert_eq!(r.functions[0].name, "xen_extra_version");
 
@@ -186,8 +120,7 @@ fn hello_world_payload_on_real_xen() {
 
     // Dependency notes: the hypervisor's build-id.
     for sec in [".livepatch.depends", ".livepatch.xen_depends"] {
-        let data = file.section_by_name(sec).unwrap().data().unwrap();
-        assert_eq!(notes::build_id_in(data).unwrap(), own_id, "{sec}");
+        assert_eq!(note_id(&file, sec), own_id, "{sec}");
     }
 
     // Warm: the base comes from the cache and only version.o is compiled.
@@ -201,7 +134,7 @@ fn hello_world_payload_on_real_xen() {
         "payload not reproducible"
     );
 
-    assert_eq!(before, fingerprint(&tree), "the Xen tree changed");
+    before.assert_unchanged();
 }
 
 /// A one-hunk patch replacing the first line of `rel` that equals `old`
@@ -238,8 +171,8 @@ fn one_line_patch(tree: &Path, rel: &str, old: &str, new: &[&str]) -> String {
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
 fn refusals_and_no_change_on_real_xen() {
-    let tree = xen_tree();
-    let before = fingerprint(&tree);
+    let tree = xen_tree("XSPLICE_XEN_TREE");
+    let before = snapshot(&tree);
     let scratch = tempfile::tempdir().unwrap();
     let run = |name: &str, patch: String| {
         let p = scratch.path().join(format!("{name}.diff"));
@@ -303,7 +236,7 @@ fn refusals_and_no_change_on_real_xen() {
         "{report:#}"
     );
 
-    assert_eq!(before, fingerprint(&tree), "the Xen tree changed");
+    before.assert_unchanged();
 }
 
 /// Xen 4.20's defconfig builds with DWARF (CONFIG_DEBUG_INFO defaults to y
@@ -315,31 +248,18 @@ fn refusals_and_no_change_on_real_xen() {
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_420 (ci/test runs it)"]
 fn payload_targets_the_trees_own_xen_syms_420() {
-    let tree = match std::env::var_os("XSPLICE_XEN_TREE_420") {
-        Some(t) => PathBuf::from(t),
-        None => {
-            panic!("XSPLICE_XEN_TREE_420 is not set: the real-Xen tier needs a built Xen 4.20 tree")
-        }
-    };
+    let tree = xen_tree("XSPLICE_XEN_TREE_420");
     let tree_id = notes::build_id_of_file(&tree.join("xen/xen-syms")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let patch = dir.path().join("hello.diff");
-    fs::write(&patch, HELLO).unwrap();
-    let mut opts = options(&tree, &patch, &dir.path().join("out"));
+    let mut opts = options(&tree, &sample_patch("hello-world"), &dir.path().join("out"));
     opts.xen_syms = None;
     let result = build_payload(&opts).unwrap();
     let data = fs::read(&result.payload).unwrap();
     let file = object::File::parse(&*data).unwrap();
-    let note = |name: &str| {
-        let s = file.section_by_name(name).unwrap();
-        let d = s.data().unwrap();
-        // GNU note: 12-byte header, "GNU\0", then the id.
-        d[16..].to_vec()
-    };
     assert_eq!(
-        note(".livepatch.xen_depends"),
+        note_id(&file, ".livepatch.xen_depends"),
         tree_id,
         ".livepatch.xen_depends must be the tree's xen-syms, not the rebuild's"
     );
-    assert_eq!(note(".livepatch.depends"), tree_id);
+    assert_eq!(note_id(&file, ".livepatch.depends"), tree_id);
 }

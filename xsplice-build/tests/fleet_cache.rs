@@ -7,6 +7,8 @@
 //! distributed through distccd (also on 127.0.0.1 only), with the same
 //! bit-identical result. Needs ccache, redis-server and distcc (ci/setup).
 
+mod support;
+
 use std::fs;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -15,6 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::tree::copy_xenlike;
+use support::xenlike_patch_file;
 
 /// A server process, killed when the test ends (also on failure).
 struct Service {
@@ -126,21 +130,13 @@ impl Builder {
     fn new(top: &Path, name: &str) -> Builder {
         let root = top.join(name);
         fs::create_dir_all(&root).unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/xenlike");
-        let ok = Command::new("cp")
-            .arg("-a")
-            .arg(&src)
-            .arg(root.join("src"))
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
+        copy_xenlike(&root, "src");
         Builder { root }
     }
 
     /// Build the kernel-scale patch; `env` configures ccache.
     fn build(&self, out: &str, ccache: bool, env: &[(&str, String)]) -> Value {
-        let patch = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/batch/kernel-scale.diff");
+        let patch = xenlike_patch_file("kernel-scale");
         let out = self.root.join(out);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsplice-build"));
         cmd.arg("-s")

@@ -1,18 +1,15 @@
-//! Fast tier of the mutation fuzzer (`fuzz_support`): a short pass with a
+//! Fast tier of the mutation fuzzer (`support::fuzz`): a short pass with a
 //! fixed seed over every reader (objects, xen-syms, payloads, dependency
 //! payloads), and every input that ever failed, stored under
 //! `tests/regressions/TARGET/`, run again. Nothing may panic, hang or
 //! allocate past the bound. Longer hunts: the `fuzz` example.
 
-#[path = "../../create-diff-object/tests/common/mod.rs"]
-mod cdo_common;
-mod fuzz_support;
-mod verify_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fuzz_support::*;
+use support::fuzz::*;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -83,16 +80,12 @@ fn every_stored_regression_input_passes() {
 #[test]
 fn huge_funcs_size_dependency_is_named() {
     let path = regressions_dir().join("dependency/issue13-funcs-size-8f0000000068.bin");
-    let fx = verify_support::fixture();
+    let fx = support::verify::fixture();
     let v =
         xsplice_build::verify::Verifier::new(&fx.xen_syms, std::slice::from_ref(&path)).unwrap();
     let report = v.check(&std::fs::read(&fx.stacked).unwrap());
-    assert!(
-        report
-            .failures
-            .iter()
-            .any(|l| l.contains("not loadable: section .livepatch.funcs: data")),
-        "{:#?}",
-        report.failures
+    support::verify::assert_fails_with(
+        &report.failures,
+        "not loadable: section .livepatch.funcs: data",
     );
 }

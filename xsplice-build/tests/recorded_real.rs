@@ -4,22 +4,15 @@
 //! a C object whose source is a symlink (EFI), the replayed objects are
 //! byte-identical to what `make OBJ` produces, and to the tree's own.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
-use std::process::Command;
 
-use xsplice_build::build::{recorded_builds, run_recorded, MakeConfig};
+use support::tree::copy_tree;
+use support::{upstream_make, xen_tree};
+use xsplice_build::build::{recorded_builds, run_recorded};
 use xsplice_build::progress::Log;
-
-fn xen_tree() -> PathBuf {
-    match std::env::var_os("XSPLICE_XEN_TREE") {
-        Some(t) => PathBuf::from(t),
-        None => panic!(
-            "XSPLICE_XEN_TREE is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)"
-        ),
-    }
-}
 
 const OBJECTS: [&str; 7] = [
     "common/version.o",
@@ -34,16 +27,10 @@ const OBJECTS: [&str; 7] = [
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (a built Xen tree)"]
 fn replayed_objects_are_byte_identical_to_make() {
-    let tree = xen_tree();
+    let tree = xen_tree("XSPLICE_XEN_TREE");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("tree");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&tree)
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    copy_tree(&tree, &copy);
     let xen = copy.join("xen");
     let targets: Vec<String> = OBJECTS.iter().map(|s| s.to_string()).collect();
     let builds = recorded_builds(&xen, &targets).expect("the records are replayable");
@@ -60,13 +47,7 @@ fn replayed_objects_are_byte_identical_to_make() {
     assert_eq!(fix("arch/x86/x86_64/entry.o"), None);
     assert_eq!(fix("common/bunzip2.init.o"), None);
 
-    let make = MakeConfig::new(
-        2,
-        false,
-        xsplice_build::recipe::BuildRecipe::Upstream
-            .resolve(None)
-            .unwrap(),
-    );
+    let make = upstream_make(2);
     let log = Log::create(&dir.path().join("build.log")).unwrap();
     for t in OBJECTS {
         fs::remove_file(xen.join(t)).unwrap();

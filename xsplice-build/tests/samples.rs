@@ -6,6 +6,8 @@
 //! sections the loader reads), and the e2e script's expectations matching
 //! what the hooks sample prints.
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,11 +17,8 @@ use object::{
     Architecture, BinaryFormat, Endianness, Object, ObjectSection, RelocationFlags, SectionKind,
     SymbolFlags, SymbolKind, SymbolScope,
 };
+use support::project;
 use xsplice_build::samples::{self, Built, PayloadInfo, Sample};
-
-fn project() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn patches_dir() -> PathBuf {
     project().join("sample-patches")
@@ -32,17 +31,7 @@ fn names(list: &[Sample]) -> Vec<&str> {
 #[test]
 fn project_list_loads_in_stacking_order() {
     let list = samples::load(&patches_dir()).expect("sample-patches/samples.list loads");
-    assert_eq!(
-        names(&list),
-        [
-            "hello-world",
-            "bye-world",
-            "replace-world",
-            "hooks",
-            "static-bug-frame",
-            "timer-hot-path"
-        ]
-    );
+    assert_eq!(names(&list), support::SAMPLES);
     let bye = &list[1];
     assert_eq!(bye.depends.as_deref(), Some("hello-world"));
     assert!(!bye.replace);

@@ -9,26 +9,19 @@
 //! what its sample is about (function names, strings, hook sections, the
 //! bug frame, the per-CPU hot path).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use create_diff_object::notes;
 use object::{Object, ObjectSymbol};
+use support::xen_tree;
 use xsplice_build::samples::{self, PayloadInfo};
 
-/// The built tree the variable names: a tier whose tree is missing fails.
-fn xen_tree(var: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(t) => PathBuf::from(t),
-        None => {
-            panic!("{var} is not set: the real-Xen tier needs a built Xen tree (ci/test sets it)")
-        }
-    }
-}
-
 fn patches_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-patches")
+    support::project().join("sample-patches")
 }
 
 #[test]
@@ -122,14 +115,7 @@ fn samples_consistent(tree: &Path, series: &str) {
         .lines()
         .map(PathBuf::from)
         .collect();
-    let names = [
-        "hello-world",
-        "bye-world",
-        "replace-world",
-        "hooks",
-        "static-bug-frame",
-        "timer-hot-path",
-    ];
+    let names = support::SAMPLES;
     let expected: Vec<PathBuf> = names
         .iter()
         .map(|n| out_dir.path().join(format!("{n}.livepatch")))

@@ -4,13 +4,13 @@
 //! stacked payload needs its dependency, and that each corruption the
 //! loader rejects is reported by name without a panic.
 
-mod verify_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use create_diff_object::Abi;
-use verify_support::*;
+use support::verify::*;
 use xsplice_build::verify::{verify, Verifier, VerifyOptions};
 
 fn opts(payload: &Path, deps: &[&Path]) -> VerifyOptions {
@@ -71,14 +71,7 @@ fn local_hypervisor_symbol_needs_its_file_name() {
     rename_in(&mut d, ".strtab", "xen_a.c#helper", "xen_c.c#helper");
     let v = Verifier::new(&fx.xen_syms, &[]).unwrap();
     let report = v.check(&d);
-    assert!(
-        report
-            .failures
-            .iter()
-            .any(|l| l.contains("symbol xen_c.c#helper: undefined")),
-        "{:#?}",
-        report.failures
-    );
+    assert_fails_with(&report.failures, "symbol xen_c.c#helper: undefined");
 }
 
 #[test]
@@ -126,12 +119,9 @@ fn nop_out_entries() {
         "NOP-out of 6 bytes ends inside the 7-byte instruction at xen_extra_version+0x4",
     );
     // The loader NOPs new_size - 4 bytes after the endbr64.
-    let failures = nop_out(2, 16);
-    assert!(
-        failures
-            .iter()
-            .any(|l| l.contains("shorter than the endbr64 the function starts with")),
-        "{failures:#?}"
+    assert_fails_with(
+        &nop_out(2, 16),
+        "shorter than the endbr64 the function starts with",
     );
 }
 
@@ -232,23 +222,14 @@ fn unreadable_inputs_are_errors() {
 #[test]
 fn cli_prints_pass_or_one_line_per_failure() {
     let fx = fixture();
-    let bin = env!("CARGO_BIN_EXE_xsplice-build");
-    let out = Command::new(bin)
-        .arg("verify")
-        .arg(&fx.payload)
-        .arg("--xen-syms")
-        .arg(&fx.xen_syms)
+    let out = support::verify_command(&fx.payload, &fx.xen_syms)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.starts_with("PASS "), "{stdout}");
 
-    let out = Command::new(bin)
-        .arg("verify")
-        .arg(&fx.stacked)
-        .arg("--xen-syms")
-        .arg(&fx.xen_syms)
+    let out = support::verify_command(&fx.stacked, &fx.xen_syms)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -256,11 +237,7 @@ fn cli_prints_pass_or_one_line_per_failure() {
     assert_eq!(stdout.lines().count(), 2, "{stdout}");
     assert!(stdout.lines().all(|l| l.starts_with("FAIL ")), "{stdout}");
 
-    let out = Command::new(bin)
-        .arg("verify")
-        .arg(&fx.stacked)
-        .arg("--xen-syms")
-        .arg(&fx.xen_syms)
+    let out = support::verify_command(&fx.stacked, &fx.xen_syms)
         .arg("--depends-on")
         .arg(&fx.payload)
         .output()
@@ -276,11 +253,7 @@ fn cli_names_the_release_and_writes_json() {
     let fx = fixture();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("verdict.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
-        .arg("verify")
-        .arg(&fx.stacked)
-        .arg("--xen-syms")
-        .arg(&fx.xen_syms)
+    let out = support::verify_command(&fx.stacked, &fx.xen_syms)
         .arg("--json")
         .arg(&json)
         .output()
@@ -310,11 +283,7 @@ fn cli_names_the_release_and_writes_json() {
         "{v:#}"
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
-        .arg("verify")
-        .arg(&fx.payload)
-        .arg("--xen-syms")
-        .arg(&fx.xen_syms)
+    let out = support::verify_command(&fx.payload, &fx.xen_syms)
         .args(["--json", "-"])
         .output()
         .unwrap();

@@ -7,21 +7,13 @@
 //! release, refuses a payload built for one against another's xen-syms,
 //! and applies each release's own rule on duplicate sections.
 
-mod verify_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 
 use create_diff_object::Abi;
-use verify_support::assert_mutations_fail;
+use support::verify::{assert_fails_with, assert_mutations_fail};
 use xsplice_build::verify::{verify, Verifier, VerifyOptions};
-
-/// The built tree the variable names: a tier whose tree is missing fails.
-fn tree_of(var: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(p) => PathBuf::from(p),
-        None => panic!("{var} is not set: the real-Xen tier needs a built Xen tree"),
-    }
-}
 
 /// (variable, release series) of every supported release's tree.
 const TREES: [(&str, &str); 3] = [
@@ -36,17 +28,17 @@ macro_rules! per_release {
         #[test]
         #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
         fn $t17() {
-            $body(&tree_of("XSPLICE_XEN_TREE"));
+            $body(&support::xen_tree("XSPLICE_XEN_TREE"));
         }
         #[test]
         #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_420 (ci/test runs it)"]
         fn $t20() {
-            $body(&tree_of("XSPLICE_XEN_TREE_420"));
+            $body(&support::xen_tree("XSPLICE_XEN_TREE_420"));
         }
         #[test]
         #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_421 (ci/test runs it)"]
         fn $t21() {
-            $body(&tree_of("XSPLICE_XEN_TREE_421"));
+            $body(&support::xen_tree("XSPLICE_XEN_TREE_421"));
         }
     };
 }
@@ -163,11 +155,11 @@ fn stacking_rules(tree: &Path) {
         depends_on: vec![hello.clone()],
     })
     .unwrap();
-    assert!(report.failures.iter().any(|l| l.contains("is the same as")));
-    assert!(report
-        .failures
-        .iter()
-        .any(|l| l.contains("symbol hello_world_patch_this_fnc: a new symbol already exported")));
+    assert_fails_with(&report.failures, "is the same as");
+    assert_fails_with(
+        &report.failures,
+        "symbol hello_world_patch_this_fnc: a new symbol already exported",
+    );
     // xen_prepost_hooks stays applied (its pre-revert hook refuses); Xen 4.17 in
     // QEMU then refused to upload xen_prepost_hooks_fail with "duplicate new
     // symbol: pre_apply_hook", the first duplicate verify names too.
@@ -195,7 +187,7 @@ fn corrupted_hello(tree: &Path) {
 /// xen_hello_world carries alternatives, an exception table, bug frames and
 /// `.modinfo`: corrupt each.
 fn corrupted_specials(tree: &Path) {
-    use verify_support::{rela_at, section, wr64};
+    use support::verify::{rela_at, section, wr64};
     let xen = tree.join("xen");
     let original = std::fs::read(xen.join("test/livepatch/xen_hello_world.livepatch")).unwrap();
     let v = Verifier::new(&xen.join("xen-syms"), &[]).unwrap();
@@ -247,11 +239,7 @@ fn corrupted_specials(tree: &Path) {
     for (edit, want) in cases {
         let mut d = original.clone();
         edit(&mut d);
-        let failures = v.check(&d).failures;
-        assert!(
-            failures.iter().any(|l| l.contains(want)),
-            "wanted {want:?}: {failures:#?}"
-        );
+        assert_fails_with(&v.check(&d).failures, want);
     }
 }
 
@@ -264,7 +252,7 @@ fn corrupted_specials(tree: &Path) {
 fn payloads_are_refused_by_another_releases_xen_syms() {
     let trees: Vec<(PathBuf, &str)> = TREES
         .iter()
-        .map(|(var, series)| (tree_of(var).join("xen"), *series))
+        .map(|(var, series)| (support::xen_tree(var).join("xen"), *series))
         .collect();
     let verifiers: Vec<Verifier> = trees
         .iter()
@@ -311,9 +299,9 @@ fn payloads_are_refused_by_another_releases_xen_syms() {
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE, XSPLICE_XEN_TREE_420 and XSPLICE_XEN_TREE_421 (ci/test runs it)"]
 fn duplicate_note_section_follows_each_releases_rule() {
-    use verify_support::{section, sections, wr32};
+    use support::verify::{section, sections, wr32};
     for (var, series) in TREES {
-        let xen = tree_of(var).join("xen");
+        let xen = support::xen_tree(var).join("xen");
         let original = std::fs::read(xen.join("test/livepatch/xen_hello_world.livepatch")).unwrap();
         let depends = section(&original, ".livepatch.depends");
         let later = sections(&original)
@@ -358,11 +346,10 @@ fn duplicate_note_section_follows_each_releases_rule() {
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_421 (ci/test runs it)"]
 fn alt_call_sites_follow_the_421_rules() {
-    use verify_support::{rela_at, wr64};
-    let tree = tree_of("XSPLICE_XEN_TREE_421");
+    use support::verify::{rela_at, wr64};
+    let tree = support::xen_tree("XSPLICE_XEN_TREE_421");
     let xen_syms = tree.join("xen/xen-syms");
-    let patch = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/corpus/hvm-rdtsc-exiting-altcall.diff");
+    let patch = support::project().join("tests/corpus/hvm-rdtsc-exiting-altcall.diff");
     let out = tempfile::tempdir().unwrap();
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
         .args(["-q", "-s"])
@@ -402,10 +389,6 @@ fn alt_call_sites_follow_the_421_rules() {
     for (edit, want) in cases {
         let mut d = original.clone();
         edit(&mut d);
-        let failures = v.check(&d).failures;
-        assert!(
-            failures.iter().any(|l| l.contains(want)),
-            "wanted {want:?}: {failures:#?}"
-        );
+        assert_fails_with(&v.check(&d).failures, want);
     }
 }

@@ -173,6 +173,10 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefusalSummary {
     pub object: String,
+    /// The refusal's kind (`create_diff_object::RefusalKind`, snake_case);
+    /// empty in summaries written before refusals had one.
+    #[serde(default)]
+    pub kind: String,
     pub symbol: String,
     pub reason: String,
 }
@@ -339,6 +343,8 @@ struct PairReport {
 #[derive(Debug, Deserialize)]
 struct ReportRefusal {
     object: String,
+    #[serde(default)]
+    kind: String,
     symbol: String,
     reason: String,
 }
@@ -574,6 +580,7 @@ impl Runner<'_> {
                     .into_iter()
                     .map(|x| RefusalSummary {
                         object: x.object,
+                        kind: x.kind,
                         symbol: x.symbol,
                         reason: x.reason,
                     })

@@ -24,8 +24,6 @@
 //! Allocations past `HARD_LIMIT` fail, which aborts the process: the
 //! input being run is always in `OUT/last-input-TARGET.bin` first.
 
-#![allow(dead_code)]
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -167,7 +165,7 @@ impl Seed {
 
 /// The undamaged inputs and what the readers need besides the input.
 pub struct Seeds {
-    _case: crate::cdo_common::Case,
+    _case: super::cdo::Case,
     orig_path: PathBuf,
     patched_path: PathBuf,
     cdo_xen: XenSyms,
@@ -191,8 +189,8 @@ fn diff_options() -> Options {
 impl Seeds {
     /// Compile the fixtures (cc, ld, objcopy).
     pub fn build() -> Seeds {
-        let case = crate::cdo_common::build_case_with("bug_frames", "bug_frames", "patched_code.c");
-        let fx = crate::verify_support::fixture();
+        let case = super::cdo::build_case_with("bug_frames", "bug_frames", "patched_code.c");
+        let fx = super::verify::fixture();
         let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         let orig = read(&case.orig);
         let patched = read(&case.patched);

@@ -1,13 +1,22 @@
-//! Shared fixture machinery: compile a case's original and patched C file
-//! with Xen's x86 flags (plus -g), link a small fake xen-syms from the
-//! original objects, and read the payload the differ writes.
+//! What create-diff-object's tests share (each test file has `mod support;`;
+//! not every file uses every helper, hence `dead_code`): compile a case's
+//! original and patched C file with Xen's x86 flags (plus -g), link a small
+//! fake xen-syms from the original objects, and read the payload the
+//! differ writes. `real_tree` finds and recompiles objects of a built Xen
+//! tree for the real-Xen tier (and the benchmark).
 #![allow(dead_code)]
+
+pub mod elf_edit;
+pub mod funcs;
+pub mod real_tree;
+
+pub use funcs::FuncRow;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use create_diff_object::{AbiChoice, Options, XenSyms};
+use create_diff_object::{AbiChoice, Error, Options, Outcome, Refusal, XenSyms};
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 
@@ -145,6 +154,54 @@ pub fn build_case(case: &str) -> Case {
     build_case_with(case, case, "patched.c")
 }
 
+/// The version-2 function table (Xen 4.17 and later), which most cases use.
+pub const V2: AbiChoice = AbiChoice::Fixed(create_diff_object::Abi::LivepatchV2);
+
+/// The differ's report for a case that must give a payload (version 2).
+pub fn written(case: &Case) -> create_diff_object::DiffReport {
+    match case.diff(&opts(V2)) {
+        Ok(Outcome::Written(r)) => r,
+        Ok(Outcome::NoChange(r)) => panic!("expected a payload, got no change: {r:?}"),
+        Err(e) => panic!("expected a payload, got error: {e}"),
+    }
+}
+
+/// The names of the functions a report says changed, in its order.
+pub fn changed_names(r: &create_diff_object::DiffReport) -> Vec<&str> {
+    r.changed_functions
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect()
+}
+
+/// The report for a case with no functional change: nothing is written.
+pub fn no_change(case: &Case) -> create_diff_object::DiffReport {
+    match case.diff(&opts(V2)) {
+        Ok(Outcome::NoChange(r)) => {
+            assert!(!case.out.exists(), "no output may be written on no change");
+            r
+        }
+        Ok(Outcome::Written(r)) => panic!("expected no change, got a payload: {r:?}"),
+        Err(e) => panic!("expected no change, got error: {e}"),
+    }
+}
+
+/// The refusals for a case the differ must refuse: exit code 2, nothing written.
+pub fn refusals(case: &Case) -> Vec<Refusal> {
+    match case.diff(&opts(V2)) {
+        Err(e @ Error::NotPatchable { .. }) => {
+            assert_eq!(e.exit_code(), 2);
+            assert!(!case.out.exists(), "nothing is written on a refusal");
+            match e {
+                Error::NotPatchable { refusals, .. } => refusals,
+                _ => unreachable!(),
+            }
+        }
+        Ok(o) => panic!("expected a refusal, got {o:?}"),
+        Err(e) => panic!("expected a refusal, got error: {e}"),
+    }
+}
+
 pub fn opts(abi: AbiChoice) -> Options {
     Options {
         abi,
@@ -155,6 +212,10 @@ pub fn opts(abi: AbiChoice) -> Options {
 }
 
 impl Case {
+    /// The command line's four paths: ORIG PATCHED XEN_SYMS OUT.
+    pub fn args(&self) -> [&Path; 4] {
+        [&self.orig, &self.patched, &self.xen_syms, &self.out]
+    }
     pub fn xen(&self) -> XenSyms {
         XenSyms::load(&self.xen_syms).expect("loading fake xen-syms")
     }
@@ -193,6 +254,8 @@ pub struct Sym {
 /// The payload's contents, read back with `object`.
 #[derive(Debug)]
 pub struct Payload {
+    /// The file itself.
+    pub bytes: Vec<u8>,
     pub sections: BTreeMap<String, Vec<u8>>,
     pub flags: BTreeMap<String, u64>,
     pub relocs: BTreeMap<String, Vec<Rel>>,
@@ -265,6 +328,7 @@ impl Payload {
             })
             .collect();
         Payload {
+            bytes: data.clone(),
             sections,
             flags,
             relocs,
@@ -281,57 +345,19 @@ impl Payload {
     pub fn symbol(&self, name: &str) -> Option<&Sym> {
         self.symbols.iter().find(|s| s.name == name)
     }
-    /// Function-table entries as (name, new_addr target, old_addr, new_size, old_size, version).
-    pub fn funcs(&self, section: &str, entry_size: usize) -> Vec<FuncRow> {
-        let data = self.sections.get(section).cloned().unwrap_or_default();
-        assert_eq!(
-            data.len() % entry_size,
-            0,
-            "{section} size {} not a multiple of {entry_size}",
-            data.len()
-        );
-        let strings = self
-            .sections
-            .iter()
-            .find(|(n, _)| n.ends_with(".strings"))
-            .map(|(_, d)| d.clone())
-            .unwrap_or_default();
-        let relocs = self.relocs(section);
-        data.chunks(entry_size)
-            .enumerate()
-            .map(|(i, e)| {
-                let base = (i * entry_size) as u64;
-                let name_rel = relocs
-                    .iter()
-                    .find(|r| r.offset == base)
-                    .expect("name relocation");
-                let start = name_rel.addend as usize;
-                let end = strings[start..].iter().position(|&b| b == 0).unwrap() + start;
-                let new_rel = relocs
-                    .iter()
-                    .find(|r| r.offset == base + 8)
-                    .expect("new_addr relocation");
-                FuncRow {
-                    name: String::from_utf8(strings[start..end].to_vec()).unwrap(),
-                    new_addr_target: new_rel.target.clone(),
-                    old_addr: u64::from_le_bytes(e[16..24].try_into().unwrap()),
-                    new_size: u32::from_le_bytes(e[24..28].try_into().unwrap()),
-                    old_size: u32::from_le_bytes(e[28..32].try_into().unwrap()),
-                    version: e[32],
-                }
-            })
+    /// The names in the version-2 `.livepatch.funcs`, in table order.
+    pub fn func_names(&self) -> Vec<String> {
+        self.funcs(".livepatch.funcs", 104)
+            .into_iter()
+            .map(|f| f.name)
             .collect()
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FuncRow {
-    pub name: String,
-    pub new_addr_target: String,
-    pub old_addr: u64,
-    pub new_size: u32,
-    pub old_size: u32,
-    pub version: u8,
+    /// The function table in `section` (`support::funcs`); a malformed
+    /// one fails the test.
+    pub fn funcs(&self, section: &str, entry_size: usize) -> Vec<FuncRow> {
+        let file = object::File::parse(&*self.bytes).unwrap();
+        funcs::function_table(&file, section, entry_size).unwrap_or_else(|e| panic!("{e}"))
+    }
 }
 
 /// `ld -r` must accept the payload (the driver links payloads with it).

@@ -1,6 +1,7 @@
 //! Helpers for the real-Xen tier and the benchmark: find the tree, and
 //! recompile a modified source of it into a tempdir with the tree's own
-//! recorded command (never writing into the tree).
+//! recorded command (never writing into the tree). Standalone (the
+//! benchmark includes this file by path).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
