@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use object::{Object, ObjectSection};
+use object::elf;
+use object::read::elf::NoteIterator;
+use object::{LittleEndian, Object, ObjectSection};
 
 use crate::error::Error;
 
@@ -32,56 +34,22 @@ impl Note {
     }
 }
 
-fn align4(n: usize) -> Option<usize> {
-    n.checked_add(3).map(|v| v & !3)
-}
-
-fn read_u32(data: &[u8], off: usize) -> Option<u32> {
-    let bytes = data.get(off..off.checked_add(4)?)?;
-    Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-}
-
 /// Parse a sequence of little-endian ELF notes with 4-byte aligned name and
-/// descriptor fields (the layout every note section here uses).
+/// descriptor fields (the layout every note section here uses), with
+/// `object`'s note reader.
 pub fn parse_notes(data: &[u8]) -> Result<Vec<Note>, String> {
+    let mut iter = NoteIterator::<elf::FileHeader64<LittleEndian>>::new(LittleEndian, 4, data)
+        .map_err(|e| e.to_string())?;
     let mut notes = Vec::new();
-    let mut off = 0usize;
-    while off < data.len() {
-        let (Some(namesz), Some(descsz), Some(n_type)) = (
-            read_u32(data, off),
-            read_u32(data, off + 4),
-            read_u32(data, off + 8),
-        ) else {
-            return Err(format!(
-                "note header at offset {off:#x} runs past the end ({} bytes)",
-                data.len()
-            ));
-        };
-        let name_start = off + 12;
-        let name_end = name_start
-            .checked_add(namesz as usize)
-            .filter(|&e| e <= data.len())
-            .ok_or_else(|| {
-                format!("note name at offset {off:#x} (namesz {namesz}) runs past the end")
-            })?;
-        let desc_start = align4(name_end).ok_or("note size overflow")?;
-        let desc_end = desc_start
-            .checked_add(descsz as usize)
-            .filter(|&e| e <= data.len())
-            .ok_or_else(|| {
-                format!("note descriptor at offset {off:#x} (descsz {descsz}) runs past the end")
-            })?;
-        let mut name = data.get(name_start..name_end).unwrap_or_default().to_vec();
-        // The stored name includes its NUL; callers compare the text.
-        if name.last() == Some(&0) {
-            name.pop();
-        }
+    while let Some(note) = iter
+        .next()
+        .map_err(|e| format!("note {}: {e}", notes.len()))?
+    {
         notes.push(Note {
-            name,
-            n_type,
-            desc: data.get(desc_start..desc_end).unwrap_or_default().to_vec(),
+            name: note.name().to_vec(),
+            n_type: note.n_type(LittleEndian),
+            desc: note.desc().to_vec(),
         });
-        off = align4(desc_end).ok_or("note size overflow")?;
     }
     Ok(notes)
 }
