@@ -4,7 +4,7 @@
 //! `iced-x86`'s: its decoder only (no formatter, encoder or info tables),
 //! for the legacy and VEX maps. EVEX, XOP and 3DNow! are left out: Xen
 //! emits none of them (the objdump cross-check below fails if one appears)
-//! and their tables would more than double the decoder's one-time set-up,
+//! and their tables would nearly double the decoder's one-time set-up,
 //! paid by every differ run that walks `.fixup` code.
 //! Returns `None` for bytes that are not one whole valid instruction, and
 //! for the few encodings whose length or branch width depends on the CPU
