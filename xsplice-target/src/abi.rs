@@ -83,15 +83,20 @@ pub const MAX_PAYLOAD_SIZE: u64 = 2 * 1024 * 1024;
 /// The loader's limit on a payload name (`XEN_LIVEPATCH_NAME_SIZE`, with its NUL).
 pub const NAME_SIZE: usize = 128;
 
+/// The v2 action hooks whose return value can veto the action.
+pub const HOOK_PREAPPLY: &str = ".livepatch.hooks.preapply";
+pub const HOOK_PREREVERT: &str = ".livepatch.hooks.prerevert";
+const VETOING_HOOKS: &[&str] = &[HOOK_PREAPPLY, HOOK_PREREVERT];
+
 const XSPLICE_HOOKS: &[&str] = &[".xsplice.hooks.load", ".xsplice.hooks.unload"];
 const LIVEPATCH_V1_HOOKS: &[&str] = &[".livepatch.hooks.load", ".livepatch.hooks.unload"];
 const LIVEPATCH_V2_HOOKS: &[&str] = &[
     ".livepatch.hooks.load",
     ".livepatch.hooks.unload",
-    ".livepatch.hooks.preapply",
+    HOOK_PREAPPLY,
     ".livepatch.hooks.apply",
     ".livepatch.hooks.postapply",
-    ".livepatch.hooks.prerevert",
+    HOOK_PREREVERT,
     ".livepatch.hooks.revert",
     ".livepatch.hooks.postrevert",
 ];
@@ -130,6 +135,15 @@ impl Abi {
             Abi::Xsplice => XSPLICE_HOOKS,
             Abi::LivepatchV1 => LIVEPATCH_V1_HOOKS,
             Abi::LivepatchV2 => LIVEPATCH_V2_HOOKS,
+        }
+    }
+
+    /// Hook sections whose hooks can veto an action: the REPLACE action
+    /// refuses payloads that carry them (only v2 has them).
+    pub fn vetoing_hooks(self) -> &'static [&'static str] {
+        match self {
+            Abi::LivepatchV2 => VETOING_HOOKS,
+            Abi::Xsplice | Abi::LivepatchV1 => &[],
         }
     }
 
