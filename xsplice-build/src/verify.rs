@@ -378,7 +378,7 @@ fn dependency(
         );
     }
     let build_id = p
-        .section(".note.gnu.build-id")
+        .section(xsplice_target::notes::BUILD_ID_SECTION)
         .and_then(|s| checks::parse_build_id_note(s, p.data).ok());
     f.check();
     if build_id.is_none() {

@@ -83,6 +83,9 @@ pub const MAX_PAYLOAD_SIZE: u64 = 2 * 1024 * 1024;
 /// The loader's limit on a payload name (`XEN_LIVEPATCH_NAME_SIZE`, with its NUL).
 pub const NAME_SIZE: usize = 128;
 
+/// The note section naming the hypervisor's build-id (livepatch-v2).
+pub const XEN_DEPENDS_SECTION: &str = ".livepatch.xen_depends";
+
 /// The v2 action hooks whose return value can veto the action.
 pub const HOOK_PREAPPLY: &str = ".livepatch.hooks.preapply";
 pub const HOOK_PREREVERT: &str = ".livepatch.hooks.prerevert";
@@ -158,7 +161,7 @@ impl Abi {
     /// The note section naming the hypervisor's build-id, where the loader requires one.
     pub fn xen_depends_section(self) -> Option<&'static str> {
         match self {
-            Abi::LivepatchV2 => Some(".livepatch.xen_depends"),
+            Abi::LivepatchV2 => Some(XEN_DEPENDS_SECTION),
             Abi::Xsplice | Abi::LivepatchV1 => None,
         }
     }

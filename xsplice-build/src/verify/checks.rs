@@ -9,7 +9,7 @@ use xsplice_target::abi::target::LoaderRules;
 use xsplice_target::abi::{
     starts_with_landing_pad, Abi, SpecialSizes, ENDBR64, OPAQUE_SIZE, PATCH_INSN_SIZE,
 };
-use xsplice_target::notes::{to_hex, NT_GNU_BUILD_ID};
+use xsplice_target::notes::{to_hex, BUILD_ID_SECTION, NT_GNU_BUILD_ID};
 use xsplice_target::reloc;
 use xsplice_target::sections::{Table, ALTINSTR_REPLACEMENT, MODINFO, SPECIAL_TABLES};
 use xsplice_target::XenSyms;
@@ -409,7 +409,7 @@ pub fn check_notes(
     let depends = cx.abi.depends_section();
     let mut names = vec![depends];
     names.extend(cx.abi.xen_depends_section());
-    names.push(".note.gnu.build-id");
+    names.push(BUILD_ID_SECTION);
     let mut ids = Vec::new();
     for name in &names {
         f.check();
