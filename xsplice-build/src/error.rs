@@ -123,10 +123,11 @@ pub enum VerifyFailure {
     Input(Problem),
     /// A file that must be ELF is not (`what` says where it broke).
     Malformed { path: PathBuf, what: String },
-    /// A REPLACE payload with a hook that can veto (`hook` is its section).
+    /// A REPLACE payload with a hook that can veto: `verify`'s
+    /// `replace_hooks` failure (its subject is the hook's section).
     ReplaceVeto {
         payload: PathBuf,
-        hook: &'static str,
+        failure: crate::verify::Failure,
     },
     /// A build-id could not be read from `source`'s file.
     BuildId(xsplice_target::Error),
@@ -142,16 +143,14 @@ impl fmt::Display for VerifyFailure {
                 "{} (checked against {}): {}",
                 payload.display(),
                 report.checked_against(),
-                report.failures.join("; ")
+                report.failure_lines().join("; ")
             ),
             VerifyFailure::Unreadable(e) => write!(f, "{e}"),
             VerifyFailure::Input(p) => write!(f, "{p}"),
             VerifyFailure::Malformed { path, what } => write!(f, "{}: {what}", path.display()),
-            VerifyFailure::ReplaceVeto { payload, hook } => write!(
-                f,
-                "{}: {hook}: the REPLACE action refuses payloads with vetoing hooks",
-                payload.display()
-            ),
+            VerifyFailure::ReplaceVeto { payload, failure } => {
+                write!(f, "{}: {failure}", payload.display())
+            }
             VerifyFailure::BuildId(e) => write!(f, "{e}"),
             VerifyFailure::Chain(what) => write!(f, "{what}"),
         }
@@ -392,7 +391,11 @@ mod tests {
             (
                 Error::Verify(VerifyFailure::ReplaceVeto {
                     payload: "p.livepatch".into(),
-                    hook: ".livepatch.hooks.preapply",
+                    failure: crate::verify::Failure {
+                        check: crate::verify::Check::ReplaceHooks,
+                        subject: ".livepatch.hooks.preapply".into(),
+                        message: "the REPLACE action refuses payloads with vetoing hooks".into(),
+                    },
                 }),
                 "payload fails the loader's checks: p.livepatch: .livepatch.hooks.preapply: the \
                  REPLACE action refuses payloads with vetoing hooks",

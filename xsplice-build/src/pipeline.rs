@@ -22,6 +22,7 @@ use crate::recipe::{BuildRecipe, Recipe};
 use crate::report::Report;
 use crate::target::TargetFacts;
 use crate::tree::{self, Touched};
+use crate::verify::Check;
 use crate::worktree::WorkTree;
 use crate::{BuildOptions, BuildResult, Error, ObjectDiff, Skip};
 
@@ -1026,7 +1027,7 @@ fn verify_payload(
     depends: Option<&[u8]>,
     xen_depends: Option<&[u8]>,
 ) -> Result<crate::verify::VerifyReport, Error> {
-    driver_checks(payload, abi, replace)?;
+    driver_checks(payload, abi)?;
     // The base tree: a distro's xen-syms has no DWARF for the entry sizes.
     let mut verifier = match target {
         Target::Load(path) => crate::verify::Verifier::with_tree(path, &[], Some(xen_tree)),
@@ -1042,8 +1043,17 @@ fn verify_payload(
         verifier = verifier.expect_xen_depends(id.to_vec(), "--xen-depends");
     }
     let report = verifier
+        .for_replace(replace)
         .check_file(payload)
         .map_err(|e| Error::Verify(VerifyFailure::Unreadable(e)))?;
+    // A vetoing hook is the driver's own refusal of `--replace`, reported
+    // as such whatever else fails.
+    if let Some(failure) = report.failed(Check::ReplaceHooks).next() {
+        return Err(Error::Verify(VerifyFailure::ReplaceVeto {
+            payload: payload.to_path_buf(),
+            failure: failure.clone(),
+        }));
+    }
     if report.passed() {
         Ok(report)
     } else {
@@ -1054,10 +1064,10 @@ fn verify_payload(
     }
 }
 
-/// What the driver decides beyond the loader's rules (those are all in
-/// `verify`): nothing to patch is "no change" (exit 3), and what the
-/// REPLACE action refuses. An unreadable payload is left to `verify`.
-fn driver_checks(payload: &Path, abi: Abi, replace: bool) -> Result<(), Error> {
+/// What the driver decides beyond the loader's rules (those, the REPLACE
+/// action's included, are all in `verify`): nothing to patch is "no
+/// change" (exit 3). An unreadable payload is left to `verify`.
+fn driver_checks(payload: &Path, abi: Abi) -> Result<(), Error> {
     use object::{Object, ObjectSection};
     let data = crate::tree::read_input(payload, Role::Payload, "payload").map_err(|e| match e {
         Error::Input(p) => Error::Verify(VerifyFailure::Input(p)),
@@ -1080,16 +1090,6 @@ fn driver_checks(payload: &Path, abi: Abi, replace: bool) -> Result<(), Error> {
         .collect();
     if funcs.is_empty() && hooks.is_empty() {
         return Err(Error::NoChange { init_only: vec![] });
-    }
-    if replace {
-        for h in [".livepatch.hooks.preapply", ".livepatch.hooks.prerevert"] {
-            if !count(h).is_empty() {
-                return Err(Error::Verify(VerifyFailure::ReplaceVeto {
-                    payload: payload.to_path_buf(),
-                    hook: h,
-                }));
-            }
-        }
     }
     Ok(())
 }

@@ -15,7 +15,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SectionKind};
-use xsplice_target::notes;
+use xsplice_target::abi::{Abi, XEN_DEPENDS_SECTION};
+use xsplice_target::notes::{self, BUILD_ID_SECTION};
+
+/// The samples' layout: the section names come from the target catalogue.
+const ABI: Abi = Abi::LivepatchV2;
 
 use crate::error::{Problem, VerifyFailure};
 use crate::{BuildOptions, Error};
@@ -298,16 +302,16 @@ impl PayloadInfo {
             Ok(notes::to_hex(&id))
         };
         let mut info = PayloadInfo {
-            build_id: note(".note.gnu.build-id")?,
-            depends: note(".livepatch.depends")?,
-            xen_depends: note(".livepatch.xen_depends")?,
+            build_id: note(BUILD_ID_SECTION)?,
+            depends: note(ABI.depends_section())?,
+            xen_depends: note(XEN_DEPENDS_SECTION)?,
             ..PayloadInfo::default()
         };
         for sec in file.sections() {
             let name = sec.name().map_err(|e| format!("section name: {e}"))?;
             info.sections.push((name.to_string(), sec.size()));
         }
-        if let Some(funcs) = file.section_by_name(".livepatch.funcs") {
+        if let Some(funcs) = file.section_by_name(ABI.layout().section) {
             info.functions = function_names(&file, &funcs)?;
         }
         Ok(info)
@@ -328,6 +332,7 @@ fn function_names(
     file: &object::File<'_>,
     funcs: &object::Section<'_, '_>,
 ) -> Result<Vec<String>, String> {
+    let table = ABI.layout().section;
     let mut relocs: Vec<(u64, String)> = Vec::new();
     for (offset, reloc) in funcs.relocations() {
         let RelocationTarget::Symbol(idx) = reloc.target() else {
@@ -335,7 +340,7 @@ fn function_names(
         };
         let sym = file
             .symbol_by_index(idx)
-            .map_err(|e| format!(".livepatch.funcs relocation at {offset:#x}: {e}"))?;
+            .map_err(|e| format!("{table} relocation at {offset:#x}: {e}"))?;
         let Some(sec_idx) = sym.section_index() else {
             continue;
         };
@@ -350,12 +355,10 @@ fn function_names(
             .ok()
             .and_then(|a| a.checked_add(reloc.addend()))
             .and_then(|a| usize::try_from(a).ok())
-            .ok_or_else(|| {
-                format!(".livepatch.funcs relocation at {offset:#x}: bad target offset")
-            })?;
-        let tail = bytes.get(start..).ok_or_else(|| {
-            format!(".livepatch.funcs relocation at {offset:#x} points past its section")
-        })?;
+            .ok_or_else(|| format!("{table} relocation at {offset:#x}: bad target offset"))?;
+        let tail = bytes
+            .get(start..)
+            .ok_or_else(|| format!("{table} relocation at {offset:#x} points past its section"))?;
         let len = tail
             .iter()
             .position(|b| *b == 0)
@@ -386,7 +389,7 @@ pub fn check_chain(built: &[Built], xen_build_id: &str) -> Vec<String> {
         let name = &b.sample.name;
         if b.info.xen_depends != xen_build_id {
             problems.push(format!(
-                "{name}: .livepatch.xen_depends is {}, the hypervisor's build-id is {xen_build_id}",
+                "{name}: {XEN_DEPENDS_SECTION} is {}, the hypervisor's build-id is {xen_build_id}",
                 b.info.xen_depends
             ));
         }
@@ -402,7 +405,8 @@ pub fn check_chain(built: &[Built], xen_build_id: &str) -> Vec<String> {
         };
         if b.info.depends != want {
             problems.push(format!(
-                "{name}: .livepatch.depends is {}, expected {what} {want}",
+                "{name}: {} is {}, expected {what} {want}",
+                ABI.depends_section(),
                 b.info.depends
             ));
         }

@@ -36,11 +36,110 @@ pub struct VerifyOptions {
     pub depends_on: Vec<PathBuf>,
 }
 
+/// A loader rule `verify` applies: what a [`Failure`] broke. The names
+/// (`Check::name`, the JSON `check` field) are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// The file is empty or larger than the loader's 2 MiB limit.
+    PayloadSize,
+    /// The ELF header: magic, class, machine, type, header sizes.
+    ElfHeader,
+    /// Section headers: bounds, names, alignment, string tables.
+    SectionHeaders,
+    /// The symbol table and its string table.
+    SymbolTable,
+    /// Where the loader places sections: no W+X, no alignment 0.
+    SectionPlacement,
+    /// Relocation sections: SHT_RELA, linked to the symbol table.
+    RelocationSections,
+    /// Every symbol resolves (payload, xen-syms, payloads stacked on).
+    SymbolResolution,
+    /// Every relocation is one the loader applies, in bounds and in range.
+    Relocations,
+    /// The build-id notes: present, well-formed, naming the right targets.
+    BuildIdNotes,
+    /// Something to patch: the function table or hook sections, once each.
+    PatchingSections,
+    /// The function table's entries.
+    FunctionTable,
+    /// A function-table entry's expected old code.
+    Expectation,
+    /// Hook sections: sizes and pointers.
+    Hooks,
+    /// The REPLACE action refuses payloads with hooks that can veto.
+    ReplaceHooks,
+    /// Special-section tables' sizes and `.modinfo`.
+    SpecialSections,
+    /// `.altinstructions` entries.
+    Alternatives,
+    /// `.alt_call_sites` entries.
+    AltCalls,
+    /// New symbols clash with xen-syms or the payloads stacked on.
+    DuplicateSymbols,
+    /// A payload this one stacks on (`--depends-on`) is not loadable.
+    Dependency,
+}
+
+impl Check {
+    /// The stable snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::PayloadSize => "payload_size",
+            Check::ElfHeader => "elf_header",
+            Check::SectionHeaders => "section_headers",
+            Check::SymbolTable => "symbol_table",
+            Check::SectionPlacement => "section_placement",
+            Check::RelocationSections => "relocation_sections",
+            Check::SymbolResolution => "symbol_resolution",
+            Check::Relocations => "relocations",
+            Check::BuildIdNotes => "build_id_notes",
+            Check::PatchingSections => "patching_sections",
+            Check::FunctionTable => "function_table",
+            Check::Expectation => "expectation",
+            Check::Hooks => "hooks",
+            Check::ReplaceHooks => "replace_hooks",
+            Check::SpecialSections => "special_sections",
+            Check::Alternatives => "alternatives",
+            Check::AltCalls => "alt_calls",
+            Check::DuplicateSymbols => "duplicate_symbols",
+            Check::Dependency => "dependency",
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One failed check: which rule, what it is about (the section, symbol,
+/// relocation or function-table entry, as the line names it; empty when
+/// the failure is about the payload as a whole) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub check: Check,
+    pub subject: String,
+    pub message: String,
+}
+
+/// The report line: `SUBJECT: MESSAGE`.
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.subject.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.subject, self.message)
+        }
+    }
+}
+
 /// The outcome of a verification that could read its inputs.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyReport {
     /// One line per failed check, naming the section or symbol; empty = PASS.
-    pub failures: Vec<String>,
+    pub failures: Vec<Failure>,
     pub checks_run: usize,
     /// The function-table layout checked against.
     pub abi: Option<Abi>,
@@ -58,6 +157,16 @@ pub struct VerifyReport {
 impl VerifyReport {
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
+    }
+
+    /// The failures as report lines.
+    pub fn failure_lines(&self) -> Vec<String> {
+        self.failures.iter().map(ToString::to_string).collect()
+    }
+
+    /// The failures of one check.
+    pub fn failed(&self, check: Check) -> impl Iterator<Item = &Failure> {
+        self.failures.iter().filter(move |f| f.check == check)
     }
 
     /// "Xen 4.20.4 loader rules" or "Xen 4.17 loader rules (version unknown)".
@@ -80,8 +189,16 @@ impl VerifyReport {
             abi: Option<&'static str>,
             build_id: &'a Option<String>,
             checks: usize,
-            failures: &'a [String],
+            failures: Vec<String>,
             notes: &'a [String],
+            /// `failures`, item by item, as data.
+            failed_checks: Vec<FailedCheck<'a>>,
+        }
+        #[derive(serde::Serialize)]
+        struct FailedCheck<'a> {
+            check: Check,
+            subject: &'a str,
+            message: &'a str,
         }
         let doc = Document {
             payload: payload.display().to_string(),
@@ -91,8 +208,17 @@ impl VerifyReport {
             abi: self.abi.map(|a| a.name()),
             build_id: &self.build_id,
             checks: self.checks_run,
-            failures: &self.failures,
+            failures: self.failure_lines(),
             notes: &self.notes,
+            failed_checks: self
+                .failures
+                .iter()
+                .map(|f| FailedCheck {
+                    check: f.check,
+                    subject: &f.subject,
+                    message: &f.message,
+                })
+                .collect(),
         };
         let mut json =
             serde_json::to_string_pretty(&doc).expect("the report holds only strings and numbers");
@@ -116,10 +242,10 @@ impl fmt::Display for VerifyError {
 
 impl std::error::Error for VerifyError {}
 
-/// Failure lines and a count of checks made.
+/// Failures and a count of checks made.
 #[derive(Debug, Default)]
 pub(crate) struct Failures {
-    lines: Vec<String>,
+    lines: Vec<Failure>,
     notes: Vec<String>,
     checks: usize,
 }
@@ -129,8 +255,12 @@ impl Failures {
         self.checks += 1;
     }
 
-    fn fail(&mut self, line: impl Into<String>) {
-        self.lines.push(line.into());
+    fn fail(&mut self, check: Check, subject: impl Into<String>, message: impl Into<String>) {
+        self.lines.push(Failure {
+            check,
+            subject: subject.into(),
+            message: message.into(),
+        });
     }
 
     fn note(&mut self, line: impl Into<String>) {
@@ -215,7 +345,11 @@ fn dependency(
     if p.fatal {
         // The loader would not have loaded it: nothing of it can be used.
         for line in &own.lines {
-            f.fail(format!("dependency {label}: not loadable: {line}"));
+            f.fail(
+                Check::Dependency,
+                format!("dependency {label}"),
+                format!("not loadable: {line}"),
+            );
         }
         return Ok(Dependency {
             label,
@@ -237,16 +371,22 @@ fn dependency(
     };
     checks::resolve_symbols(&mut cx, &mut own);
     for line in &own.lines {
-        f.fail(format!("dependency {label}: {line}"));
+        f.fail(
+            Check::Dependency,
+            format!("dependency {label}"),
+            line.to_string(),
+        );
     }
     let build_id = p
-        .section(".note.gnu.build-id")
+        .section(xsplice_target::notes::BUILD_ID_SECTION)
         .and_then(|s| checks::parse_build_id_note(s, p.data).ok());
     f.check();
     if build_id.is_none() {
-        f.fail(format!(
-            "dependency {label}: no readable .note.gnu.build-id"
-        ));
+        f.fail(
+            Check::Dependency,
+            format!("dependency {label}"),
+            "no readable .note.gnu.build-id",
+        );
     }
     let exported = checks::payload_symbols(&cx)
         .into_iter()
@@ -281,6 +421,8 @@ pub struct Verifier {
     /// `--depends-on` payload, xen-syms), with what to call them.
     depends_override: Option<(Vec<u8>, String)>,
     xen_depends_override: Option<(Vec<u8>, String)>,
+    /// The payloads are for the REPLACE action (`Verifier::for_replace`).
+    replace: bool,
 }
 
 impl Verifier {
@@ -348,6 +490,7 @@ impl Verifier {
             dep_failures: Failures::default(),
             depends_override: None,
             xen_depends_override: None,
+            replace: false,
         };
         let mut f = Failures::default();
         for path in depends_on {
@@ -372,6 +515,13 @@ impl Verifier {
         self
     }
 
+    /// The payloads will be loaded with the REPLACE action, which refuses
+    /// hooks that can veto it.
+    pub fn for_replace(mut self, replace: bool) -> Verifier {
+        self.replace = replace;
+        self
+    }
+
     /// Check a payload file: the file-type and size rules, then [`Verifier::check`].
     /// The one entry point of `xsplice-build verify` and the driver's verify stage.
     pub fn check_file(&self, payload: &Path) -> Result<VerifyReport, VerifyError> {
@@ -388,12 +538,13 @@ impl Verifier {
         };
         f.check();
         if data.is_empty() {
-            f.fail("file: empty");
+            f.fail(Check::PayloadSize, "file", "empty");
         } else if data.len() as u64 > MAX_PAYLOAD_SIZE {
-            f.fail(format!(
-                "file: {} bytes is more than the loader's 2 MiB limit",
-                data.len()
-            ));
+            f.fail(
+                Check::PayloadSize,
+                "file",
+                format!("{} bytes is more than the loader's 2 MiB limit", data.len()),
+            );
         }
         let p = payload::parse(data, &mut f);
         let abi = match self.abi {
@@ -449,6 +600,9 @@ impl Verifier {
             checks::check_patching_sections(&cx, &mut f);
             checks::check_funcs(&cx, &mut f);
             checks::check_hooks(&cx, &mut f);
+            if self.replace {
+                checks::check_replace_hooks(&cx, &mut f);
+            }
             checks::check_special_sections(&cx, &mut f);
             checks::check_new_symbols(&cx, &mut f);
         }
@@ -522,7 +676,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
                 );
                 0
             } else {
-                for line in &report.failures {
+                for line in report.failure_lines() {
                     println!("FAIL {shown}: {line}");
                 }
                 eprintln!(

@@ -18,6 +18,7 @@ use support::payload::{funcs, note_id, target_name};
 use support::tree::{copy_xenlike, Snapshot};
 use support::{assert_exit, build_options, entry, function_names, json, xenlike_patch};
 use xsplice_build::error::{BuildIdProblem, Mismatch, PatchProblem, Problem, VerifyFailure};
+use xsplice_build::verify::Check;
 use xsplice_build::{build_payload, BuildOptions, Error};
 
 // The patches, against tests/xenlike, are in tests/xenlike-patches/.
@@ -823,16 +824,13 @@ fn replace_refuses_vetoing_hooks() {
     let mut opts = s.opts(&p, &s.out("veto-replace"));
     opts.replace = true;
     let e = build_payload(&opts).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::Verify(VerifyFailure::ReplaceVeto {
-                hook: ".livepatch.hooks.preapply",
-                ..
-            })
-        ),
-        "{e:?}"
-    );
+    match &e {
+        Error::Verify(VerifyFailure::ReplaceVeto { failure, .. }) => {
+            assert_eq!(failure.check, Check::ReplaceHooks, "{e:?}");
+            assert_eq!(failure.subject, ".livepatch.hooks.preapply", "{e:?}");
+        }
+        _ => panic!("wanted a REPLACE veto: {e:?}"),
+    }
     assert!(e.to_string().contains("REPLACE"), "{e}");
 }
 
@@ -1190,7 +1188,10 @@ fn payload_build_id_covers_the_dependency_notes() {
         .check_file(&a.payload)
         .unwrap();
     assert_eq!(alone.failures.len(), 1, "{:#?}", alone.failures);
-    assert!(alone.failures[0].starts_with("section .livepatch.depends: build-id aaaa"));
+    let f = &alone.failures[0];
+    assert_eq!(f.check, Check::BuildIdNotes, "{f}");
+    assert_eq!(f.subject, "section .livepatch.depends", "{f}");
+    assert!(f.message.starts_with("build-id aaaa"), "{f}");
     let told = Verifier::new(&a.xen_syms, &[])
         .unwrap()
         .expect_depends(vec![0xaa; 20], "--depends")

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use create_diff_object::Abi;
 use support::verify::*;
-use xsplice_build::verify::{verify, Verifier, VerifyOptions};
+use xsplice_build::verify::{verify, Check, Failure, Verifier, VerifyOptions};
 
 fn opts(payload: &Path, deps: &[&Path]) -> VerifyOptions {
     VerifyOptions {
@@ -42,7 +42,7 @@ fn stacked_payload_needs_its_dependency() {
     assert!(with.failures.is_empty(), "{:#?}", with.failures);
 
     let alone = verify(&opts(&fx.stacked, &[])).unwrap();
-    let joined = alone.failures.join("\n");
+    let joined = alone.failure_lines().join("\n");
     assert!(
         joined.contains("symbol fixture_counter: undefined, and not in xen-syms"),
         "{joined}"
@@ -52,14 +52,29 @@ fn stacked_payload_needs_its_dependency() {
             && joined.contains("is not xen-syms's"),
         "{joined}"
     );
+    assert_check_fails(
+        &alone.failures,
+        Check::SymbolResolution,
+        "symbol fixture_counter",
+    );
+    assert_check_fails(
+        &alone.failures,
+        Check::BuildIdNotes,
+        "section .livepatch.depends",
+    );
 
     // The first payload cannot stack on itself: same build-id, same exports.
     let twice = verify(&opts(&fx.payload, &[&fx.payload])).unwrap();
-    let joined = twice.failures.join("\n");
+    let joined = twice.failure_lines().join("\n");
     assert!(joined.contains("is the same as"), "{joined}");
     assert!(
         joined.contains("symbol fixture_counter: a new symbol already exported by"),
         "{joined}"
+    );
+    assert_check_fails(
+        &twice.failures,
+        Check::DuplicateSymbols,
+        "symbol fixture_counter",
     );
 }
 
@@ -84,7 +99,7 @@ fn corrupted_fixture_payloads_fail_by_name() {
 
 /// Turn the fixture's entry into a NOP-out of `new_size` bytes of
 /// xen_extra_version: endbr64 (4 bytes), lea (7), jmp __x86_return_thunk (5).
-fn nop_out(new_size: u32, old_size: u32) -> Vec<String> {
+fn nop_out(new_size: u32, old_size: u32) -> Vec<Failure> {
     let fx = fixture();
     let mut d = std::fs::read(&fx.payload).unwrap();
     let r = rela_at(&d, ".livepatch.funcs", 8);
@@ -95,9 +110,12 @@ fn nop_out(new_size: u32, old_size: u32) -> Vec<String> {
     Verifier::new(&fx.xen_syms, &[]).unwrap().check(&d).failures
 }
 
-fn assert_one(failures: &[String], text: &str) {
+/// Exactly one failure, of the function-table check, its line containing `text`.
+fn assert_one(failures: &[Failure], text: &str) {
     assert!(
-        failures.len() == 1 && failures[0].contains(text),
+        failures.len() == 1
+            && failures[0].check == Check::FunctionTable
+            && failures[0].to_string().contains(text),
         "wanted {text:?}: {failures:#?}"
     );
 }
@@ -175,9 +193,12 @@ fn dropped_section_via_objcopy() {
     assert!(st.success());
     let report = verify(&opts(&out, &[])).unwrap();
     assert_eq!(
-        report.failures,
+        report.failure_lines(),
         vec!["section .livepatch.xen_depends: missing".to_string()]
     );
+    assert_eq!(report.failures[0].check, Check::BuildIdNotes);
+    assert_eq!(report.failures[0].subject, "section .livepatch.xen_depends");
+    assert_eq!(report.failures[0].message, "missing");
 }
 
 /// Every single-byte corruption of the payload: verify must return a
@@ -282,6 +303,27 @@ fn cli_names_the_release_and_writes_json() {
             .is_some_and(|f| !f.is_empty() && f.iter().all(|l| l.is_string())),
         "{v:#}"
     );
+    // Each failure again as data, in the same order.
+    let lines = v["failures"].as_array().unwrap();
+    let failed = v["failed_checks"].as_array().unwrap();
+    assert_eq!(failed.len(), lines.len(), "{v:#}");
+    for (line, f) in lines.iter().zip(failed) {
+        let (subject, message) = (
+            f["subject"].as_str().unwrap(),
+            f["message"].as_str().unwrap(),
+        );
+        assert_eq!(
+            line.as_str().unwrap(),
+            format!("{subject}: {message}"),
+            "{v:#}"
+        );
+    }
+    assert!(
+        failed
+            .iter()
+            .any(|f| f["check"] == "symbol_resolution" && f["subject"] == "symbol fixture_counter"),
+        "{v:#}"
+    );
 
     let out = support::verify_command(&fx.payload, &fx.xen_syms)
         .args(["--json", "-"])
@@ -299,6 +341,57 @@ fn cli_names_the_release_and_writes_json() {
         .unwrap_or_else(|| panic!("no JSON after the verdict: {stdout}"));
     let v: serde_json::Value = serde_json::from_str(&stdout[doc..]).unwrap();
     assert_eq!(v["passed"], true, "{v:#}");
+}
+
+/// A mutated payload's `--json` names the rule it breaks and what it is
+/// about, next to the failure's text.
+#[test]
+fn json_names_the_check_and_subject() {
+    let fx = fixture();
+    let mut d = std::fs::read(&fx.payload).unwrap();
+    let null_hook = mutations()
+        .into_iter()
+        .find(|m| m.name == "NULL load hook")
+        .unwrap();
+    (null_hook.apply)(&mut d);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("null-hook.livepatch");
+    std::fs::write(&bad, &d).unwrap();
+    let out = support::verify_command(&bad, &fx.xen_syms)
+        .args(["--json", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let doc = stdout
+        .find("\n{")
+        .unwrap_or_else(|| panic!("no JSON after the verdict: {stdout}"));
+    let v: serde_json::Value = serde_json::from_str(&stdout[doc..]).unwrap();
+    assert_eq!(
+        v["failures"],
+        serde_json::json!([
+            "section .livepatch.hooks.load[0]: hook pointer is NULL (the loader calls every entry)"
+        ]),
+        "{v:#}"
+    );
+    assert_eq!(
+        v["failed_checks"],
+        serde_json::json!([{
+            "check": "hooks",
+            "subject": "section .livepatch.hooks.load[0]",
+            "message": "hook pointer is NULL (the loader calls every entry)",
+        }]),
+        "{v:#}"
+    );
+    // The existing fields keep their order; the new one comes last.
+    let text = &stdout[doc..];
+    let at = |key: &str| text.find(&format!("\n  \"{key}\": ")).unwrap();
+    assert!(
+        at("payload") < at("failures")
+            && at("failures") < at("notes")
+            && at("notes") < at("failed_checks"),
+        "{text}"
+    );
 }
 
 /// `f()` on another thread, failing the test if it takes more than `secs`
@@ -328,7 +421,7 @@ fn dependency_with_a_huge_funcs_size_is_reported_not_looped_over() {
     std::fs::write(&bad, &d).unwrap();
     let o = opts(&fx.stacked, &[&bad]);
     let report = within(20, "verify --depends-on", move || verify(&o)).unwrap();
-    let joined = report.failures.join("\n");
+    let joined = report.failure_lines().join("\n");
     assert!(
         joined.contains("huge-funcs.livepatch: not loadable: section .livepatch.funcs: data"),
         "{joined}"
@@ -358,9 +451,14 @@ fn nobits_table_is_reported_once() {
         wr64(&mut d, s.hdr + 32, 0x68 * 8 * 100);
         let v = Verifier::new(&fx.xen_syms, &[]).unwrap();
         let failures = within(20, name, move || v.check(&d).failures);
-        let about: Vec<_> = failures.iter().filter(|l| l.contains(name)).collect();
+        let about: Vec<_> = failures
+            .iter()
+            .filter(|l| l.to_string().contains(name))
+            .collect();
         assert!(
-            about.len() == 1 && about[0].contains("has no data in the file"),
+            about.len() == 1
+                && about[0].subject == format!("section {name}")
+                && about[0].message == "has no data in the file",
             "{name}: {failures:#?}"
         );
     }

@@ -83,15 +83,23 @@ pub const MAX_PAYLOAD_SIZE: u64 = 2 * 1024 * 1024;
 /// The loader's limit on a payload name (`XEN_LIVEPATCH_NAME_SIZE`, with its NUL).
 pub const NAME_SIZE: usize = 128;
 
+/// The note section naming the hypervisor's build-id (livepatch-v2).
+pub const XEN_DEPENDS_SECTION: &str = ".livepatch.xen_depends";
+
+/// The v2 action hooks whose return value can veto the action.
+pub const HOOK_PREAPPLY: &str = ".livepatch.hooks.preapply";
+pub const HOOK_PREREVERT: &str = ".livepatch.hooks.prerevert";
+const VETOING_HOOKS: &[&str] = &[HOOK_PREAPPLY, HOOK_PREREVERT];
+
 const XSPLICE_HOOKS: &[&str] = &[".xsplice.hooks.load", ".xsplice.hooks.unload"];
 const LIVEPATCH_V1_HOOKS: &[&str] = &[".livepatch.hooks.load", ".livepatch.hooks.unload"];
 const LIVEPATCH_V2_HOOKS: &[&str] = &[
     ".livepatch.hooks.load",
     ".livepatch.hooks.unload",
-    ".livepatch.hooks.preapply",
+    HOOK_PREAPPLY,
     ".livepatch.hooks.apply",
     ".livepatch.hooks.postapply",
-    ".livepatch.hooks.prerevert",
+    HOOK_PREREVERT,
     ".livepatch.hooks.revert",
     ".livepatch.hooks.postrevert",
 ];
@@ -133,6 +141,15 @@ impl Abi {
         }
     }
 
+    /// Hook sections whose hooks can veto an action: the REPLACE action
+    /// refuses payloads that carry them (only v2 has them).
+    pub fn vetoing_hooks(self) -> &'static [&'static str] {
+        match self {
+            Abi::LivepatchV2 => VETOING_HOOKS,
+            Abi::Xsplice | Abi::LivepatchV1 => &[],
+        }
+    }
+
     /// The note section naming what the payload stacks on.
     pub fn depends_section(self) -> &'static str {
         match self {
@@ -144,7 +161,7 @@ impl Abi {
     /// The note section naming the hypervisor's build-id, where the loader requires one.
     pub fn xen_depends_section(self) -> Option<&'static str> {
         match self {
-            Abi::LivepatchV2 => Some(".livepatch.xen_depends"),
+            Abi::LivepatchV2 => Some(XEN_DEPENDS_SECTION),
             Abi::Xsplice | Abi::LivepatchV1 => None,
         }
     }

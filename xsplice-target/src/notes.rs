@@ -15,6 +15,9 @@ use crate::error::Error;
 /// ELF note type of a GNU build-id.
 pub const NT_GNU_BUILD_ID: u32 = 3;
 
+/// The section holding an ELF file's own build-id note.
+pub const BUILD_ID_SECTION: &str = ".note.gnu.build-id";
+
 /// The owner name of GNU notes, as stored (NUL-terminated).
 const GNU_NAME: &[u8] = b"GNU\0";
 
@@ -91,7 +94,7 @@ pub fn build_id_of_file(path: &Path) -> Result<Vec<u8>, Error> {
     let file =
         object::File::parse(&*data).map_err(|e| malformed(format!("not an ELF file: {e}")))?;
     let section = file
-        .section_by_name(".note.gnu.build-id")
+        .section_by_name(BUILD_ID_SECTION)
         .ok_or_else(|| malformed("no .note.gnu.build-id section".into()))?;
     let bytes = section
         .data()

@@ -174,7 +174,7 @@ impl XenSyms {
             dwarf_data: None,
         };
         syms.build_id = file
-            .section_by_name(".note.gnu.build-id")
+            .section_by_name(crate::notes::BUILD_ID_SECTION)
             .and_then(|s| s.data().ok())
             .and_then(|d| notes::build_id_in(d).ok())
             .filter(|id| !id.is_empty());

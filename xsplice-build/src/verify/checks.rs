@@ -9,14 +9,14 @@ use xsplice_target::abi::target::LoaderRules;
 use xsplice_target::abi::{
     starts_with_landing_pad, Abi, SpecialSizes, ENDBR64, OPAQUE_SIZE, PATCH_INSN_SIZE,
 };
-use xsplice_target::notes::{to_hex, NT_GNU_BUILD_ID};
+use xsplice_target::notes::{to_hex, BUILD_ID_SECTION, NT_GNU_BUILD_ID};
 use xsplice_target::reloc;
 use xsplice_target::sections::{Table, ALTINSTR_REPLACEMENT, MODINFO, SPECIAL_TABLES};
 use xsplice_target::XenSyms;
 
 use super::elf::*;
 use super::payload::Payload;
-use super::Failures;
+use super::{Check, Failures};
 
 /// What a payload offers to the ones stacked on it.
 #[derive(Debug, Clone)]
@@ -174,9 +174,11 @@ pub fn resolve_symbols(cx: &mut Context<'_, '_>, f: &mut Failures) {
         f.check();
         values[i] = match sym.st_shndx {
             SHN_COMMON => {
-                f.fail(format!(
-                    "symbol {label}: common symbol (SHN_COMMON); build with -fno-common"
-                ));
+                f.fail(
+                    Check::SymbolResolution,
+                    format!("symbol {label}"),
+                    "common symbol (SHN_COMMON); build with -fno-common",
+                );
                 Value::Unresolved
             }
             SHN_UNDEF => {
@@ -190,24 +192,26 @@ pub fn resolve_symbols(cx: &mut Context<'_, '_>, f: &mut Failures) {
                         } else {
                             " or the payloads it stacks on"
                         };
-                        f.fail(format!(
-                            "symbol {label}: undefined, and not in xen-syms{also} (locals are named FILE#symbol)"
-                        ));
+                        f.fail(Check::SymbolResolution, format!("symbol {label}"), format!("undefined, and not in xen-syms{also} (locals are named FILE#symbol)"));
                         Value::Unresolved
                     }
                 }
             }
             SHN_ABS => Value::Abs(sym.st_value),
             idx if idx >= SHN_LORESERVE => {
-                f.fail(format!(
-                    "symbol {label}: unsupported special section index {idx:#x}"
-                ));
+                f.fail(
+                    Check::SymbolResolution,
+                    format!("symbol {label}"),
+                    format!("unsupported special section index {idx:#x}"),
+                );
                 Value::Unresolved
             }
             idx if usize::from(idx) >= nsec => {
-                f.fail(format!(
-                    "symbol {label}: section index {idx} is past the {nsec} sections"
-                ));
+                f.fail(
+                    Check::SymbolResolution,
+                    format!("symbol {label}"),
+                    format!("section index {idx} is past the {nsec} sections"),
+                );
                 Value::Unresolved
             }
             idx if p.ignored_section(usize::from(idx)) => Value::Ignored,
@@ -245,43 +249,54 @@ pub fn check_relocations(cx: &Context<'_, '_>, f: &mut Failures) {
             );
             f.check();
             if r.sym == 0 {
-                f.fail(format!("{at}: against STN_UNDEF (symbol 0)"));
+                f.fail(
+                    Check::Relocations,
+                    at.to_string(),
+                    "against STN_UNDEF (symbol 0)",
+                );
                 continue;
             }
             let Some(value) = cx.values.get(r.sym as usize).copied() else {
-                f.fail(format!(
-                    "{at}: symbol index {} is past the {} symbols",
-                    r.sym,
-                    p.symbols.len()
-                ));
+                f.fail(
+                    Check::Relocations,
+                    at.to_string(),
+                    format!(
+                        "symbol index {} is past the {} symbols",
+                        r.sym,
+                        p.symbols.len()
+                    ),
+                );
                 continue;
             };
             let sym = cx.symbol_label(r.sym);
             if value == Value::Ignored {
-                f.fail(format!(
-                    "{at}: against {sym}, defined in a section the loader does not load"
-                ));
+                f.fail(
+                    Check::Relocations,
+                    at.to_string(),
+                    format!("against {sym}, defined in a section the loader does not load"),
+                );
                 continue;
             }
             let width = match reloc::loader_field_size(r.r_type) {
                 Some(0) => continue,
                 Some(width) => width,
                 None => {
-                    f.fail(format!(
-                        "{at}: unsupported relocation {} against {sym} (the loader handles R_X86_64_NONE, _64, _PC32, _PLT32)",
-                        reloc_type_name(r.r_type)
-                    ));
+                    f.fail(Check::Relocations, at.to_string(), format!("unsupported relocation {} against {sym} (the loader handles R_X86_64_NONE, _64, _PC32, _PLT32)", reloc_type_name(r.r_type)));
                     continue;
                 }
             };
             f.check();
             if r.r_offset >= base.sh_size || r.r_offset.saturating_add(width) > base.sh_size {
-                f.fail(format!(
-                    "{at}: {}-byte field runs past the end of {} ({:#x} bytes)",
-                    width,
-                    base.label(),
-                    base.sh_size
-                ));
+                f.fail(
+                    Check::Relocations,
+                    at.to_string(),
+                    format!(
+                        "{}-byte field runs past the end of {} ({:#x} bytes)",
+                        width,
+                        base.label(),
+                        base.sh_size
+                    ),
+                );
                 continue;
             }
             if width != 4 {
@@ -310,12 +325,16 @@ pub fn check_relocations(cx: &Context<'_, '_>, f: &mut Failures) {
             f.check();
             if let Some((min, max)) = range {
                 if !fits_i32(min) || !fits_i32(max) {
-                    f.fail(format!(
-                        "{at}: {} against {sym}{:+} overflows 32 bits (displacement up to {:#x})",
-                        reloc_type_name(r.r_type),
-                        r.addend,
-                        if fits_i32(min) { max } else { min }
-                    ));
+                    f.fail(
+                        Check::Relocations,
+                        at.to_string(),
+                        format!(
+                            "{} against {sym}{:+} overflows 32 bits (displacement up to {:#x})",
+                            reloc_type_name(r.r_type),
+                            r.addend,
+                            if fits_i32(min) { max } else { min }
+                        ),
+                    );
                 }
             }
         }
@@ -390,21 +409,25 @@ pub fn check_notes(
     let depends = cx.abi.depends_section();
     let mut names = vec![depends];
     names.extend(cx.abi.xen_depends_section());
-    names.push(".note.gnu.build-id");
+    names.push(BUILD_ID_SECTION);
     let mut ids = Vec::new();
     for name in &names {
         f.check();
         let count = p.sections_named(name);
         let Some(sec) = p.section(name) else {
-            f.fail(format!("section {name}: missing"));
+            f.fail(Check::BuildIdNotes, format!("section {name}"), "missing");
             ids.push(None);
             continue;
         };
         if count > 1 {
             if cx.rules.refuses_duplicate_sections {
-                f.fail(format!(
-                    "section {name}: appears {count} times (the loader refuses a section seen more than once)"
-                ));
+                f.fail(
+                    Check::BuildIdNotes,
+                    format!("section {name}"),
+                    format!(
+                        "appears {count} times (the loader refuses a section seen more than once)"
+                    ),
+                );
             } else {
                 f.note(format!(
                     "section {name}: appears {count} times; the loader reads only the first"
@@ -413,21 +436,27 @@ pub fn check_notes(
         }
         f.check();
         if sec.sh_size == 0 {
-            f.fail(format!("section {name}: empty"));
+            f.fail(Check::BuildIdNotes, format!("section {name}"), "empty");
             ids.push(None);
             continue;
         }
         f.check();
         if !sec.is_alloc() {
-            f.fail(format!(
-                "section {name}: not allocated (SHF_ALLOC); the loader reads it from the loaded image"
-            ));
+            f.fail(
+                Check::BuildIdNotes,
+                format!("section {name}"),
+                "not allocated (SHF_ALLOC); the loader reads it from the loaded image",
+            );
         }
         f.check();
         match parse_build_id_note(sec, p.data) {
             Ok(id) => ids.push(Some(id)),
             Err(e) => {
-                f.fail(format!("section {name}: {e}"));
+                f.fail(
+                    Check::BuildIdNotes,
+                    format!("section {name}"),
+                    e.to_string(),
+                );
                 ids.push(None);
             }
         }
@@ -437,22 +466,22 @@ pub fn check_notes(
     if let (Some(got), Some((want, what))) = (&dep_id, expected_depends) {
         f.check();
         if got.as_slice() != want {
-            f.fail(format!(
-                "section {depends}: build-id {} is not {what}'s {}",
-                to_hex(got),
-                to_hex(want)
-            ));
+            f.fail(
+                Check::BuildIdNotes,
+                format!("section {depends}"),
+                format!("build-id {} is not {what}'s {}", to_hex(got), to_hex(want)),
+            );
         }
     }
     if let Some(xd) = cx.abi.xen_depends_section() {
         if let (Some(Some(got)), Some((want, what))) = (ids.get(1), expected_xen_depends) {
             f.check();
             if got.as_slice() != want {
-                f.fail(format!(
-                    "section {xd}: build-id {} is not {what}'s {}",
-                    to_hex(got),
-                    to_hex(want)
-                ));
+                f.fail(
+                    Check::BuildIdNotes,
+                    format!("section {xd}"),
+                    format!("build-id {} is not {what}'s {}", to_hex(got), to_hex(want)),
+                );
             }
         }
     }
@@ -460,11 +489,15 @@ pub fn check_notes(
         for d in cx.deps {
             f.check();
             if d.build_id.as_deref() == Some(own.as_slice()) {
-                f.fail(format!(
-                    "section .note.gnu.build-id: build-id {} is the same as {}'s (the loader refuses it as already loaded)",
-                    to_hex(own),
-                    d.label
-                ));
+                f.fail(
+                    Check::BuildIdNotes,
+                    "section .note.gnu.build-id",
+                    format!(
+                        "build-id {} is the same as {}'s (the loader refuses it as already loaded)",
+                        to_hex(own),
+                        d.label
+                    ),
+                );
             }
         }
     }
@@ -523,28 +556,31 @@ pub fn check_patching_sections(cx: &Context<'_, '_>, f: &mut Failures) {
         found += 1;
         f.check();
         if sec.sh_size == 0 {
-            f.fail(format!("section {name}: empty"));
+            f.fail(Check::PatchingSections, format!("section {name}"), "empty");
         }
         let count = p.sections_named(name);
         f.check();
         if count > 1 {
             // Xen 4.17 refuses the payload; later loaders read only the
             // first copy, so the others' entries would silently do nothing.
-            f.fail(if cx.rules.refuses_duplicate_sections {
-                format!(
-                    "section {name}: appears {count} times (the loader refuses a section seen more than once)"
-                )
+            let why = if cx.rules.refuses_duplicate_sections {
+                "the loader refuses a section seen more than once"
             } else {
-                format!(
-                    "section {name}: appears {count} times (the loader reads only the first; the others would be ignored)"
-                )
-            });
+                "the loader reads only the first; the others would be ignored"
+            };
+            f.fail(
+                Check::PatchingSections,
+                format!("section {name}"),
+                format!("appears {count} times ({why})"),
+            );
         }
         f.check();
         if !sec.is_alloc() {
-            f.fail(format!(
-                "section {name}: not allocated (SHF_ALLOC); the loader reads it from the loaded image"
-            ));
+            f.fail(
+                Check::PatchingSections,
+                format!("section {name}"),
+                "not allocated (SHF_ALLOC); the loader reads it from the loaded image",
+            );
         }
     }
     f.check();
@@ -555,15 +591,20 @@ pub fn check_patching_sections(cx: &Context<'_, '_>, f: &mut Failures) {
             .map(|a| a.layout().section)
             .find(|s| p.section(s).is_some() && *s != layout.section);
         match other {
-            Some(s) => f.fail(format!(
-                "nothing to patch: no {} or hook section (the payload has {s}, which a {} loader does not read)",
-                layout.section,
-                cx.abi.name()
-            )),
-            None => f.fail(format!(
-                "nothing to patch: no {} and no hook section",
-                layout.section
-            )),
+            Some(s) => f.fail(
+                Check::PatchingSections,
+                "nothing to patch",
+                format!(
+                    "no {} or hook section (the payload has {s}, which a {} loader does not read)",
+                    layout.section,
+                    cx.abi.name()
+                ),
+            ),
+            None => f.fail(
+                Check::PatchingSections,
+                "nothing to patch",
+                format!("no {} and no hook section", layout.section),
+            ),
         }
     }
 }
@@ -579,16 +620,24 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
     let name = layout.section;
     f.check();
     if sec.sh_size % layout.entry_size != 0 {
-        f.fail(format!(
-            "section {name}: size {} is not a multiple of {} (sizeof struct livepatch_func, {})",
-            sec.sh_size,
-            layout.entry_size,
-            cx.abi.name()
-        ));
+        f.fail(
+            Check::FunctionTable,
+            format!("section {name}"),
+            format!(
+                "size {} is not a multiple of {} (sizeof struct livepatch_func, {})",
+                sec.sh_size,
+                layout.entry_size,
+                cx.abi.name()
+            ),
+        );
         return;
     }
     let Some(data) = sec.data(p.data) else {
-        f.fail(format!("section {name}: has no data in the file"));
+        f.fail(
+            Check::FunctionTable,
+            format!("section {name}"),
+            "has no data in the file",
+        );
         return;
     };
     let n = data.len() as u64 / layout.entry_size;
@@ -602,14 +651,20 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
             Some((v, _)) if is_null(v) => None,
             Some((_, Err(e))) => {
                 f.check();
-                f.fail(format!("section {name}[{i}]: name pointer {e}"));
+                f.fail(
+                    Check::FunctionTable,
+                    format!("section {name}[{i}]"),
+                    format!("name pointer {e}"),
+                );
                 None
             }
             None => {
                 f.check();
-                f.fail(format!(
-                    "section {name}[{i}]: name pointer has a relocation other than R_X86_64_64"
-                ));
+                f.fail(
+                    Check::FunctionTable,
+                    format!("section {name}[{i}]"),
+                    "name pointer has a relocation other than R_X86_64_64",
+                );
                 None
             }
         };
@@ -622,18 +677,22 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
             .copied();
         f.check();
         if version != Some(layout.version) {
-            f.fail(format!(
-                "{at}: version {} is not {} (the {} layout)",
-                version.map_or("?".into(), |v| v.to_string()),
-                layout.version,
-                cx.abi.name()
-            ));
+            f.fail(
+                Check::FunctionTable,
+                at.to_string(),
+                format!(
+                    "version {} is not {} (the {} layout)",
+                    version.map_or("?".into(), |v| v.to_string()),
+                    layout.version,
+                    cx.abi.name()
+                ),
+            );
         }
         let old_size = u32_at(data, base + layout.old_size_off).map_or(0, u64::from);
         let new_size = u32_at(data, base + layout.new_size_off).map_or(0, u64::from);
         f.check();
         if old_size == 0 {
-            f.fail(format!("{at}: old_size is 0"));
+            f.fail(Check::FunctionTable, at.to_string(), "old_size is 0");
         }
         let stacked = if cx.deps.is_empty() {
             ""
@@ -652,38 +711,54 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
         f.check();
         let old = match old {
             None => {
-                f.fail(format!(
-                    "{at}: old_addr has a relocation other than R_X86_64_64"
-                ));
+                f.fail(
+                    Check::FunctionTable,
+                    at.to_string(),
+                    "old_addr has a relocation other than R_X86_64_64",
+                );
                 None
             }
             Some(v) if is_null(v) => match (&func_name, by_name) {
                 (_, Some(v)) => Some(v),
                 (None, None) => {
-                    f.fail(format!("{at}: both name and old_addr are NULL"));
+                    f.fail(
+                        Check::FunctionTable,
+                        at.to_string(),
+                        "both name and old_addr are NULL",
+                    );
                     None
                 }
                 (Some(_), None) => {
-                    f.fail(format!(
-                        "{at}: old_addr is 0 and the name does not resolve in xen-syms{stacked}"
-                    ));
+                    f.fail(
+                        Check::FunctionTable,
+                        at.to_string(),
+                        format!("old_addr is 0 and the name does not resolve in xen-syms{stacked}"),
+                    );
                     None
                 }
             },
             Some(v) => {
                 match (v, by_name, &func_name) {
                     (Value::Xen(a) | Value::Abs(a), Some(Value::Xen(b)), Some(n)) if a != b => {
-                        f.fail(format!(
-                            "{at}: old_addr {a:#x} is not the address of {n} in xen-syms ({b:#x})"
-                        ));
+                        f.fail(
+                            Check::FunctionTable,
+                            at.to_string(),
+                            format!(
+                                "old_addr {a:#x} is not the address of {n} in xen-syms ({b:#x})"
+                            ),
+                        );
                     }
-                    (_, None, Some(n)) => {
-                        f.fail(format!("{at}: {n} is not a symbol of xen-syms{stacked}"))
-                    }
+                    (_, None, Some(n)) => f.fail(
+                        Check::FunctionTable,
+                        at.to_string(),
+                        format!("{n} is not a symbol of xen-syms{stacked}"),
+                    ),
                     (Value::Abs(a), _, None) if cx.image.read(a, old_size.max(1)).is_none() => f
-                        .fail(format!(
-                            "{at}: old_addr {a:#x}+{old_size:#x} is not inside xen-syms's image"
-                        )),
+                        .fail(
+                            Check::FunctionTable,
+                            at.to_string(),
+                            format!("old_addr {a:#x}+{old_size:#x} is not inside xen-syms's image"),
+                        ),
                     _ => {}
                 }
                 Some(v)
@@ -696,40 +771,42 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
         if let Some(a) = old_xen {
             f.check();
             if !seen_old.insert(a) {
-                f.fail(format!(
-                    "{at}: patches {a:#x}, which an earlier entry already patches"
-                ));
+                f.fail(
+                    Check::FunctionTable,
+                    at.to_string(),
+                    format!("patches {a:#x}, which an earlier entry already patches"),
+                );
             }
         }
         let new = pointer_field(cx, sec, base + layout.new_addr_off);
         f.check();
         match new {
-            None => f.fail(format!(
-                "{at}: new_addr has a relocation other than R_X86_64_64"
-            )),
+            None => f.fail(
+                Check::FunctionTable,
+                at.to_string(),
+                "new_addr has a relocation other than R_X86_64_64",
+            ),
             Some(v) if is_null(v) => {
                 // Replace the old code with NOPs.
                 if new_size > OPAQUE_SIZE {
-                    f.fail(format!(
-                        "{at}: new_addr is 0 (NOP-out) but new_size {new_size} is more than {OPAQUE_SIZE}"
-                    ));
+                    f.fail(Check::FunctionTable, at.to_string(), format!("new_addr is 0 (NOP-out) but new_size {new_size} is more than {OPAQUE_SIZE}"));
                 } else if old_size < new_size {
-                    f.fail(format!(
-                        "{at}: new_addr is 0 (NOP-out) but old_size {old_size} is less than new_size {new_size}"
-                    ));
+                    f.fail(Check::FunctionTable, at.to_string(), format!("new_addr is 0 (NOP-out) but old_size {old_size} is less than new_size {new_size}"));
                 } else if let Some(a) = old_xen {
                     let endbr = cx.image.read(a, 4).is_some_and(starts_with_landing_pad);
                     f.check();
                     if endbr && new_size < 4 {
                         // The loader skips the endbr64 and NOPs new_size - 4 bytes: this underflows.
-                        f.fail(format!(
-                            "{at}: NOP-out of {new_size} bytes is shorter than the endbr64 the function starts with (the loader's length new_size - 4 underflows)"
-                        ));
+                        f.fail(Check::FunctionTable, at.to_string(), format!("NOP-out of {new_size} bytes is shorter than the endbr64 the function starts with (the loader's length new_size - 4 underflows)"));
                     }
                     f.check();
                     match splits_instruction(cx, a, new_size) {
                         Ok(None) => {}
-                        Ok(Some(why)) => f.fail(format!("{at}: NOP-out of {new_size} bytes {why}")),
+                        Ok(Some(why)) => f.fail(
+                            Check::FunctionTable,
+                            at.to_string(),
+                            format!("NOP-out of {new_size} bytes {why}"),
+                        ),
                         Err(e) => f.note(format!(
                             "{at}: NOP-out end not checked against instruction boundaries: {e}"
                         )),
@@ -742,22 +819,30 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                     .is_some_and(starts_with_landing_pad);
                 let needed = PATCH_INSN_SIZE + if endbr { ENDBR64.len() as u64 } else { 0 };
                 if old_size != 0 && old_size < needed {
-                    f.fail(format!(
-                        "{at}: old_size {old_size} cannot hold the {needed}-byte jump{}",
-                        if endbr {
-                            " after the function's endbr64"
-                        } else {
-                            ""
-                        }
-                    ));
+                    f.fail(
+                        Check::FunctionTable,
+                        at.to_string(),
+                        format!(
+                            "old_size {old_size} cannot hold the {needed}-byte jump{}",
+                            if endbr {
+                                " after the function's endbr64"
+                            } else {
+                                ""
+                            }
+                        ),
+                    );
                 }
                 f.check();
                 if let Value::Local { section, .. } = v {
                     if !p.layout.is_text(section) {
-                        f.fail(format!(
-                            "{at}: new_addr points into {}, which is not executable",
-                            p.section_label(section)
-                        ));
+                        f.fail(
+                            Check::FunctionTable,
+                            at.to_string(),
+                            format!(
+                                "new_addr points into {}, which is not executable",
+                                p.section_label(section)
+                            ),
+                        );
                     }
                 }
                 // livepatch_verify_distance: the jump is a 32-bit displacement.
@@ -768,9 +853,11 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                     let far = (a - (lo + new_rel)).abs().max((a - (hi + new_rel)).abs());
                     f.check();
                     if far >= 1i128 << 31 {
-                        f.fail(format!(
-                            "{at}: the new code may be more than 2 GiB from the old ({far:#x})"
-                        ));
+                        f.fail(
+                            Check::FunctionTable,
+                            at.to_string(),
+                            format!("the new code may be more than 2 GiB from the old ({far:#x})"),
+                        );
                     }
                 }
             }
@@ -865,16 +952,20 @@ fn check_expectation(
     let rsv = bits >> 6;
     f.check();
     if rsv != 0 {
-        f.fail(format!(
-            "{at}: expectation has reserved bits set ({rsv:#x})"
-        ));
+        f.fail(
+            Check::Expectation,
+            at.to_string(),
+            format!("expectation has reserved bits set ({rsv:#x})"),
+        );
         return;
     }
     f.check();
     if old_size < len {
-        f.fail(format!(
-            "{at}: expectation length {len} is more than old_size {old_size}"
-        ));
+        f.fail(
+            Check::Expectation,
+            at.to_string(),
+            format!("expectation length {len} is more than old_size {old_size}"),
+        );
         return;
     }
     let Some(addr) = old_xen else { return };
@@ -889,11 +980,7 @@ fn check_expectation(
                 "{at}: expectation differs from xen-syms but the bytes are an alternatives site patched at boot; not checked offline"
             ));
         } else {
-            f.fail(format!(
-                "{at}: expectation {} does not match the code in xen-syms {} (the loader refuses to apply)",
-                to_hex(expected),
-                to_hex(actual)
-            ));
+            f.fail(Check::Expectation, at.to_string(), format!("expectation {} does not match the code in xen-syms {} (the loader refuses to apply)", to_hex(expected), to_hex(actual)));
         }
     }
 }
@@ -914,41 +1001,72 @@ pub fn check_hooks(cx: &Context<'_, '_>, f: &mut Failures) {
         let multi = k < 2;
         f.check();
         if sec.sh_size % 8 != 0 || (!multi && sec.sh_size != 8) {
-            f.fail(format!(
-                "section {name}: size {} is not {}",
-                sec.sh_size,
-                if multi {
-                    "a multiple of 8 (an array of function pointers)"
-                } else {
-                    "8 (one function pointer)"
-                }
-            ));
+            f.fail(
+                Check::Hooks,
+                format!("section {name}"),
+                format!(
+                    "size {} is not {}",
+                    sec.sh_size,
+                    if multi {
+                        "a multiple of 8 (an array of function pointers)"
+                    } else {
+                        "8 (one function pointer)"
+                    }
+                ),
+            );
             continue;
         }
         let Some(slots) = entries(sec, p.data, 8) else {
-            f.fail(format!("section {name}: has no data in the file"));
+            f.fail(
+                Check::Hooks,
+                format!("section {name}"),
+                "has no data in the file",
+            );
             continue;
         };
         for slot in 0..slots {
             let v = pointer_field(cx, sec, slot * 8);
             f.check();
             match v {
-                None => f.fail(format!(
-                    "section {name}[{slot}]: hook pointer has a relocation other than R_X86_64_64"
-                )),
-                Some(v) if is_null(v) && multi => f.fail(format!(
-                    "section {name}[{slot}]: hook pointer is NULL (the loader calls every entry)"
-                )),
+                None => f.fail(
+                    Check::Hooks,
+                    format!("section {name}[{slot}]"),
+                    "hook pointer has a relocation other than R_X86_64_64",
+                ),
+                Some(v) if is_null(v) && multi => f.fail(
+                    Check::Hooks,
+                    format!("section {name}[{slot}]"),
+                    "hook pointer is NULL (the loader calls every entry)",
+                ),
                 Some(Value::Local { section, .. }) => {
                     if !p.layout.is_text(section) {
-                        f.fail(format!(
-                            "section {name}[{slot}]: hook points into {}, which is not executable",
-                            p.section_label(section)
-                        ));
+                        f.fail(
+                            Check::Hooks,
+                            format!("section {name}[{slot}]"),
+                            format!(
+                                "hook points into {}, which is not executable",
+                                p.section_label(section)
+                            ),
+                        );
                     }
                 }
                 Some(_) => {}
             }
+        }
+    }
+}
+
+/// The REPLACE action refuses a payload with hooks that can veto it. The
+/// subject is the bare section name: the driver's error names it so.
+pub fn check_replace_hooks(cx: &Context<'_, '_>, f: &mut Failures) {
+    for &name in cx.abi.vetoing_hooks() {
+        f.check();
+        if cx.p.section(name).is_some() {
+            f.fail(
+                Check::ReplaceHooks,
+                name,
+                "the REPLACE action refuses payloads with vetoing hooks",
+            );
         }
     }
 }
@@ -988,9 +1106,17 @@ pub fn check_special_sections(cx: &Context<'_, '_>, f: &mut Failures) {
         f.check();
         let last = sec.data(p.data).and_then(|d| d.last().copied());
         if sec.sh_size == 0 {
-            f.fail("section .modinfo: empty (the loader reads its last byte)");
+            f.fail(
+                Check::SpecialSections,
+                "section .modinfo",
+                "empty (the loader reads its last byte)",
+            );
         } else if last != Some(0) {
-            f.fail("section .modinfo: not NUL-terminated");
+            f.fail(
+                Check::SpecialSections,
+                "section .modinfo",
+                "not NUL-terminated",
+            );
         }
     }
 }
@@ -998,11 +1124,11 @@ pub fn check_special_sections(cx: &Context<'_, '_>, f: &mut Failures) {
 fn multiple(f: &mut Failures, sec: &Section, size: u64, what: &str) -> bool {
     f.check();
     if size == 0 || !sec.sh_size.is_multiple_of(size) {
-        f.fail(format!(
-            "section {}: size {} is not a multiple of {size} ({what})",
-            sec.label(),
-            sec.sh_size
-        ));
+        f.fail(
+            Check::SpecialSections,
+            format!("section {}", sec.label()),
+            format!("size {} is not a multiple of {size} ({what})", sec.sh_size),
+        );
         return false;
     }
     true
@@ -1014,12 +1140,20 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
     let p = cx.p;
     f.check();
     if p.layout.text_size == 0 {
-        f.fail("section .altinstructions: alternatives but no executable section");
+        f.fail(
+            Check::Alternatives,
+            "section .altinstructions",
+            "alternatives but no executable section",
+        );
         return;
     }
     let Some(repl) = p.section(ALTINSTR_REPLACEMENT) else {
         f.check();
-        f.fail("section .altinstructions: present but .altinstr_replacement is missing");
+        f.fail(
+            Check::Alternatives,
+            "section .altinstructions",
+            "present but .altinstr_replacement is missing",
+        );
         return;
     };
     if size != 14 {
@@ -1055,17 +1189,21 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
         let text = i128::from(p.layout.text_size);
         match target(0) {
             Some(o) if o >= 0 && o + orig_len <= text => {}
-            _ => f.fail(format!(
-                "section .altinstructions[{i}]: original code (length {orig_len}) is outside the payload's text"
-            )),
+            _ => f.fail(
+                Check::Alternatives,
+                format!("section .altinstructions[{i}]"),
+                format!("original code (length {orig_len}) is outside the payload's text"),
+            ),
         }
         f.check();
         let (rs, rl) = (repl_addr.map(i128::from), i128::from(repl.sh_size));
         match (target(4), rs) {
             (Some(r), Some(rs)) if r >= rs && r + repl_len <= rs + rl => {}
-            _ => f.fail(format!(
-                "section .altinstructions[{i}]: replacement (length {repl_len}) is outside .altinstr_replacement"
-            )),
+            _ => f.fail(
+                Check::Alternatives,
+                format!("section .altinstructions[{i}]"),
+                format!("replacement (length {repl_len}) is outside .altinstr_replacement"),
+            ),
         }
     }
 }
@@ -1079,7 +1217,11 @@ fn check_alt_calls(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, size: 
     let p = cx.p;
     f.check();
     if p.layout.text_size == 0 {
-        f.fail("section .alt_call_sites: alternative calls but no executable section");
+        f.fail(
+            Check::AltCalls,
+            "section .alt_call_sites",
+            "alternative calls but no executable section",
+        );
         return;
     }
     let text = i128::from(p.layout.text_size);
@@ -1099,18 +1241,22 @@ fn check_alt_calls(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, size: 
             _ => None,
         };
         let Some((section, offset)) = site else {
-            f.fail(format!(
-                "section .alt_call_sites[{i}]: no PC-relative relocation to the payload's own code"
-            ));
+            f.fail(
+                Check::AltCalls,
+                format!("section .alt_call_sites[{i}]"),
+                "no PC-relative relocation to the payload's own code",
+            );
             continue;
         };
         let addr = p.layout.addr(section).map(|a| i128::from(a) + offset);
         match addr {
             Some(a) if a >= 0 && a + CALL_LEN <= text => {}
             _ => {
-                f.fail(format!(
-                    "section .alt_call_sites[{i}]: call site (6 bytes) is outside the payload's text"
-                ));
+                f.fail(
+                    Check::AltCalls,
+                    format!("section .alt_call_sites[{i}]"),
+                    "call site (6 bytes) is outside the payload's text",
+                );
                 continue;
             }
         }
@@ -1124,10 +1270,7 @@ fn check_alt_calls(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, size: 
             });
         f.check();
         if code != Some(&[0xff, 0x15][..]) {
-            f.fail(format!(
-                "section .alt_call_sites[{i}]: the site in {} is not a call *disp32(%rip) (ff 15); the loader refuses to patch it",
-                p.section_label(section)
-            ));
+            f.fail(Check::AltCalls, format!("section .alt_call_sites[{i}]"), format!("the site in {} is not a call *disp32(%rip) (ff 15); the loader refuses to patch it", p.section_label(section)));
         }
     }
 }
@@ -1190,14 +1333,20 @@ pub fn check_new_symbols(cx: &Context<'_, '_>, f: &mut Failures) {
             .resolve_runtime_name(&name)
             .is_some_and(|s| s.addr != 0)
         {
-            f.fail(format!(
-                "symbol {name}: a new symbol with the name of a hypervisor symbol (the loader refuses duplicates)"
-            ));
+            f.fail(
+                Check::DuplicateSymbols,
+                format!("symbol {name}"),
+                "a new symbol with the name of a hypervisor symbol (the loader refuses duplicates)",
+            );
         } else if let Some(d) = cx.dep_exports(&name) {
-            f.fail(format!(
-                "symbol {name}: a new symbol already exported by {} (the loader refuses duplicates)",
-                d.label
-            ));
+            f.fail(
+                Check::DuplicateSymbols,
+                format!("symbol {name}"),
+                format!(
+                    "a new symbol already exported by {} (the loader refuses duplicates)",
+                    d.label
+                ),
+            );
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::elf::*;
-use super::Failures;
+use super::{Check, Failures};
 
 /// The loader's page size (sections are grouped into page-aligned regions).
 pub const PAGE_SIZE: u64 = 4096;
@@ -128,15 +128,21 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
     };
     let len = data.len() as u64;
     let Some(ehdr) = Ehdr::parse(data) else {
-        f.fail(format!(
-            "ELF header: file is {len} bytes, shorter than an ELF header ({EHDR_SIZE})"
-        ));
+        f.fail(
+            Check::ElfHeader,
+            "ELF header",
+            format!("file is {len} bytes, shorter than an ELF header ({EHDR_SIZE})"),
+        );
         p.fatal = true;
         return p;
     };
     f.check();
     if &ehdr.ident[..4] != b"\x7fELF" {
-        f.fail("ELF header: not an ELF file (bad magic)");
+        f.fail(
+            Check::ElfHeader,
+            "ELF header",
+            "not an ELF file (bad magic)",
+        );
         p.fatal = true;
         return p;
     }
@@ -144,7 +150,7 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
     let mut hdr = |ok: bool, msg: String, f: &mut Failures| {
         f.check();
         if !ok {
-            f.fail(format!("ELF header: {msg}"));
+            f.fail(Check::ElfHeader, "ELF header", msg.to_string());
             header_ok = false;
         }
     };
@@ -249,7 +255,11 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
     for i in 0..usize::from(ehdr.e_shnum) {
         let off = ehdr.e_shoff + i as u64 * u64::from(ehdr.e_shentsize);
         let Some(mut s) = Section::parse(data, off, i) else {
-            f.fail(format!("section [{i}]: header past the end of the file"));
+            f.fail(
+                Check::SectionHeaders,
+                format!("section [{i}]"),
+                "header past the end of the file",
+            );
             p.fatal = true;
             return p;
         };
@@ -271,7 +281,11 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
         .get(shstrndx)
         .and_then(|s| check_strtab(s, data).err())
     {
-        f.fail(format!("section-name table [{shstrndx}]: {err}"));
+        f.fail(
+            Check::SectionHeaders,
+            format!("section-name table [{shstrndx}]"),
+            err.to_string(),
+        );
     }
     let names: Option<Vec<u8>> = shstrtab_ok
         .then(|| {
@@ -286,9 +300,11 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
         if let Some(names) = &names {
             f.check();
             if u64::from(sh_name) >= names.len() as u64 {
-                f.fail(format!(
-                    "section [{i}]: name offset {sh_name} is outside the section-name table"
-                ));
+                f.fail(
+                    Check::SectionHeaders,
+                    format!("section [{i}]"),
+                    format!("name offset {sh_name} is outside the section-name table"),
+                );
             } else {
                 p.sections[i].name = cstr(names, u64::from(sh_name));
             }
@@ -303,30 +319,40 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
         let label = s.label();
         f.check();
         if s.sh_offset < EHDR_SIZE {
-            f.fail(format!(
-                "section {label}: data offset {:#x} lies in the ELF header",
-                s.sh_offset
-            ));
+            f.fail(
+                Check::SectionHeaders,
+                format!("section {label}"),
+                format!("data offset {:#x} lies in the ELF header", s.sh_offset),
+            );
             p.fatal = true;
         } else if !s.in_bounds {
-            f.fail(format!(
-                "section {label}: data {:#x}+{:#x} runs past the end of the file ({len} bytes)",
-                s.sh_offset, s.sh_size
-            ));
+            f.fail(
+                Check::SectionHeaders,
+                format!("section {label}"),
+                format!(
+                    "data {:#x}+{:#x} runs past the end of the file ({len} bytes)",
+                    s.sh_offset, s.sh_size
+                ),
+            );
             p.fatal = true;
         }
         f.check();
         if s.sh_addralign & s.sh_addralign.wrapping_sub(1) != 0 {
-            f.fail(format!(
-                "section {label}: alignment {:#x} is not a power of two",
-                s.sh_addralign
-            ));
+            f.fail(
+                Check::SectionHeaders,
+                format!("section {label}"),
+                format!("alignment {:#x} is not a power of two", s.sh_addralign),
+            );
             p.fatal = true;
         } else if s.sh_addralign != 0 && !s.sh_addr.is_multiple_of(s.sh_addralign) {
-            f.fail(format!(
-                "section {label}: address {:#x} is not aligned to {:#x}",
-                s.sh_addr, s.sh_addralign
-            ));
+            f.fail(
+                Check::SectionHeaders,
+                format!("section {label}"),
+                format!(
+                    "address {:#x} is not aligned to {:#x}",
+                    s.sh_addr, s.sh_addralign
+                ),
+            );
             p.fatal = true;
         }
         f.check();
@@ -335,28 +361,40 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
             && s.sh_type == SHT_NOBITS
             && s.sh_size > xsplice_target::abi::MAX_PAYLOAD_SIZE
         {
-            f.fail(format!(
-                "section {label}: {} bytes of zero-filled data exceed the 2 MiB limit",
-                s.sh_size
-            ));
+            f.fail(
+                Check::SectionHeaders,
+                format!("section {label}"),
+                format!(
+                    "{} bytes of zero-filled data exceed the 2 MiB limit",
+                    s.sh_size
+                ),
+            );
             p.fatal = true;
         }
         if s.sh_type == SHT_SYMTAB {
             f.check();
             if let Some(first) = p.symtab {
-                f.fail(format!(
-                    "section {label}: a second symbol table (the first is {}); the loader supports one",
-                    p.section_label(first)
-                ));
+                f.fail(
+                    Check::SectionHeaders,
+                    format!("section {label}"),
+                    format!(
+                        "a second symbol table (the first is {}); the loader supports one",
+                        p.section_label(first)
+                    ),
+                );
                 p.fatal = true;
             } else {
                 p.symtab = Some(i);
                 f.check();
                 if s.sh_link >= u32::from(ehdr.e_shnum) {
-                    f.fail(format!(
-                        "section {label}: string table index {} is past the {} sections",
-                        s.sh_link, ehdr.e_shnum
-                    ));
+                    f.fail(
+                        Check::SectionHeaders,
+                        format!("section {label}"),
+                        format!(
+                            "string table index {} is past the {} sections",
+                            s.sh_link, ehdr.e_shnum
+                        ),
+                    );
                     p.fatal = true;
                 }
             }
@@ -364,7 +402,11 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
     }
     f.check();
     let Some(symtab_idx) = p.symtab else {
-        f.fail("no symbol table (.symtab)");
+        f.fail(
+            Check::SymbolTable,
+            String::new(),
+            "no symbol table (.symtab)",
+        );
         p.fatal = true;
         return p;
     };
@@ -374,12 +416,14 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
         || symtab.sh_entsize < SYM_SIZE
         || !symtab.sh_size.is_multiple_of(symtab.sh_entsize)
     {
-        f.fail(format!(
-            "section {}: corrupted symbol table header (size {:#x}, entry size {:#x})",
-            symtab.label(),
-            symtab.sh_size,
-            symtab.sh_entsize
-        ));
+        f.fail(
+            Check::SymbolTable,
+            format!("section {}", symtab.label()),
+            format!(
+                "corrupted symbol table header (size {:#x}, entry size {:#x})",
+                symtab.sh_size, symtab.sh_entsize
+            ),
+        );
         p.fatal = true;
     }
     let strtab_idx = symtab.sh_link as usize;
@@ -388,10 +432,11 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
     match strtab.as_ref().map(|s| check_strtab(s, data)) {
         Some(Ok(())) => p.strtab = Some(strtab_idx),
         Some(Err(err)) => {
-            f.fail(format!(
-                "section {}: string table of the symbols: {err}",
-                p.section_label(strtab_idx)
-            ));
+            f.fail(
+                Check::SymbolTable,
+                format!("section {}", p.section_label(strtab_idx)),
+                format!("string table of the symbols: {err}"),
+            );
             p.fatal = true;
         }
         None => p.fatal = true,
@@ -417,9 +462,11 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
         if i > 0 {
             f.check();
             if u64::from(st_name) >= strdata.len() as u64 {
-                f.fail(format!(
-                    "symbol #{i}: name offset {st_name} is outside the string table"
-                ));
+                f.fail(
+                    Check::SymbolTable,
+                    format!("symbol #{i}"),
+                    format!("name offset {st_name} is outside the string table"),
+                );
             } else {
                 sym.name = cstr(strdata, u64::from(st_name));
             }
@@ -465,10 +512,11 @@ fn layout(p: &Payload<'_>, f: &mut Failures) -> Layout {
             (false, true) => Region::Rw,
             (false, false) => Region::Ro,
             (true, true) => {
-                f.fail(format!(
-                    "section {}: both writable and executable (the loader refuses W+X)",
-                    s.label()
-                ));
+                f.fail(
+                    Check::SectionPlacement,
+                    format!("section {}", s.label()),
+                    "both writable and executable (the loader refuses W+X)",
+                );
                 continue;
             }
         };
@@ -481,10 +529,11 @@ fn layout(p: &Payload<'_>, f: &mut Failures) -> Layout {
         let offset = if s.sh_addralign == 0 {
             // ROUNDUP(x, 0) is 0 in the loader: the section would overlay the region's start.
             if s.sh_size != 0 {
-                f.fail(format!(
-                    "section {}: alignment 0 makes the loader place it over the start of its region",
-                    s.label()
-                ));
+                f.fail(
+                    Check::SectionPlacement,
+                    format!("section {}", s.label()),
+                    "alignment 0 makes the loader place it over the start of its region",
+                );
             }
             0
         } else {
@@ -520,11 +569,14 @@ fn collect_relocations(p: &mut Payload<'_>, f: &mut Failures) {
         }
         f.check();
         if Some(r.sh_link as usize) != p.symtab {
-            f.fail(format!(
-                "section {}: linked to section {} instead of the symbol table",
-                r.label(),
-                r.sh_link
-            ));
+            f.fail(
+                Check::RelocationSections,
+                format!("section {}", r.label()),
+                format!(
+                    "linked to section {} instead of the symbol table",
+                    r.sh_link
+                ),
+            );
             continue;
         }
         if r.sh_size == 0 {
@@ -532,20 +584,23 @@ fn collect_relocations(p: &mut Payload<'_>, f: &mut Failures) {
         }
         f.check();
         if r.sh_type == SHT_REL {
-            f.fail(format!(
-                "section {}: SHT_REL relocations are not supported (only SHT_RELA)",
-                r.label()
-            ));
+            f.fail(
+                Check::RelocationSections,
+                format!("section {}", r.label()),
+                "SHT_REL relocations are not supported (only SHT_RELA)",
+            );
             continue;
         }
         f.check();
         if r.sh_entsize < RELA_SIZE || r.sh_size % r.sh_entsize != 0 {
-            f.fail(format!(
-                "section {}: corrupted relocation section header (size {:#x}, entry size {:#x})",
-                r.label(),
-                r.sh_size,
-                r.sh_entsize
-            ));
+            f.fail(
+                Check::RelocationSections,
+                format!("section {}", r.label()),
+                format!(
+                    "corrupted relocation section header (size {:#x}, entry size {:#x})",
+                    r.sh_size, r.sh_entsize
+                ),
+            );
             continue;
         }
         let Some(bytes) = r.data(p.data) else {
@@ -607,8 +662,11 @@ mod tests {
         assert_eq!(l.addr(7), Some(2 * PAGE_SIZE));
         assert_eq!(l.total(), 2 * PAGE_SIZE + 4);
         assert_eq!(f.lines.len(), 2, "{:?}", f.lines);
-        assert!(f.lines[0].contains("s6: both writable and executable"));
-        assert!(f.lines[1].contains("s7: alignment 0"));
+        assert!(f.lines[0]
+            .to_string()
+            .contains("s6: both writable and executable"));
+        assert!(f.lines[1].to_string().contains("s7: alignment 0"));
+        assert!(f.lines.iter().all(|l| l.check == Check::SectionPlacement));
     }
 
     #[test]

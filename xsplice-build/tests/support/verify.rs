@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use xsplice_build::verify::{Check, Failure};
+
 /// The fixture directory (C sources and the fake hypervisor's linker script).
 pub fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/verify")
@@ -131,10 +133,20 @@ pub fn fixture() -> &'static Fixture {
 pub use super::cdo::elf_edit::*;
 
 /// Assert one of verify's failure lines contains `want`, listing them otherwise.
-pub fn assert_fails_with(failures: &[String], want: &str) {
+pub fn assert_fails_with(failures: &[Failure], want: &str) {
     assert!(
-        failures.iter().any(|l| l.contains(want)),
+        failures.iter().any(|l| l.to_string().contains(want)),
         "wanted {want:?}: {failures:#?}"
+    );
+}
+
+/// Assert verify reports `check` failing about `subject`, listing the failures otherwise.
+pub fn assert_check_fails(failures: &[Failure], check: Check, subject: &str) {
+    assert!(
+        failures
+            .iter()
+            .any(|l| l.check == check && l.subject == subject),
+        "wanted {check} about {subject:?}: {failures:#?}"
     );
 }
 
@@ -143,6 +155,8 @@ pub struct Mutation {
     pub name: &'static str,
     pub apply: fn(&mut Vec<u8>),
     pub expect: &'static str,
+    /// The loader rule it breaks.
+    pub check: Check,
 }
 
 const FUNCS: &str = ".livepatch.funcs";
@@ -164,6 +178,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr32(d, r + 8, 10); // R_X86_64_32
             },
             expect: "unsupported relocation R_X86_64_32 (10)",
+            check: Check::Relocations,
         },
         Mutation {
             name: "SHT_REL relocation section",
@@ -175,6 +190,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr32(d, r.hdr + 4, 9);
             },
             expect: "SHT_REL relocations are not supported",
+            check: Check::RelocationSections,
         },
         Mutation {
             name: "relocation against STN_UNDEF",
@@ -183,6 +199,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr32(d, r + 12, 0);
             },
             expect: "against STN_UNDEF",
+            check: Check::Relocations,
         },
         Mutation {
             name: "relocation past its section",
@@ -192,6 +209,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr64(d, r, size - 4);
             },
             expect: "8-byte field runs past the end of .livepatch.funcs",
+            check: Check::Relocations,
         },
         Mutation {
             name: "PC32 overflow",
@@ -206,6 +224,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr64(d, r + 16, 0x7fff_0000_0000);
             },
             expect: "against printk+140733193388032 overflows 32 bits",
+            check: Check::Relocations,
         },
         Mutation {
             name: "truncated to half",
@@ -214,26 +233,31 @@ pub fn mutations() -> Vec<Mutation> {
                 d.truncate(n)
             },
             expect: "past the end of the file",
+            check: Check::ElfHeader,
         },
         Mutation {
             name: "truncated inside the ELF header",
             apply: |d| d.truncate(40),
             expect: "shorter than an ELF header",
+            check: Check::ElfHeader,
         },
         Mutation {
             name: "not ELF",
             apply: |d| d[0] = b'X',
             expect: "not an ELF file",
+            check: Check::ElfHeader,
         },
         Mutation {
             name: "wrong machine",
             apply: |d| wr16(d, 18, 3),
             expect: "machine 3 is not EM_X86_64",
+            check: Check::ElfHeader,
         },
         Mutation {
             name: "program headers",
             apply: |d| wr16(d, 56, 1),
             expect: "1 program headers",
+            check: Check::ElfHeader,
         },
         Mutation {
             name: "section headers past the end",
@@ -242,6 +266,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr64(d, 40, n + 100)
             },
             expect: "section headers at",
+            check: Check::ElfHeader,
         },
         Mutation {
             name: "section data past the end",
@@ -251,6 +276,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr64(d, s.hdr + 24, n);
             },
             expect: "section .livepatch.funcs: data",
+            check: Check::SectionHeaders,
         },
         Mutation {
             name: "alignment not a power of two",
@@ -259,6 +285,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr64(d, s.hdr + 48, 24);
             },
             expect: "section .livepatch.funcs: alignment 0x18 is not a power of two",
+            check: Check::SectionHeaders,
         },
         Mutation {
             name: "writable and executable",
@@ -270,6 +297,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr64(d, s.hdr + 8, flags | 1 | 4);
             },
             expect: "section .livepatch.funcs: both writable and executable",
+            check: Check::SectionPlacement,
         },
         Mutation {
             name: "second symbol table",
@@ -278,6 +306,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr32(d, s.hdr + 4, 2);
             },
             expect: "a second symbol table",
+            check: Check::SectionHeaders,
         },
         Mutation {
             name: "common symbol",
@@ -289,6 +318,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr16(d, e + 6, 0xfff2);
             },
             expect: "symbol printk: common symbol (SHN_COMMON)",
+            check: Check::SymbolResolution,
         },
         Mutation {
             name: "symbol name outside the string table",
@@ -297,11 +327,13 @@ pub fn mutations() -> Vec<Mutation> {
                 wr32(d, e, 0x00ff_ffff);
             },
             expect: "symbol #1: name offset 16777215 is outside the string table",
+            check: Check::SymbolTable,
         },
         Mutation {
             name: "unknown undefined symbol",
             apply: |d| rename_in(d, ".strtab", "printk", "qrintk"),
             expect: "symbol qrintk: undefined, and not in xen-syms",
+            check: Check::SymbolResolution,
         },
         Mutation {
             name: "build-id note zeroed",
@@ -310,6 +342,7 @@ pub fn mutations() -> Vec<Mutation> {
                 d[s.offset..s.offset + s.size].fill(0);
             },
             expect: "section .note.gnu.build-id: note type 0 is not NT_GNU_BUILD_ID",
+            check: Check::BuildIdNotes,
         },
         Mutation {
             name: "depends note zeroed",
@@ -318,6 +351,7 @@ pub fn mutations() -> Vec<Mutation> {
                 d[s.offset..s.offset + s.size].fill(0);
             },
             expect: "section .livepatch.depends: note type 0 is not NT_GNU_BUILD_ID",
+            check: Check::BuildIdNotes,
         },
         Mutation {
             name: "depends on a wrong build-id",
@@ -326,6 +360,7 @@ pub fn mutations() -> Vec<Mutation> {
                 d[s.offset + s.size - 1] ^= 0xff;
             },
             expect: "is not xen-syms's",
+            check: Check::BuildIdNotes,
         },
         Mutation {
             name: "xen_depends on a wrong build-id",
@@ -334,6 +369,7 @@ pub fn mutations() -> Vec<Mutation> {
                 d[s.offset + s.size - 1] ^= 0xff;
             },
             expect: "section .livepatch.xen_depends: build-id",
+            check: Check::BuildIdNotes,
         },
         Mutation {
             name: "xen_depends dropped",
@@ -346,6 +382,7 @@ pub fn mutations() -> Vec<Mutation> {
                 )
             },
             expect: "section .livepatch.xen_depends: missing",
+            check: Check::BuildIdNotes,
         },
         Mutation {
             name: "depends empty",
@@ -354,6 +391,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr64(d, s.hdr + 32, 0);
             },
             expect: "section .livepatch.depends: empty",
+            check: Check::BuildIdNotes,
         },
         Mutation {
             name: "nothing to patch",
@@ -362,6 +400,7 @@ pub fn mutations() -> Vec<Mutation> {
                 rename_in(d, ".shstrtab", "livepatch.hooks", "livepatch.hookz");
             },
             expect: "nothing to patch",
+            check: Check::PatchingSections,
         },
         Mutation {
             name: "funcs size not a multiple",
@@ -370,6 +409,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr64(d, s.hdr + 32, 100);
             },
             expect: "section .livepatch.funcs: size 100 is not a multiple of 104",
+            check: Check::FunctionTable,
         },
         Mutation {
             name: "wrong version",
@@ -378,6 +418,7 @@ pub fn mutations() -> Vec<Mutation> {
                 d[o] = 1;
             },
             expect: "version 1 is not 2",
+            check: Check::FunctionTable,
         },
         Mutation {
             name: "old_size 0",
@@ -386,6 +427,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr32(d, o, 0);
             },
             expect: "old_size is 0",
+            check: Check::FunctionTable,
         },
         Mutation {
             name: "old_size 3",
@@ -394,6 +436,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr32(d, o, 3);
             },
             expect: "old_size 3 cannot hold the",
+            check: Check::FunctionTable,
         },
         Mutation {
             name: "NOP-out longer than the opaque buffer",
@@ -404,6 +447,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr32(d, o, 40);
             },
             expect: "new_addr is 0 (NOP-out) but new_size 40 is more than 31",
+            check: Check::FunctionTable,
         },
         Mutation {
             name: "name pointer to nowhere",
@@ -412,6 +456,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr64(d, r + 16, 0x10_0000);
             },
             expect: "name pointer points past the end of",
+            check: Check::FunctionTable,
         },
         Mutation {
             name: "expectation mismatch",
@@ -421,6 +466,7 @@ pub fn mutations() -> Vec<Mutation> {
                 d[o + 1..o + 5].copy_from_slice(&[0xde, 0xad, 0xc0, 0xde]);
             },
             expect: "expectation deadc0de does not match the code in xen-syms",
+            check: Check::Expectation,
         },
         Mutation {
             name: "expectation reserved bits",
@@ -429,6 +475,7 @@ pub fn mutations() -> Vec<Mutation> {
                 d[o] = 1 | (2 << 1) | 0x40;
             },
             expect: "expectation has reserved bits set",
+            check: Check::Expectation,
         },
         Mutation {
             name: "NULL load hook",
@@ -437,6 +484,7 @@ pub fn mutations() -> Vec<Mutation> {
                 wr32(d, r + 8, 0);
             },
             expect: "section .livepatch.hooks.load[0]: hook pointer is NULL",
+            check: Check::Hooks,
         },
         Mutation {
             name: "hook array size",
@@ -445,17 +493,19 @@ pub fn mutations() -> Vec<Mutation> {
                 wr64(d, s.hdr + 32, 4);
             },
             expect: "section .livepatch.hooks.load: size 4 is not a multiple of 8",
+            check: Check::Hooks,
         },
         Mutation {
             name: "bigger than 2 MiB",
             apply: |d| d.resize(d.len() + (2 << 20), 0),
             expect: "more than the loader's 2 MiB limit",
+            check: Check::PayloadSize,
         },
     ]
 }
 
 /// Check every mutation: it must produce a failure containing its text.
-pub fn assert_mutations_fail(original: &[u8], verify: impl Fn(&[u8]) -> Vec<String>) {
+pub fn assert_mutations_fail(original: &[u8], verify: impl Fn(&[u8]) -> Vec<Failure>) {
     let base = verify(original);
     assert!(
         base.is_empty(),
@@ -466,10 +516,13 @@ pub fn assert_mutations_fail(original: &[u8], verify: impl Fn(&[u8]) -> Vec<Stri
         let mut d = original.to_vec();
         (m.apply)(&mut d);
         let failures = verify(&d);
-        if !failures.iter().any(|l| l.contains(m.expect)) {
+        if !failures
+            .iter()
+            .any(|l| l.check == m.check && l.to_string().contains(m.expect))
+        {
             missed.push(format!(
-                "{}: wanted {:?}, got {failures:#?}",
-                m.name, m.expect
+                "{}: wanted {} {:?}, got {failures:#?}",
+                m.name, m.check, m.expect
             ));
         }
     }
