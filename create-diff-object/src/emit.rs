@@ -34,7 +34,7 @@ pub fn func_entries(
         let file = if o.is_local() { orig.file_name } else { None };
         let xs = xen.lookup(o.name, file)?;
         if xs.size != o.size && o.size != 0 {
-            return Err(Error::Lookup {
+            return Err(Error::from(xsplice_target::Error::Lookup {
                 symbol: o.name.to_string(),
                 file: file.map(str::to_string),
                 what: format!(
@@ -43,7 +43,7 @@ pub fn func_entries(
                     o.size,
                     orig.path.display()
                 ),
-            });
+            }));
         }
         // The loader skips a leading endbr64 (IBT) before writing the jump.
         let endbr = o
@@ -108,10 +108,10 @@ pub fn build_table(
     for (i, e) in entries.iter().enumerate() {
         let base = i as u64 * layout.entry_size;
         let too_big = |what: &str, v: u64| {
-            Error::Unsupported(format!(
+            Error::from(xsplice_target::Error::Unsupported(format!(
                 "{}: {what} {v:#x} does not fit the 32-bit field",
                 e.name
-            ))
+            )))
         };
         let new_size = u32::try_from(e.new_size).map_err(|_| too_big("new_size", e.new_size))?;
         let old_size = u32::try_from(e.old_size).map_err(|_| too_big("old_size", e.old_size))?;

@@ -114,31 +114,13 @@ impl fmt::Display for Refusal {
 
 #[derive(Debug)]
 pub enum Error {
-    /// Reading or writing a file failed.
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// The input is not a well-formed object of the kind we handle.
-    Malformed { path: PathBuf, what: String },
+    /// Reading, parsing or resolving against xen-syms failed, or an input
+    /// was refused before reading: the target crate's error, text unchanged.
+    Target(xsplice_target::Error),
     /// The change cannot be live-patched (exit 2).
     NotPatchable {
         object: PathBuf,
         refusals: Vec<Refusal>,
-    },
-    /// A symbol could not be resolved against xen-syms (missing or ambiguous).
-    Lookup {
-        symbol: String,
-        file: Option<String>,
-        what: String,
-    },
-    /// Something the tool does not handle (unknown ABI, layout, section type).
-    Unsupported(String),
-    /// A file refused before reading or writing it: not a regular file,
-    /// over its size bound, or an output that is one of the inputs.
-    Refused {
-        path: PathBuf,
-        problem: crate::limits::InputProblem,
     },
 }
 
@@ -155,8 +137,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { path, source } => write!(f, "{}: {}", path.display(), source),
-            Error::Malformed { path, what } => write!(f, "{}: {}", path.display(), what),
+            Error::Target(e) => e.fmt(f),
             Error::NotPatchable { object, refusals } => {
                 write!(f, "{}: cannot be live-patched:", object.display())?;
                 for r in refusals {
@@ -164,12 +145,6 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Lookup { symbol, file, what } => match file {
-                Some(file) => write!(f, "xen-syms: {file}#{symbol}: {what}"),
-                None => write!(f, "xen-syms: {symbol}: {what}"),
-            },
-            Error::Unsupported(what) => write!(f, "{what}"),
-            Error::Refused { path, problem } => write!(f, "{}: {problem}", path.display()),
         }
     }
 }
@@ -177,23 +152,14 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } => Some(source),
-            _ => None,
+            Error::Target(e) => e.source(),
+            Error::NotPatchable { .. } => None,
         }
     }
 }
 
-/// The target crate's errors keep their meaning (and text) in the differ's.
 impl From<xsplice_target::Error> for Error {
     fn from(e: xsplice_target::Error) -> Error {
-        match e {
-            xsplice_target::Error::Io { path, source } => Error::Io { path, source },
-            xsplice_target::Error::Malformed { path, what } => Error::Malformed { path, what },
-            xsplice_target::Error::Lookup { symbol, file, what } => {
-                Error::Lookup { symbol, file, what }
-            }
-            xsplice_target::Error::Unsupported(what) => Error::Unsupported(what),
-            xsplice_target::Error::Refused { path, problem } => Error::Refused { path, problem },
-        }
+        Error::Target(e)
     }
 }

@@ -620,11 +620,11 @@ impl<'a, 'd> Includer<'a, 'd> {
                 if let std::collections::hash_map::Entry::Vacant(e) = plan.externals.entry(r.symbol)
                 {
                     let orig = self.twins.symbol_twin(r.symbol).ok_or_else(|| {
-                        crate::Error::Unsupported(format!(
+                        crate::Error::from(xsplice_target::Error::Unsupported(format!(
                             "{}: symbol {} has no twin",
                             p.path.display(),
                             t.name
-                        ))
+                        )))
                     })?;
                     e.insert(resolver.runtime_name(self.orig, orig)?);
                 }

@@ -139,10 +139,10 @@ struct Die {
 }
 
 fn malformed(path: &Path, what: impl std::fmt::Display) -> Error {
-    Error::Malformed {
+    Error::from(xsplice_target::Error::Malformed {
         path: path.to_path_buf(),
         what: format!("debug info: {what}"),
-    }
+    })
 }
 
 /// Read the first compile unit of a relocatable object compiled with `-g`.

@@ -28,6 +28,7 @@ pub mod write;
 
 // Target facts live in `xsplice-target`; these names keep `create_diff_object::abi`
 // and friends working for callers of the differ.
+pub use xsplice_target::Error as TargetError;
 pub use xsplice_target::{abi, limits, notes, placement, x86, xensyms};
 
 pub use abi::target::{LoaderRules, Target, XenVersion};
@@ -131,13 +132,13 @@ pub fn diff_bytes(
     let (orig, orig_key) = read::parse(original, orig_data)?;
     let (new, new_key) = read::parse(patched, patched_data)?;
     if orig_key != new_key {
-        return Err(Error::Malformed {
+        return Err(Error::from(xsplice_target::Error::Malformed {
             path: patched.to_path_buf(),
             what: format!(
                 "ELF header differs from {} (class, data, OS/ABI or flags)",
                 original.display()
             ),
-        });
+        }));
     }
     let twins = correlate::correlate(&orig, &new);
     let cmp = compare::compare(&orig, &new, &twins);

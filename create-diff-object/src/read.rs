@@ -33,10 +33,10 @@ pub struct HeaderKey {
 }
 
 fn malformed(path: &Path, what: impl Into<String>) -> Error {
-    Error::Malformed {
+    Error::from(xsplice_target::Error::Malformed {
         path: path.to_path_buf(),
         what: what.into(),
-    }
+    })
 }
 
 /// Parse `data` (the contents of `path`).

@@ -197,9 +197,11 @@ pub fn build(input: &Input<'_, '_>) -> Result<Vec<u8>, Error> {
     // Linkers warn about objects without it (executable stack).
     w.out
         .add_section(Vec::new(), b".note.GNU-stack".to_vec(), SectionKind::Other);
-    w.out
-        .write()
-        .map_err(|e| Error::Unsupported(format!("writing the payload object: {e}")))
+    w.out.write().map_err(|e| {
+        Error::from(xsplice_target::Error::Unsupported(format!(
+            "writing the payload object: {e}"
+        )))
+    })
 }
 
 impl<'d> Writer<'_, 'd> {
@@ -352,10 +354,10 @@ impl<'d> Writer<'_, 'd> {
         let p = self.input.patched;
         let t = p.symbol(r.symbol);
         let not_included = |what: &str| {
-            Error::Unsupported(format!(
+            Error::from(xsplice_target::Error::Unsupported(format!(
                 "{}: relocation target {what} is not in the payload (internal error)",
                 p.path.display()
-            ))
+            )))
         };
         match t.place {
             Place::Undefined | Place::Absolute | Place::Common => {
@@ -432,13 +434,13 @@ impl<'d> Writer<'_, 'd> {
                 Some(s) if t.name.is_empty() || t.is_internal_label() => p.section_name(s),
                 _ => t.name,
             };
-            return Err(Error::Unsupported(format!(
+            return Err(Error::from(xsplice_target::Error::Unsupported(format!(
                 "{}: section {}: relocation type {} against {target} cannot be applied by the \
                  hypervisor's loader (only R_X86_64_64, PC32 and PLT32); build with Xen's flags",
                 p.path.display(),
                 p.section_name(from),
                 r.r_type,
-            )));
+            ))));
         }
         let (symbol, addend) = self.target(from, r, internal)?;
         self.out
@@ -451,7 +453,11 @@ impl<'d> Writer<'_, 'd> {
                     flags: RelocationFlags::Elf { r_type: r.r_type },
                 },
             )
-            .map_err(|e| Error::Unsupported(format!("adding relocation: {e}")))
+            .map_err(|e| {
+                Error::from(xsplice_target::Error::Unsupported(format!(
+                    "adding relocation: {e}"
+                )))
+            })
     }
 
     fn function_table(&mut self) -> Result<(), Error> {
@@ -480,10 +486,10 @@ impl<'d> Writer<'_, 'd> {
         for (i, e) in self.input.funcs.iter().enumerate() {
             let base = i as u64 * layout.entry_size;
             let new_sym = *self.defined.get(&e.new_sym).ok_or_else(|| {
-                Error::Unsupported(format!(
+                Error::from(xsplice_target::Error::Unsupported(format!(
                     "{}: replacement function not in the payload (internal error)",
                     e.name
-                ))
+                )))
             })?;
             let add = |out: &mut write::Object<'_>, offset: u64, symbol: OutSym, addend: i64| {
                 out.add_relocation(
@@ -497,7 +503,11 @@ impl<'d> Writer<'_, 'd> {
                         },
                     },
                 )
-                .map_err(|err| Error::Unsupported(format!("adding relocation: {err}")))
+                .map_err(|err| {
+                    Error::from(xsplice_target::Error::Unsupported(format!(
+                        "adding relocation: {err}"
+                    )))
+                })
             };
             let name_off = table.name_offsets.get(i).copied().unwrap_or(0) as i64;
             add(&mut self.out, base + layout.name_off, strings_sym, name_off)?;

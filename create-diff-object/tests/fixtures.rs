@@ -5,7 +5,7 @@
 
 mod support;
 
-use create_diff_object::{Abi, AbiChoice, Error, Outcome};
+use create_diff_object::{Abi, AbiChoice, Error, Outcome, TargetError};
 use object::elf;
 use support::*;
 
@@ -413,7 +413,7 @@ fn corrupt_inputs_are_errors() {
         std::fs::write(&bad, &data[..cut]).unwrap();
         let r = create_diff_object::diff_objects(&bad, &case.patched, &xen, &case.out, &opts(V2));
         match r {
-            Err(e @ Error::Malformed { .. }) => assert_eq!(e.exit_code(), 1),
+            Err(e @ Error::Target(TargetError::Malformed { .. })) => assert_eq!(e.exit_code(), 1),
             other => panic!("cut at {cut}: expected Malformed, got {other:?}"),
         }
     }
@@ -423,11 +423,17 @@ fn corrupt_inputs_are_errors() {
     let bad = dir.join("arm.o");
     std::fs::write(&bad, &arm).unwrap();
     let r = create_diff_object::diff_objects(&case.orig, &bad, &xen, &case.out, &opts(V2));
-    assert!(matches!(r, Err(Error::Malformed { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::Target(TargetError::Malformed { .. }))),
+        "{r:?}"
+    );
     // An executable is not ET_REL.
     let r =
         create_diff_object::diff_objects(&case.xen_syms, &case.patched, &xen, &case.out, &opts(V2));
-    assert!(matches!(r, Err(Error::Malformed { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::Target(TargetError::Malformed { .. }))),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -522,9 +528,11 @@ fn function_missing_from_xen_syms_is_a_lookup_error() {
     let xen = other.xen();
     let r = create_diff_object::diff_objects(&case.orig, &case.patched, &xen, &case.out, &opts(V2));
     match r {
-        Err(e @ Error::Lookup { .. }) => {
+        Err(e @ Error::Target(TargetError::Lookup { .. })) => {
             assert_eq!(e.exit_code(), 1);
-            assert!(matches!(&e, Error::Lookup { symbol, .. } if symbol == "add_limit"));
+            assert!(
+                matches!(&e, Error::Target(TargetError::Lookup { symbol, .. }) if symbol == "add_limit")
+            );
         }
         other => panic!("expected a lookup error, got {other:?}"),
     }

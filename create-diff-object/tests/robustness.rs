@@ -18,7 +18,9 @@ mod support;
 use std::path::Path;
 
 use create_diff_object::mutate::{guarded, hot_ranges, mutate, mutate_fields, put, Rng, Shape};
-use create_diff_object::{abi, diff_bytes, Abi, AbiChoice, Diff, Error, Options, XenSyms};
+use create_diff_object::{
+    abi, diff_bytes, Abi, AbiChoice, Diff, Error, Options, TargetError, XenSyms,
+};
 use object::elf;
 use object::read::elf::ElfFile64;
 use object::{LittleEndian as LE, Object, ObjectSection};
@@ -150,7 +152,7 @@ fn truncated_objects_never_panic() {
             for cut in 0..data.len() {
                 match pair.diff(side, &data[..cut]) {
                     Err(p) => panics.push(format!("{side:?} cut at {cut}: {p}")),
-                    Ok(Err(Error::Malformed { .. })) => errors += 1,
+                    Ok(Err(Error::Target(TargetError::Malformed { .. }))) => errors += 1,
                     Ok(other) => panics.push(format!(
                         "{side:?} cut at {cut}: not refused as malformed: {:?}",
                         other.map(|_| ())
@@ -196,7 +198,7 @@ fn overwritten_bytes_never_panic() {
                         ));
                     }
                     Ok(Ok(_)) => outcomes[0] += 1,
-                    Ok(Err(Error::Malformed { .. })) => outcomes[1] += 1,
+                    Ok(Err(Error::Target(TargetError::Malformed { .. }))) => outcomes[1] += 1,
                     Ok(Err(_)) => outcomes[2] += 1,
                 }
             }
@@ -485,8 +487,8 @@ fn check_edit(pair: &Pair, e: &Edit, side: Side, failures: &mut Vec<String>) {
         guarded(|| create_diff_object::diff_objects(orig, patched, &pair.xen, &out, &options()));
     match r {
         Err(p) => failures.push(format!("{} ({side:?}): panicked: {p}", e.what)),
-        Ok(Err(err @ Error::Malformed { .. })) => {
-            let Error::Malformed { path, what } = &err else {
+        Ok(Err(err @ Error::Target(TargetError::Malformed { .. }))) => {
+            let Error::Target(TargetError::Malformed { path, what }) = &err else {
                 unreachable!()
             };
             let msg = err.to_string();
@@ -584,7 +586,7 @@ fn relocation_type_the_loader_cannot_apply_is_named() {
     let info = (u64::from(sym) << 32) | u64::from(elf::R_X86_64_32);
     put(&mut bad, at, &info.to_le_bytes());
     match pair.diff(Side::Patched, &bad) {
-        Ok(Err(e @ Error::Unsupported(_))) => {
+        Ok(Err(e @ Error::Target(TargetError::Unsupported(_)))) => {
             let msg = e.to_string();
             assert!(
                 msg.contains("section .text.greet")
@@ -648,7 +650,7 @@ fn huge_zero_filled_sections() {
                 let bss = payload.section_by_name(".bss.record_count").unwrap();
                 assert_eq!(bss.size(), size);
             }
-            Ok(Err(Error::Malformed { what, .. }))
+            Ok(Err(Error::Target(TargetError::Malformed { what, .. })))
                 if size > u64::from(u32::MAX)
                     && what.contains(".bss.record_count")
                     && what.contains("4 GiB") => {}
@@ -726,7 +728,7 @@ fn symbol_past_its_section_next_to_an_immediate_is_malformed() {
     for (a, b, bad) in [(&orig, &patched, &patched), (&patched, &orig, &patched)] {
         let r = guarded(|| create_diff_object::diff_objects(a, b, &xen, &out, &options()));
         match r {
-            Ok(Err(Error::Malformed { path, what })) => {
+            Ok(Err(Error::Target(TargetError::Malformed { path, what }))) => {
                 assert_eq!(&path, bad);
                 assert!(
                     what.contains("symbol f")

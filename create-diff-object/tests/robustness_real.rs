@@ -9,7 +9,7 @@ use support::real_tree::xen_dir;
 
 use std::path::{Path, PathBuf};
 
-use create_diff_object::{diff_bytes, Abi, AbiChoice, Diff, Error, Options, XenSyms};
+use create_diff_object::{diff_bytes, Abi, AbiChoice, Diff, Error, Options, TargetError, XenSyms};
 
 fn objects(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -66,7 +66,7 @@ fn every_tree_object_passes_the_input_checks() {
                 Ok(Diff::Write(..)) => failures.push(format!("{}: a payload", path.display())),
                 Err(e) => failures.push(format!("{e}")),
             }
-        } else if !matches!(r, Err(Error::Malformed { .. })) {
+        } else if !matches!(r, Err(Error::Target(TargetError::Malformed { .. }))) {
             failures.push(format!(
                 "{}: not x86-64 ET_REL, but not refused as malformed",
                 path.display()

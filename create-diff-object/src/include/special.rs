@@ -52,17 +52,17 @@ pub fn select(
             if sec.is_nobits() {
                 // Entries are read from the file; a zero-filled table has none
                 // (and its claimed size could be anything).
-                return Err(Error::Malformed {
+                return Err(Error::from(xsplice_target::Error::Malformed {
                     path: p.path.clone(),
                     what: format!(
                         "section {}: special table without contents (SHT_NOBITS)",
                         sec.name
                     ),
-                });
+                }));
             }
             let size = entry_size(sec.name, sizes).unwrap_or(0);
             if sec.size.checked_rem(size) != Some(0) {
-                return Err(Error::Malformed {
+                return Err(Error::from(xsplice_target::Error::Malformed {
                     path: p.path.clone(),
                     what: format!(
                         "section {} is {:#x} bytes, not a multiple of its entry size {size} \
@@ -70,7 +70,7 @@ pub fn select(
                          Xen build do not match",
                         sec.name, sec.size
                     ),
-                });
+                }));
             }
             let total = (sec.size / size) as usize;
             let mut out = SpecialOut {
