@@ -80,7 +80,7 @@ pub fn func_entries(
         }
         entries.push(FuncEntry {
             new_sym: c.patched,
-            name: xen.runtime_name(xs),
+            name: xen.runtime_name(&xs),
             old_addr: xs.addr,
             old_size: xs.size,
             new_size: p.size,

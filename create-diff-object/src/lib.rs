@@ -259,6 +259,6 @@ impl include::NameResolver for Resolver<'_> {
             return Ok(s.name.to_string());
         }
         let found = self.xen.lookup(s.name, orig.file_name)?;
-        Ok(self.xen.runtime_name(found))
+        Ok(self.xen.runtime_name(&found))
     }
 }

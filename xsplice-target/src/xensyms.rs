@@ -7,10 +7,13 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
-use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol, SymbolKind, SymbolSection};
+use object::read::elf::{ElfFile64, FileHeader, SectionHeader, Sym};
+use object::{
+    elf, Endianness, Object, ObjectSection, ObjectSymbol, SymbolIndex, SymbolKind, SymbolSection,
+};
 
 use crate::error::Error;
 use crate::notes;
@@ -37,17 +40,21 @@ pub struct XenSymbol {
 }
 
 /// Symbols of one xen-syms, loaded once and shared between threads.
+///
+/// Loading reads only the symbol and string tables; symbols become
+/// [`XenSymbol`]s (a `String` each) only when asked for: a few lookups
+/// (a one-function diff) scan the raw table instead, the whole list and
+/// the name indexes are built on first use that needs them.
 #[derive(Debug)]
 pub struct XenSyms {
     path: PathBuf,
-    symbols: Vec<XenSymbol>,
-    /// Symbol indices by plain name: the first symbol with the name's
-    /// hash; `same_hash` chains the others in symbol order (no allocation
-    /// per name).
-    by_name: HashMap<u64, u32, foldhash::fast::RandomState>,
-    same_hash: Vec<u32>,
-    /// Whether each symbol is absolute (for the runtime table's rules).
-    absolute: Vec<bool>,
+    /// The tables as read (see [`read_tables`]); parsed again on use.
+    data: Vec<u8>,
+    /// Every defined symbol and whether it is absolute, built on first use.
+    all: OnceLock<All>,
+    /// Lookups answered by scanning the raw table: after a few the index
+    /// of `all` is cheaper.
+    scans: AtomicUsize,
     /// Symbol indices by the runtime table's name (`sym` / `file#sym`),
     /// built on first use (only the payload checks need it).
     by_runtime_name: OnceLock<HashMap<String, usize>>,
@@ -57,6 +64,22 @@ pub struct XenSyms {
     /// The file's bytes, kept for the lazy DWARF parse; `None` without DWARF.
     dwarf_data: Option<Vec<u8>>,
 }
+
+/// The materialised symbol list with its plain-name index.
+#[derive(Debug)]
+struct All {
+    symbols: Vec<XenSymbol>,
+    /// Whether each symbol is absolute (for the runtime table's rules).
+    absolute: Vec<bool>,
+    /// Symbol indices by plain name: the first symbol with the name's
+    /// hash; `same_hash` chains the others in symbol order (no allocation
+    /// per name).
+    by_name: HashMap<u64, u32, foldhash::fast::RandomState>,
+    same_hash: Vec<u32>,
+}
+
+/// Raw-table scans before a lookup builds the full index instead.
+const SCANS_BEFORE_INDEX: usize = 8;
 
 fn malformed(path: &Path, what: impl Into<String>) -> Error {
     Error::Malformed {
@@ -85,7 +108,7 @@ impl XenSyms {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut syms = Self::parse(path, &data)?;
+        let mut syms = Self::parse(path, data)?;
         if syms.dwarf_data.is_some() {
             // The DWARF parse needs the sections read_tables left out.
             let data = std::fs::read(path).map_err(|source| Error::Io {
@@ -97,8 +120,8 @@ impl XenSyms {
         Ok(syms)
     }
 
-    fn parse(path: &Path, data: &[u8]) -> Result<XenSyms, Error> {
-        let file = ElfFile64::<Endianness>::parse(data)
+    fn parse(path: &Path, data: Vec<u8>) -> Result<XenSyms, Error> {
+        let file = ElfFile64::<Endianness>::parse(&*data)
             .map_err(|e| malformed(path, format!("not a 64-bit ELF file: {e}")))?;
         let endian = file.endian();
         // An object file or a foreign executable would give wrong
@@ -119,82 +142,127 @@ impl XenSyms {
                 ),
             ));
         }
-        let symtab = file.elf_symbol_table();
-        if symtab.is_empty() {
+        if file.elf_symbol_table().is_empty() {
             return Err(malformed(path, "no symbol table (stripped?)"));
         }
-        let mut symbols = Vec::with_capacity(symtab.len());
-        let mut absolute = Vec::with_capacity(symtab.len());
-        let mut current_file: Option<Arc<str>> = None;
-        for sym in file.symbols() {
-            let Ok(name) = sym.name() else { continue };
-            if sym.kind() == SymbolKind::File {
-                current_file = (!name.is_empty()).then(|| Arc::from(name));
-                continue;
-            }
-            if sym.is_undefined() || sym.kind() == SymbolKind::Section || name.is_empty() {
-                continue;
-            }
-            let global = !sym.is_local();
-            let kind = match sym.kind() {
-                SymbolKind::Text => SymKind::Func,
-                SymbolKind::Data => SymKind::Object,
-                _ => SymKind::Other,
-            };
-            symbols.push(XenSymbol {
-                name: name.to_string(),
-                file: if global { None } else { current_file.clone() },
-                addr: sym.address(),
-                size: sym.size(),
-                kind,
-                global,
-            });
-            absolute.push(sym.section() == SymbolSection::Absolute);
-        }
-        let mut by_name = HashMap::with_capacity_and_hasher(
-            symbols.len(),
-            foldhash::fast::RandomState::default(),
-        );
-        let mut same_hash = vec![NO_SYMBOL; symbols.len()];
-        // Backwards, so that each chain runs in symbol order.
-        for (i, s) in symbols.iter().enumerate().rev() {
-            if let Some(next) = by_name.insert(name_hash(&s.name), i as u32) {
-                same_hash[i] = next;
-            }
-        }
-        let mut syms = XenSyms {
-            path: path.to_path_buf(),
-            symbols,
-            by_name,
-            same_hash,
-            absolute,
-            by_runtime_name: OnceLock::new(),
-            build_id: None,
-            struct_sizes: OnceLock::new(),
-            dwarf_data: None,
-        };
-        syms.build_id = file
+        let mut build_id = file
             .section_by_name(crate::notes::BUILD_ID_SECTION)
             .and_then(|s| s.data().ok())
             .and_then(|d| notes::build_id_in(d).ok())
             .filter(|id| !id.is_empty());
-        if syms.build_id.is_none() {
+        if build_id.is_none() {
             // Some link layouts keep the note only in a PT_NOTE segment's section under another name.
             for section in file.sections() {
                 if section.elf_section_header().sh_type(endian) == elf::SHT_NOTE {
                     if let Some(id) = section.data().ok().and_then(|d| notes::build_id_in(d).ok()) {
                         if !id.is_empty() {
-                            syms.build_id = Some(id);
+                            build_id = Some(id);
                             break;
                         }
                     }
                 }
             }
         }
-        if file.section_by_name(".debug_info").is_some() {
-            syms.dwarf_data = Some(Vec::new());
+        let dwarf_data = file.section_by_name(".debug_info").map(|_| Vec::new());
+        Ok(XenSyms {
+            path: path.to_path_buf(),
+            data,
+            all: OnceLock::new(),
+            scans: AtomicUsize::new(0),
+            by_runtime_name: OnceLock::new(),
+            build_id,
+            struct_sizes: OnceLock::new(),
+            dwarf_data,
+        })
+    }
+
+    /// The tables, parsed again (they were parsed once at load: this
+    /// cannot fail, and yields no symbols if it somehow did).
+    fn elf(&self) -> Option<ElfFile64<'_, Endianness>> {
+        ElfFile64::<Endianness>::parse(&*self.data).ok()
+    }
+
+    /// Every defined symbol with its name index, built on first use.
+    fn all(&self) -> &All {
+        self.all.get_or_init(|| {
+            let mut all = All {
+                symbols: Vec::new(),
+                absolute: Vec::new(),
+                by_name: HashMap::default(),
+                same_hash: Vec::new(),
+            };
+            let Some(file) = self.elf() else {
+                return all;
+            };
+            let n = file.elf_symbol_table().len();
+            all.symbols.reserve(n);
+            all.absolute.reserve(n);
+            let mut current_file: Option<Arc<str>> = None;
+            for sym in file.symbols() {
+                if sym.kind() == SymbolKind::File {
+                    if let Ok(name) = sym.name() {
+                        current_file = (!name.is_empty()).then(|| Arc::from(name));
+                    }
+                    continue;
+                }
+                if let Some((s, abs)) = xen_symbol(&sym, || current_file.clone()) {
+                    all.symbols.push(s);
+                    all.absolute.push(abs);
+                }
+            }
+            all.by_name.reserve(all.symbols.len());
+            all.same_hash = vec![NO_SYMBOL; all.symbols.len()];
+            // Backwards, so that each chain runs in symbol order.
+            for (i, s) in all.symbols.iter().enumerate().rev() {
+                if let Some(next) = all.by_name.insert(name_hash(&s.name), i as u32) {
+                    all.same_hash[i] = next;
+                }
+            }
+            all
+        })
+    }
+
+    /// Every symbol called `name`, by a pass over the raw symbol table
+    /// comparing name bytes (no `String` or hash per symbol).
+    fn scan(&self, name: &str) -> Vec<XenSymbol> {
+        let mut out = Vec::new();
+        let Some(file) = self.elf() else {
+            return out;
+        };
+        let endian = file.endian();
+        let table = file.elf_symbol_table();
+        let Some(strtab) = file
+            .elf_section_table()
+            .section(table.string_section())
+            .ok()
+            .and_then(|s| s.data(endian, file.data()).ok())
+        else {
+            return out;
+        };
+        let want = name.as_bytes();
+        for (i, raw) in table.symbols().iter().enumerate().skip(1) {
+            let Ok(off) = usize::try_from(raw.st_name(endian)) else {
+                continue;
+            };
+            // The name, then its terminating NUL.
+            match off
+                .checked_add(want.len())
+                .and_then(|end| Some((strtab.get(off..end)?, strtab.get(end)?)))
+            {
+                Some((bytes, &0)) if bytes == want => {}
+                _ => continue,
+            }
+            let Ok(sym) = file.symbol_by_index(SymbolIndex(i)) else {
+                continue;
+            };
+            if sym.kind() == SymbolKind::File {
+                continue;
+            }
+            if let Some((s, _)) = xen_symbol(&sym, || file_before(&file, i)) {
+                out.push(s);
+            }
         }
-        Ok(syms)
+        out
     }
 
     /// The file this was loaded from.
@@ -204,19 +272,20 @@ impl XenSyms {
 
     /// All defined symbols, in symbol-table order.
     pub fn symbols(&self) -> &[XenSymbol] {
-        &self.symbols
+        &self.all().symbols
     }
 
     /// Find the symbol an object's reference to `name` means. `file` is the
     /// object's `STT_FILE` name for a local symbol (`None` for a global);
     /// files match exactly or as a path suffix.
-    pub fn lookup(&self, name: &str, file: Option<&str>) -> Result<&XenSymbol, Error> {
+    pub fn lookup(&self, name: &str, file: Option<&str>) -> Result<XenSymbol, Error> {
         let lookup_err = |what: String| Error::Lookup {
             symbol: name.to_string(),
             file: file.map(str::to_string),
             what,
         };
-        let all = self.named(name);
+        let named = self.named(name);
+        let all: Vec<&XenSymbol> = named.iter().collect();
         if all.is_empty() {
             return Err(lookup_err("not in xen-syms".into()));
         }
@@ -248,7 +317,7 @@ impl XenSyms {
             None => all.iter().copied().filter(|s| s.global).collect(),
         };
         match picked.as_slice() {
-            [one] => Ok(one),
+            [one] => Ok((*one).clone()),
             [] => Err(lookup_err(match file {
                 Some(_) => format!(
                     "no local symbol of that name in that file; candidates: {}",
@@ -277,7 +346,8 @@ impl XenSyms {
         self.by_runtime_name
             .get_or_init(|| {
                 let mut map = HashMap::new();
-                for (i, (s, &abs)) in self.symbols.iter().zip(&self.absolute).enumerate() {
+                let all = self.all();
+                for (i, (s, &abs)) in all.symbols.iter().zip(&all.absolute).enumerate() {
                     if in_runtime_table(s, abs) {
                         map.entry(self.runtime_name(s)).or_insert(i);
                     }
@@ -285,21 +355,27 @@ impl XenSyms {
                 map
             })
             .get(name)
-            .and_then(|&i| self.symbols.get(i))
+            .and_then(|&i| self.all().symbols.get(i))
     }
 
     /// Every symbol called `name`, in symbol-table order.
-    fn named(&self, name: &str) -> Vec<&XenSymbol> {
+    fn named(&self, name: &str) -> Vec<XenSymbol> {
+        if self.all.get().is_none()
+            && self.scans.fetch_add(1, Ordering::Relaxed) < SCANS_BEFORE_INDEX
+        {
+            return self.scan(name);
+        }
+        let all = self.all();
         let mut out = Vec::new();
-        let mut next = self.by_name.get(&name_hash(name)).copied();
+        let mut next = all.by_name.get(&name_hash(name)).copied();
         while let Some(i) = next.filter(|&i| i != NO_SYMBOL) {
-            let Some(s) = self.symbols.get(i as usize) else {
+            let Some(s) = all.symbols.get(i as usize) else {
                 break;
             };
             if s.name == name {
-                out.push(s);
+                out.push(s.clone());
             }
-            next = self.same_hash.get(i as usize).copied();
+            next = all.same_hash.get(i as usize).copied();
         }
         out
     }
@@ -395,6 +471,57 @@ fn read_tables(path: &Path) -> std::io::Result<Vec<u8>> {
         }
     }
     Ok(buf)
+}
+
+/// A defined symbol as a [`XenSymbol`] and whether it is absolute; `None`
+/// for what the table leaves out (undefined, section, unnamed and
+/// non-UTF-8 names, `STT_FILE`). `file` gives the `STT_FILE` name in force,
+/// asked only for locals.
+fn xen_symbol<'d>(
+    sym: &impl ObjectSymbol<'d>,
+    file: impl FnOnce() -> Option<Arc<str>>,
+) -> Option<(XenSymbol, bool)> {
+    let name = sym.name().ok()?;
+    if sym.kind() == SymbolKind::File
+        || sym.is_undefined()
+        || sym.kind() == SymbolKind::Section
+        || name.is_empty()
+    {
+        return None;
+    }
+    let global = !sym.is_local();
+    let kind = match sym.kind() {
+        SymbolKind::Text => SymKind::Func,
+        SymbolKind::Data => SymKind::Object,
+        _ => SymKind::Other,
+    };
+    Some((
+        XenSymbol {
+            name: name.to_string(),
+            file: if global { None } else { file() },
+            addr: sym.address(),
+            size: sym.size(),
+            kind,
+            global,
+        },
+        sym.section() == SymbolSection::Absolute,
+    ))
+}
+
+/// The `STT_FILE` name in force at symbol `index`: the nearest such symbol
+/// before it with a UTF-8 name (an empty name ends the previous file).
+fn file_before(file: &ElfFile64<'_, Endianness>, index: usize) -> Option<Arc<str>> {
+    let endian = file.endian();
+    let table = file.elf_symbol_table();
+    let raw = table.symbols();
+    (1..index.min(raw.len())).rev().find_map(|j| {
+        if raw[j].st_type() != elf::STT_FILE {
+            return None;
+        }
+        let name = raw[j].name(endian, table.strings()).ok()?;
+        let name = std::str::from_utf8(name).ok()?;
+        Some((!name.is_empty()).then(|| Arc::from(name)))
+    })?
 }
 
 /// The end of a `same_hash` chain.

@@ -83,7 +83,7 @@ fn lookups_by_name_and_file() {
     assert_ne!(a.addr, b.addr);
     assert_eq!(a.kind, SymKind::Func);
     assert!(!a.global);
-    assert_eq!(syms.runtime_name(a), "a.c#helper");
+    assert_eq!(syms.runtime_name(&a), "a.c#helper");
 
     // Suffix matches both ways: an absolute path and a shorter tail.
     let c = syms
@@ -109,7 +109,7 @@ fn lookups_by_name_and_file() {
 
     let g = syms.lookup("a_entry", None).unwrap();
     assert!(g.global);
-    assert_eq!(syms.runtime_name(g), "a_entry");
+    assert_eq!(syms.runtime_name(&g), "a_entry");
     let counter = syms.lookup("counter", Some("a.c")).unwrap();
     assert_eq!(counter.kind, SymKind::Object);
 
@@ -208,6 +208,41 @@ fn object_file_is_not_xen_syms() {
     }
 }
 
+/// The raw-table scan (a fresh load's first lookups) finds, for every
+/// name, exactly what the full symbol list and its index hold.
+fn assert_scan_matches_list(syms: &XenSyms) -> usize {
+    let all = syms.symbols();
+    let mut names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for &n in &names {
+        let listed: Vec<XenSymbol> = all.iter().filter(|s| s.name == n).cloned().collect();
+        assert_eq!(syms.scan(n), listed, "{n}");
+        assert_eq!(syms.named(n), listed, "{n}");
+        // A name's prefix is another name, not a partial match.
+        let prefix = &n[..n.char_indices().last().map_or(0, |(i, _)| i)];
+        let listed: Vec<XenSymbol> = all.iter().filter(|s| s.name == prefix).cloned().collect();
+        assert_eq!(syms.scan(prefix), listed, "{prefix}");
+    }
+    assert!(syms.scan("no_such_symbol_anywhere").is_empty());
+    names.len()
+}
+
+#[test]
+fn scan_agrees_with_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fake_xen_syms(dir.path(), false);
+    let syms = XenSyms::load(&path).unwrap();
+    assert!(assert_scan_matches_list(&syms) >= 8);
+    // Past the scans a lookup uses the index, with the same answers.
+    let fresh = XenSyms::load(&path).unwrap();
+    let first: Vec<_> = (0..SCANS_BEFORE_INDEX + 2)
+        .map(|_| fresh.lookup("helper", Some("b.c")).unwrap())
+        .collect();
+    assert!(fresh.all.get().is_some(), "the index was never built");
+    assert!(first.windows(2).all(|w| w[0] == w[1]));
+}
+
 #[test]
 fn shared_between_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
@@ -234,7 +269,7 @@ fn real_xen_syms() {
         .unwrap();
     assert_eq!(local.kind, SymKind::Func);
     assert_eq!(
-        syms.runtime_name(local),
+        syms.runtime_name(&local),
         "common/kernel.c#assign_integer_param"
     );
     assert_eq!(
@@ -253,7 +288,7 @@ fn real_xen_syms() {
 
     let global = syms.lookup("xen_extra_version", None).unwrap();
     assert!(global.global && global.kind == SymKind::Func);
-    assert_eq!(syms.runtime_name(global), "xen_extra_version");
+    assert_eq!(syms.runtime_name(&global), "xen_extra_version");
     // Xen's own map lists runtime names: every entry we check must agree.
     let map = std::fs::read_to_string(tree.join("xen/xen-syms.map")).unwrap();
     let mut checked = 0;
@@ -270,6 +305,8 @@ fn real_xen_syms() {
         checked += 1;
     }
     assert!(checked > 5000, "only {checked} map entries");
+
+    assert!(assert_scan_matches_list(&XenSyms::load(&path).unwrap()) > 5000);
 
     let id = syms.build_id().unwrap();
     let out = Command::new("readelf")
