@@ -696,16 +696,29 @@ fn diff_and_layout(
     abi: Abi,
     log: &Log,
 ) -> Result<diff::DiffFindings, Error> {
-    let mut found = match diff_stage(
-        opts,
-        record,
-        objects_dir,
-        diff_dir,
-        syms,
-        xen_tree,
-        abi,
-        log,
-    ) {
+    let diffed = (|| {
+        if diff_dir.exists() {
+            fs::remove_dir_all(diff_dir).map_err(|e| Error::io(diff_dir, e))?;
+        }
+        let work: Vec<DiffJob> = record
+            .changed
+            .iter()
+            .map(|obj| DiffJob {
+                object: obj.clone(),
+                original: objects_dir.join("base").join(obj),
+                patched: objects_dir.join("patched").join(obj),
+                output: diff::output_path(diff_dir, obj),
+            })
+            .collect();
+        let dopts = create_diff_object::Options {
+            abi: AbiChoice::Fixed(abi),
+            resolve: opts.prelink,
+            debug: opts.debug,
+            xen_tree: Some(xen_tree.to_path_buf()),
+        };
+        diff::diff_all(&work, syms, &dopts, jobs(opts), log)
+    })();
+    let mut found = match diffed {
         Ok(found) => found,
         Err(e) => {
             // A header type whose layout changed is refused whatever
@@ -881,43 +894,6 @@ fn copy_into(src: &Path, dst: &Path) -> Result<(), Error> {
     fs::copy(src, dst)
         .map(|_| ())
         .map_err(|e| Error::io(dst, e))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn diff_stage(
-    opts: &BuildOptions,
-    record: &ObjectsRecord,
-    objects_dir: &Path,
-    diff_dir: &Path,
-    syms: &XenSyms,
-    xen_tree: &Path,
-    abi: Abi,
-    log: &Log,
-) -> Result<diff::DiffFindings, Error> {
-    if diff_dir.exists() {
-        fs::remove_dir_all(diff_dir).map_err(|e| Error::io(diff_dir, e))?;
-    }
-    let jobs: Vec<DiffJob> = record
-        .changed
-        .iter()
-        .map(|obj| DiffJob {
-            object: obj.clone(),
-            original: objects_dir.join("base").join(obj),
-            patched: objects_dir.join("patched").join(obj),
-            output: diff::output_path(diff_dir, obj),
-        })
-        .collect();
-    let dopts = create_diff_object::Options {
-        abi: AbiChoice::Fixed(abi),
-        resolve: opts.prelink,
-        debug: opts.debug,
-        xen_tree: Some(xen_tree.to_path_buf()),
-    };
-    diff::diff_all(&jobs, syms, &dopts, jobs_for(opts), log)
-}
-
-fn jobs_for(opts: &BuildOptions) -> usize {
-    jobs(opts)
 }
 
 /// `--xen-syms`: the rebuilt base must reproduce it bit for bit (same
