@@ -350,6 +350,18 @@ fn restore_entries(
 mod tests {
     use super::*;
 
+    /// `cp -a`, then a pause so that later writes get other timestamps.
+    fn copy_later(from: &Path, to: &Path) {
+        assert!(std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap()
+            .success());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
     #[test]
     fn restore_undoes_edits_additions_and_deletions() {
         let dir = tempfile::tempdir().unwrap();
@@ -359,14 +371,7 @@ mod tests {
         fs::write(pristine.join("a/g.o"), "obj").unwrap();
         std::os::unix::fs::symlink("b/f.c", pristine.join("a/link.c")).unwrap();
         let work = dir.path().join("w");
-        assert!(std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&pristine)
-            .arg(&work)
-            .status()
-            .unwrap()
-            .success());
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        copy_later(&pristine, &work);
         fs::write(work.join("a/b/f.c"), "two").unwrap();
         fs::remove_file(work.join("a/g.o")).unwrap();
         fs::create_dir_all(work.join("new/dir")).unwrap();
@@ -398,14 +403,7 @@ mod tests {
         fs::write(pristine.join("xen/common/gone/last.c"), "last").unwrap();
         fs::write(pristine.join("xen/arch/x86/setup.o"), "setup").unwrap();
         let work = dir.path().join("w");
-        assert!(std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&pristine)
-            .arg(&work)
-            .status()
-            .unwrap()
-            .success());
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        copy_later(&pristine, &work);
         let mut writes = Writes::default();
         for p in [
             "xen/common/version.c",
