@@ -85,6 +85,14 @@ pub enum Problem {
         dir: PathBuf,
         source: std::io::Error,
     },
+    /// Another run holds the output directory's lock.
+    OutputDirBusy { dir: PathBuf },
+    /// The output directory's lock could not be taken (not a busy lock:
+    /// the file system refused it).
+    OutputDirLock {
+        lock: PathBuf,
+        source: std::io::Error,
+    },
     /// `--xen-syms` has no build-id note.
     XenSymsNoBuildId { path: PathBuf },
     /// `--xen-syms`'s build-id could not be read.
@@ -284,6 +292,16 @@ impl fmt::Display for Problem {
                 f,
                 "{}: output directory is not writable: {source}",
                 dir.display()
+            ),
+            OutputDirBusy { dir } => write!(
+                f,
+                "another run is using {}: wait for it to end or choose another --output",
+                dir.display()
+            ),
+            OutputDirLock { lock, source } => write!(
+                f,
+                "{}: cannot lock the output directory: {source}",
+                lock.display()
             ),
             XenSymsNoBuildId { path } => write!(
                 f,

@@ -487,9 +487,10 @@ mod tests {
         for bad in ["", ".", "..", ".hidden", "a/b", "a b", "x\u{e9}"] {
             assert!(!is_base_name(bad), "{bad:?}");
         }
-        let err = manifest("[[base]]\nname = \"..\"\nsrcdir = \"/x\"\n[[patch]]\npath = \"a.diff\"\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            manifest("[[base]]\nname = \"..\"\nsrcdir = \"/x\"\n[[patch]]\npath = \"a.diff\"\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("'.'"), "{err}");
     }
 
