@@ -31,28 +31,40 @@ use crate::{BuildOptions, BuildResult, Error, ObjectDiff, Skip};
 pub fn build_payload(opts: &BuildOptions) -> Result<BuildResult, Error> {
     let mut progress = Progress::new(opts.quiet);
     let mut stages = Stages::default();
-    // Held until the report is written: another run into the same
-    // directory waits for none of it and is refused.
+    // Held until the report is written: meanwhile a second run into the
+    // same directory is refused.
     let mut lock = None;
     let result = run(opts, &mut progress, &mut stages, &mut lock);
     if !opts.debug {
         // Helper programs of the build recipe, needed only while building.
         let _ = fs::remove_dir_all(opts.output.join(crate::recipe::HELPERS_DIR));
     }
-    // The report is written on failure too, but never into the source tree.
-    if let Some(json) = opts
-        .json
-        .as_ref()
-        .filter(|j| !tree::is_within(j, &opts.srcdir) && clobbered_input(j, opts).is_none())
-    {
+    // The report is written on failure too, but never into the source
+    // tree, and not by a run refused because another one holds the
+    // directory (the report there is that run's).
+    let busy = matches!(&result, Err(Error::Input(Problem::OutputDirBusy { .. })));
+    if let Some(json) = opts.json.as_ref().filter(|j| {
+        !busy && !tree::is_within(j, &opts.srcdir) && clobbered_input(j, opts).is_none()
+    }) {
         let report = Report {
             stages: &stages,
             replace: opts.replace,
             timings: &progress.timings,
         };
-        let written = report.write(json, result.as_ref().map(|_| ()));
+        // Named by the report's own path, whichever part of it failed.
+        let written = report
+            .write(json, result.as_ref().map(|_| ()))
+            .map_err(|e| match e {
+                Error::Io { source, .. } => Error::io(json, source),
+                other => other,
+            });
         match (&result, written) {
-            (Ok(_), Err(e)) => return Err(e),
+            // A run that cannot say how it ended fails, and so leaves no
+            // payload under the name either.
+            (Ok(r), Err(e)) => {
+                let _ = fs::remove_file(&r.payload);
+                return Err(e);
+            }
             // The run's own error is the answer; the missing report is
             // said too (the previous run's was removed when this one began).
             (Err(_), Err(e)) => progress.warn(None, &format!("no JSON report written: {e}")),
@@ -494,9 +506,8 @@ fn run(
     // now, so a failure (or a kill) leaves neither looking valid.
     let payload = opts.output.join(format!("{}.livepatch", checked.name));
     for stale in std::iter::once(&payload).chain(opts.json.as_ref()) {
-        match fs::remove_file(stale) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(stale, e)),
-            _ => {}
+        if fs::symlink_metadata(stale).is_ok() {
+            fs::remove_file(stale).map_err(|e| Error::io(stale, e))?;
         }
     }
     // Type-size probes are kept per base, beside the base builds.

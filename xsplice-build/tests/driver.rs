@@ -1414,6 +1414,8 @@ fn a_busy_output_directory_is_refused() {
         matches!(&e, Error::Input(Problem::OutputDirBusy { dir }) if *dir == out),
         "{e:?}"
     );
+    // The report belongs to the run holding the directory: none written.
+    assert!(!out.with_extension("json").exists());
     drop(lock);
     assert_exit(&s.run(&patch, &out, &[]), 0);
     // Two real runs: the one that finds the directory busy is refused.
@@ -1656,4 +1658,27 @@ fn first_base_build_shows_a_bar_on_a_terminal() {
         "{screen:?}"
     );
     assert!(screen.contains("tty.livepatch"), "{screen:?}");
+}
+
+/// Issue 19 item 3: a run that cannot write its report (here its folder
+/// is a file; a full disk likewise) fails, naming the report, and leaves
+/// no payload under the name: nothing looks built that did not say so.
+#[test]
+fn a_report_that_cannot_be_written_fails_the_run_and_keeps_no_payload() {
+    let s = Scratch::new();
+    let patch = s.patch("fix", KERNEL_PATCH);
+    let out = s.out("noreport");
+    let blocker = s.dir.path().join("not-a-dir");
+    fs::write(&blocker, "").unwrap();
+    let report = blocker.join("report.json");
+    let o = s.run(&patch, &out, &["--json", report.to_str().unwrap()]);
+    assert_exit(&o, 1);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains(report.to_str().unwrap()), "{stderr}");
+    assert!(!out.join("fix.livepatch").exists());
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
