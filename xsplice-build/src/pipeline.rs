@@ -720,10 +720,9 @@ fn run(
             Some(given) => Target::Load(given),
             None => Target::Loaded(&syms),
         };
+        driver_checks(&unverified, &shipped, abi)?;
         let report = verify_payload(
             &unverified,
-            &shipped,
-            abi,
             opts.replace,
             target,
             &xen_tree,
@@ -1225,15 +1224,12 @@ fn same_loaded_image(a: &Path, b: &Path) -> bool {
 /// `--xen-depends`) or the defaults.
 fn verify_payload(
     payload: &Path,
-    shipped: &[String],
-    abi: Abi,
     replace: bool,
     target: Target,
     xen_tree: &Path,
     depends: Option<&[u8]>,
     xen_depends: Option<&[u8]>,
 ) -> Result<crate::verify::VerifyReport, Error> {
-    driver_checks(payload, shipped, abi)?;
     // The base tree: a distro's xen-syms has no DWARF for the entry sizes.
     let mut verifier = match target {
         Target::Load(path) => crate::verify::Verifier::with_tree(path, &[], Some(xen_tree)),
