@@ -147,14 +147,28 @@ fn lock_output(dir: &Path) -> Result<OutputLock, Error> {
         .write(true)
         .open(&lock)
         .map_err(failed)?;
-    match file.try_lock() {
-        Ok(()) => Ok(OutputLock { _file: file }),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::Input(Problem::OutputDirBusy {
-            dir: dir.to_path_buf(),
-        })),
-        Err(fs::TryLockError::Error(e)) => Err(failed(e)),
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(OutputLock { _file: file }),
+            // A process forked by this one (another thread's command) holds
+            // the lock of a run that just ended until it execs: wait that out.
+            Err(fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::Input(Problem::OutputDirBusy {
+                    dir: dir.to_path_buf(),
+                }))
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(failed(e)),
+        }
     }
 }
+
+/// How long a held lock is retried before the directory counts as busy:
+/// far less than any run, far more than a fork's wait for its exec.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     tree::check_tree(&opts.srcdir)?;

@@ -41,7 +41,8 @@ pub enum Problem {
         patch: PathBuf,
         problem: PatchProblem,
     },
-    /// `patch --dry-run` fails; `why` is patch's own explanation.
+    /// The patch does not apply (to a scratch copy of the files it
+    /// touches, after the patches before it); `why` is patch's own explanation.
     PatchDoesNotApply {
         patch: PathBuf,
         tree: PathBuf,
