@@ -274,6 +274,12 @@ impl BaseBuild {
 }
 
 const COMPLETE_MARKER: &str = "complete";
+
+/// Whether the cache holds a complete base build for `key` (what
+/// `ensure_base` would use without building).
+pub fn has_base(cache: &Path, key: &str) -> bool {
+    cache.join(key).join(COMPLETE_MARKER).is_file()
+}
 /// Records the base build's own top (see `BaseBuild::build_top`).
 const BUILD_TOP: &str = "build-top";
 

@@ -11,9 +11,16 @@ use crate::{BuildOptions, Skip};
 const AFTER_HELP: &str = "\
 Exit codes:
   0  the payload was built (DIR/NAME.livepatch)
-  1  error: bad input, build failure, tool failure (details in DIR/build.log)
+  1  error: bad input, another run using DIR, build failure, tool failure, a
+     payload that fails the loader's checks (details in DIR/build.log)
   2  the patch changes something that cannot be live-patched (every refusal is listed)
   3  the patch makes no functional change to the hypervisor
+
+DIR/NAME.livepatch exists only after a run that built it: a run that ends
+otherwise removes the previous run's payload (and --json report) first.
+Progress: one line per stage on stderr; during a first base build a bar on a
+terminal, a line every 5 s otherwise; at the end each patched and new
+function. -q prints none of it.
 
 The user's source tree is never modified: builds run in a private copy. The
 base build (unpatched tree + .config + compiler) is cached, so the next patch
@@ -117,8 +124,10 @@ pub struct BuildArgs {
     #[arg(short = 's', long, value_name = "XEN", required = true)]
     pub srcdir: Option<PathBuf>,
     /// The patch to build (applied with `patch -p1` from the top of the tree).
-    #[arg(short = 'p', long, value_name = "PATCH", required = true)]
-    pub patch: Option<PathBuf>,
+    /// Given more than once (an XSA's several files), the patches are
+    /// applied in that order into one payload, named after the first.
+    #[arg(short = 'p', long, value_name = "PATCH", required = true, action = clap::ArgAction::Append)]
+    pub patch: Vec<PathBuf>,
     /// The .config the running hypervisor was built with (default: XEN/xen/.config).
     #[arg(short = 'c', long, value_name = "CONFIG")]
     pub config: Option<PathBuf>,
@@ -165,7 +174,7 @@ pub struct BuildArgs {
     /// Base-build cache directory.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// No progress lines on stderr.
+    /// No progress lines, progress bar or function list on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
     /// Compile through ccache, configured by its own environment (e.g.
@@ -192,7 +201,8 @@ impl BuildArgs {
     pub fn to_options(&self) -> Option<BuildOptions> {
         Some(BuildOptions {
             srcdir: self.srcdir.clone()?,
-            patch: self.patch.clone()?,
+            patch: self.patch.first()?.clone(),
+            more_patches: self.patch.iter().skip(1).cloned().collect(),
             config: self.config.clone(),
             output: self.output.clone(),
             jobs: self.cpus.unwrap_or(0),

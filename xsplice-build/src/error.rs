@@ -129,6 +129,13 @@ pub enum VerifyFailure {
         payload: PathBuf,
         failure: crate::verify::Failure,
     },
+    /// The diff found code to ship (`objects`), but the linked payload
+    /// patches no function and has no hook: nothing would run it. Never
+    /// "no change": something did change and the payload cannot carry it.
+    NothingToPatch {
+        payload: PathBuf,
+        objects: Vec<String>,
+    },
     /// A build-id could not be read from `source`'s file.
     BuildId(xsplice_target::Error),
     /// `samples`: the payloads' dependency notes do not chain (the break).
@@ -151,6 +158,14 @@ impl fmt::Display for VerifyFailure {
             VerifyFailure::ReplaceVeto { payload, failure } => {
                 write!(f, "{}: {failure}", payload.display())
             }
+            VerifyFailure::NothingToPatch { payload, objects } => write!(
+                f,
+                "{}: it patches no function and has no hook, yet the diff found changes to \
+                 ship from {}: nothing in the running hypervisor would reach them (is a changed \
+                 function's code moved to another object or piece?)",
+                payload.display(),
+                objects.join(", ")
+            ),
             VerifyFailure::BuildId(e) => write!(f, "{e}"),
             VerifyFailure::Chain(what) => write!(f, "{what}"),
         }
@@ -324,6 +339,7 @@ impl std::error::Error for Error {
                 | Problem::CannotRun { source, .. }
                 | Problem::OutputDirUncreatable { source, .. }
                 | Problem::OutputDirNotWritable { source, .. }
+                | Problem::OutputDirLock { source, .. }
                 | Problem::NoPreviousRun { source, .. }
                 | Problem::NoPreviousDiff { source, .. },
             ) => Some(source),

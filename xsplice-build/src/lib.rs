@@ -62,6 +62,9 @@ pub struct BuildOptions {
     pub srcdir: PathBuf,
     /// The patch (`patch -p1` from `srcdir`).
     pub patch: PathBuf,
+    /// Further patches (`-p` given again), applied after `patch` in this
+    /// order, into the same payload (an XSA's `-1.patch`, `-2.patch`).
+    pub more_patches: Vec<PathBuf>,
     /// The `.config` to build with; `None`: `srcdir/xen/.config`.
     pub config: Option<PathBuf>,
     /// Where the payload, `build.log` and intermediate files go.
@@ -107,6 +110,7 @@ impl BuildOptions {
         BuildOptions {
             srcdir,
             patch,
+            more_patches: Vec::new(),
             config: None,
             output,
             jobs: 0,
@@ -125,6 +129,16 @@ impl BuildOptions {
             quiet: false,
             ccache: false,
         }
+    }
+}
+
+impl BuildOptions {
+    /// Every patch, in the order they are applied.
+    pub fn patches(&self) -> Vec<&std::path::Path> {
+        std::iter::once(&self.patch)
+            .chain(&self.more_patches)
+            .map(PathBuf::as_path)
+            .collect()
     }
 }
 

@@ -31,27 +31,47 @@ use crate::{BuildOptions, BuildResult, Error, ObjectDiff, Skip};
 pub fn build_payload(opts: &BuildOptions) -> Result<BuildResult, Error> {
     let mut progress = Progress::new(opts.quiet);
     let mut stages = Stages::default();
-    let result = run(opts, &mut progress, &mut stages);
+    // Held until the report is written: meanwhile a second run into the
+    // same directory is refused.
+    let mut lock = None;
+    let result = run(opts, &mut progress, &mut stages, &mut lock);
     if !opts.debug {
         // Helper programs of the build recipe, needed only while building.
         let _ = fs::remove_dir_all(opts.output.join(crate::recipe::HELPERS_DIR));
     }
-    // The report is written on failure too, but never into the source tree.
-    if let Some(json) = opts
-        .json
-        .as_ref()
-        .filter(|j| !tree::is_within(j, &opts.srcdir) && clobbered_input(j, opts).is_none())
-    {
+    // The report is written on failure too, but never into the source
+    // tree, and not by a run refused because another one holds the
+    // directory (the report there is that run's).
+    let busy = matches!(&result, Err(Error::Input(Problem::OutputDirBusy { .. })));
+    if let Some(json) = opts.json.as_ref().filter(|j| {
+        !busy && !tree::is_within(j, &opts.srcdir) && clobbered_input(j, opts).is_none()
+    }) {
         let report = Report {
             stages: &stages,
             replace: opts.replace,
             timings: &progress.timings,
         };
-        let written = report.write(json, result.as_ref().map(|_| ()));
-        if let (Ok(_), Err(e)) = (&result, written) {
-            return Err(e);
+        // Named by the report's own path, whichever part of it failed.
+        let written = report
+            .write(json, result.as_ref().map(|_| ()))
+            .map_err(|e| match e {
+                Error::Io { source, .. } => Error::io(json, source),
+                other => other,
+            });
+        match (&result, written) {
+            // A run that cannot say how it ended fails, and so leaves no
+            // payload under the name either.
+            (Ok(r), Err(e)) => {
+                let _ = fs::remove_file(&r.payload);
+                return Err(e);
+            }
+            // The run's own error is the answer; the missing report is
+            // said too (the previous run's was removed when this one began).
+            (Err(_), Err(e)) => progress.warn(None, &format!("no JSON report written: {e}")),
+            _ => {}
         }
     }
+    drop(lock);
     result.map(|mut r| {
         r.timings = progress.timings;
         r
@@ -60,7 +80,7 @@ pub fn build_payload(opts: &BuildOptions) -> Result<BuildResult, Error> {
 
 /// The user's input files.
 fn input_files(opts: &BuildOptions) -> Vec<PathBuf> {
-    let mut inputs = vec![opts.patch.clone()];
+    let mut inputs: Vec<PathBuf> = opts.patches().into_iter().map(Path::to_path_buf).collect();
     inputs.push(
         opts.config
             .clone()
@@ -89,19 +109,86 @@ struct Checked {
     recipe: Recipe,
     /// What `--xen-syms` says about its build.
     target: Option<TargetFacts>,
+    /// The output directory's lock (moved out to be held to the end).
+    lock: Option<OutputLock>,
+    /// Files the patch renames (git's `rename from` / `rename to`).
+    renames: Vec<tree::Rename>,
+    /// The patch the patched build applies: `--patch`, or the series of
+    /// every `-p` in order (`DIR/series.patch`).
+    apply: PathBuf,
 }
+
+/// Where several `-p` patches are joined, in order, for the patched build.
+pub const SERIES: &str = "series.patch";
+
+/// The lock file in the output directory: an advisory lock on it marks
+/// the directory as in use by a run.
+pub const LOCK_FILE: &str = ".xsplice-build.lock";
+
+/// The output directory's lock, released when dropped (or when the
+/// process ends, however it ends).
+#[derive(Debug)]
+pub struct OutputLock {
+    _file: fs::File,
+}
+
+/// Lock `dir` for this run, or say that another run is using it.
+fn lock_output(dir: &Path) -> Result<OutputLock, Error> {
+    let lock = dir.join(LOCK_FILE);
+    let failed = |source| {
+        Error::Input(Problem::OutputDirLock {
+            lock: lock.clone(),
+            source,
+        })
+    };
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(failed)?;
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(OutputLock { _file: file }),
+            // A process forked by this one (another thread's command) holds
+            // the lock of a run that just ended until it execs: wait that out.
+            Err(fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::Input(Problem::OutputDirBusy {
+                    dir: dir.to_path_buf(),
+                }))
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(failed(e)),
+        }
+    }
+}
+
+/// How long a held lock is retried before the directory counts as busy:
+/// far less than any run, far more than a fork's wait for its exec.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     tree::check_tree(&opts.srcdir)?;
-    let patch = tree::read_input(&opts.patch, Role::Text, "--patch")?;
-    let bad_patch = |problem| {
-        Error::Input(Problem::BadPatch {
-            patch: opts.patch.clone(),
-            problem,
-        })
-    };
-    let touched = tree::touched_files(&patch).map_err(bad_patch)?;
-    let touched = tree::resolve_touched(&opts.srcdir, touched).map_err(bad_patch)?;
+    let mut touched: Vec<Touched> = Vec::new();
+    let mut renames = Vec::new();
+    let mut texts = Vec::new();
+    for path in opts.patches() {
+        let patch = tree::read_input(path, Role::Text, "--patch")?;
+        let bad_patch = |problem| {
+            Error::Input(Problem::BadPatch {
+                patch: path.to_path_buf(),
+                problem,
+            })
+        };
+        let these = tree::touched_files(&patch).map_err(bad_patch)?;
+        let these = tree::resolve_touched(&opts.srcdir, these).map_err(bad_patch)?;
+        renames.extend(tree::renames(&patch));
+        tree::merge_touched(&mut touched, these);
+        texts.push(patch);
+    }
     let config_path = tree::config_path(&opts.srcdir, opts.config.as_deref())?;
     let config = tree::check_config(&config_path)?;
     let name = tree::payload_name(&opts.patch, opts.name.as_deref())?;
@@ -150,10 +237,12 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
             }));
         }
     }
+    let series = (texts.len() > 1).then(|| opts.output.join(SERIES));
     let mut outputs = vec![
         opts.output.join(format!("{name}.livepatch")),
         opts.output.join("build.log"),
     ];
+    outputs.extend(series.clone());
     outputs.extend(opts.json.clone());
     for out in &outputs {
         if let Some(input) = clobbered_input(out, opts) {
@@ -164,7 +253,7 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         }
     }
     if opts.skip.is_none() {
-        tree::patch_dry_run(&opts.srcdir, &opts.patch)?;
+        tree::patches_apply(&opts.srcdir, &opts.patches(), &touched)?;
     }
     // Last, as it is the first write: the output directory.
     fs::create_dir_all(&opts.output).map_err(|source| {
@@ -181,7 +270,26 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         })
     })?;
     let _ = fs::remove_file(&probe);
+    let lock = lock_output(&opts.output)?;
+    // Several patches are applied as one series, in the order given.
+    let apply = match series {
+        Some(series) => {
+            let mut all = Vec::new();
+            for text in &texts {
+                all.extend_from_slice(text);
+                if !all.ends_with(b"\n") {
+                    all.push(b'\n');
+                }
+            }
+            build::write_file(&series, &all)?;
+            series
+        }
+        None => opts.patch.clone(),
+    };
     Ok(Checked {
+        apply,
+        lock: Some(lock),
+        renames,
         touched,
         config,
         name,
@@ -318,6 +426,8 @@ impl ObjectsRecord {
 pub struct Stages {
     /// The payload's name (check).
     pub name: Option<String>,
+    /// Every patch, in the order applied (the options).
+    pub patches: Vec<PathBuf>,
     /// The build recipe (`upstream`, `debian`), once the build is configured.
     pub recipe: Option<String>,
     /// The base stage (not run with `--skip`).
@@ -395,13 +505,25 @@ fn run(
     opts: &BuildOptions,
     progress: &mut Progress,
     stages: &mut Stages,
+    lock: &mut Option<OutputLock>,
 ) -> Result<BuildResult, Error> {
-    let checked = progress.stage("check", None, || {
+    stages.patches = opts.patches().into_iter().map(Path::to_path_buf).collect();
+    let mut checked = progress.stage("check", None, || {
         let c = check(opts)?;
         let detail = format!("{} file(s) touched, payload {}", c.touched.len(), c.name);
         Ok((c, detail))
     })?;
+    *lock = checked.lock.take();
     stages.name = Some(checked.name.clone());
+    // The name holds a payload only when this run ends with one, and the
+    // report only says how this run ended: a previous run's are removed
+    // now, so a failure (or a kill) leaves neither looking valid.
+    let payload = opts.output.join(format!("{}.livepatch", checked.name));
+    for stale in std::iter::once(&payload).chain(opts.json.as_ref()) {
+        if fs::symlink_metadata(stale).is_ok() {
+            fs::remove_file(stale).map_err(|e| Error::io(stale, e))?;
+        }
+    }
     // Type-size probes are kept per base, beside the base builds.
     abi::probe::set_cache_dir(Some(checked.cache.join("probe")));
     let out = &opts.output;
@@ -457,12 +579,20 @@ fn run(
             full_make_reason: patched.full_make_reason.clone(),
             recompiled: patched.recompiled.clone(),
         });
+        let (changed, new) = pair_renamed(
+            &checked.renames,
+            &base.xen_dir(),
+            &objects_dir,
+            patched.changed,
+            patched.new,
+            &log,
+        )?;
         let record = ObjectsRecord {
             base_key: base.key.clone(),
             xen_syms: base.xen_syms.clone(),
             base_tree: base.tree.clone(),
-            changed: patched.changed,
-            new: patched.new,
+            changed,
+            new,
         };
         record.save(&objects_dir.join("list"))?;
         record
@@ -575,28 +705,27 @@ fn run(
     });
     let (depends, xen_depends) = (deps.depends.clone(), deps.xen_depends.clone());
 
-    // Link.
-    let payload = out.join(format!("{}.livepatch", checked.name));
+    // Link, into the scratch directory: the payload gets its name only
+    // once it passed verify.
+    let unverified = out.join("link").join(format!("{}.livepatch", checked.name));
+    let shipped: Vec<String> = objects
+        .iter()
+        .filter(|o| o.new_object || !o.changed_functions.is_empty() || !o.new_functions.is_empty())
+        .map(|o| o.object.clone())
+        .collect();
     let build_id = progress.stage("link", Some(&log), || {
         let job = LinkJob {
             inputs: &outputs,
             work: &out.join("link"),
-            payload: &payload,
+            payload: &unverified,
             abi,
             depends: &depends,
             xen_depends: &xen_depends,
             strip: opts.strip,
         };
         let id = link::link(&job, &log)?;
-        Ok((
-            id.clone(),
-            format!("{} (build-id {})", payload.display(), to_hex(&id)),
-        ))
+        Ok((id.clone(), format!("build-id {}", to_hex(&id))))
     })?;
-    stages.linked = Some(Linked {
-        payload: payload.clone(),
-        build_id: build_id.clone(),
-    });
 
     // Verify.
     let verified = progress.stage("verify", Some(&log), || {
@@ -605,23 +734,32 @@ fn run(
             Some(given) => Target::Load(given),
             None => Target::Loaded(&syms),
         };
+        driver_checks(&unverified, &shipped, abi)?;
         let report = verify_payload(
-            &payload,
-            abi,
+            &unverified,
             opts.replace,
             target,
             &xen_tree,
             checked.depends.as_deref(),
             checked.xen_depends.as_deref(),
         )?;
+        fs::rename(&unverified, &payload).map_err(|e| Error::io(&payload, e))?;
         let msg = format!("passes the {}", report.checked_against());
         Ok((report, msg))
     })?;
     stages.verified = Some(verified);
+    stages.linked = Some(Linked {
+        payload: payload.clone(),
+        build_id: build_id.clone(),
+    });
 
     if !opts.debug {
         let _ = fs::remove_dir_all(&work);
         let _ = fs::remove_dir_all(out.join("link"));
+    }
+    // What the payload does, for the person reviewing the build.
+    for line in what_it_patches(&objects, &diff_dir) {
+        progress.note(Some(&log), &line);
     }
     Ok(BuildResult {
         payload,
@@ -645,6 +783,79 @@ fn run(
     })
 }
 
+/// A source file the patch renames builds an object under the new name,
+/// which the patched build finds "new" while the original's object left
+/// the link: linked whole, it would define the running hypervisor's
+/// symbols a second time and patch nothing. Each such new object is
+/// diffed against its original instead (the original's copy is kept under
+/// the new name in `objects/base/`), so the changed functions are patched
+/// under the names the running hypervisor has.
+fn pair_renamed(
+    renames: &[tree::Rename],
+    base_xen: &Path,
+    objects_dir: &Path,
+    mut changed: Vec<String>,
+    mut new: Vec<String>,
+    log: &Log,
+) -> Result<(Vec<String>, Vec<String>), Error> {
+    for r in renames {
+        let (Some(from), Some(to)) = (r.from_object(), r.to_object()) else {
+            continue;
+        };
+        let Some(at) = new.iter().position(|n| *n == to) else {
+            continue;
+        };
+        let original = base_xen.join(&from);
+        if !original.is_file() || changed.contains(&to) {
+            continue;
+        }
+        copy_into(&original, &objects_dir.join("base").join(&to))?;
+        new.remove(at);
+        changed.push(to.clone());
+        log.line(&format!(
+            "# {to}: built from a renamed file; diffed against {from}, its original"
+        ));
+    }
+    Ok((changed, new))
+}
+
+/// One line per patched function (a static one is named `FILE#sym`, as
+/// the running hypervisor names it), per new function, and per function
+/// of a new object (read from its linked copy in `diff_dir`).
+fn what_it_patches(objects: &[ObjectDiff], diff_dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for o in objects {
+        for f in &o.changed_functions {
+            lines.push(format!("patched function: {} ({})", f.name, o.object));
+        }
+        for f in &o.new_functions {
+            lines.push(format!("new function: {f} ({})", o.object));
+        }
+        if o.new_object {
+            for f in defined_functions(&diff_dir.join(&o.object)) {
+                lines.push(format!("new function: {f} ({}, a new object)", o.object));
+            }
+        }
+    }
+    lines
+}
+
+/// The functions an object defines (none when it cannot be read: the
+/// lines are a summary, the payload was verified already).
+fn defined_functions(path: &Path) -> Vec<String> {
+    use object::{Object, ObjectSymbol};
+    let Ok(data) = fs::read(path) else {
+        return Vec::new();
+    };
+    let Ok(file) = object::File::parse(&*data) else {
+        return Vec::new();
+    };
+    file.symbols()
+        .filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition())
+        .filter_map(|s| s.name().ok().filter(|n| !n.is_empty()).map(str::to_string))
+        .collect()
+}
+
 /// The base stage: the unpatched hypervisor, from the cache or built (or
 /// adopted from the user's build) and cached.
 fn base_stage(
@@ -654,6 +865,7 @@ fn base_stage(
     progress: &mut Progress,
     log: &Log,
 ) -> Result<BaseBuild, Error> {
+    let show = progress.show();
     progress.stage("base", Some(log), || {
         let started = std::time::Instant::now();
         let key = build::base_key(&opts.srcdir, &checked.config, make, &checked.cache)?;
@@ -661,6 +873,16 @@ fn base_stage(
             "# cache key {key}: {:.1} ms",
             started.elapsed().as_secs_f64() * 1e3
         ));
+        // The one long step of a first run: say so, then show how far it is.
+        let _watch = (!build::has_base(&checked.cache, &key)).then(|| {
+            let total = tree::estimate_objects(
+                &opts.srcdir,
+                &checked.config,
+                xsplice_target::x86::ARCH_DIR,
+            );
+            show.say(log, &first_build_notice(total, make.jobs));
+            show.watch_compiles(log, "base", total)
+        });
         let base = build::ensure_base(
             &checked.cache,
             &key,
@@ -680,6 +902,26 @@ fn base_stage(
         };
         Ok((base, detail))
     })
+}
+
+/// Compile seconds per object of a Xen base build, on one CPU (Xen 4.17
+/// defconfig: about 450 objects in 136 s with 2 CPUs), for the notice.
+const SECONDS_PER_OBJECT: f64 = 0.6;
+
+/// What a first run says before the base build: it happens once per
+/// tree, and about how long it takes.
+fn first_build_notice(objects: u64, jobs: usize) -> String {
+    let secs = objects as f64 * SECONDS_PER_OBJECT / jobs.max(1) as f64;
+    let about = if secs < 60.0 {
+        "under a minute".to_string()
+    } else {
+        format!("about {} min", (secs / 60.0).round().max(1.0))
+    };
+    format!(
+        "base: no cached build of this tree yet: building it once (about {objects} objects, \
+         {about} with {jobs} job(s); less when the tree's own build can be reused); later \
+         patches against this tree reuse it"
+    )
 }
 
 /// The diff on every changed object, then the type-layout check; every
@@ -825,7 +1067,7 @@ fn patched_stage(
     let result = build::patched_build(
         base,
         &tree.path,
-        &opts.patch,
+        &checked.apply,
         &checked.touched,
         &opts.srcdir,
         make,
@@ -996,14 +1238,12 @@ fn same_loaded_image(a: &Path, b: &Path) -> bool {
 /// `--xen-depends`) or the defaults.
 fn verify_payload(
     payload: &Path,
-    abi: Abi,
     replace: bool,
     target: Target,
     xen_tree: &Path,
     depends: Option<&[u8]>,
     xen_depends: Option<&[u8]>,
 ) -> Result<crate::verify::VerifyReport, Error> {
-    driver_checks(payload, abi)?;
     // The base tree: a distro's xen-syms has no DWARF for the entry sizes.
     let mut verifier = match target {
         Target::Load(path) => crate::verify::Verifier::with_tree(path, &[], Some(xen_tree)),
@@ -1041,9 +1281,11 @@ fn verify_payload(
 }
 
 /// What the driver decides beyond the loader's rules (those, the REPLACE
-/// action's included, are all in `verify`): nothing to patch is "no
-/// change" (exit 3). An unreadable payload is left to `verify`.
-fn driver_checks(payload: &Path, abi: Abi) -> Result<(), Error> {
+/// action's included, are all in `verify`): a payload with nothing to
+/// patch fails, naming what the diff found to ship (`shipped`); it is never
+/// "no change", as the diff did find a change. An unreadable payload is
+/// left to `verify`.
+fn driver_checks(payload: &Path, shipped: &[String], abi: Abi) -> Result<(), Error> {
     use object::{Object, ObjectSection};
     let data = crate::tree::read_input(payload, Role::Payload, "payload").map_err(|e| match e {
         Error::Input(p) => Error::Verify(VerifyFailure::Input(p)),
@@ -1065,7 +1307,10 @@ fn driver_checks(payload: &Path, abi: Abi) -> Result<(), Error> {
         .filter(|h| !count(h).is_empty())
         .collect();
     if funcs.is_empty() && hooks.is_empty() {
-        return Err(Error::NoChange { init_only: vec![] });
+        return Err(Error::Verify(VerifyFailure::NothingToPatch {
+            payload: payload.to_path_buf(),
+            objects: shipped.to_vec(),
+        }));
     }
     Ok(())
 }

@@ -41,7 +41,8 @@ pub enum Problem {
         patch: PathBuf,
         problem: PatchProblem,
     },
-    /// `patch --dry-run` fails; `why` is patch's own explanation.
+    /// The patch does not apply (to a scratch copy of the files it
+    /// touches, after the patches before it); `why` is patch's own explanation.
     PatchDoesNotApply {
         patch: PathBuf,
         tree: PathBuf,
@@ -83,6 +84,14 @@ pub enum Problem {
     /// The output directory cannot be written to.
     OutputDirNotWritable {
         dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// Another run holds the output directory's lock.
+    OutputDirBusy { dir: PathBuf },
+    /// The output directory's lock could not be taken (not a busy lock:
+    /// the file system refused it).
+    OutputDirLock {
+        lock: PathBuf,
         source: std::io::Error,
     },
     /// `--xen-syms` has no build-id note.
@@ -284,6 +293,16 @@ impl fmt::Display for Problem {
                 f,
                 "{}: output directory is not writable: {source}",
                 dir.display()
+            ),
+            OutputDirBusy { dir } => write!(
+                f,
+                "another run is using {}: wait for it to end or choose another --output",
+                dir.display()
+            ),
+            OutputDirLock { lock, source } => write!(
+                f,
+                "{}: cannot lock the output directory: {source}",
+                lock.display()
             ),
             XenSymsNoBuildId { path } => write!(
                 f,

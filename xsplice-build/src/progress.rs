@@ -2,11 +2,13 @@
 //! build log that collects every command's output.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::{Error, StageTime};
 
@@ -109,12 +111,164 @@ pub struct Progress {
     pub timings: Vec<StageTime>,
 }
 
+/// How a long step shows how far it is: a bar on a terminal, a plain line
+/// every [`PLAIN_EVERY`] otherwise (a log, a CI job), nothing with `-q`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    Bar,
+    Lines,
+    Nothing,
+}
+
+/// How often a plain progress line is printed when stderr is not a terminal.
+pub const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+impl Show {
+    /// For this process: from `-q` and whether stderr is a terminal.
+    pub fn for_stderr(quiet: bool) -> Show {
+        if quiet {
+            Show::Nothing
+        } else if std::io::stderr().is_terminal() {
+            Show::Bar
+        } else {
+            Show::Lines
+        }
+    }
+
+    /// A line before a long step (nothing with `-q`).
+    pub fn say(self, log: &Log, text: &str) {
+        log.line(&format!("# {text}"));
+        if self != Show::Nothing {
+            eprintln!("xsplice-build: {text}");
+        }
+    }
+
+    /// Follow the compiles `log` records from now on, against an
+    /// estimated `total`, until the returned watch is dropped.
+    pub fn watch_compiles(self, log: &Log, stage: &'static str, total: u64) -> Option<Watch> {
+        if self == Show::Nothing {
+            return None;
+        }
+        let mut file = File::open(log.path()).ok()?;
+        file.seek(SeekFrom::End(0)).ok()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || follow(file, self, stage, total, &stopped));
+        Some(Watch {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A running progress display; dropping it ends the display.
+pub struct Watch {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Whether a build-log line is one compile: kbuild's quiet `  CC      x.o`
+/// / `  AS      x.o`, or a compiler command line (`... -c x.c -o x.o`).
+pub fn is_compile_line(line: &str) -> bool {
+    let t = line.trim();
+    match t.split_whitespace().next() {
+        Some("CC" | "AS") => true,
+        _ => t.contains(" -c ") && t.ends_with(".o"),
+    }
+}
+
+/// `1 min 30 s`, `45 s`.
+fn duration_text(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+fn follow(mut file: File, show: Show, stage: &'static str, total: u64, stop: &AtomicBool) {
+    let start = Instant::now();
+    let bar = (show == Show::Bar).then(|| {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        // Short enough for an 80-column terminal with 4-digit counts.
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+            "{stage}: [{{bar:20}}] {{pos}}/{{len}} objects, {{elapsed}} elapsed, about {{eta}} left"
+        )) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    });
+    let mut compiled: u64 = 0;
+    let mut partial = String::new();
+    let mut last_line = Instant::now();
+    let mut buf = Vec::new();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        buf.clear();
+        if file.read_to_end(&mut buf).is_ok() && !buf.is_empty() {
+            partial.push_str(&String::from_utf8_lossy(&buf));
+            while let Some(end) = partial.find('\n') {
+                if is_compile_line(&partial[..end]) {
+                    compiled += 1;
+                }
+                partial.drain(..=end);
+            }
+        }
+        // The estimate may fall short: the count never runs past it.
+        let total = total.max(compiled);
+        match &bar {
+            Some(bar) => {
+                bar.set_length(total);
+                bar.set_position(compiled);
+            }
+            None if last_line.elapsed() >= PLAIN_EVERY && !stopping => {
+                last_line = Instant::now();
+                let elapsed = start.elapsed();
+                let left = (compiled > 0)
+                    .then(|| elapsed.mul_f64((total - compiled) as f64 / compiled as f64));
+                eprintln!(
+                    "xsplice-build: {stage}: {compiled}/{total} objects compiled, {} elapsed{}",
+                    duration_text(elapsed),
+                    left.map(|l| format!(", about {} left", duration_text(l)))
+                        .unwrap_or_default()
+                );
+            }
+            None => {}
+        }
+        if stopping {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}
+
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
         Progress {
             quiet,
             timings: Vec::new(),
         }
+    }
+
+    /// How this run shows a long step's progress.
+    pub fn show(&self) -> Show {
+        Show::for_stderr(self.quiet)
     }
 
     /// A warning: something the user must know about a payload that was
@@ -124,6 +278,17 @@ impl Progress {
             log.line(&format!("warning: {text}"));
         }
         eprintln!("xsplice-build: warning: {text}");
+    }
+
+    /// A line of the run's summary (what the payload patches): in the
+    /// log, and on stderr unless quiet.
+    pub fn note(&self, log: Option<&Log>, text: &str) {
+        if let Some(log) = log {
+            log.line(text);
+        }
+        if !self.quiet {
+            eprintln!("xsplice-build: {text}");
+        }
     }
 
     /// Run one stage; `f` returns its value and a one-line summary.
@@ -156,5 +321,34 @@ impl Progress {
             eprintln!("xsplice-build: {line}");
         }
         result.map(|(v, _)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compiles as kbuild prints them quietly and as a plain Makefile
+    /// echoes them; host tools, links and generated files are not counted.
+    #[test]
+    fn compile_lines_are_counted() {
+        for yes in [
+            "  CC      common/version.o",
+            "  AS      arch/x86/entry.o",
+            "gcc -O2 -c common/kernel.c -o common/kernel.o",
+        ] {
+            assert!(is_compile_line(yes), "{yes}");
+        }
+        for no in [
+            "  HOSTCC  tools/kconfig/conf.o",
+            "  LD      prelink.o",
+            "  GEN     arch/x86/include/asm/asm-offsets.h",
+            "ld --build-id=sha1 -o xen-syms common/kernel.o",
+            "",
+        ] {
+            assert!(!is_compile_line(no), "{no}");
+        }
+        assert_eq!(duration_text(Duration::from_secs(95)), "1 min 35 s");
+        assert_eq!(duration_text(Duration::from_secs(7)), "7 s");
     }
 }

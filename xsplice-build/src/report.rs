@@ -27,6 +27,7 @@ struct Document<'a> {
     error: Option<String>,
     compiler_error: Option<CompilerErrorJson<'a>>,
     name: Option<&'a str>,
+    patches: Vec<String>,
     payload: Option<String>,
     abi: Option<&'static str>,
     xen_version: Option<String>,
@@ -138,6 +139,7 @@ impl Report<'_> {
                 }
             }),
             name: st.name.as_deref(),
+            patches: st.patches.iter().map(|p| p.display().to_string()).collect(),
             payload: st.linked.as_ref().map(|l| l.payload.display().to_string()),
             abi: st.abi.map(|a| a.name()),
             xen_version: st
@@ -347,6 +349,7 @@ mod tests {
             "error",
             "compiler_error",
             "name",
+            "patches",
             "payload",
             "abi",
             "xen_version",

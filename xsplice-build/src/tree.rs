@@ -136,10 +136,129 @@ pub fn touched_files(patch: &[u8]) -> Result<Vec<Touched>, PatchProblem> {
     Ok(out)
 }
 
+/// A file a git patch renames (`rename from` / `rename to`, paths from
+/// the top of the tree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rename {
+    pub from: PathBuf,
+    pub to: PathBuf,
+}
+
+impl Rename {
+    /// The hypervisor object built from `from` (`xen/common/a.c` →
+    /// `common/a.o`), when it is a source the build compiles.
+    pub fn from_object(&self) -> Option<String> {
+        object_of(&self.from)
+    }
+    pub fn to_object(&self) -> Option<String> {
+        object_of(&self.to)
+    }
+}
+
+fn object_of(source: &Path) -> Option<String> {
+    let rel = source.strip_prefix("xen").ok()?;
+    let ext = rel.extension()?;
+    (ext == "c" || ext == "S").then(|| rel.with_extension("o").to_string_lossy().into_owned())
+}
+
+/// The renames a git patch declares, in order.
+pub fn renames(patch: &[u8]) -> Vec<Rename> {
+    let text = String::from_utf8_lossy(patch);
+    let mut out = Vec::new();
+    let mut from: Option<PathBuf> = None;
+    for line in text.lines() {
+        if line.starts_with("diff --git ") {
+            from = None;
+        } else if let Some(f) = line.strip_prefix("rename from ") {
+            from = Some(PathBuf::from(header_path(f)));
+        } else if let Some(t) = line.strip_prefix("rename to ") {
+            if let Some(from) = from.take() {
+                out.push(Rename {
+                    from,
+                    to: PathBuf::from(header_path(t)),
+                });
+            }
+        }
+    }
+    out
+}
+
 fn header_path(rest: &str) -> String {
     // "a/xen/common/x.c\t2016-01-01 ..." : the name ends at a tab.
     let name = rest.split('\t').next().unwrap_or(rest).trim_end();
     name.trim_matches('"').to_string()
+}
+
+/// About how many objects a base build of `srcdir` compiles, for its
+/// progress display: the objects kbuild's lists name under `xen/`
+/// (`obj-y`, `obj-bin-y`, `lib-y`, and `obj-$(CONFIG_X)` for each option
+/// `config` enables), other architectures' directories left out; for a
+/// tree without such lists, its C and assembly sources. An estimate:
+/// Makefiles of disabled subdirectories still count.
+pub fn estimate_objects(srcdir: &Path, config: &[u8], arch: &str) -> u64 {
+    let config = String::from_utf8_lossy(config);
+    let enabled = |cond: &str| match cond {
+        "y" => true,
+        _ => cond
+            .strip_prefix("$(")
+            .and_then(|c| c.strip_suffix(')'))
+            .is_some_and(|opt| config.lines().any(|l| l.strip_prefix(opt) == Some("=y"))),
+    };
+    let xen = srcdir.join("xen");
+    let (mut listed, mut sources) = (0u64, 0u64);
+    let walk = walkdir::WalkDir::new(&xen).into_iter().filter_entry(|e| {
+        let rel = e.path().strip_prefix(&xen).unwrap_or(e.path());
+        let mut parts = rel.components();
+        match (parts.next(), parts.next()) {
+            (Some(Component::Normal(top)), Some(Component::Normal(a))) if top == "arch" => {
+                a == arch
+            }
+            (Some(Component::Normal(top)), _) => top != "tools",
+            _ => true,
+        }
+    });
+    for entry in walk.flatten().filter(|e| e.file_type().is_file()) {
+        let name = entry.file_name().to_string_lossy();
+        if name.ends_with(".c") || name.ends_with(".S") {
+            sources += 1;
+        }
+        if name != "Makefile" {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        for line in text.replace("\\\n", " ").lines() {
+            let Some((lhs, rhs)) = line.split_once('=') else {
+                continue;
+            };
+            let lhs = lhs.trim_end_matches([' ', '\t', '+', ':']);
+            let cond = ["obj-bin-", "lib-bin-", "obj-", "lib-"]
+                .iter()
+                .find_map(|p| lhs.strip_prefix(p));
+            if cond.is_some_and(enabled) {
+                listed += rhs.split_whitespace().filter(|w| w.ends_with(".o")).count() as u64;
+            }
+        }
+    }
+    if listed > 0 {
+        listed
+    } else {
+        sources
+    }
+}
+
+/// Add the files of a later patch of a series to those of the earlier
+/// ones: a file any of them creates or deletes stays so (the build then
+/// treats it as such).
+pub fn merge_touched(all: &mut Vec<Touched>, more: Vec<Touched>) {
+    for t in more {
+        match all.iter_mut().find(|a| a.path == t.path) {
+            Some(a) if a.touch == Touch::Modified => a.touch = t.touch,
+            Some(_) => {}
+            None => all.push(t),
+        }
+    }
 }
 
 /// Strip the first component (`-p1`), refusing names that leave the tree.
@@ -229,10 +348,37 @@ fn canonicalize_existing(path: &Path) -> std::io::Result<PathBuf> {
     Ok(out)
 }
 
-/// `patch --dry-run` against `dir`; `Err` carries patch's own explanation.
-pub fn patch_dry_run(dir: &Path, patch: &Path) -> Result<(), Error> {
+/// Whether `patches` apply to `srcdir`, in order, as the patched build
+/// will apply them: each is applied for real to a scratch copy of the
+/// files they touch (`touched`), so a file patched twice (a series in one
+/// file, or in several) is checked against what the earlier patch made
+/// of it, which `patch --dry-run` cannot do. The tree is only read.
+pub fn patches_apply(srcdir: &Path, patches: &[&Path], touched: &[Touched]) -> Result<(), Error> {
+    let scratch = tempfile::Builder::new()
+        .prefix("xsplice-build-patch-check.")
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    for t in touched {
+        let from = srcdir.join(&t.path);
+        if !from.is_file() {
+            continue;
+        }
+        let to = scratch.path().join(&t.path);
+        if let Some(dir) = to.parent() {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        fs::copy(&from, &to).map_err(|e| Error::io(&to, e))?;
+    }
+    for patch in patches {
+        apply(scratch.path(), patch, srcdir)?;
+    }
+    Ok(())
+}
+
+/// `patch` applied in `dir`; `Err` carries patch's own explanation,
+/// naming `tree` (the user's tree, of which `dir` holds a copy).
+fn apply(dir: &Path, patch: &Path, tree: &Path) -> Result<(), Error> {
     let out = patch_command(dir, patch)
-        .arg("--dry-run")
         .stdin(Stdio::null())
         .output()
         .map_err(|source| {
@@ -254,7 +400,7 @@ pub fn patch_dry_run(dir: &Path, patch: &Path) -> Result<(), Error> {
         .join("; ");
     Err(Error::Input(Problem::PatchDoesNotApply {
         patch: patch.to_path_buf(),
-        tree: dir.to_path_buf(),
+        tree: tree.to_path_buf(),
         why,
     }))
 }
@@ -688,6 +834,67 @@ rename from xen/common/a.c\nrename to xen/common/b.c\n";
                 path: "xen/common/b.c".into(),
                 touch: Touch::Created
             }
+        );
+    }
+
+    /// The base build's object estimate reads kbuild's lists with the
+    /// options `.config` enables, this architecture's directory only; a
+    /// tree without lists counts its sources (xenlike: 5 C files, 5
+    /// objects). Xen 4.17 defconfig: 402 estimated, 409 compiled.
+    #[test]
+    fn base_build_objects_are_estimated_from_kbuild_lists() {
+        let t = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = t.path().join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        };
+        w(
+            "xen/common/Makefile",
+            "obj-y += a.o b.o \\\n\tc.o\nobj-$(CONFIG_ON) += d.o\nobj-$(CONFIG_OFF) += e.o\n\
+             obj-bin-y += f.init.o\nlib-y += g.o\nobj-y += sched/\n",
+        );
+        w("xen/arch/x86/Makefile", "obj-y += h.o\n");
+        w("xen/arch/arm/Makefile", "obj-y += i.o j.o\n");
+        w("xen/tools/Makefile", "obj-y += k.o\n");
+        let config = b"CONFIG_ON=y\n# CONFIG_OFF is not set\n";
+        assert_eq!(estimate_objects(t.path(), config, "x86"), 7);
+        let xenlike = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/xenlike");
+        assert_eq!(estimate_objects(&xenlike, b"", "x86"), 5);
+    }
+
+    /// git's rename lines, with the objects they build; a series merges
+    /// its files, a creation or deletion winning over a modification.
+    #[test]
+    fn renames_and_series_files() {
+        let patch = b"diff --git a/xen/common/sched.c b/xen/common/scheduler.c\n\
+            similarity index 64%\nrename from xen/common/sched.c\nrename to xen/common/scheduler.c\n\
+            diff --git a/docs/a.txt b/docs/b.txt\nrename from docs/a.txt\nrename to docs/b.txt\n";
+        let r = renames(patch);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].from_object().as_deref(), Some("common/sched.o"));
+        assert_eq!(r[0].to_object().as_deref(), Some("common/scheduler.o"));
+        assert_eq!(r[1].to_object(), None);
+        let t = |p: &str, touch| Touched {
+            path: p.into(),
+            touch,
+        };
+        let mut all = vec![t("a", Touch::Modified), t("b", Touch::Created)];
+        merge_touched(
+            &mut all,
+            vec![
+                t("a", Touch::Deleted),
+                t("b", Touch::Modified),
+                t("c", Touch::Modified),
+            ],
+        );
+        assert_eq!(
+            all,
+            [
+                t("a", Touch::Deleted),
+                t("b", Touch::Created),
+                t("c", Touch::Modified)
+            ]
         );
     }
 

@@ -1291,3 +1291,394 @@ fn compile_errors_are_quoted() {
         Value::Null
     );
 }
+
+/// Issue 19 item 2: a git rename of a source file with a change in it
+/// (the Makefile follows). The renamed file's object is diffed against
+/// its original, so the changed function is patched under the name the
+/// running hypervisor has; before, the new object was linked whole (its
+/// symbols already Xen's, nothing to patch) and the run ended "no change".
+#[test]
+fn renamed_source_file_is_diffed_against_its_original() {
+    let s = Scratch::new();
+    let patch = s.patch("rename", xenlike_patch!("rename-sched"));
+    let out = s.out("rename");
+    let r = build_payload(&s.opts(&patch, &out)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(function_names(&r), ["sched_pick"]);
+    let report = json(&out.with_extension("json"));
+    assert_eq!(report["result"], "built", "{report:#}");
+    assert_eq!(
+        report["changed_objects"],
+        serde_json::json!(["common/scheduler.o"]),
+        "{report:#}"
+    );
+    assert_eq!(report["new_objects"], serde_json::json!([]), "{report:#}");
+    let data = fs::read(&r.payload).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    // Only the changed function is defined, nothing else of the object.
+    let defined: Vec<&str> = file
+        .symbols()
+        .filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition())
+        .filter_map(|s| s.name().ok())
+        .collect();
+    assert_eq!(defined, ["sched_pick"], "{defined:?}");
+}
+
+/// Issue 18's rule and issue 19 item 3: a payload the diff found code
+/// for, but which patches nothing (a new file nothing calls), fails the
+/// build (exit 1, naming the object); it is never "no change" (exit 3),
+/// and no payload is left under its name nor named in the report.
+#[test]
+fn payload_that_patches_nothing_is_an_error_and_is_not_kept() {
+    let s = Scratch::new();
+    let patch = s.patch("uncalled", xenlike_patch!("new-file-uncalled"));
+    let out = s.out("uncalled");
+    let o = s.run_with_report(&patch, &out);
+    assert_exit(&o, 1);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("patches no function") && stderr.contains("common/extra.o"),
+        "{stderr}"
+    );
+    assert!(!out.join("uncalled.livepatch").exists());
+    let report = json(&out.with_extension("json"));
+    assert_eq!(report["result"], "error", "{report:#}");
+    assert_eq!(report["payload"], Value::Null, "{report:#}");
+    assert_eq!(report["payload_build_id"], Value::Null, "{report:#}");
+    let e = build_payload(&s.opts(&patch, &s.out("lib"))).unwrap_err();
+    assert!(
+        matches!(&e, Error::Verify(VerifyFailure::NothingToPatch { objects, .. })
+            if objects == &["common/extra.o".to_string()]),
+        "{e:?}"
+    );
+}
+
+/// Issue 19 item 3: a run into a directory holding an earlier run's
+/// payload and report leaves neither when it does not end with a payload,
+/// whether it fails or is killed; its report says how it ended.
+#[test]
+fn a_run_without_a_payload_leaves_none_of_an_earlier_run() {
+    let s = Scratch::new();
+    let out = s.out("stale");
+    let good = s.patch("good", KERNEL_PATCH);
+    let broken = s.patch("broken", xenlike_patch!("compile-error"));
+    let payload = out.join("fix.livepatch");
+    let report = out.with_extension("json");
+    let named = |patch: &Path, extra: &[&str]| {
+        let mut args = vec!["--name", "fix", "--json", report.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        s.command(patch, &out, &args)
+    };
+    let o = named(&good, &[]).output().unwrap();
+    assert_exit(&o, 0);
+    assert!(payload.is_file());
+
+    // A failed run: no payload under the name, the report says "error".
+    let o = named(&broken, &[]).output().unwrap();
+    assert_exit(&o, 1);
+    assert!(!payload.exists(), "the earlier run's payload is left");
+    assert_eq!(json(&report)["result"], "error");
+
+    // A killed run: neither the earlier payload nor its report is left.
+    let o = named(&good, &[]).output().unwrap();
+    assert_exit(&o, 0);
+    let mut child = named(&broken, &[])
+        .env("XENLIKE_SLOW", "5")
+        .spawn()
+        .unwrap();
+    wait_for("the run to begin", || !payload.exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!payload.exists(), "the earlier run's payload is left");
+    assert!(!report.exists(), "the earlier run's report is left");
+}
+
+/// Issue 19 item 5: a second run into an output directory in use is
+/// refused at once, typed, saying so; the lock goes with the first run.
+#[test]
+fn a_busy_output_directory_is_refused() {
+    let s = Scratch::new();
+    let patch = s.patch("kernel-fix", KERNEL_PATCH);
+    let out = s.out("busy");
+    fs::create_dir_all(&out).unwrap();
+    let lock = fs::File::create(out.join(xsplice_build::pipeline::LOCK_FILE)).unwrap();
+    lock.lock().unwrap();
+    let o = s.run(&patch, &out, &[]);
+    assert_exit(&o, 1);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(&format!("another run is using {}", out.display())),
+        "{stderr}"
+    );
+    let e = build_payload(&s.opts(&patch, &out)).unwrap_err();
+    assert!(
+        matches!(&e, Error::Input(Problem::OutputDirBusy { dir }) if *dir == out),
+        "{e:?}"
+    );
+    // The report belongs to the run holding the directory: none written.
+    assert!(!out.with_extension("json").exists());
+    drop(lock);
+    assert_exit(&s.run(&patch, &out, &[]), 0);
+    // Two real runs: the one that finds the directory busy is refused.
+    let slow = |extra: &str| {
+        s.command(&patch, &out, &["--name", extra])
+            .env("XENLIKE_SLOW", "2")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = slow("one");
+    wait_for("the first run to lock", || {
+        fs::File::open(out.join(xsplice_build::pipeline::LOCK_FILE))
+            .map(|f| f.try_lock().is_err())
+            .unwrap_or(false)
+    });
+    let second = slow("two").wait_with_output().unwrap();
+    assert_exit(&second, 1);
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another run is using"));
+    assert_exit(&first.wait_with_output().unwrap(), 0);
+}
+
+/// Issue 19 item 11: the end of a run names each patched function and
+/// each new one (with its object); `-q` prints nothing.
+#[test]
+fn the_run_names_what_the_payload_patches() {
+    let s = Scratch::new();
+    let loud = |patch: &Path, out: &Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
+            .arg("-s")
+            .arg(s.src())
+            .arg("-p")
+            .arg(patch)
+            .arg("-o")
+            .arg(out)
+            .arg("--cache-dir")
+            .arg(s.cache())
+            .output()
+            .unwrap();
+        assert_exit(&o, 0);
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let err = loud(&s.patch("k", KERNEL_PATCH), &s.out("k"));
+    assert!(
+        err.contains("xsplice-build: patched function: do_kernel_op (common/kernel.o)\n"),
+        "{err}"
+    );
+    let err = loud(&s.patch("n", NEW_FILE_PATCH), &s.out("n"));
+    for line in [
+        "patched function: sched_pick (common/sched.o)",
+        "new function: extra_check (common/extra.o, a new object)",
+    ] {
+        assert!(err.contains(line), "{line}:\n{err}");
+    }
+    let o = s.run(&s.patch("q", KERNEL_PATCH), &s.out("q"), &[]);
+    assert_exit(&o, 0);
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Issue 19 item 9: an XSA as it ships, several files: `-p` given more
+/// than once applies them in order into one payload, each named in the
+/// report; the same series in one file (`git format-patch --stdout`,
+/// which `patch --dry-run` refused: its second patch changes what the
+/// first made) gives the same payload; a patch followed by its reverse
+/// is no change.
+#[test]
+fn several_patches_and_a_series_in_one_file_apply_in_order() {
+    let s = Scratch::new();
+    let parts = [
+        xsplice_build_patch("series-kernel-1"),
+        xsplice_build_patch("series-kernel-2"),
+    ];
+    let out = s.out("parts");
+    let report = out.with_extension("json");
+    let o = s.run(
+        &parts[0],
+        &out,
+        &[
+            "-p",
+            parts[1].to_str().unwrap(),
+            "--name",
+            "xsa",
+            "--json",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&o, 0);
+    let r = json(&report);
+    let named: Vec<&str> = r["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        named,
+        [parts[0].to_str().unwrap(), parts[1].to_str().unwrap()],
+        "{r:#}"
+    );
+    entry(&r, "functions", &[("name", "do_kernel_op")]);
+    let series = xsplice_build_patch("series-kernel");
+    let one = s.out("one");
+    let o = s.run(&series, &one, &["--name", "xsa"]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        fs::read(out.join("xsa.livepatch")).unwrap(),
+        fs::read(one.join("xsa.livepatch")).unwrap(),
+        "a series in one file and in two give different payloads"
+    );
+    // Only the first part: another payload (the second part counted).
+    let first = s.out("first");
+    assert_exit(&s.run(&parts[0], &first, &["--name", "xsa"]), 0);
+    assert_ne!(
+        fs::read(first.join("xsa.livepatch")).unwrap(),
+        fs::read(one.join("xsa.livepatch")).unwrap()
+    );
+
+    // A patch and its reverse, in one file: what patch applies is no change.
+    let undo = KERNEL_PATCH.replace(
+        "-    return v * 3 + 1;\n+    return v * 5 + 1;",
+        "-    return v * 5 + 1;\n+    return v * 3 + 1;",
+    );
+    let both = s.patch("there-and-back", &format!("{KERNEL_PATCH}{undo}"));
+    let o = s.run(&both, &s.out("back"), &[]);
+    assert_exit(&o, 3);
+    // A later part that does not apply names that part.
+    let o = s.run(
+        &parts[1],
+        &s.out("bad"),
+        &["-p", parts[0].to_str().unwrap()],
+    );
+    assert_exit(&o, 1);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("series-kernel-2.diff") && stderr.contains("does not apply"),
+        "{stderr}"
+    );
+}
+
+fn xsplice_build_patch(name: &str) -> PathBuf {
+    support::xenlike_patch_file(name)
+}
+
+/// The binary on `s`'s tree with a cache of its own (so the base is
+/// built), without `-q` unless given, compiles slowed by `slow` seconds.
+fn first_run(s: &Scratch, name: &str, slow: u32, extra: &[&str]) -> Command {
+    let patch = s.patch(name, KERNEL_PATCH);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsplice-build"));
+    cmd.arg("-s")
+        .arg(s.src())
+        .arg("-p")
+        .arg(&patch)
+        .arg("-o")
+        .arg(s.out(name))
+        .arg("--cache-dir")
+        .arg(s.dir.path().join(format!("cache-{name}")))
+        .args(["-j", "1"])
+        .args(extra)
+        .env("XENLIKE_SLOW", slow.to_string());
+    cmd
+}
+
+/// Issue 19 item 8: the base build of a first run is announced (once per
+/// tree, about how long) and followed: on a pipe, a plain line every few
+/// seconds with the objects compiled of the estimate (the xenlike tree
+/// has 5); with `-q`, nothing.
+#[test]
+fn first_base_build_is_announced_and_followed_on_a_pipe() {
+    let s = Scratch::new();
+    let o = first_run(&s, "pipe", 2, &[]).output().unwrap();
+    assert_exit(&o, 0);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("xsplice-build: base: no cached build of this tree yet: building it once (about 5 objects, under a minute with 1 job(s)"),
+        "{err}"
+    );
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("/5 objects compiled"))
+        .collect();
+    assert!(!lines.is_empty(), "no progress line:\n{err}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("xsplice-build: base: ") && l.contains(" elapsed")),
+        "{err}"
+    );
+    assert!(!err.contains('\x1b') && !err.contains('\r'), "{err:?}");
+    // The notice comes before the progress, and a second run has neither.
+    let notice = err.find("no cached build").unwrap();
+    assert!(notice < err.find("/5 objects compiled").unwrap(), "{err}");
+    let o = s
+        .command(&s.patch("again", KERNEL_PATCH), &s.out("again"), &[])
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let o = first_run(&s, "quiet", 0, &["-q"]).output().unwrap();
+    assert_exit(&o, 0);
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Issue 19 item 8, on a terminal: a progress bar (drawn in place) with
+/// the objects compiled of the estimate, under `script`'s pseudo-terminal.
+#[test]
+fn first_base_build_shows_a_bar_on_a_terminal() {
+    let s = Scratch::new();
+    let cmd = first_run(&s, "tty", 1, &[]);
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let o = Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!("XENLIKE_SLOW=1 {}", line.join(" ")))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs the build on a pseudo-terminal");
+    assert_exit(&o, 0);
+    let screen = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        screen.contains("no cached build of this tree yet"),
+        "{screen:?}"
+    );
+    assert!(
+        screen.contains("base: [") && screen.contains("/5 objects, "),
+        "{screen:?}"
+    );
+    // Drawn in place (cursor control), not as a line every few seconds.
+    assert!(
+        screen.contains('\x1b') || screen.contains('\r'),
+        "{screen:?}"
+    );
+    assert!(screen.contains("tty.livepatch"), "{screen:?}");
+}
+
+/// Issue 19 item 3: a run that cannot write its report (here its folder
+/// is a file; a full disk likewise) fails, naming the report, and leaves
+/// no payload under the name: nothing looks built that did not say so.
+#[test]
+fn a_report_that_cannot_be_written_fails_the_run_and_keeps_no_payload() {
+    let s = Scratch::new();
+    let patch = s.patch("fix", KERNEL_PATCH);
+    let out = s.out("noreport");
+    let blocker = s.dir.path().join("not-a-dir");
+    fs::write(&blocker, "").unwrap();
+    let report = blocker.join("report.json");
+    let o = s.run(&patch, &out, &["--json", report.to_str().unwrap()]);
+    assert_exit(&o, 1);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains(report.to_str().unwrap()), "{stderr}");
+    assert!(!out.join("fix.livepatch").exists());
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

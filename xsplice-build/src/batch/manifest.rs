@@ -164,12 +164,12 @@ impl Manifest {
         };
         let mut base_names = BTreeSet::new();
         for b in &mut raw.bases {
-            if crate::tree::payload_name(Path::new(""), Some(&b.name)).ok() != Some(b.name.clone())
-            {
+            if !is_base_name(&b.name) {
                 return Err(invalid(
                     path,
                     format!(
-                        "base name {:?}: use letters, digits, '-' and '_' only",
+                        "base name {:?}: use letters, digits, '.', '-' and '_' only, not \
+                         starting with '.'",
                         b.name
                     ),
                 ));
@@ -364,6 +364,17 @@ impl Shard {
     }
 }
 
+/// A base name is one folder name under OUT (`bookworm-4.17`): letters,
+/// digits, `.`, `-`, `_`; never `.`/`..` nor hidden, so it cannot leave OUT
+/// or hide there.
+pub fn is_base_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
 /// Read a file's bytes once, for fingerprints.
 pub fn file_bytes(path: &Path) -> Result<Vec<u8>, BatchError> {
     fs::read(path).map_err(|e| BatchError::Io {
@@ -465,6 +476,53 @@ mod tests {
         for (text, want) in cases {
             let err = manifest(&text).unwrap_err().to_string();
             assert!(err.contains(want), "{text}\n=> {err}\n(wanted {want:?})");
+        }
+    }
+
+    #[test]
+    fn base_names_may_hold_dots_but_not_leave_out() {
+        for good in ["bookworm-4.17", "trixie_4.20.4", "b"] {
+            assert!(is_base_name(good), "{good}");
+        }
+        for bad in ["", ".", "..", ".hidden", "a/b", "a b", "x\u{e9}"] {
+            assert!(!is_base_name(bad), "{bad:?}");
+        }
+        let err =
+            manifest("[[base]]\nname = \"..\"\nsrcdir = \"/x\"\n[[patch]]\npath = \"a.diff\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("'.'"), "{err}");
+    }
+
+    /// The TOML block of a Markdown text.
+    fn toml_block(text: &str) -> String {
+        let start = text.find("```toml\n").expect("a ```toml block") + "```toml\n".len();
+        let len = text[start..].find("```").expect("the block's end");
+        text[start..start + len].to_string()
+    }
+
+    /// The manifests shown to users (docs/fleet.md, `batch --help`) are
+    /// loaded as written, with the files they name.
+    #[test]
+    fn documented_manifests_load_as_written() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/fleet.md"));
+        let help: String = super::super::AFTER_HELP
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
+            .collect();
+        for (what, text) in [("docs/fleet.md", toml_block(doc)), ("batch --help", help)] {
+            let raw: RawManifest =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+            let dir = tempfile::tempdir().unwrap();
+            for p in &raw.patches {
+                fs::write(dir.path().join(&p.path), "").unwrap();
+            }
+            let m = Manifest::check(Path::new("fleet.toml"), dir.path(), String::new(), raw)
+                .unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+            assert_eq!(m.bases[0].name, "bookworm-4.17", "{what}");
+            assert!(!m.pairs.is_empty(), "{what}");
         }
     }
 

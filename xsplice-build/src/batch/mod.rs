@@ -42,6 +42,8 @@ Manifest (TOML; JSON when the file name ends in .json), see docs/fleet.md:
   xen_syms = \"xen-syms-4.17\"     # optional: the shipped xen-syms to reproduce
   env = { XEN_BUILD_DATE = \"...\" } # optional: build strings
   [[patch]]
+  path = \"xsa-122.patch\"
+  [[patch]]
   path = \"xsa-123.patch\"
   name = \"xsa-123\"               # optional (default: from the file name)
   depends = \"xsa-122\"            # optional: stacks on that patch's payload
