@@ -308,6 +308,7 @@ pub fn decide(objects: &[(&str, &BootFacts)], is_function: &dyn Fn(&str) -> bool
     }
     let mut runtime: BTreeMap<&str, Use<'_>> = BTreeMap::new();
     let mut hooks: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut hook_functions: BTreeSet<&str> = BTreeSet::new();
     let mut patched: BTreeMap<&str, &[String]> = BTreeMap::new();
     for &(object, f) in objects {
         patched.insert(object, &f.patched);
@@ -325,6 +326,7 @@ pub fn decide(objects: &[(&str, &BootFacts)], is_function: &dyn Fn(&str) -> bool
         }
         for h in &f.hook_refs {
             hooks.entry(&h.symbol).or_default().insert(&h.hook);
+            hook_functions.insert(&h.hook);
         }
     }
     let mut verdict = Verdict::default();
@@ -342,13 +344,20 @@ pub fn decide(objects: &[(&str, &BootFacts)], is_function: &dyn Fn(&str) -> bool
                 needed = true;
                 // A new function only boot code reaches (a hook in a boot-time
                 // table): the object's patched functions rely on it running.
-                let users: Vec<&str> = if u.users.is_empty() {
+                // The hooks doing the set-up are not what relies on it.
+                let relying: Vec<&str> = u
+                    .users
+                    .iter()
+                    .copied()
+                    .filter(|f| !hook_functions.contains(f))
+                    .collect();
+                let users: Vec<&str> = if relying.is_empty() {
                     patched
                         .get(u.brought_by.unwrap_or(object))
                         .map(|p| p.iter().map(String::as_str).collect())
                         .unwrap_or_default()
                 } else {
-                    u.users.iter().copied().collect()
+                    relying
                 };
                 let users = if users.is_empty() {
                     "no patched function".to_string()
@@ -375,7 +384,7 @@ pub fn decide(objects: &[(&str, &BootFacts)], is_function: &dyn Fn(&str) -> bool
                             kind: WarningKind::BootSetupInHook,
                             symbols: vec![c.symbol.clone(), t.clone()],
                             message: format!(
-                                "{boot} sets up {t} ({what}, used by {users}); the load or apply \
+                                "{boot} sets up {t} ({what}, relied on by {users}); the load or apply \
                                  hook {} refers to {t} and is taken to do that set-up in the \
                                  running Xen: check that it does",
                                 hs.iter().copied().collect::<Vec<_>>().join(", ")
@@ -389,9 +398,9 @@ pub fn decide(objects: &[(&str, &BootFacts)], is_function: &dyn Fn(&str) -> bool
                             symbol: c.symbol.clone(),
                             section: c.section.clone(),
                             reason: format!(
-                                "{boot} refers to {t}, {what} (used by {users}); the running Xen \
-                                 ran its boot code before the payload existed and freed it, so \
-                                 {t} is never set up as {users} expect"
+                                "{boot} refers to {t}, {what} (relied on by {users}); the running \
+                                 Xen ran its boot code before the payload existed and freed it, \
+                                 so what that code does with {t} never happens there"
                             ),
                             hint: format!(
                                 "do that set-up in a load hook (templates/livepatch-hooks.h) \
