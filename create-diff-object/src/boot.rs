@@ -91,10 +91,14 @@ pub struct HookRef {
 /// The name of a symbol that means the same in every object of a build:
 /// Xen's runtime naming (`file#sym` for locals).
 fn key(obj: &Object<'_>, sym: SymbolId) -> String {
-    let s = obj.symbol(sym);
-    match (s.is_local(), obj.file_name) {
-        (true, Some(file)) => naming::local_name(file, s.name),
-        _ => s.name.to_string(),
+    key_as(obj, sym, obj.symbol(sym).name)
+}
+
+/// [`key`] for symbol `sym` under another name (a cold part's function).
+fn key_as(obj: &Object<'_>, sym: SymbolId, name: &str) -> String {
+    match (obj.symbol(sym).is_local(), obj.file_name) {
+        (true, Some(file)) => naming::local_name(file, name),
+        _ => name.to_string(),
     }
 }
 
@@ -192,8 +196,15 @@ pub fn facts(inc: &Includer<'_, '_>, plan: &Plan) -> BootFacts {
             (Role::Text, Status::Changed | Status::New)
                 if s.kind == SymKind::Func && plan.is_included(sec) =>
             {
-                let user = key(p, sid);
-                if status == Status::New {
+                // A cold part uses what its function uses, and jumps back
+                // into it: its uses are its function's.
+                let user = if is_cold_part(s.name) {
+                    let parent = s.name.split(".cold").next().unwrap_or(s.name);
+                    key_as(p, sid, parent)
+                } else {
+                    key(p, sid)
+                };
+                if status == Status::New && !is_cold_part(s.name) {
                     note(user.clone(), RuntimeKind::NewFunction, None);
                 } else if !is_cold_part(s.name) {
                     out.patched.push(user.clone());
@@ -223,7 +234,9 @@ pub fn facts(inc: &Includer<'_, '_>, plan: &Plan) -> BootFacts {
                         }
                         _ => continue,
                     };
-                    note(key(p, t), kind, Some(&user));
+                    let target = key(p, t);
+                    let by = (target != user).then_some(user.as_str());
+                    note(target, kind, by);
                 }
             }
             (Role::Data, Status::New)
