@@ -219,7 +219,11 @@ fn init_change_nothing_depends_on_is_a_warning() {
     ld_accepts(&case.out);
     assert_eq!(func_names(&p), ["runtime"]);
     assert_eq!(report.init_only_changes, ["setup_thing"]);
-    let kinds: Vec<_> = report.warnings.iter().map(|w| (w.kind, &w.symbols)).collect();
+    let kinds: Vec<_> = report
+        .warnings
+        .iter()
+        .map(|w| (w.kind, &w.symbols))
+        .collect();
     assert_eq!(
         kinds,
         [(

@@ -95,7 +95,10 @@ const KINDS: &[Kind] = &[
         kind: RefusalKind::BootSetupNotCarried,
         symbol: "boot_setup_array.c#alloc_cpu_pages",
         section: ".init.text",
-        reason: &["boot_setup_array.c#cpu_pages", "boot_setup_array.c#cpu_callback"],
+        reason: &[
+            "boot_setup_array.c#cpu_pages",
+            "boot_setup_array.c#cpu_callback",
+        ],
     },
     Kind {
         fixture: "boot_ops_hook",

@@ -415,9 +415,10 @@ fn check_case(
         }
     }
     for (kind, obj) in &case.warn {
-        let listed = report["warnings"].arr().iter().any(|w| {
-            w["kind"].as_str() == Some(kind) && w["object"].as_str() == Some(obj)
-        });
+        let listed = report["warnings"]
+            .arr()
+            .iter()
+            .any(|w| w["kind"].as_str() == Some(kind) && w["object"].as_str() == Some(obj));
         if !listed {
             problems.push(format!(
                 "report warnings lack a {kind} warning for {obj}: {:?}",

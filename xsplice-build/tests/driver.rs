@@ -1321,12 +1321,21 @@ fn boot_setup_in_another_object_done_by_a_load_hook_builds() {
     let w = entry(
         &report,
         "warnings",
-        &[("object", "arch/x86/setup.o"), ("kind", "boot_setup_in_hook")],
+        &[
+            ("object", "arch/x86/setup.o"),
+            ("kind", "boot_setup_in_hook"),
+        ],
     );
-    assert_eq!(w["symbols"], serde_json::json!(["start_xen", "sched_spread"]));
+    assert_eq!(
+        w["symbols"],
+        serde_json::json!(["start_xen", "sched_spread"])
+    );
     let message = w["message"].as_str().unwrap_or_default();
     assert!(message.contains("sched_spread_load"), "{w:#}");
-    assert!(stderr.contains("warning") && stderr.contains("sched_spread_load"), "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("sched_spread_load"),
+        "{stderr}"
+    );
     assert_eq!(report["refusals"], serde_json::json!([]));
 }
 
