@@ -47,11 +47,15 @@ pub enum RefusalKind {
     /// The layout of a type changed while code or data the payload does
     /// not replace still uses the old layout.
     LayoutChanged,
+    /// Boot-time code or data the patch changes (run or read only before
+    /// Xen freed its init region) sets up a symbol the payload's runtime
+    /// part brings or uses: the running Xen never runs that set-up.
+    BootSetupNotCarried,
 }
 
 impl RefusalKind {
     /// Every kind, in documentation order.
-    pub const ALL: [RefusalKind; 13] = [
+    pub const ALL: [RefusalKind; 14] = [
         RefusalKind::InitialiserChanged,
         RefusalKind::DataSizeChanged,
         RefusalKind::ReadOnlyDataInUse,
@@ -65,6 +69,7 @@ impl RefusalKind {
         RefusalKind::FunctionTooSmall,
         RefusalKind::VariableMoved,
         RefusalKind::LayoutChanged,
+        RefusalKind::BootSetupNotCarried,
     ];
 
     /// The stable name (snake_case) used in reports.
@@ -83,6 +88,7 @@ impl RefusalKind {
             RefusalKind::FunctionTooSmall => "function_too_small",
             RefusalKind::VariableMoved => "variable_moved",
             RefusalKind::LayoutChanged => "layout_changed",
+            RefusalKind::BootSetupNotCarried => "boot_setup_not_carried",
         }
     }
 
@@ -93,6 +99,49 @@ impl RefusalKind {
 }
 
 impl fmt::Display for RefusalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something a payload is built with that a person should know: part of
+/// the patch takes effect only after a reboot, or a hook is trusted to do
+/// what boot code did. `kind` is the reason as data (stable names, as for
+/// refusals; docs/json-report.md lists them), `message` says it to a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub kind: WarningKind,
+    /// The boot-time symbols concerned (functions and data).
+    pub symbols: Vec<String>,
+    pub message: String,
+}
+
+/// Each distinct reason for a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WarningKind {
+    /// Boot-time code or data changed and nothing in the payload depends
+    /// on it: that part of the patch takes effect after a reboot.
+    BootTimeChange,
+    /// Boot-time code the patch changes sets up a symbol the payload uses,
+    /// and a load or apply hook of the payload refers to that symbol: the
+    /// hook is taken to do that set-up (not proven).
+    BootSetupInHook,
+}
+
+impl WarningKind {
+    /// Every kind, in documentation order.
+    pub const ALL: [WarningKind; 2] = [WarningKind::BootTimeChange, WarningKind::BootSetupInHook];
+
+    /// The stable name (snake_case) used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningKind::BootTimeChange => "boot_time_change",
+            WarningKind::BootSetupInHook => "boot_setup_in_hook",
+        }
+    }
+}
+
+impl fmt::Display for WarningKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

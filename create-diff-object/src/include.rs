@@ -757,7 +757,7 @@ impl Includer<'_, '_> {
 
 /// Section symbols, `.L` labels and nameless symbols: a reference through
 /// them names a place, not a symbol the running Xen could resolve.
-fn is_unnamed(s: &crate::model::Symbol<'_>) -> bool {
+pub(crate) fn is_unnamed(s: &crate::model::Symbol<'_>) -> bool {
     s.kind == SymKind::Section || s.is_internal_label() || s.name.is_empty()
 }
 

@@ -12,6 +12,7 @@
 //! `xsplice-target` crate (re-exported here as `abi`, `placement`,
 //! `xensyms`, `notes`, `limits` and `x86` for existing callers).
 
+pub mod boot;
 pub mod compare;
 pub mod correlate;
 pub mod emit;
@@ -33,7 +34,7 @@ pub use xsplice_target::{abi, limits, notes, placement, x86, xensyms};
 
 pub use abi::target::{LoaderRules, Target, XenVersion};
 pub use abi::{Abi, AbiChoice};
-pub use error::{Error, Refusal, RefusalKind};
+pub use error::{Error, Refusal, RefusalKind, Warning, WarningKind};
 pub use xensyms::XenSyms;
 
 use std::collections::HashMap;
@@ -77,6 +78,11 @@ pub struct DiffReport {
     pub init_only_changes: Vec<String>,
     /// With `Options::debug`: one line per symbol, its status and why it was included.
     pub debug_lines: Vec<String>,
+    /// What boot-time changes refer to and what the runtime part brings
+    /// and uses, for a decision over every object of a payload (`boot::decide`).
+    pub boot: boot::BootFacts,
+    /// This object's warnings (`boot::decide` on it alone).
+    pub warnings: Vec<Warning>,
 }
 
 /// The result of a successful diff.
@@ -154,8 +160,18 @@ pub fn diff_bytes(
     let resolver = Resolver { xen: xen_syms };
     inc.close(&mut plan, &resolver)?;
 
+    // Boot-time set-up the runtime part relies on, within this object.
+    let boot = boot::facts(&inc, &plan);
+    let verdict = boot::decide(&[("", &boot)], &|name| xen_function(xen_syms, name));
+    for (_, r) in verdict.refusals {
+        if !plan.refusals.contains(&r) {
+            plan.refusals.push(r);
+        }
+    }
     let mut report = DiffReport {
         init_only_changes: plan.init_only.clone(),
+        boot,
+        warnings: verdict.warnings.into_iter().map(|(_, w)| w).collect(),
         ..DiffReport::default()
     };
     let anything = plan.includes_anything();
@@ -221,6 +237,13 @@ pub fn diff_bytes(
         report.debug_lines = report::debug_lines(&orig, &new, &twins, &cmp, &plan);
     }
     Ok(Diff::Write(bytes, report))
+}
+
+/// Whether the running Xen's global `name` is a function (see `boot::decide`).
+pub fn xen_function(xen_syms: &XenSyms, name: &str) -> bool {
+    xen_syms
+        .lookup(name, None)
+        .is_ok_and(|s| s.kind == xensyms::SymKind::Func)
 }
 
 /// Entry sizes cost a compile when xen-syms has no DWARF: ask once per

@@ -106,6 +106,9 @@ fn main() -> ExitCode {
                     report.init_only_changes.join(", ")
                 );
             }
+            for w in &report.warnings {
+                eprintln!("warning: [{}] {}", w.kind, w.message);
+            }
             ExitCode::from(0)
         }
         Ok(Outcome::NoChange(report)) => {

@@ -335,6 +335,13 @@ fn init_only_change_is_no_change_and_says_so() {
     let case = build_case("init_only");
     let r = no_change(&case);
     assert_eq!(r.init_only_changes, ["setup_thing"]);
+    // Nothing the payload would hold depends on it: a warning, not a refusal.
+    assert_eq!(r.boot.changes.len(), 1, "{:?}", r.boot);
+    assert_eq!(r.boot.changes[0].symbol, "setup_thing");
+    assert!(r.warnings.iter().any(
+        |w| w.kind == create_diff_object::WarningKind::BootTimeChange
+            && w.symbols == ["setup_thing"]
+    ));
 }
 
 #[test]

@@ -130,3 +130,105 @@ fn only_the_replacements_of_included_functions_ship() {
     // `.long 663f - .`: a PC32 whose addend is the place in the section.
     assert_eq!(repl.addend, 0, "the replacement's new offset");
 }
+
+/// Shape 1 of what only boot code sets up: a new per-CPU pointer array,
+/// allocated by a new `__init` function and read by the changed CPU
+/// notifier. The running Xen never runs the allocation, so the payload's
+/// array would stay NULL: refused, naming the init function, the array
+/// and the notifier, with the load-hook hint.
+#[test]
+fn runtime_code_relying_on_new_boot_setup_is_refused() {
+    let case = build_case("boot_setup_array");
+    let r = refusals(&case);
+    assert_eq!(r.len(), 1, "{r:?}");
+    let r = &r[0];
+    assert_eq!(r.kind, create_diff_object::RefusalKind::BootSetupNotCarried);
+    assert_eq!(r.symbol, "boot_setup_array.c#alloc_cpu_pages");
+    assert_eq!(r.section, ".init.text");
+    for name in [
+        "boot_setup_array.c#cpu_pages",
+        "boot_setup_array.c#cpu_callback",
+    ] {
+        assert!(r.reason.contains(name), "{name}: {}", r.reason);
+    }
+    assert!(
+        r.hint.contains("load hook") && r.hint.contains("templates/livepatch-hooks.h"),
+        "{}",
+        r.hint
+    );
+}
+
+/// The same patch with a load hook that allocates the array itself (its
+/// code refers to the array): built, the hook and the notifier in the
+/// payload, and a warning that the hook is trusted with the set-up.
+#[test]
+fn boot_setup_done_by_a_load_hook_builds_with_a_warning() {
+    let case = build_case_with("boot_setup_array", "boot_setup_array", "patched_hook.c");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(func_names(&p), ["boot_setup_array.c#cpu_callback"]);
+    assert!(p.has(".livepatch.hooks.load"));
+    assert!(!p.has(".init.text"), "the init function never ships");
+    let w: Vec<_> = report
+        .warnings
+        .iter()
+        .filter(|w| w.kind == create_diff_object::WarningKind::BootSetupInHook)
+        .collect();
+    assert_eq!(w.len(), 1, "{:?}", report.warnings);
+    assert_eq!(
+        w[0].symbols,
+        [
+            "boot_setup_array.c#alloc_cpu_pages",
+            "boot_setup_array.c#cpu_pages"
+        ]
+    );
+    assert!(
+        w[0].message.contains("boot_setup_array.c#cpu_pages_load"),
+        "{}",
+        w[0].message
+    );
+}
+
+/// Shape 2: a new hook in an `__initconst` operations table that boot code
+/// copies into the running table, with work moved out of `map()` into it.
+/// The running table never gets the hook: refused, naming the table, the
+/// new function and the patched function that relies on it.
+#[test]
+fn new_hook_in_boot_time_ops_table_is_refused() {
+    let case = build_case("boot_ops_hook");
+    let r = refusals(&case);
+    assert_eq!(r.len(), 1, "{r:?}");
+    let r = &r[0];
+    assert_eq!(r.kind, create_diff_object::RefusalKind::BootSetupNotCarried);
+    assert_eq!(r.symbol, "vtd_ops");
+    assert_eq!(r.section, ".init.rodata");
+    for name in ["boot_ops_hook.c#vtd_teardown", "boot_ops_hook.c#vtd_map"] {
+        assert!(r.reason.contains(name), "{name}: {}", r.reason);
+    }
+}
+
+/// An init change that refers to nothing new, next to a runtime change:
+/// the payload is built and the init change is a `boot_time_change`
+/// warning (it takes effect after a reboot), as before.
+#[test]
+fn init_change_nothing_depends_on_is_a_warning() {
+    let case = build_case_with("init_only", "init_only", "patched_runtime.c");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(func_names(&p), ["runtime"]);
+    assert_eq!(report.init_only_changes, ["setup_thing"]);
+    let kinds: Vec<_> = report
+        .warnings
+        .iter()
+        .map(|w| (w.kind, &w.symbols))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(
+            create_diff_object::WarningKind::BootTimeChange,
+            &vec!["setup_thing".to_string()]
+        )]
+    );
+}

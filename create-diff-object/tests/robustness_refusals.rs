@@ -90,6 +90,23 @@ const KINDS: &[Kind] = &[
         section: ".text.tiny",
         reason: &["2 bytes", "smaller than the 5-byte jump"],
     },
+    Kind {
+        fixture: "boot_setup_array",
+        kind: RefusalKind::BootSetupNotCarried,
+        symbol: "boot_setup_array.c#alloc_cpu_pages",
+        section: ".init.text",
+        reason: &[
+            "boot_setup_array.c#cpu_pages",
+            "boot_setup_array.c#cpu_callback",
+        ],
+    },
+    Kind {
+        fixture: "boot_ops_hook",
+        kind: RefusalKind::BootSetupNotCarried,
+        symbol: "vtd_ops",
+        section: ".init.rodata",
+        reason: &["boot_ops_hook.c#vtd_teardown", "boot_ops_hook.c#vtd_map"],
+    },
 ];
 
 fn refusals_of(kind: &Kind) -> (Vec<Refusal>, String) {

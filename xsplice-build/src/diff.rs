@@ -1,9 +1,12 @@
 //! Diff stage: create-diff-object (as a library) on every changed object
-//! pair, in parallel; collects functions, init-only changes and refusals.
+//! pair, in parallel; collects functions, init-only changes and refusals,
+//! then decides over every object's boot-time facts (`boot::decide`): boot
+//! code in one object may set up what a patched function of another uses.
 
 use std::path::{Path, PathBuf};
 
-use create_diff_object::{Outcome, Refusal, XenSyms};
+use create_diff_object::boot::BootFacts;
+use create_diff_object::{Outcome, Refusal, Warning, XenSyms};
 use rayon::prelude::*;
 
 use crate::progress::Log;
@@ -31,6 +34,9 @@ pub struct DiffFindings {
     pub init_only: Vec<String>,
     /// Every refusal, with its object.
     pub refusals: Vec<(String, Refusal)>,
+    /// Boot-time changes nothing depends on, set-up left to a hook: with
+    /// the object holding the boot-time change.
+    pub warnings: Vec<(String, Warning)>,
 }
 
 /// Run every job; refusals are collected (not returned as the first error)
@@ -70,9 +76,11 @@ pub fn diff_all(
     };
     let mut found = DiffFindings::default();
     let mut first_error = None;
+    let mut boot: Vec<(String, BootFacts)> = Vec::new();
     for (job, result) in results {
         match result {
-            Ok(Outcome::Written(report)) => {
+            Ok(Outcome::Written(mut report)) => {
+                boot.push((job.object.clone(), std::mem::take(&mut report.boot)));
                 log_report(log, &job.object, "changed", &report);
                 found
                     .init_only
@@ -86,7 +94,8 @@ pub fn diff_all(
                     new_object: false,
                 });
             }
-            Ok(Outcome::NoChange(report)) => {
+            Ok(Outcome::NoChange(mut report)) => {
+                boot.push((job.object.clone(), std::mem::take(&mut report.boot)));
                 log_report(log, &job.object, "no functional change", &report);
                 found
                     .init_only
@@ -116,10 +125,23 @@ pub fn diff_all(
             }
         }
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(found),
+    if let Some(e) = first_error {
+        return Err(e);
     }
+    // Each object alone was decided by the differ: what this adds is boot
+    // code of one object setting up what another's runtime part uses.
+    let facts: Vec<(&str, &BootFacts)> = boot.iter().map(|(o, f)| (o.as_str(), f)).collect();
+    let verdict = create_diff_object::boot::decide(&facts, &|name| {
+        create_diff_object::xen_function(xen_syms, name)
+    });
+    for (object, r) in verdict.refusals {
+        log.line(&format!("{object}: refused: {r}"));
+        if !found.refusals.iter().any(|(o, x)| *o == object && *x == r) {
+            found.refusals.push((object, r));
+        }
+    }
+    found.warnings = verdict.warnings;
+    Ok(found)
 }
 
 fn log_report(log: &Log, object: &str, what: &str, report: &create_diff_object::DiffReport) {

@@ -485,6 +485,8 @@ pub struct ObjectsOutput {
 pub struct DiffOutput {
     pub objects: Vec<ObjectDiff>,
     pub init_only: Vec<String>,
+    /// With the object each is about.
+    pub warnings: Vec<(String, create_diff_object::Warning)>,
 }
 
 /// The payload's dependency notes.
@@ -661,6 +663,7 @@ fn run(
         stages.diff = Some(DiffOutput {
             objects: found.objects.clone(),
             init_only: found.init_only.clone(),
+            warnings: found.warnings.clone(),
         });
         if !found.refusals.is_empty() {
             return Err(Error::NotPatchable {
@@ -1028,18 +1031,10 @@ fn collect_outputs(
             init_only: found.init_only,
         });
     }
-    // Part of the fix then only takes effect after a reboot.
-    for o in objects.iter().filter(|o| !o.init_only_changes.is_empty()) {
-        progress.warn(
-            Some(log),
-            &format!(
-                "{}: init code changed too ({}): it runs only at boot, so the payload cannot \
-                 apply that part; it takes effect after a reboot into a hypervisor built \
-                 with the patch",
-                o.object,
-                o.init_only_changes.join(", ")
-            ),
-        );
+    // Part of the fix then only takes effect after a reboot, or a hook is
+    // trusted with what boot code did.
+    for (object, w) in &found.warnings {
+        progress.warn(Some(log), &format!("{object}: {}", w.message));
     }
     let list: String = outputs
         .iter()

@@ -44,6 +44,7 @@ struct Document<'a> {
     objects: Vec<Object<'a>>,
     init_only_changes: &'a [String],
     refusals: Vec<RefusalJson<'a>>,
+    warnings: Vec<WarningJson<'a>>,
     timings: Vec<Timing>,
 }
 
@@ -97,6 +98,15 @@ struct RefusalJson<'a> {
     section: &'a str,
     reason: &'a str,
     hint: &'a str,
+}
+
+#[derive(Serialize)]
+struct WarningJson<'a> {
+    object: &'a str,
+    /// `create_diff_object::WarningKind::as_str`: stable, for programs.
+    kind: &'static str,
+    symbols: &'a [String],
+    message: &'a str,
 }
 
 #[derive(Serialize)]
@@ -207,6 +217,18 @@ impl Report<'_> {
                     section: &r.section,
                     reason: &r.reason,
                     hint: &r.hint,
+                })
+                .collect(),
+            warnings: st
+                .diff
+                .as_ref()
+                .map_or(&[][..], |d| &d.warnings)
+                .iter()
+                .map(|(object, w)| WarningJson {
+                    object,
+                    kind: w.kind.as_str(),
+                    symbols: &w.symbols,
+                    message: &w.message,
                 })
                 .collect(),
             timings: self
@@ -366,6 +388,7 @@ mod tests {
             "objects",
             "init_only_changes",
             "refusals",
+            "warnings",
             "timings",
         ];
         let at: Vec<usize> = keys

@@ -80,6 +80,8 @@ struct Case {
     kind: Option<String>,
     init: Option<String>,
     init_warn: Vec<(String, String)>,
+    /// `warnings[]` entries the report must hold: (kind, object).
+    warn: Vec<(String, String)>,
     compiler_error: Option<(String, u32)>,
     message: Vec<String>,
     known_bug: bool,
@@ -134,6 +136,12 @@ fn parse_manifest(text: &str) -> Vec<Case> {
                         .split_once('@')
                         .unwrap_or_else(|| panic!("MANIFEST line {}: init-warn=FN@OBJECT", n + 1));
                     case.init_warn.push((f.to_string(), obj.to_string()));
+                }
+                Some(("warn", v)) => {
+                    let (kind, obj) = v
+                        .split_once('@')
+                        .unwrap_or_else(|| panic!("MANIFEST line {}: warn=KIND@OBJECT", n + 1));
+                    case.warn.push((kind.to_string(), obj.to_string()));
                 }
                 Some(("compiler-error", v)) => {
                     let (file, line) = v
@@ -404,6 +412,21 @@ fn check_case(
         }
         if !(stderr.contains("warning") && stderr.contains(f.as_str())) {
             problems.push(format!("stderr {stderr:?} does not warn about {f}"));
+        }
+    }
+    for (kind, obj) in &case.warn {
+        let listed = report["warnings"]
+            .arr()
+            .iter()
+            .any(|w| w["kind"].as_str() == Some(kind) && w["object"].as_str() == Some(obj));
+        if !listed {
+            problems.push(format!(
+                "report warnings lack a {kind} warning for {obj}: {:?}",
+                report["warnings"]
+            ));
+        }
+        if !stderr.contains("warning") {
+            problems.push(format!("stderr {stderr:?} has no warning"));
         }
     }
     if let Some((file, line)) = &case.compiler_error {

@@ -34,6 +34,8 @@ const HOOK_PATCH: &str = xenlike_patch!("load-hook");
 const VCPU_FIELD_PATCH: &str = xenlike_patch!("layout-vcpu-member");
 const LOCAL_SPAN_PATCH: &str = xenlike_patch!("layout-local-span");
 const VCPU_ENUM_PATCH: &str = xenlike_patch!("layout-vcpu-enum");
+const BOOT_CROSS_PATCH: &str = xenlike_patch!("boot-setup-cross");
+const BOOT_CROSS_HOOK_PATCH: &str = xenlike_patch!("boot-setup-cross-hook");
 
 /// A scratch area: a private copy of tests/xenlike, patches, output and cache dirs.
 struct Scratch {
@@ -1257,6 +1259,84 @@ fn init_changes_next_to_runtime_ones_are_warned_about_and_listed() {
         .expect("the init-only object is reported");
     assert!(setup.init_only_changes.iter().any(|f| f == "start_xen"));
     assert!(setup.changed_functions.is_empty());
+    // The report's typed warnings have it too, with its kind.
+    let w = entry(
+        &report,
+        "warnings",
+        &[("object", "arch/x86/setup.o"), ("kind", "boot_time_change")],
+    );
+    assert!(
+        w["symbols"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|f| f == "start_xen" || f == "setup_cpus")),
+        "{w:#}"
+    );
+}
+
+/// Boot code in one object (start_xen in setup.c) sets a new global of
+/// another (sched.c), which a patched function there divides by: each
+/// object alone is fine, together the payload's sched_pick would divide by
+/// the 0 the running Xen keeps. Refused, naming start_xen, the variable
+/// and sched_pick, under setup.o.
+#[test]
+fn boot_setup_in_another_object_is_refused() {
+    let s = Scratch::new();
+    let patch = s.patch("cross", BOOT_CROSS_PATCH);
+    let out = s.out("cross");
+    let o = s.run_with_report(&patch, &out);
+    assert_exit(&o, 2);
+    let report = json(&out.with_extension("json"));
+    let r = entry(
+        &report,
+        "refusals",
+        &[
+            ("object", "arch/x86/setup.o"),
+            ("kind", "boot_setup_not_carried"),
+            ("symbol", "start_xen"),
+            ("section", ".init.text"),
+        ],
+    );
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("sched_spread") && reason.contains("sched_pick"),
+        "{r:#}"
+    );
+    assert!(r["hint"].as_str().unwrap_or_default().contains("load hook"));
+    assert!(!out.join("cross.livepatch").exists());
+}
+
+/// The same with a load hook in sched.c that sets the variable: built,
+/// and the report warns (`boot_setup_in_hook`) that the hook is trusted
+/// with what start_xen does.
+#[test]
+fn boot_setup_in_another_object_done_by_a_load_hook_builds() {
+    let s = Scratch::new();
+    let patch = s.patch("cross-hook", BOOT_CROSS_HOOK_PATCH);
+    let out = s.out("cross-hook");
+    let o = s.run_with_report(&patch, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_exit(&o, 0);
+    assert!(out.join("cross-hook.livepatch").is_file());
+    let report = json(&out.with_extension("json"));
+    let w = entry(
+        &report,
+        "warnings",
+        &[
+            ("object", "arch/x86/setup.o"),
+            ("kind", "boot_setup_in_hook"),
+        ],
+    );
+    assert_eq!(
+        w["symbols"],
+        serde_json::json!(["start_xen", "sched_spread"])
+    );
+    let message = w["message"].as_str().unwrap_or_default();
+    assert!(message.contains("sched_spread_load"), "{w:#}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("sched_spread_load"),
+        "{stderr}"
+    );
+    assert_eq!(report["refusals"], serde_json::json!([]));
 }
 
 /// A patch that does not compile: the error quotes the compiler's first

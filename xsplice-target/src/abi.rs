@@ -91,6 +91,18 @@ pub const HOOK_PREAPPLY: &str = ".livepatch.hooks.preapply";
 pub const HOOK_PREREVERT: &str = ".livepatch.hooks.prerevert";
 const VETOING_HOOKS: &[&str] = &[HOOK_PREAPPLY, HOOK_PREREVERT];
 
+/// Hook sections whose hooks run before or as the payload's functions take
+/// over (load hooks run when the payload is applied, with the other CPUs
+/// held, in Xen 4.17 and later; pre-apply, apply and post-apply around the
+/// patching): code they reach can do set-up that only boot code did.
+pub const SETUP_HOOKS: &[&str] = &[
+    ".xsplice.hooks.load",
+    ".livepatch.hooks.load",
+    HOOK_PREAPPLY,
+    ".livepatch.hooks.apply",
+    ".livepatch.hooks.postapply",
+];
+
 const XSPLICE_HOOKS: &[&str] = &[".xsplice.hooks.load", ".xsplice.hooks.unload"];
 const LIVEPATCH_V1_HOOKS: &[&str] = &[".livepatch.hooks.load", ".livepatch.hooks.unload"];
 const LIVEPATCH_V2_HOOKS: &[&str] = &[

@@ -140,6 +140,12 @@ pub fn is_hook_section(name: &str) -> bool {
         .any(|abi| abi.hook_sections().contains(&name))
 }
 
+/// Whether `name` is a hook section whose hooks run on the way in (load,
+/// pre-apply, apply, post-apply): `abi::SETUP_HOOKS`.
+pub fn is_setup_hook_section(name: &str) -> bool {
+    crate::abi::SETUP_HOOKS.contains(&name)
+}
+
 /// Whether a loaded section of an object is nothing to compare or copy:
 /// discarded at link time, notes (build-ids, the stack marker), the
 /// compiler's comment, debug info, module info, and the live-patch tables
@@ -218,5 +224,8 @@ mod tests {
         assert!(is_hook_section(".livepatch.hooks.preapply"));
         assert!(is_hook_section(".xsplice.hooks.load"));
         assert!(!is_hook_section(".livepatch.funcs"));
+        assert!(is_setup_hook_section(".livepatch.hooks.load"));
+        assert!(!is_setup_hook_section(".livepatch.hooks.unload"));
+        assert!(crate::abi::SETUP_HOOKS.iter().all(|h| is_hook_section(h)));
     }
 }

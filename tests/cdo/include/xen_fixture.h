@@ -40,6 +40,8 @@ struct __attribute__((packed)) alt_instr {
 
 #define __init __attribute__((__section__(".init.text")))
 #define __initdata __attribute__((__section__(".init.data")))
+#define __initconst __attribute__((__section__(".init.rodata")))
+#define __ro_after_init __attribute__((__section__(".data.ro_after_init")))
 #define __read_mostly __attribute__((__section__(".data.read_mostly")))
 #define noinline __attribute__((__noinline__))
 #define __used __attribute__((__used__))
