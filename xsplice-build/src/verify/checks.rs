@@ -7,7 +7,8 @@ use std::collections::HashSet;
 
 use xsplice_target::abi::target::LoaderRules;
 use xsplice_target::abi::{
-    starts_with_landing_pad, Abi, SpecialSizes, ENDBR64, OPAQUE_SIZE, PATCH_INSN_SIZE,
+    starts_with_landing_pad, Abi, SpecialSizes, ALT_INSTR_ORIG_LEN, ALT_INSTR_PAD_LEN,
+    ALT_INSTR_REPL_LEN, ALT_MAX_PATCH_LEN, ENDBR64, OPAQUE_SIZE, PATCH_INSN_SIZE,
 };
 use xsplice_target::notes::{to_hex, BUILD_ID_SECTION, NT_GNU_BUILD_ID};
 use xsplice_target::reloc;
@@ -420,19 +421,12 @@ pub fn check_notes(
             continue;
         };
         if count > 1 {
-            if cx.rules.refuses_duplicate_sections {
-                f.fail(
-                    Check::BuildIdNotes,
-                    format!("section {name}"),
-                    format!(
-                        "appears {count} times (the loader refuses a section seen more than once)"
-                    ),
-                );
-            } else {
-                f.note(format!(
-                    "section {name}: appears {count} times; the loader reads only the first"
-                ));
-            }
+            // Every supported loader looks sections up by name and reads
+            // the first (4.17 to 4.19's "seen more than once" test can
+            // never fire: docs/xen-versions.md).
+            f.note(format!(
+                "section {name}: appears {count} times; the loader reads only the first"
+            ));
         }
         f.check();
         if sec.sh_size == 0 {
@@ -561,17 +555,14 @@ pub fn check_patching_sections(cx: &Context<'_, '_>, f: &mut Failures) {
         let count = p.sections_named(name);
         f.check();
         if count > 1 {
-            // Xen 4.17 refuses the payload; later loaders read only the
-            // first copy, so the others' entries would silently do nothing.
-            let why = if cx.rules.refuses_duplicate_sections {
-                "the loader refuses a section seen more than once"
-            } else {
-                "the loader reads only the first; the others would be ignored"
-            };
+            // The loader reads only the first copy: the others' entries
+            // would silently do nothing.
             f.fail(
                 Check::PatchingSections,
                 format!("section {name}"),
-                format!("appears {count} times ({why})"),
+                format!(
+                    "appears {count} times (the loader reads only the first; the others would be ignored)"
+                ),
             );
         }
         f.check();
@@ -1183,8 +1174,36 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
                 }
             }
         };
-        let orig_len = i128::from(data.get((base + 10) as usize).copied().unwrap_or(0));
-        let repl_len = i128::from(data.get((base + 11) as usize).copied().unwrap_or(0));
+        let byte = |off: u64| i128::from(data.get((base + off) as usize).copied().unwrap_or(0));
+        let orig_len = byte(ALT_INSTR_ORIG_LEN);
+        let repl_len = byte(ALT_INSTR_REPL_LEN);
+        let pad_len = byte(ALT_INSTR_PAD_LEN);
+        // `_apply_alternatives`' own checks on the lengths.
+        f.check();
+        let total = orig_len + pad_len;
+        let bad = if repl_len > total {
+            Some(format!(
+                "replacement length {repl_len} is more than the original code's {orig_len} plus its padding {pad_len}"
+            ))
+        } else if total > i128::from(ALT_MAX_PATCH_LEN) {
+            Some(format!(
+                "original code plus padding ({total} bytes) is more than the loader's {ALT_MAX_PATCH_LEN}-byte patch buffer"
+            ))
+        } else {
+            None
+        };
+        if let Some(bad) = bad {
+            let consequence = if cx.rules.bad_alternative_refused {
+                "the loader refuses the payload (-ENOSPC)"
+            } else {
+                "this loader's apply_alternatives hits a BUG_ON: the hypervisor crashes while loading it"
+            };
+            f.fail(
+                Check::Alternatives,
+                format!("section .altinstructions[{i}]"),
+                format!("{bad}; {consequence}"),
+            );
+        }
         f.check();
         let text = i128::from(p.layout.text_size);
         match target(0) {
