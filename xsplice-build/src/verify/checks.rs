@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use xsplice_target::abi::target::LoaderRules;
+use xsplice_target::abi::target::{LoaderRules, XenVersion};
 use xsplice_target::abi::{
     starts_with_landing_pad, Abi, SpecialSizes, ALT_INSTR_ORIG_LEN, ALT_INSTR_PAD_LEN,
     ALT_INSTR_REPL_LEN, ALT_MAX_PATCH_LEN, ENDBR64, OPAQUE_SIZE, PATCH_INSN_SIZE,
@@ -138,6 +138,8 @@ pub struct Context<'a, 'b> {
     pub abi: Abi,
     /// The target release's loader rules that differ between releases.
     pub rules: LoaderRules,
+    /// The target's release, when xen-syms or its tree says.
+    pub version: Option<&'a XenVersion>,
     pub sizes: Option<SpecialSizes>,
     pub area: Area,
     pub values: Vec<Value>,
@@ -471,10 +473,22 @@ pub fn check_notes(
         if let (Some(Some(got)), Some((want, what))) = (ids.get(1), expected_xen_depends) {
             f.check();
             if got.as_slice() != want {
+                // Name the target's release too: a payload is most often
+                // checked against the wrong release's xen-syms.
+                let release = match cx.version {
+                    Some(v) if what == "xen-syms" => format!(
+                        " (xen-syms is Xen {v}; the payload was built for another hypervisor)"
+                    ),
+                    _ => String::new(),
+                };
                 f.fail(
                     Check::BuildIdNotes,
                     format!("section {xd}"),
-                    format!("build-id {} is not {what}'s {}", to_hex(got), to_hex(want)),
+                    format!(
+                        "build-id {} is not {what}'s {}{release}",
+                        to_hex(got),
+                        to_hex(want)
+                    ),
                 );
             }
         }
