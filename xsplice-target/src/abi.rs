@@ -18,7 +18,7 @@ pub enum Abi {
     Xsplice,
     /// Xen 4.7..4.13: `.livepatch.*`, `struct livepatch_func` version 1.
     LivepatchV1,
-    /// Xen 4.14+ (4.17, 4.20 and 4.21 are tested): `struct livepatch_func` version 2 with expectations, 104 bytes.
+    /// Xen 4.14+ (4.17 to 4.22 are tested): `struct livepatch_func` version 2 with expectations, 104 bytes.
     LivepatchV2,
 }
 
