@@ -12,7 +12,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use object::Object;
 use support::payload::{funcs, note_hex};
 use support::{assert_exit, json, xen_tree};
 

@@ -473,11 +473,17 @@ pub fn check_notes(
         if let (Some(Some(got)), Some((want, what))) = (ids.get(1), expected_xen_depends) {
             f.check();
             if got.as_slice() != want {
-                // Name the target's release too: a payload is most often
-                // checked against the wrong release's xen-syms.
+                // Name the target's release too (a payload is most often
+                // checked against the wrong release's xen-syms),
+                // and which error xen-livepatch will show.
+                let order = if cx.rules.xen_depends_checked_first {
+                    "this loader checks it first, so it is the upload's only error"
+                } else {
+                    "this loader checks it after preparing the payload, so other errors may show first"
+                };
                 let release = match cx.version {
                     Some(v) if what == "xen-syms" => format!(
-                        " (xen-syms is Xen {v}; the payload was built for another hypervisor)"
+                        " (xen-syms is Xen {v}; the payload was built for another hypervisor; {order})"
                     ),
                     _ => String::new(),
                 };
