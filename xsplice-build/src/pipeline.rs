@@ -216,6 +216,19 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         .as_deref()
         .map(TargetFacts::read)
         .transpose()?;
+    if let (Some(t), Some((major, minor))) = (&target, target.as_ref().and_then(|t| t.version)) {
+        let found = xsplice_target::XenVersion {
+            major,
+            minor,
+            extra: t.string("xen_extra_version").map(str::to_string),
+        };
+        xsplice_target::abi::target::check_supported(
+            &found,
+            xsplice_target::abi::target::VersionSource::XenSyms,
+            &t.path,
+        )
+        .map_err(|u| Error::Input(Problem::UnsupportedRelease(u)))?;
+    }
     let recipe = detected.resolve(target.as_ref())?;
     if let Some(t) = &target {
         detected.check_target(&opts.srcdir, &config, &recipe, t)?;

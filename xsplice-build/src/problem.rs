@@ -16,6 +16,9 @@ pub enum Problem {
     NoSuchDirectory { path: PathBuf, option: &'static str },
     /// `--srcdir` is not the top of a Xen tree.
     NotXenTree { path: PathBuf },
+    /// The tree or `--xen-syms` is a Xen release whose loader rules the
+    /// tool does not know (outside 4.17..=4.22).
+    UnsupportedRelease(xsplice_target::abi::target::UnsupportedRelease),
     /// A file option names nothing (`--config`, `--xen-syms`).
     NoSuchFile { path: PathBuf, option: &'static str },
     /// No `--config` and the tree has no `xen/.config`.
@@ -211,6 +214,7 @@ impl fmt::Display for Problem {
                 "{}: not a Xen source tree (no xen/Makefile); pass the top of the tree with -s",
                 path.display()
             ),
+            UnsupportedRelease(u) => write!(f, "{u}"),
             NoSuchFile { path, option } => {
                 write!(f, "{}: no such file ({option})", path.display())
             }

@@ -442,6 +442,9 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
         .unwrap_or_else(|| PathBuf::from(DEFAULT_PATCHES_DIR));
     let samples = select(&load(&dir)?, &args.only)
         .map_err(|what| Error::Input(Problem::SampleSelection(what)))?;
+    // A tree every sample would refuse (not a Xen tree, an unsupported
+    // release) is refused once.
+    crate::tree::check_tree(&args.srcdir)?;
     let xen_syms = args.xen_syms.clone().or_else(|| {
         let p = args.srcdir.join("xen").join("xen-syms");
         p.is_file().then_some(p)

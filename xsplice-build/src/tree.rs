@@ -28,7 +28,8 @@ pub fn read_input(path: &Path, role: Role, option: &'static str) -> Result<Vec<u
 /// The loader's name limit (`XEN_LIVEPATCH_NAME_SIZE`, including the NUL).
 const NAME_SIZE: usize = 128;
 
-/// Fail unless `srcdir` looks like the top of a Xen tree.
+/// Fail unless `srcdir` looks like the top of a Xen tree of a supported
+/// release (when its `xen/Makefile` says which).
 pub fn check_tree(srcdir: &Path) -> Result<(), Error> {
     if !srcdir.is_dir() {
         return Err(Error::Input(Problem::NoSuchDirectory {
@@ -41,6 +42,8 @@ pub fn check_tree(srcdir: &Path) -> Result<(), Error> {
             path: srcdir.to_path_buf(),
         }));
     }
+    xsplice_target::abi::target::check_tree_release(srcdir)
+        .map_err(|u| Error::Input(Problem::UnsupportedRelease(u)))?;
     Ok(())
 }
 

@@ -227,16 +227,40 @@ impl VerifyReport {
     }
 }
 
-/// An input could not be read at all.
+/// An input could not be read at all, or names a hypervisor whose
+/// loader rules the tool does not know.
 #[derive(Debug)]
 pub struct VerifyError {
     pub path: PathBuf,
     pub what: String,
+    pub kind: VerifyErrorKind,
+}
+
+/// What kind of [`VerifyError`] it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyErrorKind {
+    /// The file could not be read or parsed (`what` says why).
+    Unreadable,
+    /// xen-syms (or the tree beside it) is a release outside 4.17..=4.22.
+    UnsupportedRelease(target::UnsupportedRelease),
+}
+
+impl VerifyError {
+    fn unreadable(path: &Path, what: String) -> VerifyError {
+        VerifyError {
+            path: path.to_path_buf(),
+            what,
+            kind: VerifyErrorKind::Unreadable,
+        }
+    }
 }
 
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.what)
+        match &self.kind {
+            VerifyErrorKind::UnsupportedRelease(u) => write!(f, "{u}"),
+            VerifyErrorKind::Unreadable => write!(f, "{}: {}", self.path.display(), self.what),
+        }
     }
 }
 
@@ -270,13 +294,15 @@ impl Failures {
 
 /// Read an input after the file-type and size rules (`limits`).
 fn read(path: &Path, role: Role) -> Result<Vec<u8>, VerifyError> {
-    limits::read_input(path, role).map_err(|e| VerifyError {
-        path: path.to_path_buf(),
-        what: match e {
-            xsplice_target::Error::Io { source, .. } => source.to_string(),
-            xsplice_target::Error::Refused { problem, .. } => problem.to_string(),
-            other => other.to_string(),
-        },
+    limits::read_input(path, role).map_err(|e| {
+        VerifyError::unreadable(
+            path,
+            match e {
+                xsplice_target::Error::Io { source, .. } => source.to_string(),
+                xsplice_target::Error::Refused { problem, .. } => problem.to_string(),
+                other => other.to_string(),
+            },
+        )
     })
 }
 
@@ -365,6 +391,7 @@ fn dependency(
         deps: earlier,
         abi,
         rules: t.rules,
+        version: t.version.as_ref(),
         sizes: None,
         area: t.area,
         values: Vec::new(),
@@ -439,14 +466,16 @@ impl Verifier {
         depends_on: &[PathBuf],
         tree: Option<&Path>,
     ) -> Result<Verifier, VerifyError> {
-        let xen = XenSyms::load(xen_syms).map_err(|e| VerifyError {
-            path: xen_syms.to_path_buf(),
-            what: match e {
-                xsplice_target::Error::Io { source, .. } => source.to_string(),
-                xsplice_target::Error::Malformed { what, .. } => what,
-                xsplice_target::Error::Refused { problem, .. } => problem.to_string(),
-                other => other.to_string(),
-            },
+        let xen = XenSyms::load(xen_syms).map_err(|e| {
+            VerifyError::unreadable(
+                xen_syms,
+                match e {
+                    xsplice_target::Error::Io { source, .. } => source.to_string(),
+                    xsplice_target::Error::Malformed { what, .. } => what,
+                    xsplice_target::Error::Refused { problem, .. } => problem.to_string(),
+                    other => other.to_string(),
+                },
+            )
         })?;
         Self::with_loaded(std::sync::Arc::new(xen), depends_on, tree)
     }
@@ -476,7 +505,14 @@ impl Verifier {
         let sizes = abi::special_sizes(&xen, tree).map_err(|e| e.to_string());
         let image = XenImage::load(&xen_data, Some(sizes.as_ref().map_or(14, |s| s.alt_instr)));
         let area = Area::of(&xen);
-        let t = target::detect(&xen, &xen_data, tree, abi.unwrap_or(Abi::LivepatchV2));
+        // A release whose loader has not been read is refused, not guessed.
+        let t = target::detect(&xen, &xen_data, tree, abi.unwrap_or(Abi::LivepatchV2)).map_err(
+            |u| VerifyError {
+                path: u.path.clone(),
+                what: u.to_string(),
+                kind: VerifyErrorKind::UnsupportedRelease(u),
+            },
+        )?;
         let mut v = Verifier {
             xen,
             image,
@@ -580,6 +616,7 @@ impl Verifier {
                 deps: &self.deps,
                 abi,
                 rules: self.rules,
+                version: self.version.as_ref(),
                 sizes,
                 area: self.area,
                 values: Vec::new(),

@@ -2,10 +2,10 @@
 //! `xen/test/livepatch` gets the verdict the loader would give it (with
 //! the dependency chain the loader needs), and corrupted copies of
 //! `xen_hello_world.livepatch` are rejected by name; on Xen 4.17
-//! (XSPLICE_XEN_TREE), 4.20 (XSPLICE_XEN_TREE_420) and 4.21
-//! (XSPLICE_XEN_TREE_421). Across them: verify detects and names each
-//! release, refuses a payload built for one against another's xen-syms,
-//! and applies each release's own rule on duplicate sections.
+//! (XSPLICE_XEN_TREE) and 4.18 to 4.22 (XSPLICE_XEN_TREE_418, _419, _420,
+//! _421, _422). Across them: verify detects and names each release,
+//! refuses a payload built for one against another's xen-syms, and applies
+//! each release's own rules (duplicate sections, bad alternatives).
 
 mod support;
 
@@ -16,19 +16,32 @@ use support::verify::{assert_fails_with, assert_mutations_fail};
 use xsplice_build::verify::{verify, Check, Verifier, VerifyOptions};
 
 /// (variable, release series) of every supported release's tree.
-const TREES: [(&str, &str); 3] = [
+const TREES: [(&str, &str); 6] = [
     ("XSPLICE_XEN_TREE", "4.17"),
+    ("XSPLICE_XEN_TREE_418", "4.18"),
+    ("XSPLICE_XEN_TREE_419", "4.19"),
     ("XSPLICE_XEN_TREE_420", "4.20"),
     ("XSPLICE_XEN_TREE_421", "4.21"),
+    ("XSPLICE_XEN_TREE_422", "4.22"),
 ];
 
 /// One test per release: `$body(&tree)` on each tree.
 macro_rules! per_release {
-    ($body:ident: $t17:ident, $t20:ident, $t21:ident) => {
+    ($body:ident: $t17:ident, $t18:ident, $t19:ident, $t20:ident, $t21:ident, $t22:ident) => {
         #[test]
         #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
         fn $t17() {
             $body(&support::xen_tree("XSPLICE_XEN_TREE"));
+        }
+        #[test]
+        #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_418 (ci/test runs it)"]
+        fn $t18() {
+            $body(&support::xen_tree("XSPLICE_XEN_TREE_418"));
+        }
+        #[test]
+        #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_419 (ci/test runs it)"]
+        fn $t19() {
+            $body(&support::xen_tree("XSPLICE_XEN_TREE_419"));
         }
         #[test]
         #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_420 (ci/test runs it)"]
@@ -40,25 +53,41 @@ macro_rules! per_release {
         fn $t21() {
             $body(&support::xen_tree("XSPLICE_XEN_TREE_421"));
         }
+        #[test]
+        #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_422 (ci/test runs it)"]
+        fn $t22() {
+            $body(&support::xen_tree("XSPLICE_XEN_TREE_422"));
+        }
     };
 }
 
 per_release!(loaders_verdict: xen_sample_payloads_get_the_loaders_verdict,
+    xen_sample_payloads_get_the_loaders_verdict_418,
+    xen_sample_payloads_get_the_loaders_verdict_419,
     xen_sample_payloads_get_the_loaders_verdict_420,
-    xen_sample_payloads_get_the_loaders_verdict_421);
+    xen_sample_payloads_get_the_loaders_verdict_421,
+    xen_sample_payloads_get_the_loaders_verdict_422);
 per_release!(stacking_rules: stacking_rules_on_xen_samples,
-    stacking_rules_on_xen_samples_420, stacking_rules_on_xen_samples_421);
+    stacking_rules_on_xen_samples_418, stacking_rules_on_xen_samples_419,
+    stacking_rules_on_xen_samples_420, stacking_rules_on_xen_samples_421,
+    stacking_rules_on_xen_samples_422);
 per_release!(corrupted_hello: corrupted_xen_hello_world_fails_by_name,
+    corrupted_xen_hello_world_fails_by_name_418,
+    corrupted_xen_hello_world_fails_by_name_419,
     corrupted_xen_hello_world_fails_by_name_420,
-    corrupted_xen_hello_world_fails_by_name_421);
+    corrupted_xen_hello_world_fails_by_name_421,
+    corrupted_xen_hello_world_fails_by_name_422);
 per_release!(corrupted_specials: corrupted_special_sections_of_xen_hello_world,
+    corrupted_special_sections_of_xen_hello_world_418,
+    corrupted_special_sections_of_xen_hello_world_419,
     corrupted_special_sections_of_xen_hello_world_420,
-    corrupted_special_sections_of_xen_hello_world_421);
+    corrupted_special_sections_of_xen_hello_world_421,
+    corrupted_special_sections_of_xen_hello_world_422);
 
 /// What verify must say about one of Xen's sample payloads: one text per
 /// failure line, in order (empty = pass).
 fn expected(name: &str) -> &'static [&'static str] {
-    // The same verdicts on 4.17, 4.20 and 4.21.
+    // The same verdicts on every supported release.
     // Accepted by the loader, but the NOPs end inside xen_minor_version's final
     // `jmp __x86_return_thunk` (Xen 4.17 builds with return thunks): applying
     // xen_nop crashed the hypervisor in QEMU.
@@ -258,7 +287,7 @@ fn corrupted_specials(tree: &Path) {
 /// `.livepatch.xen_depends` names a different hypervisor), and passes
 /// against its own.
 #[test]
-#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE, XSPLICE_XEN_TREE_420 and XSPLICE_XEN_TREE_421 (ci/test runs it)"]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE and XSPLICE_XEN_TREE_418 .. _422 (ci/test runs it)"]
 fn payloads_are_refused_by_another_releases_xen_syms() {
     let trees: Vec<(PathBuf, &str)> = TREES
         .iter()
@@ -291,12 +320,24 @@ fn payloads_are_refused_by_another_releases_xen_syms() {
                     report.failures
                 );
             } else {
+                // Both hypervisors named: the payload's by the build-id
+                // it was built for, xen-syms's by build-id and release.
+                let want_id = notes_id(&xen_of(&trees, checked_on).join("xen-syms"));
+                let got_id = notes_id(&xen.join("xen-syms"));
                 assert!(
                     report
                         .failed(Check::BuildIdNotes)
                         .any(|l| l.subject == "section .livepatch.xen_depends"
-                            && l.message.starts_with("build-id")
-                            && l.message.contains("is not xen-syms's")),
+                            && l.message.starts_with(&format!(
+                                "build-id {got_id} is not xen-syms's {want_id} (xen-syms is Xen {target}."
+                            ))
+                            // Which error the upload shows: 4.18 and later
+                            // check the build-id first.
+                            && l.message.ends_with(if *target == "4.17" {
+                                "this loader checks it after preparing the payload, so other errors may show first)"
+                            } else {
+                                "this loader checks it first, so it is the upload's only error)"
+                            })),
                     "Xen {series}'s payload against Xen {target}'s xen-syms: {:#?}",
                     report.failures
                 );
@@ -305,12 +346,22 @@ fn payloads_are_refused_by_another_releases_xen_syms() {
     }
 }
 
-/// A second `.livepatch.depends` section (a later section renamed):
-/// Xen 4.17's loader refuses the payload ("seen more than once"), 4.20's
-/// and 4.21's read the first and load it.
+fn xen_of(trees: &[(PathBuf, &str)], i: usize) -> PathBuf {
+    trees[i].0.clone()
+}
+
+/// The build-id of an ELF file, in hex.
+fn notes_id(path: &Path) -> String {
+    create_diff_object::notes::to_hex(&create_diff_object::notes::build_id_of_file(path).unwrap())
+}
+
+/// A second `.livepatch.depends` section (a later section renamed): every
+/// supported loader looks sections up by name and reads the first (4.17 to
+/// 4.19's "seen more than once" test can never fire), so the payload
+/// loads; verify passes it with a note on every release.
 #[test]
-#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE, XSPLICE_XEN_TREE_420 and XSPLICE_XEN_TREE_421 (ci/test runs it)"]
-fn duplicate_note_section_follows_each_releases_rule() {
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE and XSPLICE_XEN_TREE_418 .. _422 (ci/test runs it)"]
+fn duplicate_note_section_is_read_first_on_every_release() {
     use support::verify::{section, sections, wr32};
     for (var, series) in TREES {
         let xen = support::xen_tree(var).join("xen");
@@ -326,48 +377,80 @@ fn duplicate_note_section_follows_each_releases_rule() {
         wr32(&mut d, later.hdr, sh_name);
         let v = Verifier::new(&xen.join("xen-syms"), &[]).unwrap();
         let report = v.check(&d);
-        let dup: Vec<_> = report
-            .failed(Check::BuildIdNotes)
-            .filter(|l| {
-                l.subject == "section .livepatch.depends"
-                    && l.message.starts_with("appears 2 times")
-            })
-            .collect();
-        if series == "4.17" {
-            assert_eq!(dup.len(), 1, "Xen 4.17 refuses it: {:#?}", report.failures);
-            assert!(dup[0].message.contains("refuses"), "{}", dup[0]);
-        } else {
-            assert!(
-                report.passed(),
-                "Xen {series} loads it: {:#?}",
-                report.failures
-            );
-            assert!(
-                report
-                    .notes
-                    .iter()
-                    .any(|n| n.contains("reads only the first")),
-                "Xen {series}: a note says the loader reads the first: {:#?}",
-                report.notes
-            );
-        }
+        assert!(
+            report.passed(),
+            "Xen {series} loads it: {:#?}",
+            report.failures
+        );
+        assert!(
+            report.notes.iter().any(|n| n
+                == "section .livepatch.depends: appears 2 times; the loader reads only the first"),
+            "Xen {series}: a note says the loader reads the first: {:#?}",
+            report.notes
+        );
     }
 }
 
-/// Xen 4.21's `.alt_call_sites`, on a payload the driver builds from the
-/// corpus's altcall fix: it passes the 4.21 rules; an entry moved off the
-/// `call *disp32(%rip)` or outside the payload's text is refused by name.
+/// An `.altinstructions` entry whose replacement is longer than the
+/// original code plus its padding: Xen 4.17's `_apply_alternatives` hits
+/// `BUG_ON` (the hypervisor crashes while loading), 4.18 and later refuse
+/// the upload with -ENOSPC. verify fails it on every release and says which.
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE and XSPLICE_XEN_TREE_418 .. _422 (ci/test runs it)"]
+fn bad_alternative_follows_each_releases_rule() {
+    use support::verify::section;
+    for (var, series) in TREES {
+        let xen = support::xen_tree(var).join("xen");
+        let original = std::fs::read(xen.join("test/livepatch/xen_hello_world.livepatch")).unwrap();
+        let alt = section(&original, ".altinstructions");
+        // The first entry's lengths (struct alt_instr bytes 10..13).
+        let (orig_len, pad_len) = (original[alt.offset + 10], original[alt.offset + 12]);
+        let mut d = original.clone();
+        let repl_len = orig_len + pad_len + 1;
+        d[alt.offset + 11] = repl_len;
+        let v = Verifier::new(&xen.join("xen-syms"), &[]).unwrap();
+        let failures = v.check(&d).failures;
+        let want = format!(
+            "section .altinstructions[0]: replacement length {repl_len} is more than the original code's {orig_len} plus its padding {pad_len}; {}",
+            if series == "4.17" {
+                "this loader's apply_alternatives hits a BUG_ON"
+            } else {
+                "the loader refuses the payload (-ENOSPC)"
+            }
+        );
+        assert_fails_with(&failures, &want);
+        assert!(
+            failures.iter().all(|f| f.check == Check::Alternatives),
+            "Xen {series}: only the alternative fails: {failures:#?}"
+        );
+    }
+}
+
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_421 (ci/test runs it)"]
 fn alt_call_sites_follow_the_421_rules() {
+    alt_calls(&support::xen_tree("XSPLICE_XEN_TREE_421"));
+}
+
+/// 4.22's loader and linker script handle `.alt_call_sites` as 4.21's do.
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_422 (ci/test runs it)"]
+fn alt_call_sites_follow_the_422_rules() {
+    alt_calls(&support::xen_tree("XSPLICE_XEN_TREE_422"));
+}
+
+/// `.alt_call_sites` (Xen 4.21 and later), on a payload the driver builds
+/// from the corpus's altcall fix: it passes the release's rules; an entry
+/// moved off the `call *disp32(%rip)` or outside the payload's text is
+/// refused by name.
+fn alt_calls(tree: &Path) {
     use support::verify::{rela_at, wr64};
-    let tree = support::xen_tree("XSPLICE_XEN_TREE_421");
     let xen_syms = tree.join("xen/xen-syms");
     let patch = support::project().join("tests/corpus/hvm-rdtsc-exiting-altcall.diff");
     let out = tempfile::tempdir().unwrap();
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
         .args(["-q", "-s"])
-        .arg(&tree)
+        .arg(tree)
         .arg("-p")
         .arg(&patch)
         .arg("-o")

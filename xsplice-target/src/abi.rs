@@ -18,7 +18,7 @@ pub enum Abi {
     Xsplice,
     /// Xen 4.7..4.13: `.livepatch.*`, `struct livepatch_func` version 1.
     LivepatchV1,
-    /// Xen 4.14+ (4.17, 4.20 and 4.21 are tested): `struct livepatch_func` version 2 with expectations, 104 bytes.
+    /// Xen 4.14+ (4.17 to 4.22 are tested): `struct livepatch_func` version 2 with expectations, 104 bytes.
     LivepatchV2,
 }
 
@@ -404,6 +404,19 @@ pub struct SpecialSizes {
 /// `sizeof(struct alt_call)` where xen-syms has no DWARF for it: the
 /// struct is one `int32_t` (xen/arch/x86/include/asm/alternative-call.h).
 pub const ALT_CALL_SIZE: u64 = 4;
+
+/// Byte fields of the 14-byte `struct alt_instr` (Xen 4.15 to 4.22,
+/// `arch/x86/include/asm/alternative.h`): after `orig_offset`,
+/// `repl_offset` (4 bytes each) and `cpuid` (2), the lengths of the
+/// original code, of its replacement and of the padding after the original.
+pub const ALT_INSTR_ORIG_LEN: u64 = 10;
+pub const ALT_INSTR_REPL_LEN: u64 = 11;
+pub const ALT_INSTR_PAD_LEN: u64 = 12;
+
+/// `MAX_PATCH_LEN` of `arch/x86/alternative.c` (the same in 4.17 to
+/// 4.22): the most bytes of original code plus padding one alternative
+/// may rewrite.
+pub const ALT_MAX_PATCH_LEN: u64 = 254;
 
 /// Entry sizes from xen-syms's DWARF, else from a probe compiled against the tree.
 pub fn special_sizes(xen_syms: &XenSyms, tree: Option<&Path>) -> Result<SpecialSizes, Error> {

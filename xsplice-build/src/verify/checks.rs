@@ -5,9 +5,10 @@
 
 use std::collections::HashSet;
 
-use xsplice_target::abi::target::LoaderRules;
+use xsplice_target::abi::target::{LoaderRules, XenVersion};
 use xsplice_target::abi::{
-    starts_with_landing_pad, Abi, SpecialSizes, ENDBR64, OPAQUE_SIZE, PATCH_INSN_SIZE,
+    starts_with_landing_pad, Abi, SpecialSizes, ALT_INSTR_ORIG_LEN, ALT_INSTR_PAD_LEN,
+    ALT_INSTR_REPL_LEN, ALT_MAX_PATCH_LEN, ENDBR64, OPAQUE_SIZE, PATCH_INSN_SIZE,
 };
 use xsplice_target::notes::{to_hex, BUILD_ID_SECTION, NT_GNU_BUILD_ID};
 use xsplice_target::reloc;
@@ -137,6 +138,8 @@ pub struct Context<'a, 'b> {
     pub abi: Abi,
     /// The target release's loader rules that differ between releases.
     pub rules: LoaderRules,
+    /// The target's release, when xen-syms or its tree says.
+    pub version: Option<&'a XenVersion>,
     pub sizes: Option<SpecialSizes>,
     pub area: Area,
     pub values: Vec<Value>,
@@ -420,19 +423,12 @@ pub fn check_notes(
             continue;
         };
         if count > 1 {
-            if cx.rules.refuses_duplicate_sections {
-                f.fail(
-                    Check::BuildIdNotes,
-                    format!("section {name}"),
-                    format!(
-                        "appears {count} times (the loader refuses a section seen more than once)"
-                    ),
-                );
-            } else {
-                f.note(format!(
-                    "section {name}: appears {count} times; the loader reads only the first"
-                ));
-            }
+            // Every supported loader looks sections up by name and reads
+            // the first (4.17 to 4.19's "seen more than once" test can
+            // never fire: docs/xen-versions.md).
+            f.note(format!(
+                "section {name}: appears {count} times; the loader reads only the first"
+            ));
         }
         f.check();
         if sec.sh_size == 0 {
@@ -477,10 +473,28 @@ pub fn check_notes(
         if let (Some(Some(got)), Some((want, what))) = (ids.get(1), expected_xen_depends) {
             f.check();
             if got.as_slice() != want {
+                // Name the target's release too (a payload is most often
+                // checked against the wrong release's xen-syms),
+                // and which error xen-livepatch will show.
+                let order = if cx.rules.xen_depends_checked_first {
+                    "this loader checks it first, so it is the upload's only error"
+                } else {
+                    "this loader checks it after preparing the payload, so other errors may show first"
+                };
+                let release = match cx.version {
+                    Some(v) if what == "xen-syms" => format!(
+                        " (xen-syms is Xen {v}; the payload was built for another hypervisor; {order})"
+                    ),
+                    _ => String::new(),
+                };
                 f.fail(
                     Check::BuildIdNotes,
                     format!("section {xd}"),
-                    format!("build-id {} is not {what}'s {}", to_hex(got), to_hex(want)),
+                    format!(
+                        "build-id {} is not {what}'s {}{release}",
+                        to_hex(got),
+                        to_hex(want)
+                    ),
                 );
             }
         }
@@ -561,17 +575,14 @@ pub fn check_patching_sections(cx: &Context<'_, '_>, f: &mut Failures) {
         let count = p.sections_named(name);
         f.check();
         if count > 1 {
-            // Xen 4.17 refuses the payload; later loaders read only the
-            // first copy, so the others' entries would silently do nothing.
-            let why = if cx.rules.refuses_duplicate_sections {
-                "the loader refuses a section seen more than once"
-            } else {
-                "the loader reads only the first; the others would be ignored"
-            };
+            // The loader reads only the first copy: the others' entries
+            // would silently do nothing.
             f.fail(
                 Check::PatchingSections,
                 format!("section {name}"),
-                format!("appears {count} times ({why})"),
+                format!(
+                    "appears {count} times (the loader reads only the first; the others would be ignored)"
+                ),
             );
         }
         f.check();
@@ -1183,8 +1194,36 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
                 }
             }
         };
-        let orig_len = i128::from(data.get((base + 10) as usize).copied().unwrap_or(0));
-        let repl_len = i128::from(data.get((base + 11) as usize).copied().unwrap_or(0));
+        let byte = |off: u64| i128::from(data.get((base + off) as usize).copied().unwrap_or(0));
+        let orig_len = byte(ALT_INSTR_ORIG_LEN);
+        let repl_len = byte(ALT_INSTR_REPL_LEN);
+        let pad_len = byte(ALT_INSTR_PAD_LEN);
+        // `_apply_alternatives`' own checks on the lengths.
+        f.check();
+        let total = orig_len + pad_len;
+        let bad = if repl_len > total {
+            Some(format!(
+                "replacement length {repl_len} is more than the original code's {orig_len} plus its padding {pad_len}"
+            ))
+        } else if total > i128::from(ALT_MAX_PATCH_LEN) {
+            Some(format!(
+                "original code plus padding ({total} bytes) is more than the loader's {ALT_MAX_PATCH_LEN}-byte patch buffer"
+            ))
+        } else {
+            None
+        };
+        if let Some(bad) = bad {
+            let consequence = if cx.rules.bad_alternative_refused {
+                "the loader refuses the payload (-ENOSPC)"
+            } else {
+                "this loader's apply_alternatives hits a BUG_ON: the hypervisor crashes while loading it"
+            };
+            f.fail(
+                Check::Alternatives,
+                format!("section .altinstructions[{i}]"),
+                format!("{bad}; {consequence}"),
+            );
+        }
         f.check();
         let text = i128::from(p.layout.text_size);
         match target(0) {

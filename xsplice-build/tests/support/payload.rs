@@ -8,7 +8,7 @@ use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 
 pub use super::cdo::funcs::{function_table, FuncRow};
 
-/// Bytes of a version-2 `.livepatch.funcs` entry (Xen 4.17 to 4.21).
+/// Bytes of a version-2 `.livepatch.funcs` entry (Xen 4.17 to 4.22).
 pub const FUNC_ENTRY: usize = 104;
 
 /// The payload's `.livepatch.funcs`, every entry (a malformed table fails the test).
