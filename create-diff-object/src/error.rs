@@ -47,11 +47,15 @@ pub enum RefusalKind {
     /// The layout of a type changed while code or data the payload does
     /// not replace still uses the old layout.
     LayoutChanged,
+    /// A difference between the objects that no patched function, refusal
+    /// or reason to ignore accounts for (a changed special-section entry
+    /// that belongs to no function, changed code no patched function owns).
+    UnaccountedChange,
 }
 
 impl RefusalKind {
     /// Every kind, in documentation order.
-    pub const ALL: [RefusalKind; 13] = [
+    pub const ALL: [RefusalKind; 14] = [
         RefusalKind::InitialiserChanged,
         RefusalKind::DataSizeChanged,
         RefusalKind::ReadOnlyDataInUse,
@@ -65,6 +69,7 @@ impl RefusalKind {
         RefusalKind::FunctionTooSmall,
         RefusalKind::VariableMoved,
         RefusalKind::LayoutChanged,
+        RefusalKind::UnaccountedChange,
     ];
 
     /// The stable name (snake_case) used in reports.
@@ -83,6 +88,7 @@ impl RefusalKind {
             RefusalKind::FunctionTooSmall => "function_too_small",
             RefusalKind::VariableMoved => "variable_moved",
             RefusalKind::LayoutChanged => "layout_changed",
+            RefusalKind::UnaccountedChange => "unaccounted_change",
         }
     }
 
