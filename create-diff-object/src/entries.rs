@@ -101,7 +101,7 @@ impl<'a, 'd> Side1<'a, 'd> {
             let owner = sec
                 .relocs_in(offset, offset + size)
                 .first()
-                .and_then(|r| self.place(r, table.has_line_bits(r.offset - offset)))
+                .and_then(|r| self.place(table, r.offset - offset, r))
                 .and_then(|(s, off)| {
                     let f = self.obj.symbol_at(s, u64::try_from(off).ok()?)?;
                     let fs = self.obj.symbol(f);
@@ -115,15 +115,18 @@ impl<'a, 'd> Side1<'a, 'd> {
         out
     }
 
-    /// Where a data relocation of a table points: section and offset,
-    /// with a bug frame's line bits removed when `line` says it has them.
-    fn place(&self, r: &Reloc, line: bool) -> Option<(SectionId, i64)> {
+    /// Where the relocation of the word `at` bytes into an entry of
+    /// `table` points: section and offset, measured as the table measures
+    /// it and without a bug frame's line bits.
+    fn place(&self, table: &SpecialTable, at: u64, r: &Reloc) -> Option<(SectionId, i64)> {
         let t = self.obj.symbol(r.symbol);
         let Place::Section(s) = t.place else {
             return None;
         };
-        let mut off = (t.value as i64).wrapping_add(r.addend);
-        if line {
+        let mut off = (t.value as i64)
+            .wrapping_add(r.addend)
+            .wrapping_sub(table.disp_base(at) as i64);
+        if table.has_line_bits(at) {
             off = sections::strip_bug_line(off);
         }
         Some((s, off))
@@ -247,10 +250,15 @@ impl Cx<'_, '_, '_> {
         orel.len() == prel.len()
             && orel.iter().zip(prel).all(|(a, b)| {
                 let at = a.offset - ooff;
-                let line = table.has_line_bits(at);
                 at == b.offset - poff
                     && a.r_type == b.r_type
-                    && self.same_target(self.o.place(a, line), a, self.p.place(b, line), b, 1)
+                    && self.same_target(
+                        self.o.place(table, at, a),
+                        a,
+                        self.p.place(table, at, b),
+                        b,
+                        1,
+                    )
             })
     }
 

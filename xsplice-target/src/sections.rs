@@ -115,6 +115,17 @@ impl SpecialTable {
     pub fn has_line_bits(&self, at: u64) -> bool {
         matches!(self.table, Table::BugFrames(_)) && (at == 0 || at == 4)
     }
+
+    /// How far before the word at `at` its displacement is measured from:
+    /// a bug frame's displacements count from the frame's start
+    /// (`%c[bf_ptr] - .Lfrm`), every other table's from the word itself
+    /// (`1b - .`).
+    pub fn disp_base(&self, at: u64) -> u64 {
+        match self.table {
+            Table::BugFrames(_) => at,
+            _ => 0,
+        }
+    }
 }
 
 /// The special table called `name`, if it is one.
@@ -222,6 +233,8 @@ mod tests {
         let bug = special_table(".bug_frames.2").unwrap();
         assert!(bug.has_line_bits(0) && bug.has_line_bits(4) && !bug.has_line_bits(8));
         assert!(!special_table(".ex_table").unwrap().has_line_bits(0));
+        assert_eq!(bug.disp_base(12), 12);
+        assert_eq!(special_table(".ex_table").unwrap().disp_base(4), 0);
         // Line 0x185 of a frame 0x40 into its section: line_hi 3, line_lo 5.
         assert_eq!(strip_bug_line(0x40 + (3 << 24)), 0x40);
         assert_eq!(strip_bug_line(0x24 + (5 << 24)), 0x24);
