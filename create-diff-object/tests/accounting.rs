@@ -72,16 +72,15 @@ fn moved_ex_table_entry_changes_its_function() {
     assert_eq!(p.sections[".ex_table"].len(), 8, "one entry of 8 bytes");
     let rels = p.relocs(".ex_table");
     assert_eq!(rels.len(), 2, "{rels:?}");
-    // "from": the payload's probe_read, 4 bytes in (after the 2-byte
-    // `mov %esi,%eax` and ... wherever the patched object put the label).
+    // "from": the payload's probe_read (which starts its section), as far
+    // in as the patched object's label.
     let from = &rels[0];
-    assert!(!from.target_undefined, "{rels:?}");
-    let at = if from.target == "probe_read" {
-        from.addend
-    } else {
-        assert_eq!(from.target, ".text.probe_read", "{rels:?}");
-        from.addend
-    };
+    assert!(
+        !from.target_undefined
+            && (from.target == "probe_read" || from.target == ".text.probe_read"),
+        "{rels:?}"
+    );
+    let at = from.addend;
     let orig_from = ex_table_from(&case.orig);
     let patched_from = ex_table_from(&case.patched);
     assert_ne!(orig_from, patched_from, "the fixture moves the label");
@@ -146,4 +145,45 @@ fn first_reloc_addend(obj: &std::path::Path, section: &str) -> i64 {
     let sec = file.section_by_name(section).unwrap();
     let (_, r) = sec.relocations().next().unwrap();
     r.addend()
+}
+
+/// Partial inlining: ring_note()'s header is inlined into its five callers
+/// (and kept in ring_note itself), its body is `ring_note.part.0`, which
+/// all six call. A change only in the body redirects the piece itself:
+/// every caller enters it at its start, so one entry reaches them all,
+/// and none of them changed.
+#[test]
+fn changed_part_piece_keeps_its_own_entry() {
+    let case = build_case("part_piece");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let funcs = p.funcs(".livepatch.funcs", 104);
+    let names: Vec<&str> = funcs.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["part_piece.c#ring_note.part.0"]);
+    let (addr, size) = xen_symbol(&case, "ring_note.part.0", Some("part_piece.c"));
+    assert_eq!(funcs[0].old_addr, addr);
+    assert_eq!(u64::from(funcs[0].old_size), size);
+    for caller in ["ring_note", "push_a", "push_e"] {
+        assert!(
+            !p.has(&format!(".text.{caller}")),
+            "{caller} is unchanged and stays the running Xen's"
+        );
+    }
+}
+
+/// A static constant that only data refers to (a pointer other units read
+/// it through) changed, and no function did: nothing in a payload would
+/// carry it, so it is refused, naming the constant and its user, rather
+/// than reported as no change.
+#[test]
+fn changed_constant_only_data_uses_is_refused() {
+    let case = build_case("refuse_const_used_by_data");
+    let refusals = refusals(&case);
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    let r = &refusals[0];
+    assert_eq!(r.kind, create_diff_object::RefusalKind::UnaccountedChange);
+    assert_eq!(r.symbol, "weights");
+    assert_eq!(r.section, ".rodata.weights");
+    assert!(r.reason.contains("weight_table"), "{r}");
 }
