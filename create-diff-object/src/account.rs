@@ -63,9 +63,14 @@ pub fn unaccounted(inc: &Includer<'_, '_>, plan: &Plan, entries: &[EntryDiff]) -
             _ => true,
         };
         if !accounted {
-            let why = cmp.symbol_why[sid.index()].clone().unwrap_or_else(|| status.to_string());
+            let why = cmp.symbol_why[sid.index()]
+                .clone()
+                .unwrap_or_else(|| status.to_string());
             let whose = match families.parent(sid) {
-                Some(parent) => format!("the cold part of {}, which is not patched", p.symbol(parent).name),
+                Some(parent) => format!(
+                    "the cold part of {}, which is not patched",
+                    p.symbol(parent).name
+                ),
                 None if crate::family::is_cold_part(s.name) => {
                     "a cold part whose function is not in this object".to_string()
                 }
@@ -78,7 +83,11 @@ pub fn unaccounted(inc: &Includer<'_, '_>, plan: &Plan, entries: &[EntryDiff]) -
                     "code at {}+{:#x} {} ({why}), and {whose}",
                     p.section_name(sec),
                     s.value,
-                    if status == Status::New { "is new" } else { "changed" },
+                    if status == Status::New {
+                        "is new"
+                    } else {
+                        "changed"
+                    },
                 ),
             );
         }

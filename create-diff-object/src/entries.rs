@@ -50,11 +50,12 @@ pub fn any_table_differs(
         matches!(include::role(o, id), Role::SpecialTable | Role::SpecialCode)
             && o.section(id).size > 0
     };
-    patched.section_ids().any(|id| {
-        table(patched, id) && cmp.section(id) != crate::model::Status::Same
-    }) || orig
+    patched
         .section_ids()
-        .any(|id| table(orig, id) && twins.orig_section_twin(id).is_none())
+        .any(|id| table(patched, id) && cmp.section(id) != crate::model::Status::Same)
+        || orig
+            .section_ids()
+            .any(|id| table(orig, id) && twins.orig_section_twin(id).is_none())
 }
 
 /// One entry of a table: its offset and the function it belongs to.
@@ -107,7 +108,8 @@ impl<'a, 'd> Side1<'a, 'd> {
                     let fs = self.obj.symbol(f);
                     // A function, or a sized label of assembly; a bare label
                     // owns nothing.
-                    let owns = fs.kind == SymKind::Func || (fs.kind == SymKind::NoType && fs.size > 0);
+                    let owns =
+                        fs.kind == SymKind::Func || (fs.kind == SymKind::NoType && fs.size > 0);
                     (owns && self.obj.section(s).is_exec()).then(|| self.families.owner(f))
                 });
             out.push(Entry { offset, owner });
@@ -184,12 +186,11 @@ pub fn compare_entries(
                 },
                 None => None,
             };
-            let first_diff = (0..olist.len().max(plist.len())).find(|&i| {
-                match (olist.get(i), plist.get(i)) {
+            let first_diff =
+                (0..olist.len().max(plist.len())).find(|&i| match (olist.get(i), plist.get(i)) {
                     (Some(&a), Some(&b)) => !cx.same_entry(table, oid, a, pid, b, size),
                     _ => true,
-                }
-            });
+                });
             let Some(i) = first_diff else {
                 continue;
             };
@@ -198,12 +199,7 @@ pub fn compare_entries(
                 None => (olist.get(i).copied().unwrap_or(0), Side::Original),
             };
             let why = if olist.len() != plist.len() {
-                format!(
-                    "{} {} entries -> {}",
-                    olist.len(),
-                    table.name,
-                    plist.len()
-                )
+                format!("{} {} entries -> {}", olist.len(), table.name, plist.len())
             } else {
                 format!("{} entry {} of {} differs", table.name, i + 1, plist.len())
             };
@@ -277,10 +273,7 @@ impl Cx<'_, '_, '_> {
         let (Some((osec, ooff)), Some((psec, poff))) = (op, pp) else {
             // Undefined (or absolute) on both sides: the same name and addend.
             let (a, b) = (o.symbol(or.symbol), p.symbol(pr.symbol));
-            return op.is_none()
-                && pp.is_none()
-                && a.name == b.name
-                && or.addend == pr.addend;
+            return op.is_none() && pp.is_none() && a.name == b.name && or.addend == pr.addend;
         };
         // A place in a named function or object: its twin, the same distance in.
         let cover = |obj: &Object<'_>, s: SectionId, off: i64| {
@@ -349,13 +342,7 @@ impl Cx<'_, '_, '_> {
                 };
                 a.offset - oa == b.offset - pa
                     && a.r_type == b.r_type
-                    && self.same_target(
-                        place(self.o, osec, a),
-                        a,
-                        place(self.p, psec, b),
-                        b,
-                        depth,
-                    )
+                    && self.same_target(place(self.o, osec, a), a, place(self.p, psec, b), b, depth)
             })
     }
 }
@@ -364,7 +351,10 @@ impl Cx<'_, '_, '_> {
 fn pool_text<'d>(s: &crate::model::Section<'d>, off: i64) -> Option<&'d [u8]> {
     let rest = s.data.get(usize::try_from(off).ok()?..)?;
     Some(if s.is_strings() {
-        let end = rest.iter().position(|&b| b == 0).map_or(rest.len(), |e| e + 1);
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .map_or(rest.len(), |e| e + 1);
         &rest[..end]
     } else {
         &rest[..(s.entsize.max(1) as usize).min(rest.len())]

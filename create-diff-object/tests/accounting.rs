@@ -19,7 +19,11 @@ fn changed_cold_part_patches_its_parent() {
     ld_accepts(&case.out);
     let funcs = p.funcs(".livepatch.funcs", 104);
     let names: Vec<&str> = funcs.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["dev_check"], "the parent, and only it, is redirected");
+    assert_eq!(
+        names,
+        ["dev_check"],
+        "the parent, and only it, is redirected"
+    );
     let (addr, size) = xen_symbol(&case, "dev_check", None);
     assert_eq!(funcs[0].old_addr, addr);
     assert_eq!(u64::from(funcs[0].old_size), size);
@@ -51,7 +55,10 @@ fn changed_cold_part_patches_its_parent() {
         "the new helper is the payload's: {cold:?}"
     );
     assert!(
-        !cold.iter().chain(hot).any(|r| r.target.contains("dev_check") && r.target_undefined),
+        !cold
+            .iter()
+            .chain(hot)
+            .any(|r| r.target.contains("dev_check") && r.target_undefined),
         "no jump into the running Xen's dev_check or its cold part"
     );
 }
@@ -84,7 +91,10 @@ fn moved_ex_table_entry_changes_its_function() {
     let orig_from = ex_table_from(&case.orig);
     let patched_from = ex_table_from(&case.patched);
     assert_ne!(orig_from, patched_from, "the fixture moves the label");
-    assert_eq!(at, patched_from, "the entry points where the patched asm faults");
+    assert_eq!(
+        at, patched_from,
+        "the entry points where the patched asm faults"
+    );
     assert_eq!(rels[1].target, ".fixup", "{rels:?}");
 }
 
