@@ -197,3 +197,19 @@ fn changed_constant_only_data_uses_is_refused() {
     assert_eq!(r.section, ".rodata.weights");
     assert!(r.reason.contains("weight_table"), "{r}");
 }
+
+/// Only the feature an alternative is applied for changed (a byte of the
+/// `.altinstructions` entry): the function is changed, its entry (with the
+/// new feature) and replacement travel, the other function's do not.
+#[test]
+fn changed_alternative_feature_changes_its_function() {
+    let case = build_case("alt_feature");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(p.func_names(), ["fenced"]);
+    let entry = &p.sections[".altinstructions"];
+    assert_eq!(entry.len(), 14, "one 14-byte alt_instr");
+    assert_eq!(u16::from_le_bytes([entry[8], entry[9]]), 125);
+    assert!(p.has(".altinstr_replacement"));
+}
