@@ -215,6 +215,15 @@ pub fn compare_entries(
     diffs
 }
 
+/// How to compare out-of-line code a target points into: `len` bytes
+/// when the entry gives it, else its fragment; `depth` bounds following
+/// that code's own relocations into further fragments.
+#[derive(Clone, Copy)]
+struct Code {
+    len: Option<u64>,
+    depth: u32,
+}
+
 struct Cx<'a, 'b, 'd> {
     o: &'a Side1<'b, 'd>,
     p: &'a Side1<'b, 'd>,
@@ -243,6 +252,8 @@ impl Cx<'_, '_, '_> {
             os.relocs_in(ooff, ooff + size),
             ps.relocs_in(poff, poff + size),
         );
+        // The bytes are equal, so both entries give the same lengths.
+        let entry = ps.bytes(poff, size);
         orel.len() == prel.len()
             && orel.iter().zip(prel).all(|(a, b)| {
                 let at = a.offset - ooff;
@@ -253,21 +264,23 @@ impl Cx<'_, '_, '_> {
                         a,
                         self.p.place(table, at, b),
                         b,
-                        1,
+                        Code {
+                            len: table.code_len(entry, at),
+                            depth: 1,
+                        },
                     )
             })
     }
 
     /// Whether two places (from `Side1::place`, or code relocations'
-    /// targets) are the same thing; `depth` bounds following out-of-line
-    /// code into the fragments it refers to.
+    /// targets) are the same thing.
     fn same_target(
         &self,
         op: Option<(SectionId, i64)>,
         or: &Reloc,
         pp: Option<(SectionId, i64)>,
         pr: &Reloc,
-        depth: u32,
+        code: Code,
     ) -> bool {
         let (o, p) = (self.o.obj, self.p.obj);
         let (Some((osec, ooff)), Some((psec, poff))) = (op, pp) else {
@@ -296,25 +309,30 @@ impl Cx<'_, '_, '_> {
         if ps.is_merge() {
             return pool_text(os, ooff).is_some() && pool_text(os, ooff) == pool_text(ps, poff);
         }
-        if sections::is_special_code(ps.name) && depth > 0 {
-            return self.same_fragment(osec, ooff, psec, poff, depth - 1);
+        if sections::is_special_code(ps.name) && code.depth > 0 {
+            return self.same_fragment(osec, ooff, psec, poff, code);
         }
         self.twins.section_twin(psec) == Some(osec) && ooff == poff
     }
 
-    /// Out-of-line code at `ooff` / `poff`: the same distance into fragments
-    /// with the same bytes and relocations.
+    /// Out-of-line code at `ooff` / `poff`: `code.len` bytes when the entry
+    /// gives the length, else the same distance into fragments (see
+    /// `include::special`); the same bytes and relocations either way.
     fn same_fragment(
         &self,
         osec: SectionId,
         ooff: i64,
         psec: SectionId,
         poff: i64,
-        depth: u32,
+        code: Code,
     ) -> bool {
+        let depth = code.depth - 1;
         let frag = |side: &Side1<'_, '_>, sec: SectionId, off: i64| {
             let at = u64::try_from(off).ok()?;
             let size = side.obj.section(sec).size;
+            if let Some(len) = code.len {
+                return Some((at, at.checked_add(len)?.min(size)));
+            }
             let points = side.points.get(&sec)?;
             let i = points.partition_point(|&e| e <= at);
             let start = *points.get(i.checked_sub(1)?)?;
@@ -342,7 +360,13 @@ impl Cx<'_, '_, '_> {
                 };
                 a.offset - oa == b.offset - pa
                     && a.r_type == b.r_type
-                    && self.same_target(place(self.o, osec, a), a, place(self.p, psec, b), b, depth)
+                    && self.same_target(
+                        place(self.o, osec, a),
+                        a,
+                        place(self.p, psec, b),
+                        b,
+                        Code { len: None, depth },
+                    )
             })
     }
 }

@@ -116,6 +116,18 @@ impl SpecialTable {
         matches!(self.table, Table::BugFrames(_)) && (at == 0 || at == 4)
     }
 
+    /// The length of the out-of-line code the word at `at` of `entry` (the
+    /// entry's bytes) points at, when the entry says it: `struct
+    /// alt_instr`'s `repl_len` (byte 11) for its `repl_offset` (the word at
+    /// 4), the same in Xen 4.17 to 4.21. An empty replacement shares its
+    /// offset with the next one, so only this length tells where it ends.
+    pub fn code_len(&self, entry: &[u8], at: u64) -> Option<u64> {
+        match self.table {
+            Table::AltInstructions if at == 4 => entry.get(11).map(|&len| u64::from(len)),
+            _ => None,
+        }
+    }
+
     /// How far before the word at `at` its displacement is measured from:
     /// a bug frame's displacements count from the frame's start
     /// (`%c[bf_ptr] - .Lfrm`), every other table's from the word itself
@@ -234,6 +246,11 @@ mod tests {
         assert!(bug.has_line_bits(0) && bug.has_line_bits(4) && !bug.has_line_bits(8));
         assert!(!special_table(".ex_table").unwrap().has_line_bits(0));
         assert_eq!(bug.disp_base(12), 12);
+        let alt = special_table(".altinstructions").unwrap();
+        let entry = [0, 0, 0, 0, 0, 0, 0, 0, 123, 0, 5, 3, 2, 0];
+        assert_eq!(alt.code_len(&entry, 4), Some(3));
+        assert_eq!(alt.code_len(&entry, 0), None);
+        assert_eq!(bug.code_len(&entry, 4), None);
         assert_eq!(special_table(".ex_table").unwrap().disp_base(4), 0);
         // Line 0x185 of a frame 0x40 into its section: line_hi 3, line_lo 5.
         assert_eq!(strip_bug_line(0x40 + (3 << 24)), 0x40);
