@@ -331,13 +331,14 @@ impl Cx<'_, '_, '_> {
             let at = u64::try_from(off).ok()?;
             let size = side.obj.section(sec).size;
             if let Some(len) = code.len {
-                return Some((at, at.checked_add(len)?.min(size)));
+                let end = at.checked_add(len)?;
+                return (end <= size).then_some((at, end));
             }
             let points = side.points.get(&sec)?;
             let i = points.partition_point(|&e| e <= at);
             let start = *points.get(i.checked_sub(1)?)?;
             let end = points.get(i).copied().unwrap_or(size).min(size);
-            Some((start, end))
+            (start <= end).then_some((start, end))
         };
         let (Some((oa, ob)), Some((pa, pb))) = (frag(self.o, osec, ooff), frag(self.p, psec, poff))
         else {
