@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::family::Families;
 use crate::model::{Object, Place, Reloc, Section, SectionId, Status, SymKind, SymbolId, Twins};
 use xsplice_target::reloc::target_offset;
 
@@ -113,17 +114,53 @@ pub fn compare(orig: &Object<'_>, patched: &Object<'_>, twins: &Twins) -> Compar
             _ => Status::Unknown,
         };
     }
-    propagate_changes(patched, &mut cmp);
+    propagate_changes(patched, &Families::new(patched), &mut cmp);
     cmp
+}
+
+impl Comparison {
+    /// Mark a patched function changed for a reason found outside its own
+    /// bytes (its special-section entries); returns whether it was not yet.
+    pub fn mark_changed(&mut self, patched: &Object<'_>, sym: SymbolId, why: String) -> bool {
+        if self.symbol(sym) != Status::Same {
+            return false;
+        }
+        self.symbols[sym.index()] = Status::Changed;
+        self.symbol_why[sym.index()] = Some(why);
+        if let Place::Section(s) = patched.symbol(sym).place {
+            self.sections[s.index()] = Status::Changed;
+        }
+        true
+    }
 }
 
 /// Mark changed the unchanged functions (by patched symbol) that jump
 /// into the middle of a changed function (`.cold` parts, tail jumps):
 /// their code depends on its layout. Also those that use a changed
-/// static constant, which moves to the payload's copy.
-fn propagate_changes(patched: &Object<'_>, cmp: &mut Comparison) {
+/// static constant, which moves to the payload's copy, and the parent of
+/// a changed or new cold part: the parent is what the loader redirects,
+/// and its jump must reach the new cold code (`family`).
+pub fn propagate_changes(patched: &Object<'_>, families: &Families, cmp: &mut Comparison) {
     loop {
         let mut flips: BTreeMap<SymbolId, String> = BTreeMap::new();
+        for sid in patched.symbol_ids() {
+            let Some(parent) = families.parent(sid) else {
+                continue;
+            };
+            if matches!(cmp.symbol(sid), Status::Changed | Status::New)
+                && cmp.symbol(parent) == Status::Same
+            {
+                let verb = if cmp.symbol(sid) == Status::New {
+                    "is new"
+                } else {
+                    "changed"
+                };
+                flips.insert(
+                    parent,
+                    format!("its cold part {} {verb}", patched.symbol(sid).name),
+                );
+            }
+        }
         for id in patched.section_ids() {
             let sec = patched.section(id);
             if !sec.is_exec() {
@@ -157,11 +194,7 @@ fn propagate_changes(patched: &Object<'_>, cmp: &mut Comparison) {
             return;
         }
         for (fid, why) in flips {
-            cmp.symbols[fid.index()] = Status::Changed;
-            cmp.symbol_why[fid.index()] = Some(why);
-            if let Place::Section(s) = patched.symbol(fid).place {
-                cmp.sections[s.index()] = Status::Changed;
-            }
+            cmp.mark_changed(patched, fid, why);
         }
     }
 }

@@ -51,11 +51,15 @@ pub enum RefusalKind {
     /// Xen freed its init region) sets up a symbol the payload's runtime
     /// part brings or uses: the running Xen never runs that set-up.
     BootSetupNotCarried,
+    /// A difference between the objects that no patched function, refusal
+    /// or reason to ignore accounts for (a changed special-section entry
+    /// that belongs to no function, changed code no patched function owns).
+    UnaccountedChange,
 }
 
 impl RefusalKind {
     /// Every kind, in documentation order.
-    pub const ALL: [RefusalKind; 14] = [
+    pub const ALL: [RefusalKind; 15] = [
         RefusalKind::InitialiserChanged,
         RefusalKind::DataSizeChanged,
         RefusalKind::ReadOnlyDataInUse,
@@ -70,6 +74,7 @@ impl RefusalKind {
         RefusalKind::VariableMoved,
         RefusalKind::LayoutChanged,
         RefusalKind::BootSetupNotCarried,
+        RefusalKind::UnaccountedChange,
     ];
 
     /// The stable name (snake_case) used in reports.
@@ -89,6 +94,7 @@ impl RefusalKind {
             RefusalKind::VariableMoved => "variable_moved",
             RefusalKind::LayoutChanged => "layout_changed",
             RefusalKind::BootSetupNotCarried => "boot_setup_not_carried",
+            RefusalKind::UnaccountedChange => "unaccounted_change",
         }
     }
 

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use crate::compare::Comparison;
 use crate::error::{Refusal, RefusalKind};
+use crate::family::is_cold_part;
 use crate::model::{Object, Place, Reloc, SectionId, Status, SymKind, SymbolId, Twins};
 use xsplice_target::reloc::target_offset;
 use xsplice_target::sections;
@@ -262,8 +263,9 @@ impl<'a, 'd> Includer<'a, 'd> {
                     plan.init_only.push(s.name.to_string());
                 }
                 // Cold parts (`foo.cold`) are entered only from their parent:
-                // copied with it, never redirected themselves.
-                (SymKind::Func, Role::Text)
+                // copied with it, never redirected themselves (`family`;
+                // `compare` marked the parent changed).
+                (SymKind::Func | SymKind::NoType, Role::Text)
                     if status == Status::Changed && is_cold_part(s.name) =>
                 {
                     plan.include(sec, format!("holds changed cold part {}", s.name));
@@ -772,9 +774,4 @@ pub fn is_percpu(name: &str) -> bool {
 pub fn piece_range(obj: &Object<'_>, sym: SymbolId) -> (u64, u64) {
     let s = obj.symbol(sym);
     (s.value, s.value.saturating_add(s.size))
-}
-
-/// `foo.cold`, `foo.cold.3`: the unlikely part GCC splits out of `foo`.
-pub fn is_cold_part(name: &str) -> bool {
-    name.split('.').skip(1).any(|part| part == "cold")
 }

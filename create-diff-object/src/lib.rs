@@ -12,11 +12,14 @@
 //! `xsplice-target` crate (re-exported here as `abi`, `placement`,
 //! `xensyms`, `notes`, `limits` and `x86` for existing callers).
 
+pub mod account;
 pub mod boot;
 pub mod compare;
 pub mod correlate;
 pub mod emit;
+pub mod entries;
 pub mod error;
+pub mod family;
 pub mod include;
 pub mod layout;
 pub mod model;
@@ -147,7 +150,29 @@ pub fn diff_bytes(
         }));
     }
     let twins = correlate::correlate(&orig, &new);
-    let cmp = compare::compare(&orig, &new, &twins);
+    let mut cmp = compare::compare(&orig, &new, &twins);
+    let tree = opts
+        .xen_tree
+        .clone()
+        .or_else(|| abi::default_tree(xen_syms.path()));
+    // A function whose special-section entries differ is changed, whatever
+    // its own bytes; entry sizes are needed only when a table differs.
+    let entry_diffs = if entries::any_table_differs(&orig, &new, &twins, &cmp) {
+        let sizes = cached_special_sizes(xen_syms, tree.as_deref())?;
+        let diffs = entries::compare_entries(&orig, &new, &twins, &sizes);
+        let mut marked = false;
+        for d in &diffs {
+            if let Some(f) = d.owner {
+                marked |= cmp.mark_changed(&new, f, format!("its {}", d.why));
+            }
+        }
+        if marked {
+            compare::propagate_changes(&new, &family::Families::new(&new), &mut cmp);
+        }
+        diffs
+    } else {
+        Vec::new()
+    };
 
     let inc = include::Includer::new(&orig, &new, &twins, &cmp);
     let mut plan = include::Plan::default();
@@ -159,6 +184,9 @@ pub fn diff_bytes(
     }
     let resolver = Resolver { xen: xen_syms };
     inc.close(&mut plan, &resolver)?;
+    // Every difference is patched, refused or ignored for a named reason.
+    let unaccounted = account::unaccounted(&inc, &plan, &entry_diffs);
+    plan.refusals.extend(unaccounted);
 
     // Boot-time set-up the runtime part relies on, within this object.
     let boot = boot::facts(&inc, &plan);
@@ -182,10 +210,6 @@ pub fn diff_bytes(
         return Ok(Diff::NoChange(report));
     }
 
-    let tree = opts
-        .xen_tree
-        .clone()
-        .or_else(|| abi::default_tree(xen_syms.path()));
     let has_tables = new
         .section_ids()
         .any(|id| inc.role(id) == include::Role::SpecialTable && new.section(id).size > 0);

@@ -97,6 +97,49 @@ impl SpecialTable {
     }
 }
 
+/// Width of a bug frame's displacements (`BUG_DISP_WIDTH`): the first two
+/// 32-bit words of `struct bug_frame` hold a signed 24-bit displacement
+/// (to the `ud2`, to the file name) with 7 bits of the line number above it.
+pub const BUG_DISP_WIDTH: u32 = 24;
+
+/// A bug frame word's target without its line bits: the displacement,
+/// sign-extended from `BUG_DISP_WIDTH` bits.
+pub fn strip_bug_line(value: i64) -> i64 {
+    let shift = 64 - BUG_DISP_WIDTH;
+    (value << shift) >> shift
+}
+
+impl SpecialTable {
+    /// Whether the word at `at` bytes into an entry carries line-number
+    /// bits beside its displacement (a bug frame's first two words).
+    pub fn has_line_bits(&self, at: u64) -> bool {
+        matches!(self.table, Table::BugFrames(_)) && (at == 0 || at == 4)
+    }
+
+    /// The length of the out-of-line code the word at `at` of `entry` (the
+    /// entry's bytes) points at, when the entry says it: `struct
+    /// alt_instr`'s `repl_len` (byte 11) for its `repl_offset` (the word at
+    /// 4), the same in Xen 4.17 to 4.21. An empty replacement shares its
+    /// offset with the next one, so only this length tells where it ends.
+    pub fn code_len(&self, entry: &[u8], at: u64) -> Option<u64> {
+        match self.table {
+            Table::AltInstructions if at == 4 => entry.get(11).map(|&len| u64::from(len)),
+            _ => None,
+        }
+    }
+
+    /// How far before the word at `at` its displacement is measured from:
+    /// a bug frame's displacements count from the frame's start
+    /// (`%c[bf_ptr] - .Lfrm`), every other table's from the word itself
+    /// (`1b - .`).
+    pub fn disp_base(&self, at: u64) -> u64 {
+        match self.table {
+            Table::BugFrames(_) => at,
+            _ => 0,
+        }
+    }
+}
+
 /// The special table called `name`, if it is one.
 pub fn special_table(name: &str) -> Option<&'static SpecialTable> {
     SPECIAL_TABLES.iter().find(|t| t.name == name)
@@ -201,6 +244,24 @@ mod tests {
                 .entry_size(&SIZES),
             Some(14)
         );
+    }
+
+    #[test]
+    fn bug_frame_line_bits() {
+        let bug = special_table(".bug_frames.2").unwrap();
+        assert!(bug.has_line_bits(0) && bug.has_line_bits(4) && !bug.has_line_bits(8));
+        assert!(!special_table(".ex_table").unwrap().has_line_bits(0));
+        assert_eq!(bug.disp_base(12), 12);
+        let alt = special_table(".altinstructions").unwrap();
+        let entry = [0, 0, 0, 0, 0, 0, 0, 0, 123, 0, 5, 3, 2, 0];
+        assert_eq!(alt.code_len(&entry, 4), Some(3));
+        assert_eq!(alt.code_len(&entry, 0), None);
+        assert_eq!(bug.code_len(&entry, 4), None);
+        assert_eq!(special_table(".ex_table").unwrap().disp_base(4), 0);
+        // Line 0x185 of a frame 0x40 into its section: line_hi 3, line_lo 5.
+        assert_eq!(strip_bug_line(0x40 + (3 << 24)), 0x40);
+        assert_eq!(strip_bug_line(0x24 + (5 << 24)), 0x24);
+        assert_eq!(strip_bug_line(-4), -4);
     }
 
     #[test]
