@@ -23,7 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Refusal, RefusalKind, Warning, WarningKind};
-use crate::include::{is_cold_part, is_unnamed, role, Includer, Plan, Role};
+use crate::family::is_cold_part;
+use crate::include::{is_unnamed, role, Includer, Plan, Role};
 use crate::model::{Object, Place, Reloc, Status, SymKind, SymbolId};
 use xsplice_target::reloc::target_offset;
 use xsplice_target::{naming, sections};
