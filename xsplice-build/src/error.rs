@@ -39,6 +39,13 @@ pub enum Error {
     Mismatch(Mismatch),
     /// The payload fails the loader's checks.
     Verify(VerifyFailure),
+    /// A cached base file is not what the entry's manifest recorded when
+    /// it was completed (the driver then rebuilds the base once).
+    CacheCorrupt {
+        /// The cache entry (`KEY/`).
+        entry: PathBuf,
+        mismatch: Box<crate::hash::Mismatch>,
+    },
 }
 
 /// Why the payload would not be for the hypervisor given as `--xen-syms`.
@@ -325,6 +332,10 @@ impl fmt::Display for Error {
             Error::Diff { object, source } => write!(f, "{object}: {source}"),
             Error::Mismatch(m) => write!(f, "{m}"),
             Error::Verify(v) => write!(f, "payload fails the loader's checks: {v}"),
+            Error::CacheCorrupt { mismatch, .. } => write!(
+                f,
+                "the cached base build changed on disk since it was completed: {mismatch}"
+            ),
         }
     }
 }

@@ -564,36 +564,20 @@ fn run(
     let record = if opts.skip.is_some() {
         ObjectsRecord::load(&objects_dir.join("list"))?
     } else {
-        let base = base_stage(opts, &checked, &make, progress, &log)?;
-        stages.base = Some(BaseOutput {
-            cached: base.cached,
-            adopted: base.adopted,
-            key: base.key.clone(),
-        });
-        // A base that is not the target would give a payload for another
-        // binary: refused before the patched build.
-        if let Some(t) = &checked.target {
-            check_reproduced(t, &base.xen_syms, &checked.recipe)?;
-        }
-        make.top = base.build_top.clone();
-        let patched = progress.stage("patched", Some(&log), || {
-            let p = patched_stage(opts, &checked, &base, &work, &objects_dir, &make, &log)?;
-            let how = if p.full_make {
-                format!(
-                    "incremental make ({})",
-                    p.full_make_reason.clone().unwrap_or_default()
-                )
-            } else {
-                format!("{} object(s) recompiled", p.recompiled.len())
-            };
-            let detail = format!("{how}; {} changed, {} new", p.changed.len(), p.new.len());
-            Ok((p, detail))
-        })?;
-        stages.patched = Some(PatchedOutput {
-            full_make: patched.full_make,
-            full_make_reason: patched.full_make_reason.clone(),
-            recompiled: patched.recompiled.clone(),
-        });
+        let builds = |make: &mut MakeConfig, progress: &mut Progress, stages: &mut Stages| {
+            base_and_patched(opts, &checked, make, progress, stages, &log)
+        };
+        let (base, patched) = match builds(&mut make, progress, stages) {
+            // Found before anything was built on it: rebuilt once.
+            Err(e @ Error::CacheCorrupt { .. }) => {
+                progress.warn(Some(&log), &format!("{e}; rebuilding the base"));
+                if let Error::CacheCorrupt { entry, .. } = &e {
+                    build::discard_entry(entry, &log)?;
+                }
+                builds(&mut make, progress, stages)?
+            }
+            r => r?,
+        };
         let (changed, new) = pair_renamed(
             &checked.renames,
             &base.xen_dir(),
@@ -872,6 +856,51 @@ fn defined_functions(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The base stage (its cached files checked against their digests) and
+/// the patched stage on it.
+fn base_and_patched(
+    opts: &BuildOptions,
+    checked: &Checked,
+    make: &mut MakeConfig,
+    progress: &mut Progress,
+    stages: &mut Stages,
+    log: &Log,
+) -> Result<(BaseBuild, build::PatchedBuild), Error> {
+    let work = opts.output.join("work");
+    let objects_dir = opts.output.join("objects");
+    let base = base_stage(opts, checked, make, progress, log)?;
+    stages.base = Some(BaseOutput {
+        cached: base.cached,
+        adopted: base.adopted,
+        key: base.key.clone(),
+    });
+    // A base that is not the target would give a payload for another
+    // binary: refused before the patched build.
+    if let Some(t) = &checked.target {
+        check_reproduced(t, &base.xen_syms, &checked.recipe)?;
+    }
+    make.top = base.build_top.clone();
+    let patched = progress.stage("patched", Some(log), || {
+        let p = patched_stage(opts, checked, &base, &work, &objects_dir, make, log)?;
+        let how = if p.full_make {
+            format!(
+                "incremental make ({})",
+                p.full_make_reason.clone().unwrap_or_default()
+            )
+        } else {
+            format!("{} object(s) recompiled", p.recompiled.len())
+        };
+        let detail = format!("{how}; {} changed, {} new", p.changed.len(), p.new.len());
+        Ok((p, detail))
+    })?;
+    stages.patched = Some(PatchedOutput {
+        full_make: patched.full_make,
+        full_make_reason: patched.full_make_reason.clone(),
+        recompiled: patched.recompiled.clone(),
+    });
+    Ok((base, patched))
+}
+
 /// The base stage: the unpatched hypervisor, from the cache or built (or
 /// adopted from the user's build) and cached.
 fn base_stage(
@@ -908,6 +937,10 @@ fn base_stage(
             opts.xen_syms.as_deref(),
             log,
         )?;
+        if base.cached {
+            // What every run reads from it: xen-syms and the records.
+            build::check_cached(&base, &build::base_files_read(), log)?;
+        }
         let entry = base.tree.parent().unwrap_or(&base.tree).display();
         let detail = if base.adopted {
             format!("adopted the tree's build and cached it ({entry})")
