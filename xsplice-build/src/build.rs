@@ -348,7 +348,9 @@ pub fn check_cached(base: &BaseBuild, rels: &[String], log: &Log) -> Result<(), 
                 entry.display()
             ));
             if let Err(e) = record_digests(entry) {
-                log.line(&format!("# cannot record the digests: {e}; files unchecked"));
+                log.line(&format!(
+                    "# cannot record the digests: {e}; files unchecked"
+                ));
                 return Ok(());
             }
             return Ok(());
@@ -361,12 +363,10 @@ pub fn check_cached(base: &BaseBuild, rels: &[String], log: &Log) -> Result<(), 
         if !digests.files.contains_key(rel) && !entry.join(rel).exists() {
             continue;
         }
-        digests
-            .check(entry, rel)
-            .map_err(|m| Error::CacheCorrupt {
-                entry: entry.to_path_buf(),
-                mismatch: Box::new(m),
-            })?;
+        digests.check(entry, rel).map_err(|m| Error::CacheCorrupt {
+            entry: entry.to_path_buf(),
+            mismatch: Box::new(m),
+        })?;
     }
     log.line(&format!(
         "# {} cached file(s) match their digests: {:.1} ms",

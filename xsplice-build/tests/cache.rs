@@ -133,9 +133,13 @@ fn changed_cache_files_are_found_and_the_base_rebuilt() {
     };
     type Damage = fn(&Path);
     let cases: [(&str, Damage); 3] = [
-        ("tree/xen/common/kernel.o", |p| flip(p, code_offset(p), 0x01)),
+        ("tree/xen/common/kernel.o", |p| {
+            flip(p, code_offset(p), 0x01)
+        }),
         // old_addr 16 bytes off.
-        ("tree/xen/xen-syms", |p| flip(p, symbol_value_offset(p), 0x10)),
+        ("tree/xen/xen-syms", |p| {
+            flip(p, symbol_value_offset(p), 0x10)
+        }),
         // The records no longer say kernel.o reads kernel.c.
         ("dep-records", |p| {
             let text = fs::read_to_string(p).unwrap();
@@ -172,6 +176,9 @@ fn changed_cache_files_are_found_and_the_base_rebuilt() {
         let again = s.run("again", &["--prelink"]);
         assert_exit(&again, 0);
         assert!(!stderr(&again).contains("warning"), "{}", stderr(&again));
-        assert!(s.payload("again") == want, "{rel}: the next run's payload differs");
+        assert!(
+            s.payload("again") == want,
+            "{rel}: the next run's payload differs"
+        );
     }
 }
