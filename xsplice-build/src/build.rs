@@ -734,8 +734,9 @@ pub fn patched_build(
     }
     log.run(
         &mut tree::patch_command(work, patch),
-        "applying the patch to the private copy",
+        &format!("applying the patch to the working copy {}", work.display()),
     )?;
+    crate::crash_point("work-patched");
 
     let xen = work.join("xen");
     let start = std::time::Instant::now();

@@ -66,6 +66,7 @@ impl Log {
         let start = Instant::now();
         let out = self.handle()?;
         let err = self.handle()?;
+        die_with_this_process(cmd);
         let status = cmd
             .stdin(Stdio::null())
             .stdout(out)
@@ -88,6 +89,29 @@ impl Log {
                 log: Some(self.path.clone()),
             })
         }
+    }
+}
+
+/// Have the kernel SIGKILL `cmd` when this process dies (killed, too):
+/// a copy or make left running after the run would go on writing into
+/// the cache. The command stays in this process's group, so a signal to
+/// the group (a terminal's Ctrl-C) reaches it as well.
+fn die_with_this_process(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs between fork and exec and makes only
+    // async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the request took effect.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(137);
+            }
+            Ok(())
+        });
     }
 }
 

@@ -182,3 +182,167 @@ fn changed_cache_files_are_found_and_the_base_rebuilt() {
         );
     }
 }
+
+/// Whether process `pid` is gone (or a zombie waiting to be reaped).
+fn gone(pid: &str) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+/// What a run left in the cache must be what a sound cache holds: one
+/// complete entry, no temporaries, the working copy unlocked, unmarked
+/// and equal to the base again.
+fn assert_sound(s: &Scratch, step: &str) {
+    let names: Vec<String> = fs::read_dir(s.cache())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("tmp.")),
+        "{step}: {names:?}"
+    );
+    let entry = s.entry();
+    for left in ["work.dirty", "work.lock"] {
+        assert!(!entry.join(left).exists(), "{step}: {left} left behind");
+    }
+    let old: Vec<_> = fs::read_dir(&entry)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("work.old."))
+        .collect();
+    assert!(old.is_empty(), "{step}: {old:?}");
+    for f in ["xen/common/kernel.c", "xen/common/kernel.o", "xen/xen-syms"] {
+        assert_eq!(
+            fs::read(entry.join("work").join(f)).unwrap(),
+            fs::read(entry.join("tree").join(f)).unwrap(),
+            "{step}: {f}"
+        );
+    }
+}
+
+/// A SIGKILL at every step of every cache transition (the test hook
+/// `XSPLICE_TEST_CRASH_AT`): making a base entry, discarding a damaged
+/// one, re-making, patching and restoring the working copy. The next run
+/// always recovers: exit 0, the same payload, a sound cache. On main the
+/// hook does not exist (the run is not killed).
+#[test]
+fn a_kill_at_any_cache_step_is_recovered_from() {
+    use std::os::unix::process::ExitStatusExt;
+    let s = Scratch::new();
+    assert_exit(&s.run("clean", &[]), 0);
+    let want = s.payload("clean");
+    // The step, and what makes the run reach it.
+    let steps: [(&str, fn(&Scratch)); 10] = [
+        ("entry-complete", |s| fs::remove_dir_all(s.entry()).unwrap()),
+        ("entry-renamed", |s| fs::remove_dir_all(s.entry()).unwrap()),
+        ("entry-discarded", |s| {
+            let o = s.entry().join("tree/xen/common/kernel.o");
+            flip(&o, code_offset(&o), 0x01);
+        }),
+        ("work-locked", |_| {}),
+        ("work-marked", |_| {}),
+        // A dirty copy is re-made: moved aside, then copied.
+        ("work-moved", |s| {
+            fs::write(s.entry().join("work.dirty"), "").unwrap()
+        }),
+        ("work-copied", |s| {
+            fs::write(s.entry().join("work.dirty"), "").unwrap()
+        }),
+        ("work-patched", |_| {}),
+        ("work-restored", |_| {}),
+        ("work-clean", |_| {}),
+    ];
+    for (step, prepare) in steps {
+        prepare(&s);
+        let killed = s
+            .command("killed", &[])
+            .env(xsplice_build::CRASH_AT_ENV, step)
+            .output()
+            .unwrap();
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "{step}: the run did not reach the step: {}",
+            stderr(&killed)
+        );
+        let o = s.run("after", &[]);
+        assert_exit(&o, 0);
+        assert!(s.payload("after") == want, "{step}: the payload differs");
+        assert_sound(&s, step);
+        let log = fs::read_to_string(s.path("after/build.log")).unwrap();
+        if step.starts_with("work-") && !["work-locked", "work-clean"].contains(&step) {
+            assert!(
+                !log.contains("reusing the working copy"),
+                "{step}: the copy the killed run changed was reused"
+            );
+        }
+    }
+}
+
+/// A kill while the working copy is being copied: the copy (a `cp` that
+/// leaves it partial, then waits) dies with the run, and the next run
+/// re-makes the copy instead of building in the partial one. On main the
+/// marker was removed before the copy, and the copy outlived the run.
+#[test]
+fn a_kill_while_the_working_copy_is_copied_is_recovered_from() {
+    let s = Scratch::new();
+    assert_exit(&s.run("clean", &[]), 0);
+    let want = s.payload("clean");
+    fs::write(s.entry().join("work.dirty"), "").unwrap();
+    let bin = s.path("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let mark = s.path("copying");
+    let real_cp = ["/bin/cp", "/usr/bin/cp"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap();
+    let wrapper = format!(
+        "#!/bin/sh\n{real_cp} \"$@\" || exit $?\nfor last; do :; done\n\
+         case \"$last\" in */work) ;; *) exit 0 ;; esac\n\
+         rm -rf \"$last/xen/include\"\necho $$ > '{}'\nexec sleep 60\n",
+        mark.display()
+    );
+    let cp = bin.join("cp");
+    fs::write(&cp, wrapper).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&cp, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = s.command("killed", &[]).env("PATH", path).spawn().unwrap();
+    let start = std::time::Instant::now();
+    let pid = loop {
+        if let Ok(p) = fs::read_to_string(&mark) {
+            if !p.trim().is_empty() {
+                break p.trim().to_string();
+            }
+        }
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the working copy was never copied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let start = std::time::Instant::now();
+    while !gone(&pid) {
+        if start.elapsed().as_secs() >= 5 {
+            // Do not leave it behind either way.
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+            panic!("the copying process {pid} outlived the run");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = s.run("after", &[]);
+    assert_exit(&o, 0);
+    assert!(s.payload("after") == want, "the payload differs");
+    assert_sound(&s, "copy");
+}
