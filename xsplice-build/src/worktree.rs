@@ -196,7 +196,9 @@ fn make_shared_copy(
             let _ = fs::remove_dir_all(e.path());
         }
     }
-    if fs::symlink_metadata(work).is_ok() {
+    if fs::symlink_metadata(work).is_err() {
+        log.line(&format!("making the working copy {}", work.display()));
+    } else {
         log.line(&format!("re-making the working copy {}", work.display()));
         let aside = entry.join(format!("{OLD_WORK}{}", std::process::id()));
         fs::rename(work, &aside).map_err(|e| Error::io(work, e))?;

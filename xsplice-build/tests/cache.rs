@@ -346,3 +346,103 @@ fn a_kill_while_the_working_copy_is_copied_is_recovered_from() {
     assert!(s.payload("after") == want, "the payload differs");
     assert_sound(&s, "copy");
 }
+
+/// A mount made for a test, undone when dropped.
+struct Mount(PathBuf);
+
+impl Mount {
+    /// `mount ARGS... TARGET` (the fast tier runs as root, as CI does).
+    fn new(args: &[&str], target: &Path) -> Mount {
+        let ok = Command::new("mount")
+            .args(args)
+            .arg(target)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "mount {args:?} {} failed: this test needs root (CI runs as root)",
+            target.display()
+        );
+        Mount(target.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The log says which copy the patch went into and why: the cache's own
+/// working copy by its path, a private one because another run holds the
+/// lock (naming it), or because the cache is read-only (naming the
+/// error), never "another run" then. On main the shared copy was called
+/// "the private copy" and a read-only cache "in use by another run".
+#[test]
+fn the_log_says_which_working_copy_was_used_and_why() {
+    let s = Scratch::new();
+    assert_exit(&s.run("shared", &[]), 0);
+    let log = |out: &str| fs::read_to_string(s.path(out).join("build.log")).unwrap();
+    let work = s.entry().join("work");
+    let shared = log("shared");
+    assert!(
+        shared.contains(&format!("making the working copy {}", work.display()))
+            && !shared.contains("private copy"),
+        "{shared}"
+    );
+    // A failure in the shared copy names it (a file in it edited by hand,
+    // so that the patch does not apply there).
+    let kernel = work.join("xen/common/kernel.c");
+    let text = fs::read_to_string(&kernel).unwrap();
+    fs::write(&kernel, text.replace("v * 3 + 1", "v * 4 + 1")).unwrap();
+    let o = s.run("edited", &[]);
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "applying the patch to the working copy {} (",
+            work.display()
+        )) && !err.contains("private copy"),
+        "{err}"
+    );
+    assert!(log("edited").contains(&format!("reusing the working copy {}", work.display())));
+    assert_eq!(
+        fs::read(&kernel).unwrap(),
+        fs::read(s.entry().join("tree/xen/common/kernel.c")).unwrap(),
+        "the failed run did not restore the copy"
+    );
+
+    // Another live run (this test) holds the lock.
+    let lock = s.entry().join("work.lock");
+    fs::create_dir(&lock).unwrap();
+    fs::write(lock.join("pid"), std::process::id().to_string()).unwrap();
+    assert_exit(&s.run("busy", &[]), 0);
+    let busy = log("busy");
+    let private = s.path("busy/work/tree");
+    assert!(
+        busy.contains(&format!(
+            "the cache's working copy is in use by another run (pid {}): using a private copy, {}",
+            std::process::id(),
+            private.display()
+        )),
+        "{busy}"
+    );
+    fs::remove_dir_all(&lock).unwrap();
+
+    // A read-only cache: the lock cannot be made.
+    let cache = s.cache().display().to_string();
+    let _bind = Mount::new(&["--bind", &cache], &s.cache());
+    let _ro = Mount::new(&["-o", "remount,ro,bind"], &s.cache());
+    let o = s.run("readonly", &[]);
+    assert_exit(&o, 0);
+    assert!(s.payload("readonly") == s.payload("shared"));
+    let ro = log("readonly");
+    assert!(
+        ro.contains(&format!(
+            "the cache's working copy cannot be locked ({}: Read-only file system",
+            lock.display()
+        )) && ro.contains("using a private copy")
+            && !ro.contains("another run"),
+        "{ro}"
+    );
+}
