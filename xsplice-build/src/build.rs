@@ -123,8 +123,14 @@ impl MakeConfig {
 /// The cache root: `--cache-dir`, `$XSPLICE_CACHE_DIR`, `$XDG_CACHE_HOME/xsplice-build`,
 /// `~/.cache/xsplice-build`.
 pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
+    cache_root_and_source(opt).map(|(p, _)| p)
+}
+
+/// [`cache_root`] and what chose it: the option or environment variable
+/// a user changes to move the cache.
+pub fn cache_root_and_source(opt: Option<&Path>) -> Result<(PathBuf, &'static str), Error> {
     if let Some(p) = opt {
-        return Ok(p.to_path_buf());
+        return Ok((p.to_path_buf(), "--cache-dir"));
     }
     let env = |k: &str| {
         std::env::var_os(k)
@@ -132,13 +138,19 @@ pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
             .map(PathBuf::from)
     };
     if let Some(p) = env("XSPLICE_CACHE_DIR") {
-        return Ok(p);
+        return Ok((p, "XSPLICE_CACHE_DIR (or --cache-dir)"));
     }
     if let Some(p) = env("XDG_CACHE_HOME") {
-        return Ok(p.join("xsplice-build"));
+        return Ok((
+            p.join("xsplice-build"),
+            "--cache-dir or XSPLICE_CACHE_DIR (it is under XDG_CACHE_HOME)",
+        ));
     }
     if let Some(home) = env("HOME") {
-        return Ok(home.join(".cache/xsplice-build"));
+        return Ok((
+            home.join(".cache/xsplice-build"),
+            "--cache-dir or XSPLICE_CACHE_DIR (it is under HOME)",
+        ));
     }
     Err(Error::Input(crate::error::Problem::NoCacheDir))
 }

@@ -78,6 +78,18 @@ pub fn build_payload(opts: &BuildOptions) -> Result<BuildResult, Error> {
     })
 }
 
+/// Says on stderr, when the run ends however it ends, that the build log
+/// is incomplete (a write to it failed: its disk is full).
+struct SayIfCut<'a>(&'a Log);
+
+impl Drop for SayIfCut<'_> {
+    fn drop(&mut self) {
+        if let Some(why) = self.0.cut() {
+            Progress::new(false).warn(None, &format!("the build log is incomplete: {why}"));
+        }
+    }
+}
+
 /// The user's input files.
 fn input_files(opts: &BuildOptions) -> Vec<PathBuf> {
     let mut inputs: Vec<PathBuf> = opts.patches().into_iter().map(Path::to_path_buf).collect();
@@ -233,7 +245,22 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     if let Some(t) = &target {
         detected.check_target(&opts.srcdir, &config, &recipe, t)?;
     }
-    let cache = build::cache_root(opts.cache_dir.as_deref())?;
+    let (cache, cache_set_by) = build::cache_root_and_source(opts.cache_dir.as_deref())?;
+    // Trees are copied and built in the cache (the base, its working
+    // copy) and in the output directory (a private copy).
+    for (what, dir, set_by) in [
+        (Written::CacheDirectory, &cache, cache_set_by),
+        (Written::OutputDirectory, &opts.output, "-o/--output"),
+    ] {
+        if let Some(found) = create_diff_object::limits::unbuildable_path_char(dir) {
+            return Err(Error::Input(Problem::UnbuildablePath {
+                what,
+                path: dir.clone(),
+                found,
+                set_by,
+            }));
+        }
+    }
     let mut written = vec![
         (Written::OutputDirectory, &opts.output),
         (Written::CacheDirectory, &cache),
@@ -543,6 +570,8 @@ fn run(
     abi::probe::set_cache_dir(Some(checked.cache.join("probe")));
     let out = &opts.output;
     let log = Log::create(&out.join("build.log"))?;
+    log.watch(&checked.cache);
+    let _said = SayIfCut(&log);
     let mut make = MakeConfig {
         jobs: jobs(opts),
         xen_debug: opts.xen_debug,

@@ -37,15 +37,19 @@ impl Scratch {
     }
     /// The driver on the kernel patch into `out`, with `args` after.
     fn command(&self, out: &str, args: &[&str]) -> Command {
+        self.command_in(&self.path(out), &self.cache(), args)
+    }
+    /// The same with any output and cache directories.
+    fn command_in(&self, out: &Path, cache: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsplice-build"));
         cmd.arg("-s")
             .arg(self.path("src"))
             .arg("-p")
             .arg(self.path("k.patch"))
             .arg("-o")
-            .arg(self.path(out))
+            .arg(out)
             .arg("--cache-dir")
-            .arg(self.cache())
+            .arg(cache)
             .args(["-q", "-j", "2"])
             .args(args)
             .env_remove(xsplice_build::CRASH_AT_ENV);
@@ -444,5 +448,131 @@ fn the_log_says_which_working_copy_was_used_and_why() {
         )) && ro.contains("using a private copy")
             && !ro.contains("another run"),
         "{ro}"
+    );
+}
+
+/// A cache or output directory Xen's build cannot work in (whitespace or
+/// `:` in its path) is refused before any work, naming the path and what
+/// to change (the option, or the environment variable that chose it).
+/// On main the run went ahead (and on a real tree failed with Xen's
+/// message only in build.log, on a patch that needs a full make).
+#[test]
+fn paths_xen_cannot_build_in_are_refused_up_front() {
+    let s = Scratch::new();
+    let driver = |out: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsplice-build"));
+        cmd.arg("-s")
+            .arg(s.path("src"))
+            .arg("-p")
+            .arg(s.path("k.patch"))
+            .arg("-o")
+            .arg(out)
+            .arg("-q")
+            .env_remove("XSPLICE_CACHE_DIR");
+        cmd
+    };
+    let spaced = s.path("my cache");
+    let o = driver(&s.path("out"))
+        .arg("--cache-dir")
+        .arg(&spaced)
+        .output()
+        .unwrap();
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "the cache directory {} contains ' '",
+            spaced.display()
+        )) && err.contains("spaces or colons")
+            && err.contains("choose another with --cache-dir"),
+        "{err}"
+    );
+    let o = driver(&s.path("out"))
+        .env("XSPLICE_CACHE_DIR", &spaced)
+        .output()
+        .unwrap();
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("choose another with XSPLICE_CACHE_DIR"),
+        "{}",
+        stderr(&o)
+    );
+    let colon = s.path("out:1");
+    let o = driver(&colon)
+        .arg("--cache-dir")
+        .arg(s.cache())
+        .output()
+        .unwrap();
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!(
+            "the output directory {} contains ':'",
+            colon.display()
+        )) && stderr(&o).contains("choose another with -o/--output"),
+        "{}",
+        stderr(&o)
+    );
+    for nothing in [&spaced, &colon, &s.path("out")] {
+        assert!(!nothing.exists(), "{} was written", nothing.display());
+    }
+}
+
+/// A full disk (a small tmpfs) is named in the error, quoting the cause:
+/// under the cache (the base build's copy fails: on main only "exit
+/// status 1"), and under the output directory (the file that could not
+/// be written, and the JSON report not written, which main did not say).
+/// A build log cut short is said too: `progress`'s unit tests, on /dev/full.
+#[test]
+fn a_full_disk_is_named() {
+    let s = Scratch::new();
+    let small = s.path("small");
+    fs::create_dir_all(&small).unwrap();
+    let _tmpfs = Mount::new(&["-t", "tmpfs", "-o", "size=16k", "tmpfs"], &small);
+    let o = s
+        .command_in(&s.path("out"), &small.join("cache"), &[])
+        .output()
+        .unwrap();
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("no space left on device: ") && err.contains("No space left on device"),
+        "{err}"
+    );
+    drop(_tmpfs);
+
+    // The output directory on a file system that fills while the run writes.
+    assert_exit(&s.run("warm", &[]), 0);
+    let _tmpfs = Mount::new(&["-t", "tmpfs", "-o", "size=4k", "tmpfs"], &small);
+    let out = small.join("out");
+    let report = small.join("report.json");
+    let o = s
+        .command_in(&out, &s.cache(), &["--json", report.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "warning: the JSON report was not written: {}: No space left on device",
+            report.display()
+        )) && err.contains(&format!("xsplice-build: {}/objects/", out.display()))
+            && err.contains(": No space left on device (os error 28)"),
+        "{err}"
+    );
+    drop(_tmpfs);
+
+    // A build log that cannot be written (on /dev/full, where every write
+    // fails with ENOSPC) is said to be incomplete, however the run ends.
+    let out = s.path("full-log");
+    fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink("/dev/full", out.join("build.log")).unwrap();
+    let o = s.command_in(&out, &s.cache(), &[]).output().unwrap();
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "warning: the build log is incomplete: {}: No space left on device",
+            out.join("build.log").display()
+        )),
+        "{err}"
     );
 }
