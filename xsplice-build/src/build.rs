@@ -350,7 +350,11 @@ pub fn base_files_read() -> Vec<String> {
 /// made before digests were recorded gets its manifest now (when the cache
 /// is writable), from what it holds.
 pub fn check_cached(base: &BaseBuild, rels: &[String], log: &Log) -> Result<(), Error> {
-    let entry = base.entry();
+    check_entry(base.entry(), rels, log)
+}
+
+/// [`check_cached`] for the entry at `entry`.
+pub fn check_entry(entry: &Path, rels: &[String], log: &Log) -> Result<(), Error> {
     let path = entry.join(DIGESTS);
     let digests = match crate::hash::FileDigests::load(&path)? {
         Some(d) => d,

@@ -591,7 +591,13 @@ fn run(
 
     // Base and patched builds (or the previous run's record of them).
     let record = if opts.skip.is_some() {
-        ObjectsRecord::load(&objects_dir.join("list"))?
+        let record = ObjectsRecord::load(&objects_dir.join("list"))?;
+        // Its xen-syms is read again (nothing is rebuilt with --skip: a
+        // changed one is an error that says so).
+        if let Some(entry) = record.base_tree.parent() {
+            build::check_entry(entry, &["tree/xen/xen-syms".to_string()], &log)?;
+        }
+        record
     } else {
         let builds = |make: &mut MakeConfig, progress: &mut Progress, stages: &mut Stages| {
             base_and_patched(opts, &checked, make, progress, stages, &log)

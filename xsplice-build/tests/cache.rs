@@ -241,7 +241,8 @@ fn a_kill_at_any_cache_step_is_recovered_from() {
     assert_exit(&s.run("clean", &[]), 0);
     let want = s.payload("clean");
     // The step, and what makes the run reach it.
-    let steps: [(&str, fn(&Scratch)); 10] = [
+    type Prepare = fn(&Scratch);
+    let steps: [(&str, Prepare); 10] = [
         ("entry-complete", |s| fs::remove_dir_all(s.entry()).unwrap()),
         ("entry-renamed", |s| fs::remove_dir_all(s.entry()).unwrap()),
         ("entry-discarded", |s| {
@@ -436,7 +437,8 @@ fn the_log_says_which_working_copy_was_used_and_why() {
     // A read-only cache: the lock cannot be made.
     let cache = s.cache().display().to_string();
     let _bind = Mount::new(&["--bind", &cache], &s.cache());
-    let _ro = Mount::new(&["-o", "remount,ro,bind"], &s.cache());
+    // The same mount made read-only (unmounted once, by the guard above).
+    std::mem::forget(Mount::new(&["-o", "remount,ro,bind"], &s.cache()));
     let o = s.run("readonly", &[]);
     assert_exit(&o, 0);
     assert!(s.payload("readonly") == s.payload("shared"));
@@ -573,6 +575,26 @@ fn a_full_disk_is_named() {
             "warning: the build log is incomplete: {}: No space left on device",
             out.join("build.log").display()
         )),
+        "{err}"
+    );
+}
+
+/// `--skip build` reads the previous run's base `xen-syms` from the cache
+/// again: changed on disk, it is an error naming it (nothing is rebuilt
+/// with `--skip`). On main the changed file was used.
+#[test]
+fn skip_build_checks_the_cached_xen_syms() {
+    let s = Scratch::new();
+    assert_exit(&s.run("out", &["--prelink"]), 0);
+    assert_exit(&s.run("out", &["--prelink", "-k", "build"]), 0);
+    let syms = s.entry().join("tree/xen/xen-syms");
+    flip(&syms, symbol_value_offset(&syms), 0x10);
+    let o = s.run("out", &["--prelink", "-k", "build"]);
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("the cached base build changed on disk since it was completed: ")
+            && err.contains(&format!("{}: expected BLAKE3 ", syms.display())),
         "{err}"
     );
 }
