@@ -598,3 +598,27 @@ fn skip_build_checks_the_cached_xen_syms() {
         "{err}"
     );
 }
+
+/// An entry made before digests were recorded (no `digests.json`) gets
+/// them on first use, from what it holds; damage after that is found.
+#[test]
+fn an_entry_without_digests_gets_them_on_first_use() {
+    let s = Scratch::new();
+    assert_exit(&s.run("first", &[]), 0);
+    let manifest = s.entry().join("digests.json");
+    let recorded_at_completion = fs::read(&manifest).unwrap();
+    fs::remove_file(&manifest).unwrap();
+    assert_exit(&s.run("legacy", &[]), 0);
+    let log = fs::read_to_string(s.path("legacy/build.log")).unwrap();
+    assert!(log.contains("has no digests (made by an older version): recording them now"));
+    assert_eq!(fs::read(&manifest).unwrap(), recorded_at_completion);
+    let o = s.entry().join("tree/xen/common/kernel.o");
+    flip(&o, code_offset(&o), 0x01);
+    let run = s.run("damaged", &[]);
+    assert_exit(&run, 0);
+    assert!(
+        stderr(&run).contains("rebuilding the base"),
+        "{}",
+        stderr(&run)
+    );
+}
