@@ -555,7 +555,7 @@ fn a_full_disk_is_named() {
     let err = stderr(&o);
     assert!(
         err.contains(&format!(
-            "warning: the JSON report was not written: {}: No space left on device",
+            "warning: no JSON report written: {}: No space left on device",
             report.display()
         )) && err.contains(&format!("xsplice-build: {}/objects/", out.display()))
             && err.contains(": No space left on device (os error 28)"),
