@@ -123,8 +123,14 @@ impl MakeConfig {
 /// The cache root: `--cache-dir`, `$XSPLICE_CACHE_DIR`, `$XDG_CACHE_HOME/xsplice-build`,
 /// `~/.cache/xsplice-build`.
 pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
+    cache_root_and_source(opt).map(|(p, _)| p)
+}
+
+/// [`cache_root`] and what chose it: the option or environment variable
+/// a user changes to move the cache.
+pub fn cache_root_and_source(opt: Option<&Path>) -> Result<(PathBuf, &'static str), Error> {
     if let Some(p) = opt {
-        return Ok(p.to_path_buf());
+        return Ok((p.to_path_buf(), "--cache-dir"));
     }
     let env = |k: &str| {
         std::env::var_os(k)
@@ -132,13 +138,19 @@ pub fn cache_root(opt: Option<&Path>) -> Result<PathBuf, Error> {
             .map(PathBuf::from)
     };
     if let Some(p) = env("XSPLICE_CACHE_DIR") {
-        return Ok(p);
+        return Ok((p, "XSPLICE_CACHE_DIR (or --cache-dir)"));
     }
     if let Some(p) = env("XDG_CACHE_HOME") {
-        return Ok(p.join("xsplice-build"));
+        return Ok((
+            p.join("xsplice-build"),
+            "--cache-dir or XSPLICE_CACHE_DIR (it is under XDG_CACHE_HOME)",
+        ));
     }
     if let Some(home) = env("HOME") {
-        return Ok(home.join(".cache/xsplice-build"));
+        return Ok((
+            home.join(".cache/xsplice-build"),
+            "--cache-dir or XSPLICE_CACHE_DIR (it is under HOME)",
+        ));
     }
     Err(Error::Input(crate::error::Problem::NoCacheDir))
 }
@@ -271,6 +283,11 @@ impl BaseBuild {
     pub fn xen_dir(&self) -> PathBuf {
         self.tree.join("xen")
     }
+
+    /// The cache entry (`KEY/`) holding the tree.
+    pub fn entry(&self) -> &Path {
+        self.tree.parent().unwrap_or(&self.tree)
+    }
 }
 
 const COMPLETE_MARKER: &str = "complete";
@@ -279,6 +296,122 @@ const COMPLETE_MARKER: &str = "complete";
 /// `ensure_base` would use without building).
 pub fn has_base(cache: &Path, key: &str) -> bool {
     cache.join(key).join(COMPLETE_MARKER).is_file()
+}
+
+/// The entry's manifest of digests (`hash::FileDigests`), written before
+/// `complete`.
+pub const DIGESTS: &str = "digests.json";
+
+/// The files of an entry a run may read, relative to the entry: the base's
+/// objects (the originals of changed objects), its `xen-syms`, make's
+/// records of what each target read, and their one-file copy.
+fn entry_read_files(entry: &Path) -> Vec<String> {
+    let xen = entry.join("tree/xen");
+    let mut out: Vec<String> = walkdir::WalkDir::new(&xen)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy();
+            name.ends_with(".o")
+                || name == "xen-syms"
+                || name.starts_with('.') && (name.ends_with(".cmd") || name.ends_with(".d"))
+        })
+        .filter_map(|e| {
+            e.path()
+                .strip_prefix(entry)
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned())
+        })
+        .collect();
+    if entry.join(DEP_RECORDS).is_file() {
+        out.push(DEP_RECORDS.to_string());
+    }
+    out.sort();
+    out
+}
+
+/// Record the digests of what runs read from `entry` (complete, or about
+/// to be): the one-file copy of the records is made first, so it is covered.
+fn record_digests(entry: &Path) -> Result<(), Error> {
+    DepIndex::keep(&entry.join("tree/xen"), &entry.join(DEP_RECORDS));
+    let files = entry_read_files(entry);
+    crate::hash::FileDigests::record(entry, &files)?.save(&entry.join(DIGESTS))
+}
+
+/// The path of `base`'s xen-syms and of its records, relative to the entry:
+/// what every run reads from a cached base.
+pub fn base_files_read() -> Vec<String> {
+    vec!["tree/xen/xen-syms".to_string(), DEP_RECORDS.to_string()]
+}
+
+/// Check that the files `rels` (relative to the entry) of a cached base
+/// still have the contents recorded when the entry was completed. An entry
+/// made before digests were recorded gets its manifest now (when the cache
+/// is writable), from what it holds.
+pub fn check_cached(base: &BaseBuild, rels: &[String], log: &Log) -> Result<(), Error> {
+    check_entry(base.entry(), rels, log)
+}
+
+/// [`check_cached`] for the entry at `entry`.
+pub fn check_entry(entry: &Path, rels: &[String], log: &Log) -> Result<(), Error> {
+    let path = entry.join(DIGESTS);
+    let digests = match crate::hash::FileDigests::load(&path)? {
+        Some(d) => d,
+        None => {
+            log.line(&format!(
+                "# {} has no digests (made by an older version): recording them now",
+                entry.display()
+            ));
+            if let Err(e) = record_digests(entry) {
+                log.line(&format!(
+                    "# cannot record the digests: {e}; files unchecked"
+                ));
+                return Ok(());
+            }
+            return Ok(());
+        }
+    };
+    let started = std::time::Instant::now();
+    for rel in rels {
+        // A file the entry does not hold is not read either (an entry
+        // without records falls back to a full make).
+        if !digests.files.contains_key(rel) && !entry.join(rel).exists() {
+            continue;
+        }
+        digests.check(entry, rel).map_err(|m| Error::CacheCorrupt {
+            entry: entry.to_path_buf(),
+            mismatch: Box::new(m),
+        })?;
+    }
+    log.line(&format!(
+        "# {} cached file(s) match their digests: {:.1} ms",
+        rels.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    Ok(())
+}
+
+/// Drop the entry of `key` (found corrupt): moved aside in one rename, so
+/// no run finds it half-removed, then removed.
+pub fn discard_entry(entry: &Path, log: &Log) -> Result<(), Error> {
+    let (Some(cache), Some(key)) = (entry.parent(), entry.file_name()) else {
+        return Err(Error::io(entry, std::io::Error::other("not a cache entry")));
+    };
+    let aside = cache.join(format!(
+        "tmp.{}.discarded.{}",
+        std::process::id(),
+        key.to_string_lossy()
+    ));
+    match fs::rename(entry, &aside) {
+        Ok(()) => {}
+        // Another run discarded it first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(entry, e)),
+    }
+    crate::crash_point("entry-discarded");
+    log.line(&format!("removing the discarded entry {}", aside.display()));
+    fs::remove_dir_all(&aside).map_err(|e| Error::io(&aside, e))
 }
 /// Records the base build's own top (see `BaseBuild::build_top`).
 const BUILD_TOP: &str = "build-top";
@@ -348,13 +481,22 @@ pub fn ensure_base(
             return Err(e);
         }
     };
-    write_file(
+    let completed = write_file(
         &tmp.join(BUILD_TOP),
         format!("{}\n", tmp.join("tree").display()).as_bytes(),
-    )?;
-    write_file(&tmp.join(COMPLETE_MARKER), format!("{key}\n").as_bytes())?;
+    )
+    .and_then(|()| record_digests(&tmp))
+    .and_then(|()| write_file(&tmp.join(COMPLETE_MARKER), format!("{key}\n").as_bytes()));
+    if let Err(e) = completed {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    crate::crash_point("entry-complete");
     match fs::rename(&tmp, &entry) {
-        Ok(()) => Ok(found(false, adopted)),
+        Ok(()) => {
+            crate::crash_point("entry-renamed");
+            Ok(found(false, adopted))
+        }
         // Another run completed the same base first: use it.
         Err(_) if entry.join(COMPLETE_MARKER).is_file() => {
             let _ = fs::remove_dir_all(&tmp);
@@ -608,8 +750,9 @@ pub fn patched_build(
     }
     log.run(
         &mut tree::patch_command(work, patch),
-        "applying the patch to the private copy",
+        &format!("applying the patch to the working copy {}", work.display()),
     )?;
+    crate::crash_point("work-patched");
 
     let xen = work.join("xen");
     let start = std::time::Instant::now();
@@ -707,6 +850,13 @@ pub fn patched_build(
             out.changed.push(obj);
         }
     }
+    // The diff compares against these: they must be the base's.
+    let originals: Vec<String> = out
+        .changed
+        .iter()
+        .map(|o| format!("tree/xen/{o}"))
+        .collect();
+    check_cached(base, &originals, log)?;
     Ok(out)
 }
 
@@ -1166,9 +1316,13 @@ impl DepIndex {
     /// The index of a complete base build: read from the entry's one-file
     /// copy of the records, made on first use (the base never changes).
     pub fn load_base(base: &BaseBuild) -> DepIndex {
-        let entry = base.tree.parent().unwrap_or(&base.tree);
-        let kept = entry.join(DEP_RECORDS);
-        if let Ok(text) = fs::read_to_string(&kept) {
+        DepIndex::keep(&base.xen_dir(), &base.entry().join(DEP_RECORDS))
+    }
+
+    /// The index of the records under `xen_dir`, from their one-file copy
+    /// `kept`, which is made when missing (best effort: it only saves time).
+    fn keep(xen_dir: &Path, kept: &Path) -> DepIndex {
+        if let Ok(text) = fs::read_to_string(kept) {
             let mut records = BTreeMap::new();
             let mut parts = text.split('\0');
             while let (Some(t), Some(r)) = (parts.next(), parts.next()) {
@@ -1178,7 +1332,7 @@ impl DepIndex {
                 return DepIndex { records };
             }
         }
-        let idx = DepIndex::load(&base.xen_dir());
+        let idx = DepIndex::load(xen_dir);
         if !idx.records.is_empty() && !idx.records.values().any(|r| r.contains('\0')) {
             let mut text = String::new();
             for (t, r) in &idx.records {
@@ -1187,10 +1341,7 @@ impl DepIndex {
                 text.push_str(r);
                 text.push('\0');
             }
-            let tmp = entry.join(format!(".{DEP_RECORDS}.{}", std::process::id()));
-            if fs::write(&tmp, text).is_err() || fs::rename(&tmp, &kept).is_err() {
-                let _ = fs::remove_file(&tmp);
-            }
+            let _ = xsplice_target::limits::write_atomic(kept, text.as_bytes());
         }
         idx
     }

@@ -39,6 +39,21 @@ pub enum Error {
     Mismatch(Mismatch),
     /// The payload fails the loader's checks.
     Verify(VerifyFailure),
+    /// A cached base file is not what the entry's manifest recorded when
+    /// it was completed (the driver then rebuilds the base once).
+    /// A file system the run writes to is full (ENOSPC): `what` failed,
+    /// `evidence` quotes the cause (a command's output line, or the
+    /// file system found full).
+    DiskFull {
+        what: String,
+        evidence: String,
+        log: Option<PathBuf>,
+    },
+    CacheCorrupt {
+        /// The cache entry (`KEY/`).
+        entry: PathBuf,
+        mismatch: Box<crate::hash::Mismatch>,
+    },
 }
 
 /// Why the payload would not be for the hypervisor given as `--xen-syms`.
@@ -249,6 +264,16 @@ impl Error {
         }
     }
 
+    /// Whether a file system the run writes to was full: a command
+    /// failed for it ([`Error::DiskFull`]) or a write failed with ENOSPC.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::DiskFull { .. } => true,
+            Error::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
+            _ => false,
+        }
+    }
+
     /// Whether the error is bad input, found before any work (so there
     /// is no build log to point to).
     pub fn is_input(&self) -> bool {
@@ -261,6 +286,7 @@ impl Error {
         match self {
             Error::Io { path: p, .. } => p == path,
             Error::Command { log, .. }
+            | Error::DiskFull { log, .. }
             | Error::Compile { log, .. }
             | Error::NotPatchable { log, .. } => log.as_deref() == Some(path),
             _ => false,
@@ -325,6 +351,21 @@ impl fmt::Display for Error {
             Error::Diff { object, source } => write!(f, "{object}: {source}"),
             Error::Mismatch(m) => write!(f, "{m}"),
             Error::Verify(v) => write!(f, "payload fails the loader's checks: {v}"),
+            Error::DiskFull {
+                what,
+                evidence,
+                log,
+            } => {
+                write!(f, "{what}: no space left on device: {evidence}")?;
+                if let Some(log) = log {
+                    write!(f, " (see {})", log.display())?;
+                }
+                Ok(())
+            }
+            Error::CacheCorrupt { mismatch, .. } => write!(
+                f,
+                "the cached base build changed on disk since it was completed: {mismatch}"
+            ),
         }
     }
 }

@@ -207,6 +207,114 @@ impl StatCache {
     }
 }
 
+/// BLAKE3 of a file's contents, read in one pass.
+pub fn file_digest(path: &Path) -> std::io::Result<Digest> {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(fs::File::open(path)?)?;
+    Ok(*h.finalize().as_bytes())
+}
+
+/// What a cache entry held when it was completed: the BLAKE3 digest of
+/// every file a run reads from it, by path relative to the entry. Checked
+/// before a run uses one of those files, so a file changed on disk since
+/// (a flipped bit, a truncation) is found instead of being built on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileDigests {
+    /// [`FILE_DIGESTS_FORMAT`].
+    pub format: String,
+    /// Relative path → lower-case hex BLAKE3 of its contents.
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+pub const FILE_DIGESTS_FORMAT: &str = "xsplice-build file digests v1";
+
+/// A file whose contents are not what its manifest recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub file: PathBuf,
+    /// The recorded digest (`None`: the manifest does not list the file).
+    pub expected: Option<String>,
+    /// The digest found (`Err`: the file could not be read, and why).
+    pub actual: Result<String, String>,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: expected BLAKE3 {}, found {}",
+            self.file.display(),
+            self.expected.as_deref().unwrap_or("(none recorded)"),
+            match &self.actual {
+                Ok(d) => d.clone(),
+                Err(e) => format!("no readable file ({e})"),
+            }
+        )
+    }
+}
+
+impl FileDigests {
+    /// Hash `files` (relative to `root`) in parallel.
+    pub fn record(root: &Path, files: &[String]) -> Result<FileDigests, Error> {
+        let digests: Result<Vec<(String, String)>, Error> = files
+            .par_iter()
+            .map(|rel| {
+                let path = root.join(rel);
+                let d = file_digest(&path).map_err(|e| Error::io(&path, e))?;
+                Ok((rel.clone(), hex(&d)))
+            })
+            .collect();
+        Ok(FileDigests {
+            format: FILE_DIGESTS_FORMAT.into(),
+            files: digests?.into_iter().collect(),
+        })
+    }
+
+    /// The manifest at `path`; `Ok(None)` when there is none.
+    pub fn load(path: &Path) -> Result<Option<FileDigests>, Error> {
+        let data = match fs::read(path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        match serde_json::from_slice::<FileDigests>(&data) {
+            Ok(m) if m.format == FILE_DIGESTS_FORMAT => Ok(Some(m)),
+            Ok(m) => Err(Error::io(
+                path,
+                std::io::Error::other(format!("unknown format {:?}", m.format)),
+            )),
+            Err(e) => Err(Error::io(path, std::io::Error::other(e.to_string()))),
+        }
+    }
+
+    /// Write the manifest atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let data = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
+        xsplice_target::limits::write_atomic(path, &data).map_err(|e| match e {
+            xsplice_target::Error::Io { source, .. } => Error::io(path, source),
+            other => Error::io(path, std::io::Error::other(other.to_string())),
+        })
+    }
+
+    /// Whether `rel` (under `root`) still has its recorded contents.
+    pub fn check(&self, root: &Path, rel: &str) -> Result<(), Mismatch> {
+        let file = root.join(rel);
+        let actual = file_digest(&file)
+            .map(|d| hex(&d))
+            .map_err(|e| e.to_string());
+        let expected = self.files.get(rel).cloned();
+        if expected.is_some() && actual.as_ref().ok() == expected.as_ref() {
+            return Ok(());
+        }
+        Err(Mismatch {
+            file,
+            expected,
+            actual,
+        })
+    }
+}
+
 fn parse_entry(line: &str) -> Option<(&str, (Stamp, Digest))> {
     let mut it = line.splitn(8, ' ');
     let mut num = || it.next()?.parse::<i64>().ok();
@@ -290,5 +398,32 @@ mod tests {
         assert_eq!(c2.entries.get("a b.c"), Some(&(old, fake)));
         // Just-modified files are not remembered (racy).
         assert!(!c2.entries.contains_key("a.c"));
+    }
+
+    /// A manifest round-trips; a changed byte, a missing file and an
+    /// unrecorded one are each reported with both sides.
+    #[test]
+    fn file_digests_find_changed_missing_and_unrecorded_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("t")).unwrap();
+        fs::write(root.join("t/a.o"), b"object").unwrap();
+        fs::write(root.join("b"), b"records").unwrap();
+        let m = FileDigests::record(root, &["t/a.o".into(), "b".into()]).unwrap();
+        assert_eq!(m.files["b"], hex(blake3::hash(b"records").as_bytes()));
+        let path = root.join("digests.json");
+        m.save(&path).unwrap();
+        assert_eq!(FileDigests::load(&path).unwrap(), Some(m.clone()));
+        assert_eq!(FileDigests::load(&root.join("none")).unwrap(), None);
+        assert!(m.check(root, "t/a.o").is_ok());
+        fs::write(root.join("t/a.o"), b"objecT").unwrap();
+        let bad = m.check(root, "t/a.o").unwrap_err();
+        assert_eq!(bad.expected.as_deref(), Some(m.files["t/a.o"].as_str()));
+        assert_eq!(bad.actual, Ok(hex(blake3::hash(b"objecT").as_bytes())));
+        assert!(bad.to_string().contains("t/a.o: expected BLAKE3 "), "{bad}");
+        fs::remove_file(root.join("b")).unwrap();
+        assert!(m.check(root, "b").unwrap_err().actual.is_err());
+        fs::write(root.join("c"), b"x").unwrap();
+        assert_eq!(m.check(root, "c").unwrap_err().expected, None);
     }
 }

@@ -78,6 +78,18 @@ pub fn build_payload(opts: &BuildOptions) -> Result<BuildResult, Error> {
     })
 }
 
+/// Says on stderr, when the run ends however it ends, that the build log
+/// is incomplete (a write to it failed: its disk is full).
+struct SayIfCut<'a>(&'a Log);
+
+impl Drop for SayIfCut<'_> {
+    fn drop(&mut self) {
+        if let Some(why) = self.0.cut() {
+            Progress::new(false).warn(None, &format!("the build log is incomplete: {why}"));
+        }
+    }
+}
+
 /// The user's input files.
 fn input_files(opts: &BuildOptions) -> Vec<PathBuf> {
     let mut inputs: Vec<PathBuf> = opts.patches().into_iter().map(Path::to_path_buf).collect();
@@ -233,7 +245,22 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     if let Some(t) = &target {
         detected.check_target(&opts.srcdir, &config, &recipe, t)?;
     }
-    let cache = build::cache_root(opts.cache_dir.as_deref())?;
+    let (cache, cache_set_by) = build::cache_root_and_source(opts.cache_dir.as_deref())?;
+    // Trees are copied and built in the cache (the base, its working
+    // copy) and in the output directory (a private copy).
+    for (what, dir, set_by) in [
+        (Written::CacheDirectory, &cache, cache_set_by),
+        (Written::OutputDirectory, &opts.output, "-o/--output"),
+    ] {
+        if let Some(found) = create_diff_object::limits::unbuildable_path_char(dir) {
+            return Err(Error::Input(Problem::UnbuildablePath {
+                what,
+                path: dir.clone(),
+                found,
+                set_by,
+            }));
+        }
+    }
     let mut written = vec![
         (Written::OutputDirectory, &opts.output),
         (Written::CacheDirectory, &cache),
@@ -543,6 +570,8 @@ fn run(
     abi::probe::set_cache_dir(Some(checked.cache.join("probe")));
     let out = &opts.output;
     let log = Log::create(&out.join("build.log"))?;
+    log.watch(&checked.cache);
+    let _said = SayIfCut(&log);
     let mut make = MakeConfig {
         jobs: jobs(opts),
         xen_debug: opts.xen_debug,
@@ -562,38 +591,28 @@ fn run(
 
     // Base and patched builds (or the previous run's record of them).
     let record = if opts.skip.is_some() {
-        ObjectsRecord::load(&objects_dir.join("list"))?
-    } else {
-        let base = base_stage(opts, &checked, &make, progress, &log)?;
-        stages.base = Some(BaseOutput {
-            cached: base.cached,
-            adopted: base.adopted,
-            key: base.key.clone(),
-        });
-        // A base that is not the target would give a payload for another
-        // binary: refused before the patched build.
-        if let Some(t) = &checked.target {
-            check_reproduced(t, &base.xen_syms, &checked.recipe)?;
+        let record = ObjectsRecord::load(&objects_dir.join("list"))?;
+        // Its xen-syms is read again (nothing is rebuilt with --skip: a
+        // changed one is an error that says so).
+        if let Some(entry) = record.base_tree.parent() {
+            build::check_entry(entry, &["tree/xen/xen-syms".to_string()], &log)?;
         }
-        make.top = base.build_top.clone();
-        let patched = progress.stage("patched", Some(&log), || {
-            let p = patched_stage(opts, &checked, &base, &work, &objects_dir, &make, &log)?;
-            let how = if p.full_make {
-                format!(
-                    "incremental make ({})",
-                    p.full_make_reason.clone().unwrap_or_default()
-                )
-            } else {
-                format!("{} object(s) recompiled", p.recompiled.len())
-            };
-            let detail = format!("{how}; {} changed, {} new", p.changed.len(), p.new.len());
-            Ok((p, detail))
-        })?;
-        stages.patched = Some(PatchedOutput {
-            full_make: patched.full_make,
-            full_make_reason: patched.full_make_reason.clone(),
-            recompiled: patched.recompiled.clone(),
-        });
+        record
+    } else {
+        let builds = |make: &mut MakeConfig, progress: &mut Progress, stages: &mut Stages| {
+            base_and_patched(opts, &checked, make, progress, stages, &log)
+        };
+        let (base, patched) = match builds(&mut make, progress, stages) {
+            // Found before anything was built on it: rebuilt once.
+            Err(e @ Error::CacheCorrupt { .. }) => {
+                progress.warn(Some(&log), &format!("{e}; rebuilding the base"));
+                if let Error::CacheCorrupt { entry, .. } = &e {
+                    build::discard_entry(entry, &log)?;
+                }
+                builds(&mut make, progress, stages)?
+            }
+            r => r?,
+        };
         let (changed, new) = pair_renamed(
             &checked.renames,
             &base.xen_dir(),
@@ -872,6 +891,51 @@ fn defined_functions(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The base stage (its cached files checked against their digests) and
+/// the patched stage on it.
+fn base_and_patched(
+    opts: &BuildOptions,
+    checked: &Checked,
+    make: &mut MakeConfig,
+    progress: &mut Progress,
+    stages: &mut Stages,
+    log: &Log,
+) -> Result<(BaseBuild, build::PatchedBuild), Error> {
+    let work = opts.output.join("work");
+    let objects_dir = opts.output.join("objects");
+    let base = base_stage(opts, checked, make, progress, log)?;
+    stages.base = Some(BaseOutput {
+        cached: base.cached,
+        adopted: base.adopted,
+        key: base.key.clone(),
+    });
+    // A base that is not the target would give a payload for another
+    // binary: refused before the patched build.
+    if let Some(t) = &checked.target {
+        check_reproduced(t, &base.xen_syms, &checked.recipe)?;
+    }
+    make.top = base.build_top.clone();
+    let patched = progress.stage("patched", Some(log), || {
+        let p = patched_stage(opts, checked, &base, &work, &objects_dir, make, log)?;
+        let how = if p.full_make {
+            format!(
+                "incremental make ({})",
+                p.full_make_reason.clone().unwrap_or_default()
+            )
+        } else {
+            format!("{} object(s) recompiled", p.recompiled.len())
+        };
+        let detail = format!("{how}; {} changed, {} new", p.changed.len(), p.new.len());
+        Ok((p, detail))
+    })?;
+    stages.patched = Some(PatchedOutput {
+        full_make: patched.full_make,
+        full_make_reason: patched.full_make_reason.clone(),
+        recompiled: patched.recompiled.clone(),
+    });
+    Ok((base, patched))
+}
+
 /// The base stage: the unpatched hypervisor, from the cache or built (or
 /// adopted from the user's build) and cached.
 fn base_stage(
@@ -908,6 +972,10 @@ fn base_stage(
             opts.xen_syms.as_deref(),
             log,
         )?;
+        if base.cached {
+            // What every run reads from it: xen-syms and the records.
+            build::check_cached(&base, &build::base_files_read(), log)?;
+        }
         let entry = base.tree.parent().unwrap_or(&base.tree).display();
         let detail = if base.adopted {
             format!("adopted the tree's build and cached it ({entry})")

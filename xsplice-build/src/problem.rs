@@ -79,6 +79,15 @@ pub enum Problem {
     },
     /// An output is one of the inputs.
     ClobbersInput { output: PathBuf, input: PathBuf },
+    /// A directory the tree is copied into and built in has a character
+    /// Xen's build refuses (whitespace or `:`); `set_by` is the option or
+    /// environment variable it came from.
+    UnbuildablePath {
+        what: Written,
+        path: PathBuf,
+        found: char,
+        set_by: &'static str,
+    },
     /// The output directory cannot be created.
     OutputDirUncreatable {
         dir: PathBuf,
@@ -287,6 +296,18 @@ impl fmt::Display for Problem {
                 "{}: is the same file as the input {}; choose another output (the input would be overwritten)",
                 output.display(),
                 input.display()
+            ),
+            UnbuildablePath {
+                what,
+                path,
+                found,
+                set_by,
+            } => write!(
+                f,
+                "the {what} {} contains {found:?}, and Xen's build refuses a directory with \
+                 spaces or colons (\"source directory cannot contain spaces or colons\"); \
+                 the tree is copied and built there: choose another with {set_by}",
+                path.display()
             ),
             OutputDirUncreatable { dir, source } => write!(
                 f,

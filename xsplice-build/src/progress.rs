@@ -16,14 +16,22 @@ use crate::{Error, StageTime};
 pub struct Log {
     path: PathBuf,
     file: Mutex<File>,
+    /// The first write to the log that failed: the log is cut from there.
+    write_error: Mutex<Option<std::io::Error>>,
+    /// Directories the run writes to, whose file systems a failed
+    /// command may have filled (the cache; the log's own is always one).
+    places: Mutex<Vec<PathBuf>>,
 }
 
 impl Log {
     pub fn create(path: &Path) -> Result<Log, Error> {
         let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        let own = path.parent().map(Path::to_path_buf).into_iter().collect();
         Ok(Log {
             path: path.to_path_buf(),
             file: Mutex::new(file),
+            write_error: Mutex::new(None),
+            places: Mutex::new(own),
         })
     }
 
@@ -34,8 +42,50 @@ impl Log {
     /// Append one line.
     pub fn line(&self, text: &str) {
         if let Ok(mut f) = self.file.lock() {
-            let _ = writeln!(f, "{text}");
+            if let Err(e) = writeln!(f, "{text}") {
+                self.write_failed(e);
+            }
         }
+    }
+
+    fn write_failed(&self, e: std::io::Error) {
+        if let Ok(mut first) = self.write_error.lock() {
+            first.get_or_insert(e);
+        }
+    }
+
+    /// Why the log is incomplete, when a write to it failed (its lines,
+    /// or a command's output, found the disk full).
+    pub fn cut(&self) -> Option<String> {
+        let first = self.write_error.lock().ok()?;
+        let e = first.as_ref()?;
+        Some(format!("{}: {e}", self.path.display()))
+    }
+
+    /// A directory the run writes to (see `places`).
+    pub fn watch(&self, dir: &Path) {
+        if let Ok(mut places) = self.places.lock() {
+            places.push(dir.to_path_buf());
+        }
+    }
+
+    /// Why a command that failed may have failed for a full disk: the
+    /// first line of its output (logged after `from`) quoting the
+    /// system's message for ENOSPC, else a watched file system with no
+    /// space left (the log itself may then hold no output).
+    fn disk_full_evidence(&self, from: u64) -> Option<String> {
+        let message = no_space_message();
+        if let Some(line) = self.text_since(from).lines().find(|l| l.contains(&message)) {
+            return Some(line.trim().to_string());
+        }
+        if let Some(cut) = self.cut() {
+            return Some(cut);
+        }
+        let places = self.places.lock().ok()?;
+        places
+            .iter()
+            .find(|d| free_bytes(d) == Some(0))
+            .map(|d| format!("{}: the file system has no space left", d.display()))
     }
 
     fn handle(&self) -> Result<File, Error> {
@@ -53,6 +103,10 @@ impl Log {
 
     /// What was logged after `position` (a command's output).
     pub fn text_since(&self, position: u64) -> String {
+        // Only a regular file ends (a log sent to a device may not).
+        if !std::fs::metadata(&self.path).is_ok_and(|m| m.is_file()) {
+            return String::new();
+        }
         let data = std::fs::read(&self.path).unwrap_or_default();
         let start = usize::try_from(position)
             .unwrap_or(usize::MAX)
@@ -63,9 +117,11 @@ impl Log {
     /// Run `cmd` with its output appended to the log; fail with `what` if it fails.
     pub fn run(&self, cmd: &mut Command, what: &str) -> Result<(), Error> {
         self.line(&format!("$ {}", describe(cmd)));
+        let from = self.position();
         let start = Instant::now();
         let out = self.handle()?;
         let err = self.handle()?;
+        die_with_this_process(cmd);
         let status = cmd
             .stdin(Stdio::null())
             .stdout(out)
@@ -83,12 +139,64 @@ impl Log {
             Ok(())
         } else {
             self.line(&format!("# {what}: {status}"));
+            if let Some(evidence) = self.disk_full_evidence(from) {
+                return Err(Error::DiskFull {
+                    what: format!("{what} ({status})"),
+                    evidence,
+                    log: Some(self.path.clone()),
+                });
+            }
             Err(Error::Command {
                 what: format!("{what} ({status})"),
                 log: Some(self.path.clone()),
             })
         }
     }
+}
+
+/// Have the kernel SIGKILL `cmd` when this process dies (killed, too):
+/// a copy or make left running after the run would go on writing into
+/// the cache. The command stays in this process's group, so a signal to
+/// the group (a terminal's Ctrl-C) reaches it as well.
+fn die_with_this_process(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs between fork and exec and makes only
+    // async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the request took effect.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(137);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The system's own words for ENOSPC, as programs print them
+/// (`strerror`), without the "(os error N)" the standard library adds.
+fn no_space_message() -> String {
+    let text = std::io::Error::from_raw_os_error(libc::ENOSPC).to_string();
+    match text.split_once(" (os error") {
+        Some((message, _)) => message.to_string(),
+        None => text,
+    }
+}
+
+/// The bytes an unprivileged writer may still use on `dir`'s file system.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a zeroed struct the call fills.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 /// A command as a shell-like line, for the log.
@@ -350,5 +458,63 @@ mod tests {
         }
         assert_eq!(duration_text(Duration::from_secs(95)), "1 min 35 s");
         assert_eq!(duration_text(Duration::from_secs(7)), "7 s");
+    }
+
+    /// A log on a full device (/dev/full fails every write with ENOSPC)
+    /// says it is cut, and a command that fails then is a full disk
+    /// (the log could hold none of its output), not a bare exit status.
+    #[test]
+    fn a_log_on_a_full_disk_says_so_and_failures_are_disk_full() {
+        let log = Log::create(Path::new("/dev/full")).unwrap();
+        assert_eq!(log.cut(), None);
+        log.line("something");
+        let cut = log.cut().unwrap();
+        assert!(
+            cut.starts_with("/dev/full: No space left on device"),
+            "{cut}"
+        );
+        let e = log
+            .run(Command::new("sh").args(["-c", "exit 1"]), "a step")
+            .unwrap_err();
+        assert!(e.is_disk_full(), "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "a step (exit status: 1): no space left on device: /dev/full: No space"
+            ),
+            "{e}"
+        );
+    }
+
+    /// A failed command whose output quotes the system's ENOSPC message
+    /// is a full disk, quoting that line; other failures are not.
+    #[test]
+    fn a_command_failing_for_space_is_disk_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::create(&dir.path().join("build.log")).unwrap();
+        let e = log
+            .run(
+                Command::new("sh").args([
+                    "-c",
+                    "echo compiling; echo 'cc1: error writing x.o: No space left on device' >&2; exit 1",
+                ]),
+                "patched build",
+            )
+            .unwrap_err();
+        assert!(e.is_disk_full());
+        assert!(
+            e.to_string().contains(
+                "patched build (exit status: 1): no space left on device: cc1: error writing x.o: No space left on device"
+            ),
+            "{e}"
+        );
+        let e = log
+            .run(Command::new("sh").args(["-c", "exit 2"]), "make")
+            .unwrap_err();
+        assert!(
+            !e.is_disk_full() && matches!(e, Error::Command { .. }),
+            "{e}"
+        );
+        let io = Error::io("/x", std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(io.is_disk_full());
     }
 }

@@ -11,7 +11,8 @@
 //! which may write anywhere, both trees are walked whole. A
 //! marker written before the first change and removed after the restore
 //! makes a copy left dirty by a killed run be thrown away and re-made.
-//! When another run holds the lock, the build uses a private copy instead.
+//! When another run holds the lock, or the lock cannot be made (a
+//! read-only cache), the build uses a private copy instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -46,46 +47,48 @@ struct Shared {
 
 impl WorkTree {
     /// The cache entry's working copy when free, else a private copy in `private_dir`.
+    ///
+    /// Every change to the shared copy happens between `work.dirty` being
+    /// written and removed (after a complete restore), so a run killed at
+    /// any moment leaves it marked, and the next run re-makes it. The old
+    /// copy is first moved aside in one rename: a compiler a killed run
+    /// started may still be writing there, never into the new copy.
     pub fn acquire(base: &BaseBuild, private_dir: &Path, log: &Log) -> Result<WorkTree, Error> {
-        let entry = base.tree.parent().unwrap_or(&base.tree).to_path_buf();
+        let entry = base.entry().to_path_buf();
         let lock = entry.join("work.lock");
-        if take_lock(&lock) {
-            let path = entry.join("work");
-            let dirty = entry.join("work.dirty");
-            let usable = path.join("xen").is_dir() && !dirty.exists();
-            let result = if usable {
-                log.line(&format!("reusing the working copy {}", path.display()));
-                Ok(())
-            } else {
-                (|| {
-                    if path.exists() {
-                        log.line(&format!("re-making the working copy {}", path.display()));
-                        fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-                    }
-                    let _ = fs::remove_file(&dirty);
-                    tree::copy_tree(&base.tree, &path, log)
-                })()
-            };
-            if let Err(e) = result {
-                let _ = fs::remove_dir_all(&lock);
-                return Err(e);
+        let why_private = match take_lock(&lock) {
+            Lock::Taken => {
+                let path = entry.join("work");
+                let dirty = entry.join("work.dirty");
+                crate::crash_point("work-locked");
+                if let Err(e) = make_shared_copy(&entry, &base.tree, &path, &dirty, log) {
+                    let _ = fs::remove_dir_all(&lock);
+                    return Err(e);
+                }
+                return Ok(WorkTree {
+                    path,
+                    pristine: base.tree.clone(),
+                    shared: Some(Shared { lock, dirty }),
+                });
             }
-            if let Err(e) = fs::write(&dirty, b"") {
-                let _ = fs::remove_dir_all(&lock);
-                return Err(Error::io(&dirty, e));
-            }
-            return Ok(WorkTree {
-                path,
-                pristine: base.tree.clone(),
-                shared: Some(Shared { lock, dirty }),
-            });
-        }
-        log.line("the cache's working copy is in use by another run: using a private copy");
+            Lock::Busy { owner } => format!(
+                "the cache's working copy is in use by another run{}",
+                owner.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            ),
+            Lock::Unwritable(e) => format!(
+                "the cache's working copy cannot be locked ({}: {e})",
+                lock.display()
+            ),
+        };
+        let path = private_dir.join("tree");
+        log.line(&format!(
+            "{why_private}: using a private copy, {}",
+            path.display()
+        ));
         if private_dir.exists() {
             fs::remove_dir_all(private_dir).map_err(|e| Error::io(private_dir, e))?;
         }
         fs::create_dir_all(private_dir).map_err(|e| Error::io(private_dir, e))?;
-        let path = private_dir.join("tree");
         tree::copy_tree(&base.tree, &path, log)?;
         Ok(WorkTree {
             path,
@@ -115,8 +118,10 @@ impl WorkTree {
         };
         if let Ok(n) = &restored {
             log.line(&format!("working copy restored ({n} file(s))"));
+            crate::crash_point("work-restored");
             // Only a complete restore makes the copy reusable.
             let _ = fs::remove_file(&shared.dirty);
+            crate::crash_point("work-clean");
         }
         let _ = fs::remove_dir_all(&shared.lock);
         restored
@@ -168,24 +173,84 @@ impl Writes {
     }
 }
 
+/// Mark `work` dirty, then make it a fresh copy of `pristine` unless it
+/// is a clean one already (see [`WorkTree::acquire`]). The lock is held.
+fn make_shared_copy(
+    entry: &Path,
+    pristine: &Path,
+    work: &Path,
+    dirty: &Path,
+    log: &Log,
+) -> Result<(), Error> {
+    let usable = work.join("xen").is_dir() && !dirty.exists();
+    // Marked before the first change; cleared only by a complete restore.
+    fs::write(dirty, b"").map_err(|e| Error::io(dirty, e))?;
+    crate::crash_point("work-marked");
+    if usable {
+        log.line(&format!("reusing the working copy {}", work.display()));
+        return Ok(());
+    }
+    // Copies moved aside by runs that were killed before removing them.
+    for e in fs::read_dir(entry).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(OLD_WORK) {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+    if fs::symlink_metadata(work).is_err() {
+        log.line(&format!("making the working copy {}", work.display()));
+    } else {
+        log.line(&format!("re-making the working copy {}", work.display()));
+        let aside = entry.join(format!("{OLD_WORK}{}", std::process::id()));
+        fs::rename(work, &aside).map_err(|e| Error::io(work, e))?;
+        crate::crash_point("work-moved");
+        fs::remove_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
+    }
+    tree::copy_tree(pristine, work, log)?;
+    crate::crash_point("work-copied");
+    Ok(())
+}
+
+/// Prefix of a working copy moved aside to be removed (`work.old.PID`).
+const OLD_WORK: &str = "work.old.";
+
+/// What taking the working copy's lock found.
+#[derive(Debug)]
+enum Lock {
+    Taken,
+    /// Another live run holds it (its pid, once written).
+    Busy {
+        owner: Option<u32>,
+    },
+    /// The lock cannot be made there (a read-only cache, say).
+    Unwritable(std::io::Error),
+}
+
 /// `mkdir` as an atomic lock holding the owner's pid; a lock whose owner
 /// is gone (killed) is taken over.
-fn take_lock(lock: &Path) -> bool {
+fn take_lock(lock: &Path) -> Lock {
     let pid_file = lock.join("pid");
     for _ in 0..2 {
-        if fs::create_dir(lock).is_ok() {
-            let _ = fs::write(&pid_file, std::process::id().to_string());
-            return true;
+        match fs::create_dir(lock) {
+            Ok(()) => {
+                let _ = fs::write(&pid_file, std::process::id().to_string());
+                return Lock::Taken;
+            }
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Lock::Unwritable(e);
+            }
+            Err(_) => {}
         }
         let owner = fs::read_to_string(&pid_file).unwrap_or_default();
         let owner = owner.trim();
         let alive = !owner.is_empty() && Path::new("/proc").join(owner).exists();
         if alive || owner.is_empty() && lock_is_fresh(lock) {
-            return false;
+            return Lock::Busy {
+                owner: owner.parse().ok(),
+            };
         }
         let _ = fs::remove_dir_all(lock);
     }
-    false
+    Lock::Busy { owner: None }
 }
 
 /// A lock directory without a pid yet: its owner may be writing it.

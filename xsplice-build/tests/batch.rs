@@ -181,6 +181,45 @@ fn matrix_summary_reuse_and_shards() {
     assert!(pairs(&again).iter().all(|p| p["reused"] == true), "{again}");
     assert_eq!(essence(&again), essence(&s));
 
+    // A payload whose bytes changed on disk (its build-id note intact) is
+    // not reused: the pair is rebuilt, giving the payload it had.
+    let damaged = PathBuf::from(
+        outcome(&s, "plain", "kernel-scale")["payload"]
+            .as_str()
+            .unwrap(),
+    );
+    let built = fs::read(&damaged).unwrap();
+    let code = {
+        use object::{Object, ObjectSection};
+        let file = object::File::parse(&*built).unwrap();
+        let text = file
+            .sections()
+            .find(|s| s.kind() == object::SectionKind::Text && s.size() > 0)
+            .unwrap();
+        text.file_range().unwrap().0 as usize
+    };
+    let mut bytes = built.clone();
+    bytes[code] ^= 0x01;
+    fs::write(&damaged, &bytes).unwrap();
+    let o = fleet.batch("out", &[]);
+    assert_exit(&o, 0);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the payload changed since it was built")
+            && err.contains(&damaged.display().to_string()),
+        "{err}"
+    );
+    let redone = fleet.summary("out/summary.json");
+    for p in pairs(&redone) {
+        let rebuilt = p["base"] == "plain" && p["patch"] == "kernel-scale";
+        assert_eq!(p["reused"], !rebuilt, "{p}");
+    }
+    assert!(
+        fs::read(&damaged).unwrap() == built,
+        "the rebuilt payload differs"
+    );
+    assert_eq!(essence(&redone), essence(&s));
+
     // A changed patch is rebuilt, and so is what stacks on it; nothing else.
     let k = fleet.path("kernel-scale.diff");
     let text = fs::read_to_string(&k)

@@ -206,6 +206,22 @@ pub fn check_output(output: &Path, inputs: &[&Path]) -> Result<(), Error> {
     }
 }
 
+/// The first character of `path` that Xen's build refuses in the
+/// directory it builds in: its top Makefile stops with "source directory
+/// cannot contain spaces or colons" when the path splits into more than
+/// one word on whitespace or `:`. Checked on the path as given and as
+/// resolved (make sees the resolved one); a relative path is taken from
+/// the current directory.
+pub fn unbuildable_path_char(path: &Path) -> Option<char> {
+    let bad = |p: &Path| {
+        p.to_string_lossy()
+            .chars()
+            .find(|c| c.is_whitespace() || *c == ':')
+    };
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    bad(&absolute).or_else(|| std::fs::canonicalize(path).ok().and_then(|p| bad(&p)))
+}
+
 /// Write `data` to `path` atomically: a temporary file in the same
 /// directory, renamed over `path` once complete. Mode 0644.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {

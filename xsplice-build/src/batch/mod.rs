@@ -203,6 +203,10 @@ pub struct PairResult {
     /// True when the previous run's result was reused (inputs unchanged).
     pub reused: bool,
     pub fingerprint: String,
+    /// BLAKE3 of the payload as built: a re-run reuses the pair only
+    /// while its payload still has these bytes.
+    #[serde(default)]
+    pub payload_digest: Option<String>,
     /// The pair's own report (JSON) and log.
     pub report: PathBuf,
     pub log: PathBuf,
@@ -467,6 +471,7 @@ impl Runner<'_> {
             seconds: 0.0,
             reused: false,
             fingerprint: String::new(),
+            payload_digest: None,
             report: report.clone(),
             log: log.clone(),
         };
@@ -597,6 +602,13 @@ impl Runner<'_> {
                 ));
             }
         }
+        if result.outcome == Outcome::Built {
+            result.payload_digest = result
+                .payload
+                .as_deref()
+                .and_then(|p| crate::hash::file_digest(p).ok())
+                .map(|d| crate::hash::hex(&d));
+        }
         let result = finish(result);
         if result.outcome != Outcome::Error {
             if let Ok(j) = serde_json::to_vec_pretty(&result) {
@@ -614,8 +626,27 @@ impl Runner<'_> {
             return None;
         }
         if prev.outcome == Outcome::Built {
-            let info = crate::samples::PayloadInfo::read(prev.payload.as_ref()?).ok()?;
+            let payload = prev.payload.as_ref()?;
+            let info = crate::samples::PayloadInfo::read(payload).ok()?;
             if Some(info.build_id) != prev.build_id {
+                return None;
+            }
+            // The build-id note says what the payload was, not that its
+            // other bytes still are: they are checked against the digest.
+            let actual = crate::hash::file_digest(payload)
+                .map(|d| crate::hash::hex(&d))
+                .map_err(|e| e.to_string());
+            if prev.payload_digest.is_none() || actual.as_ref().ok() != prev.payload_digest.as_ref()
+            {
+                let mismatch = crate::hash::Mismatch {
+                    file: payload.clone(),
+                    expected: prev.payload_digest.clone(),
+                    actual,
+                };
+                eprintln!(
+                    "xsplice-build batch: warning: the payload changed since it was built: \
+                     {mismatch}; rebuilding the pair"
+                );
                 return None;
             }
         }
