@@ -15,16 +15,6 @@ use std::process::Command;
 use support::payload::{funcs, note_hex};
 use support::{assert_exit, json, xen_tree};
 
-/// (variable, release series) of every supported release's tree.
-const TREES: [(&str, &str); 6] = [
-    ("XSPLICE_XEN_TREE", "4.17"),
-    ("XSPLICE_XEN_TREE_418", "4.18"),
-    ("XSPLICE_XEN_TREE_419", "4.19"),
-    ("XSPLICE_XEN_TREE_420", "4.20"),
-    ("XSPLICE_XEN_TREE_421", "4.21"),
-    ("XSPLICE_XEN_TREE_422", "4.22"),
-];
-
 /// The one function the fix replaces, named as Xen's symbol table names a
 /// static (decided from the patch: the function is static, called from two
 /// places, and not inlined in any of the six xen-syms).
@@ -67,7 +57,7 @@ fn build(tree: &Path, out: &Path, series: &str) -> PathBuf {
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE and XSPLICE_XEN_TREE_418 .. _422 (ci/test runs it)"]
 fn static_fix_builds_on_every_release_and_only_there() {
-    let trees: Vec<(PathBuf, &str)> = TREES
+    let trees: Vec<(PathBuf, &str)> = support::RELEASE_TREES
         .iter()
         .map(|(var, series)| (xen_tree(var), *series))
         .collect();

@@ -15,16 +15,6 @@ use create_diff_object::Abi;
 use support::verify::{assert_fails_with, assert_mutations_fail};
 use xsplice_build::verify::{verify, Check, Verifier, VerifyOptions};
 
-/// (variable, release series) of every supported release's tree.
-const TREES: [(&str, &str); 6] = [
-    ("XSPLICE_XEN_TREE", "4.17"),
-    ("XSPLICE_XEN_TREE_418", "4.18"),
-    ("XSPLICE_XEN_TREE_419", "4.19"),
-    ("XSPLICE_XEN_TREE_420", "4.20"),
-    ("XSPLICE_XEN_TREE_421", "4.21"),
-    ("XSPLICE_XEN_TREE_422", "4.22"),
-];
-
 /// One test per release: `$body(&tree)` on each tree.
 macro_rules! per_release {
     ($body:ident: $t17:ident, $t18:ident, $t19:ident, $t20:ident, $t21:ident, $t22:ident) => {
@@ -289,7 +279,7 @@ fn corrupted_specials(tree: &Path) {
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE and XSPLICE_XEN_TREE_418 .. _422 (ci/test runs it)"]
 fn payloads_are_refused_by_another_releases_xen_syms() {
-    let trees: Vec<(PathBuf, &str)> = TREES
+    let trees: Vec<(PathBuf, &str)> = support::RELEASE_TREES
         .iter()
         .map(|(var, series)| (support::xen_tree(var).join("xen"), *series))
         .collect();
@@ -363,7 +353,7 @@ fn notes_id(path: &Path) -> String {
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE and XSPLICE_XEN_TREE_418 .. _422 (ci/test runs it)"]
 fn duplicate_note_section_is_read_first_on_every_release() {
     use support::verify::{section, sections, wr32};
-    for (var, series) in TREES {
+    for (var, series) in support::RELEASE_TREES {
         let xen = support::xen_tree(var).join("xen");
         let original = std::fs::read(xen.join("test/livepatch/xen_hello_world.livepatch")).unwrap();
         let depends = section(&original, ".livepatch.depends");
@@ -399,7 +389,7 @@ fn duplicate_note_section_is_read_first_on_every_release() {
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE and XSPLICE_XEN_TREE_418 .. _422 (ci/test runs it)"]
 fn bad_alternative_follows_each_releases_rule() {
     use support::verify::section;
-    for (var, series) in TREES {
+    for (var, series) in support::RELEASE_TREES {
         let xen = support::xen_tree(var).join("xen");
         let original = std::fs::read(xen.join("test/livepatch/xen_hello_world.livepatch")).unwrap();
         let alt = section(&original, ".altinstructions");

@@ -24,6 +24,16 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+/// (variable, release series) of every supported release's tree.
+pub const RELEASE_TREES: [(&str, &str); 6] = [
+    ("XSPLICE_XEN_TREE", "4.17"),
+    ("XSPLICE_XEN_TREE_418", "4.18"),
+    ("XSPLICE_XEN_TREE_419", "4.19"),
+    ("XSPLICE_XEN_TREE_420", "4.20"),
+    ("XSPLICE_XEN_TREE_421", "4.21"),
+    ("XSPLICE_XEN_TREE_422", "4.22"),
+];
+
 /// The workspace's top directory (sample-patches/, tests/, ci/).
 pub fn project() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
