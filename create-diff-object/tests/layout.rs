@@ -112,10 +112,9 @@ fn local_struct_held_by_an_existing_static_is_refused() {
         .find(|r| r.symbol == "struct stats")
         .expect("struct stats refused");
     assert!(s.reason.contains("existing variable(s) stats"), "{s:?}");
-    assert!(
-        s.reason.contains("count_hit reach it through a pointer"),
-        "{s:?}"
-    );
+    // A pointer alone is no reason for a type local to the file: only the
+    // static (or a heap allocation) holds an instance across the switch.
+    assert!(!s.reason.contains("through a pointer"), "{s:?}");
     assert!(
         s.reason.contains("member hits moved from offset 0 to 8"),
         "{s:?}"
