@@ -131,6 +131,8 @@ pub struct LayoutChange {
     pub first_difference: String,
     pub kind: ChangeKind,
     pub type_kind: TypeKind,
+    /// The type's entry in the original unit.
+    pub orig_index: usize,
 }
 
 /// The DWARF of one compiled unit, flattened into a table of entries.
@@ -959,6 +961,25 @@ impl Unit {
         false
     }
 
+    /// Functions that hold a pointer to the type at `target` (by their
+    /// parameters, locals or return type) and call one of Xen's allocators.
+    fn allocating(&self, target: usize) -> Vec<String> {
+        let reach = self.reach(target);
+        self.function_uses(&reach)
+            .into_iter()
+            .filter(|&(_, pointer)| pointer)
+            .map(|(f, _)| f)
+            .filter(|f| {
+                self.refs.iter().any(|(func, targets)| {
+                    plain_name(func) == f
+                        && targets
+                            .iter()
+                            .any(|t| xsplice_target::heap::is_allocator(plain_name(t)))
+                })
+            })
+            .collect()
+    }
+
     fn static_variable_names(&self) -> BTreeSet<String> {
         (0..self.dies.len())
             .filter(|&i| self.is_static_variable(i))
@@ -981,7 +1002,7 @@ pub fn changed_layouts(orig: &Unit, patched: &Unit) -> Vec<(LayoutChange, usize)
     let mut out = Vec::new();
     for (name, pv) in &pl {
         let Some(ov) = ol.get(name) else { continue };
-        let pairs: Vec<(&TypeLayout, &(usize, TypeLayout))> = if name == ANONYMOUS_ENUM {
+        let pairs: Vec<(&(usize, TypeLayout), &(usize, TypeLayout))> = if name == ANONYMOUS_ENUM {
             // The original enum sharing most enumerator names with each patched one.
             pv.iter()
                 .filter_map(|pe| {
@@ -992,18 +1013,18 @@ pub fn changed_layouts(orig: &Unit, patched: &Unit) -> Vec<(LayoutChange, usize)
                             .count()
                     };
                     ov.iter()
-                        .map(|(_, o)| (shared(o), o))
+                        .map(|o| (shared(&o.1), o))
                         .filter(|(n, _)| *n > 0)
                         .max_by_key(|(n, _)| *n)
                         .map(|(_, o)| (o, pe))
                 })
                 .collect()
         } else if ov.len() == pv.len() {
-            ov.iter().map(|(_, o)| o).zip(pv).collect()
+            ov.iter().zip(pv).collect()
         } else {
             continue;
         };
-        for (o, (pidx, p)) in pairs {
+        for ((oidx, o), (pidx, p)) in pairs {
             if let Some((kind, diff)) = compare(o, p) {
                 let name = if name == ANONYMOUS_ENUM {
                     let first: Vec<&str> = o
@@ -1028,6 +1049,7 @@ pub fn changed_layouts(orig: &Unit, patched: &Unit) -> Vec<(LayoutChange, usize)
                         first_difference: diff,
                         kind,
                         type_kind: p.kind,
+                        orig_index: *oidx,
                     },
                     *pidx,
                 ));
@@ -1171,7 +1193,7 @@ pub fn compare(o: &TypeLayout, p: &TypeLayout) -> Option<(ChangeKind, String)> {
                 })?;
             return Some((
                 ChangeKind::SameBytes,
-                format!("new {what}; every original byte keeps its offset, size and type"),
+                format!("new member {what}; every original byte keeps its offset, size and type"),
             ));
         }
     }
@@ -1384,6 +1406,7 @@ pub fn assess(
         replaced.map(|r| r.iter().map(|n| plain_name(n)).collect());
     let mut out = Verdict::default();
     for (change, tidx) in changed_layouts(orig, patched) {
+        let orig_index = change.orig_index;
         let note = |kind, rule: String| LayoutNote {
             kind,
             type_name: change.name.clone(),
@@ -1436,20 +1459,11 @@ pub fn assess(
             .map(|(k, _)| k.as_str())
             .collect();
         // Heap instances of a type local to the file can only be made in
-        // this unit (nowhere else has its size): by a function that holds
-        // a pointer to it and calls an allocator.
-        let allocating: Vec<&str> = by_pointer
-            .iter()
-            .copied()
-            .filter(|f| {
-                patched.refs.iter().any(|(func, targets)| {
-                    plain_name(func) == *f
-                        && targets
-                            .iter()
-                            .any(|t| xsplice_target::heap::is_allocator(plain_name(t)))
-                })
-            })
-            .collect();
+        // this unit (nowhere else has its size): those with the old layout
+        // by an original function that holds a pointer to it and calls an
+        // allocator.
+        let allocating = orig.allocating(orig_index);
+        let allocating: Vec<&str> = allocating.iter().map(String::as_str).collect();
         let file = change.decl_file.clone().unwrap_or_else(|| "?".into());
         let header = !change.local;
         let mut why = Vec::new();
