@@ -31,6 +31,9 @@ pub struct DiffFindings {
     pub init_only: Vec<String>,
     /// Every refusal, with its object.
     pub refusals: Vec<(String, Refusal)>,
+    /// Changed type layouts the layout check accepted by a rule that
+    /// refused them before, with their object (warnings).
+    pub layout_notes: Vec<(String, create_diff_object::layout::LayoutNote)>,
 }
 
 /// Run every job; refusals are collected (not returned as the first error)

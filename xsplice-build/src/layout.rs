@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use create_diff_object::layout;
-use create_diff_object::Refusal;
+use create_diff_object::layout::{self, LayoutNote};
+use create_diff_object::{Refusal, XenSyms};
 use rayon::prelude::*;
 
 use crate::progress::Log;
@@ -212,7 +212,8 @@ pub fn compile_debug(
 }
 
 /// The first type defined outside the unit's own file whose layout
-/// differs between the two `-g` builds of `object`, if both are there.
+/// change is refused whatever the payload replaces (an instance or a
+/// pointer to one in the unit), if both `-g` builds of `object` are there.
 fn header_change(objects_dir: &Path, object: &str) -> Option<String> {
     let read = |side: &str| {
         let path = debug_object(objects_dir, side, object);
@@ -220,10 +221,16 @@ fn header_change(objects_dir: &Path, object: &str) -> Option<String> {
         layout::read_unit(&path, &data).ok()
     };
     let (o, p) = (read("base")?, read("patched")?);
-    layout::changed_layouts(&o, &p)
+    let header: Vec<String> = layout::changed_layouts(&o, &p)
         .into_iter()
-        .find(|(c, _)| !c.local)
+        .filter(|(c, _)| !c.local)
         .map(|(c, _)| c.name)
+        .collect();
+    layout::assess(&o, &p, None, &|_, _| None)
+        .refusals
+        .into_iter()
+        .find(|r| header.contains(&r.symbol))
+        .map(|r| r.symbol)
 }
 
 fn compile_one(job: &Job, log: &Log) -> Result<bool, Error> {
@@ -294,19 +301,31 @@ fn keep(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The layout refusals of every changed object compiled on both sides.
-/// `objects` says which functions the payload replaces per object; a
-/// refusal of a header type seen in several units is listed once, with
-/// how many other units saw it. `header_only`: only the refusals of types
-/// defined outside the unit, which do not depend on what the payload holds.
+/// What the layout check found in every changed object: its refusals,
+/// and the changed layouts it accepted by a rule that refused them before
+/// (warnings), each with its object.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub refusals: Vec<(String, Refusal)>,
+    pub notes: Vec<(String, LayoutNote)>,
+}
+
+/// The layout check of every changed object compiled on both sides.
+/// `objects` says which functions the payload replaces per object; `None`
+/// when the diff failed: then only the refusals of types defined outside
+/// the unit, which do not depend on what the payload holds. A refusal of
+/// a header type seen in several units is listed once, with how many
+/// other units saw it; a note once per type and kind. `syms` places the
+/// existing variables whose alignment is checked.
 pub fn check(
     changed: &[String],
     objects_dir: &Path,
-    objects: &[ObjectDiff],
-    header_only: bool,
+    objects: Option<&[ObjectDiff]>,
+    syms: &XenSyms,
     log: &Log,
-) -> Result<Vec<(String, Refusal)>, Error> {
+) -> Result<Findings, Error> {
     let mut found: Vec<(String, Refusal, Vec<String>)> = Vec::new();
+    let mut notes: Vec<(String, LayoutNote)> = Vec::new();
     let mut checked = 0;
     for obj in changed {
         let (o, p) = (
@@ -328,16 +347,18 @@ pub fn check(
             })
         };
         let (ou, pu) = (read(&o)?, read(&p)?);
-        let replaced: Vec<String> = objects
-            .iter()
-            .filter(|d| &d.object == obj)
-            .flat_map(|d| {
-                d.changed_functions
-                    .iter()
-                    .map(|f| f.name.clone())
-                    .chain(d.new_functions.iter().cloned())
-            })
-            .collect();
+        let replaced: Option<Vec<String>> = objects.map(|objects| {
+            objects
+                .iter()
+                .filter(|d| &d.object == obj)
+                .flat_map(|d| {
+                    d.changed_functions
+                        .iter()
+                        .map(|f| f.name.clone())
+                        .chain(d.new_functions.iter().cloned())
+                })
+                .collect()
+        });
         checked += 1;
         let changes = layout::changed_layouts(&ou, &pu);
         for (change, _) in &changes {
@@ -346,8 +367,14 @@ pub fn check(
                 change.name, change.first_difference
             ));
         }
-        for r in layout::refusals(&ou, &pu, &replaced) {
-            if header_only && !changes.iter().any(|(c, _)| !c.local && c.name == r.symbol) {
+        let source = pu.source.clone();
+        let address_of = |name: &str, external: bool| {
+            let file = (!external).then_some(source.as_str());
+            syms.lookup(name, file).ok().map(|s| s.addr)
+        };
+        let verdict = layout::assess(&ou, &pu, replaced.as_deref(), &address_of);
+        for r in verdict.refusals {
+            if objects.is_none() && !changes.iter().any(|(c, _)| !c.local && c.name == r.symbol) {
                 continue;
             }
             match found
@@ -358,12 +385,22 @@ pub fn check(
                 None => found.push((obj.clone(), r, Vec::new())),
             }
         }
+        for n in verdict.notes {
+            log.line(&format!("{obj}: {n}"));
+            if !notes
+                .iter()
+                .any(|(_, m)| m.kind == n.kind && m.type_name == n.type_name)
+            {
+                notes.push((obj.clone(), n));
+            }
+        }
     }
     log.line(&format!(
-        "# layout check: {checked} unit(s) compared, {} refusal(s)",
-        found.len()
+        "# layout check: {checked} unit(s) compared, {} refusal(s), {} accepted change(s)",
+        found.len(),
+        notes.len()
     ));
-    Ok(found
+    let refusals: Vec<(String, Refusal)> = found
         .into_iter()
         .map(|(obj, mut r, also)| {
             if !also.is_empty() {
@@ -381,7 +418,13 @@ pub fn check(
             }
             (obj, r)
         })
-        .collect())
+        .collect();
+    // A type refused in one unit is not also "accepted" from another.
+    let notes = notes
+        .into_iter()
+        .filter(|(_, n)| !refusals.iter().any(|(_, r)| r.symbol == n.type_name))
+        .collect();
+    Ok(Findings { refusals, notes })
 }
 
 #[cfg(test)]

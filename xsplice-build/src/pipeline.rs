@@ -375,6 +375,8 @@ pub struct ObjectsOutput {
 pub struct DiffOutput {
     pub objects: Vec<ObjectDiff>,
     pub init_only: Vec<String>,
+    /// Changed type layouts accepted by a rule, with their object.
+    pub layout_notes: Vec<(String, create_diff_object::layout::LayoutNote)>,
 }
 
 /// The payload's dependency notes.
@@ -528,9 +530,14 @@ fn run(
             );
             Ok((found, detail))
         })?;
+        // Layout changes accepted by a rule: the user must know which.
+        for (object, note) in &found.layout_notes {
+            progress.warn(Some(&log), &format!("{object}: {note}"));
+        }
         stages.diff = Some(DiffOutput {
             objects: found.objects.clone(),
             init_only: found.init_only.clone(),
+            layout_notes: found.layout_notes.clone(),
         });
         if !found.refusals.is_empty() {
             return Err(Error::NotPatchable {
@@ -724,7 +731,8 @@ fn diff_and_layout(
             // A header type whose layout changed is refused whatever
             // the payload would hold: that is the answer, not the
             // diff's failure on some object.
-            let refusals = crate::layout::check(&record.changed, objects_dir, &[], true, log)?;
+            let refusals =
+                crate::layout::check(&record.changed, objects_dir, None, syms, log)?.refusals;
             if refusals.is_empty() {
                 return Err(e);
             }
@@ -738,13 +746,15 @@ fn diff_and_layout(
         }
     };
     // Types whose layout changed under code the payload does not replace.
-    found.refusals.extend(crate::layout::check(
+    let layout = crate::layout::check(
         &record.changed,
         objects_dir,
-        &found.objects,
-        false,
+        Some(&found.objects),
+        syms,
         log,
-    )?);
+    )?;
+    found.refusals.extend(layout.refusals);
+    found.layout_notes = layout.notes;
     Ok(found)
 }
 

@@ -43,6 +43,7 @@ struct Document<'a> {
     objects: Vec<Object<'a>>,
     init_only_changes: &'a [String],
     refusals: Vec<RefusalJson<'a>>,
+    warnings: Vec<WarningJson<'a>>,
     timings: Vec<Timing>,
 }
 
@@ -96,6 +97,23 @@ struct RefusalJson<'a> {
     section: &'a str,
     reason: &'a str,
     hint: &'a str,
+}
+
+/// A decision that builds where a conservative rule refused: its stable
+/// `kind`, what it is about, and the rule that allowed it.
+#[derive(Serialize)]
+struct WarningJson<'a> {
+    /// `create_diff_object::layout::LayoutNoteKind::as_str`: stable, for programs.
+    kind: &'static str,
+    object: &'a str,
+    /// The type (`struct vcpu`).
+    symbol: &'a str,
+    /// The file that defines it, relative to `xen/`.
+    section: Option<&'a str>,
+    /// What changed.
+    reason: &'a str,
+    /// Why it builds.
+    rule: &'a str,
 }
 
 #[derive(Serialize)]
@@ -205,6 +223,20 @@ impl Report<'_> {
                     section: &r.section,
                     reason: &r.reason,
                     hint: &r.hint,
+                })
+                .collect(),
+            warnings: st
+                .diff
+                .as_ref()
+                .map_or(&[][..], |d| &d.layout_notes)
+                .iter()
+                .map(|(object, n)| WarningJson {
+                    kind: n.kind.as_str(),
+                    object,
+                    symbol: &n.type_name,
+                    section: n.decl_file.as_deref(),
+                    reason: &n.change,
+                    rule: &n.rule,
                 })
                 .collect(),
             timings: self
@@ -363,6 +395,7 @@ mod tests {
             "objects",
             "init_only_changes",
             "refusals",
+            "warnings",
             "timings",
         ];
         let at: Vec<usize> = keys
@@ -375,5 +408,43 @@ mod tests {
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{j}");
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v.as_object().map(|o| o.len()), Some(keys.len()), "{j}");
+    }
+
+    /// A layout change the check accepted is a warning: stable kind, the
+    /// type, its file, what changed and the rule that allowed it.
+    #[test]
+    fn accepted_layout_change_is_a_warning_with_its_kind_and_rule() {
+        use create_diff_object::layout::{LayoutNote, LayoutNoteKind};
+        let stages = Stages {
+            diff: Some(crate::pipeline::DiffOutput {
+                objects: Vec::new(),
+                init_only: Vec::new(),
+                layout_notes: vec![(
+                    "common/x.o".into(),
+                    LayoutNote {
+                        kind: LayoutNoteKind::NoInstance,
+                        type_name: "struct optional_ops".into(),
+                        decl_file: Some("include/xen/optional_ops.h".into()),
+                        change: "member teardown moved from offset 8 to 16".into(),
+                        rule: "nothing in the changed units holds it".into(),
+                    },
+                )],
+            }),
+            ..Stages::default()
+        };
+        let j = Report {
+            stages: &stages,
+            replace: false,
+            timings: &[],
+        }
+        .to_json(Ok(()));
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        let w = &v["warnings"][0];
+        assert_eq!(w["kind"], "layout_no_instance", "{j}");
+        assert_eq!(w["object"], "common/x.o", "{j}");
+        assert_eq!(w["symbol"], "struct optional_ops", "{j}");
+        assert_eq!(w["section"], "include/xen/optional_ops.h", "{j}");
+        assert_eq!(w["rule"], "nothing in the changed units holds it", "{j}");
+        assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1), "{j}");
     }
 }
