@@ -10,33 +10,29 @@
 //! field. The hypervisor's own build has no debug info, so the driver
 //! compiles the changed units again with `-g` for this check only.
 //!
-//! What is compared: every struct, union and enum defined at file scope in
-//! both builds of the unit (an anonymous one by the typedef that names it):
-//! its size, each member's offset and size (members of anonymous
-//! struct/union members are flattened into their container, as C sees
-//! them), and each enumerator's value. Types only in the patched build are
-//! new: no running code knows them. Member names, the spelling of member
-//! types (a typedef for the same type), line numbers, declaration files and
-//! DWARF offsets are not compared: they do not move bytes.
+//! What is compared, by bytes: every struct, union and enum defined at
+//! file scope in both builds of the unit (an anonymous one by the typedef
+//! that names it). Each original member (members of anonymous
+//! struct/union members flattened into their container, as C sees them)
+//! must lie at the same offset with the same size and the same type (what
+//! its bytes hold: typedefs and qualifiers removed); a member only the
+//! patched build has must lie over bytes original members covered (a
+//! union's new view of them); enumerators compare by value. Member names,
+//! spellings, line numbers and DWARF offsets move no bytes. A change that
+//! only grows the alignment (every member in place, the size the same or
+//! grown by trailing padding) is an alignment change, checked against the
+//! addresses of existing variables. Types only in the patched build are new.
 //!
-//! The rule (see docs/refusals-layout.md): a changed layout is accepted
-//! only when no code or data of the running Xen can meet the old layout:
-//!   1. the type is defined in the unit's own `.c` file (a header's type
-//!      may be used by any unit of the hypervisor, all compiled with the
-//!      old layout);
-//!   2. no variable with static storage in the original unit has a type
-//!      that contains or points to it (that instance keeps the old layout);
-//!   3. no function of the unit reaches it through a pointer (a pointer may
-//!      lead to an instance made before the patch, with the old layout);
-//!   4. every function of the unit that uses it (its parameters, locals or
-//!      return type contain it, or it calls a function or reads a variable
-//!      whose type does) is replaced or new in the payload.
-//!
-//! That accepts a type used only by value, on the stack of replaced
-//! functions, whatever the change (a member added at the end or in the
-//! middle); everything else is refused with the type, the first member
-//! whose offset or size changed, and up to a few users the payload does not
-//! replace.
+//! The rule (see docs/refusals-layout.md): a changed layout matters only
+//! where an instance made with the old layout can outlive the loader's
+//! switch, or code the payload does not replace uses the type. Refused
+//! when an existing variable with static storage holds or points to it;
+//! when a header type is reached through a pointer (any unit may have made
+//! the instance); when the original code allocates a file-local type on the
+//! heap; when a function using it is not replaced; when a header enum is
+//! renumbered. Automatic variables cannot outlive the switch: Xen applies a
+//! payload only with every CPU in its idle loop (`xsplice_target::heap`).
+//! Each change accepted where the older rule refused is a `LayoutNote`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::Path;
