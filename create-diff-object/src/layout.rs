@@ -744,11 +744,10 @@ impl Unit {
                     if m.tag != gimli::DW_TAG_member {
                         continue;
                     }
-                    let a = m
-                        .ty
-                        .and_then(|o| self.at(o))
-                        .and_then(|t| self.align_of(t, depth + 1))
-                        .unwrap_or(1);
+                    let a =
+                        m.ty.and_then(|o| self.at(o))
+                            .and_then(|t| self.align_of(t, depth + 1))
+                            .unwrap_or(1);
                     let misplaced = m.bit_size.is_none()
                         && m.member_offset.is_some_and(|o| !o.is_multiple_of(a));
                     if misplaced {
@@ -927,8 +926,7 @@ impl Unit {
     fn is_external(&self, name: &str) -> bool {
         (0..self.dies.len()).any(|i| {
             self.is_static_variable(i)
-                && self.resolved(i, |d| d.external.then_some(()))
-                    .is_some()
+                && self.resolved(i, |d| d.external.then_some(())).is_some()
                 && self.name_of(i).as_deref() == Some(name)
         })
     }
@@ -1118,9 +1116,7 @@ pub fn compare(o: &TypeLayout, p: &TypeLayout) -> Option<(ChangeKind, String)> {
                 }
                 // Renamed, with its value kept: the same binary interface.
                 None if p.enumerators.iter().any(|(_, v)| v == ov) => {}
-                None => {
-                    return Some((ChangeKind::Bytes, format!("enumerator {name} was removed")))
-                }
+                None => return Some((ChangeKind::Bytes, format!("enumerator {name} was removed"))),
                 _ => {}
             }
         }
@@ -1534,9 +1530,14 @@ pub fn assess(
             }
             if !by_pointer.is_empty() || header {
                 unchecked.push(if header {
-                    format!("instances other units of the running Xen made (it is defined in {file})")
+                    format!(
+                        "instances other units of the running Xen made (it is defined in {file})"
+                    )
                 } else {
-                    format!("instances reached through pointers by {}", list(&by_pointer))
+                    format!(
+                        "instances reached through pointers by {}",
+                        list(&by_pointer)
+                    )
                 });
             }
             if why.is_empty() {

@@ -145,7 +145,9 @@ fn header_type_without_instance_or_user_is_no_change() {
     let debug = |side: &str| {
         let dir = case.dir.path().join("debug").join(side);
         std::fs::create_dir_all(&dir).unwrap();
-        let src = fixtures_dir().join("layout_unused_ops").join(format!("{side}.c"));
+        let src = fixtures_dir()
+            .join("layout_unused_ops")
+            .join(format!("{side}.c"));
         std::fs::copy(src, dir.join("layout_unused_ops.c")).unwrap();
         let obj = compile_with(
             &dir,
@@ -169,7 +171,11 @@ fn header_type_without_instance_or_user_is_no_change() {
     assert_eq!(v.notes[0].kind, layout::LayoutNoteKind::NoInstance);
     assert_eq!(v.notes[0].kind.as_str(), "layout_no_instance");
     assert_eq!(v.notes[0].type_name, "struct optional_ops");
-    assert!(v.notes[0].rule.contains("nothing in the changed units"), "{:?}", v.notes);
+    assert!(
+        v.notes[0].rule.contains("nothing in the changed units"),
+        "{:?}",
+        v.notes
+    );
     // And the code is the same: the differ finds nothing to patch.
     no_change(&case);
 }
@@ -186,7 +192,10 @@ fn renamed_union_member_and_new_view_of_the_same_bytes_build() {
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(changes[0].0.kind, layout::ChangeKind::SameBytes);
     assert!(
-        changes[0].0.first_difference.contains("new member w at offset 0"),
+        changes[0]
+            .0
+            .first_difference
+            .contains("new member w at offset 0"),
         "{changes:?}"
     );
     let replaced = replaced(&case);
@@ -252,10 +261,14 @@ fn alignment_only_change_checks_instance_addresses() {
     let n = &v.notes[0];
     assert_eq!(n.kind.as_str(), "layout_alignment_only");
     assert!(
-        n.rule.contains(&format!("variables aligned: slot at {addr:#x}")),
+        n.rule
+            .contains(&format!("variables aligned: slot at {addr:#x}")),
         "{n:?}"
     );
-    assert!(n.rule.contains("cannot be checked: instances other units"), "{n:?}");
+    assert!(
+        n.rule.contains("cannot be checked: instances other units"),
+        "{n:?}"
+    );
     // The same change with slot at an address 8 past a 16-byte boundary.
     let v = assess(&case, &replaced, Some(addr + 8));
     assert_eq!(v.refusals.len(), 1, "{:?}", v);
