@@ -989,6 +989,9 @@ impl Unit {
     }
 }
 
+/// A layout with its entry in its unit.
+type Indexed = (usize, TypeLayout);
+
 /// The types whose layout differs between the original and patched unit.
 pub fn changed_layouts(orig: &Unit, patched: &Unit) -> Vec<(LayoutChange, usize)> {
     let ol = orig.layouts();
@@ -996,7 +999,7 @@ pub fn changed_layouts(orig: &Unit, patched: &Unit) -> Vec<(LayoutChange, usize)
     let mut out = Vec::new();
     for (name, pv) in &pl {
         let Some(ov) = ol.get(name) else { continue };
-        let pairs: Vec<(&(usize, TypeLayout), &(usize, TypeLayout))> = if name == ANONYMOUS_ENUM {
+        let pairs: Vec<(&Indexed, &Indexed)> = if name == ANONYMOUS_ENUM {
             // The original enum sharing most enumerator names with each patched one.
             pv.iter()
                 .filter_map(|pe| {
