@@ -148,6 +148,95 @@ pub struct Side<'a> {
     pub name: &'a str,
     /// A directory keeping this side's builds between runs, if it never changes.
     pub cache: Option<&'a Path>,
+    /// Where this side's objects of the ordinary build are (`objects/base`,
+    /// `objects/patched`), to tell units whose code and data did not change.
+    pub objects: Option<&'a Path>,
+}
+
+/// Whether two relocatable objects have the same allocated sections (names,
+/// bytes, relocations by target name) and the same symbols in them: they
+/// differ at most in debug info and other sections nothing loads.
+pub fn same_code_and_data(a: &Path, b: &Path) -> bool {
+    let read = |p: &Path| std::fs::read(p).ok();
+    let (Some(da), Some(db)) = (read(a), read(b)) else {
+        return false;
+    };
+    if da == db {
+        return true;
+    }
+    let (Ok(fa), Ok(fb)) = (object::File::parse(&*da), object::File::parse(&*db)) else {
+        return false;
+    };
+    match (loaded(&fa), loaded(&fb)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// What an object brings into the image: each allocated section's name,
+/// bytes and relocations (offset, flags, addend, target by name), and each
+/// symbol of those sections (name, section, value, size).
+type Loaded = (Vec<(String, Vec<u8>, Vec<String>)>, Vec<String>);
+
+fn loaded(f: &object::File<'_>) -> Option<Loaded> {
+    use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SectionFlags};
+    let alloc = |sec: &object::Section<'_, '_>| match sec.flags() {
+        SectionFlags::Elf { sh_flags } => sh_flags & u64::from(object::elf::SHF_ALLOC) != 0,
+        _ => true,
+    };
+    let target_name = |t: RelocationTarget| -> String {
+        match t {
+            RelocationTarget::Symbol(i) => f
+                .symbol_by_index(i)
+                .ok()
+                .map(|s| match s.name() {
+                    Ok(n) if !n.is_empty() => n.to_string(),
+                    _ => s
+                        .section_index()
+                        .and_then(|x| f.section_by_index(x).ok())
+                        .and_then(|x| x.name().ok().map(str::to_string))
+                        .unwrap_or_default(),
+                })
+                .unwrap_or_default(),
+            other => format!("{other:?}"),
+        }
+    };
+    let mut sections = Vec::new();
+    for sec in f.sections().filter(alloc) {
+        let relocs = sec
+            .relocations()
+            .map(|(off, r)| {
+                format!(
+                    "{off} {:?} {} {}",
+                    r.flags(),
+                    r.addend(),
+                    target_name(r.target())
+                )
+            })
+            .collect();
+        sections.push((
+            sec.name().ok()?.to_string(),
+            sec.data().ok()?.to_vec(),
+            relocs,
+        ));
+    }
+    let mut symbols: Vec<String> = f
+        .symbols()
+        .filter_map(|s| {
+            let sec = f.section_by_index(s.section_index()?).ok()?;
+            alloc(&sec).then(|| {
+                format!(
+                    "{} {} {} {}",
+                    s.name().unwrap_or(""),
+                    sec.name().unwrap_or(""),
+                    s.address(),
+                    s.size()
+                )
+            })
+        })
+        .collect();
+    symbols.sort();
+    Some((sections, symbols))
 }
 
 /// Compile the changed objects' units with `-g` in each tree of `sides`
@@ -171,6 +260,28 @@ pub fn compile_debug(
         .build()
         .ok();
     let mut compiled = 0;
+    // A unit whose code and data are the same on both sides (a build with
+    // debug info differs in its line tables whenever a header it includes
+    // gains a line) does not depend on any changed layout: it is left out,
+    // as the units the patch did not rebuild are.
+    let objects: Vec<String> = objects
+        .iter()
+        .filter(|o| {
+            let same = sides.iter().all(|s| s.objects.is_some())
+                && same_code_and_data(
+                    &sides[0].objects.unwrap().join(o.as_str()),
+                    &sides[1].objects.unwrap().join(o.as_str()),
+                );
+            if same {
+                log.line(&format!(
+                    "# layout check: {o}: code and data unchanged (only debug info differs): \
+                     its types are not compared"
+                ));
+            }
+            !same
+        })
+        .cloned()
+        .collect();
     for batch in objects.chunks(threads.max(sides.len()) * 2) {
         let jobs: Vec<Job> = sides
             .iter()
@@ -461,5 +572,35 @@ mod tests {
             "gcc -c a.c -g -fno-eliminate-unused-debug-types -fno-var-tracking -fno-var-tracking-assignments -o '/t.o'"
         );
         assert_eq!(compiled_target("arch/x86/setup.init.o"), "arch/x86/setup.o");
+    }
+
+    /// A unit that only gained a line in a header it includes differs in
+    /// its debug info, not in what it loads; a changed constant differs.
+    #[test]
+    fn units_differing_only_in_debug_info_have_the_same_code_and_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let build = |name: &str, text: &str| {
+            let src = dir.path().join(format!("{name}.c"));
+            std::fs::write(&src, text).unwrap();
+            let obj = dir.path().join(format!("{name}.o"));
+            let ok = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+                .args(["-g", "-O2", "-ffunction-sections", "-fdata-sections", "-c"])
+                .arg(&src)
+                .arg("-o")
+                .arg(&obj)
+                .status()
+                .expect("running the C compiler")
+                .success();
+            assert!(ok);
+            obj
+        };
+        let body = "int limit = 3;\nint scale(int x) { return x * limit; }\n";
+        let a = build("a", body);
+        let b = build("b", &format!("\n\n/* a header line */\n{body}"));
+        let c = build("c", &body.replace("x * limit", "x * limit + 1"));
+        assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert!(same_code_and_data(&a, &b));
+        assert!(!same_code_and_data(&a, &c));
+        assert!(!same_code_and_data(&a, &dir.path().join("missing.o")));
     }
 }

@@ -868,11 +868,13 @@ fn patched_stage(
                     xen_dir: &xen,
                     name: "patched",
                     cache: None,
+                    objects: Some(&objects_dir.join("patched")),
                 },
                 crate::layout::Side {
                     xen_dir: &base_xen,
                     name: "base",
                     cache: Some(&kept),
+                    objects: Some(&objects_dir.join("base")),
                 },
             ],
             objects_dir,
