@@ -506,7 +506,7 @@ impl Unit {
                     }
                 }
             } else {
-                self.flatten_members(i, 0, &mut members, 0);
+                self.flatten_members(i, 0, "", &mut members, 0);
             }
             let layout = TypeLayout {
                 kind,
@@ -526,7 +526,19 @@ impl Unit {
         self.files.get(index as usize).cloned().flatten()
     }
 
-    fn flatten_members(&self, i: usize, base_bits: u64, out: &mut Vec<Member>, depth: usize) {
+    /// The members of aggregate `i`, at offsets from `base_bits`, named
+    /// after `prefix`: an anonymous struct/union member's own members as C
+    /// reaches them (by their own names); a named member whose type is an
+    /// anonymous aggregate (`union { … } osvw;`) and then its members
+    /// (`osvw.raw`), since that type is compared nowhere else.
+    fn flatten_members(
+        &self,
+        i: usize,
+        base_bits: u64,
+        prefix: &str,
+        out: &mut Vec<Member>,
+        depth: usize,
+    ) {
         if depth > 16 {
             return;
         }
@@ -552,19 +564,28 @@ impl Unit {
                 .or_else(|| ty.and_then(|t| self.size_of(t)).map(|b| b * 8));
             match (&m.name, ty) {
                 (None, Some(t)) if self.is_aggregate(self.strip_cv(t)) => {
-                    self.flatten_members(self.strip_cv(t), offset_bits, out, depth + 1);
+                    self.flatten_members(self.strip_cv(t), offset_bits, prefix, out, depth + 1);
                 }
-                _ => out.push(Member {
-                    name: m.name.clone().unwrap_or_default(),
-                    offset_bits,
-                    size_bits,
-                    type_name: ty
-                        .map(|t| self.spell(t, 0))
-                        .unwrap_or_else(|| "void".into()),
-                    canonical: ty
-                        .map(|t| self.canonical(t, 0))
-                        .unwrap_or_else(|| "void".into()),
-                }),
+                _ => {
+                    let name = format!("{prefix}{}", m.name.clone().unwrap_or_default());
+                    out.push(Member {
+                        name: name.clone(),
+                        offset_bits,
+                        size_bits,
+                        type_name: ty
+                            .map(|t| self.spell(t, 0))
+                            .unwrap_or_else(|| "void".into()),
+                        canonical: ty
+                            .map(|t| self.canonical(t, 0))
+                            .unwrap_or_else(|| "void".into()),
+                    });
+                    if let Some(t) = ty.map(|t| self.strip_cv(t)) {
+                        if self.is_aggregate(t) && self.die(t).name.is_none() {
+                            let inner = format!("{name}.");
+                            self.flatten_members(t, offset_bits, &inner, out, depth + 1);
+                        }
+                    }
+                }
             }
         }
     }

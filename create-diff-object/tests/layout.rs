@@ -189,22 +189,43 @@ fn renamed_union_member_and_new_view_of_the_same_bytes_build() {
     let case = build_case("layout_union_view");
     let (o, p) = (unit(&case.orig), unit(&case.patched));
     let changes = layout::changed_layouts(&o, &p);
-    assert_eq!(changes.len(), 1, "{changes:?}");
-    assert_eq!(changes[0].0.kind, layout::ChangeKind::SameBytes);
+    let names: Vec<&str> = changes.iter().map(|(c, _)| c.name.as_str()).collect();
+    assert_eq!(names, ["struct osvw_like", "union reg_like"], "{changes:?}");
+    assert!(changes
+        .iter()
+        .all(|(c, _)| c.kind == layout::ChangeKind::SameBytes));
     assert!(
-        changes[0]
+        changes[1]
             .0
             .first_difference
             .contains("new member w at offset 0"),
         "{changes:?}"
     );
+    // A named member of anonymous union type is compared member by member
+    // (main did not look inside it at all).
+    assert!(
+        changes[0]
+            .0
+            .first_difference
+            .contains("new member osvw.raw32 at offset 0"),
+        "{changes:?}"
+    );
     let replaced = replaced(&case);
-    assert!(replaced.iter().any(|f| f == "reg_low"), "{replaced:?}");
+    assert_eq!(replaced, ["reg_low"]);
     let v = assess(&case, &replaced, None);
     assert!(v.refusals.is_empty(), "{:?}", v.refusals);
-    assert_eq!(v.notes.len(), 1, "{:?}", v.notes);
-    assert_eq!(v.notes[0].kind.as_str(), "layout_same_bytes");
-    assert_eq!(v.notes[0].type_name, "union reg_like");
+    let noted: Vec<(&str, &str)> = v
+        .notes
+        .iter()
+        .map(|n| (n.kind.as_str(), n.type_name.as_str()))
+        .collect();
+    assert_eq!(
+        noted,
+        [
+            ("layout_same_bytes", "struct osvw_like"),
+            ("layout_same_bytes", "union reg_like")
+        ]
+    );
     // Only a member over bytes no original member covered is a change.
     let mut grown = p.layouts()["union reg_like"][0].1.clone();
     let mut wide = grown.members[1].clone();

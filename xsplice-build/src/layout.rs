@@ -445,8 +445,8 @@ pub fn check(
         );
         if !o.is_file() || !p.is_file() {
             log.line(&format!(
-                "# layout check: {obj}: no -g build of both sides (not C, or not compiled after \
-                 an earlier refusal): its types are not compared"
+                "# layout check: {obj}: no -g build of both sides (not C, code and data \
+                 unchanged, or not compiled after an earlier refusal): its types are not compared"
             ));
             continue;
         }
