@@ -403,6 +403,7 @@ pub fn decide(objects: &[(&str, &BootFacts)], is_function: &dyn Fn(&str) -> bool
                                  running Xen: check that it does",
                                 hs.iter().copied().collect::<Vec<_>>().join(", ")
                             ),
+                            rule: None,
                         },
                     )),
                     None => verdict.refusals.push((
@@ -440,6 +441,7 @@ pub fn decide(objects: &[(&str, &BootFacts)], is_function: &dyn Fn(&str) -> bool
                         unneeded.join(", ")
                     ),
                     symbols: unneeded,
+                    rule: None,
                 },
             ));
         }

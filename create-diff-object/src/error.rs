@@ -117,9 +117,13 @@ impl fmt::Display for RefusalKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     pub kind: WarningKind,
-    /// The boot-time symbols concerned (functions and data).
+    /// The symbols concerned: boot-time functions and data, or the type
+    /// whose layout changed.
     pub symbols: Vec<String>,
     pub message: String,
+    /// The rule that let the build go on where a stricter one refused
+    /// (layout warnings); `None` for a plain notice.
+    pub rule: Option<String>,
 }
 
 /// Each distinct reason for a warning.
@@ -132,17 +136,40 @@ pub enum WarningKind {
     /// and a load or apply hook of the payload refers to that symbol: the
     /// hook is taken to do that set-up (not proven).
     BootSetupInHook,
+    /// A type's layout changed, but a new member lies over bytes the old
+    /// members cover: no byte changes meaning.
+    LayoutSameBytes,
+    /// Only a type's alignment grew; the instances that could be checked
+    /// are aligned.
+    LayoutAlignmentOnly,
+    /// A type defined outside the unit that nothing in the changed units
+    /// holds, points to or uses: no instance of the running Xen to meet.
+    LayoutNoInstance,
+    /// Every instance is an automatic variable of functions the payload
+    /// replaces: none survives the loader's switch.
+    LayoutAutomaticOnly,
 }
 
 impl WarningKind {
     /// Every kind, in documentation order.
-    pub const ALL: [WarningKind; 2] = [WarningKind::BootTimeChange, WarningKind::BootSetupInHook];
+    pub const ALL: [WarningKind; 6] = [
+        WarningKind::BootTimeChange,
+        WarningKind::BootSetupInHook,
+        WarningKind::LayoutSameBytes,
+        WarningKind::LayoutAlignmentOnly,
+        WarningKind::LayoutNoInstance,
+        WarningKind::LayoutAutomaticOnly,
+    ];
 
     /// The stable name (snake_case) used in reports.
     pub fn as_str(self) -> &'static str {
         match self {
             WarningKind::BootTimeChange => "boot_time_change",
             WarningKind::BootSetupInHook => "boot_setup_in_hook",
+            WarningKind::LayoutSameBytes => "layout_same_bytes",
+            WarningKind::LayoutAlignmentOnly => "layout_alignment_only",
+            WarningKind::LayoutNoInstance => "layout_no_instance",
+            WarningKind::LayoutAutomaticOnly => "layout_automatic_only",
         }
     }
 }

@@ -10,33 +10,29 @@
 //! field. The hypervisor's own build has no debug info, so the driver
 //! compiles the changed units again with `-g` for this check only.
 //!
-//! What is compared: every struct, union and enum defined at file scope in
-//! both builds of the unit (an anonymous one by the typedef that names it):
-//! its size, each member's offset and size (members of anonymous
-//! struct/union members are flattened into their container, as C sees
-//! them), and each enumerator's value. Types only in the patched build are
-//! new: no running code knows them. Member names, the spelling of member
-//! types (a typedef for the same type), line numbers, declaration files and
-//! DWARF offsets are not compared: they do not move bytes.
+//! What is compared, by bytes: every struct, union and enum defined at
+//! file scope in both builds of the unit (an anonymous one by the typedef
+//! that names it). Each original member (members of anonymous
+//! struct/union members flattened into their container, as C sees them)
+//! must lie at the same offset with the same size and the same type (what
+//! its bytes hold: typedefs and qualifiers removed); a member only the
+//! patched build has must lie over bytes original members covered (a
+//! union's new view of them); enumerators compare by value. Member names,
+//! spellings, line numbers and DWARF offsets move no bytes. A change that
+//! only grows the alignment (every member in place, the size the same or
+//! grown by trailing padding) is an alignment change, checked against the
+//! addresses of existing variables. Types only in the patched build are new.
 //!
-//! The rule (see docs/refusals-layout.md): a changed layout is accepted
-//! only when no code or data of the running Xen can meet the old layout:
-//!   1. the type is defined in the unit's own `.c` file (a header's type
-//!      may be used by any unit of the hypervisor, all compiled with the
-//!      old layout);
-//!   2. no variable with static storage in the original unit has a type
-//!      that contains or points to it (that instance keeps the old layout);
-//!   3. no function of the unit reaches it through a pointer (a pointer may
-//!      lead to an instance made before the patch, with the old layout);
-//!   4. every function of the unit that uses it (its parameters, locals or
-//!      return type contain it, or it calls a function or reads a variable
-//!      whose type does) is replaced or new in the payload.
-//!
-//! That accepts a type used only by value, on the stack of replaced
-//! functions, whatever the change (a member added at the end or in the
-//! middle); everything else is refused with the type, the first member
-//! whose offset or size changed, and up to a few users the payload does not
-//! replace.
+//! The rule (see docs/refusals-layout.md): a changed layout matters only
+//! where an instance made with the old layout can outlive the loader's
+//! switch, or code the payload does not replace uses the type. Refused
+//! when an existing variable with static storage holds or points to it;
+//! when a header type is reached through a pointer (any unit may have made
+//! the instance); when the original code allocates a file-local type on the
+//! heap; when a function using it is not replaced; when a header enum is
+//! renumbered. Automatic variables cannot outlive the switch: Xen applies a
+//! payload only with every CPU in its idle loop (`xsplice_target::heap`).
+//! Each change accepted where the older rule refused is a `LayoutNote`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::Path;
@@ -44,7 +40,7 @@ use std::path::Path;
 use gimli::{AttributeValue, EndianSlice, LittleEndian, UnitOffset};
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 
-use crate::error::{Error, Refusal, RefusalKind};
+use crate::error::{Error, Refusal, RefusalKind, Warning, WarningKind};
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
@@ -76,6 +72,10 @@ pub struct Member {
     pub size_bits: Option<u64>,
     /// The member's type as C would spell it (`struct domain *`, `unsigned int[4]`).
     pub type_name: String,
+    /// What lies in its bytes, whatever the spelling: typedefs and
+    /// qualifiers removed, base types by encoding and width
+    /// (`unsigned64[2]` for `uint64_t[2]`), aggregates by name.
+    pub canonical: String,
 }
 
 /// The layout of one struct, union or enum.
@@ -88,8 +88,31 @@ pub struct TypeLayout {
     /// The file that defines it (from the line table), as recorded.
     pub decl_file: Option<String>,
     pub size: Option<u64>,
+    /// Its alignment in bytes: `DW_AT_alignment` when the source asks for
+    /// one, else what the members need (1 for a packed type).
+    pub align: Option<u64>,
     pub members: Vec<Member>,
     pub enumerators: Vec<(String, i64)>,
+}
+
+/// How a type's layout differs between the two builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Existing bytes moved, changed size or type, or the size changed
+    /// otherwise: code compiled against the old layout misreads them.
+    Bytes,
+    /// Every byte of the old layout keeps its offset, size and type; a
+    /// member was renamed or a member added over existing bytes (a union's
+    /// new view of them). No code or instance can tell.
+    SameBytes,
+    /// Only the alignment grew: every member where it was, the size the
+    /// same or grown only by trailing padding up to the new alignment.
+    Alignment {
+        old: u64,
+        new: u64,
+        old_size: u64,
+        new_size: u64,
+    },
 }
 
 /// A type whose layout differs between the two builds of a unit.
@@ -102,6 +125,10 @@ pub struct LayoutChange {
     pub local: bool,
     /// The first difference: a member whose offset or size changed, the size, or an enumerator.
     pub first_difference: String,
+    pub kind: ChangeKind,
+    pub type_kind: TypeKind,
+    /// The type's entry in the original unit.
+    pub orig_index: usize,
 }
 
 /// The DWARF of one compiled unit, flattened into a table of entries.
@@ -135,7 +162,10 @@ struct Die {
     declaration: bool,
     has_code: bool,
     static_storage: bool,
+    external: bool,
     count: Option<u64>,
+    encoding: Option<u64>,
+    alignment: Option<u64>,
 }
 
 fn malformed(path: &Path, what: impl std::fmt::Display) -> Error {
@@ -282,7 +312,10 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
             declaration: false,
             has_code: false,
             static_storage: false,
+            external: false,
             count: None,
+            encoding: None,
+            alignment: None,
         };
         let mut attrs = entry.attrs();
         while let Some(a) = attrs.next().map_err(|e| malformed(path, e))? {
@@ -322,6 +355,13 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
                     }
                 }
                 gimli::DW_AT_count => die.count = a.udata_value(),
+                gimli::DW_AT_external => die.external = true,
+                gimli::DW_AT_encoding => {
+                    if let AttributeValue::Encoding(e) = a.value() {
+                        die.encoding = Some(u64::from(e.0));
+                    }
+                }
+                gimli::DW_AT_alignment => die.alignment = a.udata_value(),
                 gimli::DW_AT_upper_bound => die.count = a.udata_value().map(|u| u + 1),
                 _ => {}
             }
@@ -466,13 +506,14 @@ impl Unit {
                     }
                 }
             } else {
-                self.flatten_members(i, 0, &mut members, 0);
+                self.flatten_members(i, 0, "", &mut members, 0);
             }
             let layout = TypeLayout {
                 kind,
                 name: name.clone(),
                 decl_file: d.decl_file.and_then(|f| self.file_name(f)),
                 size: d.byte_size,
+                align: self.align_of(i, 0),
                 members,
                 enumerators,
             };
@@ -485,7 +526,19 @@ impl Unit {
         self.files.get(index as usize).cloned().flatten()
     }
 
-    fn flatten_members(&self, i: usize, base_bits: u64, out: &mut Vec<Member>, depth: usize) {
+    /// The members of aggregate `i`, at offsets from `base_bits`, named
+    /// after `prefix`: an anonymous struct/union member's own members as C
+    /// reaches them (by their own names); a named member whose type is an
+    /// anonymous aggregate (`union { … } osvw;`) and then its members
+    /// (`osvw.raw`), since that type is compared nowhere else.
+    fn flatten_members(
+        &self,
+        i: usize,
+        base_bits: u64,
+        prefix: &str,
+        out: &mut Vec<Member>,
+        depth: usize,
+    ) {
         if depth > 16 {
             return;
         }
@@ -511,16 +564,28 @@ impl Unit {
                 .or_else(|| ty.and_then(|t| self.size_of(t)).map(|b| b * 8));
             match (&m.name, ty) {
                 (None, Some(t)) if self.is_aggregate(self.strip_cv(t)) => {
-                    self.flatten_members(self.strip_cv(t), offset_bits, out, depth + 1);
+                    self.flatten_members(self.strip_cv(t), offset_bits, prefix, out, depth + 1);
                 }
-                _ => out.push(Member {
-                    name: m.name.clone().unwrap_or_default(),
-                    offset_bits,
-                    size_bits,
-                    type_name: ty
-                        .map(|t| self.spell(t, 0))
-                        .unwrap_or_else(|| "void".into()),
-                }),
+                _ => {
+                    let name = format!("{prefix}{}", m.name.clone().unwrap_or_default());
+                    out.push(Member {
+                        name: name.clone(),
+                        offset_bits,
+                        size_bits,
+                        type_name: ty
+                            .map(|t| self.spell(t, 0))
+                            .unwrap_or_else(|| "void".into()),
+                        canonical: ty
+                            .map(|t| self.canonical(t, 0))
+                            .unwrap_or_else(|| "void".into()),
+                    });
+                    if let Some(t) = ty.map(|t| self.strip_cv(t)) {
+                        if self.is_aggregate(t) && self.die(t).name.is_none() {
+                            let inner = format!("{name}.");
+                            self.flatten_members(t, offset_bits, &inner, out, depth + 1);
+                        }
+                    }
+                }
             }
         }
     }
@@ -621,6 +686,102 @@ impl Unit {
             }
             gimli::DW_TAG_subroutine_type => format!("{} (*)()", inner()),
             _ => d.name.clone().unwrap_or_else(|| "?".into()),
+        }
+    }
+
+    /// What lies in a type's bytes, whatever its spelling: typedefs and
+    /// qualifiers removed, base types by encoding and width, named
+    /// aggregates by name (their own layouts are compared on their own).
+    fn canonical(&self, i: usize, depth: usize) -> String {
+        if depth > 12 {
+            return "…".into();
+        }
+        let d = self.die(i);
+        let inner = || {
+            d.ty.and_then(|o| self.at(o))
+                .map(|t| self.canonical(t, depth + 1))
+                .unwrap_or_else(|| "void".into())
+        };
+        match d.tag {
+            gimli::DW_TAG_typedef
+            | gimli::DW_TAG_const_type
+            | gimli::DW_TAG_volatile_type
+            | gimli::DW_TAG_restrict_type
+            | gimli::DW_TAG_atomic_type => inner(),
+            gimli::DW_TAG_base_type => {
+                let class = match d.encoding.map(|e| gimli::DwAte(e as u8)) {
+                    Some(gimli::DW_ATE_signed | gimli::DW_ATE_signed_char) => "signed",
+                    Some(gimli::DW_ATE_unsigned | gimli::DW_ATE_unsigned_char) => "unsigned",
+                    Some(gimli::DW_ATE_boolean) => "bool",
+                    Some(gimli::DW_ATE_float) => "float",
+                    _ => "base",
+                };
+                format!("{class}{}", d.byte_size.unwrap_or(0) * 8)
+            }
+            gimli::DW_TAG_pointer_type => format!("{} *", inner()),
+            gimli::DW_TAG_array_type => {
+                let dims: String = d
+                    .children
+                    .iter()
+                    .map(|&c| match self.die(c).count {
+                        Some(n) => format!("[{n}]"),
+                        None => "[]".into(),
+                    })
+                    .collect();
+                format!("{}{dims}", inner())
+            }
+            gimli::DW_TAG_subroutine_type => "function".into(),
+            _ => self.spell(i, depth),
+        }
+    }
+
+    /// A type's alignment in bytes: `DW_AT_alignment` where the source set
+    /// one (on the type or a typedef of it), else what its members need;
+    /// a struct whose members sit below their natural alignment is packed.
+    fn align_of(&self, i: usize, depth: usize) -> Option<u64> {
+        if depth > 16 {
+            return None;
+        }
+        let d = self.die(i);
+        if let Some(a) = d.alignment {
+            return Some(a);
+        }
+        let inner = || self.align_of(d.ty.and_then(|o| self.at(o))?, depth + 1);
+        match d.tag {
+            gimli::DW_TAG_base_type | gimli::DW_TAG_enumeration_type => {
+                d.byte_size.map(|s| s.clamp(1, 16))
+            }
+            gimli::DW_TAG_pointer_type => Some(8),
+            gimli::DW_TAG_typedef
+            | gimli::DW_TAG_const_type
+            | gimli::DW_TAG_volatile_type
+            | gimli::DW_TAG_restrict_type
+            | gimli::DW_TAG_atomic_type
+            | gimli::DW_TAG_array_type => inner(),
+            gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type => {
+                let mut align = 1;
+                for &c in &d.children {
+                    let m = self.die(c);
+                    if m.tag != gimli::DW_TAG_member {
+                        continue;
+                    }
+                    let a =
+                        m.ty.and_then(|o| self.at(o))
+                            .and_then(|t| self.align_of(t, depth + 1))
+                            .unwrap_or(1);
+                    let misplaced = m.bit_size.is_none()
+                        && m.member_offset.is_some_and(|o| !o.is_multiple_of(a));
+                    if misplaced {
+                        return Some(1);
+                    }
+                    align = align.max(a);
+                }
+                match d.byte_size {
+                    Some(s) if !s.is_multiple_of(align) => Some(1),
+                    _ => Some(align),
+                }
+            }
+            _ => None,
         }
     }
 
@@ -756,24 +917,88 @@ impl Unit {
         out
     }
 
-    /// Variables with static storage whose type reaches the target, with
-    /// whether only through a pointer.
-    fn static_variables_reaching(&self, reach: &[Option<bool>]) -> BTreeMap<String, bool> {
+    /// Variables with static storage whose type reaches the target: this
+    /// unit's own and those of other units it declares (`extern`), each
+    /// with whether only through a pointer, and whether its type is the
+    /// target itself or an array of it (its address is an instance's).
+    fn static_variables_reaching(
+        &self,
+        reach: &[Option<bool>],
+        target: usize,
+    ) -> BTreeMap<String, (bool, bool)> {
         (0..self.dies.len())
-            .filter(|&i| {
-                let d = self.die(i);
-                d.tag == gimli::DW_TAG_variable && d.static_storage
+            .filter(|&i| self.is_static_variable(i))
+            .filter_map(|i| {
+                let pointer = self.entry_reach(i, reach)?;
+                let direct = self.type_of(i).is_some_and(|t| self.is_type(t, target));
+                Some((self.name_of(i)?, (pointer, direct)))
             })
-            .filter_map(|i| Some((self.name_of(i)?, self.entry_reach(i, reach)?)))
+            .collect()
+    }
+
+    /// A variable with static storage, or the declaration of another unit's.
+    fn is_static_variable(&self, i: usize) -> bool {
+        let d = self.die(i);
+        d.tag == gimli::DW_TAG_variable
+            && (d.static_storage || (d.declaration && d.external && d.depth == 1))
+    }
+
+    /// Whether a variable of that name is a global symbol.
+    fn is_external(&self, name: &str) -> bool {
+        (0..self.dies.len()).any(|i| {
+            self.is_static_variable(i)
+                && self.resolved(i, |d| d.external.then_some(())).is_some()
+                && self.name_of(i).as_deref() == Some(name)
+        })
+    }
+
+    /// Whether `t`, through typedefs, qualifiers and arrays, is `target`.
+    fn is_type(&self, mut t: usize, target: usize) -> bool {
+        for _ in 0..16 {
+            if t == target {
+                return true;
+            }
+            let d = self.die(t);
+            if !matches!(
+                d.tag,
+                gimli::DW_TAG_typedef
+                    | gimli::DW_TAG_const_type
+                    | gimli::DW_TAG_volatile_type
+                    | gimli::DW_TAG_array_type
+            ) {
+                return false;
+            }
+            match d.ty.and_then(|o| self.at(o)) {
+                Some(n) => t = n,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Functions that hold a pointer to the type at `target` (by their
+    /// parameters, locals or return type) and call one of Xen's allocators.
+    fn allocating(&self, target: usize) -> Vec<String> {
+        let reach = self.reach(target);
+        self.function_uses(&reach)
+            .into_iter()
+            .filter(|&(_, pointer)| pointer)
+            .map(|(f, _)| f)
+            .filter(|f| {
+                self.refs.iter().any(|(func, targets)| {
+                    plain_name(func) == f
+                        && targets
+                            .iter()
+                            .any(|t| xsplice_target::heap::is_allocator(plain_name(t)))
+                })
+            })
             .collect()
     }
 
     fn static_variable_names(&self) -> BTreeSet<String> {
-        self.dies
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.tag == gimli::DW_TAG_variable && d.static_storage)
-            .filter_map(|(i, _)| self.name_of(i))
+        (0..self.dies.len())
+            .filter(|&i| self.is_static_variable(i))
+            .filter_map(|i| self.name_of(i))
             .collect()
     }
 
@@ -785,6 +1010,9 @@ impl Unit {
     }
 }
 
+/// A layout with its entry in its unit.
+type Indexed = (usize, TypeLayout);
+
 /// The types whose layout differs between the original and patched unit.
 pub fn changed_layouts(orig: &Unit, patched: &Unit) -> Vec<(LayoutChange, usize)> {
     let ol = orig.layouts();
@@ -792,7 +1020,7 @@ pub fn changed_layouts(orig: &Unit, patched: &Unit) -> Vec<(LayoutChange, usize)
     let mut out = Vec::new();
     for (name, pv) in &pl {
         let Some(ov) = ol.get(name) else { continue };
-        let pairs: Vec<(&TypeLayout, &(usize, TypeLayout))> = if name == ANONYMOUS_ENUM {
+        let pairs: Vec<(&Indexed, &Indexed)> = if name == ANONYMOUS_ENUM {
             // The original enum sharing most enumerator names with each patched one.
             pv.iter()
                 .filter_map(|pe| {
@@ -803,19 +1031,19 @@ pub fn changed_layouts(orig: &Unit, patched: &Unit) -> Vec<(LayoutChange, usize)
                             .count()
                     };
                     ov.iter()
-                        .map(|(_, o)| (shared(o), o))
+                        .map(|o| (shared(&o.1), o))
                         .filter(|(n, _)| *n > 0)
                         .max_by_key(|(n, _)| *n)
                         .map(|(_, o)| (o, pe))
                 })
                 .collect()
         } else if ov.len() == pv.len() {
-            ov.iter().map(|(_, o)| o).zip(pv).collect()
+            ov.iter().zip(pv).collect()
         } else {
             continue;
         };
-        for (o, (pidx, p)) in pairs {
-            if let Some(diff) = first_difference(o, p) {
+        for ((oidx, o), (pidx, p)) in pairs {
+            if let Some((kind, diff)) = compare(o, p) {
                 let name = if name == ANONYMOUS_ENUM {
                     let first: Vec<&str> = o
                         .enumerators
@@ -837,6 +1065,9 @@ pub fn changed_layouts(orig: &Unit, patched: &Unit) -> Vec<(LayoutChange, usize)
                         decl_file: p.decl_file.clone(),
                         local,
                         first_difference: diff,
+                        kind,
+                        type_kind: p.kind,
+                        orig_index: *oidx,
                     },
                     *pidx,
                 ));
@@ -862,41 +1093,149 @@ fn size_text(bits: Option<u64>) -> String {
     }
 }
 
-/// `None` when the layouts are the same; else the first difference, in words.
+/// `None` when the layouts are the same (a renamed member or a union's new
+/// view of existing bytes included); else the first difference, in words.
 pub fn first_difference(o: &TypeLayout, p: &TypeLayout) -> Option<String> {
+    match compare(o, p)? {
+        (ChangeKind::SameBytes, _) => None,
+        (_, text) => Some(text),
+    }
+}
+
+/// Whether every bit of `[start, end)` lies in some member of `members`.
+fn covered(members: &[Member], start: u64, end: u64) -> bool {
+    let mut spans: Vec<(u64, u64)> = members
+        .iter()
+        .filter_map(|m| Some((m.offset_bits, m.offset_bits + m.size_bits?)))
+        .collect();
+    spans.sort_unstable();
+    let mut at = start;
+    for (s, e) in spans {
+        if s > at {
+            break;
+        }
+        at = at.max(e);
+        if at >= end {
+            return true;
+        }
+    }
+    at >= end
+}
+
+/// How two layouts of one type differ, and the first difference in words.
+/// The comparison is by bytes: each member of the original must still lie
+/// at the same offset with the same size and the same type (by what its
+/// bytes hold, not by its name or spelling); a member only the patched
+/// build has must lie over bytes the original's members already covered
+/// (a union's new view of them), else it is a new member.
+pub fn compare(o: &TypeLayout, p: &TypeLayout) -> Option<(ChangeKind, String)> {
     if o.kind == TypeKind::Enum {
         for (name, ov) in &o.enumerators {
             match p.enumerators.iter().find(|(n, _)| n == name) {
                 Some((_, pv)) if pv != ov => {
-                    return Some(format!("enumerator {name} changed value from {ov} to {pv}"))
+                    return Some((
+                        ChangeKind::Bytes,
+                        format!("enumerator {name} changed value from {ov} to {pv}"),
+                    ))
                 }
                 // Renamed, with its value kept: the same binary interface.
                 None if p.enumerators.iter().any(|(_, v)| v == ov) => {}
-                None => return Some(format!("enumerator {name} was removed")),
+                None => return Some((ChangeKind::Bytes, format!("enumerator {name} was removed"))),
                 _ => {}
             }
         }
         if o.size != p.size {
-            return Some(format!(
-                "size changed from {} to {} bytes",
-                o.size.unwrap_or(0),
-                p.size.unwrap_or(0)
+            return Some((
+                ChangeKind::Bytes,
+                format!(
+                    "size changed from {} to {} bytes",
+                    o.size.unwrap_or(0),
+                    p.size.unwrap_or(0)
+                ),
             ));
         }
         return None;
     }
-    // The layout is where the bytes are: member names and the spelling of
-    // their types (a typedef for the same type) do not change it.
-    let shape = |l: &TypeLayout| -> Vec<(u64, Option<u64>)> {
-        l.members
-            .iter()
-            .map(|m| (m.offset_bits, m.size_bits))
-            .collect()
+    let same = |a: &Member, b: &Member| {
+        a.offset_bits == b.offset_bits && a.size_bits == b.size_bits && a.canonical == b.canonical
     };
-    if o.size == p.size && shape(o) == shape(p) {
-        return None;
+    let lost = o
+        .members
+        .iter()
+        .find(|om| !p.members.iter().any(|pm| same(om, pm)));
+    let old_bits = o.size.unwrap_or(0) * 8;
+    let added = p.members.iter().find(|pm| {
+        !o.members.iter().any(|om| same(om, pm))
+            && !pm.size_bits.is_some_and(|sz| {
+                pm.offset_bits + sz <= old_bits
+                    && covered(&o.members, pm.offset_bits, pm.offset_bits + sz)
+            })
+    });
+    if lost.is_none() && added.is_none() {
+        let (os, ps) = (o.size.unwrap_or(0), p.size.unwrap_or(0));
+        let (oa, pa) = (o.align.unwrap_or(1), p.align.unwrap_or(1));
+        let padded = pa > 0 && ps == os.div_ceil(pa) * pa;
+        if pa > oa && (ps == os || padded) {
+            return Some((
+                ChangeKind::Alignment {
+                    old: oa,
+                    new: pa,
+                    old_size: os,
+                    new_size: ps,
+                },
+                format!(
+                    "alignment grew from {oa} to {pa} bytes, every member at the same offset{}",
+                    if ps == os {
+                        format!(", size {os} bytes as before")
+                    } else {
+                        format!(", size {os} -> {ps} bytes by trailing padding")
+                    }
+                ),
+            ));
+        }
+        if os == ps {
+            // A renamed member alone is no change at all; a new view of
+            // existing bytes is reported (it is what a union gains).
+            let what = p
+                .members
+                .iter()
+                .find(|pm| !o.members.iter().any(|om| same(om, pm)))
+                .map(|m| {
+                    format!(
+                        "{} at offset {} lies over bytes the original members cover",
+                        m.name,
+                        bytes_bits(m.offset_bits)
+                    )
+                })?;
+            return Some((
+                ChangeKind::SameBytes,
+                format!("new member {what}; every original byte keeps its offset, size and type"),
+            ));
+        }
     }
-    for (i, om) in o.members.iter().enumerate() {
+    Some((ChangeKind::Bytes, bytes_difference(o, p, lost, added)))
+}
+
+/// The first byte-level difference, in words, named after the members.
+fn bytes_difference(
+    o: &TypeLayout,
+    p: &TypeLayout,
+    lost: Option<&Member>,
+    added: Option<&Member>,
+) -> String {
+    // A member whose name is still there but whose bytes are not explains
+    // the change best; else the first original member whose bytes are gone.
+    let renamed_bytes = |om: &&Member| {
+        p.members
+            .iter()
+            .find(|m| m.name == om.name && !om.name.is_empty())
+            .is_some_and(|pm| {
+                (pm.offset_bits, pm.size_bits, &pm.canonical)
+                    != (om.offset_bits, om.size_bits, &om.canonical)
+            })
+    };
+    let lost = o.members.iter().find(renamed_bytes).or(lost);
+    if let Some(om) = lost {
         match p
             .members
             .iter()
@@ -919,44 +1258,53 @@ pub fn first_difference(o: &TypeLayout, p: &TypeLayout) -> Option<String> {
                         )
                     })
                     .unwrap_or_default();
-                return Some(format!(
+                return format!(
                     "member {} moved from offset {} to {}{inserted}",
                     om.name,
                     bytes_bits(om.offset_bits),
                     bytes_bits(pm.offset_bits)
-                ));
+                );
             }
             Some(pm) if pm.size_bits != om.size_bits => {
-                return Some(format!(
+                return format!(
                     "member {} at offset {} changed size from {} to {}",
                     om.name,
                     bytes_bits(om.offset_bits),
                     size_text(om.size_bits),
                     size_text(pm.size_bits)
-                ))
+                )
             }
-            Some(_) => {}
+            Some(pm) => {
+                return format!(
+                    "member {} at offset {} changed type from {} to {}",
+                    om.name,
+                    bytes_bits(om.offset_bits),
+                    om.type_name,
+                    pm.type_name
+                )
+            }
             None => {
-                let at = p.members.get(i).map(|m| m.name.as_str()).unwrap_or("");
-                return Some(if at.is_empty() {
+                let at = p
+                    .members
+                    .iter()
+                    .find(|m| m.offset_bits == om.offset_bits)
+                    .map(|m| m.name.as_str())
+                    .unwrap_or("");
+                return if at.is_empty() {
                     format!("member {} was removed", om.name)
                 } else {
                     format!(
-                        "member {} at offset {} was removed or renamed ({} is there now)",
+                        "member {} at offset {} was removed ({} of another size or type is there now)",
                         om.name,
                         bytes_bits(om.offset_bits),
                         at
                     )
-                });
+                };
             }
         }
     }
-    if let Some(new) = p
-        .members
-        .iter()
-        .find(|m| !o.members.iter().any(|x| x.name == m.name))
-    {
-        return Some(format!(
+    if let Some(new) = added {
+        return format!(
             "new member {} at offset {}{}",
             new.name,
             bytes_bits(new.offset_bits),
@@ -969,16 +1317,13 @@ pub fn first_difference(o: &TypeLayout, p: &TypeLayout) -> Option<String> {
             } else {
                 String::new()
             }
-        ));
+        );
     }
-    if o.size != p.size {
-        return Some(format!(
-            "size changed from {} to {} bytes",
-            o.size.unwrap_or(0),
-            p.size.unwrap_or(0)
-        ));
-    }
-    None
+    format!(
+        "size changed from {} to {} bytes",
+        o.size.unwrap_or(0),
+        p.size.unwrap_or(0)
+    )
 }
 
 /// The key anonymous enums share in `Unit::layouts`.
@@ -987,13 +1332,109 @@ const ANONYMOUS_ENUM: &str = "enum <anonymous>";
 /// How many unchanged users a refusal names.
 const USERS_NAMED: usize = 5;
 
+/// A changed layout the check accepted, the rule that allowed it, and
+/// what it could not check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutNote {
+    /// Why it was accepted (one of the `Layout*` warning kinds).
+    pub kind: WarningKind,
+    /// `struct vcpu`.
+    pub type_name: String,
+    /// The file that defines it (relative to `xen/`), if known.
+    pub decl_file: Option<String>,
+    /// What changed.
+    pub change: String,
+    /// Why that is safe, in words (which rule decided).
+    pub rule: String,
+}
+
+impl std::fmt::Display for LayoutNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "layout of {} changed ({}), accepted [{}]: {}",
+            self.type_name,
+            self.change,
+            self.kind.as_str(),
+            self.rule
+        )
+    }
+}
+
+impl LayoutNote {
+    /// The note as the warning every report lists.
+    pub fn warning(&self) -> Warning {
+        let file = self
+            .decl_file
+            .as_deref()
+            .map(|f| format!("; defined in {f}"))
+            .unwrap_or_default();
+        Warning {
+            kind: self.kind,
+            symbols: vec![self.type_name.clone()],
+            message: format!(
+                "layout of {} changed ({}{file}), accepted [{}]: {}",
+                self.type_name,
+                self.change,
+                self.kind.as_str(),
+                self.rule
+            ),
+            rule: Some(self.rule.clone()),
+        }
+    }
+}
+
+/// The layout check's answer for one unit.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    pub refusals: Vec<Refusal>,
+    pub notes: Vec<LayoutNote>,
+}
+
+/// Where a variable of the running Xen lies: its address in `xen-syms`,
+/// by name (`external`: a global symbol, else a local of the unit's file).
+pub type AddressOf<'a> = &'a dyn Fn(&str, bool) -> Option<u64>;
+
 /// Apply the rule to one unit: `replaced` holds the functions the payload
 /// replaces or adds for this unit (any spelling: `file#f`, `f.isra.0`).
 /// `object` names the unit in messages.
 pub fn refusals(orig: &Unit, patched: &Unit, replaced: &[String]) -> Vec<Refusal> {
-    let replaced: BTreeSet<&str> = replaced.iter().map(|n| plain_name(n)).collect();
-    let mut out = Vec::new();
+    assess(orig, patched, Some(replaced), &|_, _| None).refusals
+}
+
+/// The rule, for every type of the unit whose layout changed (see the
+/// module comment and docs/refusals-layout.md). `replaced`: the functions
+/// the payload replaces or adds for this unit, `None` when that is not
+/// known (then only what refuses whatever the payload holds is reported).
+/// `address_of` finds existing variables in `xen-syms`, for the alignment
+/// check of their addresses.
+pub fn assess(
+    orig: &Unit,
+    patched: &Unit,
+    replaced: Option<&[String]>,
+    address_of: AddressOf<'_>,
+) -> Verdict {
+    let replaced: Option<BTreeSet<&str>> =
+        replaced.map(|r| r.iter().map(|n| plain_name(n)).collect());
+    let mut out = Verdict::default();
     for (change, tidx) in changed_layouts(orig, patched) {
+        let orig_index = change.orig_index;
+        let note = |kind, rule: String| LayoutNote {
+            kind,
+            type_name: change.name.clone(),
+            decl_file: change.decl_file.clone(),
+            change: change.first_difference.clone(),
+            rule,
+        };
+        if change.kind == ChangeKind::SameBytes {
+            out.notes.push(note(
+                WarningKind::LayoutSameBytes,
+                "layouts are compared by bytes (offset, size and type of what lies there): \
+                 no byte of an existing instance changes meaning"
+                    .into(),
+            ));
+            continue;
+        }
         let reach = patched.reach(tidx);
         let uses = patched.function_uses(&reach);
         let reaching = patched.symbols_reaching(&reach);
@@ -1004,17 +1445,22 @@ pub fn refusals(orig: &Unit, patched: &Unit, replaced: &[String]) -> Vec<Refusal
                 users.entry(plain_name(func).to_string()).or_insert(false);
             }
         }
-        let unchanged: Vec<&str> = users
-            .keys()
-            .map(|k| plain_name(k))
-            .filter(|k| !replaced.contains(k))
-            .collect();
-        let statics = patched.static_variables_reaching(&reach);
+        let unchanged: Vec<&str> = match &replaced {
+            Some(r) => users
+                .keys()
+                .map(|k| plain_name(k))
+                .filter(|k| !r.contains(k))
+                .collect(),
+            None => Vec::new(),
+        };
+        // Instances with static storage: this unit's statics that existed
+        // before the patch, and variables of other units it declares.
+        let statics = patched.static_variables_reaching(&reach, tidx);
         let old = orig.static_variable_names();
         let existing = |pointer: bool| -> Vec<&str> {
             statics
                 .iter()
-                .filter(|(v, &p)| p == pointer && old.contains(*v))
+                .filter(|(v, &(p, _))| p == pointer && old.contains(*v))
                 .map(|(v, _)| v.as_str())
                 .collect()
         };
@@ -1024,43 +1470,145 @@ pub fn refusals(orig: &Unit, patched: &Unit, replaced: &[String]) -> Vec<Refusal
             .filter(|(_, &p)| p)
             .map(|(k, _)| k.as_str())
             .collect();
+        // Heap instances of a type local to the file can only be made in
+        // this unit (nowhere else has its size): those with the old layout
+        // by an original function that holds a pointer to it and calls an
+        // allocator.
+        let allocating = orig.allocating(orig_index);
+        let allocating: Vec<&str> = allocating.iter().map(String::as_str).collect();
         let file = change.decl_file.clone().unwrap_or_else(|| "?".into());
+        let header = !change.local;
         let mut why = Vec::new();
-        if !change.local {
-            why.push(format!(
-                "it is defined in {file}, outside {}, so any unit of the running Xen may use it",
-                patched.source
-            ));
+        let same_size = matches!(
+            change.kind,
+            ChangeKind::Alignment { old_size, new_size, .. } if old_size == new_size
+        );
+        // With every offset and the size the same, unchanged code and old
+        // instances read the same bytes: only the instances' addresses
+        // can break the new alignment.
+        if !same_size {
+            if header && change.type_kind == TypeKind::Enum {
+                why.push(format!(
+                    "it is defined in {file}, outside {}, so any unit of the running Xen may hold \
+                     its values with the old numbering",
+                    patched.source
+                ));
+            }
+            if !holding.is_empty() {
+                why.push(format!(
+                    "existing variable(s) {} hold it with the old layout",
+                    list(&holding)
+                ));
+            }
+            if !pointing.is_empty() {
+                why.push(format!(
+                    "existing variable(s) {} lead to instances made before the patch",
+                    list(&pointing)
+                ));
+            }
+            if header && !by_pointer.is_empty() {
+                why.push(format!(
+                    "{} reach it through a pointer, and it is defined in {file}, outside {}, so \
+                     the pointer may lead to an instance any unit of the running Xen made before \
+                     the patch",
+                    list(&by_pointer),
+                    patched.source
+                ));
+            }
+            if !header && !allocating.is_empty() {
+                why.push(format!(
+                    "{} allocate it on the heap and reach it through a pointer, so an instance \
+                     made before the patch may outlive the switch",
+                    list(&allocating)
+                ));
+            }
+            if !unchanged.is_empty() {
+                why.push(format!(
+                    "unchanged code uses it: {} in {}",
+                    list(&unchanged),
+                    patched.source
+                ));
+            }
         }
-        if !holding.is_empty() {
-            why.push(format!(
-                "existing variable(s) {} hold it with the old layout",
-                list(&holding)
-            ));
-        }
-        if !pointing.is_empty() {
-            why.push(format!(
-                "existing variable(s) {} lead to instances made before the patch",
-                list(&pointing)
-            ));
-        }
-        if !by_pointer.is_empty() {
-            why.push(format!(
-                "{} reach it through a pointer, which may lead to an instance made before the patch",
-                list(&by_pointer)
-            ));
-        }
-        if !unchanged.is_empty() {
-            why.push(format!(
-                "unchanged code uses it: {} in {}",
-                list(&unchanged),
-                patched.source
-            ));
+        // The alignment of instances whose address is known.
+        let mut unchecked: Vec<String> = Vec::new();
+        if let ChangeKind::Alignment { new, .. } = change.kind {
+            let mut checked = Vec::new();
+            for (v, &(pointer, direct)) in &statics {
+                if pointer || !old.contains(v) {
+                    continue;
+                }
+                let external = patched.is_external(v);
+                match (direct, address_of(v, external)) {
+                    (true, Some(addr)) if !addr.is_multiple_of(new) => why.push(format!(
+                        "existing variable {v} lies at {addr:#x}, not {new}-byte aligned"
+                    )),
+                    (true, Some(addr)) => checked.push(format!("{v} at {addr:#x}")),
+                    (true, None) => unchecked.push(format!("{v} (not found in xen-syms)")),
+                    (false, _) => unchecked.push(format!("{v} (holds it inside another type)")),
+                }
+            }
+            if !by_pointer.is_empty() || header {
+                unchecked.push(if header {
+                    format!(
+                        "instances other units of the running Xen made (it is defined in {file})"
+                    )
+                } else {
+                    format!(
+                        "instances reached through pointers by {}",
+                        list(&by_pointer)
+                    )
+                });
+            }
+            if why.is_empty() {
+                let checked = if checked.is_empty() {
+                    "no variable of it to check".to_string()
+                } else {
+                    format!("variables aligned: {}", checked.join(", "))
+                };
+                let rest = if unchecked.is_empty() {
+                    String::new()
+                } else {
+                    format!("; cannot be checked: {}", unchecked.join(", "))
+                };
+                out.notes.push(note(
+                    WarningKind::LayoutAlignmentOnly,
+                    format!(
+                        "an alignment change moves no member{}; {checked}{rest}",
+                        if same_size {
+                            ""
+                        } else {
+                            " and no instance of the old size can outlive the switch"
+                        }
+                    ),
+                ));
+                continue;
+            }
         }
         if why.is_empty() {
+            if header && users.is_empty() && statics.is_empty() {
+                out.notes.push(note(
+                    WarningKind::LayoutNoInstance,
+                    format!(
+                        "nothing in the changed units holds, points to or uses it, and units \
+                         whose code did not change do not depend on its layout (defined in {file})"
+                    ),
+                ));
+            } else if header || !by_pointer.is_empty() {
+                out.notes.push(note(
+                    WarningKind::LayoutAutomaticOnly,
+                    format!(
+                        "every instance is an automatic variable of functions the payload \
+                         replaces ({}), and the loader switches code only when no CPU is inside \
+                         a hypervisor function (xen/common/livepatch.c, do_livepatch_work), so \
+                         none survives the switch",
+                        list(&users.keys().map(String::as_str).collect::<Vec<_>>())
+                    ),
+                ));
+            }
             continue;
         }
-        out.push(Refusal {
+        out.refusals.push(Refusal {
             kind: RefusalKind::LayoutChanged,
             symbol: change.name.clone(),
             section: file,
@@ -1074,8 +1622,8 @@ pub fn refusals(orig: &Unit, patched: &Unit, replaced: &[String]) -> Vec<Refusal
             hint: format!(
                 "keep the layout of {} as it is: put new state in a new variable or a new \
                  structure (a shadow allocated from a load hook, or an array indexed by domain or \
-                 vCPU id) that only the patched code uses; a type local to one .c file may change \
-                 only if every function using it is patched and no instance outlives a call",
+                 vCPU id) that only the patched code uses; a changed type may stay only if every \
+                 function using it is patched and no instance outlives a call",
                 change.name
             ),
         });
@@ -1104,6 +1652,13 @@ mod tests {
             offset_bits: offset * 8,
             size_bits: Some(size * 8),
             type_name: ty.into(),
+            // The tests spell typedefs of one base type alike.
+            canonical: match ty {
+                "int" | "int32_t" => "signed32".into(),
+                "uint32_t" | "unsigned int" => "unsigned32".into(),
+                "long" => "signed64".into(),
+                other => other.into(),
+            },
         }
     }
 
@@ -1113,6 +1668,7 @@ mod tests {
             name: "struct s".into(),
             decl_file: None,
             size: Some(size),
+            align: Some(4),
             members,
             enumerators: vec![],
         }
@@ -1156,6 +1712,7 @@ mod tests {
             name: "enum e".into(),
             decl_file: None,
             size: Some(4),
+            align: Some(4),
             members: vec![],
             enumerators: v.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
         };

@@ -34,8 +34,9 @@ pub struct DiffFindings {
     pub init_only: Vec<String>,
     /// Every refusal, with its object.
     pub refusals: Vec<(String, Refusal)>,
-    /// Boot-time changes nothing depends on, set-up left to a hook: with
-    /// the object holding the boot-time change.
+    /// Boot-time changes nothing depends on, set-up left to a hook, type
+    /// layouts accepted by a rule that refused them before: each with its
+    /// object.
     pub warnings: Vec<(String, Warning)>,
 }
 

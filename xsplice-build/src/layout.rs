@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use create_diff_object::layout;
-use create_diff_object::Refusal;
+use create_diff_object::layout::{self, LayoutNote};
+use create_diff_object::{Refusal, XenSyms};
 use rayon::prelude::*;
 
 use crate::progress::Log;
@@ -148,6 +148,95 @@ pub struct Side<'a> {
     pub name: &'a str,
     /// A directory keeping this side's builds between runs, if it never changes.
     pub cache: Option<&'a Path>,
+    /// Where this side's objects of the ordinary build are (`objects/base`,
+    /// `objects/patched`), to tell units whose code and data did not change.
+    pub objects: Option<&'a Path>,
+}
+
+/// Whether two relocatable objects have the same allocated sections (names,
+/// bytes, relocations by target name) and the same symbols in them: they
+/// differ at most in debug info and other sections nothing loads.
+pub fn same_code_and_data(a: &Path, b: &Path) -> bool {
+    let read = |p: &Path| std::fs::read(p).ok();
+    let (Some(da), Some(db)) = (read(a), read(b)) else {
+        return false;
+    };
+    if da == db {
+        return true;
+    }
+    let (Ok(fa), Ok(fb)) = (object::File::parse(&*da), object::File::parse(&*db)) else {
+        return false;
+    };
+    match (loaded(&fa), loaded(&fb)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// What an object brings into the image: each allocated section's name,
+/// bytes and relocations (offset, flags, addend, target by name), and each
+/// symbol of those sections (name, section, value, size).
+type Loaded = (Vec<(String, Vec<u8>, Vec<String>)>, Vec<String>);
+
+fn loaded(f: &object::File<'_>) -> Option<Loaded> {
+    use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, SectionFlags};
+    let alloc = |sec: &object::Section<'_, '_>| match sec.flags() {
+        SectionFlags::Elf { sh_flags } => sh_flags & u64::from(object::elf::SHF_ALLOC) != 0,
+        _ => true,
+    };
+    let target_name = |t: RelocationTarget| -> String {
+        match t {
+            RelocationTarget::Symbol(i) => f
+                .symbol_by_index(i)
+                .ok()
+                .map(|s| match s.name() {
+                    Ok(n) if !n.is_empty() => n.to_string(),
+                    _ => s
+                        .section_index()
+                        .and_then(|x| f.section_by_index(x).ok())
+                        .and_then(|x| x.name().ok().map(str::to_string))
+                        .unwrap_or_default(),
+                })
+                .unwrap_or_default(),
+            other => format!("{other:?}"),
+        }
+    };
+    let mut sections = Vec::new();
+    for sec in f.sections().filter(alloc) {
+        let relocs = sec
+            .relocations()
+            .map(|(off, r)| {
+                format!(
+                    "{off} {:?} {} {}",
+                    r.flags(),
+                    r.addend(),
+                    target_name(r.target())
+                )
+            })
+            .collect();
+        sections.push((
+            sec.name().ok()?.to_string(),
+            sec.data().ok()?.to_vec(),
+            relocs,
+        ));
+    }
+    let mut symbols: Vec<String> = f
+        .symbols()
+        .filter_map(|s| {
+            let sec = f.section_by_index(s.section_index()?).ok()?;
+            alloc(&sec).then(|| {
+                format!(
+                    "{} {} {} {}",
+                    s.name().unwrap_or(""),
+                    sec.name().unwrap_or(""),
+                    s.address(),
+                    s.size()
+                )
+            })
+        })
+        .collect();
+    symbols.sort();
+    Some((sections, symbols))
 }
 
 /// Compile the changed objects' units with `-g` in each tree of `sides`
@@ -171,6 +260,28 @@ pub fn compile_debug(
         .build()
         .ok();
     let mut compiled = 0;
+    // A unit whose code and data are the same on both sides (a build with
+    // debug info differs in its line tables whenever a header it includes
+    // gains a line) does not depend on any changed layout: it is left out,
+    // as the units the patch did not rebuild are.
+    let objects: Vec<String> = objects
+        .iter()
+        .filter(|o| {
+            let same = sides.iter().all(|s| s.objects.is_some())
+                && same_code_and_data(
+                    &sides[0].objects.unwrap().join(o.as_str()),
+                    &sides[1].objects.unwrap().join(o.as_str()),
+                );
+            if same {
+                log.line(&format!(
+                    "# layout check: {o}: code and data unchanged (only debug info differs): \
+                     its types are not compared"
+                ));
+            }
+            !same
+        })
+        .cloned()
+        .collect();
     for batch in objects.chunks(threads.max(sides.len()) * 2) {
         let jobs: Vec<Job> = sides
             .iter()
@@ -212,7 +323,8 @@ pub fn compile_debug(
 }
 
 /// The first type defined outside the unit's own file whose layout
-/// differs between the two `-g` builds of `object`, if both are there.
+/// change is refused whatever the payload replaces (an instance or a
+/// pointer to one in the unit), if both `-g` builds of `object` are there.
 fn header_change(objects_dir: &Path, object: &str) -> Option<String> {
     let read = |side: &str| {
         let path = debug_object(objects_dir, side, object);
@@ -220,10 +332,16 @@ fn header_change(objects_dir: &Path, object: &str) -> Option<String> {
         layout::read_unit(&path, &data).ok()
     };
     let (o, p) = (read("base")?, read("patched")?);
-    layout::changed_layouts(&o, &p)
+    let header: Vec<String> = layout::changed_layouts(&o, &p)
         .into_iter()
-        .find(|(c, _)| !c.local)
+        .filter(|(c, _)| !c.local)
         .map(|(c, _)| c.name)
+        .collect();
+    layout::assess(&o, &p, None, &|_, _| None)
+        .refusals
+        .into_iter()
+        .find(|r| header.contains(&r.symbol))
+        .map(|r| r.symbol)
 }
 
 fn compile_one(job: &Job, log: &Log) -> Result<bool, Error> {
@@ -294,19 +412,31 @@ fn keep(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The layout refusals of every changed object compiled on both sides.
-/// `objects` says which functions the payload replaces per object; a
-/// refusal of a header type seen in several units is listed once, with
-/// how many other units saw it. `header_only`: only the refusals of types
-/// defined outside the unit, which do not depend on what the payload holds.
+/// What the layout check found in every changed object: its refusals,
+/// and the changed layouts it accepted by a rule that refused them before
+/// (warnings), each with its object.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub refusals: Vec<(String, Refusal)>,
+    pub notes: Vec<(String, LayoutNote)>,
+}
+
+/// The layout check of every changed object compiled on both sides.
+/// `objects` says which functions the payload replaces per object; `None`
+/// when the diff failed: then only the refusals of types defined outside
+/// the unit, which do not depend on what the payload holds. A refusal of
+/// a header type seen in several units is listed once, with how many
+/// other units saw it; a note once per type and kind. `syms` places the
+/// existing variables whose alignment is checked.
 pub fn check(
     changed: &[String],
     objects_dir: &Path,
-    objects: &[ObjectDiff],
-    header_only: bool,
+    objects: Option<&[ObjectDiff]>,
+    syms: &XenSyms,
     log: &Log,
-) -> Result<Vec<(String, Refusal)>, Error> {
+) -> Result<Findings, Error> {
     let mut found: Vec<(String, Refusal, Vec<String>)> = Vec::new();
+    let mut notes: Vec<(String, LayoutNote)> = Vec::new();
     let mut checked = 0;
     for obj in changed {
         let (o, p) = (
@@ -315,8 +445,8 @@ pub fn check(
         );
         if !o.is_file() || !p.is_file() {
             log.line(&format!(
-                "# layout check: {obj}: no -g build of both sides (not C, or not compiled after \
-                 an earlier refusal): its types are not compared"
+                "# layout check: {obj}: no -g build of both sides (not C, code and data \
+                 unchanged, or not compiled after an earlier refusal): its types are not compared"
             ));
             continue;
         }
@@ -328,16 +458,18 @@ pub fn check(
             })
         };
         let (ou, pu) = (read(&o)?, read(&p)?);
-        let replaced: Vec<String> = objects
-            .iter()
-            .filter(|d| &d.object == obj)
-            .flat_map(|d| {
-                d.changed_functions
-                    .iter()
-                    .map(|f| f.name.clone())
-                    .chain(d.new_functions.iter().cloned())
-            })
-            .collect();
+        let replaced: Option<Vec<String>> = objects.map(|objects| {
+            objects
+                .iter()
+                .filter(|d| &d.object == obj)
+                .flat_map(|d| {
+                    d.changed_functions
+                        .iter()
+                        .map(|f| f.name.clone())
+                        .chain(d.new_functions.iter().cloned())
+                })
+                .collect()
+        });
         checked += 1;
         let changes = layout::changed_layouts(&ou, &pu);
         for (change, _) in &changes {
@@ -346,8 +478,14 @@ pub fn check(
                 change.name, change.first_difference
             ));
         }
-        for r in layout::refusals(&ou, &pu, &replaced) {
-            if header_only && !changes.iter().any(|(c, _)| !c.local && c.name == r.symbol) {
+        let source = pu.source.clone();
+        let address_of = |name: &str, external: bool| {
+            let file = (!external).then_some(source.as_str());
+            syms.lookup(name, file).ok().map(|s| s.addr)
+        };
+        let verdict = layout::assess(&ou, &pu, replaced.as_deref(), &address_of);
+        for r in verdict.refusals {
+            if objects.is_none() && !changes.iter().any(|(c, _)| !c.local && c.name == r.symbol) {
                 continue;
             }
             match found
@@ -358,12 +496,22 @@ pub fn check(
                 None => found.push((obj.clone(), r, Vec::new())),
             }
         }
+        for n in verdict.notes {
+            log.line(&format!("{obj}: {n}"));
+            if !notes
+                .iter()
+                .any(|(_, m)| m.kind == n.kind && m.type_name == n.type_name)
+            {
+                notes.push((obj.clone(), n));
+            }
+        }
     }
     log.line(&format!(
-        "# layout check: {checked} unit(s) compared, {} refusal(s)",
-        found.len()
+        "# layout check: {checked} unit(s) compared, {} refusal(s), {} accepted change(s)",
+        found.len(),
+        notes.len()
     ));
-    Ok(found
+    let refusals: Vec<(String, Refusal)> = found
         .into_iter()
         .map(|(obj, mut r, also)| {
             if !also.is_empty() {
@@ -381,7 +529,13 @@ pub fn check(
             }
             (obj, r)
         })
-        .collect())
+        .collect();
+    // A type refused in one unit is not also "accepted" from another.
+    let notes = notes
+        .into_iter()
+        .filter(|(_, n)| !refusals.iter().any(|(_, r)| r.symbol == n.type_name))
+        .collect();
+    Ok(Findings { refusals, notes })
 }
 
 #[cfg(test)]
@@ -418,5 +572,35 @@ mod tests {
             "gcc -c a.c -g -fno-eliminate-unused-debug-types -fno-var-tracking -fno-var-tracking-assignments -o '/t.o'"
         );
         assert_eq!(compiled_target("arch/x86/setup.init.o"), "arch/x86/setup.o");
+    }
+
+    /// A unit that only gained a line in a header it includes differs in
+    /// its debug info, not in what it loads; a changed constant differs.
+    #[test]
+    fn units_differing_only_in_debug_info_have_the_same_code_and_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let build = |name: &str, text: &str| {
+            let src = dir.path().join(format!("{name}.c"));
+            std::fs::write(&src, text).unwrap();
+            let obj = dir.path().join(format!("{name}.o"));
+            let ok = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+                .args(["-g", "-O2", "-ffunction-sections", "-fdata-sections", "-c"])
+                .arg(&src)
+                .arg("-o")
+                .arg(&obj)
+                .status()
+                .expect("running the C compiler")
+                .success();
+            assert!(ok);
+            obj
+        };
+        let body = "int limit = 3;\nint scale(int x) { return x * limit; }\n";
+        let a = build("a", body);
+        let b = build("b", &format!("\n\n/* a header line */\n{body}"));
+        let c = build("c", &body.replace("x * limit", "x * limit + 1"));
+        assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert!(same_code_and_data(&a, &b));
+        assert!(!same_code_and_data(&a, &c));
+        assert!(!same_code_and_data(&a, &dir.path().join("missing.o")));
     }
 }

@@ -692,6 +692,12 @@ fn run(
             );
             Ok((found, detail))
         })?;
+        // Part of the fix only takes effect after a reboot, a hook is
+        // trusted with what boot code did, or a layout change was accepted
+        // by a rule: the user must know which.
+        for (object, w) in &found.warnings {
+            progress.warn(Some(&log), &format!("{object}: {}", w.message));
+        }
         stages.diff = Some(DiffOutput {
             objects: found.objects.clone(),
             init_only: found.init_only.clone(),
@@ -703,7 +709,7 @@ fn run(
                 log: Some(log.path().into()),
             });
         }
-        collect_outputs(out, found, &record, &objects_dir, &diff_dir, progress, &log)?
+        collect_outputs(out, found, &record, &objects_dir, &diff_dir, &log)?
     };
     let functions: Vec<_> = objects
         .iter()
@@ -1050,7 +1056,8 @@ fn diff_and_layout(
             // A header type whose layout changed is refused whatever
             // the payload would hold: that is the answer, not the
             // diff's failure on some object.
-            let refusals = crate::layout::check(&record.changed, objects_dir, &[], true, log)?;
+            let refusals =
+                crate::layout::check(&record.changed, objects_dir, None, syms, log)?.refusals;
             if refusals.is_empty() {
                 return Err(e);
             }
@@ -1064,27 +1071,30 @@ fn diff_and_layout(
         }
     };
     // Types whose layout changed under code the payload does not replace.
-    found.refusals.extend(crate::layout::check(
+    let layout = crate::layout::check(
         &record.changed,
         objects_dir,
-        &found.objects,
-        false,
+        Some(&found.objects),
+        syms,
         log,
-    )?);
+    )?;
+    found.refusals.extend(layout.refusals);
+    found
+        .warnings
+        .extend(layout.notes.iter().map(|(o, n)| (o.clone(), n.warning())));
     Ok(found)
 }
 
 /// The objects with findings and the files to link: the diff's outputs
 /// plus each new object whole (its locals named as Xen names them). No
-/// output at all is "no change"; init-only changes next to runtime ones
-/// are warned about.
+/// output at all is "no change" (the warnings were printed after the
+/// diff).
 fn collect_outputs(
     out: &Path,
     found: diff::DiffFindings,
     record: &ObjectsRecord,
     objects_dir: &Path,
     diff_dir: &Path,
-    progress: &mut Progress,
     log: &Log,
 ) -> Result<(Vec<ObjectDiff>, Vec<PathBuf>), Error> {
     let mut objects = found.objects;
@@ -1111,11 +1121,6 @@ fn collect_outputs(
         return Err(Error::NoChange {
             init_only: found.init_only,
         });
-    }
-    // Part of the fix then only takes effect after a reboot, or a hook is
-    // trusted with what boot code did.
-    for (object, w) in &found.warnings {
-        progress.warn(Some(log), &format!("{object}: {}", w.message));
     }
     let list: String = outputs
         .iter()
@@ -1176,11 +1181,13 @@ fn patched_stage(
                     xen_dir: &xen,
                     name: "patched",
                     cache: None,
+                    objects: Some(&objects_dir.join("patched")),
                 },
                 crate::layout::Side {
                     xen_dir: &base_xen,
                     name: "base",
                     cache: Some(&kept),
+                    objects: Some(&objects_dir.join("base")),
                 },
             ],
             objects_dir,

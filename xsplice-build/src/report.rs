@@ -100,6 +100,9 @@ struct RefusalJson<'a> {
     hint: &'a str,
 }
 
+/// A notice, or a decision that builds where a conservative rule
+/// refused: its stable `kind`, what it is about, and the rule that allowed
+/// it (`null` for a plain notice).
 #[derive(Serialize)]
 struct WarningJson<'a> {
     object: &'a str,
@@ -107,6 +110,7 @@ struct WarningJson<'a> {
     kind: &'static str,
     symbols: &'a [String],
     message: &'a str,
+    rule: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -229,6 +233,7 @@ impl Report<'_> {
                     kind: w.kind.as_str(),
                     symbols: &w.symbols,
                     message: &w.message,
+                    rule: w.rule.as_deref(),
                 })
                 .collect(),
             timings: self
@@ -401,5 +406,46 @@ mod tests {
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{j}");
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v.as_object().map(|o| o.len()), Some(keys.len()), "{j}");
+    }
+
+    /// A layout change the check accepted is a warning: stable kind, the
+    /// type, its file, what changed and the rule that allowed it.
+    #[test]
+    fn accepted_layout_change_is_a_warning_with_its_kind_and_rule() {
+        use create_diff_object::layout::LayoutNote;
+        use create_diff_object::WarningKind;
+        let stages = Stages {
+            diff: Some(crate::pipeline::DiffOutput {
+                objects: Vec::new(),
+                init_only: Vec::new(),
+                warnings: vec![(
+                    "common/x.o".into(),
+                    LayoutNote {
+                        kind: WarningKind::LayoutNoInstance,
+                        type_name: "struct optional_ops".into(),
+                        decl_file: Some("include/xen/optional_ops.h".into()),
+                        change: "member teardown moved from offset 8 to 16".into(),
+                        rule: "nothing in the changed units holds it".into(),
+                    }
+                    .warning(),
+                )],
+            }),
+            ..Stages::default()
+        };
+        let j = Report {
+            stages: &stages,
+            replace: false,
+            timings: &[],
+        }
+        .to_json(Ok(()));
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        let w = &v["warnings"][0];
+        assert_eq!(w["kind"], "layout_no_instance", "{j}");
+        assert_eq!(w["object"], "common/x.o", "{j}");
+        assert_eq!(w["symbols"][0], "struct optional_ops", "{j}");
+        let message = w["message"].as_str().unwrap_or_default();
+        assert!(message.contains("include/xen/optional_ops.h"), "{j}");
+        assert_eq!(w["rule"], "nothing in the changed units holds it", "{j}");
+        assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1), "{j}");
     }
 }

@@ -82,6 +82,9 @@ struct Case {
     init_warn: Vec<(String, String)>,
     /// `warnings[]` entries the report must hold: (kind, object).
     warn: Vec<(String, String)>,
+    /// `layout-warn=KIND@TYPE`: the layout check accepted a changed type by
+    /// a rule, listed in the report's `warnings` and on stderr.
+    layout_warn: Vec<(String, String)>,
     compiler_error: Option<(String, u32)>,
     message: Vec<String>,
     known_bug: bool,
@@ -142,6 +145,13 @@ fn parse_manifest(text: &str) -> Vec<Case> {
                         .split_once('@')
                         .unwrap_or_else(|| panic!("MANIFEST line {}: warn=KIND@OBJECT", n + 1));
                     case.warn.push((kind.to_string(), obj.to_string()));
+                }
+                Some(("layout-warn", v)) => {
+                    let (kind, ty) = v.split_once('@').unwrap_or_else(|| {
+                        panic!("MANIFEST line {}: layout-warn=KIND@TYPE", n + 1)
+                    });
+                    case.layout_warn
+                        .push((kind.to_string(), ty.replace('~', " ")));
                 }
                 Some(("compiler-error", v)) => {
                     let (file, line) = v
@@ -427,6 +437,21 @@ fn check_case(
         }
         if !stderr.contains("warning") {
             problems.push(format!("stderr {stderr:?} has no warning"));
+        }
+    }
+    for (kind, ty) in &case.layout_warn {
+        let listed = report["warnings"]
+            .arr()
+            .iter()
+            .any(|w| w["kind"].as_str() == Some(kind) && w["symbols"][0].as_str() == Some(ty));
+        if !listed {
+            problems.push(format!(
+                "report warnings lack {kind} for {ty}: {:?}",
+                report["warnings"]
+            ));
+        }
+        if !(stderr.contains(&format!("[{kind}]")) && stderr.contains(ty.as_str())) {
+            problems.push(format!("stderr {stderr:?} does not warn {kind} about {ty}"));
         }
     }
     if let Some((file, line)) = &case.compiler_error {

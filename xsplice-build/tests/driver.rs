@@ -36,6 +36,7 @@ const LOCAL_SPAN_PATCH: &str = xenlike_patch!("layout-local-span");
 const VCPU_ENUM_PATCH: &str = xenlike_patch!("layout-vcpu-enum");
 const BOOT_CROSS_PATCH: &str = xenlike_patch!("boot-setup-cross");
 const BOOT_CROSS_HOOK_PATCH: &str = xenlike_patch!("boot-setup-cross-hook");
+const UNUSED_OPS_PATCH: &str = xenlike_patch!("layout-unused-ops");
 
 /// A scratch area: a private copy of tests/xenlike, patches, output and cache dirs.
 struct Scratch {
@@ -890,12 +891,19 @@ fn layout_scratch() -> Scratch {
          enum { VCPU_RUNNING, VCPU_BLOCKED };\n#endif\n",
     )
     .unwrap();
+    // A struct of function pointers whose users an option leaves out.
+    fs::write(
+        xen.join("include/xen/optional_ops.h"),
+        "#ifndef XEN_OPTIONAL_OPS_H\n#define XEN_OPTIONAL_OPS_H\nstruct optional_ops {\n    \
+         int (*probe)(unsigned int id);\n    void (*teardown)(unsigned int id);\n};\n#endif\n",
+    )
+    .unwrap();
     let sched = xen.join("common/sched.c");
     let mut text = fs::read_to_string(&sched).unwrap();
     // Uses the anonymous enum's constants only: no object of its type.
     text = text.replace(
         "#include <xen/lib.h>\n",
-        "#include <xen/lib.h>\n#include <xen/vcpu.h>\n\nint vcpu_blocked_state(void)\n{\n    return VCPU_BLOCKED;\n}\n",
+        "#include <xen/lib.h>\n#include <xen/vcpu.h>\n#include <xen/optional_ops.h>\n\nint vcpu_blocked_state(void)\n{\n    return VCPU_BLOCKED;\n}\n",
     );
     text.push_str(
         "\nint vcpu_processor(const struct vcpu *v)\n{\n    return v->processor;\n}\n\
@@ -956,6 +964,49 @@ fn member_inserted_in_a_header_struct_is_refused_with_the_type_and_member() {
     assert!(out.join("objects/debug/base/common/sched.o").is_file());
     assert!(out.join("objects/debug/patched/common/sched.o").is_file());
     before.assert_unchanged();
+}
+
+/// Issue 18.5: a member inserted in a header struct that nothing of the
+/// build holds, points to or uses builds (main refused it: "any unit of
+/// the running Xen may use it"), with a warning of kind
+/// `layout_no_instance` on stderr and in the report.
+#[test]
+fn header_struct_nothing_uses_builds_with_a_warning() {
+    let s = layout_scratch();
+    let patch = s.patch("ops", UNUSED_OPS_PATCH);
+    let out = s.out("ops");
+    let report_path = out.with_extension("json");
+    let o = s.run(&patch, &out, &["--json", report_path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: common/sched.o: layout of struct optional_ops changed")
+            && stderr.contains("[layout_no_instance]"),
+        "{stderr}"
+    );
+    let report = json(&report_path);
+    assert_eq!(report["result"], "built", "{report:#}");
+    let w = entry(
+        &report,
+        "warnings",
+        &[("kind", "layout_no_instance"), ("object", "common/sched.o")],
+    );
+    assert_eq!(w["symbols"][0], "struct optional_ops", "{w:#}");
+    assert!(
+        w["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("include/xen/optional_ops.h")
+                && m.contains("member teardown moved from offset 8 to 16")),
+        "{w:#}"
+    );
+    assert!(w["rule"].is_string(), "{w:#}");
+    let names: Vec<&str> = report["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(names, ["sched_pick"], "{report:#}");
 }
 
 #[test]

@@ -14,12 +14,15 @@
 //!   places them;
 //! - `reloc`: x86-64 relocation semantics and the loader's types;
 //! - `xensyms`: the hypervisor's symbol table and runtime names;
+//! - `heap`: Xen's allocators, and why no automatic variable outlives
+//!   the loader's switch;
 //! - `notes`: build-id notes;
 //! - `limits`: what an input file may be (the payload bound is the loader's);
 //! - `x86`: instruction lengths and control flow.
 
 pub mod abi;
 pub mod error;
+pub mod heap;
 pub mod limits;
 pub mod naming;
 pub mod notes;

@@ -63,11 +63,17 @@ fn cc() -> String {
 
 /// Compile `src` (a file name relative to `dir`, so `STT_FILE` is that name) to `dir/<stem>.o`.
 pub fn compile(dir: &Path, src: &str) -> PathBuf {
+    compile_with(dir, src, &[])
+}
+
+/// `compile` with extra flags after Xen's (the layout check's debug flags).
+pub fn compile_with(dir: &Path, src: &str, extra: &[&str]) -> PathBuf {
     let include = fixtures_dir().join("include");
     let obj = dir.join(Path::new(src).with_extension("o"));
     let out = Command::new(cc())
         .current_dir(dir)
         .args(XEN_CFLAGS)
+        .args(extra)
         .arg("-I")
         .arg(&include)
         .args(["-include", "xen_fixture.h", "-c", src, "-o"])
