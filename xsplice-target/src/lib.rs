@@ -17,10 +17,12 @@
 //! - `heap`: Xen's allocators, and why no automatic variable outlives
 //!   the loader's switch;
 //! - `notes`: build-id notes;
-//! - `limits`: what an input file may be (the payload bound is the loader's);
+//! - `bounds` and `limits`: what an input file may be (the payload bound
+//!   is the loader's), and checking and reading it;
 //! - `x86`: instruction lengths and control flow.
 
 pub mod abi;
+pub mod bounds;
 pub mod error;
 pub mod heap;
 pub mod limits;
