@@ -536,6 +536,16 @@ fn check_case(
                 String::from_utf8_lossy(&verify.stderr).trim()
             ));
         }
+        // XSPLICE_CORPUS_KEEP=DIR keeps each built payload as
+        // DIR/NAME.livepatch, e.g. for `XSPLICE_E2E_ONLY` (ci/e2e-qemu).
+        if let Some(keep) = std::env::var_os("XSPLICE_CORPUS_KEEP").filter(|v| !v.is_empty()) {
+            let keep = PathBuf::from(keep);
+            if let Err(e) = fs::create_dir_all(&keep)
+                .and_then(|()| fs::copy(&payload, keep.join(payload.file_name().unwrap())))
+            {
+                problems.push(format!("XSPLICE_CORPUS_KEEP {}: {e}", keep.display()));
+            }
+        }
         match fs::read(&payload) {
             Err(e) => problems.push(format!("{}: {e}", payload.display())),
             Ok(data) => match object::File::parse(&*data) {
