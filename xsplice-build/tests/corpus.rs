@@ -32,30 +32,54 @@ fn corpus_dir() -> PathBuf {
 /// `tests/corpus/`) or a later one (`MANIFEST-4.20`, patches ported to it
 /// in `tests/corpus/4.20/`, the others shared with 4.17).
 #[derive(Debug, Clone, Copy)]
-struct Series(Option<&'static str>);
+struct Series {
+    release: Option<&'static str>,
+    /// Earlier series whose ported patches this one takes when it has no
+    /// port of its own (newest first): a 4.21 port that applies to 4.22.0
+    /// unchanged is read from `tests/corpus/4.21/`, not copied.
+    inherits: &'static [&'static str],
+}
 
 impl Series {
+    const fn of(release: &'static str, inherits: &'static [&'static str]) -> Series {
+        Series {
+            release: Some(release),
+            inherits,
+        }
+    }
+
     fn manifest(self) -> PathBuf {
-        match self.0 {
+        match self.release {
             None => corpus_dir().join("MANIFEST"),
             Some(s) => corpus_dir().join(format!("MANIFEST-{s}")),
         }
     }
 
     fn ported_dir(self) -> Option<PathBuf> {
-        self.0.map(|s| corpus_dir().join(s))
+        self.release.map(|s| corpus_dir().join(s))
     }
 
+    /// NAME.diff from the first of the series' own directory, the
+    /// directories of the series it inherits from, and `tests/corpus/`.
     fn diff(self, name: &str) -> PathBuf {
         let file = format!("{name}.diff");
         self.ported_dir()
+            .into_iter()
+            .chain(self.inherits.iter().map(|s| corpus_dir().join(s)))
             .map(|d| d.join(&file))
-            .filter(|p| p.is_file())
+            .find(|p| p.is_file())
             .unwrap_or_else(|| corpus_dir().join(file))
     }
 }
 
-const SERIES: [Series; 3] = [Series(None), Series(Some("4.20")), Series(Some("4.21"))];
+const S417: Series = Series {
+    release: None,
+    inherits: &[],
+};
+const S420: Series = Series::of("4.20", &[]);
+const S421: Series = Series::of("4.21", &[]);
+const S422: Series = Series::of("4.22", &["4.21", "4.20"]);
+const SERIES: [Series; 4] = [S417, S420, S421, S422];
 
 /// Size of one Xen 4.17 `struct livepatch_func`.
 /// Special sections whose entries must follow the functions they describe.
@@ -512,6 +536,16 @@ fn check_case(
                 String::from_utf8_lossy(&verify.stderr).trim()
             ));
         }
+        // XSPLICE_CORPUS_KEEP=DIR keeps each built payload as
+        // DIR/NAME.livepatch, e.g. for `XSPLICE_E2E_ONLY` (ci/e2e-qemu).
+        if let Some(keep) = std::env::var_os("XSPLICE_CORPUS_KEEP").filter(|v| !v.is_empty()) {
+            let keep = PathBuf::from(keep);
+            if let Err(e) = fs::create_dir_all(&keep)
+                .and_then(|()| fs::copy(&payload, keep.join(payload.file_name().unwrap())))
+            {
+                problems.push(format!("XSPLICE_CORPUS_KEEP {}: {e}", keep.display()));
+            }
+        }
         match fs::read(&payload) {
             Err(e) => problems.push(format!("{}: {e}", payload.display())),
             Ok(data) => match object::File::parse(&*data) {
@@ -678,6 +712,22 @@ fn check_corpus_files(series: Series, cases: &[Case]) -> BTreeSet<String> {
                 dir.display(),
                 series.manifest().display()
             );
+            // A port exists because the patch it shadows does not apply:
+            // a byte-identical copy of the inherited one is not a port.
+            let inherited = Series {
+                release: None,
+                ..series
+            };
+            for name in &ported {
+                let own = dir.join(format!("{name}.diff"));
+                let other = inherited.diff(name);
+                assert!(
+                    fs::read(&own).ok() != fs::read(&other).ok(),
+                    "{} is a copy of {}: drop it (the series reads the inherited patch)",
+                    own.display(),
+                    other.display()
+                );
+            }
         }
     }
     for name in &listed {
@@ -722,19 +772,25 @@ fn corpus_manifest_matches_patches() {
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE (ci/test runs it)"]
 fn corpus_on_real_xen() {
-    run_corpus(Series(None), &xen_tree("XSPLICE_XEN_TREE"));
+    run_corpus(S417, &xen_tree("XSPLICE_XEN_TREE"));
 }
 
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_420 (ci/test runs it)"]
 fn corpus_on_real_xen_420() {
-    run_corpus(Series(Some("4.20")), &xen_tree("XSPLICE_XEN_TREE_420"));
+    run_corpus(S420, &xen_tree("XSPLICE_XEN_TREE_420"));
 }
 
 #[test]
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_421 (ci/test runs it)"]
 fn corpus_on_real_xen_421() {
-    run_corpus(Series(Some("4.21")), &xen_tree("XSPLICE_XEN_TREE_421"));
+    run_corpus(S421, &xen_tree("XSPLICE_XEN_TREE_421"));
+}
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_422 (ci/test runs it)"]
+fn corpus_on_real_xen_422() {
+    run_corpus(S422, &xen_tree("XSPLICE_XEN_TREE_422"));
 }
 
 fn run_corpus(series: Series, tree: &Path) {
