@@ -148,17 +148,22 @@ pub enum WarningKind {
     /// Every instance is an automatic variable of functions the payload
     /// replaces: none survives the loader's switch.
     LayoutAutomaticOnly,
+    /// File-local read-only data changed size, and every reference to it
+    /// comes from functions the payload replaces or adds: the payload
+    /// carries the new contents as a new object (`copies`).
+    ReadOnlyDataGrown,
 }
 
 impl WarningKind {
     /// Every kind, in documentation order.
-    pub const ALL: [WarningKind; 6] = [
+    pub const ALL: [WarningKind; 7] = [
         WarningKind::BootTimeChange,
         WarningKind::BootSetupInHook,
         WarningKind::LayoutSameBytes,
         WarningKind::LayoutAlignmentOnly,
         WarningKind::LayoutNoInstance,
         WarningKind::LayoutAutomaticOnly,
+        WarningKind::ReadOnlyDataGrown,
     ];
 
     /// The stable name (snake_case) used in reports.
@@ -170,6 +175,7 @@ impl WarningKind {
             WarningKind::LayoutAlignmentOnly => "layout_alignment_only",
             WarningKind::LayoutNoInstance => "layout_no_instance",
             WarningKind::LayoutAutomaticOnly => "layout_automatic_only",
+            WarningKind::ReadOnlyDataGrown => "read_only_data_grown",
         }
     }
 }

@@ -15,6 +15,7 @@
 pub mod account;
 pub mod boot;
 pub mod compare;
+pub mod copies;
 pub mod correlate;
 pub mod emit;
 pub mod entries;
@@ -84,8 +85,13 @@ pub struct DiffReport {
     /// What boot-time changes refer to and what the runtime part brings
     /// and uses, for a decision over every object of a payload (`boot::decide`).
     pub boot: boot::BootFacts,
-    /// This object's warnings (`boot::decide` on it alone).
+    /// This object's warnings (`boot::decide` on it alone, then
+    /// `object_warnings`).
     pub warnings: Vec<Warning>,
+    /// The warnings decided from this object alone, which no decision over
+    /// every object of a payload revisits (`copies`): a driver that
+    /// re-decides boot-time facts over all objects keeps these as they are.
+    pub object_warnings: Vec<Warning>,
 }
 
 /// The result of a successful diff.
@@ -185,6 +191,10 @@ pub fn diff_bytes(
     let resolver = Resolver { xen: xen_syms };
     inc.close(&mut plan, &resolver)?;
     // Every difference is patched, refused or ignored for a named reason.
+    // Changed file-local constants the payload carries as new objects:
+    // nothing left in place may still refer to the old ones.
+    let (copy_refusals, object_warnings) = copies::check(&inc, &plan);
+    plan.refusals.extend(copy_refusals);
     let unaccounted = account::unaccounted(&inc, &plan, &entry_diffs);
     plan.refusals.extend(unaccounted);
 
@@ -199,7 +209,13 @@ pub fn diff_bytes(
     let mut report = DiffReport {
         init_only_changes: plan.init_only.clone(),
         boot,
-        warnings: verdict.warnings.into_iter().map(|(_, w)| w).collect(),
+        warnings: verdict
+            .warnings
+            .into_iter()
+            .map(|(_, w)| w)
+            .chain(object_warnings.iter().cloned())
+            .collect(),
+        object_warnings,
         ..DiffReport::default()
     };
     let anything = plan.includes_anything();

@@ -78,6 +78,7 @@ pub fn diff_all(
     let mut found = DiffFindings::default();
     let mut first_error = None;
     let mut boot: Vec<(String, BootFacts)> = Vec::new();
+    let mut object_warnings: Vec<(String, Warning)> = Vec::new();
     for (job, result) in results {
         match result {
             Ok(Outcome::Written(mut report)) => {
@@ -87,6 +88,11 @@ pub fn diff_all(
                     .init_only
                     .extend(report.init_only_changes.iter().cloned());
                 found.outputs.push(job.output.clone());
+                object_warnings.extend(
+                    std::mem::take(&mut report.object_warnings)
+                        .into_iter()
+                        .map(|w| (job.object.clone(), w)),
+                );
                 found.objects.push(ObjectDiff {
                     object: job.object.clone(),
                     changed_functions: report.changed_functions,
@@ -142,6 +148,7 @@ pub fn diff_all(
         }
     }
     found.warnings = verdict.warnings;
+    found.warnings.extend(object_warnings);
     Ok(found)
 }
 
