@@ -62,9 +62,7 @@ pub fn check(inc: &Includer<'_, '_>, plan: &Plan) -> (Vec<Refusal>, Vec<Warning>
             }
         };
         let user = live_user(inc, plan, refers);
-        let why = inc.cmp.symbol_why[sid.index()]
-            .clone()
-            .unwrap_or_default();
+        let why = inc.cmp.symbol_why[sid.index()].clone().unwrap_or_default();
         match user {
             Some(user) if grown => refusals.push(Refusal {
                 kind: RefusalKind::DataSizeChanged,

@@ -98,6 +98,23 @@ impl RefusalKind {
         }
     }
 
+    /// Whether a patch author may accept a refusal of this kind
+    /// (`Accept`): the payload without the refused part is still well
+    /// defined (the refused change is dropped, or the running Xen's
+    /// symbol is used by name). Not so for a reference the payload cannot
+    /// resolve (unnamed data, a new per-CPU variable, freed init code), a
+    /// function the jump does not fit, or a section nobody can interpret.
+    pub fn acceptable(self) -> bool {
+        !matches!(
+            self,
+            RefusalKind::UnnamedDataReference
+                | RefusalKind::NewPercpuVariable
+                | RefusalKind::InitReference
+                | RefusalKind::FunctionTooSmall
+                | RefusalKind::UnknownSection
+        )
+    }
+
     /// The kind named `name` (`as_str`'s inverse).
     pub fn from_name(name: &str) -> Option<RefusalKind> {
         RefusalKind::ALL.into_iter().find(|k| k.as_str() == name)
@@ -107,6 +124,21 @@ impl RefusalKind {
 impl fmt::Display for RefusalKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A refusal a patch author checked and accepts (`--accept KIND:SUBJECT`):
+/// it matches every refusal of exactly that kind whose `symbol` is exactly
+/// `subject` (no patterns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept {
+    pub kind: RefusalKind,
+    pub subject: String,
+}
+
+impl Accept {
+    pub fn matches(&self, r: &Refusal) -> bool {
+        r.kind == self.kind && r.symbol == self.subject
     }
 }
 

@@ -647,7 +647,15 @@ impl<'a, 'd> Includer<'a, 'd> {
             }
             Status::Changed | Status::New | Status::Unknown => {
                 if role == Role::Data && status == Status::Changed && tsec.is_write() {
-                    return Ok(false); // refused in `roots`
+                    // Refused in `roots`; were that accepted, the payload
+                    // uses the running Xen's variable, as it is.
+                    if let (std::collections::hash_map::Entry::Vacant(e), Some(orig)) = (
+                        plan.externals.entry(r.symbol),
+                        self.twins.symbol_twin(r.symbol),
+                    ) {
+                        e.insert(resolver.runtime_name(self.orig, orig)?);
+                    }
+                    return Ok(false);
                 }
                 let why = match status {
                     Status::New => format!("new, used by {}", who()),

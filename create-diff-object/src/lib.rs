@@ -38,7 +38,7 @@ pub use xsplice_target::{abi, limits, notes, placement, x86, xensyms};
 
 pub use abi::target::{LoaderRules, Target, XenVersion};
 pub use abi::{Abi, AbiChoice};
-pub use error::{Error, Refusal, RefusalKind, Warning, WarningKind};
+pub use error::{Accept, Error, Refusal, RefusalKind, Warning, WarningKind};
 pub use xensyms::XenSyms;
 
 use std::collections::HashMap;
@@ -58,6 +58,10 @@ pub struct Options {
     /// used to find layouts when xen-syms has no DWARF. `None`: the
     /// directory holding xen-syms, when it looks like one.
     pub xen_tree: Option<std::path::PathBuf>,
+    /// Refusals the patch author accepts: matching ones (of an
+    /// `acceptable` kind) do not stop the payload and are reported in
+    /// `DiffReport::accepted`.
+    pub accept: Vec<Accept>,
 }
 
 /// One function the payload replaces.
@@ -92,6 +96,9 @@ pub struct DiffReport {
     /// every object of a payload revisits (`copies`): a driver that
     /// re-decides boot-time facts over all objects keeps these as they are.
     pub object_warnings: Vec<Warning>,
+    /// Refusals `Options::accept` accepted: the payload was written
+    /// without what they refused.
+    pub accepted: Vec<Refusal>,
 }
 
 /// The result of a successful diff.
@@ -206,7 +213,13 @@ pub fn diff_bytes(
             plan.refusals.push(r);
         }
     }
+    // Refusals the author accepted by exact kind and subject.
+    let (accepted, refused): (Vec<Refusal>, Vec<Refusal>) = std::mem::take(&mut plan.refusals)
+        .into_iter()
+        .partition(|r| r.kind.acceptable() && opts.accept.iter().any(|a| a.matches(r)));
+    plan.refusals = refused;
     let mut report = DiffReport {
+        accepted,
         init_only_changes: plan.init_only.clone(),
         boot,
         warnings: verdict

@@ -514,12 +514,18 @@ fn grown_local_rodata_read_only_by_replaced_functions_is_carried_as_a_new_object
     // The fake xen-syms has grown_rodata.c#digests (the old, 32-byte table).
     let (_, old_size) = xen_symbol(&case, "digests", Some("grown_rodata.c"));
     assert_eq!(old_size, 32);
-    let copy = p.symbol("grown_rodata.c#digests.new").expect("the new table");
+    let copy = p
+        .symbol("grown_rodata.c#digests.new")
+        .expect("the new table");
     assert!(!copy.global);
     assert_eq!(copy.section.as_deref(), Some(".rodata.digests"));
     let table = &p.sections[".rodata.digests"];
     assert_eq!(table.len(), 48, "three 16-byte entries");
-    assert_eq!(&table[32..36], &0x0a50_0011u32.to_le_bytes(), "the new entry");
+    assert_eq!(
+        &table[32..36],
+        &0x0a50_0011u32.to_le_bytes(),
+        "the new entry"
+    );
     assert!(
         p.symbol("grown_rodata.c#digests").is_none(),
         "nothing may bind to the running Xen's table"
@@ -553,9 +559,19 @@ fn grown_local_rodata_read_only_by_replaced_functions_is_carried_as_a_new_object
         ["grown_rodata.c#digests", "digest_id_at", "digest_of"],
         "the table, then the payload functions that read it"
     );
-    assert!(w[0].message.contains("from 32 to 48 bytes"), "{}", w[0].message);
-    assert!(w[0].rule.as_deref().is_some_and(|r| r.contains("file-local read-only")));
-    assert_eq!(report.object_warnings, w.into_iter().cloned().collect::<Vec<_>>());
+    assert!(
+        w[0].message.contains("from 32 to 48 bytes"),
+        "{}",
+        w[0].message
+    );
+    assert!(w[0]
+        .rule
+        .as_deref()
+        .is_some_and(|r| r.contains("file-local read-only")));
+    assert_eq!(
+        report.object_warnings,
+        w.into_iter().cloned().collect::<Vec<_>>()
+    );
 }
 
 /// Grown or changed constants whose old copy something the payload leaves

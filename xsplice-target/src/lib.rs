@@ -18,9 +18,12 @@
 //!   the loader's switch;
 //! - `notes`: build-id notes;
 //! - `limits`: what an input file may be (the payload bound is the loader's);
-//! - `x86`: instruction lengths and control flow.
+//! - `x86`: instruction lengths and control flow;
+//! - `accepted`: the non-loaded section recording refusals a patch author
+//!   accepted (`.xsplice.accepted`).
 
 pub mod abi;
+pub mod accepted;
 pub mod error;
 pub mod heap;
 pub mod limits;
