@@ -38,6 +38,8 @@ pub struct DiffFindings {
     /// layouts accepted by a rule that refused them before: each with its
     /// object.
     pub warnings: Vec<(String, Warning)>,
+    /// Refusals the author accepted (`--accept`), with their objects.
+    pub accepted: Vec<(String, Refusal)>,
 }
 
 /// Run every job; refusals are collected (not returned as the first error)
@@ -88,6 +90,11 @@ pub fn diff_all(
                     .init_only
                     .extend(report.init_only_changes.iter().cloned());
                 found.outputs.push(job.output.clone());
+                found.accepted.extend(
+                    std::mem::take(&mut report.accepted)
+                        .into_iter()
+                        .map(|r| (job.object.clone(), r)),
+                );
                 object_warnings.extend(
                     std::mem::take(&mut report.object_warnings)
                         .into_iter()
@@ -104,6 +111,11 @@ pub fn diff_all(
             Ok(Outcome::NoChange(mut report)) => {
                 boot.push((job.object.clone(), std::mem::take(&mut report.boot)));
                 log_report(log, &job.object, "no functional change", &report);
+                found.accepted.extend(
+                    std::mem::take(&mut report.accepted)
+                        .into_iter()
+                        .map(|r| (job.object.clone(), r)),
+                );
                 found
                     .init_only
                     .extend(report.init_only_changes.iter().cloned());

@@ -16,6 +16,8 @@ pub struct Report<'a> {
     pub stages: &'a Stages,
     pub replace: bool,
     pub timings: &'a [StageTime],
+    /// `--accept-reason`, recorded with each accepted refusal.
+    pub accept_reason: Option<&'a str>,
 }
 
 /// The report document. Field order is the JSON order (serde keeps it);
@@ -45,7 +47,22 @@ struct Document<'a> {
     init_only_changes: &'a [String],
     refusals: Vec<RefusalJson<'a>>,
     warnings: Vec<WarningJson<'a>>,
+    accepted: Vec<AcceptedJson<'a>>,
     timings: Vec<Timing>,
+}
+
+/// A refusal the author accepted (`--accept KIND:SUBJECT`): the refusal
+/// as it would have been reported, and the author's reason.
+#[derive(Serialize)]
+struct AcceptedJson<'a> {
+    object: &'a str,
+    kind: &'static str,
+    subject: &'a str,
+    section: &'a str,
+    /// The refusal's own reason (what the rule found).
+    refusal: &'a str,
+    /// `--accept-reason`.
+    reason: &'a str,
 }
 
 #[derive(Serialize)]
@@ -236,6 +253,20 @@ impl Report<'_> {
                     rule: w.rule.as_deref(),
                 })
                 .collect(),
+            accepted: st
+                .diff
+                .as_ref()
+                .map_or(&[][..], |d| &d.accepted)
+                .iter()
+                .map(|(object, r)| AcceptedJson {
+                    object,
+                    kind: r.kind.as_str(),
+                    subject: &r.symbol,
+                    section: &r.section,
+                    refusal: &r.reason,
+                    reason: self.accept_reason.unwrap_or_default().trim(),
+                })
+                .collect(),
             timings: self
                 .timings
                 .iter()
@@ -271,6 +302,7 @@ mod tests {
             stages: &stages,
             replace: false,
             timings: &[],
+            accept_reason: None,
         };
         let v: serde_json::Value = serde_json::from_str(&r.to_json(Ok(()))).unwrap();
         assert_eq!(v["name"], tricky);
@@ -285,6 +317,7 @@ mod tests {
             stages: &stages,
             replace: false,
             timings: &[],
+            accept_reason: None,
         };
         let j = r.to_json(Err(&Error::NoChange {
             init_only: vec!["f".into()],
@@ -334,6 +367,7 @@ mod tests {
             stages: &stages,
             replace: false,
             timings: &[],
+            accept_reason: None,
         }
         .to_json(Err(&e));
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
@@ -368,6 +402,7 @@ mod tests {
             stages: &stages,
             replace: false,
             timings: &[],
+            accept_reason: None,
         }
         .to_json(Ok(()));
         let keys = [
@@ -436,6 +471,7 @@ mod tests {
             stages: &stages,
             replace: false,
             timings: &[],
+            accept_reason: None,
         }
         .to_json(Ok(()));
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();

@@ -152,6 +152,9 @@ pub struct VerifyReport {
     pub build_id: Option<String>,
     /// Things that could not be checked offline, and why.
     pub notes: Vec<String>,
+    /// Refusals the payload's author accepted (its `.xsplice.accepted`
+    /// record; the loader never loads it).
+    pub accepted: Vec<xsplice_target::accepted::Accepted>,
 }
 
 impl VerifyReport {
@@ -193,6 +196,16 @@ impl VerifyReport {
             notes: &'a [String],
             /// `failures`, item by item, as data.
             failed_checks: Vec<FailedCheck<'a>>,
+            /// The payload's `.xsplice.accepted` record.
+            accepted: Vec<AcceptedJson<'a>>,
+        }
+        #[derive(serde::Serialize)]
+        struct AcceptedJson<'a> {
+            kind: &'a str,
+            subject: &'a str,
+            object: &'a str,
+            section: &'a str,
+            reason: &'a str,
         }
         #[derive(serde::Serialize)]
         struct FailedCheck<'a> {
@@ -217,6 +230,17 @@ impl VerifyReport {
                     check: f.check,
                     subject: &f.subject,
                     message: &f.message,
+                })
+                .collect(),
+            accepted: self
+                .accepted
+                .iter()
+                .map(|a| AcceptedJson {
+                    kind: &a.kind,
+                    subject: &a.subject,
+                    object: &a.object,
+                    section: &a.section,
+                    reason: &a.reason,
                 })
                 .collect(),
         };
@@ -642,11 +666,38 @@ impl Verifier {
             }
             checks::check_special_sections(&cx, &mut f);
             checks::check_new_symbols(&cx, &mut f);
+            report.accepted = accepted_record(&p, &mut f);
         }
         report.failures = f.lines;
         report.notes = f.notes;
         report.checks_run = f.checks;
         report
+    }
+}
+
+/// The payload's record of accepted refusals, if it has one. The loader
+/// never reads it, so a malformed or loaded one is a note, not a failure.
+fn accepted_record(
+    p: &payload::Payload<'_>,
+    f: &mut Failures,
+) -> Vec<xsplice_target::accepted::Accepted> {
+    use xsplice_target::accepted;
+    let Some(sec) = p.section(accepted::SECTION) else {
+        return Vec::new();
+    };
+    if sec.is_alloc() {
+        f.note(format!(
+            "section {}: has SHF_ALLOC, so the loader loads it (harmless, but not what xsplice-build writes)",
+            accepted::SECTION
+        ));
+    }
+    match sec.data(p.data).map(accepted::decode) {
+        Some(Ok(records)) => records,
+        Some(Err(why)) => {
+            f.note(format!("section {}: unreadable: {why}", accepted::SECTION));
+            Vec::new()
+        }
+        None => Vec::new(),
     }
 }
 
@@ -723,6 +774,13 @@ pub fn run(args: &VerifyArgs) -> i32 {
                 );
                 1
             };
+            // What the author accepted, for whoever loads it (also on FAIL).
+            for a in &report.accepted {
+                println!(
+                    "ACCEPTED {shown}: [{}] {} in {} (section {}): {}",
+                    a.kind, a.subject, a.object, a.section, a.reason
+                );
+            }
             if let Some(path) = &args.json {
                 let json = report.to_json(&args.payload);
                 if path.as_os_str() == "-" {
