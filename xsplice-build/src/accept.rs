@@ -139,10 +139,16 @@ mod tests {
         assert_eq!(a.subject, "struct domain");
         // The first colon separates: a subject may hold more.
         assert_eq!(parse("variable_moved:a:b").unwrap().subject, "a:b");
-        assert!(parse("layout_changed").unwrap_err().contains("KIND:SUBJECT"));
-        assert!(parse("no_such_kind:x").unwrap_err().contains("layout_changed"));
+        assert!(parse("layout_changed")
+            .unwrap_err()
+            .contains("KIND:SUBJECT"));
+        assert!(parse("no_such_kind:x")
+            .unwrap_err()
+            .contains("layout_changed"));
         assert!(parse("layout_changed:").is_err());
-        assert!(parse("layout_changed:struct *").unwrap_err().contains("no patterns"));
+        assert!(parse("layout_changed:struct *")
+            .unwrap_err()
+            .contains("no patterns"));
         let e = parse("init_reference:adjust").unwrap_err();
         assert!(e.contains("cannot be accepted"), "{e}");
     }

@@ -718,7 +718,9 @@ fn run(
             // what was accepted is said loudly.
             let unmatched = crate::accept::unmatched(&opts.accept, &found.accepted);
             if !unmatched.is_empty() {
-                return Err(Error::Input(Problem::AcceptUnmatched { accepts: unmatched }));
+                return Err(Error::Input(Problem::AcceptUnmatched {
+                    accepts: unmatched,
+                }));
             }
             for (object, r) in &found.accepted {
                 progress.warn(
@@ -1125,7 +1127,8 @@ fn diff_and_layout(
         .extend(layout.notes.iter().map(|(o, n)| (o.clone(), n.warning())));
     // Refusals decided over every object (boot-time set-up, layouts) that
     // the author accepted; the differ set aside its own already.
-    let (accepted, refused) = crate::accept::split(std::mem::take(&mut found.refusals), &opts.accept);
+    let (accepted, refused) =
+        crate::accept::split(std::mem::take(&mut found.refusals), &opts.accept);
     found.refusals = refused;
     found.accepted.extend(accepted);
     Ok(found)
