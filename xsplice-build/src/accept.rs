@@ -95,11 +95,11 @@ pub fn validate(accepts: &[Accept], reason: Option<&str>, skip_diff: bool) -> Re
     }
 }
 
+/// Refusals with the object each was found in.
+pub type ObjectRefusals = Vec<(String, Refusal)>;
+
 /// Split refusals (with their objects) into the accepted and the rest.
-pub fn split(
-    refusals: Vec<(String, Refusal)>,
-    accepts: &[Accept],
-) -> (Vec<(String, Refusal)>, Vec<(String, Refusal)>) {
+pub fn split(refusals: ObjectRefusals, accepts: &[Accept]) -> (ObjectRefusals, ObjectRefusals) {
     refusals
         .into_iter()
         .partition(|(_, r)| r.kind.acceptable() && accepts.iter().any(|a| a.matches(r)))

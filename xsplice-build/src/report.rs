@@ -464,6 +464,7 @@ mod tests {
                     }
                     .warning(),
                 )],
+                accepted: Vec::new(),
             }),
             ..Stages::default()
         };
@@ -483,5 +484,46 @@ mod tests {
         assert!(message.contains("include/xen/optional_ops.h"), "{j}");
         assert_eq!(w["rule"], "nothing in the changed units holds it", "{j}");
         assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1), "{j}");
+    }
+
+    /// An accepted refusal is listed with its kind, subject, object, the
+    /// refusal's reason and the author's.
+    #[test]
+    fn accepted_refusals_are_listed_with_the_reason() {
+        use create_diff_object::{Refusal, RefusalKind};
+        let stages = Stages {
+            diff: Some(crate::pipeline::DiffOutput {
+                objects: Vec::new(),
+                init_only: Vec::new(),
+                warnings: Vec::new(),
+                accepted: vec![(
+                    "common/data.o".into(),
+                    Refusal {
+                        kind: RefusalKind::InitialiserChanged,
+                        symbol: "counter".into(),
+                        section: ".data.counter".into(),
+                        reason: "initialiser of an existing variable changed".into(),
+                        hint: String::new(),
+                    },
+                )],
+            }),
+            ..Stages::default()
+        };
+        let j = Report {
+            stages: &stages,
+            replace: false,
+            timings: &[],
+            accept_reason: Some(" checked by A. Author "),
+        }
+        .to_json(Ok(()));
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        let a = &v["accepted"][0];
+        assert_eq!(a["object"], "common/data.o", "{j}");
+        assert_eq!(a["kind"], "initialiser_changed");
+        assert_eq!(a["subject"], "counter");
+        assert_eq!(a["section"], ".data.counter");
+        assert_eq!(a["refusal"], "initialiser of an existing variable changed");
+        assert_eq!(a["reason"], "checked by A. Author");
+        assert_eq!(v["accepted"].as_array().map(Vec::len), Some(1));
     }
 }
