@@ -1130,7 +1130,13 @@ fn diff_and_layout(
     let (accepted, refused) =
         crate::accept::split(std::mem::take(&mut found.refusals), &opts.accept);
     found.refusals = refused;
-    found.accepted.extend(accepted);
+    // A boot-time refusal the differ accepted in one object comes back
+    // from the decision over all objects: listed once.
+    for a in accepted {
+        if !found.accepted.contains(&a) {
+            found.accepted.push(a);
+        }
+    }
     Ok(found)
 }
 

@@ -429,6 +429,7 @@ mod tests {
             "init_only_changes",
             "refusals",
             "warnings",
+            "accepted",
             "timings",
         ];
         let at: Vec<usize> = keys
