@@ -21,6 +21,7 @@ use std::process::Command;
 use crate::hash::{Hasher, StatCache};
 use crate::progress::Log;
 use crate::recipe::Recipe;
+use crate::stages::BaseBuild;
 use crate::tree::{self, Touch, Touched};
 use crate::worktree::Writes;
 use crate::Error;
@@ -261,33 +262,6 @@ pub fn base_key(
         b"debug="
     });
     Ok(h.finish_hex())
-}
-
-/// A complete base build in the cache.
-#[derive(Debug, Clone)]
-pub struct BaseBuild {
-    pub key: String,
-    /// Top of the built tree (holds `xen/`).
-    pub tree: PathBuf,
-    pub xen_syms: PathBuf,
-    /// True when it was already in the cache.
-    pub cached: bool,
-    /// Where the base was built (it was renamed into the cache after),
-    /// which the recipe's make arguments may name.
-    pub build_top: Option<PathBuf>,
-    /// True when it was made from the user's own build (this run).
-    pub adopted: bool,
-}
-
-impl BaseBuild {
-    pub fn xen_dir(&self) -> PathBuf {
-        self.tree.join("xen")
-    }
-
-    /// The cache entry (`KEY/`) holding the tree.
-    pub fn entry(&self) -> &Path {
-        self.tree.parent().unwrap_or(&self.tree)
-    }
 }
 
 const COMPLETE_MARKER: &str = "complete";

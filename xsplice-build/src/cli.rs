@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{BuildOptions, Skip};
+use crate::options::{BuildOptions, Skip};
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -138,7 +138,7 @@ pub struct BuildArgs {
     #[arg(short = 'o', long, value_name = "DIR", default_value = "livepatch-out")]
     pub output: PathBuf,
     /// Parallel jobs for make and diffing (default: number of CPUs).
-    #[arg(short = 'j', long = "cpus", value_name = "N", value_parser = at_least_one)]
+    #[arg(short = 'j', long = "cpus", value_name = "N", value_parser = crate::options::at_least_one)]
     pub cpus: Option<usize>,
     /// Skip stages, reusing the previous run's results in DIR.
     #[arg(short = 'k', long, value_enum, value_name = "STAGE")]
@@ -210,17 +210,6 @@ pub struct BuildArgs {
 /// `--accept KIND:SUBJECT`: a known, acceptable kind and a non-empty subject.
 pub fn parse_accept(s: &str) -> Result<create_diff_object::Accept, String> {
     crate::accept::parse(s)
-}
-
-/// `-j N`: 0 jobs would build nothing.
-pub fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => {
-            Err("0 jobs cannot build anything; give 1 or more (default: the number of CPUs)".into())
-        }
-        Ok(n) => Ok(n),
-        Err(e) => Err(format!("{s:?} is not a number of jobs: {e}")),
-    }
 }
 
 impl BuildArgs {

@@ -10,7 +10,8 @@ use create_diff_object::{Outcome, Refusal, Warning, XenSyms};
 use rayon::prelude::*;
 
 use crate::progress::Log;
-use crate::{Error, ObjectDiff};
+use crate::stages::ObjectDiff;
+use crate::Error;
 
 /// One object to diff.
 #[derive(Debug, Clone)]

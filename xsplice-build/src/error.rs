@@ -52,7 +52,7 @@ pub enum Error {
     CacheCorrupt {
         /// The cache entry (`KEY/`).
         entry: PathBuf,
-        mismatch: Box<crate::hash::Mismatch>,
+        mismatch: Box<DigestMismatch>,
     },
 }
 
@@ -121,6 +121,31 @@ impl fmt::Display for Mismatch {
                 xen_syms.display()
             ),
         }
+    }
+}
+
+/// A file whose contents are not what its manifest (`hash::FileDigests`) recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestMismatch {
+    pub file: PathBuf,
+    /// The recorded digest (`None`: the manifest does not list the file).
+    pub expected: Option<String>,
+    /// The digest found (`Err`: the file could not be read, and why).
+    pub actual: Result<String, String>,
+}
+
+impl std::fmt::Display for DigestMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: expected BLAKE3 {}, found {}",
+            self.file.display(),
+            self.expected.as_deref().unwrap_or("(none recorded)"),
+            match &self.actual {
+                Ok(d) => d.clone(),
+                Err(e) => format!("no readable file ({e})"),
+            }
+        )
     }
 }
 

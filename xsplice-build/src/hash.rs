@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::error::DigestMismatch;
 use crate::Error;
 
 /// Incremental hash with length-prefixed fields.
@@ -228,31 +229,6 @@ pub struct FileDigests {
 
 pub const FILE_DIGESTS_FORMAT: &str = "xsplice-build file digests v1";
 
-/// A file whose contents are not what its manifest recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mismatch {
-    pub file: PathBuf,
-    /// The recorded digest (`None`: the manifest does not list the file).
-    pub expected: Option<String>,
-    /// The digest found (`Err`: the file could not be read, and why).
-    pub actual: Result<String, String>,
-}
-
-impl std::fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: expected BLAKE3 {}, found {}",
-            self.file.display(),
-            self.expected.as_deref().unwrap_or("(none recorded)"),
-            match &self.actual {
-                Ok(d) => d.clone(),
-                Err(e) => format!("no readable file ({e})"),
-            }
-        )
-    }
-}
-
 impl FileDigests {
     /// Hash `files` (relative to `root`) in parallel.
     pub fn record(root: &Path, files: &[String]) -> Result<FileDigests, Error> {
@@ -298,7 +274,7 @@ impl FileDigests {
     }
 
     /// Whether `rel` (under `root`) still has its recorded contents.
-    pub fn check(&self, root: &Path, rel: &str) -> Result<(), Mismatch> {
+    pub fn check(&self, root: &Path, rel: &str) -> Result<(), DigestMismatch> {
         let file = root.join(rel);
         let actual = file_digest(&file)
             .map(|d| hex(&d))
@@ -307,7 +283,7 @@ impl FileDigests {
         if expected.is_some() && actual.as_ref().ok() == expected.as_ref() {
             return Ok(());
         }
-        Err(Mismatch {
+        Err(DigestMismatch {
             file,
             expected,
             actual,

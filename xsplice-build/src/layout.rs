@@ -15,7 +15,8 @@ use create_diff_object::{Refusal, XenSyms};
 use rayon::prelude::*;
 
 use crate::progress::Log;
-use crate::{Error, ObjectDiff};
+use crate::stages::ObjectDiff;
+use crate::Error;
 
 /// Where the `-g` builds of an object go: `DIR/objects/debug/{base,patched}/<object>`.
 pub fn debug_object(objects_dir: &Path, side: &str, object: &str) -> PathBuf {

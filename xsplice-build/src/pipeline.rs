@@ -13,18 +13,24 @@ use create_diff_object::limits::Role;
 use create_diff_object::notes::{build_id_of_file, from_hex, to_hex};
 use create_diff_object::{abi, Abi, AbiChoice, XenSyms};
 
-use crate::build::{self, BaseBuild, MakeConfig};
+use crate::build::{self, MakeConfig};
 use crate::diff::{self, DiffJob};
 use crate::error::{BuildIdProblem, Mismatch, MismatchContext, Problem, VerifyFailure, Written};
 use crate::link::{self, LinkJob};
+use crate::options::{BuildOptions, Skip};
 use crate::progress::{Log, Progress};
 use crate::recipe::{BuildRecipe, Recipe};
 use crate::report::Report;
+use crate::stages::BuildResult;
+use crate::stages::{
+    BaseBuild, BaseOutput, Dependencies, DiffOutput, Linked, ObjectDiff, ObjectsOutput,
+    PatchedOutput, Stages,
+};
 use crate::target::TargetFacts;
 use crate::tree::{self, Touched};
 use crate::verify::Check;
 use crate::worktree::WorkTree;
-use crate::{BuildOptions, BuildResult, Error, ObjectDiff, Skip};
+use crate::Error;
 
 /// Build one payload: check inputs, base build (cached), patched build,
 /// diff, link, verify. Never modifies `opts.srcdir`.
@@ -348,12 +354,6 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     })
 }
 
-/// The build-id lengths accepted for `--depends` / `--xen-depends`. The
-/// loader compares a dependency note byte for byte with its target's
-/// build-id, whatever its length; ld makes 16 (md5, uuid) or 20 (sha1)
-/// bytes, and anything beyond 64 cannot be a real build-id.
-pub const BUILD_ID_LEN: std::ops::RangeInclusive<usize> = 1..=64;
-
 /// A build-id given on the command line: hex digits, whole bytes, a sane length.
 fn parse_build_id(option: &'static str, s: &str) -> Result<Vec<u8>, Error> {
     let s = s.trim();
@@ -365,7 +365,7 @@ fn parse_build_id(option: &'static str, s: &str) -> Result<Vec<u8>, Error> {
     if digits % 2 == 1 {
         return Err(bad(BuildIdProblem::OddDigits(digits)));
     }
-    if !BUILD_ID_LEN.contains(&(digits / 2)) {
+    if !xsplice_target::notes::BUILD_ID_LEN.contains(&(digits / 2)) {
         return Err(bad(BuildIdProblem::Length(digits / 2)));
     }
     from_hex(s).map_err(|e| bad(BuildIdProblem::Decode(e.to_string())))
@@ -464,92 +464,6 @@ impl ObjectsRecord {
         }
         Ok(r)
     }
-}
-
-/// What each stage produced, kept as the build goes: when a later stage
-/// fails, what the earlier ones found is still here. The JSON report is
-/// derived from it and the outcome at the end (`report`).
-#[derive(Debug, Default)]
-pub struct Stages {
-    /// The payload's name (check).
-    pub name: Option<String>,
-    /// Every patch, in the order applied (the options).
-    pub patches: Vec<PathBuf>,
-    /// The build recipe (`upstream`, `debian`), once the build is configured.
-    pub recipe: Option<String>,
-    /// The base stage (not run with `--skip`).
-    pub base: Option<BaseOutput>,
-    /// The patched stage (not run with `--skip`).
-    pub patched: Option<PatchedOutput>,
-    /// The changed objects and the base they were built on (this run's,
-    /// or the previous run's with `--skip`).
-    pub objects: Option<ObjectsOutput>,
-    /// The rebuilt base's build-id.
-    pub base_build_id: Option<Vec<u8>>,
-    /// The function-table layout detected from the base.
-    pub abi: Option<Abi>,
-    /// The diff stage (not run with `--skip diff`).
-    pub diff: Option<DiffOutput>,
-    /// The dependency notes chosen for the payload.
-    pub dependencies: Option<Dependencies>,
-    /// The link stage.
-    pub linked: Option<Linked>,
-    /// The verify stage's report.
-    pub verified: Option<crate::verify::VerifyReport>,
-}
-
-/// The base stage's output.
-#[derive(Debug, Clone)]
-pub struct BaseOutput {
-    /// The base came from the cache.
-    pub cached: bool,
-    /// The base was made from the user's own build in this run.
-    pub adopted: bool,
-    /// Its cache key.
-    pub key: String,
-}
-
-/// The patched stage's output (beyond the objects).
-#[derive(Debug, Clone)]
-pub struct PatchedOutput {
-    pub full_make: bool,
-    pub full_make_reason: Option<String>,
-    /// Objects compiled (under `xen/`).
-    pub recompiled: Vec<String>,
-}
-
-/// The objects the diff works on, and the base they came from.
-#[derive(Debug, Clone)]
-pub struct ObjectsOutput {
-    pub base_key: String,
-    pub xen_syms: PathBuf,
-    pub changed: Vec<String>,
-    pub new: Vec<String>,
-}
-
-/// The diff stage's findings, per object diffed.
-#[derive(Debug, Clone)]
-pub struct DiffOutput {
-    pub objects: Vec<ObjectDiff>,
-    pub init_only: Vec<String>,
-    /// With the object each is about.
-    pub warnings: Vec<(String, create_diff_object::Warning)>,
-    /// Refusals the author accepted (`--accept`), with their objects.
-    pub accepted: Vec<(String, create_diff_object::Refusal)>,
-}
-
-/// The payload's dependency notes.
-#[derive(Debug, Clone)]
-pub struct Dependencies {
-    pub depends: Vec<u8>,
-    pub xen_depends: Vec<u8>,
-}
-
-/// The link stage's output.
-#[derive(Debug, Clone)]
-pub struct Linked {
-    pub payload: PathBuf,
-    pub build_id: Vec<u8>,
 }
 
 fn run(

@@ -151,7 +151,12 @@ pub enum Problem {
         diff: PathBuf,
     },
     /// A patch in the samples directory is not listed.
-    SampleUnlisted { dir: PathBuf, file: String },
+    SampleUnlisted {
+        dir: PathBuf,
+        /// The list it is missing from.
+        list: PathBuf,
+        file: String,
+    },
     /// `--only` names samples that cannot be selected.
     SampleSelection(String),
     /// A sample is not built because the one it stacks on failed.
@@ -194,7 +199,7 @@ pub enum PatchProblem {
 pub enum BuildIdProblem {
     NotHex(char),
     OddDigits(usize),
-    /// Whole bytes, but outside `pipeline::BUILD_ID_LEN`.
+    /// Whole bytes, but outside `xsplice_target::notes::BUILD_ID_LEN`.
     Length(usize),
     /// The digits did not decode (the reason as the decoder gives it).
     Decode(String),
@@ -284,7 +289,7 @@ impl fmt::Display for Problem {
                 problem: BuildIdProblem::Decode(e),
             } => write!(f, "{option}: {e}"),
             BadBuildId { option, problem } => {
-                let range = crate::pipeline::BUILD_ID_LEN;
+                let range = xsplice_target::notes::BUILD_ID_LEN;
                 write!(
                     f,
                     "{option}: {problem}; give {} to {} bytes as hex digits (2 per byte), as `readelf -n` and xen-livepatch print them: the loader compares the note byte for byte with the target's build-id (20 bytes when ld made it with sha1)",
@@ -380,11 +385,11 @@ impl fmt::Display for Problem {
                 list.display(),
                 diff.display()
             ),
-            SampleUnlisted { dir, file } => write!(
+            SampleUnlisted { dir, list, file } => write!(
                 f,
                 "{}: {file} is not listed in {}",
                 dir.display(),
-                crate::samples::LIST_FILE
+                list.file_name().unwrap_or(list.as_os_str()).to_string_lossy()
             ),
             SampleSelection(what) => write!(f, "{what}"),
             SampleDependencyFailed { sample, dependency } => write!(

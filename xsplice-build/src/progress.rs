@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::{Error, StageTime};
+use crate::stages::StageTime;
+use crate::Error;
 
 /// `DIR/build.log`: all make/patch/ld/objcopy output and the diff findings.
 pub struct Log {

@@ -7,8 +7,9 @@ use std::path::Path;
 use create_diff_object::notes::to_hex;
 use serde::Serialize;
 
-use crate::pipeline::Stages;
-use crate::{Error, StageTime};
+use crate::stages::StageTime;
+use crate::stages::Stages;
+use crate::Error;
 
 /// The report of one build, derived at the end from what the stages
 /// produced (all of them, or those before the failure) and the outcome.
@@ -333,7 +334,7 @@ mod tests {
     /// kind) come from the error.
     #[test]
     fn partial_result_and_refusals_from_the_error() {
-        use crate::pipeline::{BaseOutput, ObjectsOutput};
+        use crate::stages::{BaseOutput, ObjectsOutput};
         use create_diff_object::{Refusal, RefusalKind};
         let stages = Stages {
             name: Some("fix".into()),
@@ -451,7 +452,7 @@ mod tests {
         use create_diff_object::layout::LayoutNote;
         use create_diff_object::WarningKind;
         let stages = Stages {
-            diff: Some(crate::pipeline::DiffOutput {
+            diff: Some(crate::stages::DiffOutput {
                 objects: Vec::new(),
                 init_only: Vec::new(),
                 warnings: vec![(
@@ -493,7 +494,7 @@ mod tests {
     fn accepted_refusals_are_listed_with_the_reason() {
         use create_diff_object::{Refusal, RefusalKind};
         let stages = Stages {
-            diff: Some(crate::pipeline::DiffOutput {
+            diff: Some(crate::stages::DiffOutput {
                 objects: Vec::new(),
                 init_only: Vec::new(),
                 warnings: Vec::new(),

@@ -22,7 +22,8 @@ use xsplice_target::notes::{self, BUILD_ID_SECTION};
 const ABI: Abi = Abi::LivepatchV2;
 
 use crate::error::{Problem, VerifyFailure};
-use crate::{BuildOptions, Error};
+use crate::options::BuildOptions;
+use crate::Error;
 
 /// The manifest file inside the patches directory.
 pub const LIST_FILE: &str = "samples.list";
@@ -53,7 +54,7 @@ pub struct SamplesArgs {
     #[arg(short = 'c', long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Parallel jobs for make and diffing (default: number of CPUs).
-    #[arg(short = 'j', long = "cpus", value_name = "N", value_parser = crate::cli::at_least_one)]
+    #[arg(short = 'j', long = "cpus", value_name = "N", value_parser = crate::options::at_least_one)]
     pub cpus: Option<usize>,
     /// Base-build cache directory (shared with plain builds).
     #[arg(long, value_name = "DIR")]
@@ -252,6 +253,7 @@ pub fn load(dir: &Path) -> Result<Vec<Sample>, Error> {
             if !samples.iter().any(|s| s.name == stem) {
                 return Err(Error::Input(Problem::SampleUnlisted {
                     dir: dir.to_path_buf(),
+                    list: dir.join(LIST_FILE),
                     file,
                 }));
             }

@@ -19,8 +19,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::build::BaseBuild;
 use crate::progress::Log;
+use crate::stages::BaseBuild;
 use crate::{tree, Error};
 
 /// A working tree, shared (in the cache entry) or private (in the output directory).

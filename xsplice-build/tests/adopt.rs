@@ -13,9 +13,10 @@ use std::process::Command;
 
 use support::tree::copy_xenlike;
 use support::upstream_make;
-use xsplice_build::build::{base_key, ensure_base, BaseBuild};
+use xsplice_build::build::{base_key, ensure_base};
 use xsplice_build::progress::Log;
 use xsplice_build::recipe::{BuildRecipe, Recipe};
+use xsplice_build::stages::BaseBuild;
 use xsplice_build::tree::has_build_outputs;
 
 /// The upstream recipe with its default build strings.

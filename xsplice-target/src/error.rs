@@ -26,7 +26,7 @@ pub enum Error {
     /// over its size bound, or an output that is one of the inputs.
     Refused {
         path: PathBuf,
-        problem: crate::limits::InputProblem,
+        problem: crate::bounds::InputProblem,
     },
 }
 

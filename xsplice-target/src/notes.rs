@@ -136,6 +136,12 @@ pub fn from_hex(s: &str) -> Result<Vec<u8>, Error> {
         .collect()
 }
 
+/// The build-id lengths accepted for a dependency note (`--depends`, `--xen-depends`). The
+/// loader compares a dependency note byte for byte with its target's
+/// build-id, whatever its length; ld makes 16 (md5, uuid) or 20 (sha1)
+/// bytes, and anything beyond 64 cannot be a real build-id.
+pub const BUILD_ID_LEN: std::ops::RangeInclusive<usize> = 1..=64;
+
 #[cfg(test)]
 mod tests {
     use super::*;

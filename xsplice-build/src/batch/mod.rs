@@ -638,7 +638,7 @@ impl Runner<'_> {
                 .map_err(|e| e.to_string());
             if prev.payload_digest.is_none() || actual.as_ref().ok() != prev.payload_digest.as_ref()
             {
-                let mismatch = crate::hash::Mismatch {
+                let mismatch = crate::error::DigestMismatch {
                     file: payload.clone(),
                     expected: prev.payload_digest.clone(),
                     actual,

@@ -11,7 +11,7 @@ use std::sync::{Mutex, OnceLock};
 
 use object::{Object, ObjectSymbol};
 
-use crate::abi::{xen_dir, SpecialSizes};
+use super::facts::{xen_dir, SpecialSizes, ALT_CALL_SIZE};
 use crate::error::Error;
 
 const SYMBOL_PREFIX: &str = "xsplice_build_probe_";
@@ -537,7 +537,7 @@ pub fn special_sizes(tree: &Path) -> Result<SpecialSizes, Error> {
         bug_frame: get("bug_frame"),
         ex_table: get("ex_table"),
         alt_instr: get("alt_instr"),
-        alt_call: crate::abi::ALT_CALL_SIZE,
+        alt_call: ALT_CALL_SIZE,
     })
 }
 

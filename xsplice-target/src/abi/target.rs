@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSection};
 
-use crate::abi::{xen_dir, Abi, ENDBR64};
+use super::facts::{default_tree, xen_dir, Abi, ENDBR64};
 use crate::xensyms::XenSyms;
 
 /// A Xen release, as `XEN_VERSION.XEN_SUBVERSION` plus the extra version
@@ -275,7 +275,7 @@ pub fn detect(
     let from_syms = version_from_xen_syms(xen, data);
     let tree = tree
         .map(Path::to_path_buf)
-        .or_else(|| crate::abi::default_tree(xen.path()));
+        .or_else(|| default_tree(xen.path()));
     let found = match from_syms {
         Some(v) => Some((v, VersionSource::XenSyms, xen.path().to_path_buf())),
         None => tree.as_deref().and_then(xen_dir).and_then(|x| {

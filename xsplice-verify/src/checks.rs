@@ -15,9 +15,9 @@ use xsplice_target::reloc;
 use xsplice_target::sections::{Table, ALTINSTR_REPLACEMENT, MODINFO, SPECIAL_TABLES};
 use xsplice_target::XenSyms;
 
-use super::elf::*;
-use super::payload::Payload;
-use super::{Check, Failures};
+use crate::elf::*;
+use crate::payload::Payload;
+use crate::report::{Check, Failures};
 
 /// What a payload offers to the ones stacked on it.
 #[derive(Debug, Clone)]

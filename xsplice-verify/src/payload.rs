@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use super::elf::*;
-use super::{Check, Failures};
+use crate::elf::*;
+use crate::report::{Check, Failures};
 
 /// The loader's page size (sections are grouped into page-aligned regions).
 pub const PAGE_SIZE: u64 = 4096;
