@@ -77,6 +77,7 @@ fn run_case(index: usize, orig: &Path, patched: &Path) {
         resolve: true,
         debug: false,
         xen_tree: Some(xen.clone()),
+        accept: Vec::new(),
     };
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("out.o");

@@ -191,7 +191,7 @@ pub fn unaccounted(inc: &Includer<'_, '_>, plan: &Plan, entries: &[EntryDiff]) -
 
 /// A place outside init code and outside the payload that refers to a
 /// symbol `target` accepts: `FUNCTION` or `SECTION+OFFSET`.
-fn live_user(
+pub(crate) fn live_user(
     inc: &Includer<'_, '_>,
     plan: &Plan,
     target: impl Fn(SymbolId) -> bool,

@@ -98,6 +98,23 @@ impl RefusalKind {
         }
     }
 
+    /// Whether a patch author may accept a refusal of this kind
+    /// (`Accept`): the payload without the refused part is still well
+    /// defined (the refused change is dropped, or the running Xen's
+    /// symbol is used by name). Not so for a reference the payload cannot
+    /// resolve (unnamed data, a new per-CPU variable, freed init code), a
+    /// function the jump does not fit, or a section nobody can interpret.
+    pub fn acceptable(self) -> bool {
+        !matches!(
+            self,
+            RefusalKind::UnnamedDataReference
+                | RefusalKind::NewPercpuVariable
+                | RefusalKind::InitReference
+                | RefusalKind::FunctionTooSmall
+                | RefusalKind::UnknownSection
+        )
+    }
+
     /// The kind named `name` (`as_str`'s inverse).
     pub fn from_name(name: &str) -> Option<RefusalKind> {
         RefusalKind::ALL.into_iter().find(|k| k.as_str() == name)
@@ -107,6 +124,21 @@ impl RefusalKind {
 impl fmt::Display for RefusalKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A refusal a patch author checked and accepts (`--accept KIND:SUBJECT`):
+/// it matches every refusal of exactly that kind whose `symbol` is exactly
+/// `subject` (no patterns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept {
+    pub kind: RefusalKind,
+    pub subject: String,
+}
+
+impl Accept {
+    pub fn matches(&self, r: &Refusal) -> bool {
+        r.kind == self.kind && r.symbol == self.subject
     }
 }
 
@@ -148,17 +180,22 @@ pub enum WarningKind {
     /// Every instance is an automatic variable of functions the payload
     /// replaces: none survives the loader's switch.
     LayoutAutomaticOnly,
+    /// File-local read-only data changed size, and every reference to it
+    /// comes from functions the payload replaces or adds: the payload
+    /// carries the new contents as a new object (`copies`).
+    ReadOnlyDataGrown,
 }
 
 impl WarningKind {
     /// Every kind, in documentation order.
-    pub const ALL: [WarningKind; 6] = [
+    pub const ALL: [WarningKind; 7] = [
         WarningKind::BootTimeChange,
         WarningKind::BootSetupInHook,
         WarningKind::LayoutSameBytes,
         WarningKind::LayoutAlignmentOnly,
         WarningKind::LayoutNoInstance,
         WarningKind::LayoutAutomaticOnly,
+        WarningKind::ReadOnlyDataGrown,
     ];
 
     /// The stable name (snake_case) used in reports.
@@ -170,6 +207,7 @@ impl WarningKind {
             WarningKind::LayoutAlignmentOnly => "layout_alignment_only",
             WarningKind::LayoutNoInstance => "layout_no_instance",
             WarningKind::LayoutAutomaticOnly => "layout_automatic_only",
+            WarningKind::ReadOnlyDataGrown => "read_only_data_grown",
         }
     }
 }

@@ -429,16 +429,29 @@ impl<'a, 'd> Includer<'a, 'd> {
             .symbol_twin(sid)
             .map(|o| self.orig.symbol(o).size)
             .unwrap_or(s.size);
-        if osize != s.size {
+        let read_only = !psec.is_write() && !psec.is_nobits();
+        if osize != s.size && (!read_only || !s.is_local()) {
+            let why = if read_only {
+                "; it is global, so code in other objects may read the old one"
+            } else {
+                ""
+            };
             self.refuse(
                 plan,
                 RefusalKind::DataSizeChanged,
                 s.name,
                 sec,
-                format!("size of existing data changed from {osize} to {} bytes", s.size),
+                format!(
+                    "size of existing data changed from {osize} to {} bytes{why}",
+                    s.size
+                ),
                 "existing code and data keep the old layout; add a new variable instead of resizing",
             );
-        } else if psec.is_write() || psec.is_nobits() {
+        } else if osize != s.size {
+            // File-local read-only data that grew or shrank: carried as a
+            // new object when only what the payload replaces refers to it
+            // (decided once the plan is closed: `copies`).
+        } else if !read_only {
             self.refuse(
                 plan,
                 RefusalKind::InitialiserChanged,
@@ -634,7 +647,15 @@ impl<'a, 'd> Includer<'a, 'd> {
             }
             Status::Changed | Status::New | Status::Unknown => {
                 if role == Role::Data && status == Status::Changed && tsec.is_write() {
-                    return Ok(false); // refused in `roots`
+                    // Refused in `roots`; were that accepted, the payload
+                    // uses the running Xen's variable, as it is.
+                    if let (std::collections::hash_map::Entry::Vacant(e), Some(orig)) = (
+                        plan.externals.entry(r.symbol),
+                        self.twins.symbol_twin(r.symbol),
+                    ) {
+                        e.insert(resolver.runtime_name(self.orig, orig)?);
+                    }
+                    return Ok(false);
                 }
                 let why = match status {
                     Status::New => format!("new, used by {}", who()),

@@ -15,6 +15,7 @@
 pub mod account;
 pub mod boot;
 pub mod compare;
+pub mod copies;
 pub mod correlate;
 pub mod emit;
 pub mod entries;
@@ -37,7 +38,7 @@ pub use xsplice_target::{abi, limits, notes, placement, x86, xensyms};
 
 pub use abi::target::{LoaderRules, Target, XenVersion};
 pub use abi::{Abi, AbiChoice};
-pub use error::{Error, Refusal, RefusalKind, Warning, WarningKind};
+pub use error::{Accept, Error, Refusal, RefusalKind, Warning, WarningKind};
 pub use xensyms::XenSyms;
 
 use std::collections::HashMap;
@@ -57,6 +58,10 @@ pub struct Options {
     /// used to find layouts when xen-syms has no DWARF. `None`: the
     /// directory holding xen-syms, when it looks like one.
     pub xen_tree: Option<std::path::PathBuf>,
+    /// Refusals the patch author accepts: matching ones (of an
+    /// `acceptable` kind) do not stop the payload and are reported in
+    /// `DiffReport::accepted`.
+    pub accept: Vec<Accept>,
 }
 
 /// One function the payload replaces.
@@ -84,8 +89,16 @@ pub struct DiffReport {
     /// What boot-time changes refer to and what the runtime part brings
     /// and uses, for a decision over every object of a payload (`boot::decide`).
     pub boot: boot::BootFacts,
-    /// This object's warnings (`boot::decide` on it alone).
+    /// This object's warnings (`boot::decide` on it alone, then
+    /// `object_warnings`).
     pub warnings: Vec<Warning>,
+    /// The warnings decided from this object alone, which no decision over
+    /// every object of a payload revisits (`copies`): a driver that
+    /// re-decides boot-time facts over all objects keeps these as they are.
+    pub object_warnings: Vec<Warning>,
+    /// Refusals `Options::accept` accepted: the payload was written
+    /// without what they refused.
+    pub accepted: Vec<Refusal>,
 }
 
 /// The result of a successful diff.
@@ -185,6 +198,10 @@ pub fn diff_bytes(
     let resolver = Resolver { xen: xen_syms };
     inc.close(&mut plan, &resolver)?;
     // Every difference is patched, refused or ignored for a named reason.
+    // Changed file-local constants the payload carries as new objects:
+    // nothing left in place may still refer to the old ones.
+    let (copy_refusals, object_warnings) = copies::check(&inc, &plan);
+    plan.refusals.extend(copy_refusals);
     let unaccounted = account::unaccounted(&inc, &plan, &entry_diffs);
     plan.refusals.extend(unaccounted);
 
@@ -196,10 +213,22 @@ pub fn diff_bytes(
             plan.refusals.push(r);
         }
     }
+    // Refusals the author accepted by exact kind and subject.
+    let (accepted, refused): (Vec<Refusal>, Vec<Refusal>) = std::mem::take(&mut plan.refusals)
+        .into_iter()
+        .partition(|r| r.kind.acceptable() && opts.accept.iter().any(|a| a.matches(r)));
+    plan.refusals = refused;
     let mut report = DiffReport {
+        accepted,
         init_only_changes: plan.init_only.clone(),
         boot,
-        warnings: verdict.warnings.into_iter().map(|(_, w)| w).collect(),
+        warnings: verdict
+            .warnings
+            .into_iter()
+            .map(|(_, w)| w)
+            .chain(object_warnings.iter().cloned())
+            .collect(),
+        object_warnings,
         ..DiffReport::default()
     };
     let anything = plan.includes_anything();

@@ -75,6 +75,7 @@ fn main() -> ExitCode {
         resolve: args.resolve,
         debug: args.debug,
         xen_tree: args.xen_tree.clone(),
+        accept: Vec::new(),
     };
     let xen = match XenSyms::load(&args.xen_syms) {
         Ok(x) => x,

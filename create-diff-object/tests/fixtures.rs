@@ -493,6 +493,121 @@ fn changed_rodata_used_only_by_changed_code_is_copied() {
     }
 }
 
+/// A file-local constant table grows (a microcode-style digest table gains
+/// an entry) and only replaced functions read it: refused as
+/// `data_size_changed` before; now the payload carries the grown table as a
+/// new object under a name the running Xen does not have, its readers refer
+/// to that copy (never to the running Xen's table), and a
+/// `read_only_data_grown` warning names the table, its readers and the rule.
+#[test]
+fn grown_local_rodata_read_only_by_replaced_functions_is_carried_as_a_new_object() {
+    use create_diff_object::WarningKind;
+    let case = build_case("grown_rodata");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let mut names = p.func_names();
+    names.sort();
+    // digest_id_at's source is unchanged: it reads the table, so it moves
+    // to the payload's copy with the others.
+    assert_eq!(names, ["digest_id_at", "digest_known", "digest_of"]);
+    // The fake xen-syms has grown_rodata.c#digests (the old, 32-byte table).
+    let (_, old_size) = xen_symbol(&case, "digests", Some("grown_rodata.c"));
+    assert_eq!(old_size, 32);
+    let copy = p
+        .symbol("grown_rodata.c#digests.new")
+        .expect("the new table");
+    assert!(!copy.global);
+    assert_eq!(copy.section.as_deref(), Some(".rodata.digests"));
+    let table = &p.sections[".rodata.digests"];
+    assert_eq!(table.len(), 48, "three 16-byte entries");
+    assert_eq!(
+        &table[32..36],
+        &0x0a50_0011u32.to_le_bytes(),
+        "the new entry"
+    );
+    assert!(
+        p.symbol("grown_rodata.c#digests").is_none(),
+        "nothing may bind to the running Xen's table"
+    );
+    for f in [".text.digest_of", ".text.digest_id_at"] {
+        assert!(
+            p.relocs(f)
+                .iter()
+                .any(|r| r.target == "grown_rodata.c#digests.new" && !r.target_undefined),
+            "{f}: {:?}",
+            p.relocs(f)
+        );
+    }
+    for (sec, relocs) in &p.relocs {
+        assert!(
+            !relocs
+                .iter()
+                .any(|r| r.target.contains("digests") && r.target_undefined),
+            "{sec} refers to the running Xen's table"
+        );
+    }
+    let w: Vec<_> = report
+        .warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::ReadOnlyDataGrown)
+        .collect();
+    assert_eq!(w.len(), 1, "{:?}", report.warnings);
+    assert_eq!(w[0].kind.as_str(), "read_only_data_grown");
+    assert_eq!(
+        w[0].symbols,
+        ["grown_rodata.c#digests", "digest_id_at", "digest_of"],
+        "the table, then the payload functions that read it"
+    );
+    assert!(
+        w[0].message.contains("from 32 to 48 bytes"),
+        "{}",
+        w[0].message
+    );
+    assert!(w[0]
+        .rule
+        .as_deref()
+        .is_some_and(|r| r.contains("file-local read-only")));
+    assert_eq!(
+        report.object_warnings,
+        w.into_iter().cloned().collect::<Vec<_>>()
+    );
+}
+
+/// Grown or changed constants whose old copy something the payload leaves
+/// in place still uses: an unchanged function, a writable pointer, code in
+/// other objects (a global). Each is refused, naming the user.
+#[test]
+fn grown_rodata_with_a_user_left_behind_is_refused() {
+    use create_diff_object::RefusalKind;
+    let case = build_case("refuse_grown_rodata");
+    let r = refusals(&case);
+    let find = |sym: &str| {
+        r.iter()
+            .find(|r| r.symbol == sym)
+            .unwrap_or_else(|| panic!("no refusal of {sym}: {r:?}"))
+    };
+    let a = find("tbl_a");
+    assert_eq!(a.kind, RefusalKind::DataSizeChanged);
+    assert_eq!(a.section, ".rodata.tbl_a");
+    assert!(
+        a.reason.contains("tbl_a_index") && a.reason.contains("from 12 to 16"),
+        "{a}"
+    );
+    let b = find("tbl_b");
+    assert_eq!(b.kind, RefusalKind::DataSizeChanged);
+    assert!(b.reason.contains("tbl_b_cursor"), "{b}");
+    let c = find("tbl_c");
+    assert_eq!(c.kind, RefusalKind::DataSizeChanged);
+    assert!(c.reason.contains("global"), "{c}");
+    // Same size, so built before as a private copy while tbl_d_cursor kept
+    // pointing at the old contents.
+    let d = find("tbl_d");
+    assert_eq!(d.kind, RefusalKind::ReadOnlyDataInUse);
+    assert!(d.reason.contains("tbl_d_cursor"), "{d}");
+    assert_eq!(r.len(), 4, "{r:?}");
+}
+
 #[test]
 fn function_smaller_than_a_jump_is_refused() {
     let case = build_case("tiny_function");

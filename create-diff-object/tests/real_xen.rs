@@ -16,6 +16,7 @@ fn opts() -> Options {
         resolve: true,
         debug: false,
         xen_tree: None,
+        accept: Vec::new(),
     }
 }
 

@@ -45,6 +45,7 @@ fn options() -> Options {
         // The report pass walks every symbol too.
         debug: true,
         xen_tree: None,
+        accept: Vec::new(),
     }
 }
 

@@ -51,6 +51,7 @@ fn every_tree_object_passes_the_input_checks() {
         resolve: false,
         debug: false,
         xen_tree: Some(xen.clone()),
+        accept: Vec::new(),
     };
     let mut list = Vec::new();
     objects(&xen, &mut list);

@@ -206,3 +206,87 @@ fn refusal_kind_names_are_stable_snake_case() {
     );
     assert_eq!(RefusalKind::LayoutChanged.as_str(), "layout_changed");
 }
+
+/// An accepted refusal (exact kind and subject) no longer stops the
+/// payload: the report lists it, and the payload is what the refusal's
+/// absence means (here: the replaced function reads the running Xen's
+/// variable by name; no copy of it ships).
+#[test]
+fn accepted_refusal_builds_and_is_reported() {
+    use create_diff_object::{Accept, Outcome};
+    let case = build_case_with(
+        "changed_initialiser",
+        "changed_initialiser",
+        "patched_accepted.c",
+    );
+    let mut o = opts(AbiChoice::Fixed(Abi::LivepatchV2));
+    // Refused without the accept.
+    let r = refusals(&case);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].kind, RefusalKind::InitialiserChanged);
+    // A subject that is not exact accepts nothing.
+    for subject in [
+        "thresh",
+        "threshold*",
+        "*",
+        "changed_initialiser.c#threshold",
+    ] {
+        o.accept = vec![Accept {
+            kind: RefusalKind::InitialiserChanged,
+            subject: subject.into(),
+        }];
+        assert!(
+            matches!(case.diff(&o), Err(Error::NotPatchable { .. })),
+            "{subject} accepted"
+        );
+    }
+    // Nor does the right subject with another kind.
+    o.accept = vec![Accept {
+        kind: RefusalKind::DataSizeChanged,
+        subject: "threshold".into(),
+    }];
+    assert!(matches!(case.diff(&o), Err(Error::NotPatchable { .. })));
+    o.accept = vec![Accept {
+        kind: RefusalKind::InitialiserChanged,
+        subject: "threshold".into(),
+    }];
+    let report = match case.diff(&o) {
+        Ok(Outcome::Written(r)) => r,
+        other => panic!("expected a payload, got {other:?}"),
+    };
+    assert_eq!(report.accepted.len(), 1, "{:?}", report.accepted);
+    assert_eq!(report.accepted[0], r[0]);
+    let p = case.payload();
+    assert_eq!(p.func_names(), ["over"]);
+    assert!(
+        p.relocs(".text.over")
+            .iter()
+            .any(|r| r.target == "threshold" && r.target_undefined),
+        "over must read the running Xen's threshold: {:?}",
+        p.relocs(".text.over")
+    );
+    assert!(p.symbol("threshold").is_none_or(|s| s.section.is_none()));
+}
+
+/// A kind whose payload would be incomplete without the refused part (a
+/// reference to freed init code) cannot be accepted: still refused.
+#[test]
+fn unacceptable_kinds_stay_refused() {
+    use create_diff_object::Accept;
+    assert!(!RefusalKind::InitReference.acceptable());
+    assert!(RefusalKind::LayoutChanged.acceptable());
+    let case = build_case("refuse_init_ref");
+    let mut o = opts(AbiChoice::Fixed(Abi::LivepatchV2));
+    o.accept = vec![Accept {
+        kind: RefusalKind::InitReference,
+        subject: "adjust".into(),
+    }];
+    match case.diff(&o) {
+        Err(Error::NotPatchable { refusals, .. }) => {
+            assert!(refusals
+                .iter()
+                .any(|r| r.kind == RefusalKind::InitReference))
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -16,6 +16,9 @@ Exit codes:
   2  the patch changes something that cannot be live-patched (every refusal is listed)
   3  the patch makes no functional change to the hypervisor
 
+--accept KIND:SUBJECT (with --accept-reason) builds despite that one refusal;
+the payload records it in its .xsplice.accepted section (verify prints it).
+
 DIR/NAME.livepatch exists only after a run that built it: a run that ends
 otherwise removes the previous run's payload (and --json report) first.
 Progress: one line per stage on stderr; during a first base build a bar on a
@@ -183,6 +186,30 @@ pub struct BuildArgs {
     /// cache key are the same as without it.
     #[arg(long)]
     pub ccache: bool,
+    /// Accept one refusal the author has checked by hand, by its exact kind
+    /// and subject: KIND is the refusal's `kind` and SUBJECT its `symbol`
+    /// exactly as the report names them (`--accept layout_changed:'struct
+    /// domain'`); no patterns. It accepts that refusal in every object.
+    /// Repeatable; requires --accept-reason. The payload is then built, the
+    /// JSON report lists each accepted refusal (`accepted`), stderr says so,
+    /// and the payload records them in its non-loaded `.xsplice.accepted`
+    /// section, which `xsplice-build verify` prints. An --accept that
+    /// matches no refusal is an error (exit 1). Kinds that would leave the
+    /// payload incomplete (init_reference, new_percpu_variable,
+    /// unnamed_data_reference, function_too_small, unknown_section) cannot
+    /// be accepted. See docs/driver.md.
+    #[arg(long, value_name = "KIND:SUBJECT", value_parser = parse_accept,
+          action = clap::ArgAction::Append, requires = "accept_reason")]
+    pub accept: Vec<create_diff_object::Accept>,
+    /// Why the --accept refusals are safe, and who checked them (one line;
+    /// recorded in the report and the payload).
+    #[arg(long, value_name = "TEXT", requires = "accept")]
+    pub accept_reason: Option<String>,
+}
+
+/// `--accept KIND:SUBJECT`: a known, acceptable kind and a non-empty subject.
+pub fn parse_accept(s: &str) -> Result<create_diff_object::Accept, String> {
+    crate::accept::parse(s)
 }
 
 impl BuildArgs {
@@ -212,6 +239,8 @@ impl BuildArgs {
             cache_dir: self.cache_dir.clone(),
             quiet: self.quiet,
             ccache: self.ccache,
+            accept: self.accept.clone(),
+            accept_reason: self.accept_reason.clone(),
         })
     }
 }

@@ -39,6 +39,8 @@ pub struct DiffFindings {
     /// layouts accepted by a rule that refused them before: each with its
     /// object.
     pub warnings: Vec<(String, Warning)>,
+    /// Refusals the author accepted (`--accept`), with their objects.
+    pub accepted: Vec<(String, Refusal)>,
 }
 
 /// Run every job; refusals are collected (not returned as the first error)
@@ -79,6 +81,7 @@ pub fn diff_all(
     let mut found = DiffFindings::default();
     let mut first_error = None;
     let mut boot: Vec<(String, BootFacts)> = Vec::new();
+    let mut object_warnings: Vec<(String, Warning)> = Vec::new();
     for (job, result) in results {
         match result {
             Ok(Outcome::Written(mut report)) => {
@@ -88,6 +91,16 @@ pub fn diff_all(
                     .init_only
                     .extend(report.init_only_changes.iter().cloned());
                 found.outputs.push(job.output.clone());
+                found.accepted.extend(
+                    std::mem::take(&mut report.accepted)
+                        .into_iter()
+                        .map(|r| (job.object.clone(), r)),
+                );
+                object_warnings.extend(
+                    std::mem::take(&mut report.object_warnings)
+                        .into_iter()
+                        .map(|w| (job.object.clone(), w)),
+                );
                 found.objects.push(ObjectDiff {
                     object: job.object.clone(),
                     changed_functions: report.changed_functions,
@@ -99,6 +112,11 @@ pub fn diff_all(
             Ok(Outcome::NoChange(mut report)) => {
                 boot.push((job.object.clone(), std::mem::take(&mut report.boot)));
                 log_report(log, &job.object, "no functional change", &report);
+                found.accepted.extend(
+                    std::mem::take(&mut report.accepted)
+                        .into_iter()
+                        .map(|r| (job.object.clone(), r)),
+                );
                 found
                     .init_only
                     .extend(report.init_only_changes.iter().cloned());
@@ -143,6 +161,7 @@ pub fn diff_all(
         }
     }
     found.warnings = verdict.warnings;
+    found.warnings.extend(object_warnings);
     Ok(found)
 }
 

@@ -247,12 +247,15 @@ fn loaded(f: &object::File<'_>) -> Option<Loaded> {
 /// logged. A header type whose layout changed is refused whatever the
 /// payload replaces, so once a batch shows one the remaining objects are
 /// not compiled (a change to `struct vcpu` rebuilds hundreds of units).
+/// A type in `accepted` (its refusal accepted with `--accept`) does not
+/// stop the compiles: the other units' types must still be checked.
 /// Returns how many compiles ran.
 pub fn compile_debug(
     objects: &[String],
     sides: &[Side<'_>],
     objects_dir: &Path,
     threads: usize,
+    accepted: &[String],
     log: &Log,
 ) -> Result<usize, Error> {
     let threads = threads.max(1);
@@ -311,7 +314,7 @@ pub fn compile_debug(
         }
         if let Some((obj, name)) = batch
             .iter()
-            .find_map(|o| header_change(objects_dir, o).map(|n| (o, n)))
+            .find_map(|o| header_change(objects_dir, o, accepted).map(|n| (o, n)))
         {
             log.line(&format!(
                 "# layout check: {obj}: header type {name} changed layout, which is refused \
@@ -326,7 +329,7 @@ pub fn compile_debug(
 /// The first type defined outside the unit's own file whose layout
 /// change is refused whatever the payload replaces (an instance or a
 /// pointer to one in the unit), if both `-g` builds of `object` are there.
-fn header_change(objects_dir: &Path, object: &str) -> Option<String> {
+fn header_change(objects_dir: &Path, object: &str, accepted: &[String]) -> Option<String> {
     let read = |side: &str| {
         let path = debug_object(objects_dir, side, object);
         let data = std::fs::read(&path).ok()?;
@@ -341,7 +344,7 @@ fn header_change(objects_dir: &Path, object: &str) -> Option<String> {
     layout::assess(&o, &p, None, &|_, _| None)
         .refusals
         .into_iter()
-        .find(|r| header.contains(&r.symbol))
+        .find(|r| header.contains(&r.symbol) && !accepted.contains(&r.symbol))
         .map(|r| r.symbol)
 }
 

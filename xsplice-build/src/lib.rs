@@ -7,6 +7,7 @@
 //! `cli` parses the command line; `report` writes the JSON report;
 //! `progress` prints one line per stage and keeps `build.log`.
 
+pub mod accept;
 pub mod batch;
 pub mod build;
 pub mod cli;

@@ -25,6 +25,9 @@ pub struct LinkJob<'a> {
     pub depends: &'a [u8],
     pub xen_depends: &'a [u8],
     pub strip: bool,
+    /// The `.xsplice.accepted` record (`xsplice_target::accepted`); empty:
+    /// no section.
+    pub accepted: &'a [u8],
 }
 
 fn tool(var: &str, name: &str) -> String {
@@ -75,6 +78,17 @@ pub fn link(job: &LinkJob, log: &Log) -> Result<Vec<u8>, Error> {
             // Alignment stays 1, as in the depends sections of Xen's own
             // test payloads (made the same way, with objcopy).
             .arg(format!("{section}=alloc,readonly,data,contents"));
+    }
+    if !job.accepted.is_empty() {
+        // Not SHF_ALLOC: every supported loader skips it (xsplice_target::accepted).
+        let section = xsplice_target::accepted::SECTION;
+        let path = job.work.join("accepted.txt");
+        crate::build::write_file(&path, job.accepted)?;
+        objcopy
+            .arg("--add-section")
+            .arg(format!("{section}={}", path.display()))
+            .arg("--set-section-flags")
+            .arg(format!("{section}=contents,readonly"));
     }
     for sym in &metadata {
         objcopy.arg(format!("--strip-symbol={sym}"));

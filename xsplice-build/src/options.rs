@@ -59,6 +59,12 @@ pub struct BuildOptions {
     /// Compile through ccache (its remote storage, `CCACHE_PREFIX=distcc`
     /// and the rest are set in its environment); output bytes unchanged.
     pub ccache: bool,
+    /// Refusals the patch author checked and accepts, by exact kind and
+    /// subject (`--accept KIND:SUBJECT`); each must match a refusal.
+    pub accept: Vec<create_diff_object::Accept>,
+    /// Why (and by whom) they are accepted; required with `accept`, and
+    /// carried in the payload's `.xsplice.accepted` section.
+    pub accept_reason: Option<String>,
 }
 
 impl BuildOptions {
@@ -87,6 +93,8 @@ impl BuildOptions {
             cache_dir: None,
             quiet: false,
             ccache: false,
+            accept: Vec::new(),
+            accept_reason: None,
         }
     }
 }

@@ -56,6 +56,7 @@ pub fn build_payload(opts: &BuildOptions) -> Result<BuildResult, Error> {
             stages: &stages,
             replace: opts.replace,
             timings: &progress.timings,
+            accept_reason: opts.accept_reason.as_deref(),
         };
         // Named by the report's own path, whichever part of it failed.
         let written = report
@@ -223,6 +224,12 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     if opts.replace && depends.is_some() {
         return Err(Error::Input(Problem::ReplaceWithDepends));
     }
+    crate::accept::validate(
+        &opts.accept,
+        opts.accept_reason.as_deref(),
+        opts.skip == Some(Skip::Diff),
+    )
+    .map_err(Error::Input)?;
     if let Some(x) = opts.xen_syms.as_deref() {
         check_xen_syms_file(x)?;
     }
@@ -618,7 +625,31 @@ fn run(
             objects: found.objects.clone(),
             init_only: found.init_only.clone(),
             warnings: found.warnings.clone(),
+            accepted: found.accepted.clone(),
         });
+        if found.refusals.is_empty() {
+            // Every accept must have matched (a stale one is an error), and
+            // what was accepted is said loudly.
+            let unmatched = crate::accept::unmatched(&opts.accept, &found.accepted);
+            if !unmatched.is_empty() {
+                return Err(Error::Input(Problem::AcceptUnmatched {
+                    accepts: unmatched,
+                }));
+            }
+            for (object, r) in &found.accepted {
+                progress.warn(
+                    Some(&log),
+                    &format!(
+                        "ACCEPTED REFUSAL, NOT CHECKED BY THIS TOOL: [{}] {object}: {r}; accepted \
+                         (--accept {}:{}) because: {}",
+                        r.kind,
+                        r.kind,
+                        r.symbol,
+                        opts.accept_reason.as_deref().unwrap_or_default().trim()
+                    ),
+                );
+            }
+        }
         if !found.refusals.is_empty() {
             return Err(Error::NotPatchable {
                 refusals: found.refusals,
@@ -670,8 +701,16 @@ fn run(
         .filter(|o| o.new_object || !o.changed_functions.is_empty() || !o.new_functions.is_empty())
         .map(|o| o.object.clone())
         .collect();
+    // The accepted refusals travel in the payload's non-loaded record.
+    let accepted_record = match stages.diff.as_ref().map(|d| &d.accepted) {
+        Some(accepted) if !accepted.is_empty() => xsplice_target::accepted::encode(
+            &crate::accept::records(accepted, opts.accept_reason.as_deref().unwrap_or_default()),
+        ),
+        _ => Vec::new(),
+    };
     let build_id = progress.stage("link", Some(&log), || {
         let job = LinkJob {
+            accepted: &accepted_record,
             inputs: &outputs,
             work: &out.join("link"),
             payload: &unverified,
@@ -963,6 +1002,7 @@ fn diff_and_layout(
             resolve: opts.prelink,
             debug: opts.debug,
             xen_tree: Some(xen_tree.to_path_buf()),
+            accept: opts.accept.clone(),
         };
         diff::diff_all(&work, syms, &dopts, jobs(opts), log)
     })();
@@ -974,6 +1014,7 @@ fn diff_and_layout(
             // diff's failure on some object.
             let refusals =
                 crate::layout::check(&record.changed, objects_dir, None, syms, log)?.refusals;
+            let (_, refusals) = crate::accept::split(refusals, &opts.accept);
             if refusals.is_empty() {
                 return Err(e);
             }
@@ -998,6 +1039,18 @@ fn diff_and_layout(
     found
         .warnings
         .extend(layout.notes.iter().map(|(o, n)| (o.clone(), n.warning())));
+    // Refusals decided over every object (boot-time set-up, layouts) that
+    // the author accepted; the differ set aside its own already.
+    let (accepted, refused) =
+        crate::accept::split(std::mem::take(&mut found.refusals), &opts.accept);
+    found.refusals = refused;
+    // A boot-time refusal the differ accepted in one object comes back
+    // from the decision over all objects: listed once.
+    for a in accepted {
+        if !found.accepted.contains(&a) {
+            found.accepted.push(a);
+        }
+    }
     Ok(found)
 }
 
@@ -1090,6 +1143,12 @@ fn patched_stage(
         let base_xen = base.xen_dir();
         let entry = base.tree.parent().unwrap_or(&base.tree);
         let kept = entry.join(crate::layout::DEBUG_CACHE);
+        let accepted_types: Vec<String> = opts
+            .accept
+            .iter()
+            .filter(|a| a.kind == create_diff_object::RefusalKind::LayoutChanged)
+            .map(|a| a.subject.clone())
+            .collect();
         let n = crate::layout::compile_debug(
             &patched.changed,
             &[
@@ -1108,6 +1167,7 @@ fn patched_stage(
             ],
             objects_dir,
             make.jobs,
+            &accepted_types,
             log,
         )?;
         log.line(&format!(

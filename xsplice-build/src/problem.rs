@@ -62,6 +62,13 @@ pub enum Problem {
     NameTooLong { name: String, max: usize },
     /// `--replace` with `--depends`.
     ReplaceWithDepends,
+    /// An `--accept` the driver cannot honour (a kind that cannot be
+    /// accepted, a subject that is not one exact name).
+    BadAccept { accept: String, why: String },
+    /// `--accept` without a usable `--accept-reason`, or the reverse.
+    AcceptReason { why: String },
+    /// `--accept`s that matched no refusal of the run.
+    AcceptUnmatched { accepts: Vec<String> },
     /// `--depends` / `--xen-depends` is not a usable build-id.
     BadBuildId {
         option: &'static str,
@@ -264,6 +271,14 @@ impl fmt::Display for Problem {
             NameTooLong { name, max } => write!(
                 f,
                 "payload name {name:?} is longer than {max} characters (the loader's limit); pass a shorter --name"
+            ),
+            BadAccept { accept, why } => write!(f, "--accept {accept}: {why}"),
+            AcceptReason { why } => write!(f, "{why}"),
+            AcceptUnmatched { accepts } => write!(
+                f,
+                "--accept {} matched no refusal of this patch (remove it: an accept is for \
+                 exactly one kind and subject, as the report's `refusals` name them)",
+                accepts.join(", --accept ")
             ),
             ReplaceWithDepends => write!(
                 f,

@@ -17,6 +17,8 @@ pub struct Report<'a> {
     pub stages: &'a Stages,
     pub replace: bool,
     pub timings: &'a [StageTime],
+    /// `--accept-reason`, recorded with each accepted refusal.
+    pub accept_reason: Option<&'a str>,
 }
 
 /// The report document. Field order is the JSON order (serde keeps it);
@@ -46,7 +48,22 @@ struct Document<'a> {
     init_only_changes: &'a [String],
     refusals: Vec<RefusalJson<'a>>,
     warnings: Vec<WarningJson<'a>>,
+    accepted: Vec<AcceptedJson<'a>>,
     timings: Vec<Timing>,
+}
+
+/// A refusal the author accepted (`--accept KIND:SUBJECT`): the refusal
+/// as it would have been reported, and the author's reason.
+#[derive(Serialize)]
+struct AcceptedJson<'a> {
+    object: &'a str,
+    kind: &'static str,
+    subject: &'a str,
+    section: &'a str,
+    /// The refusal's own reason (what the rule found).
+    refusal: &'a str,
+    /// `--accept-reason`.
+    reason: &'a str,
 }
 
 #[derive(Serialize)]
@@ -237,6 +254,20 @@ impl Report<'_> {
                     rule: w.rule.as_deref(),
                 })
                 .collect(),
+            accepted: st
+                .diff
+                .as_ref()
+                .map_or(&[][..], |d| &d.accepted)
+                .iter()
+                .map(|(object, r)| AcceptedJson {
+                    object,
+                    kind: r.kind.as_str(),
+                    subject: &r.symbol,
+                    section: &r.section,
+                    refusal: &r.reason,
+                    reason: self.accept_reason.unwrap_or_default().trim(),
+                })
+                .collect(),
             timings: self
                 .timings
                 .iter()
@@ -272,6 +303,7 @@ mod tests {
             stages: &stages,
             replace: false,
             timings: &[],
+            accept_reason: None,
         };
         let v: serde_json::Value = serde_json::from_str(&r.to_json(Ok(()))).unwrap();
         assert_eq!(v["name"], tricky);
@@ -286,6 +318,7 @@ mod tests {
             stages: &stages,
             replace: false,
             timings: &[],
+            accept_reason: None,
         };
         let j = r.to_json(Err(&Error::NoChange {
             init_only: vec!["f".into()],
@@ -335,6 +368,7 @@ mod tests {
             stages: &stages,
             replace: false,
             timings: &[],
+            accept_reason: None,
         }
         .to_json(Err(&e));
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
@@ -369,6 +403,7 @@ mod tests {
             stages: &stages,
             replace: false,
             timings: &[],
+            accept_reason: None,
         }
         .to_json(Ok(()));
         let keys = [
@@ -395,6 +430,7 @@ mod tests {
             "init_only_changes",
             "refusals",
             "warnings",
+            "accepted",
             "timings",
         ];
         let at: Vec<usize> = keys
@@ -430,6 +466,7 @@ mod tests {
                     }
                     .warning(),
                 )],
+                accepted: Vec::new(),
             }),
             ..Stages::default()
         };
@@ -437,6 +474,7 @@ mod tests {
             stages: &stages,
             replace: false,
             timings: &[],
+            accept_reason: None,
         }
         .to_json(Ok(()));
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
@@ -448,5 +486,46 @@ mod tests {
         assert!(message.contains("include/xen/optional_ops.h"), "{j}");
         assert_eq!(w["rule"], "nothing in the changed units holds it", "{j}");
         assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1), "{j}");
+    }
+
+    /// An accepted refusal is listed with its kind, subject, object, the
+    /// refusal's reason and the author's.
+    #[test]
+    fn accepted_refusals_are_listed_with_the_reason() {
+        use create_diff_object::{Refusal, RefusalKind};
+        let stages = Stages {
+            diff: Some(crate::stages::DiffOutput {
+                objects: Vec::new(),
+                init_only: Vec::new(),
+                warnings: Vec::new(),
+                accepted: vec![(
+                    "common/data.o".into(),
+                    Refusal {
+                        kind: RefusalKind::InitialiserChanged,
+                        symbol: "counter".into(),
+                        section: ".data.counter".into(),
+                        reason: "initialiser of an existing variable changed".into(),
+                        hint: String::new(),
+                    },
+                )],
+            }),
+            ..Stages::default()
+        };
+        let j = Report {
+            stages: &stages,
+            replace: false,
+            timings: &[],
+            accept_reason: Some(" checked by A. Author "),
+        }
+        .to_json(Ok(()));
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        let a = &v["accepted"][0];
+        assert_eq!(a["object"], "common/data.o", "{j}");
+        assert_eq!(a["kind"], "initialiser_changed");
+        assert_eq!(a["subject"], "counter");
+        assert_eq!(a["section"], ".data.counter");
+        assert_eq!(a["refusal"], "initialiser of an existing variable changed");
+        assert_eq!(a["reason"], "checked by A. Author");
+        assert_eq!(v["accepted"].as_array().map(Vec::len), Some(1));
     }
 }

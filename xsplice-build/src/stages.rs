@@ -123,6 +123,8 @@ pub struct DiffOutput {
     pub init_only: Vec<String>,
     /// With the object each is about.
     pub warnings: Vec<(String, create_diff_object::Warning)>,
+    /// Refusals the author accepted (`--accept`), with their objects.
+    pub accepted: Vec<(String, create_diff_object::Refusal)>,
 }
 
 /// The payload's dependency notes.

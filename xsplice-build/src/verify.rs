@@ -75,6 +75,13 @@ pub fn run(args: &VerifyArgs) -> i32 {
                 );
                 1
             };
+            // What the author accepted, for whoever loads it (also on FAIL).
+            for a in &report.accepted {
+                println!(
+                    "ACCEPTED {shown}: [{}] {} in {} (section {}): {}",
+                    a.kind, a.subject, a.object, a.section, a.reason
+                );
+            }
             if let Some(path) = &args.json {
                 let json = report.to_json(&args.payload);
                 if path.as_os_str() == "-" {

@@ -37,6 +37,8 @@ const VCPU_ENUM_PATCH: &str = xenlike_patch!("layout-vcpu-enum");
 const BOOT_CROSS_PATCH: &str = xenlike_patch!("boot-setup-cross");
 const BOOT_CROSS_HOOK_PATCH: &str = xenlike_patch!("boot-setup-cross-hook");
 const UNUSED_OPS_PATCH: &str = xenlike_patch!("layout-unused-ops");
+const QUIRK_TABLE_PATCH: &str = xenlike_patch!("quirk-table-grown");
+const COUNTER_USE_PATCH: &str = xenlike_patch!("counter-init-and-use");
 
 /// A scratch area: a private copy of tests/xenlike, patches, output and cache dirs.
 struct Scratch {
@@ -1812,4 +1814,241 @@ fn a_report_that_cannot_be_written_fails_the_run_and_keeps_no_payload() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+}
+
+/// A file-local constant table that grows, read only by a function the
+/// payload replaces: built (it was refused as data_size_changed), the
+/// payload carries the new table under a name the running Xen does not
+/// have, verify passes, and the report and stderr carry a
+/// `read_only_data_grown` warning naming the table and its reader.
+#[test]
+fn grown_static_table_read_only_by_replaced_code_builds_with_a_warning() {
+    let s = Scratch::new();
+    let patch = s.patch("quirk", QUIRK_TABLE_PATCH);
+    let out = s.out("quirk");
+    let o = s.run_with_report(&patch, &out);
+    assert_exit(&o, 0);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(
+            "warning: common/data.o: read-only data.c#quirk_ids changed size from 12 to 16 bytes"
+        ),
+        "{stderr}"
+    );
+    let report = json(&out.with_extension("json"));
+    assert_eq!(report["result"], "built", "{report:#}");
+    let w = entry(
+        &report,
+        "warnings",
+        &[
+            ("kind", "read_only_data_grown"),
+            ("object", "common/data.o"),
+        ],
+    );
+    // The runtime name as the running Xen (here the xenlike tree) names it.
+    assert_eq!(w["symbols"][0], "data.c#quirk_ids", "{w:#}");
+    assert_eq!(w["symbols"][1], "quirk_for", "{w:#}");
+    assert!(
+        w["rule"]
+            .as_str()
+            .is_some_and(|r| r.contains("file-local read-only")),
+        "{w:#}"
+    );
+    let names: Vec<&str> = report["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(names, ["quirk_for"], "{report:#}");
+    // The payload defines the new table (16 bytes, the new entry last) and
+    // its reader refers to it, never to the running Xen's quirk_ids.
+    let payload = out.join("quirk.livepatch");
+    let data = fs::read(&payload).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let copy = file
+        .symbols()
+        .find(|s| s.name() == Ok("data.c#quirk_ids.new"))
+        .expect("the new table, renamed");
+    assert_eq!(copy.size(), 16);
+    let sec = file
+        .section_by_index(copy.section_index().unwrap())
+        .unwrap();
+    let bytes = sec.data().unwrap();
+    let at = copy.address() as usize;
+    assert_eq!(&bytes[at + 12..at + 16], &0x40u32.to_le_bytes());
+    assert!(
+        !file
+            .symbols()
+            .any(|s| s.name() == Ok("data.c#quirk_ids") || s.name() == Ok("quirk_ids")),
+        "nothing binds to the running Xen's table"
+    );
+}
+
+fn verify_cmd(payload: &Path, xen_syms: &Path, json_out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xsplice-build"))
+        .arg("verify")
+        .arg(payload)
+        .arg("--xen-syms")
+        .arg(xen_syms)
+        .arg("--json")
+        .arg(json_out)
+        .output()
+        .unwrap()
+}
+
+/// The audited override: an exact --accept with its reason builds a
+/// refused patch; the report lists it, stderr says so, the payload carries
+/// it in a non-loaded section that verify prints (text and JSON).
+#[test]
+fn accepted_refusal_builds_and_is_recorded_in_the_payload() {
+    let s = Scratch::new();
+    let patch = s.patch("counter", COUNTER_USE_PATCH);
+    // Refused without an accept.
+    let o = s.run_with_report(&patch, &s.out("refused"));
+    assert_exit(&o, 2);
+    let reason = "checked by A. Author: the new default only matters after a reboot";
+    let out = s.out("counter");
+    let report_path = out.with_extension("json");
+    let o = s.run(
+        &patch,
+        &out,
+        &[
+            "--json",
+            report_path.to_str().unwrap(),
+            "--accept",
+            "initialiser_changed:counter",
+            "--accept-reason",
+            reason,
+        ],
+    );
+    assert_exit(&o, 0);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("ACCEPTED REFUSAL")
+            && stderr.contains("[initialiser_changed] common/data.o: counter"),
+        "{stderr}"
+    );
+    let report = json(&report_path);
+    assert_eq!(report["result"], "built", "{report:#}");
+    let a = entry(
+        &report,
+        "accepted",
+        &[
+            ("kind", "initialiser_changed"),
+            ("subject", "counter"),
+            ("object", "common/data.o"),
+        ],
+    );
+    assert_eq!(a["reason"], reason, "{a:#}");
+    assert!(
+        a["refusal"]
+            .as_str()
+            .is_some_and(|r| r.contains("initialiser")),
+        "{a:#}"
+    );
+    assert!(
+        report["refusals"].as_array().unwrap().is_empty(),
+        "{report:#}"
+    );
+    // The record: a section the loader skips (no SHF_ALLOC), no symbols.
+    let payload = out.join("counter.livepatch");
+    let data = fs::read(&payload).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let sec = file
+        .section_by_name(xsplice_target::accepted::SECTION)
+        .expect(".xsplice.accepted");
+    let object::SectionFlags::Elf { sh_flags } = sec.flags() else {
+        panic!("not ELF")
+    };
+    assert_eq!(
+        sh_flags & u64::from(object::elf::SHF_ALLOC),
+        0,
+        "must not be loaded"
+    );
+    let records = xsplice_target::accepted::decode(sec.data().unwrap()).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].subject, "counter");
+    assert_eq!(records[0].reason, reason);
+    // verify passes it and prints it.
+    let xen_syms = report["base"]["xen_syms"].as_str().unwrap();
+    let vjson = s.dir.path().join("verify.json");
+    let v = verify_cmd(&payload, Path::new(xen_syms), &vjson);
+    assert_exit(&v, 0);
+    let stdout = String::from_utf8_lossy(&v.stdout);
+    assert!(stdout.starts_with("PASS "), "{stdout}");
+    assert!(
+        stdout.contains("ACCEPTED ")
+            && stdout.contains("[initialiser_changed] counter in common/data.o")
+            && stdout.contains(reason),
+        "{stdout}"
+    );
+    let vr = json(&vjson);
+    assert_eq!(vr["accepted"][0]["kind"], "initialiser_changed", "{vr:#}");
+    assert_eq!(vr["accepted"][0]["reason"], reason, "{vr:#}");
+    // A payload without accepts has no record, and verify's list is empty.
+    let plain = build_payload(&s.opts(&s.patch("k", KERNEL_PATCH), &s.out("k"))).unwrap();
+    let v = verify_cmd(&plain.payload, Path::new(xen_syms), &vjson);
+    assert_exit(&v, 0);
+    assert!(!String::from_utf8_lossy(&v.stdout).contains("ACCEPTED"));
+    assert_eq!(json(&vjson)["accepted"], serde_json::json!([]));
+}
+
+/// Accepts are exact and must match: a stale one, a pattern, a kind that
+/// cannot be accepted, or one without a reason is bad input (exit 1) and
+/// names what is wrong.
+#[test]
+fn accepts_must_match_exactly_and_carry_a_reason() {
+    let s = Scratch::new();
+    let patch = s.patch("counter", COUNTER_USE_PATCH);
+    let run = |name: &str, args: &[&str]| {
+        let o = s.run(&patch, &s.out(name), args);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(
+        "stale",
+        &[
+            "--accept",
+            "initialiser_changed:counter",
+            "--accept",
+            "layout_changed:struct domain",
+            "--accept-reason",
+            "r",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--accept layout_changed:struct domain matched no refusal"),
+        "{err}"
+    );
+    let (code, err) = run(
+        "pattern",
+        &[
+            "--accept",
+            "initialiser_changed:count*",
+            "--accept-reason",
+            "r",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no patterns"), "{err}");
+    let (code, err) = run(
+        "kind",
+        &["--accept", "init_reference:counter", "--accept-reason", "r"],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot be accepted"), "{err}");
+    let (code, err) = run("noreason", &["--accept", "initialiser_changed:counter"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--accept-reason"), "{err}");
+    // The library refuses the same before any work.
+    let mut opts = s.opts(&patch, &s.out("lib"));
+    opts.accept = vec![xsplice_build::accept::parse("initialiser_changed:counter").unwrap()];
+    match build_payload(&opts) {
+        Err(Error::Input(Problem::AcceptReason { .. })) => {}
+        other => panic!("expected AcceptReason, got {other:?}"),
+    }
 }

@@ -19,9 +19,12 @@
 //! - `notes`: build-id notes;
 //! - `bounds` and `limits`: what an input file may be (the payload bound
 //!   is the loader's), and checking and reading it;
-//! - `x86`: instruction lengths and control flow.
+//! - `x86`: instruction lengths and control flow;
+//! - `accepted`: the non-loaded section recording refusals a patch author
+//!   accepted (`.xsplice.accepted`).
 
 pub mod abi;
+pub mod accepted;
 pub mod bounds;
 pub mod error;
 pub mod heap;

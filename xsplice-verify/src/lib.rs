@@ -392,6 +392,7 @@ impl Verifier {
             }
             checks::check_special_sections(&cx, &mut f);
             checks::check_new_symbols(&cx, &mut f);
+            report.accepted = accepted_record(&p, &mut f);
         }
         report.failures = f.lines;
         report.notes = f.notes;
@@ -403,4 +404,30 @@ impl Verifier {
 /// Run every check. `Err` only when an input cannot be read.
 pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
     Verifier::new(&opts.xen_syms, &opts.depends_on)?.check_file(&opts.payload)
+}
+
+/// The payload's record of accepted refusals, if it has one. The loader
+/// never reads it, so a malformed or loaded one is a note, not a failure.
+fn accepted_record(
+    p: &payload::Payload<'_>,
+    f: &mut Failures,
+) -> Vec<xsplice_target::accepted::Accepted> {
+    use xsplice_target::accepted;
+    let Some(sec) = p.section(accepted::SECTION) else {
+        return Vec::new();
+    };
+    if sec.is_alloc() {
+        f.note(format!(
+            "section {}: has SHF_ALLOC, so the loader loads it (harmless, but not what xsplice-build writes)",
+            accepted::SECTION
+        ));
+    }
+    match sec.data(p.data).map(accepted::decode) {
+        Some(Ok(records)) => records,
+        Some(Err(why)) => {
+            f.note(format!("section {}: unreadable: {why}", accepted::SECTION));
+            Vec::new()
+        }
+        None => Vec::new(),
+    }
 }

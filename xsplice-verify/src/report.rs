@@ -124,6 +124,9 @@ pub struct VerifyReport {
     pub build_id: Option<String>,
     /// Things that could not be checked offline, and why.
     pub notes: Vec<String>,
+    /// Refusals the payload's author accepted (its `.xsplice.accepted`
+    /// record; the loader never loads it).
+    pub accepted: Vec<xsplice_target::accepted::Accepted>,
 }
 
 impl VerifyReport {
@@ -165,6 +168,16 @@ impl VerifyReport {
             notes: &'a [String],
             /// `failures`, item by item, as data.
             failed_checks: Vec<FailedCheck<'a>>,
+            /// The payload's `.xsplice.accepted` record.
+            accepted: Vec<AcceptedJson<'a>>,
+        }
+        #[derive(serde::Serialize)]
+        struct AcceptedJson<'a> {
+            kind: &'a str,
+            subject: &'a str,
+            object: &'a str,
+            section: &'a str,
+            reason: &'a str,
         }
         #[derive(serde::Serialize)]
         struct FailedCheck<'a> {
@@ -189,6 +202,17 @@ impl VerifyReport {
                     check: f.check,
                     subject: &f.subject,
                     message: &f.message,
+                })
+                .collect(),
+            accepted: self
+                .accepted
+                .iter()
+                .map(|a| AcceptedJson {
+                    kind: &a.kind,
+                    subject: &a.subject,
+                    object: &a.object,
+                    section: &a.section,
+                    reason: &a.reason,
                 })
                 .collect(),
         };

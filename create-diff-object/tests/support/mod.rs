@@ -214,6 +214,7 @@ pub fn opts(abi: AbiChoice) -> Options {
         resolve: true,
         debug: true,
         xen_tree: None,
+        accept: Vec::new(),
     }
 }
 

@@ -183,6 +183,7 @@ fn diff_options() -> Options {
         resolve: true,
         debug: true,
         xen_tree: None,
+        accept: Vec::new(),
     }
 }
 
