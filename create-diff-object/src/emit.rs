@@ -2,7 +2,7 @@
 //! layout of the chosen ABI; `old_size` (and with `--resolve` `old_addr`)
 //! come from xen-syms, looked up by name and, for locals, by source file.
 
-use crate::abi::{FuncLayout, ENDBR64, PATCH_INSN_SIZE};
+use crate::abi::{patch_site_size, FuncLayout, ENDBR64, PATCH_INSN_SIZE};
 use crate::error::{Error, Refusal, RefusalKind};
 use crate::include::Plan;
 use crate::model::{Object, SymbolId};
@@ -49,7 +49,7 @@ pub fn func_entries(
         let endbr = o
             .section()
             .is_some_and(|s| orig.section(s).bytes(o.value, 4) == ENDBR64);
-        let needed = PATCH_INSN_SIZE + if endbr { ENDBR64.len() as u64 } else { 0 };
+        let needed = patch_site_size(endbr);
         if xs.size < needed {
             let reason = if endbr {
                 format!(

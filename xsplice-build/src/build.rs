@@ -25,6 +25,7 @@ use crate::stages::BaseBuild;
 use crate::tree::{self, Touch, Touched};
 use crate::worktree::Writes;
 use crate::Error;
+use xsplice_target::kbuild::{self, CommandProblem};
 
 /// Environment variables that change what the hypervisor build produces.
 const BUILD_ENV: [&str; 7] = [
@@ -133,27 +134,7 @@ pub fn cache_root_and_source(opt: Option<&Path>) -> Result<(PathBuf, &'static st
     if let Some(p) = opt {
         return Ok((p.to_path_buf(), "--cache-dir"));
     }
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(p) = env("XSPLICE_CACHE_DIR") {
-        return Ok((p, "XSPLICE_CACHE_DIR (or --cache-dir)"));
-    }
-    if let Some(p) = env("XDG_CACHE_HOME") {
-        return Ok((
-            p.join("xsplice-build"),
-            "--cache-dir or XSPLICE_CACHE_DIR (it is under XDG_CACHE_HOME)",
-        ));
-    }
-    if let Some(home) = env("HOME") {
-        return Ok((
-            home.join(".cache/xsplice-build"),
-            "--cache-dir or XSPLICE_CACHE_DIR (it is under HOME)",
-        ));
-    }
-    Err(Error::Input(crate::error::Problem::NoCacheDir))
+    xsplice_target::cache::default_dir().ok_or(Error::Input(crate::error::Problem::NoCacheDir))
 }
 
 /// Compiler names make may run; under `--ccache` each is a link to ccache,
@@ -907,15 +888,14 @@ pub fn recorded_builds(xen: &Path, targets: &[String]) -> Result<Vec<RecordedBui
     }
     let mut out = Vec::new();
     for target in &all {
-        let record = cmd_file_for(xen, target);
+        let record = kbuild::record_path(xen, target);
         let text = fs::read_to_string(&record).map_err(|e| format!("{}: {e}", record.display()))?;
-        let prefix = format!("cmd_{target} := ");
-        let line = text
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .ok_or_else(|| format!("{}: no cmd_{target}", record.display()))?;
-        let shell = unescape_make(line)
-            .ok_or_else(|| format!("{}: a make reference in the command", record.display()))?;
+        let shell = kbuild::command(&text, target).map_err(|p| match p {
+            CommandProblem::Missing => format!("{}: no cmd_{target}", record.display()),
+            CommandProblem::MakeReference => {
+                format!("{}: a make reference in the command", record.display())
+            }
+        })?;
         let fix_sym = fix_sym_step(xen, target, &shell, unique_symbols)?;
         out.push(RecordedBuild {
             target: target.clone(),
@@ -928,29 +908,6 @@ pub fn recorded_builds(xen: &Path, targets: &[String]) -> Result<Vec<RecordedBui
     Ok(out)
 }
 
-/// A recorded command as make passes it to the shell: kbuild writes `$`
-/// as `$$` and `#` as `$(pound)`; any other `$` would be a make
-/// reference, which the replay cannot expand.
-fn unescape_make(line: &str) -> Option<String> {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(r) = after.strip_prefix('$') {
-            out.push('$');
-            rest = r;
-        } else if let Some(r) = after.strip_prefix("(pound)") {
-            out.push('#');
-            rest = r;
-        } else {
-            return None;
-        }
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
 /// For a C object compiled to `dir/.X.o.tmp` (CONFIG_ENFORCE_UNIQUE_SYMBOLS),
 /// the `objcopy --redefine-sym` that Rules.mk runs next: the file symbol
 /// `X.c` becomes the source's path relative to xen/ (after symlinks).
@@ -960,7 +917,7 @@ fn fix_sym_step(
     shell: &str,
     unique_symbols: bool,
 ) -> Result<Option<FixSym>, String> {
-    let words = xsplice_target::abi::probe::shell_words(shell)
+    let words = kbuild::words(shell)
         .map_err(|e| format!("{target}: cannot split the recorded command: {e}"))?;
     let output = words
         .iter()
@@ -973,7 +930,7 @@ fn fix_sym_step(
     if output == target {
         return Ok(None);
     }
-    let dot_tmp = cmd_file_for(xen, target)
+    let dot_tmp = kbuild::record_path(xen, target)
         .strip_prefix(xen)
         .map(|p| p.to_string_lossy().replace(".cmd", ".tmp"))
         .unwrap_or_default();
@@ -1097,12 +1054,10 @@ pub fn linked_objects(xen_dir: &Path) -> Option<BTreeSet<String>> {
         if !seen.insert(target.clone()) {
             continue;
         }
-        let cmd_file = cmd_file_for(xen_dir, &target);
-        let text = fs::read_to_string(&cmd_file).ok()?;
-        let line = text.lines().find(|l| l.starts_with("cmd_"))?;
-        let (_, command) = line.split_once(":=")?;
+        let text = fs::read_to_string(kbuild::record_path(xen_dir, &target)).ok()?;
+        let command = kbuild::first_command(&text)?;
         let mut after_o = false;
-        for tok in command.split_whitespace() {
+        for tok in kbuild::words(&command).ok()? {
             if after_o {
                 after_o = false;
                 continue;
@@ -1123,16 +1078,6 @@ pub fn linked_objects(xen_dir: &Path) -> Option<BTreeSet<String>> {
         }
     }
     (!out.is_empty()).then_some(out)
-}
-
-fn cmd_file_for(xen_dir: &Path, target: &str) -> PathBuf {
-    let p = Path::new(target);
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
-    xen_dir.join(dir).join(format!(".{name}.cmd"))
 }
 
 /// Xen's top-level Makefile makes a single object only from a source of

@@ -2,7 +2,7 @@
 //! crate), files hashed in parallel, and a stat cache so that a warm run
 //! re-reads only the files whose size, mtime, ctime or inode changed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -48,7 +48,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// What the file system says about a file; a file whose stamp is unchanged
 /// is taken to have unchanged contents (as git's index and make do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stamp {
     pub size: u64,
     pub mtime: (i64, i64),
@@ -77,7 +77,17 @@ pub struct StatCache {
     dirty: bool,
 }
 
-const STAT_CACHE_FORMAT: &str = "xsplice-build stat cache v1";
+/// The stat cache's `format`: a file of another format (or none) starts empty.
+const STAT_CACHE_FORMAT: &str = "xsplice-build stat cache v2";
+
+/// A stat cache on disk: the tree it is about, and each file's stamp and
+/// digest (hex).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StatCacheFile {
+    format: String,
+    top: PathBuf,
+    entries: BTreeMap<String, (Stamp, String)>,
+}
 
 /// A file changed this recently may change again within the timestamp
 /// granularity without its stamp changing: such entries are not kept.
@@ -100,15 +110,13 @@ impl StatCache {
         let id = blake3::hash(top.as_os_str().as_encoded_bytes()).to_hex();
         let path = dir.join(&id[..32]);
         let mut entries = HashMap::new();
-        if let Ok(text) = fs::read_to_string(&path) {
-            let mut lines = text.lines();
-            let header = format!("{STAT_CACHE_FORMAT} {}", top.display());
-            if lines.next() == Some(header.as_str()) {
-                for line in lines {
-                    if let Some((rel, entry)) = parse_entry(line) {
-                        entries.insert(rel.to_string(), entry);
-                    }
-                }
+        let file = fs::read(&path)
+            .ok()
+            .and_then(|data| serde_json::from_slice::<StatCacheFile>(&data).ok())
+            .filter(|f| f.format == STAT_CACHE_FORMAT && f.top == top);
+        for (rel, (stamp, hexd)) in file.map(|f| f.entries).unwrap_or_default() {
+            if let Some(d) = digest_from_hex(&hexd) {
+                entries.insert(rel, (stamp, d));
             }
         }
         StatCache {
@@ -170,28 +178,20 @@ impl StatCache {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(i64::MAX);
-        let mut text = format!("{STAT_CACHE_FORMAT} {}\n", top.display());
-        let mut rels: Vec<&String> = self.entries.keys().collect();
-        rels.sort();
-        for rel in rels {
-            let (s, d) = &self.entries[rel];
-            if rel.contains('\n')
-                || s.mtime.0 >= now - RACY_SECONDS
-                || s.ctime.0 >= now - RACY_SECONDS
-            {
-                continue;
-            }
-            text.push_str(&format!(
-                "{} {} {} {} {} {} {} {rel}\n",
-                s.size,
-                s.mtime.0,
-                s.mtime.1,
-                s.ctime.0,
-                s.ctime.1,
-                s.ino,
-                hex(d)
-            ));
-        }
+        let entries = self
+            .entries
+            .iter()
+            .filter(|(_, (s, _))| s.mtime.0 < now - RACY_SECONDS && s.ctime.0 < now - RACY_SECONDS)
+            .map(|(rel, (s, d))| (rel.clone(), (*s, hex(d))))
+            .collect();
+        let file = StatCacheFile {
+            format: STAT_CACHE_FORMAT.to_string(),
+            top,
+            entries,
+        };
+        let Ok(text) = serde_json::to_vec(&file) else {
+            return;
+        };
         let Some(dir) = path.parent() else { return };
         if fs::create_dir_all(dir).is_err() {
             return;
@@ -201,7 +201,7 @@ impl StatCache {
             std::process::id(),
             path.file_name().unwrap_or_default().to_string_lossy()
         ));
-        let written = fs::File::create(&tmp).and_then(|mut f| f.write_all(text.as_bytes()));
+        let written = fs::File::create(&tmp).and_then(|mut f| f.write_all(&text));
         if written.is_err() || fs::rename(&tmp, path).is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -291,15 +291,8 @@ impl FileDigests {
     }
 }
 
-fn parse_entry(line: &str) -> Option<(&str, (Stamp, Digest))> {
-    let mut it = line.splitn(8, ' ');
-    let mut num = || it.next()?.parse::<i64>().ok();
-    let size = num()? as u64;
-    let mtime = (num()?, num()?);
-    let ctime = (num()?, num()?);
-    let ino = num()? as u64;
-    let hexd = it.next()?;
-    let rel = it.next()?;
+/// A digest written by [`hex`].
+fn digest_from_hex(hexd: &str) -> Option<Digest> {
     if hexd.len() != 64 {
         return None;
     }
@@ -307,18 +300,7 @@ fn parse_entry(line: &str) -> Option<(&str, (Stamp, Digest))> {
     for (i, b) in d.iter_mut().enumerate() {
         *b = u8::from_str_radix(hexd.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
-    Some((
-        rel,
-        (
-            Stamp {
-                size,
-                mtime,
-                ctime,
-                ino,
-            },
-            d,
-        ),
-    ))
+    Some(d)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use crate::progress::Log;
 use crate::stages::ObjectDiff;
 use crate::Error;
+use xsplice_target::kbuild;
 
 /// Where the `-g` builds of an object go: `DIR/objects/debug/{base,patched}/<object>`.
 pub fn debug_object(objects_dir: &Path, side: &str, object: &str) -> PathBuf {
@@ -31,56 +32,12 @@ fn compiled_target(object: &str) -> String {
     }
 }
 
-/// Split a shell command line on unquoted blanks, keeping each word's quotes.
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for c in line.chars() {
-        if escaped {
-            cur.push(c);
-            escaped = false;
-            continue;
-        }
-        match (quote, c) {
-            (_, '\\') if quote != Some('\'') => {
-                cur.push(c);
-                escaped = true;
-            }
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            (Some(q), c) if c == q => {
-                quote = None;
-                cur.push(c);
-            }
-            (None, ' ' | '\t') => {
-                if !cur.is_empty() {
-                    words.push(std::mem::take(&mut cur));
-                }
-            }
-            _ => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        words.push(cur);
-    }
-    words
-}
-
 /// The recorded compile command of `target`, rewritten to write only
 /// `output` (no dependency file) and to emit debug info. `None` when the
 /// record is missing or is not a C compile.
 pub fn debug_command(cmd_file_text: &str, target: &str, output: &Path) -> Option<String> {
-    let prefix = format!("cmd_{target} := ");
-    let line = cmd_file_text
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))?
-        // Make escapes: the record is read back as a makefile.
-        .replace("$$", "$");
-    let words = shell_words(&line);
+    let line = kbuild::command(cmd_file_text, target).ok()?;
+    let words = kbuild::words(&line).ok()?;
     // Only the compiler invocation: anything chained after it post-processes the tree's object.
     let end = words
         .iter()
@@ -108,7 +65,6 @@ pub fn debug_command(cmd_file_text: &str, target: &str, output: &Path) -> Option
             _ => out.push(w.clone()),
         }
     }
-    let quoted = format!("'{}'", output.display().to_string().replace('\'', "'\\''"));
     // Types and declarations only: variable tracking (location lists) is
     // most of what -g costs at -O2, and the layout check reads no locations.
     out.extend(
@@ -123,8 +79,8 @@ pub fn debug_command(cmd_file_text: &str, target: &str, output: &Path) -> Option
         ]
         .map(String::from),
     );
-    out.push(quoted);
-    Some(out.join(" "))
+    out.push(output.to_string_lossy().into_owned());
+    kbuild::join(&out).ok()
 }
 
 /// One unit to compile with `-g`: its recorded command run in `xen_dir`.
@@ -552,10 +508,24 @@ mod tests {
                    -O2 '-D__OBJECT_LABEL__=common/grant_table.o' -DX='$$y' -c common/grant_table.c \
                    -o common/.grant_table.o.tmp -MQ common/grant_table.o\n\nsource_x := y\n";
         let cmd = debug_command(rec, "common/grant_table.o", Path::new("/tmp/o u/t.o")).unwrap();
+        // Compared as the shell splits it: the quoting is the joiner's.
         assert_eq!(
-            cmd,
-            "gcc -m64 -O2 '-D__OBJECT_LABEL__=common/grant_table.o' -DX='$y' \
-             -c common/grant_table.c -g -fno-eliminate-unused-debug-types -fno-var-tracking -fno-var-tracking-assignments -o '/tmp/o u/t.o'"
+            kbuild::words(&cmd).unwrap(),
+            [
+                "gcc",
+                "-m64",
+                "-O2",
+                "-D__OBJECT_LABEL__=common/grant_table.o",
+                "-DX=$y",
+                "-c",
+                "common/grant_table.c",
+                "-g",
+                "-fno-eliminate-unused-debug-types",
+                "-fno-var-tracking",
+                "-fno-var-tracking-assignments",
+                "-o",
+                "/tmp/o u/t.o"
+            ]
         );
     }
 
@@ -572,8 +542,18 @@ mod tests {
     fn chained_post_processing_is_left_out() {
         let rec = "cmd_a.o := gcc -c a.c -o a.o && objcopy a.o a.init.o\n";
         assert_eq!(
-            debug_command(rec, "a.o", Path::new("/t.o")).unwrap(),
-            "gcc -c a.c -g -fno-eliminate-unused-debug-types -fno-var-tracking -fno-var-tracking-assignments -o '/t.o'"
+            kbuild::words(&debug_command(rec, "a.o", Path::new("/t.o")).unwrap()).unwrap(),
+            [
+                "gcc",
+                "-c",
+                "a.c",
+                "-g",
+                "-fno-eliminate-unused-debug-types",
+                "-fno-var-tracking",
+                "-fno-var-tracking-assignments",
+                "-o",
+                "/t.o"
+            ]
         );
         assert_eq!(compiled_target("arch/x86/setup.init.o"), "arch/x86/setup.o");
     }

@@ -117,7 +117,7 @@ pub fn link(job: &LinkJob, log: &Log) -> Result<Vec<u8>, Error> {
 /// loader reads, and the same bytes always give the same id. The hash is
 /// SHA-256, cut to the descriptor's length (20 bytes from ld's sha1).
 pub fn seal_build_id(data: &mut [u8]) -> Result<Vec<u8>, String> {
-    let (start, len) = build_id_descriptor(data)?;
+    let (start, len) = xsplice_target::notes::build_id_descriptor(data)?;
     data[start..start + len].fill(0);
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(&*data);
@@ -128,31 +128,6 @@ pub fn seal_build_id(data: &mut [u8]) -> Result<Vec<u8>, String> {
     // A descriptor longer than the digest keeps zeros after it.
     data[start..start + n].copy_from_slice(&digest[..n]);
     Ok(data[start..start + len].to_vec())
-}
-
-/// File offset and length of the build-id note's descriptor.
-fn build_id_descriptor(data: &[u8]) -> Result<(usize, usize), String> {
-    let file = object::File::parse(data).map_err(|e| format!("not an ELF file: {e}"))?;
-    let sec = file
-        .section_by_name(".note.gnu.build-id")
-        .ok_or("no .note.gnu.build-id section")?;
-    let (off, size) = sec
-        .file_range()
-        .ok_or(".note.gnu.build-id has no data in the file")?;
-    let (off, size) = (off as usize, size as usize);
-    let note = data
-        .get(off..off.saturating_add(size))
-        .ok_or(".note.gnu.build-id runs past the end of the file")?;
-    let word = |at: usize| -> Option<usize> {
-        note.get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
-    let (namesz, descsz) = (word(0).unwrap_or(0), word(4).unwrap_or(0));
-    let desc = 12 + namesz.div_ceil(4) * 4;
-    if note.len() < desc.saturating_add(descsz) || descsz == 0 {
-        return Err(".note.gnu.build-id: malformed note".into());
-    }
-    Ok((off + desc, descsz))
 }
 
 fn has_debug_sections(path: &Path) -> Result<bool, Error> {

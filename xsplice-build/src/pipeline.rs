@@ -404,66 +404,57 @@ fn jobs(opts: &BuildOptions) -> usize {
     }
 }
 
-/// The record of a run's objects, for `--skip build`.
+/// The record of a run's objects under `DIR/objects/`, for `--skip build`.
+const OBJECTS_RECORD: &str = "record.json";
+
+/// Its `format`: a record of another format is not read back.
+const OBJECTS_RECORD_FORMAT: &str = "xsplice-build objects v2";
+
+#[derive(serde::Serialize, serde::Deserialize)]
 struct ObjectsRecord {
-    base_key: String,
-    xen_syms: PathBuf,
-    base_tree: PathBuf,
-    changed: Vec<String>,
-    new: Vec<String>,
+    format: String,
+    #[serde(flatten)]
+    objects: ObjectsOutput,
 }
 
-impl ObjectsRecord {
-    fn save(&self, path: &Path) -> Result<(), Error> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let mut s = format!(
-            "base-key {}\nxen-syms {}\nbase-tree {}\n",
-            self.base_key,
-            self.xen_syms.display(),
-            self.base_tree.display()
-        );
-        for c in &self.changed {
-            s.push_str(&format!("changed {c}\n"));
-        }
-        for n in &self.new {
-            s.push_str(&format!("new {n}\n"));
-        }
-        build::write_file(path, s.as_bytes())
+fn save_objects(objects: &ObjectsOutput, path: &Path) -> Result<(), Error> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
+    let record = ObjectsRecord {
+        format: OBJECTS_RECORD_FORMAT.to_string(),
+        objects: objects.clone(),
+    };
+    let mut json = serde_json::to_string_pretty(&record).expect("paths and names serialize");
+    json.push('\n');
+    build::write_file(path, json.as_bytes())
+}
 
-    fn load(path: &Path) -> Result<ObjectsRecord, Error> {
-        let text = fs::read_to_string(path).map_err(|source| {
-            Error::Input(Problem::NoPreviousRun {
-                record: path.to_path_buf(),
-                source,
-            })
-        })?;
-        let mut r = ObjectsRecord {
-            base_key: String::new(),
-            xen_syms: PathBuf::new(),
-            base_tree: PathBuf::new(),
-            changed: vec![],
-            new: vec![],
-        };
-        for line in text.lines() {
-            match line.split_once(' ') {
-                Some(("base-key", v)) => r.base_key = v.into(),
-                Some(("xen-syms", v)) => r.xen_syms = v.into(),
-                Some(("base-tree", v)) => r.base_tree = v.into(),
-                Some(("changed", v)) => r.changed.push(v.into()),
-                Some(("new", v)) => r.new.push(v.into()),
-                _ => {}
-            }
-        }
-        if !r.xen_syms.is_file() {
-            return Err(Error::Input(Problem::PreviousBaseGone {
-                xen_syms: r.xen_syms,
-            }));
-        }
-        Ok(r)
+fn load_objects(path: &Path) -> Result<ObjectsOutput, Error> {
+    let no_run = |source| {
+        Error::Input(Problem::NoPreviousRun {
+            record: path.to_path_buf(),
+            source,
+        })
+    };
+    let text = fs::read_to_string(path).map_err(no_run)?;
+    let record: ObjectsRecord = serde_json::from_str(&text)
+        .map_err(|e| no_run(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    if record.format != OBJECTS_RECORD_FORMAT {
+        return Err(no_run(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "a record of format {:?}, not {OBJECTS_RECORD_FORMAT:?}",
+                record.format
+            ),
+        )));
     }
+    if !record.objects.xen_syms.is_file() {
+        return Err(Error::Input(Problem::PreviousBaseGone {
+            xen_syms: record.objects.xen_syms,
+        }));
+    }
+    Ok(record.objects)
 }
 
 fn run(
@@ -514,7 +505,7 @@ fn run(
 
     // Base and patched builds (or the previous run's record of them).
     let record = if opts.skip.is_some() {
-        let record = ObjectsRecord::load(&objects_dir.join("list"))?;
+        let record = load_objects(&objects_dir.join(OBJECTS_RECORD))?;
         // Its xen-syms is read again (nothing is rebuilt with --skip: a
         // changed one is an error that says so).
         if let Some(entry) = record.base_tree.parent() {
@@ -544,22 +535,17 @@ fn run(
             patched.new,
             &log,
         )?;
-        let record = ObjectsRecord {
+        let record = ObjectsOutput {
             base_key: base.key.clone(),
             xen_syms: base.xen_syms.clone(),
             base_tree: base.tree.clone(),
             changed,
             new,
         };
-        record.save(&objects_dir.join("list"))?;
+        save_objects(&record, &objects_dir.join(OBJECTS_RECORD))?;
         record
     };
-    stages.objects = Some(ObjectsOutput {
-        base_key: record.base_key.clone(),
-        xen_syms: record.xen_syms.clone(),
-        changed: record.changed.clone(),
-        new: record.new.clone(),
-    });
+    stages.objects = Some(record.clone());
     let base_id = build_id_of_file(&record.xen_syms)
         .map_err(|e| Error::Mismatch(Mismatch::BaseBuildId(e)))?;
     stages.base_build_id = Some(base_id.clone());
@@ -975,7 +961,7 @@ fn first_build_notice(objects: u64, jobs: usize) -> String {
 #[allow(clippy::too_many_arguments)]
 fn diff_and_layout(
     opts: &BuildOptions,
-    record: &ObjectsRecord,
+    record: &ObjectsOutput,
     objects_dir: &Path,
     diff_dir: &Path,
     syms: &XenSyms,
@@ -1061,7 +1047,7 @@ fn diff_and_layout(
 fn collect_outputs(
     out: &Path,
     found: diff::DiffFindings,
-    record: &ObjectsRecord,
+    record: &ObjectsOutput,
     objects_dir: &Path,
     diff_dir: &Path,
     log: &Log,

@@ -347,6 +347,7 @@ mod tests {
             objects: Some(ObjectsOutput {
                 base_key: "k1".into(),
                 xen_syms: "/cache/k1/tree/xen/xen-syms".into(),
+                base_tree: "/cache/k1/tree".into(),
                 changed: vec!["common/data.o".into()],
                 new: vec![],
             }),

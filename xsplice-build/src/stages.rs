@@ -107,11 +107,14 @@ pub struct PatchedOutput {
     pub recompiled: Vec<String>,
 }
 
-/// The objects the diff works on, and the base they came from.
-#[derive(Debug, Clone)]
+/// The objects the diff works on, and the base they came from: also the
+/// record `--skip` reads back (`DIR/objects/record.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ObjectsOutput {
     pub base_key: String,
     pub xen_syms: PathBuf,
+    /// Top of the base's tree (holds `xen/`).
+    pub base_tree: PathBuf,
     pub changed: Vec<String>,
     pub new: Vec<String>,
 }

@@ -14,8 +14,10 @@
 //!   places them;
 //! - `reloc`: x86-64 relocation semantics and the loader's types;
 //! - `xensyms`: the hypervisor's symbol table and runtime names;
+//! - `cache`: where cached results go when no directory is given;
 //! - `heap`: Xen's allocators, and why no automatic variable outlives
 //!   the loader's switch;
+//! - `kbuild`: the commands Xen's Kbuild recorded (`.TARGET.cmd`);
 //! - `notes`: build-id notes;
 //! - `bounds` and `limits`: what an input file may be (the payload bound
 //!   is the loader's), and checking and reading it;
@@ -26,8 +28,10 @@
 pub mod abi;
 pub mod accepted;
 pub mod bounds;
+pub mod cache;
 pub mod error;
 pub mod heap;
+pub mod kbuild;
 pub mod limits;
 pub mod naming;
 pub mod notes;

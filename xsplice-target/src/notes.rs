@@ -106,6 +106,37 @@ pub fn build_id_of_file(path: &Path) -> Result<Vec<u8>, Error> {
     Ok(id)
 }
 
+/// Where the descriptor of an ELF file's own build-id note lies in the
+/// file's bytes (offset, length): the first note of `.note.gnu.build-id`,
+/// as the linker wrote it.
+pub fn build_id_descriptor(data: &[u8]) -> Result<(usize, usize), String> {
+    let file = object::File::parse(data).map_err(|e| format!("not an ELF file: {e}"))?;
+    let sec = file
+        .section_by_name(BUILD_ID_SECTION)
+        .ok_or("no .note.gnu.build-id section")?;
+    let (off, size) = sec
+        .file_range()
+        .ok_or(".note.gnu.build-id has no data in the file")?;
+    let (off, size) = (off as usize, size as usize);
+    let note = data
+        .get(off..off.saturating_add(size))
+        .ok_or(".note.gnu.build-id runs past the end of the file")?;
+    let malformed = || ".note.gnu.build-id: malformed note".to_string();
+    let mut iter = NoteIterator::<elf::FileHeader64<LittleEndian>>::new(LittleEndian, 4, note)
+        .map_err(|_| malformed())?;
+    let first = iter
+        .next()
+        .map_err(|_| malformed())?
+        .ok_or_else(malformed)?;
+    let desc = first.desc();
+    if desc.is_empty() {
+        return Err(malformed());
+    }
+    // The descriptor borrows from `note`, which borrows from `data`.
+    let start = desc.as_ptr() as usize - data.as_ptr() as usize;
+    Ok((start, desc.len()))
+}
+
 /// Lower-case hex, as `readelf -n` and `xen-livepatch list` print it.
 pub fn to_hex(id: &[u8]) -> String {
     use std::fmt::Write;

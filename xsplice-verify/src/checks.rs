@@ -7,8 +7,9 @@ use std::collections::HashSet;
 
 use xsplice_target::abi::target::{LoaderRules, XenVersion};
 use xsplice_target::abi::{
-    starts_with_landing_pad, Abi, SpecialSizes, ALT_INSTR_ORIG_LEN, ALT_INSTR_PAD_LEN,
-    ALT_INSTR_REPL_LEN, ALT_MAX_PATCH_LEN, ENDBR64, OPAQUE_SIZE, PATCH_INSN_SIZE,
+    alt_instr_site, patch_site_size, starts_with_landing_pad, Abi, SpecialSizes,
+    ALT_INSTR_ORIG_LEN, ALT_INSTR_PAD_LEN, ALT_INSTR_REPL_LEN, ALT_INSTR_SIZE, ALT_MAX_PATCH_LEN,
+    OPAQUE_SIZE,
 };
 use xsplice_target::notes::{to_hex, BUILD_ID_SECTION, NT_GNU_BUILD_ID};
 use xsplice_target::reloc;
@@ -51,16 +52,12 @@ impl XenImage {
                 image.sections.push((s.address(), bytes.to_vec()));
             }
         }
-        // struct alt_instr (14 bytes since Xen 4.15): orig_offset is
-        // relative to the entry, orig_len is byte 10.
-        if alt_instr_size == Some(14) {
+        if alt_instr_size == Some(ALT_INSTR_SIZE) {
             if let Some(alt) = file.section_by_name(".altinstructions") {
                 if let Ok(bytes) = alt.data() {
-                    for (i, e) in bytes.chunks_exact(14).enumerate() {
-                        let rel = i32::from_le_bytes([e[0], e[1], e[2], e[3]]);
-                        let entry = alt.address().wrapping_add(i as u64 * 14);
-                        let orig = entry.wrapping_add(rel as i64 as u64);
-                        image.alt_sites.push((orig, u64::from(e[10])));
+                    for (i, e) in bytes.chunks_exact(ALT_INSTR_SIZE as usize).enumerate() {
+                        let entry = alt.address().wrapping_add(i as u64 * ALT_INSTR_SIZE);
+                        image.alt_sites.extend(alt_instr_site(e, entry));
                     }
                 }
             }
@@ -828,7 +825,7 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                 let endbr = old_xen
                     .and_then(|a| cx.image.read(a, 4))
                     .is_some_and(starts_with_landing_pad);
-                let needed = PATCH_INSN_SIZE + if endbr { ENDBR64.len() as u64 } else { 0 };
+                let needed = patch_site_size(endbr);
                 if old_size != 0 && old_size < needed {
                     f.fail(
                         Check::FunctionTable,

@@ -92,12 +92,7 @@ fn choose_sizes(
             f.note(format!(
                 "special-section entry sizes assumed from Xen 4.17 (8/8/14): {e}"
             ));
-            Some(SpecialSizes {
-                bug_frame: 8,
-                ex_table: 8,
-                alt_instr: 14,
-                alt_call: abi::ALT_CALL_SIZE,
-            })
+            Some(SpecialSizes::ASSUMED_V2)
         }
         Err(e) => {
             f.note(format!("special-section entry sizes unknown: {e}"));

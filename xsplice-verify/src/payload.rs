@@ -121,11 +121,27 @@ impl<'a> Payload<'a> {
 }
 
 /// Read `data`; `what` prefixes nothing: failures name sections and symbols.
+/// The phases run in the loader's order; each returns false when what
+/// follows cannot be read (the payload is then `fatal`).
 pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
     let mut p = Payload {
         data,
         ..Payload::default()
     };
+    if read_header(&mut p, f) && read_section_headers(&mut p, f) {
+        name_sections(&mut p, f);
+        check_sections(&mut p, f);
+        if find_symbol_table(&mut p, f) && read_symbols(&mut p, f) {
+            p.layout = layout(&p, f);
+            collect_relocations(&mut p, f);
+        }
+    }
+    p
+}
+
+/// The ELF header: magic, then every field the loader checks.
+fn read_header(p: &mut Payload<'_>, f: &mut Failures) -> bool {
+    let data = p.data;
     let len = data.len() as u64;
     let Some(ehdr) = Ehdr::parse(data) else {
         f.fail(
@@ -134,7 +150,7 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
             format!("file is {len} bytes, shorter than an ELF header ({EHDR_SIZE})"),
         );
         p.fatal = true;
-        return p;
+        return false;
     };
     f.check();
     if &ehdr.ident[..4] != b"\x7fELF" {
@@ -144,14 +160,24 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
             "not an ELF file (bad magic)",
         );
         p.fatal = true;
-        return p;
+        return false;
     }
-    let mut header_ok = true;
-    let mut hdr = |ok: bool, msg: String, f: &mut Failures| {
+    let table_fits = check_header_fields(&ehdr, len, f);
+    p.ehdr = Some(ehdr.clone());
+    if !table_fits {
+        p.fatal = true;
+        return false;
+    }
+    true
+}
+
+/// The header fields the loader checks once the magic is right; whether
+/// the section-header table lies in the file.
+fn check_header_fields(ehdr: &Ehdr, len: u64, f: &mut Failures) -> bool {
+    let hdr = |ok: bool, msg: String, f: &mut Failures| {
         f.check();
         if !ok {
             f.fail(Check::ElfHeader, "ELF header", msg.to_string());
-            header_ok = false;
         }
     };
     hdr(
@@ -245,13 +271,16 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
         ),
         f,
     );
-    p.ehdr = Some(ehdr.clone());
-    if !table_fits {
-        p.fatal = true;
-        return p;
-    }
+    table_fits
+}
 
-    // Section headers.
+/// Every section header, with whether its data lies in the file.
+fn read_section_headers(p: &mut Payload<'_>, f: &mut Failures) -> bool {
+    let data = p.data;
+    let len = data.len() as u64;
+    let Some(ehdr) = p.ehdr.clone() else {
+        return false;
+    };
     for i in 0..usize::from(ehdr.e_shnum) {
         let off = ehdr.e_shoff + i as u64 * u64::from(ehdr.e_shentsize);
         let Some(mut s) = Section::parse(data, off, i) else {
@@ -261,7 +290,7 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
                 "header past the end of the file",
             );
             p.fatal = true;
-            return p;
+            return false;
         };
         s.in_bounds = s.sh_type == SHT_NOBITS
             || s.sh_offset
@@ -269,7 +298,15 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
                 .is_some_and(|end| end <= len);
         p.sections.push(s);
     }
-    // Names first, so that later messages can use them.
+    true
+}
+
+/// Section names, first, so that later messages can use them.
+fn name_sections(p: &mut Payload<'_>, f: &mut Failures) {
+    let data = p.data;
+    let Some(ehdr) = p.ehdr.clone() else {
+        return;
+    };
     let shstrndx = usize::from(ehdr.e_shstrndx);
     let shstrtab_ok = p
         .sections
@@ -313,7 +350,14 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
     if names.is_none() {
         p.fatal = true;
     }
+}
 
+/// Each section's bounds, alignment and size; the one symbol table.
+fn check_sections(p: &mut Payload<'_>, f: &mut Failures) {
+    let len = p.data.len() as u64;
+    let Some(ehdr) = p.ehdr.clone() else {
+        return;
+    };
     for i in 1..p.sections.len() {
         let s = p.sections[i].clone();
         let label = s.label();
@@ -400,6 +444,11 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
             }
         }
     }
+}
+
+/// The symbol table and its string table.
+fn find_symbol_table(p: &mut Payload<'_>, f: &mut Failures) -> bool {
+    let data = p.data;
     f.check();
     let Some(symtab_idx) = p.symtab else {
         f.fail(
@@ -408,7 +457,7 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
             "no symbol table (.symtab)",
         );
         p.fatal = true;
-        return p;
+        return false;
     };
     let symtab = p.sections[symtab_idx].clone();
     f.check();
@@ -442,16 +491,24 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
         None => p.fatal = true,
     }
     if p.fatal {
-        return p;
+        return false;
     }
+    true
+}
 
-    // Symbols.
-    let (Some(symdata), Some(strdata)) = (
-        symtab.data(data),
-        strtab.as_ref().and_then(|s| s.data(data)),
+/// The symbols, named from the string table.
+fn read_symbols(p: &mut Payload<'_>, f: &mut Failures) -> bool {
+    let data = p.data;
+    let (Some(symtab), Some(strtab)) = (
+        p.symtab.and_then(|i| p.sections.get(i)).cloned(),
+        p.strtab.and_then(|i| p.sections.get(i)).cloned(),
     ) else {
         p.fatal = true;
-        return p;
+        return false;
+    };
+    let (Some(symdata), Some(strdata)) = (symtab.data(data), strtab.data(data)) else {
+        p.fatal = true;
+        return false;
     };
     let nsym = symtab.sh_size / symtab.sh_entsize;
     for i in 0..nsym {
@@ -473,10 +530,7 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
         }
         p.symbols.push(sym);
     }
-
-    p.layout = layout(&p, f);
-    collect_relocations(&mut p, f);
-    p
+    true
 }
 
 /// `elf_verify_strtab`: a string table is non-empty and starts and ends with NUL.

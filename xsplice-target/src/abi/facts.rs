@@ -51,6 +51,17 @@ pub struct FuncLayout {
 /// The x86 jump the loader writes over the start of a patched function.
 pub const PATCH_INSN_SIZE: u64 = 5;
 
+/// The bytes the loader overwrites at the start of a patched function:
+/// the jump, written after the function's `endbr64` when it starts with
+/// one (arch/x86/livepatch.c skips the landing pad).
+pub const fn patch_site_size(starts_with_endbr: bool) -> u64 {
+    if starts_with_endbr {
+        PATCH_INSN_SIZE + ENDBR64.len() as u64
+    } else {
+        PATCH_INSN_SIZE
+    }
+}
+
 /// `endbr64`: with `CONFIG_XEN_IBT=y` functions whose address is taken
 /// (`cf_check`) start with it, and the loader writes its jump after it
 /// (it must stay the first instruction), so such a function needs
@@ -226,9 +237,24 @@ pub struct SpecialSizes {
     pub alt_call: u64,
 }
 
+impl SpecialSizes {
+    /// The sizes of Xen 4.17 to 4.22 (`bug_frame` 8, `exception_table_entry`
+    /// 8, `alt_instr` 14), assumed for a livepatch-v2 target whose
+    /// xen-syms has no DWARF and whose tree cannot be probed.
+    pub const ASSUMED_V2: SpecialSizes = SpecialSizes {
+        bug_frame: 8,
+        ex_table: 8,
+        alt_instr: ALT_INSTR_SIZE,
+        alt_call: ALT_CALL_SIZE,
+    };
+}
+
 /// `sizeof(struct alt_call)` where xen-syms has no DWARF for it: the
 /// struct is one `int32_t` (xen/arch/x86/include/asm/alternative-call.h).
 pub const ALT_CALL_SIZE: u64 = 4;
+
+/// `sizeof(struct alt_instr)` in Xen 4.15 to 4.22.
+pub const ALT_INSTR_SIZE: u64 = 14;
 
 /// Byte fields of the 14-byte `struct alt_instr` (Xen 4.15 to 4.22,
 /// `arch/x86/include/asm/alternative.h`): after `orig_offset`,
@@ -237,6 +263,15 @@ pub const ALT_CALL_SIZE: u64 = 4;
 pub const ALT_INSTR_ORIG_LEN: u64 = 10;
 pub const ALT_INSTR_REPL_LEN: u64 = 11;
 pub const ALT_INSTR_PAD_LEN: u64 = 12;
+
+/// The code one `struct alt_instr` entry at `entry_addr` patches: its
+/// address (`orig_offset`, an `int32_t` relative to the entry) and length
+/// (`orig_len`). `None` for a short entry.
+pub fn alt_instr_site(entry: &[u8], entry_addr: u64) -> Option<(u64, u64)> {
+    let rel = i32::from_le_bytes(entry.get(..4)?.try_into().ok()?);
+    let len = *entry.get(ALT_INSTR_ORIG_LEN as usize)?;
+    Some((entry_addr.wrapping_add(rel as i64 as u64), u64::from(len)))
+}
 
 /// `MAX_PATCH_LEN` of `arch/x86/alternative.c` (the same in 4.17 to
 /// 4.22): the most bytes of original code plus padding one alternative

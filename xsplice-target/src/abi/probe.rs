@@ -13,65 +13,9 @@ use object::{Object, ObjectSymbol};
 
 use super::facts::{xen_dir, SpecialSizes, ALT_CALL_SIZE};
 use crate::error::Error;
+use crate::kbuild;
 
 const SYMBOL_PREFIX: &str = "xsplice_build_probe_";
-
-/// Split a shell command line as `make` recorded it (quotes and backslashes).
-pub fn shell_words(line: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => cur.push(c),
-                        None => return Err("unterminated single quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c) => cur.push(c),
-                            None => return Err("trailing backslash".into()),
-                        },
-                        Some(c) => cur.push(c),
-                        None => return Err("unterminated double quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(c) => cur.push(c),
-                    None => return Err("trailing backslash".into()),
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
-}
 
 /// The compile command of one C object of the tree, as argv, without its
 /// input, output and dependency-file options.
@@ -93,16 +37,10 @@ pub(crate) fn compile_command(xen: &Path) -> Result<Vec<String>, Error> {
         let Ok(text) = std::fs::read_to_string(&cmd_file) else {
             continue;
         };
-        let Some(line) = text
-            .lines()
-            .find(|l| l.starts_with("cmd_") && l.contains(" := "))
-        else {
+        let Some(command) = kbuild::first_command(&text) else {
             continue;
         };
-        let Some((_, command)) = line.split_once(" := ") else {
-            continue;
-        };
-        let words = shell_words(command).map_err(|e| Error::Malformed {
+        let words = kbuild::words(&command).map_err(|e| Error::Malformed {
             path: cmd_file.clone(),
             what: format!("cannot split the recorded command: {e}"),
         })?;
@@ -227,17 +165,7 @@ pub fn set_cache_dir(dir: Option<PathBuf>) {
 
 fn cache_dir() -> Option<&'static Path> {
     CACHE_DIR
-        .get_or_init(|| {
-            let env = |k: &str| {
-                std::env::var_os(k)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            };
-            env("XSPLICE_CACHE_DIR")
-                .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("xsplice-build")))
-                .or_else(|| env("HOME").map(|d| d.join(".cache/xsplice-build")))
-                .map(|d| d.join("probe"))
-        })
+        .get_or_init(|| crate::cache::default_dir().map(|(d, _)| d.join("probe")))
         .as_deref()
 }
 
@@ -544,15 +472,6 @@ pub fn special_sizes(tree: &Path) -> Result<SpecialSizes, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words() {
-        assert_eq!(
-            shell_words("gcc -c 'a b' \"c\\\"d\" e\\ f  -o x").unwrap(),
-            vec!["gcc", "-c", "a b", "c\"d", "e f", "-o", "x"]
-        );
-        assert!(shell_words("gcc 'oops").is_err());
-    }
 
     #[test]
     fn strips_io() {
