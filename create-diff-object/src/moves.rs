@@ -294,3 +294,52 @@ mod tests {
         assert_eq!(Placement::of(".bss.x", "x"), Placement::of(".data.x", "x"));
     }
 }
+
+#[cfg(test)]
+mod decide_tests {
+    use super::*;
+    use crate::boot::{RuntimeKind, RuntimeSymbol};
+
+    fn moved(key: &str) -> UnreferencedMove {
+        UnreferencedMove {
+            key: key.into(),
+            from: ".data.ro_after_init".into(),
+            to: ".data.read_mostly".into(),
+            refusal: Refusal {
+                kind: RefusalKind::VariableMoved,
+                symbol: key.into(),
+                section: ".data.read_mostly".into(),
+                reason: "moved".into(),
+                hint: "leave it".into(),
+            },
+        }
+    }
+
+    /// A global moved in a.o that nothing of a.o's payload refers to, but
+    /// that b.o's patched function writes: refused on a.o, naming the user.
+    /// Without that user: a warning naming both sections.
+    #[test]
+    fn another_objects_payload_code_makes_a_move_matter() {
+        let moves = [moved("opt_switch")];
+        let none = BootFacts::default();
+        let user = BootFacts {
+            runtime: vec![RuntimeSymbol {
+                symbol: "opt_switch".into(),
+                kind: RuntimeKind::External,
+                users: vec!["set_switch".into()],
+            }],
+            ..BootFacts::default()
+        };
+        let v = decide(&[("a.o", &moves, &none), ("b.o", &[], &user)]);
+        assert!(v.warnings.is_empty());
+        assert_eq!(v.refusals.len(), 1);
+        assert_eq!(v.refusals[0].0, "a.o");
+        assert!(v.refusals[0].1.reason.contains("set_switch"));
+        let v = decide(&[("a.o", &moves, &none), ("b.o", &[], &none)]);
+        assert!(v.refusals.is_empty());
+        assert_eq!(v.warnings.len(), 1);
+        let w = &v.warnings[0].1;
+        assert_eq!(w.kind, WarningKind::VariableMovedUnreferenced);
+        assert!(w.message.contains(".data.ro_after_init") && w.message.contains(".data.read_mostly"));
+    }
+}

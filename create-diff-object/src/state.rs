@@ -356,3 +356,108 @@ pub fn decide(
     }
     verdict
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::HookRef;
+
+    fn dropped(function: &str, variable: &str, section: Option<&str>) -> Dropped {
+        Dropped {
+            function: function.into(),
+            variable: variable.into(),
+            section: section.map(Into::into),
+        }
+    }
+
+    /// The old global is defined and dropped in a.o; the new one is a
+    /// global a.o's function uses but b.o brings: refused on a.o, naming
+    /// both. b.o alone knows nothing of the old one, a.o alone does not
+    /// know the new one is new.
+    #[test]
+    fn new_variable_of_another_object_is_joined() {
+        let a = StateFacts {
+            dropped: vec![dropped("limit_check", "opt_limit", Some(".data.read_mostly"))],
+            added: vec![("limit_check".into(), "opt_limit_pv".into())],
+            used: vec!["opt_limit_pv".into()],
+            ..StateFacts::default()
+        };
+        let b = StateFacts {
+            brings: vec!["opt_limit_pv".into()],
+            ..StateFacts::default()
+        };
+        let boot = BootFacts::default();
+        let v = decide(&[("a.o", &boot, &a), ("b.o", &boot, &b)], &|_| false);
+        assert_eq!(v.refusals.len(), 1, "{:?}", v.refusals);
+        let (object, r) = &v.refusals[0];
+        assert_eq!(object, "a.o");
+        assert_eq!(r.kind, RefusalKind::StateNotCarried);
+        assert_eq!((r.symbol.as_str(), r.section.as_str()), ("opt_limit", ".data.read_mostly"));
+        assert!(r.reason.contains("opt_limit_pv") && r.reason.contains("limit_check"));
+        // Alone, a.o does not know opt_limit_pv is new: nothing to say.
+        let alone = decide(&[("a.o", &boot, &a)], &|_| false);
+        assert!(alone.refusals.is_empty() && alone.warnings.is_empty());
+    }
+
+    /// Another object's payload code, or its unchanged code, still uses
+    /// the old variable: it is not replaced state.
+    #[test]
+    fn a_variable_another_object_still_uses_is_not_dropped() {
+        let a = StateFacts {
+            dropped: vec![dropped("limit_check", "opt_limit", None)],
+            added: vec![("limit_check".into(), "counter".into())],
+            brings: vec!["counter".into()],
+            ..StateFacts::default()
+        };
+        let boot = BootFacts::default();
+        for b in [
+            StateFacts {
+                used: vec!["opt_limit".into()],
+                ..StateFacts::default()
+            },
+            StateFacts {
+                alive: vec!["opt_limit".into()],
+                ..StateFacts::default()
+            },
+        ] {
+            let v = decide(&[("a.o", &boot, &a), ("b.o", &boot, &b)], &|_| false);
+            assert!(v.refusals.is_empty(), "{:?}", v.refusals);
+        }
+        // Alone, and defined elsewhere: refused, its section unknown here.
+        let v = decide(&[("a.o", &boot, &a)], &|_| false);
+        assert_eq!(v.refusals.len(), 1);
+        assert_eq!(v.refusals[0].1.section, "*UND*");
+        // A call that went away is no state.
+        let v = decide(&[("a.o", &boot, &a)], &|name| name == "opt_limit");
+        assert!(v.refusals.is_empty());
+    }
+
+    /// A load hook of another object that refers to the old variable
+    /// carries it: a warning, on the object that dropped it.
+    #[test]
+    fn a_hook_in_another_object_carries_it() {
+        let a = StateFacts {
+            dropped: vec![dropped("limit_check", "opt_limit", Some(".data"))],
+            added: vec![("limit_check".into(), "opt_limit_pv".into())],
+            brings: vec!["opt_limit_pv".into()],
+            ..StateFacts::default()
+        };
+        let hooks = BootFacts {
+            hook_refs: vec![HookRef {
+                hook: "b.c#limit_load".into(),
+                symbol: "opt_limit".into(),
+            }],
+            ..BootFacts::default()
+        };
+        let none = BootFacts::default();
+        let empty = StateFacts::default();
+        let v = decide(&[("a.o", &none, &a), ("b.o", &hooks, &empty)], &|_| false);
+        assert!(v.refusals.is_empty(), "{:?}", v.refusals);
+        assert_eq!(v.warnings.len(), 1);
+        let (object, w) = &v.warnings[0];
+        assert_eq!(object, "a.o");
+        assert_eq!(w.kind, WarningKind::StateCarriedInHook);
+        assert_eq!(w.symbols, ["opt_limit", "opt_limit_pv"]);
+        assert!(w.message.contains("b.c#limit_load"));
+    }
+}
