@@ -340,6 +340,8 @@ mod decide_tests {
         assert_eq!(v.warnings.len(), 1);
         let w = &v.warnings[0].1;
         assert_eq!(w.kind, WarningKind::VariableMovedUnreferenced);
-        assert!(w.message.contains(".data.ro_after_init") && w.message.contains(".data.read_mostly"));
+        assert!(
+            w.message.contains(".data.ro_after_init") && w.message.contains(".data.read_mostly")
+        );
     }
 }

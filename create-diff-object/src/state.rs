@@ -143,7 +143,12 @@ fn hook_only(inc: &Includer<'_, '_>, plan: &Plan) -> BTreeSet<SymbolId> {
     let mut todo: Vec<SymbolId> = Vec::new();
     for id in p.section_ids() {
         if inc.role(id) == Role::Hook {
-            todo.extend(p.section(id).relocs.iter().filter_map(|r| target_symbol(p, r)));
+            todo.extend(
+                p.section(id)
+                    .relocs
+                    .iter()
+                    .filter_map(|r| target_symbol(p, r)),
+            );
         }
     }
     while let Some(f) = todo.pop() {
@@ -377,7 +382,11 @@ mod tests {
     #[test]
     fn new_variable_of_another_object_is_joined() {
         let a = StateFacts {
-            dropped: vec![dropped("limit_check", "opt_limit", Some(".data.read_mostly"))],
+            dropped: vec![dropped(
+                "limit_check",
+                "opt_limit",
+                Some(".data.read_mostly"),
+            )],
             added: vec![("limit_check".into(), "opt_limit_pv".into())],
             used: vec!["opt_limit_pv".into()],
             ..StateFacts::default()
@@ -392,7 +401,10 @@ mod tests {
         let (object, r) = &v.refusals[0];
         assert_eq!(object, "a.o");
         assert_eq!(r.kind, RefusalKind::StateNotCarried);
-        assert_eq!((r.symbol.as_str(), r.section.as_str()), ("opt_limit", ".data.read_mostly"));
+        assert_eq!(
+            (r.symbol.as_str(), r.section.as_str()),
+            ("opt_limit", ".data.read_mostly")
+        );
         assert!(r.reason.contains("opt_limit_pv") && r.reason.contains("limit_check"));
         // Alone, a.o does not know opt_limit_pv is new: nothing to say.
         let alone = decide(&[("a.o", &boot, &a)], &|_| false);

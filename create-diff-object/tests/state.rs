@@ -39,8 +39,13 @@ fn moved_variable_nothing_refers_to_builds_with_a_warning() {
         "{}",
         w[0].message
     );
-    assert!(w[0].rule.as_deref().is_some_and(|r| r.contains("refers to it")));
-    assert!(p.symbol("opt_probe_quirk").is_none_or(|s| s.section.is_none()));
+    assert!(w[0]
+        .rule
+        .as_deref()
+        .is_some_and(|r| r.contains("refers to it")));
+    assert!(p
+        .symbol("opt_probe_quirk")
+        .is_none_or(|s| s.section.is_none()));
     assert!(!p.has(".init.data") && !p.has(".data.ro_after_init"));
     // The driver joins this fact with the other objects' uses.
     assert_eq!(report.moves.len(), 1);

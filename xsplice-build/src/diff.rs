@@ -159,7 +159,10 @@ pub fn diff_all(
             *x == r
                 || (x.kind == r.kind
                     && x.symbol == r.symbol
-                    && matches!(r.kind, RefusalKind::StateNotCarried | RefusalKind::VariableMoved))
+                    && matches!(
+                        r.kind,
+                        RefusalKind::StateNotCarried | RefusalKind::VariableMoved
+                    ))
         };
         if !found.refusals.iter().any(|(o, x)| *o == object && same(x)) {
             found.refusals.push((object, r));
