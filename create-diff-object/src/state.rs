@@ -116,10 +116,11 @@ fn reach(inc: &Includer<'_, '_>, families: &Families, roots: &[SymbolId]) -> BTr
                 };
                 let ts = p.symbol(t);
                 match ts.place {
-                    Place::Section(sec) if inc.role(sec) == Role::Text => {
-                        if ts.kind == SymKind::Func {
-                            todo.push(t);
-                        }
+                    // The object's own functions it calls (code is never state).
+                    Place::Section(sec)
+                        if inc.role(sec) == Role::Text && ts.kind == SymKind::Func =>
+                    {
+                        todo.push(t);
                     }
                     _ if is_state(p, t) => {
                         out.insert(match inc.twins.symbol_twin(t) {
