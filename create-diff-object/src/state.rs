@@ -74,18 +74,33 @@ fn is_state(obj: &Object<'_>, sym: SymbolId) -> bool {
     }
 }
 
-/// A function and its cold parts.
-fn with_cold_parts(obj: &Object<'_>, families: &Families, f: SymbolId) -> Vec<SymbolId> {
-    let mut out = vec![f];
-    out.extend(obj.symbol_ids().filter(|&s| families.parent(s) == Some(f)));
-    out
+/// Per function of one object: its cold parts (built once: a function's
+/// uses are those of its cold parts too).
+struct Parts(BTreeMap<SymbolId, Vec<SymbolId>>);
+
+impl Parts {
+    fn new(obj: &Object<'_>) -> Parts {
+        let families = Families::new(obj);
+        let mut map: BTreeMap<SymbolId, Vec<SymbolId>> = BTreeMap::new();
+        for s in obj.symbol_ids() {
+            if let Some(parent) = families.parent(s) {
+                map.entry(parent).or_default().push(s);
+            }
+        }
+        Parts(map)
+    }
+
+    /// A function and its cold parts.
+    fn of(&self, f: SymbolId) -> impl Iterator<Item = SymbolId> + '_ {
+        std::iter::once(f).chain(self.0.get(&f).into_iter().flatten().copied())
+    }
 }
 
 /// The state the original version of a function refers to directly, by
 /// its name in the original object.
-fn old_refs(orig: &Object<'_>, families: &Families, f: SymbolId) -> BTreeMap<String, SymbolId> {
+fn old_refs(orig: &Object<'_>, parts: &Parts, f: SymbolId) -> BTreeMap<String, SymbolId> {
     let mut out = BTreeMap::new();
-    for part in with_cold_parts(orig, families, f) {
+    for part in parts.of(f) {
         for r in relocs_of(orig, part) {
             if let Some(t) = target_symbol(orig, r) {
                 if t != f && is_state(orig, t) {
@@ -100,7 +115,7 @@ fn old_refs(orig: &Object<'_>, families: &Families, f: SymbolId) -> BTreeMap<Str
 /// What the patched object's code `roots` refers to, following calls to
 /// the object's own functions; existing symbols by their original name
 /// (a renumbered static keeps its original key), new ones by theirs.
-fn reach(inc: &Includer<'_, '_>, families: &Families, roots: &[SymbolId]) -> BTreeSet<String> {
+fn reach(inc: &Includer<'_, '_>, parts: &Parts, roots: &[SymbolId]) -> BTreeSet<String> {
     let p = inc.patched;
     let mut seen: BTreeSet<SymbolId> = BTreeSet::new();
     let mut todo: Vec<SymbolId> = roots.to_vec();
@@ -109,7 +124,7 @@ fn reach(inc: &Includer<'_, '_>, families: &Families, roots: &[SymbolId]) -> BTr
         if !seen.insert(f) {
             continue;
         }
-        for part in with_cold_parts(p, families, f) {
+        for part in parts.of(f) {
             for r in relocs_of(p, part) {
                 let Some(t) = target_symbol(p, r) else {
                     continue;
@@ -175,7 +190,7 @@ fn hook_only(inc: &Includer<'_, '_>, plan: &Plan) -> BTreeSet<SymbolId> {
 /// The state facts of one diffed object.
 pub fn facts(inc: &Includer<'_, '_>, plan: &Plan) -> StateFacts {
     let (o, p) = (inc.orig, inc.patched);
-    let (ofam, pfam) = (Families::new(o), Families::new(p));
+    let (ofam, pfam) = (Parts::new(o), Parts::new(p));
     let hooks = hook_only(inc, plan);
     let mut out = StateFacts::default();
     let mut used = BTreeSet::new();
