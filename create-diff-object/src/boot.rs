@@ -91,12 +91,12 @@ pub struct HookRef {
 
 /// The name of a symbol that means the same in every object of a build:
 /// Xen's runtime naming (`file#sym` for locals).
-fn key(obj: &Object<'_>, sym: SymbolId) -> String {
+pub(crate) fn key(obj: &Object<'_>, sym: SymbolId) -> String {
     key_as(obj, sym, obj.symbol(sym).name)
 }
 
 /// [`key`] for symbol `sym` under another name (a cold part's function).
-fn key_as(obj: &Object<'_>, sym: SymbolId, name: &str) -> String {
+pub(crate) fn key_as(obj: &Object<'_>, sym: SymbolId, name: &str) -> String {
     match (obj.symbol(sym).is_local(), obj.file_name) {
         (true, Some(file)) => naming::local_name(file, name),
         _ => name.to_string(),
@@ -105,7 +105,7 @@ fn key_as(obj: &Object<'_>, sym: SymbolId, name: &str) -> String {
 
 /// The named symbol a relocation reaches (through a section symbol or
 /// label: the named symbol covering the target).
-fn target_symbol(obj: &Object<'_>, r: &Reloc) -> Option<SymbolId> {
+pub(crate) fn target_symbol(obj: &Object<'_>, r: &Reloc) -> Option<SymbolId> {
     let t = obj.symbol(r.symbol);
     if !is_unnamed(t) {
         return Some(r.symbol);
@@ -116,7 +116,7 @@ fn target_symbol(obj: &Object<'_>, r: &Reloc) -> Option<SymbolId> {
 }
 
 /// The relocations inside a defined symbol's bytes.
-fn relocs_of<'o>(obj: &'o Object<'_>, sym: SymbolId) -> &'o [Reloc] {
+pub(crate) fn relocs_of<'o>(obj: &'o Object<'_>, sym: SymbolId) -> &'o [Reloc] {
     let s = obj.symbol(sym);
     match s.section() {
         Some(sec) => obj

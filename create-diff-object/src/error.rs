@@ -51,6 +51,11 @@ pub enum RefusalKind {
     /// Xen freed its init region) sets up a symbol the payload's runtime
     /// part brings or uses: the running Xen never runs that set-up.
     BootSetupNotCarried,
+    /// The original versions of patched functions use an existing variable
+    /// their new versions do not, and use new variables of the payload
+    /// instead: those start at their initialisers, and the value the
+    /// running Xen holds (set at boot, by a quirk, by a sysctl) is dropped.
+    StateNotCarried,
     /// A difference between the objects that no patched function, refusal
     /// or reason to ignore accounts for (a changed special-section entry
     /// that belongs to no function, changed code no patched function owns).
@@ -59,7 +64,7 @@ pub enum RefusalKind {
 
 impl RefusalKind {
     /// Every kind, in documentation order.
-    pub const ALL: [RefusalKind; 15] = [
+    pub const ALL: [RefusalKind; 16] = [
         RefusalKind::InitialiserChanged,
         RefusalKind::DataSizeChanged,
         RefusalKind::ReadOnlyDataInUse,
@@ -74,6 +79,7 @@ impl RefusalKind {
         RefusalKind::VariableMoved,
         RefusalKind::LayoutChanged,
         RefusalKind::BootSetupNotCarried,
+        RefusalKind::StateNotCarried,
         RefusalKind::UnaccountedChange,
     ];
 
@@ -94,6 +100,7 @@ impl RefusalKind {
             RefusalKind::VariableMoved => "variable_moved",
             RefusalKind::LayoutChanged => "layout_changed",
             RefusalKind::BootSetupNotCarried => "boot_setup_not_carried",
+            RefusalKind::StateNotCarried => "state_not_carried",
             RefusalKind::UnaccountedChange => "unaccounted_change",
         }
     }
@@ -184,11 +191,18 @@ pub enum WarningKind {
     /// comes from functions the payload replaces or adds: the payload
     /// carries the new contents as a new object (`copies`).
     ReadOnlyDataGrown,
+    /// An existing variable moved section, and nothing the payload
+    /// includes refers to it: the move takes effect after a reboot.
+    VariableMovedUnreferenced,
+    /// Patched functions dropped an existing variable for new ones, and a
+    /// load or apply hook refers to the old variable: the hook is taken to
+    /// carry its running value over (not proven).
+    StateCarriedInHook,
 }
 
 impl WarningKind {
     /// Every kind, in documentation order.
-    pub const ALL: [WarningKind; 7] = [
+    pub const ALL: [WarningKind; 9] = [
         WarningKind::BootTimeChange,
         WarningKind::BootSetupInHook,
         WarningKind::LayoutSameBytes,
@@ -196,6 +210,8 @@ impl WarningKind {
         WarningKind::LayoutNoInstance,
         WarningKind::LayoutAutomaticOnly,
         WarningKind::ReadOnlyDataGrown,
+        WarningKind::VariableMovedUnreferenced,
+        WarningKind::StateCarriedInHook,
     ];
 
     /// The stable name (snake_case) used in reports.
@@ -208,6 +224,8 @@ impl WarningKind {
             WarningKind::LayoutNoInstance => "layout_no_instance",
             WarningKind::LayoutAutomaticOnly => "layout_automatic_only",
             WarningKind::ReadOnlyDataGrown => "read_only_data_grown",
+            WarningKind::VariableMovedUnreferenced => "variable_moved_unreferenced",
+            WarningKind::StateCarriedInHook => "state_carried_in_hook",
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod mutate;
 pub mod names;
 pub mod read;
 pub mod report;
+pub mod state;
 pub mod write;
 
 // Target facts live in `xsplice-target`; these names keep `create_diff_object::abi`
@@ -89,6 +90,12 @@ pub struct DiffReport {
     /// What boot-time changes refer to and what the runtime part brings
     /// and uses, for a decision over every object of a payload (`boot::decide`).
     pub boot: boot::BootFacts,
+    /// Existing variables that moved section and that nothing this
+    /// object's part of the payload refers to (`moves::decide`).
+    pub moves: Vec<moves::UnreferencedMove>,
+    /// Which existing variables the patched functions stopped using, and
+    /// which new ones they use (`state::decide`).
+    pub state: state::StateFacts,
     /// This object's warnings (`boot::decide` on it alone, then
     /// `object_warnings`).
     pub warnings: Vec<Warning>,
@@ -190,13 +197,16 @@ pub fn diff_bytes(
     let inc = include::Includer::new(&orig, &new, &twins, &cmp);
     let mut plan = include::Plan::default();
     inc.roots(&mut plan);
-    for r in moves::moved_variables(&orig, &new, &twins) {
+    let resolver = Resolver { xen: xen_syms };
+    inc.close(&mut plan, &resolver)?;
+    // A moved variable matters only if what the payload includes refers to it.
+    let (moved_refused, moves) =
+        moves::split_by_use(&inc, &plan, moves::moved_variables(&orig, &new, &twins));
+    for r in moved_refused {
         if !plan.refusals.contains(&r) {
             plan.refusals.push(r);
         }
     }
-    let resolver = Resolver { xen: xen_syms };
-    inc.close(&mut plan, &resolver)?;
     // Every difference is patched, refused or ignored for a named reason.
     // Changed file-local constants the payload carries as new objects:
     // nothing left in place may still refer to the old ones.
@@ -207,7 +217,15 @@ pub fn diff_bytes(
 
     // Boot-time set-up the runtime part relies on, within this object.
     let boot = boot::facts(&inc, &plan);
-    let verdict = boot::decide(&[("", &boot)], &|name| xen_function(xen_syms, name));
+    let state = state::facts(&inc, &plan);
+    let is_function = |name: &str| xen_function(xen_syms, name);
+    let mut verdict = boot::decide(&[("", &boot)], &is_function);
+    let moved = moves::decide(&[("", &moves, &boot)]);
+    let carried = state::decide(&[("", &boot, &state)], &is_function);
+    for v in [moved, carried] {
+        verdict.refusals.extend(v.refusals);
+        verdict.warnings.extend(v.warnings);
+    }
     for (_, r) in verdict.refusals {
         if !plan.refusals.contains(&r) {
             plan.refusals.push(r);
@@ -222,6 +240,8 @@ pub fn diff_bytes(
         accepted,
         init_only_changes: plan.init_only.clone(),
         boot,
+        moves,
+        state,
         warnings: verdict
             .warnings
             .into_iter()

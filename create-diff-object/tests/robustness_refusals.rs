@@ -107,6 +107,13 @@ const KINDS: &[Kind] = &[
         section: ".init.rodata",
         reason: &["boot_ops_hook.c#vtd_teardown", "boot_ops_hook.c#vtd_map"],
     },
+    Kind {
+        fixture: "state_split",
+        kind: RefusalKind::StateNotCarried,
+        symbol: "state_split.c#opt_ts_mode",
+        section: ".data.read_mostly",
+        reason: &["state_split.c#opt_ts_mode_xen", "print_prefix"],
+    },
 ];
 
 fn refusals_of(kind: &Kind) -> (Vec<Refusal>, String) {

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use create_diff_object::boot::BootFacts;
-use create_diff_object::{Outcome, Refusal, Warning, XenSyms};
+use create_diff_object::moves::UnreferencedMove;
+use create_diff_object::state::StateFacts;
+use create_diff_object::{Outcome, Refusal, RefusalKind, Warning, XenSyms};
 use rayon::prelude::*;
 
 use crate::progress::Log;
@@ -80,12 +82,12 @@ pub fn diff_all(
     };
     let mut found = DiffFindings::default();
     let mut first_error = None;
-    let mut boot: Vec<(String, BootFacts)> = Vec::new();
+    let mut boot: Vec<(String, BootFacts, Vec<UnreferencedMove>, StateFacts)> = Vec::new();
     let mut object_warnings: Vec<(String, Warning)> = Vec::new();
     for (job, result) in results {
         match result {
             Ok(Outcome::Written(mut report)) => {
-                boot.push((job.object.clone(), std::mem::take(&mut report.boot)));
+                boot.push(take_facts(&job.object, &mut report));
                 log_report(log, &job.object, "changed", &report);
                 found
                     .init_only
@@ -110,7 +112,7 @@ pub fn diff_all(
                 });
             }
             Ok(Outcome::NoChange(mut report)) => {
-                boot.push((job.object.clone(), std::mem::take(&mut report.boot)));
+                boot.push(take_facts(&job.object, &mut report));
                 log_report(log, &job.object, "no functional change", &report);
                 found.accepted.extend(
                     std::mem::take(&mut report.accepted)
@@ -149,20 +151,58 @@ pub fn diff_all(
         return Err(e);
     }
     // Each object alone was decided by the differ: what this adds is boot
-    // code of one object setting up what another's runtime part uses.
-    let facts: Vec<(&str, &BootFacts)> = boot.iter().map(|(o, f)| (o.as_str(), f)).collect();
-    let verdict = create_diff_object::boot::decide(&facts, &|name| {
-        create_diff_object::xen_function(xen_syms, name)
-    });
+    // code of one object setting up what another's runtime part uses, a
+    // moved variable of one object another's payload code refers to, and
+    // state one object's functions dropped for another's new variables.
+    let is_function = |name: &str| create_diff_object::xen_function(xen_syms, name);
+    let facts: Vec<(&str, &BootFacts)> = boot.iter().map(|(o, f, _, _)| (o.as_str(), f)).collect();
+    let mut verdict = create_diff_object::boot::decide(&facts, &is_function);
+    let moves: Vec<(&str, &[UnreferencedMove], &BootFacts)> = boot
+        .iter()
+        .map(|(o, f, m, _)| (o.as_str(), m.as_slice(), f))
+        .collect();
+    let state: Vec<(&str, &BootFacts, &StateFacts)> =
+        boot.iter().map(|(o, f, _, s)| (o.as_str(), f, s)).collect();
+    for v in [
+        create_diff_object::moves::decide(&moves),
+        create_diff_object::state::decide(&state, &is_function),
+    ] {
+        verdict.refusals.extend(v.refusals);
+        verdict.warnings.extend(v.warnings);
+    }
     for (object, r) in verdict.refusals {
         log.line(&format!("{object}: refused: {r}"));
-        if !found.refusals.iter().any(|(o, x)| *o == object && *x == r) {
+        // The differ refused it on this object alone already (a state or
+        // move refusal may name fewer users there: one per symbol).
+        let same = |x: &Refusal| {
+            *x == r
+                || (x.kind == r.kind
+                    && x.symbol == r.symbol
+                    && matches!(
+                        r.kind,
+                        RefusalKind::StateNotCarried | RefusalKind::VariableMoved
+                    ))
+        };
+        if !found.refusals.iter().any(|(o, x)| *o == object && same(x)) {
             found.refusals.push((object, r));
         }
     }
     found.warnings = verdict.warnings;
     found.warnings.extend(object_warnings);
     Ok(found)
+}
+
+/// What the payload-wide decisions need of one object's report.
+fn take_facts(
+    object: &str,
+    report: &mut create_diff_object::DiffReport,
+) -> (String, BootFacts, Vec<UnreferencedMove>, StateFacts) {
+    (
+        object.to_string(),
+        std::mem::take(&mut report.boot),
+        std::mem::take(&mut report.moves),
+        std::mem::take(&mut report.state),
+    )
 }
 
 fn log_report(log: &Log, object: &str, what: &str, report: &create_diff_object::DiffReport) {

@@ -39,6 +39,7 @@ const BOOT_CROSS_HOOK_PATCH: &str = xenlike_patch!("boot-setup-cross-hook");
 const UNUSED_OPS_PATCH: &str = xenlike_patch!("layout-unused-ops");
 const QUIRK_TABLE_PATCH: &str = xenlike_patch!("quirk-table-grown");
 const COUNTER_USE_PATCH: &str = xenlike_patch!("counter-init-and-use");
+const STATE_CROSS_PATCH: &str = xenlike_patch!("state-cross");
 
 /// A scratch area: a private copy of tests/xenlike, patches, output and cache dirs.
 struct Scratch {
@@ -1356,6 +1357,39 @@ fn boot_setup_in_another_object_is_refused() {
     );
     assert!(r["hint"].as_str().unwrap_or_default().contains("load hook"));
     assert!(!out.join("cross.livepatch").exists());
+}
+
+/// State dropped in one object for a new variable of another: data.c's
+/// `next_counter` stops using `counter` (gone from data.c) for the new
+/// `counter_pv` that kernel.c brings, initialised to 1. Neither differ run
+/// alone sees both halves; the driver's join refuses it on data.o
+/// (`state_not_carried`), naming both variables and the function (main
+/// built it: the running count restarted at 1).
+#[test]
+fn state_dropped_for_another_objects_variable_is_refused() {
+    let s = Scratch::new();
+    let patch = s.patch("state-cross", STATE_CROSS_PATCH);
+    let out = s.out("state-cross");
+    let o = s.run_with_report(&patch, &out);
+    assert_exit(&o, 2);
+    let report = json(&out.with_extension("json"));
+    let r = entry(
+        &report,
+        "refusals",
+        &[
+            ("object", "common/data.o"),
+            ("kind", "state_not_carried"),
+            ("symbol", "counter"),
+            ("section", ".data.counter"),
+        ],
+    );
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("counter_pv") && reason.contains("next_counter"),
+        "{r:#}"
+    );
+    assert!(r["hint"].as_str().unwrap_or_default().contains("load hook"));
+    assert!(!out.join("state-cross.livepatch").exists());
 }
 
 /// The same with a load hook in sched.c that sets the variable: built,
