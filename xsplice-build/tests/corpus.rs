@@ -30,7 +30,9 @@ fn corpus_dir() -> PathBuf {
 
 /// The Xen series whose corpus runs: 4.17 (`MANIFEST`, patches in
 /// `tests/corpus/`) or a later one (`MANIFEST-4.20`, patches ported to it
-/// in `tests/corpus/4.20/`, the others shared with 4.17).
+/// in `tests/corpus/4.20/`, the others shared with 4.17), or the stable
+/// fixes of 4.21.1 on 4.21.0 (`MANIFEST-stable-4.21.1`, every patch in
+/// `tests/corpus/stable-4.21.1/`).
 #[derive(Debug, Clone, Copy)]
 struct Series(Option<&'static str>);
 
@@ -55,7 +57,12 @@ impl Series {
     }
 }
 
-const SERIES: [Series; 3] = [Series(None), Series(Some("4.20")), Series(Some("4.21"))];
+const SERIES: [Series; 4] = [
+    Series(None),
+    Series(Some("4.20")),
+    Series(Some("4.21")),
+    Series(Some("stable-4.21.1")),
+];
 
 /// Size of one Xen 4.17 `struct livepatch_func`.
 /// Special sections whose entries must follow the functions they describe.
@@ -735,6 +742,17 @@ fn corpus_on_real_xen_420() {
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_421 (ci/test runs it)"]
 fn corpus_on_real_xen_421() {
     run_corpus(Series(Some("4.21")), &xen_tree("XSPLICE_XEN_TREE_421"));
+}
+
+/// The stable fixes between RELEASE-4.21.0 and RELEASE-4.21.1, each alone
+/// on 4.21.0 (`ci/xen-tree 4.21.0`), as a distro on 4.21.0 would ship them.
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_4210 (ci/test runs it)"]
+fn corpus_on_real_xen_4210() {
+    run_corpus(
+        Series(Some("stable-4.21.1")),
+        &xen_tree("XSPLICE_XEN_TREE_4210"),
+    );
 }
 
 fn run_corpus(series: Series, tree: &Path) {
