@@ -30,7 +30,9 @@ fn corpus_dir() -> PathBuf {
 
 /// The Xen series whose corpus runs: 4.17 (`MANIFEST`, patches in
 /// `tests/corpus/`) or a later one (`MANIFEST-4.20`, patches ported to it
-/// in `tests/corpus/4.20/`, the others shared with 4.17).
+/// in `tests/corpus/4.20/`, the others shared with 4.17), or the stable
+/// fixes of 4.21.1 on 4.21.0 (`MANIFEST-stable-4.21.1`, every patch in
+/// `tests/corpus/stable-4.21.1/`).
 #[derive(Debug, Clone, Copy)]
 struct Series {
     release: Option<&'static str>,
@@ -79,7 +81,8 @@ const S417: Series = Series {
 const S420: Series = Series::of("4.20", &[]);
 const S421: Series = Series::of("4.21", &[]);
 const S422: Series = Series::of("4.22", &["4.21", "4.20"]);
-const SERIES: [Series; 4] = [S417, S420, S421, S422];
+const S4210: Series = Series::of("stable-4.21.1", &[]);
+const SERIES: [Series; 5] = [S417, S420, S421, S422, S4210];
 
 /// Size of one Xen 4.17 `struct livepatch_func`.
 /// Special sections whose entries must follow the functions they describe.
@@ -791,6 +794,14 @@ fn corpus_on_real_xen_421() {
 #[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_422 (ci/test runs it)"]
 fn corpus_on_real_xen_422() {
     run_corpus(S422, &xen_tree("XSPLICE_XEN_TREE_422"));
+}
+
+/// The stable fixes between RELEASE-4.21.0 and RELEASE-4.21.1, each alone
+/// on 4.21.0 (`ci/xen-tree 4.21.0`), as a distro on 4.21.0 would ship them.
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_4210 (ci/test runs it)"]
+fn corpus_on_real_xen_4210() {
+    run_corpus(S4210, &xen_tree("XSPLICE_XEN_TREE_4210"));
 }
 
 fn run_corpus(series: Series, tree: &Path) {
