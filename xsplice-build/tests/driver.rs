@@ -1334,29 +1334,16 @@ fn init_changes_next_to_runtime_ones_are_warned_about_and_listed() {
 /// and sched_pick, under setup.o.
 #[test]
 fn boot_setup_in_another_object_is_refused() {
-    let s = Scratch::new();
-    let patch = s.patch("cross", BOOT_CROSS_PATCH);
-    let out = s.out("cross");
-    let o = s.run_with_report(&patch, &out);
-    assert_exit(&o, 2);
-    let report = json(&out.with_extension("json"));
-    let r = entry(
-        &report,
-        "refusals",
-        &[
+    assert_refused_with_hook_hint(
+        ("cross", BOOT_CROSS_PATCH),
+        [
             ("object", "arch/x86/setup.o"),
             ("kind", "boot_setup_not_carried"),
             ("symbol", "start_xen"),
             ("section", ".init.text"),
         ],
+        &["sched_spread", "sched_pick"],
     );
-    let reason = r["reason"].as_str().unwrap_or_default();
-    assert!(
-        reason.contains("sched_spread") && reason.contains("sched_pick"),
-        "{r:#}"
-    );
-    assert!(r["hint"].as_str().unwrap_or_default().contains("load hook"));
-    assert!(!out.join("cross.livepatch").exists());
 }
 
 /// State dropped in one object for a new variable of another: data.c's
@@ -1367,29 +1354,36 @@ fn boot_setup_in_another_object_is_refused() {
 /// built it: the running count restarted at 1).
 #[test]
 fn state_dropped_for_another_objects_variable_is_refused() {
-    let s = Scratch::new();
-    let patch = s.patch("state-cross", STATE_CROSS_PATCH);
-    let out = s.out("state-cross");
-    let o = s.run_with_report(&patch, &out);
-    assert_exit(&o, 2);
-    let report = json(&out.with_extension("json"));
-    let r = entry(
-        &report,
-        "refusals",
-        &[
+    assert_refused_with_hook_hint(
+        ("state-cross", STATE_CROSS_PATCH),
+        [
             ("object", "common/data.o"),
             ("kind", "state_not_carried"),
             ("symbol", "counter"),
             ("section", ".data.counter"),
         ],
+        &["counter_pv", "next_counter"],
     );
+}
+
+/// A payload-wide refusal: exit 2, the refusal `fields` in the report, its
+/// reason naming `words`, a hint pointing at a load hook, and no payload.
+fn assert_refused_with_hook_hint(
+    (name, text): (&str, &str),
+    fields: [(&str, &str); 4],
+    words: &[&str],
+) {
+    let s = Scratch::new();
+    let patch = s.patch(name, text);
+    let out = s.out(name);
+    let o = s.run_with_report(&patch, &out);
+    assert_exit(&o, 2);
+    let report = json(&out.with_extension("json"));
+    let r = entry(&report, "refusals", &fields);
     let reason = r["reason"].as_str().unwrap_or_default();
-    assert!(
-        reason.contains("counter_pv") && reason.contains("next_counter"),
-        "{r:#}"
-    );
+    assert!(words.iter().all(|w| reason.contains(w)), "{r:#}");
     assert!(r["hint"].as_str().unwrap_or_default().contains("load hook"));
-    assert!(!out.join("state-cross.livepatch").exists());
+    assert!(!out.join(format!("{name}.livepatch")).exists());
 }
 
 /// The same with a load hook in sched.c that sets the variable: built,
