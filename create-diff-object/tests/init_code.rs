@@ -145,16 +145,12 @@ fn runtime_code_relying_on_new_boot_setup_is_refused() {
     assert_eq!(r.kind, create_diff_object::RefusalKind::BootSetupNotCarried);
     assert_eq!(r.symbol, "boot_setup_array.c#alloc_cpu_pages");
     assert_eq!(r.section, ".init.text");
-    for name in [
-        "boot_setup_array.c#cpu_pages",
-        "boot_setup_array.c#cpu_callback",
-    ] {
-        assert!(r.reason.contains(name), "{name}: {}", r.reason);
-    }
-    assert!(
-        r.hint.contains("load hook") && r.hint.contains("templates/livepatch-hooks.h"),
-        "{}",
-        r.hint
+    assert_names_with_hook_hint(
+        r,
+        &[
+            "boot_setup_array.c#cpu_pages",
+            "boot_setup_array.c#cpu_callback",
+        ],
     );
 }
 

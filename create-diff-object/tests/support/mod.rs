@@ -401,3 +401,17 @@ pub fn xen_symbol(case: &Case, name: &str, file: Option<&str>) -> (u64, u64) {
     let s = xen.lookup(name, file).expect("symbol in xen-syms");
     (s.addr, s.size)
 }
+
+/// A refusal whose reason names every one of `names` and whose hint sends
+/// the author to a load hook (`templates/livepatch-hooks.h`).
+#[allow(dead_code)]
+pub fn assert_names_with_hook_hint(r: &create_diff_object::Refusal, names: &[&str]) {
+    for name in names {
+        assert!(r.reason.contains(name), "{name}: {}", r.reason);
+    }
+    assert!(
+        r.hint.contains("load hook") && r.hint.contains("templates/livepatch-hooks.h"),
+        "{}",
+        r.hint
+    );
+}
