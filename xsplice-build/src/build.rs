@@ -21,7 +21,7 @@ use std::process::Command;
 use crate::hash::{Hasher, StatCache};
 use crate::progress::Log;
 use crate::recipe::Recipe;
-use crate::stages::BaseBuild;
+use crate::stages::{BaseBuild, PatchedBuild};
 use crate::tree::{self, Touch, Touched};
 use crate::worktree::Writes;
 use crate::Error;
@@ -658,21 +658,6 @@ pub fn write_file(path: &Path, data: &[u8]) -> Result<(), Error> {
         xsplice_target::Error::Io { source, .. } => Error::io(path, source),
         other => Error::io(path, std::io::Error::other(other.to_string())),
     })
-}
-
-/// What the patched build changed, as object paths under `xen/`.
-#[derive(Debug, Clone, Default)]
-pub struct PatchedBuild {
-    /// Objects in both builds whose bytes differ.
-    pub changed: Vec<String>,
-    /// Objects only in the patched build.
-    pub new: Vec<String>,
-    /// Objects make was asked to build (empty after a full make).
-    pub recompiled: Vec<String>,
-    /// True when a full incremental make ran (the fast path was unsure).
-    pub full_make: bool,
-    /// Why the fast path was not taken.
-    pub full_make_reason: Option<String>,
 }
 
 /// Apply the patch to `work` (a fresh copy of the base) and rebuild what it affects.

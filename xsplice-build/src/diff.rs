@@ -12,7 +12,7 @@ use create_diff_object::{Outcome, Refusal, RefusalKind, Warning, XenSyms};
 use rayon::prelude::*;
 
 use crate::progress::Log;
-use crate::stages::ObjectDiff;
+use crate::stages::{DiffOutput, ObjectDiff};
 use crate::Error;
 
 /// One object to diff.
@@ -25,26 +25,6 @@ pub struct DiffJob {
     pub output: PathBuf,
 }
 
-/// What the diff stage found.
-#[derive(Debug, Default)]
-pub struct DiffFindings {
-    /// Objects with findings, in job order: those that produced an output,
-    /// and those whose only changes are in init code (no output).
-    pub objects: Vec<ObjectDiff>,
-    /// The written outputs, for the link.
-    pub outputs: Vec<PathBuf>,
-    /// Init functions that changed (no table entry possible).
-    pub init_only: Vec<String>,
-    /// Every refusal, with its object.
-    pub refusals: Vec<(String, Refusal)>,
-    /// Boot-time changes nothing depends on, set-up left to a hook, type
-    /// layouts accepted by a rule that refused them before: each with its
-    /// object.
-    pub warnings: Vec<(String, Warning)>,
-    /// Refusals the author accepted (`--accept`), with their objects.
-    pub accepted: Vec<(String, Refusal)>,
-}
-
 /// Run every job; refusals are collected (not returned as the first error)
 /// so the user sees the full list.
 pub fn diff_all(
@@ -53,7 +33,7 @@ pub fn diff_all(
     opts: &create_diff_object::Options,
     threads: usize,
     log: &Log,
-) -> Result<DiffFindings, Error> {
+) -> Result<DiffOutput, Error> {
     for job in jobs {
         if let Some(parent) = job.output.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -80,7 +60,7 @@ pub fn diff_all(
         Ok(pool) => pool.install(run),
         Err(_) => run(),
     };
-    let mut found = DiffFindings::default();
+    let mut found = DiffOutput::default();
     let mut first_error = None;
     let mut boot: Vec<(String, BootFacts, Vec<UnreferencedMove>, StateFacts)> = Vec::new();
     let mut object_warnings: Vec<(String, Warning)> = Vec::new();
@@ -105,10 +85,7 @@ pub fn diff_all(
                 );
                 found.objects.push(ObjectDiff {
                     object: job.object.clone(),
-                    changed_functions: report.changed_functions,
-                    new_functions: report.new_functions,
-                    init_only_changes: report.init_only_changes,
-                    new_object: false,
+                    report: Some(report),
                 });
             }
             Ok(Outcome::NoChange(mut report)) => {
@@ -125,8 +102,7 @@ pub fn diff_all(
                 if !report.init_only_changes.is_empty() {
                     found.objects.push(ObjectDiff {
                         object: job.object.clone(),
-                        init_only_changes: report.init_only_changes,
-                        ..ObjectDiff::default()
+                        report: Some(report),
                     });
                 }
             }

@@ -423,10 +423,10 @@ pub fn check(
                 .iter()
                 .filter(|d| &d.object == obj)
                 .flat_map(|d| {
-                    d.changed_functions
+                    d.changed_functions()
                         .iter()
                         .map(|f| f.name.clone())
-                        .chain(d.new_functions.iter().cloned())
+                        .chain(d.new_functions().iter().cloned())
                 })
                 .collect()
         });

@@ -10,6 +10,7 @@
 pub mod accept;
 pub mod batch;
 pub mod build;
+pub mod build_id;
 pub mod cli;
 pub mod diff;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod tree;
 pub mod verify;
 pub mod worktree;
 
+pub use build_id::BuildId;
 pub use error::Error;
 pub use options::{BuildOptions, Skip};
 pub use pipeline::build_payload;

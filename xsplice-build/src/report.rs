@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use create_diff_object::notes::to_hex;
 use serde::Serialize;
 
+use crate::build_id::BuildId;
 use crate::stages::StageTime;
 use crate::stages::Stages;
 use crate::Error;
@@ -154,7 +154,7 @@ impl Report<'_> {
             }
         };
         let st = self.stages;
-        let hex = |id: &Vec<u8>| to_hex(id);
+        let hex = |id: &BuildId| id.to_string();
         let diff_objects = st.diff.as_ref().map_or(&[][..], |d| &d.objects);
         let objects = st.objects.as_ref();
         let patched = st.patched.as_ref();
@@ -203,7 +203,7 @@ impl Report<'_> {
             functions: diff_objects
                 .iter()
                 .flat_map(|o| {
-                    o.changed_functions.iter().map(move |f| Function {
+                    o.changed_functions().iter().map(move |f| Function {
                         name: &f.name,
                         object: &o.object,
                         old_addr: f.old_addr,
@@ -216,14 +216,14 @@ impl Report<'_> {
                 .iter()
                 .map(|o| Object {
                     object: &o.object,
-                    new_object: o.new_object,
+                    new_object: o.is_new(),
                     changed_functions: o
-                        .changed_functions
+                        .changed_functions()
                         .iter()
                         .map(|f| f.name.as_str())
                         .collect(),
-                    new_functions: &o.new_functions,
-                    init_only_changes: &o.init_only_changes,
+                    new_functions: o.new_functions(),
+                    init_only_changes: o.init_only_changes(),
                 })
                 .collect(),
             init_only_changes: st.diff.as_ref().map_or(&[][..], |d| &d.init_only),
@@ -334,15 +334,18 @@ mod tests {
     /// kind) come from the error.
     #[test]
     fn partial_result_and_refusals_from_the_error() {
-        use crate::stages::{BaseOutput, ObjectsOutput};
+        use crate::stages::{BaseBuild, ObjectsOutput};
         use create_diff_object::{Refusal, RefusalKind};
         let stages = Stages {
             name: Some("fix".into()),
             recipe: Some("upstream".into()),
-            base: Some(BaseOutput {
+            base: Some(BaseBuild {
                 cached: true,
                 adopted: false,
                 key: "k1".into(),
+                tree: "/cache/k1/tree".into(),
+                xen_syms: "/cache/k1/tree/xen/xen-syms".into(),
+                build_top: None,
             }),
             objects: Some(ObjectsOutput {
                 base_key: "k1".into(),
@@ -351,7 +354,7 @@ mod tests {
                 changed: vec!["common/data.o".into()],
                 new: vec![],
             }),
-            base_build_id: Some(vec![0xab, 0xcd]),
+            base_build_id: Some(BuildId::from_bytes(vec![0xab, 0xcd])),
             ..Stages::default()
         };
         let refusal = Refusal {
@@ -455,6 +458,8 @@ mod tests {
         let stages = Stages {
             diff: Some(crate::stages::DiffOutput {
                 objects: Vec::new(),
+                outputs: Vec::new(),
+                refusals: Vec::new(),
                 init_only: Vec::new(),
                 warnings: vec![(
                     "common/x.o".into(),
@@ -497,6 +502,8 @@ mod tests {
         let stages = Stages {
             diff: Some(crate::stages::DiffOutput {
                 objects: Vec::new(),
+                outputs: Vec::new(),
+                refusals: Vec::new(),
                 init_only: Vec::new(),
                 warnings: Vec::new(),
                 accepted: vec![(

@@ -511,7 +511,7 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
                     &notes::build_id_of_file(p)
                         .map_err(|e| Error::Verify(VerifyFailure::BuildId(e)))?,
                 ),
-                None => result.base_build_id.clone(),
+                None => result.base_build_id.to_string(),
             });
         }
         println!("{}", payload.display());
