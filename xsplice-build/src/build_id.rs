@@ -10,7 +10,7 @@ use create_diff_object::notes::{from_hex, to_hex};
 
 use crate::problem::BuildIdProblem;
 
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct BuildId(Vec<u8>);
 
 impl BuildId {

@@ -121,8 +121,6 @@ struct Checked {
     touched: Vec<Touched>,
     config: Vec<u8>,
     name: String,
-    depends: Option<BuildId>,
-    xen_depends: Option<BuildId>,
     cache: PathBuf,
     /// How the base is built, with the build strings filled in.
     recipe: Recipe,
@@ -211,17 +209,7 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     let config_path = tree::config_path(&opts.srcdir, opts.config.as_deref())?;
     let config = tree::check_config(&config_path)?;
     let name = tree::payload_name(&opts.patch, opts.name.as_deref())?;
-    let depends = opts
-        .depends
-        .as_deref()
-        .map(|s| parse_build_id("--depends", s))
-        .transpose()?;
-    let xen_depends = opts
-        .xen_depends
-        .as_deref()
-        .map(|s| parse_build_id("--xen-depends", s))
-        .transpose()?;
-    if opts.replace && depends.is_some() {
+    if opts.replace && opts.depends.is_some() {
         return Err(Error::Input(Problem::ReplaceWithDepends));
     }
     crate::accept::validate(
@@ -346,19 +334,10 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         touched,
         config,
         name,
-        depends,
-        xen_depends,
         cache,
         recipe,
         target,
     })
-}
-
-/// A build-id given on the command line (`BuildId`'s rules), or a
-/// problem naming the option.
-fn parse_build_id(option: &'static str, s: &str) -> Result<BuildId, Error> {
-    s.parse()
-        .map_err(|problem| Error::Input(Problem::BadBuildId { option, problem }))
 }
 
 /// `--xen-syms`, checked before any work: a regular file within the size
@@ -474,10 +453,10 @@ fn run(
     let base = base_facts(&record, stages)?;
     let inputs = diff_stage(opts, &record, &base, &dirs, progress, stages, &log)?;
     let target_syms = target_stage(opts, &record, &base, progress, &log)?;
-    dependencies(&checked, &target_syms, stages);
+    dependencies(opts, &target_syms, stages);
     let build_id = link_stage(opts, &dirs, &inputs, base.abi, progress, stages, &log)?;
     let target = Target::of(target_syms.given.as_deref(), &base.syms);
-    verify_stage(opts, &checked, &dirs, &base, target, progress, stages, &log)?;
+    verify_stage(opts, &dirs, &base, target, progress, stages, &log)?;
     stages.linked = Some(Linked {
         payload: dirs.payload.clone(),
         build_id,
@@ -804,10 +783,10 @@ fn target_stage(
 }
 
 /// The dependency notes: what the user chose, else the target's build-id.
-fn dependencies(checked: &Checked, target: &TargetSyms, stages: &mut Stages) {
+fn dependencies(opts: &BuildOptions, target: &TargetSyms, stages: &mut Stages) {
     stages.dependencies = Some(Dependencies {
-        depends: checked.depends.clone().unwrap_or_else(|| target.id.clone()),
-        xen_depends: checked
+        depends: opts.depends.clone().unwrap_or_else(|| target.id.clone()),
+        xen_depends: opts
             .xen_depends
             .clone()
             .unwrap_or_else(|| target.id.clone()),
@@ -858,7 +837,6 @@ fn link_stage(
 #[allow(clippy::too_many_arguments)]
 fn verify_stage(
     opts: &BuildOptions,
-    checked: &Checked,
     dirs: &OutDirs,
     base: &BaseFacts,
     target: Target,
@@ -886,8 +864,8 @@ fn verify_stage(
             opts.replace,
             target,
             &base.xen_tree,
-            checked.depends.as_ref().map(BuildId::as_bytes),
-            checked.xen_depends.as_ref().map(BuildId::as_bytes),
+            opts.depends.as_ref().map(BuildId::as_bytes),
+            opts.xen_depends.as_ref().map(BuildId::as_bytes),
         )?;
         fs::rename(&dirs.unverified, &dirs.payload).map_err(|e| Error::io(&dirs.payload, e))?;
         let msg = format!("passes the {}", report.checked_against());

@@ -628,7 +628,7 @@ impl Runner<'_> {
         if prev.outcome == Outcome::Built {
             let payload = prev.payload.as_ref()?;
             let info = crate::samples::PayloadInfo::read(payload).ok()?;
-            if Some(info.build_id) != prev.build_id {
+            if Some(info.build_id.to_string()) != prev.build_id {
                 return None;
             }
             // The build-id note says what the payload was, not that its
