@@ -46,8 +46,9 @@ fn rebuilt_since(path: &Path, since: std::time::SystemTime) -> bool {
         .unwrap_or(false)
 }
 
-/// Bump when the cache layout or the build recipe changes.
-const CACHE_FORMAT: &str = "xsplice-build base cache v2";
+/// Bump when the cache layout or the build recipe changes (v3: the
+/// dependency records are JSON, `dep-records.json`).
+const CACHE_FORMAT: &str = "xsplice-build base cache v3";
 
 /// How make is run (shared by base and patched builds, so the recorded
 /// compile commands match and nothing is rebuilt needlessly).
@@ -289,7 +290,7 @@ fn entry_read_files(entry: &Path) -> Vec<String> {
 /// Record the digests of what runs read from `entry` (complete, or about
 /// to be): the one-file copy of the records is made first, so it is covered.
 fn record_digests(entry: &Path) -> Result<(), Error> {
-    DepIndex::keep(&entry.join("tree/xen"), &entry.join(DEP_RECORDS));
+    DepIndex::keep(&entry.join("tree/xen"), &entry.join(DEP_RECORDS), None);
     let files = entry_read_files(entry);
     crate::hash::FileDigests::record(entry, &files)?.save(&entry.join(DIGESTS))
 }
@@ -672,6 +673,29 @@ pub fn patched_build(
     writes: &mut Writes,
     log: &Log,
 ) -> Result<PatchedBuild, Error> {
+    apply_patch(work, patch, touched, srcdir, writes, log)?;
+    let xen = work.join("xen");
+    let mut out = rebuild_affected(base, &xen, touched, make, writes, log)?;
+    find_changed_objects(base, &xen, &mut out, log)?;
+    // The diff compares against these: they must be the base's.
+    let originals: Vec<String> = out
+        .changed
+        .iter()
+        .map(|o| format!("tree/xen/{o}"))
+        .collect();
+    check_cached(base, &originals, log)?;
+    Ok(out)
+}
+
+/// The patch applied to the working copy, whose writes are noted.
+fn apply_patch(
+    work: &Path,
+    patch: &Path,
+    touched: &[Touched],
+    srcdir: &Path,
+    writes: &mut Writes,
+    log: &Log,
+) -> Result<(), Error> {
     for t in touched {
         writes.path(&t.path);
     }
@@ -693,10 +717,22 @@ pub fn patched_build(
         &format!("applying the patch to the working copy {}", work.display()),
     )?;
     crate::crash_point("work-patched");
+    Ok(())
+}
 
-    let xen = work.join("xen");
+/// Make on what the patch affects: each affected object by its recorded
+/// command (else make of those objects), or, when the records cannot
+/// say, a full incremental make. The changed objects are not known yet.
+fn rebuild_affected(
+    base: &BaseBuild,
+    xen: &Path,
+    touched: &[Touched],
+    make: &MakeConfig,
+    writes: &mut Writes,
+    log: &Log,
+) -> Result<PatchedBuild, Error> {
     let start = std::time::Instant::now();
-    let deps = DepIndex::load_base(base);
+    let deps = DepIndex::load_base(base, log);
     log.line(&format!(
         "# dependency index: {} targets, {:.2} s",
         deps.len(),
@@ -757,7 +793,19 @@ pub fn patched_build(
             out.full_make_reason = Some(reason);
         }
     }
-    let linked = linked_objects(&xen);
+    Ok(out)
+}
+
+/// The objects the patched build changed (`out.changed`) or added
+/// (`out.new`): those rebuilt (everything after a full make) that are
+/// linked into xen-syms, compared with the base's.
+fn find_changed_objects(
+    base: &BaseBuild,
+    xen: &Path,
+    out: &mut PatchedBuild,
+    log: &Log,
+) -> Result<(), Error> {
+    let linked = linked_objects(xen);
     match &linked {
         Some(l) => log.line(&format!("# {} objects are linked into xen-syms", l.len())),
         None => log.line("# no link record (.prelink.o.cmd): every object counts"),
@@ -790,14 +838,7 @@ pub fn patched_build(
             out.changed.push(obj);
         }
     }
-    // The diff compares against these: they must be the base's.
-    let originals: Vec<String> = out
-        .changed
-        .iter()
-        .map(|o| format!("tree/xen/{o}"))
-        .collect();
-    check_cached(base, &originals, log)?;
-    Ok(out)
+    Ok(())
 }
 
 /// A failed make whose output (logged after `from`) holds a compiler
@@ -1187,7 +1228,18 @@ pub struct DepIndex {
 }
 
 /// The records of a cached base build, gathered once into one file.
-const DEP_RECORDS: &str = "dep-records";
+const DEP_RECORDS: &str = "dep-records.json";
+
+/// Its `format`: a file of another format is not read, but made again.
+const DEP_RECORDS_FORMAT: &str = "xsplice-build dep-records v1";
+
+/// The one-file copy of a base's records (`DEP_RECORDS`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DepRecordsFile {
+    format: String,
+    /// target (relative to xen/) → its records' text.
+    records: BTreeMap<String, String>,
+}
 
 impl DepIndex {
     pub fn load(xen_dir: &Path) -> DepIndex {
@@ -1219,35 +1271,61 @@ impl DepIndex {
 
     /// The index of a complete base build: read from the entry's one-file
     /// copy of the records, made on first use (the base never changes).
-    pub fn load_base(base: &BaseBuild) -> DepIndex {
-        DepIndex::keep(&base.xen_dir(), &base.entry().join(DEP_RECORDS))
+    pub fn load_base(base: &BaseBuild, log: &Log) -> DepIndex {
+        DepIndex::keep(&base.xen_dir(), &base.entry().join(DEP_RECORDS), Some(log))
     }
 
     /// The index of the records under `xen_dir`, from their one-file copy
-    /// `kept`, which is made when missing (best effort: it only saves time).
-    fn keep(xen_dir: &Path, kept: &Path) -> DepIndex {
-        if let Ok(text) = fs::read_to_string(kept) {
-            let mut records = BTreeMap::new();
-            let mut parts = text.split('\0');
-            while let (Some(t), Some(r)) = (parts.next(), parts.next()) {
-                records.insert(t.to_string(), r.to_string());
-            }
-            if !records.is_empty() {
-                return DepIndex { records };
+    /// `kept`, which is made when missing (best effort: it only saves
+    /// time). A copy that does not read back (truncated, corrupt, another
+    /// format) is said, naming it, and made again from the records.
+    fn keep(xen_dir: &Path, kept: &Path, log: Option<&Log>) -> DepIndex {
+        match fs::read(kept) {
+            Ok(bytes) => match DepIndex::read_kept(&bytes) {
+                Ok(idx) => return idx,
+                Err(why) => crate::progress::Progress::new(false).warn(
+                    log,
+                    &format!(
+                        "{}: unreadable dependency records ({why}); made again from the \
+                         build's .cmd and .d files",
+                        kept.display()
+                    ),
+                ),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                if let Some(log) = log {
+                    log.line(&format!("# {}: {e}: made again", kept.display()));
+                }
             }
         }
         let idx = DepIndex::load(xen_dir);
-        if !idx.records.is_empty() && !idx.records.values().any(|r| r.contains('\0')) {
-            let mut text = String::new();
-            for (t, r) in &idx.records {
-                text.push_str(t);
-                text.push('\0');
-                text.push_str(r);
-                text.push('\0');
-            }
-            let _ = xsplice_target::limits::write_atomic(kept, text.as_bytes());
+        if !idx.records.is_empty() {
+            let file = DepRecordsFile {
+                format: DEP_RECORDS_FORMAT.to_string(),
+                records: idx.records.clone(),
+            };
+            let json = serde_json::to_vec(&file).expect("strings serialize");
+            let _ = xsplice_target::limits::write_atomic(kept, &json);
         }
         idx
+    }
+
+    /// The records from their one-file copy, or why it does not read back.
+    fn read_kept(bytes: &[u8]) -> Result<DepIndex, String> {
+        let file: DepRecordsFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if file.format != DEP_RECORDS_FORMAT {
+            return Err(format!(
+                "format {:?}, not {DEP_RECORDS_FORMAT:?}",
+                file.format
+            ));
+        }
+        if file.records.is_empty() {
+            return Err("no records".to_string());
+        }
+        Ok(DepIndex {
+            records: file.records,
+        })
     }
 
     /// How many targets have records.
@@ -1376,6 +1454,59 @@ impl DepIndex {
 
 #[cfg(test)]
 mod tests {
+    /// The one-file copy of a base's records reads back as the records;
+    /// a truncated or corrupt copy, or one of the old format, is said in
+    /// the log naming the file, and made again from the records.
+    #[test]
+    fn damaged_dep_records_are_named_and_made_again() {
+        use super::{DepIndex, DEP_RECORDS};
+        let dir = tempfile::tempdir().unwrap();
+        let xen = dir.path().join("xen");
+        std::fs::create_dir_all(xen.join("common")).unwrap();
+        std::fs::write(
+            xen.join("common/.kernel.o.cmd"),
+            "cmd_common/kernel.o := gcc -c kernel.c\n",
+        )
+        .unwrap();
+        std::fs::write(
+            xen.join("common/.kernel.o.d"),
+            "common/kernel.o: common/kernel.c include/xen/lib.h\n",
+        )
+        .unwrap();
+        let kept = dir.path().join(DEP_RECORDS);
+        let log = crate::progress::Log::create(&dir.path().join("build.log")).unwrap();
+        let fresh = DepIndex::keep(&xen, &kept, Some(&log));
+        assert_eq!(fresh.len(), 1);
+        let whole = std::fs::read(&kept).unwrap();
+        assert_eq!(DepIndex::read_kept(&whole).unwrap().records, fresh.records);
+        let damages: [(&str, Vec<u8>); 3] = [
+            ("truncated", whole[..whole.len() / 2].to_vec()),
+            ("corrupt", b"\x00\x01not json".to_vec()),
+            // The format before JSON: target NUL text NUL.
+            (
+                "old format",
+                b"common/kernel.o\0cmd_common/kernel.o := gcc\0".to_vec(),
+            ),
+        ];
+        for (what, bytes) in damages {
+            std::fs::write(&kept, &bytes).unwrap();
+            let before = log.position();
+            let idx = DepIndex::keep(&xen, &kept, Some(&log));
+            assert_eq!(idx.records, fresh.records, "{what}");
+            let said = log.text_since(before);
+            assert!(
+                said.contains(&kept.display().to_string())
+                    && said.contains("unreadable dependency records"),
+                "{what}: {said}"
+            );
+            assert_eq!(
+                std::fs::read(&kept).unwrap(),
+                whole,
+                "{what}: not made again"
+            );
+        }
+    }
+
     /// `X.init.o` is made by the directory's sub-make (through the extra
     /// rule), which also makes `X.o`: only the former is asked for, and
     /// only where kbuild has `$(build)` to reach that sub-make.
