@@ -60,9 +60,26 @@ pub fn diff_all(
         Ok(pool) => pool.install(run),
         Err(_) => run(),
     };
+    let (mut found, boot, object_warnings) = collect(results, log)?;
+    decide_over_all(&mut found, &boot, xen_syms, log);
+    found.warnings.extend(object_warnings);
+    Ok(found)
+}
+
+/// One object's facts for the decisions over every object.
+type Facts = (String, BootFacts, Vec<UnreferencedMove>, StateFacts);
+
+/// Each object's outcome into the findings, in job order; its facts for
+/// the decisions over every object and its own warnings are set aside.
+/// The first error other than a refusal is the answer.
+#[allow(clippy::type_complexity)]
+fn collect(
+    results: Vec<(&DiffJob, Result<Outcome, create_diff_object::Error>)>,
+    log: &Log,
+) -> Result<(DiffOutput, Vec<Facts>, Vec<(String, Warning)>), Error> {
     let mut found = DiffOutput::default();
     let mut first_error = None;
-    let mut boot: Vec<(String, BootFacts, Vec<UnreferencedMove>, StateFacts)> = Vec::new();
+    let mut boot: Vec<Facts> = Vec::new();
     let mut object_warnings: Vec<(String, Warning)> = Vec::new();
     for (job, result) in results {
         match result {
@@ -126,10 +143,14 @@ pub fn diff_all(
     if let Some(e) = first_error {
         return Err(e);
     }
-    // Each object alone was decided by the differ: what this adds is boot
-    // code of one object setting up what another's runtime part uses, a
-    // moved variable of one object another's payload code refers to, and
-    // state one object's functions dropped for another's new variables.
+    Ok((found, boot, object_warnings))
+}
+
+/// Each object alone was decided by the differ: what this adds is boot
+/// code of one object setting up what another's runtime part uses, a
+/// moved variable of one object another's payload code refers to, and
+/// state one object's functions dropped for another's new variables.
+fn decide_over_all(found: &mut DiffOutput, boot: &[Facts], xen_syms: &XenSyms, log: &Log) {
     let is_function = |name: &str| create_diff_object::xen_function(xen_syms, name);
     let facts: Vec<(&str, &BootFacts)> = boot.iter().map(|(o, f, _, _)| (o.as_str(), f)).collect();
     let mut verdict = create_diff_object::boot::decide(&facts, &is_function);
@@ -164,15 +185,10 @@ pub fn diff_all(
         }
     }
     found.warnings = verdict.warnings;
-    found.warnings.extend(object_warnings);
-    Ok(found)
 }
 
 /// What the payload-wide decisions need of one object's report.
-fn take_facts(
-    object: &str,
-    report: &mut create_diff_object::DiffReport,
-) -> (String, BootFacts, Vec<UnreferencedMove>, StateFacts) {
+fn take_facts(object: &str, report: &mut create_diff_object::DiffReport) -> Facts {
     (
         object.to_string(),
         std::mem::take(&mut report.boot),

@@ -189,6 +189,64 @@ const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     tree::check_tree(&opts.srcdir)?;
+    let (touched, renames, texts) = read_patches(opts)?;
+    let config_path = tree::config_path(&opts.srcdir, opts.config.as_deref())?;
+    let config = tree::check_config(&config_path)?;
+    let name = tree::payload_name(&opts.patch, opts.name.as_deref())?;
+    if opts.replace && opts.depends.is_some() {
+        return Err(Error::Input(Problem::ReplaceWithDepends));
+    }
+    crate::accept::validate(
+        &opts.accept,
+        opts.accept_reason.as_deref(),
+        opts.skip == Some(Skip::Diff),
+    )
+    .map_err(Error::Input)?;
+    if let Some(x) = opts.xen_syms.as_deref() {
+        check_xen_syms_file(x)?;
+    }
+    let (recipe, target) = check_recipe_and_target(opts, &config)?;
+    let cache = check_written_places(opts)?;
+    let series = (texts.len() > 1).then(|| opts.output.join(SERIES));
+    check_outputs_clobber_nothing(opts, &name, series.as_deref())?;
+    if opts.skip.is_none() {
+        tree::patches_apply(&opts.srcdir, &opts.patches(), &touched)?;
+    }
+    let lock = open_output(opts)?;
+    // Several patches are applied as one series, in the order given.
+    let apply = match series {
+        Some(series) => {
+            let mut all = Vec::new();
+            for text in &texts {
+                all.extend_from_slice(text);
+                if !all.ends_with(b"\n") {
+                    all.push(b'\n');
+                }
+            }
+            build::write_file(&series, &all)?;
+            series
+        }
+        None => opts.patch.clone(),
+    };
+    Ok(Checked {
+        apply,
+        lock: Some(lock),
+        renames,
+        touched,
+        config,
+        name,
+        cache,
+        recipe,
+        target,
+    })
+}
+
+/// Every patch read and parsed: the files they touch (merged), the
+/// renames they make, and their texts in order.
+#[allow(clippy::type_complexity)]
+fn read_patches(
+    opts: &BuildOptions,
+) -> Result<(Vec<Touched>, Vec<tree::Rename>, Vec<Vec<u8>>), Error> {
     let mut touched: Vec<Touched> = Vec::new();
     let mut renames = Vec::new();
     let mut texts = Vec::new();
@@ -206,21 +264,14 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         tree::merge_touched(&mut touched, these);
         texts.push(patch);
     }
-    let config_path = tree::config_path(&opts.srcdir, opts.config.as_deref())?;
-    let config = tree::check_config(&config_path)?;
-    let name = tree::payload_name(&opts.patch, opts.name.as_deref())?;
-    if opts.replace && opts.depends.is_some() {
-        return Err(Error::Input(Problem::ReplaceWithDepends));
-    }
-    crate::accept::validate(
-        &opts.accept,
-        opts.accept_reason.as_deref(),
-        opts.skip == Some(Skip::Diff),
-    )
-    .map_err(Error::Input)?;
-    if let Some(x) = opts.xen_syms.as_deref() {
-        check_xen_syms_file(x)?;
-    }
+    Ok((touched, renames, texts))
+}
+
+/// The build recipe, and what `--xen-syms` says of its build.
+fn check_recipe_and_target(
+    opts: &BuildOptions,
+    config: &[u8],
+) -> Result<(Recipe, Option<TargetFacts>), Error> {
     // The recipe, and whether tree and .config can have built --xen-syms:
     // refused here, in seconds, rather than after a full build.
     let detected = BuildRecipe::detect(&opts.srcdir)?;
@@ -244,8 +295,14 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     }
     let recipe = detected.resolve(target.as_ref())?;
     if let Some(t) = &target {
-        detected.check_target(&opts.srcdir, &config, &recipe, t)?;
+        detected.check_target(&opts.srcdir, config, &recipe, t)?;
     }
+    Ok((recipe, target))
+}
+
+/// The cache directory, and every place the run writes: paths Xen can
+/// build in, none inside the source tree.
+fn check_written_places(opts: &BuildOptions) -> Result<PathBuf, Error> {
     let (cache, cache_set_by) = build::cache_root_and_source(opts.cache_dir.as_deref())?;
     // Trees are copied and built in the cache (the base, its working
     // copy) and in the output directory (a private copy).
@@ -278,12 +335,20 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
             }));
         }
     }
-    let series = (texts.len() > 1).then(|| opts.output.join(SERIES));
+    Ok(cache)
+}
+
+/// No file the run writes is one of its inputs.
+fn check_outputs_clobber_nothing(
+    opts: &BuildOptions,
+    name: &str,
+    series: Option<&Path>,
+) -> Result<(), Error> {
     let mut outputs = vec![
         opts.output.join(format!("{name}.livepatch")),
         opts.output.join("build.log"),
     ];
-    outputs.extend(series.clone());
+    outputs.extend(series.map(Path::to_path_buf));
     outputs.extend(opts.json.clone());
     for out in &outputs {
         if let Some(input) = clobbered_input(out, opts) {
@@ -293,10 +358,12 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
             }));
         }
     }
-    if opts.skip.is_none() {
-        tree::patches_apply(&opts.srcdir, &opts.patches(), &touched)?;
-    }
-    // Last, as it is the first write: the output directory.
+    Ok(())
+}
+
+/// The output directory, created, proved writable and locked: the run's
+/// first write, after every check.
+fn open_output(opts: &BuildOptions) -> Result<OutputLock, Error> {
     fs::create_dir_all(&opts.output).map_err(|source| {
         Error::Input(Problem::OutputDirUncreatable {
             dir: opts.output.clone(),
@@ -311,33 +378,7 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         })
     })?;
     let _ = fs::remove_file(&probe);
-    let lock = lock_output(&opts.output)?;
-    // Several patches are applied as one series, in the order given.
-    let apply = match series {
-        Some(series) => {
-            let mut all = Vec::new();
-            for text in &texts {
-                all.extend_from_slice(text);
-                if !all.ends_with(b"\n") {
-                    all.push(b'\n');
-                }
-            }
-            build::write_file(&series, &all)?;
-            series
-        }
-        None => opts.patch.clone(),
-    };
-    Ok(Checked {
-        apply,
-        lock: Some(lock),
-        renames,
-        touched,
-        config,
-        name,
-        cache,
-        recipe,
-        target,
-    })
+    lock_output(&opts.output)
 }
 
 /// `--xen-syms`, checked before any work: a regular file within the size

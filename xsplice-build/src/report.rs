@@ -7,8 +7,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::build_id::BuildId;
-use crate::stages::StageTime;
 use crate::stages::Stages;
+use crate::stages::{ObjectDiff, StageTime};
 use crate::Error;
 
 /// The report of one build, derived at the end from what the stages
@@ -141,18 +141,7 @@ struct Timing {
 impl Report<'_> {
     /// The report as JSON; `outcome` is the build's result.
     pub fn to_json(&self, outcome: Result<(), &Error>) -> String {
-        let (result, exit_code, error) = match outcome {
-            Ok(()) => ("built", 0, None),
-            Err(e) => {
-                let code = e.exit_code();
-                let result = match code {
-                    crate::exit::NOT_PATCHABLE => "not-patchable",
-                    crate::exit::NO_CHANGE => "no-change",
-                    _ => "error",
-                };
-                (result, code, Some(e.to_string()))
-            }
-        };
+        let (result, exit_code, error) = outcome_fields(outcome);
         let st = self.stages;
         let hex = |id: &BuildId| id.to_string();
         let diff_objects = st.diff.as_ref().map_or(&[][..], |d| &d.objects);
@@ -200,82 +189,13 @@ impl Report<'_> {
             },
             changed_objects: objects.map_or(&[][..], |o| &o.changed),
             new_objects: objects.map_or(&[][..], |o| &o.new),
-            functions: diff_objects
-                .iter()
-                .flat_map(|o| {
-                    o.changed_functions().iter().map(move |f| Function {
-                        name: &f.name,
-                        object: &o.object,
-                        old_addr: f.old_addr,
-                        old_size: f.old_size,
-                        new_size: f.new_size,
-                    })
-                })
-                .collect(),
-            objects: diff_objects
-                .iter()
-                .map(|o| Object {
-                    object: &o.object,
-                    new_object: o.is_new(),
-                    changed_functions: o
-                        .changed_functions()
-                        .iter()
-                        .map(|f| f.name.as_str())
-                        .collect(),
-                    new_functions: o.new_functions(),
-                    init_only_changes: o.init_only_changes(),
-                })
-                .collect(),
+            functions: function_entries(diff_objects),
+            objects: object_entries(diff_objects),
             init_only_changes: st.diff.as_ref().map_or(&[][..], |d| &d.init_only),
-            // Refusals are the answer when there are any: the error has them all.
-            refusals: outcome
-                .err()
-                .map_or(&[][..], Error::refusals)
-                .iter()
-                .map(|(object, r)| RefusalJson {
-                    object,
-                    kind: r.kind.as_str(),
-                    symbol: &r.symbol,
-                    section: &r.section,
-                    reason: &r.reason,
-                    hint: &r.hint,
-                })
-                .collect(),
-            warnings: st
-                .diff
-                .as_ref()
-                .map_or(&[][..], |d| &d.warnings)
-                .iter()
-                .map(|(object, w)| WarningJson {
-                    object,
-                    kind: w.kind.as_str(),
-                    symbols: &w.symbols,
-                    message: &w.message,
-                    rule: w.rule.as_deref(),
-                })
-                .collect(),
-            accepted: st
-                .diff
-                .as_ref()
-                .map_or(&[][..], |d| &d.accepted)
-                .iter()
-                .map(|(object, r)| AcceptedJson {
-                    object,
-                    kind: r.kind.as_str(),
-                    subject: &r.symbol,
-                    section: &r.section,
-                    refusal: &r.reason,
-                    reason: self.accept_reason.unwrap_or_default().trim(),
-                })
-                .collect(),
-            timings: self
-                .timings
-                .iter()
-                .map(|t| Timing {
-                    stage: t.stage,
-                    seconds: (t.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-                })
-                .collect(),
+            refusals: refusal_entries(outcome),
+            warnings: warning_entries(st),
+            accepted: accepted_entries(st, self.accept_reason),
+            timings: timing_entries(self.timings),
         };
         let mut json =
             serde_json::to_string_pretty(&doc).expect("the report holds only strings and numbers");
@@ -286,6 +206,112 @@ impl Report<'_> {
     pub fn write(&self, path: &Path, outcome: Result<(), &Error>) -> Result<(), Error> {
         crate::build::write_file(path, self.to_json(outcome).as_bytes())
     }
+}
+
+/// `result`, `exit_code` and `error`.
+fn outcome_fields(outcome: Result<(), &Error>) -> (&'static str, i32, Option<String>) {
+    match outcome {
+        Ok(()) => ("built", 0, None),
+        Err(e) => {
+            let code = e.exit_code();
+            let result = match code {
+                crate::exit::NOT_PATCHABLE => "not-patchable",
+                crate::exit::NO_CHANGE => "no-change",
+                _ => "error",
+            };
+            (result, code, Some(e.to_string()))
+        }
+    }
+}
+
+fn function_entries(diff_objects: &[ObjectDiff]) -> Vec<Function<'_>> {
+    diff_objects
+        .iter()
+        .flat_map(|o| {
+            o.changed_functions().iter().map(move |f| Function {
+                name: &f.name,
+                object: &o.object,
+                old_addr: f.old_addr,
+                old_size: f.old_size,
+                new_size: f.new_size,
+            })
+        })
+        .collect()
+}
+
+fn object_entries(diff_objects: &[ObjectDiff]) -> Vec<Object<'_>> {
+    diff_objects
+        .iter()
+        .map(|o| Object {
+            object: &o.object,
+            new_object: o.is_new(),
+            changed_functions: o
+                .changed_functions()
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect(),
+            new_functions: o.new_functions(),
+            init_only_changes: o.init_only_changes(),
+        })
+        .collect()
+}
+
+/// Refusals are the answer when there are any: the error has them all.
+fn refusal_entries<'a>(outcome: Result<(), &'a Error>) -> Vec<RefusalJson<'a>> {
+    outcome
+        .err()
+        .map_or(&[][..], Error::refusals)
+        .iter()
+        .map(|(object, r)| RefusalJson {
+            object,
+            kind: r.kind.as_str(),
+            symbol: &r.symbol,
+            section: &r.section,
+            reason: &r.reason,
+            hint: &r.hint,
+        })
+        .collect()
+}
+
+fn warning_entries(st: &Stages) -> Vec<WarningJson<'_>> {
+    st.diff
+        .as_ref()
+        .map_or(&[][..], |d| &d.warnings)
+        .iter()
+        .map(|(object, w)| WarningJson {
+            object,
+            kind: w.kind.as_str(),
+            symbols: &w.symbols,
+            message: &w.message,
+            rule: w.rule.as_deref(),
+        })
+        .collect()
+}
+
+fn accepted_entries<'a>(st: &'a Stages, reason: Option<&'a str>) -> Vec<AcceptedJson<'a>> {
+    st.diff
+        .as_ref()
+        .map_or(&[][..], |d| &d.accepted)
+        .iter()
+        .map(|(object, r)| AcceptedJson {
+            object,
+            kind: r.kind.as_str(),
+            subject: &r.symbol,
+            section: &r.section,
+            refusal: &r.reason,
+            reason: reason.unwrap_or_default().trim(),
+        })
+        .collect()
+}
+
+fn timing_entries(timings: &[StageTime]) -> Vec<Timing> {
+    timings
+        .iter()
+        .map(|t| Timing {
+            stage: t.stage,
+            seconds: (t.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        })
+        .collect()
 }
 
 #[cfg(test)]
