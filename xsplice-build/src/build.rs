@@ -18,13 +18,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::error::Error;
 use crate::hash::{Hasher, StatCache};
 use crate::progress::Log;
 use crate::recipe::Recipe;
 use crate::stages::{BaseBuild, PatchedBuild};
 use crate::tree::{self, Touch, Touched};
 use crate::worktree::Writes;
-use crate::Error;
 use xsplice_target::kbuild::{self, CommandProblem};
 
 /// Environment variables that change what the hypervisor build produces.
@@ -365,7 +365,7 @@ pub fn discard_entry(entry: &Path, log: &Log) -> Result<(), Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io(entry, e)),
     }
-    crate::crash_point("entry-discarded");
+    crate::crash::crash_point("entry-discarded");
     log.line(&format!("removing the discarded entry {}", aside.display()));
     fs::remove_dir_all(&aside).map_err(|e| Error::io(&aside, e))
 }
@@ -447,10 +447,10 @@ pub fn ensure_base(
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    crate::crash_point("entry-complete");
+    crate::crash::crash_point("entry-complete");
     match fs::rename(&tmp, &entry) {
         Ok(()) => {
-            crate::crash_point("entry-renamed");
+            crate::crash::crash_point("entry-renamed");
             Ok(found(false, adopted))
         }
         // Another run completed the same base first: use it.
@@ -716,7 +716,7 @@ fn apply_patch(
         &mut tree::patch_command(work, patch),
         &format!("applying the patch to the working copy {}", work.display()),
     )?;
-    crate::crash_point("work-patched");
+    crate::crash::crash_point("work-patched");
     Ok(())
 }
 
@@ -741,30 +741,30 @@ fn rebuild_affected(
     let mut out = PatchedBuild::default();
     match deps
         .affected_objects(touched)
-        .and_then(|targets| single_targets_buildable(&xen, targets))
+        .and_then(|targets| single_targets_buildable(xen, targets))
     {
         Ok(targets) => {
             if !targets.is_empty() {
                 let from = log.position();
-                match recorded_builds(&xen, &targets) {
+                match recorded_builds(xen, &targets) {
                     Ok(builds) => {
                         // Each writes its object and, beside it, its records
                         // and temporaries.
                         for b in &builds {
                             writes.path(Path::new("xen").join(&b.target));
                         }
-                        run_recorded(&xen, &builds, make, log)
-                            .map_err(|e| with_compiler_error(e, log, from, &xen))?
+                        run_recorded(xen, &builds, make, log)
+                            .map_err(|e| with_compiler_error(e, log, from, xen))?
                     }
                     Err(why) => {
                         writes.anywhere();
                         log.line(&format!("# make of the affected objects: {why}"));
-                        let mut cmd = make.command(&xen);
+                        let mut cmd = make.command(xen);
                         // Kept until make has run.
                         let _rules = derived_object_rules(&targets, &mut cmd)?;
                         cmd.args(&targets);
                         log.run(&mut cmd, "patched build (make of the affected objects)")
-                            .map_err(|e| with_compiler_error(e, log, from, &xen))?;
+                            .map_err(|e| with_compiler_error(e, log, from, xen))?;
                     }
                 }
             }
@@ -775,8 +775,8 @@ fn rebuild_affected(
             log.line(&format!("full incremental make: {reason}"));
             let started = std::time::SystemTime::now();
             let from = log.position();
-            if let Err(e) = log.run(&mut make.command(&xen), "patched build (make)") {
-                let e = with_compiler_error(e, log, from, &xen);
+            if let Err(e) = log.run(&mut make.command(xen), "patched build (make)") {
+                let e = with_compiler_error(e, log, from, xen);
                 // The payload needs the objects, not the patched hypervisor:
                 // when prelink.o (every object linked into xen-syms) was
                 // rebuilt, only a final link failed, e.g. xen.efi refusing
@@ -811,7 +811,7 @@ fn find_changed_objects(
         None => log.line("# no link record (.prelink.o.cmd): every object counts"),
     }
     let candidates: BTreeSet<String> = if out.full_make {
-        all_objects(&xen)
+        all_objects(xen)
     } else {
         out.recompiled.iter().cloned().collect()
     };

@@ -61,7 +61,7 @@ impl fmt::Debug for BuildId {
 /// Compared with its hex form, as tests and pipelines hold it.
 impl PartialEq<str> for BuildId {
     fn eq(&self, hex: &str) -> bool {
-        self.to_string() == hex
+        to_hex(&self.0) == *hex
     }
 }
 

@@ -11,9 +11,9 @@ use create_diff_object::state::StateFacts;
 use create_diff_object::{Outcome, Refusal, RefusalKind, Warning, XenSyms};
 use rayon::prelude::*;
 
+use crate::error::Error;
 use crate::progress::Log;
 use crate::stages::{DiffOutput, ObjectDiff};
-use crate::Error;
 
 /// One object to diff.
 #[derive(Debug, Clone)]

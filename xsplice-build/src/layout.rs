@@ -14,9 +14,9 @@ use create_diff_object::layout::{self, LayoutNote};
 use create_diff_object::{Refusal, XenSyms};
 use rayon::prelude::*;
 
+use crate::error::Error;
 use crate::progress::Log;
 use crate::stages::ObjectDiff;
-use crate::Error;
 use xsplice_target::kbuild;
 
 /// Where the `-g` builds of an object go: `DIR/objects/debug/{base,patched}/<object>`.

@@ -16,6 +16,7 @@ use create_diff_object::{abi, Abi, AbiChoice, XenSyms};
 use crate::build::{self, MakeConfig};
 use crate::build_id::BuildId;
 use crate::diff::{self, DiffJob};
+use crate::error::Error;
 use crate::error::{Mismatch, MismatchContext, Problem, VerifyFailure, Written};
 use crate::link::{self, LinkJob};
 use crate::options::{BuildOptions, Skip};
@@ -30,7 +31,6 @@ use crate::target::TargetFacts;
 use crate::tree::{self, Touched};
 use crate::verify::Check;
 use crate::worktree::WorkTree;
-use crate::Error;
 
 /// Build one payload: check inputs, base build (cached), patched build,
 /// diff, link, verify. Never modifies `opts.srcdir`.

@@ -7,9 +7,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::build_id::BuildId;
+use crate::error::Error;
 use crate::stages::Stages;
 use crate::stages::{ObjectDiff, StageTime};
-use crate::Error;
 
 /// The report of one build, derived at the end from what the stages
 /// produced (all of them, or those before the failure) and the outcome.

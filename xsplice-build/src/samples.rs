@@ -22,9 +22,9 @@ use xsplice_target::notes::{self, BUILD_ID_SECTION};
 const ABI: Abi = Abi::LivepatchV2;
 
 use crate::build_id::BuildId;
+use crate::error::Error;
 use crate::error::{Problem, VerifyFailure};
 use crate::options::BuildOptions;
-use crate::Error;
 
 /// The manifest file inside the patches directory.
 pub const LIST_FILE: &str = "samples.list";
@@ -496,7 +496,7 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
                 args.output.join(&sample.name),
             )
         };
-        let result = match crate::build_payload(&opts) {
+        let result = match crate::pipeline::build_payload(&opts) {
             Ok(r) => r,
             Err(e) => {
                 failed.push((sample.name.clone(), e));
