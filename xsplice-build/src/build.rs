@@ -18,13 +18,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::error::Error;
 use crate::hash::{Hasher, StatCache};
 use crate::progress::Log;
 use crate::recipe::Recipe;
-use crate::stages::BaseBuild;
+use crate::stages::{BaseBuild, PatchedBuild};
 use crate::tree::{self, Touch, Touched};
 use crate::worktree::Writes;
-use crate::Error;
 use xsplice_target::kbuild::{self, CommandProblem};
 
 /// Environment variables that change what the hypervisor build produces.
@@ -46,8 +46,9 @@ fn rebuilt_since(path: &Path, since: std::time::SystemTime) -> bool {
         .unwrap_or(false)
 }
 
-/// Bump when the cache layout or the build recipe changes.
-const CACHE_FORMAT: &str = "xsplice-build base cache v2";
+/// Bump when the cache layout or the build recipe changes (v3: the
+/// dependency records are JSON, `dep-records.json`).
+const CACHE_FORMAT: &str = "xsplice-build base cache v3";
 
 /// How make is run (shared by base and patched builds, so the recorded
 /// compile commands match and nothing is rebuilt needlessly).
@@ -289,7 +290,7 @@ fn entry_read_files(entry: &Path) -> Vec<String> {
 /// Record the digests of what runs read from `entry` (complete, or about
 /// to be): the one-file copy of the records is made first, so it is covered.
 fn record_digests(entry: &Path) -> Result<(), Error> {
-    DepIndex::keep(&entry.join("tree/xen"), &entry.join(DEP_RECORDS));
+    DepIndex::keep(&entry.join("tree/xen"), &entry.join(DEP_RECORDS), None);
     let files = entry_read_files(entry);
     crate::hash::FileDigests::record(entry, &files)?.save(&entry.join(DIGESTS))
 }
@@ -364,7 +365,7 @@ pub fn discard_entry(entry: &Path, log: &Log) -> Result<(), Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io(entry, e)),
     }
-    crate::crash_point("entry-discarded");
+    crate::crash::crash_point("entry-discarded");
     log.line(&format!("removing the discarded entry {}", aside.display()));
     fs::remove_dir_all(&aside).map_err(|e| Error::io(&aside, e))
 }
@@ -446,10 +447,10 @@ pub fn ensure_base(
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    crate::crash_point("entry-complete");
+    crate::crash::crash_point("entry-complete");
     match fs::rename(&tmp, &entry) {
         Ok(()) => {
-            crate::crash_point("entry-renamed");
+            crate::crash::crash_point("entry-renamed");
             Ok(found(false, adopted))
         }
         // Another run completed the same base first: use it.
@@ -660,21 +661,6 @@ pub fn write_file(path: &Path, data: &[u8]) -> Result<(), Error> {
     })
 }
 
-/// What the patched build changed, as object paths under `xen/`.
-#[derive(Debug, Clone, Default)]
-pub struct PatchedBuild {
-    /// Objects in both builds whose bytes differ.
-    pub changed: Vec<String>,
-    /// Objects only in the patched build.
-    pub new: Vec<String>,
-    /// Objects make was asked to build (empty after a full make).
-    pub recompiled: Vec<String>,
-    /// True when a full incremental make ran (the fast path was unsure).
-    pub full_make: bool,
-    /// Why the fast path was not taken.
-    pub full_make_reason: Option<String>,
-}
-
 /// Apply the patch to `work` (a fresh copy of the base) and rebuild what it affects.
 #[allow(clippy::too_many_arguments)]
 pub fn patched_build(
@@ -687,6 +673,29 @@ pub fn patched_build(
     writes: &mut Writes,
     log: &Log,
 ) -> Result<PatchedBuild, Error> {
+    apply_patch(work, patch, touched, srcdir, writes, log)?;
+    let xen = work.join("xen");
+    let mut out = rebuild_affected(base, &xen, touched, make, writes, log)?;
+    find_changed_objects(base, &xen, &mut out, log)?;
+    // The diff compares against these: they must be the base's.
+    let originals: Vec<String> = out
+        .changed
+        .iter()
+        .map(|o| format!("tree/xen/{o}"))
+        .collect();
+    check_cached(base, &originals, log)?;
+    Ok(out)
+}
+
+/// The patch applied to the working copy, whose writes are noted.
+fn apply_patch(
+    work: &Path,
+    patch: &Path,
+    touched: &[Touched],
+    srcdir: &Path,
+    writes: &mut Writes,
+    log: &Log,
+) -> Result<(), Error> {
     for t in touched {
         writes.path(&t.path);
     }
@@ -707,11 +716,23 @@ pub fn patched_build(
         &mut tree::patch_command(work, patch),
         &format!("applying the patch to the working copy {}", work.display()),
     )?;
-    crate::crash_point("work-patched");
+    crate::crash::crash_point("work-patched");
+    Ok(())
+}
 
-    let xen = work.join("xen");
+/// Make on what the patch affects: each affected object by its recorded
+/// command (else make of those objects), or, when the records cannot
+/// say, a full incremental make. The changed objects are not known yet.
+fn rebuild_affected(
+    base: &BaseBuild,
+    xen: &Path,
+    touched: &[Touched],
+    make: &MakeConfig,
+    writes: &mut Writes,
+    log: &Log,
+) -> Result<PatchedBuild, Error> {
     let start = std::time::Instant::now();
-    let deps = DepIndex::load_base(base);
+    let deps = DepIndex::load_base(base, log);
     log.line(&format!(
         "# dependency index: {} targets, {:.2} s",
         deps.len(),
@@ -720,30 +741,30 @@ pub fn patched_build(
     let mut out = PatchedBuild::default();
     match deps
         .affected_objects(touched)
-        .and_then(|targets| single_targets_buildable(&xen, targets))
+        .and_then(|targets| single_targets_buildable(xen, targets))
     {
         Ok(targets) => {
             if !targets.is_empty() {
                 let from = log.position();
-                match recorded_builds(&xen, &targets) {
+                match recorded_builds(xen, &targets) {
                     Ok(builds) => {
                         // Each writes its object and, beside it, its records
                         // and temporaries.
                         for b in &builds {
                             writes.path(Path::new("xen").join(&b.target));
                         }
-                        run_recorded(&xen, &builds, make, log)
-                            .map_err(|e| with_compiler_error(e, log, from, &xen))?
+                        run_recorded(xen, &builds, make, log)
+                            .map_err(|e| with_compiler_error(e, log, from, xen))?
                     }
                     Err(why) => {
                         writes.anywhere();
                         log.line(&format!("# make of the affected objects: {why}"));
-                        let mut cmd = make.command(&xen);
+                        let mut cmd = make.command(xen);
                         // Kept until make has run.
                         let _rules = derived_object_rules(&targets, &mut cmd)?;
                         cmd.args(&targets);
                         log.run(&mut cmd, "patched build (make of the affected objects)")
-                            .map_err(|e| with_compiler_error(e, log, from, &xen))?;
+                            .map_err(|e| with_compiler_error(e, log, from, xen))?;
                     }
                 }
             }
@@ -754,8 +775,8 @@ pub fn patched_build(
             log.line(&format!("full incremental make: {reason}"));
             let started = std::time::SystemTime::now();
             let from = log.position();
-            if let Err(e) = log.run(&mut make.command(&xen), "patched build (make)") {
-                let e = with_compiler_error(e, log, from, &xen);
+            if let Err(e) = log.run(&mut make.command(xen), "patched build (make)") {
+                let e = with_compiler_error(e, log, from, xen);
                 // The payload needs the objects, not the patched hypervisor:
                 // when prelink.o (every object linked into xen-syms) was
                 // rebuilt, only a final link failed, e.g. xen.efi refusing
@@ -772,13 +793,25 @@ pub fn patched_build(
             out.full_make_reason = Some(reason);
         }
     }
-    let linked = linked_objects(&xen);
+    Ok(out)
+}
+
+/// The objects the patched build changed (`out.changed`) or added
+/// (`out.new`): those rebuilt (everything after a full make) that are
+/// linked into xen-syms, compared with the base's.
+fn find_changed_objects(
+    base: &BaseBuild,
+    xen: &Path,
+    out: &mut PatchedBuild,
+    log: &Log,
+) -> Result<(), Error> {
+    let linked = linked_objects(xen);
     match &linked {
         Some(l) => log.line(&format!("# {} objects are linked into xen-syms", l.len())),
         None => log.line("# no link record (.prelink.o.cmd): every object counts"),
     }
     let candidates: BTreeSet<String> = if out.full_make {
-        all_objects(&xen)
+        all_objects(xen)
     } else {
         out.recompiled.iter().cloned().collect()
     };
@@ -805,14 +838,7 @@ pub fn patched_build(
             out.changed.push(obj);
         }
     }
-    // The diff compares against these: they must be the base's.
-    let originals: Vec<String> = out
-        .changed
-        .iter()
-        .map(|o| format!("tree/xen/{o}"))
-        .collect();
-    check_cached(base, &originals, log)?;
-    Ok(out)
+    Ok(())
 }
 
 /// A failed make whose output (logged after `from`) holds a compiler
@@ -1202,7 +1228,18 @@ pub struct DepIndex {
 }
 
 /// The records of a cached base build, gathered once into one file.
-const DEP_RECORDS: &str = "dep-records";
+const DEP_RECORDS: &str = "dep-records.json";
+
+/// Its `format`: a file of another format is not read, but made again.
+const DEP_RECORDS_FORMAT: &str = "xsplice-build dep-records v1";
+
+/// The one-file copy of a base's records (`DEP_RECORDS`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DepRecordsFile {
+    format: String,
+    /// target (relative to xen/) → its records' text.
+    records: BTreeMap<String, String>,
+}
 
 impl DepIndex {
     pub fn load(xen_dir: &Path) -> DepIndex {
@@ -1234,35 +1271,61 @@ impl DepIndex {
 
     /// The index of a complete base build: read from the entry's one-file
     /// copy of the records, made on first use (the base never changes).
-    pub fn load_base(base: &BaseBuild) -> DepIndex {
-        DepIndex::keep(&base.xen_dir(), &base.entry().join(DEP_RECORDS))
+    pub fn load_base(base: &BaseBuild, log: &Log) -> DepIndex {
+        DepIndex::keep(&base.xen_dir(), &base.entry().join(DEP_RECORDS), Some(log))
     }
 
     /// The index of the records under `xen_dir`, from their one-file copy
-    /// `kept`, which is made when missing (best effort: it only saves time).
-    fn keep(xen_dir: &Path, kept: &Path) -> DepIndex {
-        if let Ok(text) = fs::read_to_string(kept) {
-            let mut records = BTreeMap::new();
-            let mut parts = text.split('\0');
-            while let (Some(t), Some(r)) = (parts.next(), parts.next()) {
-                records.insert(t.to_string(), r.to_string());
-            }
-            if !records.is_empty() {
-                return DepIndex { records };
+    /// `kept`, which is made when missing (best effort: it only saves
+    /// time). A copy that does not read back (truncated, corrupt, another
+    /// format) is said, naming it, and made again from the records.
+    fn keep(xen_dir: &Path, kept: &Path, log: Option<&Log>) -> DepIndex {
+        match fs::read(kept) {
+            Ok(bytes) => match DepIndex::read_kept(&bytes) {
+                Ok(idx) => return idx,
+                Err(why) => crate::progress::Progress::new(false).warn(
+                    log,
+                    &format!(
+                        "{}: unreadable dependency records ({why}); made again from the \
+                         build's .cmd and .d files",
+                        kept.display()
+                    ),
+                ),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                if let Some(log) = log {
+                    log.line(&format!("# {}: {e}: made again", kept.display()));
+                }
             }
         }
         let idx = DepIndex::load(xen_dir);
-        if !idx.records.is_empty() && !idx.records.values().any(|r| r.contains('\0')) {
-            let mut text = String::new();
-            for (t, r) in &idx.records {
-                text.push_str(t);
-                text.push('\0');
-                text.push_str(r);
-                text.push('\0');
-            }
-            let _ = xsplice_target::limits::write_atomic(kept, text.as_bytes());
+        if !idx.records.is_empty() {
+            let file = DepRecordsFile {
+                format: DEP_RECORDS_FORMAT.to_string(),
+                records: idx.records.clone(),
+            };
+            let json = serde_json::to_vec(&file).expect("strings serialize");
+            let _ = xsplice_target::limits::write_atomic(kept, &json);
         }
         idx
+    }
+
+    /// The records from their one-file copy, or why it does not read back.
+    fn read_kept(bytes: &[u8]) -> Result<DepIndex, String> {
+        let file: DepRecordsFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if file.format != DEP_RECORDS_FORMAT {
+            return Err(format!(
+                "format {:?}, not {DEP_RECORDS_FORMAT:?}",
+                file.format
+            ));
+        }
+        if file.records.is_empty() {
+            return Err("no records".to_string());
+        }
+        Ok(DepIndex {
+            records: file.records,
+        })
     }
 
     /// How many targets have records.
@@ -1391,6 +1454,59 @@ impl DepIndex {
 
 #[cfg(test)]
 mod tests {
+    /// The one-file copy of a base's records reads back as the records;
+    /// a truncated or corrupt copy, or one of the old format, is said in
+    /// the log naming the file, and made again from the records.
+    #[test]
+    fn damaged_dep_records_are_named_and_made_again() {
+        use super::{DepIndex, DEP_RECORDS};
+        let dir = tempfile::tempdir().unwrap();
+        let xen = dir.path().join("xen");
+        std::fs::create_dir_all(xen.join("common")).unwrap();
+        std::fs::write(
+            xen.join("common/.kernel.o.cmd"),
+            "cmd_common/kernel.o := gcc -c kernel.c\n",
+        )
+        .unwrap();
+        std::fs::write(
+            xen.join("common/.kernel.o.d"),
+            "common/kernel.o: common/kernel.c include/xen/lib.h\n",
+        )
+        .unwrap();
+        let kept = dir.path().join(DEP_RECORDS);
+        let log = crate::progress::Log::create(&dir.path().join("build.log")).unwrap();
+        let fresh = DepIndex::keep(&xen, &kept, Some(&log));
+        assert_eq!(fresh.len(), 1);
+        let whole = std::fs::read(&kept).unwrap();
+        assert_eq!(DepIndex::read_kept(&whole).unwrap().records, fresh.records);
+        let damages: [(&str, Vec<u8>); 3] = [
+            ("truncated", whole[..whole.len() / 2].to_vec()),
+            ("corrupt", b"\x00\x01not json".to_vec()),
+            // The format before JSON: target NUL text NUL.
+            (
+                "old format",
+                b"common/kernel.o\0cmd_common/kernel.o := gcc\0".to_vec(),
+            ),
+        ];
+        for (what, bytes) in damages {
+            std::fs::write(&kept, &bytes).unwrap();
+            let before = log.position();
+            let idx = DepIndex::keep(&xen, &kept, Some(&log));
+            assert_eq!(idx.records, fresh.records, "{what}");
+            let said = log.text_since(before);
+            assert!(
+                said.contains(&kept.display().to_string())
+                    && said.contains("unreadable dependency records"),
+                "{what}: {said}"
+            );
+            assert_eq!(
+                std::fs::read(&kept).unwrap(),
+                whole,
+                "{what}: not made again"
+            );
+        }
+    }
+
     /// `X.init.o` is made by the directory's sub-make (through the extra
     /// rule), which also makes `X.o`: only the former is asked for, and
     /// only where kbuild has `$(build)` to reach that sub-make.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::build_id::BuildId;
 use crate::options::{BuildOptions, Skip};
 
 const AFTER_HELP: &str = "\
@@ -153,11 +154,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub xen_syms: Option<PathBuf>,
     /// Build-id (hex) this payload stacks on (default: the hypervisor's).
-    #[arg(long, value_name = "BUILDID")]
-    pub depends: Option<String>,
+    #[arg(long, value_name = "BUILDID", value_parser = BuildIdArg("--depends"))]
+    pub depends: Option<BuildId>,
     /// Build-id (hex) of the hypervisor (default: the base xen-syms').
-    #[arg(long, value_name = "BUILDID")]
-    pub xen_depends: Option<String>,
+    #[arg(long, value_name = "BUILDID", value_parser = BuildIdArg("--xen-depends"))]
+    pub xen_depends: Option<BuildId>,
     /// Resolve old_addr from xen-syms at build time instead of at load time.
     #[arg(long)]
     pub prelink: bool,
@@ -210,6 +211,35 @@ pub struct BuildArgs {
 /// `--accept KIND:SUBJECT`: a known, acceptable kind and a non-empty subject.
 pub fn parse_accept(s: &str) -> Result<create_diff_object::Accept, String> {
     crate::accept::parse(s)
+}
+
+/// A build-id option (`--depends`, `--xen-depends`), parsed by clap into
+/// a [`BuildId`]. A bad value is a usage error (exit 1, as every usage
+/// error) saying what is wrong and what a build-id looks like, without
+/// echoing the value (it may be huge).
+#[derive(Clone, Copy)]
+pub struct BuildIdArg(pub &'static str);
+
+impl clap::builder::TypedValueParser for BuildIdArg {
+    type Value = BuildId;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<BuildId, clap::Error> {
+        value.to_string_lossy().parse().map_err(|problem| {
+            let problem = crate::problem::Problem::BadBuildId {
+                option: self.0,
+                problem,
+            };
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("{problem}\n"),
+            )
+        })
+    }
 }
 
 impl BuildArgs {

@@ -11,9 +11,9 @@ use create_diff_object::state::StateFacts;
 use create_diff_object::{Outcome, Refusal, RefusalKind, Warning, XenSyms};
 use rayon::prelude::*;
 
+use crate::error::Error;
 use crate::progress::Log;
-use crate::stages::ObjectDiff;
-use crate::Error;
+use crate::stages::{DiffOutput, ObjectDiff};
 
 /// One object to diff.
 #[derive(Debug, Clone)]
@@ -25,26 +25,6 @@ pub struct DiffJob {
     pub output: PathBuf,
 }
 
-/// What the diff stage found.
-#[derive(Debug, Default)]
-pub struct DiffFindings {
-    /// Objects with findings, in job order: those that produced an output,
-    /// and those whose only changes are in init code (no output).
-    pub objects: Vec<ObjectDiff>,
-    /// The written outputs, for the link.
-    pub outputs: Vec<PathBuf>,
-    /// Init functions that changed (no table entry possible).
-    pub init_only: Vec<String>,
-    /// Every refusal, with its object.
-    pub refusals: Vec<(String, Refusal)>,
-    /// Boot-time changes nothing depends on, set-up left to a hook, type
-    /// layouts accepted by a rule that refused them before: each with its
-    /// object.
-    pub warnings: Vec<(String, Warning)>,
-    /// Refusals the author accepted (`--accept`), with their objects.
-    pub accepted: Vec<(String, Refusal)>,
-}
-
 /// Run every job; refusals are collected (not returned as the first error)
 /// so the user sees the full list.
 pub fn diff_all(
@@ -53,7 +33,7 @@ pub fn diff_all(
     opts: &create_diff_object::Options,
     threads: usize,
     log: &Log,
-) -> Result<DiffFindings, Error> {
+) -> Result<DiffOutput, Error> {
     for job in jobs {
         if let Some(parent) = job.output.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -80,9 +60,26 @@ pub fn diff_all(
         Ok(pool) => pool.install(run),
         Err(_) => run(),
     };
-    let mut found = DiffFindings::default();
+    let (mut found, boot, object_warnings) = collect(results, log)?;
+    decide_over_all(&mut found, &boot, xen_syms, log);
+    found.warnings.extend(object_warnings);
+    Ok(found)
+}
+
+/// One object's facts for the decisions over every object.
+type Facts = (String, BootFacts, Vec<UnreferencedMove>, StateFacts);
+
+/// Each object's outcome into the findings, in job order; its facts for
+/// the decisions over every object and its own warnings are set aside.
+/// The first error other than a refusal is the answer.
+#[allow(clippy::type_complexity)]
+fn collect(
+    results: Vec<(&DiffJob, Result<Outcome, create_diff_object::Error>)>,
+    log: &Log,
+) -> Result<(DiffOutput, Vec<Facts>, Vec<(String, Warning)>), Error> {
+    let mut found = DiffOutput::default();
     let mut first_error = None;
-    let mut boot: Vec<(String, BootFacts, Vec<UnreferencedMove>, StateFacts)> = Vec::new();
+    let mut boot: Vec<Facts> = Vec::new();
     let mut object_warnings: Vec<(String, Warning)> = Vec::new();
     for (job, result) in results {
         match result {
@@ -105,10 +102,7 @@ pub fn diff_all(
                 );
                 found.objects.push(ObjectDiff {
                     object: job.object.clone(),
-                    changed_functions: report.changed_functions,
-                    new_functions: report.new_functions,
-                    init_only_changes: report.init_only_changes,
-                    new_object: false,
+                    report: Some(report),
                 });
             }
             Ok(Outcome::NoChange(mut report)) => {
@@ -125,8 +119,7 @@ pub fn diff_all(
                 if !report.init_only_changes.is_empty() {
                     found.objects.push(ObjectDiff {
                         object: job.object.clone(),
-                        init_only_changes: report.init_only_changes,
-                        ..ObjectDiff::default()
+                        report: Some(report),
                     });
                 }
             }
@@ -150,10 +143,14 @@ pub fn diff_all(
     if let Some(e) = first_error {
         return Err(e);
     }
-    // Each object alone was decided by the differ: what this adds is boot
-    // code of one object setting up what another's runtime part uses, a
-    // moved variable of one object another's payload code refers to, and
-    // state one object's functions dropped for another's new variables.
+    Ok((found, boot, object_warnings))
+}
+
+/// Each object alone was decided by the differ: what this adds is boot
+/// code of one object setting up what another's runtime part uses, a
+/// moved variable of one object another's payload code refers to, and
+/// state one object's functions dropped for another's new variables.
+fn decide_over_all(found: &mut DiffOutput, boot: &[Facts], xen_syms: &XenSyms, log: &Log) {
     let is_function = |name: &str| create_diff_object::xen_function(xen_syms, name);
     let facts: Vec<(&str, &BootFacts)> = boot.iter().map(|(o, f, _, _)| (o.as_str(), f)).collect();
     let mut verdict = create_diff_object::boot::decide(&facts, &is_function);
@@ -188,15 +185,10 @@ pub fn diff_all(
         }
     }
     found.warnings = verdict.warnings;
-    found.warnings.extend(object_warnings);
-    Ok(found)
 }
 
 /// What the payload-wide decisions need of one object's report.
-fn take_facts(
-    object: &str,
-    report: &mut create_diff_object::DiffReport,
-) -> (String, BootFacts, Vec<UnreferencedMove>, StateFacts) {
+fn take_facts(object: &str, report: &mut create_diff_object::DiffReport) -> Facts {
     (
         object.to_string(),
         std::mem::take(&mut report.boot),

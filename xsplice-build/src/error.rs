@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::build_id::BuildId;
+
 pub use crate::problem::{BuildIdProblem, PatchProblem, Problem, Written};
 
 #[derive(Debug)]
@@ -66,9 +68,9 @@ pub enum Mismatch {
     /// and where it first differs.
     NotReproduced {
         xen_syms: PathBuf,
-        /// Its build-id and the rebuilt base's (hex).
-        build_id: String,
-        rebuilt: String,
+        /// Its build-id and the rebuilt base's.
+        build_id: BuildId,
+        rebuilt: BuildId,
         context: Option<MismatchContext>,
     },
     /// Refused before any build: `xen_syms` says something the tree or
@@ -459,8 +461,8 @@ mod tests {
             (
                 Error::Mismatch(Mismatch::NotReproduced {
                     xen_syms: "/boot/xen-syms".into(),
-                    build_id: "aa".into(),
-                    rebuilt: "bb".into(),
+                    build_id: BuildId::from_bytes(vec![0xaa]),
+                    rebuilt: BuildId::from_bytes(vec![0xbb]),
                     context: Some(MismatchContext {
                         recipe: "upstream".into(),
                         first_difference: None,

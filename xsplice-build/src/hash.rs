@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::error::DigestMismatch;
-use crate::Error;
+use crate::error::Error;
 
 /// Incremental hash with length-prefixed fields.
 #[derive(Clone, Default)]

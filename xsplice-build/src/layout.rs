@@ -14,9 +14,9 @@ use create_diff_object::layout::{self, LayoutNote};
 use create_diff_object::{Refusal, XenSyms};
 use rayon::prelude::*;
 
+use crate::error::Error;
 use crate::progress::Log;
 use crate::stages::ObjectDiff;
-use crate::Error;
 use xsplice_target::kbuild;
 
 /// Where the `-g` builds of an object go: `DIR/objects/debug/{base,patched}/<object>`.
@@ -423,10 +423,10 @@ pub fn check(
                 .iter()
                 .filter(|d| &d.object == obj)
                 .flat_map(|d| {
-                    d.changed_functions
+                    d.changed_functions()
                         .iter()
                         .map(|f| f.name.clone())
-                        .chain(d.new_functions.iter().cloned())
+                        .chain(d.new_functions().iter().cloned())
                 })
                 .collect()
         });

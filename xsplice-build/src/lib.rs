@@ -10,9 +10,12 @@
 pub mod accept;
 pub mod batch;
 pub mod build;
+pub mod build_id;
 pub mod cli;
+pub mod crash;
 pub mod diff;
 pub mod error;
+pub mod exit;
 pub mod hash;
 pub mod layout;
 pub mod link;
@@ -30,36 +33,9 @@ pub mod tree;
 pub mod verify;
 pub mod worktree;
 
+pub use build_id::BuildId;
+pub use crash::{crash_point, CRASH_AT_ENV};
 pub use error::Error;
 pub use options::{BuildOptions, Skip};
 pub use pipeline::build_payload;
 pub use stages::{BuildResult, ObjectDiff, StageTime};
-
-/// Test-only: the environment variable naming a step of a cache
-/// transition (`work-marked`, `entry-complete`, ...; see docs/driver.md)
-/// at which the process kills itself with SIGKILL, so tests can prove a
-/// crash at that moment leaves a cache the next run recovers from.
-pub const CRASH_AT_ENV: &str = "XSPLICE_TEST_CRASH_AT";
-
-/// The process dies here with SIGKILL when [`CRASH_AT_ENV`] names `step`
-/// (test-only; see there).
-pub fn crash_point(step: &str) {
-    if std::env::var_os(CRASH_AT_ENV).is_some_and(|v| v == step) {
-        // SAFETY: plain system calls with no memory passed.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-    }
-}
-
-/// Exit codes (documented in `--help` and the README).
-pub mod exit {
-    /// The payload was built.
-    pub const BUILT: i32 = 0;
-    /// Any error (bad input, build failure, tool failure).
-    pub const ERROR: i32 = 1;
-    /// The patch changes something that cannot be live-patched.
-    pub const NOT_PATCHABLE: i32 = 2;
-    /// The patch makes no functional change to the hypervisor.
-    pub const NO_CHANGE: i32 = 3;
-}

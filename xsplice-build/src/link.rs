@@ -12,8 +12,8 @@ use std::process::Command;
 use create_diff_object::Abi;
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
+use crate::error::Error;
 use crate::progress::Log;
-use crate::Error;
 
 /// What to link and which notes to add.
 pub struct LinkJob<'a> {

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use crate::build_id::BuildId;
+
 /// Which stages `--skip` leaves out, reusing the previous run's results
 /// in the output directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +39,10 @@ pub struct BuildOptions {
     pub xen_debug: bool,
     /// The hypervisor the payload targets; must match the rebuilt base.
     pub xen_syms: Option<PathBuf>,
-    /// Hex build-id for `.livepatch.depends` (default: the base xen-syms').
-    pub depends: Option<String>,
-    /// Hex build-id for `.livepatch.xen_depends` (default: the base xen-syms').
-    pub xen_depends: Option<String>,
+    /// Build-id for `.livepatch.depends` (default: the base xen-syms').
+    pub depends: Option<BuildId>,
+    /// Build-id for `.livepatch.xen_depends` (default: the base xen-syms').
+    pub xen_depends: Option<BuildId>,
     /// Fill `old_addr` from xen-syms instead of leaving it to the loader.
     pub prelink: bool,
     /// `strip --strip-unneeded` the payload.

@@ -10,27 +10,27 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use create_diff_object::limits::Role;
-use create_diff_object::notes::{build_id_of_file, from_hex, to_hex};
+use create_diff_object::notes::build_id_of_file;
 use create_diff_object::{abi, Abi, AbiChoice, XenSyms};
 
 use crate::build::{self, MakeConfig};
+use crate::build_id::BuildId;
 use crate::diff::{self, DiffJob};
-use crate::error::{BuildIdProblem, Mismatch, MismatchContext, Problem, VerifyFailure, Written};
+use crate::error::Error;
+use crate::error::{Mismatch, MismatchContext, Problem, VerifyFailure, Written};
 use crate::link::{self, LinkJob};
 use crate::options::{BuildOptions, Skip};
 use crate::progress::{Log, Progress};
 use crate::recipe::{BuildRecipe, Recipe};
 use crate::report::Report;
-use crate::stages::BuildResult;
 use crate::stages::{
-    BaseBuild, BaseOutput, Dependencies, DiffOutput, Linked, ObjectDiff, ObjectsOutput,
-    PatchedOutput, Stages,
+    BaseBuild, BuildResult, Dependencies, DiffOutput, Linked, ObjectDiff, ObjectsOutput,
+    PatchedBuild, Stages,
 };
 use crate::target::TargetFacts;
 use crate::tree::{self, Touched};
 use crate::verify::Check;
 use crate::worktree::WorkTree;
-use crate::Error;
 
 /// Build one payload: check inputs, base build (cached), patched build,
 /// diff, link, verify. Never modifies `opts.srcdir`.
@@ -121,8 +121,6 @@ struct Checked {
     touched: Vec<Touched>,
     config: Vec<u8>,
     name: String,
-    depends: Option<Vec<u8>>,
-    xen_depends: Option<Vec<u8>>,
     cache: PathBuf,
     /// How the base is built, with the build strings filled in.
     recipe: Recipe,
@@ -191,6 +189,64 @@ const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     tree::check_tree(&opts.srcdir)?;
+    let (touched, renames, texts) = read_patches(opts)?;
+    let config_path = tree::config_path(&opts.srcdir, opts.config.as_deref())?;
+    let config = tree::check_config(&config_path)?;
+    let name = tree::payload_name(&opts.patch, opts.name.as_deref())?;
+    if opts.replace && opts.depends.is_some() {
+        return Err(Error::Input(Problem::ReplaceWithDepends));
+    }
+    crate::accept::validate(
+        &opts.accept,
+        opts.accept_reason.as_deref(),
+        opts.skip == Some(Skip::Diff),
+    )
+    .map_err(Error::Input)?;
+    if let Some(x) = opts.xen_syms.as_deref() {
+        check_xen_syms_file(x)?;
+    }
+    let (recipe, target) = check_recipe_and_target(opts, &config)?;
+    let cache = check_written_places(opts)?;
+    let series = (texts.len() > 1).then(|| opts.output.join(SERIES));
+    check_outputs_clobber_nothing(opts, &name, series.as_deref())?;
+    if opts.skip.is_none() {
+        tree::patches_apply(&opts.srcdir, &opts.patches(), &touched)?;
+    }
+    let lock = open_output(opts)?;
+    // Several patches are applied as one series, in the order given.
+    let apply = match series {
+        Some(series) => {
+            let mut all = Vec::new();
+            for text in &texts {
+                all.extend_from_slice(text);
+                if !all.ends_with(b"\n") {
+                    all.push(b'\n');
+                }
+            }
+            build::write_file(&series, &all)?;
+            series
+        }
+        None => opts.patch.clone(),
+    };
+    Ok(Checked {
+        apply,
+        lock: Some(lock),
+        renames,
+        touched,
+        config,
+        name,
+        cache,
+        recipe,
+        target,
+    })
+}
+
+/// Every patch read and parsed: the files they touch (merged), the
+/// renames they make, and their texts in order.
+#[allow(clippy::type_complexity)]
+fn read_patches(
+    opts: &BuildOptions,
+) -> Result<(Vec<Touched>, Vec<tree::Rename>, Vec<Vec<u8>>), Error> {
     let mut touched: Vec<Touched> = Vec::new();
     let mut renames = Vec::new();
     let mut texts = Vec::new();
@@ -208,31 +264,14 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         tree::merge_touched(&mut touched, these);
         texts.push(patch);
     }
-    let config_path = tree::config_path(&opts.srcdir, opts.config.as_deref())?;
-    let config = tree::check_config(&config_path)?;
-    let name = tree::payload_name(&opts.patch, opts.name.as_deref())?;
-    let depends = opts
-        .depends
-        .as_deref()
-        .map(|s| parse_build_id("--depends", s))
-        .transpose()?;
-    let xen_depends = opts
-        .xen_depends
-        .as_deref()
-        .map(|s| parse_build_id("--xen-depends", s))
-        .transpose()?;
-    if opts.replace && depends.is_some() {
-        return Err(Error::Input(Problem::ReplaceWithDepends));
-    }
-    crate::accept::validate(
-        &opts.accept,
-        opts.accept_reason.as_deref(),
-        opts.skip == Some(Skip::Diff),
-    )
-    .map_err(Error::Input)?;
-    if let Some(x) = opts.xen_syms.as_deref() {
-        check_xen_syms_file(x)?;
-    }
+    Ok((touched, renames, texts))
+}
+
+/// The build recipe, and what `--xen-syms` says of its build.
+fn check_recipe_and_target(
+    opts: &BuildOptions,
+    config: &[u8],
+) -> Result<(Recipe, Option<TargetFacts>), Error> {
     // The recipe, and whether tree and .config can have built --xen-syms:
     // refused here, in seconds, rather than after a full build.
     let detected = BuildRecipe::detect(&opts.srcdir)?;
@@ -256,8 +295,14 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     }
     let recipe = detected.resolve(target.as_ref())?;
     if let Some(t) = &target {
-        detected.check_target(&opts.srcdir, &config, &recipe, t)?;
+        detected.check_target(&opts.srcdir, config, &recipe, t)?;
     }
+    Ok((recipe, target))
+}
+
+/// The cache directory, and every place the run writes: paths Xen can
+/// build in, none inside the source tree.
+fn check_written_places(opts: &BuildOptions) -> Result<PathBuf, Error> {
     let (cache, cache_set_by) = build::cache_root_and_source(opts.cache_dir.as_deref())?;
     // Trees are copied and built in the cache (the base, its working
     // copy) and in the output directory (a private copy).
@@ -290,12 +335,20 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
             }));
         }
     }
-    let series = (texts.len() > 1).then(|| opts.output.join(SERIES));
+    Ok(cache)
+}
+
+/// No file the run writes is one of its inputs.
+fn check_outputs_clobber_nothing(
+    opts: &BuildOptions,
+    name: &str,
+    series: Option<&Path>,
+) -> Result<(), Error> {
     let mut outputs = vec![
         opts.output.join(format!("{name}.livepatch")),
         opts.output.join("build.log"),
     ];
-    outputs.extend(series.clone());
+    outputs.extend(series.map(Path::to_path_buf));
     outputs.extend(opts.json.clone());
     for out in &outputs {
         if let Some(input) = clobbered_input(out, opts) {
@@ -305,10 +358,12 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
             }));
         }
     }
-    if opts.skip.is_none() {
-        tree::patches_apply(&opts.srcdir, &opts.patches(), &touched)?;
-    }
-    // Last, as it is the first write: the output directory.
+    Ok(())
+}
+
+/// The output directory, created, proved writable and locked: the run's
+/// first write, after every check.
+fn open_output(opts: &BuildOptions) -> Result<OutputLock, Error> {
     fs::create_dir_all(&opts.output).map_err(|source| {
         Error::Input(Problem::OutputDirUncreatable {
             dir: opts.output.clone(),
@@ -323,52 +378,7 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         })
     })?;
     let _ = fs::remove_file(&probe);
-    let lock = lock_output(&opts.output)?;
-    // Several patches are applied as one series, in the order given.
-    let apply = match series {
-        Some(series) => {
-            let mut all = Vec::new();
-            for text in &texts {
-                all.extend_from_slice(text);
-                if !all.ends_with(b"\n") {
-                    all.push(b'\n');
-                }
-            }
-            build::write_file(&series, &all)?;
-            series
-        }
-        None => opts.patch.clone(),
-    };
-    Ok(Checked {
-        apply,
-        lock: Some(lock),
-        renames,
-        touched,
-        config,
-        name,
-        depends,
-        xen_depends,
-        cache,
-        recipe,
-        target,
-    })
-}
-
-/// A build-id given on the command line: hex digits, whole bytes, a sane length.
-fn parse_build_id(option: &'static str, s: &str) -> Result<Vec<u8>, Error> {
-    let s = s.trim();
-    let digits = s.len();
-    let bad = |problem| Error::Input(Problem::BadBuildId { option, problem });
-    if let Some(c) = s.chars().find(|c| !c.is_ascii_hexdigit()) {
-        return Err(bad(BuildIdProblem::NotHex(c)));
-    }
-    if digits % 2 == 1 {
-        return Err(bad(BuildIdProblem::OddDigits(digits)));
-    }
-    if !xsplice_target::notes::BUILD_ID_LEN.contains(&(digits / 2)) {
-        return Err(bad(BuildIdProblem::Length(digits / 2)));
-    }
-    from_hex(s).map_err(|e| bad(BuildIdProblem::Decode(e.to_string())))
+    lock_output(&opts.output)
 }
 
 /// `--xen-syms`, checked before any work: a regular file within the size
@@ -457,6 +467,10 @@ fn load_objects(path: &Path) -> Result<ObjectsOutput, Error> {
     Ok(record.objects)
 }
 
+/// The stages in order, each a function with a typed output that it
+/// keeps in `stages`: check → objects (base and patched builds, or the
+/// previous run's record) → base facts → diff → target → link → verify.
+/// The library result is derived from `stages` at the end.
 fn run(
     opts: &BuildOptions,
     progress: &mut Progress,
@@ -464,76 +478,164 @@ fn run(
     lock: &mut Option<OutputLock>,
 ) -> Result<BuildResult, Error> {
     stages.patches = opts.patches().into_iter().map(Path::to_path_buf).collect();
-    let mut checked = progress.stage("check", None, || {
+    let mut checked = check_stage(opts, progress, stages)?;
+    *lock = checked.lock.take();
+    let dirs = OutDirs::new(&opts.output, &checked.name);
+    remove_stale(&dirs.payload, opts.json.as_ref())?;
+    // Type-size probes are kept per base, beside the base builds.
+    abi::probe::set_cache_dir(Some(checked.cache.join("probe")));
+    let log = Log::create(&dirs.out.join("build.log"))?;
+    log.watch(&checked.cache);
+    let _said = SayIfCut(&log);
+    let mut make = make_config(opts, &checked)?;
+    stages.recipe = Some(checked.recipe.name.to_string());
+
+    let record = objects_stage(opts, &checked, &dirs, &mut make, progress, stages, &log)?;
+    let base = base_facts(&record, stages)?;
+    let inputs = diff_stage(opts, &record, &base, &dirs, progress, stages, &log)?;
+    let target_syms = target_stage(opts, &record, &base, progress, &log)?;
+    dependencies(opts, &target_syms, stages);
+    let build_id = link_stage(opts, &dirs, &inputs, base.abi, progress, stages, &log)?;
+    let target = Target::of(target_syms.given.as_deref(), &base.syms);
+    verify_stage(opts, &dirs, &base, target, progress, stages, &log)?;
+    stages.linked = Some(Linked {
+        payload: dirs.payload.clone(),
+        build_id,
+    });
+
+    if !opts.debug {
+        let _ = fs::remove_dir_all(&dirs.work);
+        let _ = fs::remove_dir_all(&dirs.link);
+    }
+    let result = BuildResult::derive(stages, log.path(), Vec::new())
+        .expect("every stage that gives the payload ran");
+    // What the payload does, for the person reviewing the build.
+    for line in what_it_patches(&result.objects, &dirs.diff) {
+        progress.note(Some(&log), &line);
+    }
+    Ok(result)
+}
+
+/// Where a run writes, under the output directory.
+struct OutDirs {
+    out: PathBuf,
+    /// The payload's final name (`DIR/NAME.livepatch`), given once verified.
+    payload: PathBuf,
+    /// The object pairs and their record (`DIR/objects/`).
+    objects: PathBuf,
+    /// The diff's outputs (`DIR/diff/`).
+    diff: PathBuf,
+    /// The private working copy (`DIR/work/`).
+    work: PathBuf,
+    /// The link's scratch directory (`DIR/link/`).
+    link: PathBuf,
+    /// The linked payload before verify passed.
+    unverified: PathBuf,
+}
+
+impl OutDirs {
+    fn new(out: &Path, name: &str) -> Self {
+        let file = format!("{name}.livepatch");
+        OutDirs {
+            out: out.to_path_buf(),
+            payload: out.join(&file),
+            objects: out.join("objects"),
+            diff: out.join("diff"),
+            work: out.join("work"),
+            link: out.join("link"),
+            unverified: out.join("link").join(file),
+        }
+    }
+}
+
+/// The check stage: every input checked before any work.
+fn check_stage(
+    opts: &BuildOptions,
+    progress: &mut Progress,
+    stages: &mut Stages,
+) -> Result<Checked, Error> {
+    let checked = progress.stage("check", None, || {
         let c = check(opts)?;
         let detail = format!("{} file(s) touched, payload {}", c.touched.len(), c.name);
         Ok((c, detail))
     })?;
-    *lock = checked.lock.take();
     stages.name = Some(checked.name.clone());
-    // The name holds a payload only when this run ends with one, and the
-    // report only says how this run ended: a previous run's are removed
-    // now, so a failure (or a kill) leaves neither looking valid.
-    let payload = opts.output.join(format!("{}.livepatch", checked.name));
-    for stale in std::iter::once(&payload).chain(opts.json.as_ref()) {
+    Ok(checked)
+}
+
+/// The name holds a payload only when this run ends with one, and the
+/// report only says how this run ended: a previous run's are removed
+/// now, so a failure (or a kill) leaves neither looking valid.
+fn remove_stale(payload: &Path, json: Option<&PathBuf>) -> Result<(), Error> {
+    for stale in std::iter::once(payload).chain(json.map(PathBuf::as_path)) {
         if fs::symlink_metadata(stale).is_ok() {
             fs::remove_file(stale).map_err(|e| Error::io(stale, e))?;
         }
     }
-    // Type-size probes are kept per base, beside the base builds.
-    abi::probe::set_cache_dir(Some(checked.cache.join("probe")));
-    let out = &opts.output;
-    let log = Log::create(&out.join("build.log"))?;
-    log.watch(&checked.cache);
-    let _said = SayIfCut(&log);
-    let mut make = MakeConfig {
+    Ok(())
+}
+
+fn make_config(opts: &BuildOptions, checked: &Checked) -> Result<MakeConfig, Error> {
+    Ok(MakeConfig {
         jobs: jobs(opts),
         xen_debug: opts.xen_debug,
         recipe: checked.recipe.clone(),
         top: None,
-        helpers: checked.recipe.write_helpers(out)?,
+        helpers: checked.recipe.write_helpers(&opts.output)?,
         compiler_launcher: if opts.ccache {
             Some(build::ccache_launcher(&checked.cache)?)
         } else {
             None
         },
-    };
-    stages.recipe = Some(checked.recipe.name.to_string());
-    let objects_dir = out.join("objects");
-    let diff_dir = out.join("diff");
-    let work = out.join("work");
+    })
+}
 
-    // Base and patched builds (or the previous run's record of them).
+/// The objects stage: base and patched builds and the changed objects
+/// they give, recorded for `--skip`; or, with `--skip`, the previous
+/// run's record.
+fn objects_stage(
+    opts: &BuildOptions,
+    checked: &Checked,
+    dirs: &OutDirs,
+    make: &mut MakeConfig,
+    progress: &mut Progress,
+    stages: &mut Stages,
+    log: &Log,
+) -> Result<ObjectsOutput, Error> {
+    let record_path = dirs.objects.join(OBJECTS_RECORD);
     let record = if opts.skip.is_some() {
-        let record = load_objects(&objects_dir.join(OBJECTS_RECORD))?;
+        let record = load_objects(&record_path)?;
         // Its xen-syms is read again (nothing is rebuilt with --skip: a
         // changed one is an error that says so).
         if let Some(entry) = record.base_tree.parent() {
-            build::check_entry(entry, &["tree/xen/xen-syms".to_string()], &log)?;
+            build::check_entry(entry, &["tree/xen/xen-syms".to_string()], log)?;
         }
         record
     } else {
         let builds = |make: &mut MakeConfig, progress: &mut Progress, stages: &mut Stages| {
-            base_and_patched(opts, &checked, make, progress, stages, &log)
+            base_and_patched(opts, checked, make, progress, stages, log)
         };
-        let (base, patched) = match builds(&mut make, progress, stages) {
+        match builds(make, progress, stages) {
             // Found before anything was built on it: rebuilt once.
             Err(e @ Error::CacheCorrupt { .. }) => {
-                progress.warn(Some(&log), &format!("{e}; rebuilding the base"));
+                progress.warn(Some(log), &format!("{e}; rebuilding the base"));
                 if let Error::CacheCorrupt { entry, .. } = &e {
-                    build::discard_entry(entry, &log)?;
+                    build::discard_entry(entry, log)?;
                 }
-                builds(&mut make, progress, stages)?
+                builds(make, progress, stages)?
             }
             r => r?,
+        };
+        let (Some(base), Some(patched)) = (&stages.base, &stages.patched) else {
+            unreachable!("base_and_patched keeps both");
         };
         let (changed, new) = pair_renamed(
             &checked.renames,
             &base.xen_dir(),
-            &objects_dir,
-            patched.changed,
-            patched.new,
-            &log,
+            &dirs.objects,
+            patched.changed.clone(),
+            patched.new.clone(),
+            log,
         )?;
         let record = ObjectsOutput {
             base_key: base.key.clone(),
@@ -542,15 +644,27 @@ fn run(
             changed,
             new,
         };
-        save_objects(&record, &objects_dir.join(OBJECTS_RECORD))?;
+        save_objects(&record, &record_path)?;
         record
     };
     stages.objects = Some(record.clone());
-    let base_id = build_id_of_file(&record.xen_syms)
-        .map_err(|e| Error::Mismatch(Mismatch::BaseBuildId(e)))?;
-    stages.base_build_id = Some(base_id.clone());
+    Ok(record)
+}
 
-    // Diff.
+/// What the rest of the run reads from the base: its build-id, its
+/// xen-syms loaded once, its tree and the function-table layout.
+struct BaseFacts {
+    id: BuildId,
+    syms: std::sync::Arc<XenSyms>,
+    xen_tree: PathBuf,
+    abi: Abi,
+}
+
+fn base_facts(record: &ObjectsOutput, stages: &mut Stages) -> Result<BaseFacts, Error> {
+    let id = build_id_of_file(&record.xen_syms)
+        .map(BuildId::from_bytes)
+        .map_err(|e| Error::Mismatch(Mismatch::BaseBuildId(e)))?;
+    stages.base_build_id = Some(id.clone());
     let syms = XenSyms::load(&record.xen_syms)
         .map(std::sync::Arc::new)
         .map_err(|e| Error::Diff {
@@ -563,130 +677,178 @@ fn run(
         source: e.into(),
     })?;
     stages.abi = Some(abi);
-    let (objects, outputs) = if opts.skip == Some(Skip::Diff) {
-        let list = fs::read_to_string(diff_dir.join("list")).map_err(|source| {
+    Ok(BaseFacts {
+        id,
+        syms,
+        xen_tree,
+        abi,
+    })
+}
+
+/// The diff stage: every changed object diffed, the findings kept in
+/// `stages.diff`; refused, accepted and warned about as the findings say.
+/// Returns the files to link (with `--skip diff`, the previous run's).
+fn diff_stage(
+    opts: &BuildOptions,
+    record: &ObjectsOutput,
+    base: &BaseFacts,
+    dirs: &OutDirs,
+    progress: &mut Progress,
+    stages: &mut Stages,
+    log: &Log,
+) -> Result<Vec<PathBuf>, Error> {
+    if opts.skip == Some(Skip::Diff) {
+        let list = fs::read_to_string(dirs.diff.join("list")).map_err(|source| {
             Error::Input(Problem::NoPreviousDiff {
-                dir: diff_dir.clone(),
+                dir: dirs.diff.clone(),
                 source,
             })
         })?;
-        let outputs: Vec<PathBuf> = list
+        return Ok(list
             .lines()
             .filter(|l| !l.is_empty())
-            .map(|l| out.join(l))
-            .collect();
-        (Vec::new(), outputs)
-    } else {
-        let found = progress.stage("diff", Some(&log), || {
-            let found = diff_and_layout(
-                opts,
-                &record,
-                &objects_dir,
-                &diff_dir,
-                &syms,
-                &xen_tree,
-                abi,
-                &log,
-            )?;
-            let nfuncs: usize = found
-                .objects
-                .iter()
-                .map(|o| o.changed_functions.len())
-                .sum();
-            let detail = format!(
-                "{} object(s), {} function(s) patched, {} refusal(s)",
-                record.changed.len(),
-                nfuncs,
-                found.refusals.len()
-            );
-            Ok((found, detail))
-        })?;
-        // Part of the fix only takes effect after a reboot, a hook is
-        // trusted with what boot code did, or a layout change was accepted
-        // by a rule: the user must know which.
-        for (object, w) in &found.warnings {
-            progress.warn(Some(&log), &format!("{object}: {}", w.message));
-        }
-        stages.diff = Some(DiffOutput {
-            objects: found.objects.clone(),
-            init_only: found.init_only.clone(),
-            warnings: found.warnings.clone(),
-            accepted: found.accepted.clone(),
+            .map(|l| dirs.out.join(l))
+            .collect());
+    }
+    let mut found = progress.stage("diff", Some(log), || {
+        let found = diff_and_layout(
+            opts,
+            record,
+            dirs,
+            &base.syms,
+            &base.xen_tree,
+            base.abi,
+            log,
+        )?;
+        let nfuncs: usize = found
+            .objects
+            .iter()
+            .map(|o| o.changed_functions().len())
+            .sum();
+        let detail = format!(
+            "{} object(s), {} function(s) patched, {} refusal(s)",
+            record.changed.len(),
+            nfuncs,
+            found.refusals.len()
+        );
+        Ok((found, detail))
+    })?;
+    // Part of the fix only takes effect after a reboot, a hook is
+    // trusted with what boot code did, or a layout change was accepted
+    // by a rule: the user must know which.
+    for (object, w) in &found.warnings {
+        progress.warn(Some(log), &format!("{object}: {}", w.message));
+    }
+    let refusals = std::mem::take(&mut found.refusals);
+    let found = stages.diff.insert(found);
+    if !refusals.is_empty() {
+        return Err(Error::NotPatchable {
+            refusals,
+            log: Some(log.path().into()),
         });
-        if found.refusals.is_empty() {
-            // Every accept must have matched (a stale one is an error), and
-            // what was accepted is said loudly.
-            let unmatched = crate::accept::unmatched(&opts.accept, &found.accepted);
-            if !unmatched.is_empty() {
-                return Err(Error::Input(Problem::AcceptUnmatched {
-                    accepts: unmatched,
-                }));
-            }
-            for (object, r) in &found.accepted {
-                progress.warn(
-                    Some(&log),
-                    &format!(
-                        "ACCEPTED REFUSAL, NOT CHECKED BY THIS TOOL: [{}] {object}: {r}; accepted \
-                         (--accept {}:{}) because: {}",
-                        r.kind,
-                        r.kind,
-                        r.symbol,
-                        opts.accept_reason.as_deref().unwrap_or_default().trim()
-                    ),
-                );
-            }
-        }
-        if !found.refusals.is_empty() {
-            return Err(Error::NotPatchable {
-                refusals: found.refusals,
-                log: Some(log.path().into()),
-            });
-        }
-        collect_outputs(out, found, &record, &objects_dir, &diff_dir, &log)?
-    };
-    let functions: Vec<_> = objects
-        .iter()
-        .flat_map(|o| o.changed_functions.iter().cloned())
-        .collect();
+    }
+    say_accepted(opts, &found.accepted, progress, log)?;
+    collect_outputs(found, record, dirs, log)
+}
 
-    // The hypervisor this payload is for: --xen-syms, else the tree's own
-    // xen-syms when it is the rebuilt base's code under another build-id
-    // (a build with DWARF, as Xen 4.20+ defconfigs with LIVEPATCH are,
-    // records its directory, so a rebuild elsewhere gets another build-id
-    // while the hypervisor that runs is the tree's), else the rebuilt base.
-    let target_syms = opts
+/// Every accept must have matched (a stale one is an error), and what was
+/// accepted is said loudly.
+fn say_accepted(
+    opts: &BuildOptions,
+    accepted: &[(String, create_diff_object::Refusal)],
+    progress: &mut Progress,
+    log: &Log,
+) -> Result<(), Error> {
+    let unmatched = crate::accept::unmatched(&opts.accept, accepted);
+    if !unmatched.is_empty() {
+        return Err(Error::Input(Problem::AcceptUnmatched {
+            accepts: unmatched,
+        }));
+    }
+    for (object, r) in accepted {
+        progress.warn(
+            Some(log),
+            &format!(
+                "ACCEPTED REFUSAL, NOT CHECKED BY THIS TOOL: [{}] {object}: {r}; accepted \
+                 (--accept {}:{}) because: {}",
+                r.kind,
+                r.kind,
+                r.symbol,
+                opts.accept_reason.as_deref().unwrap_or_default().trim()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The hypervisor this payload is for, when it is not the rebuilt base.
+struct TargetSyms {
+    /// `--xen-syms`, or the tree's own with the base's code.
+    given: Option<PathBuf>,
+    /// Its build-id (the base's when there is none).
+    id: BuildId,
+}
+
+/// The target stage: `--xen-syms`, else the tree's own xen-syms when it
+/// is the rebuilt base's code under another build-id (a build with DWARF,
+/// as Xen 4.20+ defconfigs with LIVEPATCH are, records its directory, so
+/// a rebuild elsewhere gets another build-id while the hypervisor that
+/// runs is the tree's), else the rebuilt base.
+fn target_stage(
+    opts: &BuildOptions,
+    record: &ObjectsOutput,
+    base: &BaseFacts,
+    progress: &mut Progress,
+    log: &Log,
+) -> Result<TargetSyms, Error> {
+    let given = opts
         .xen_syms
         .clone()
-        .or_else(|| tree_xen_syms_if_same_code(&opts.srcdir, &record.xen_syms, &base_id));
-    let xen_id = match &target_syms {
-        None => base_id.clone(),
-        Some(given) => progress.stage("xen-syms", Some(&log), || {
-            let id = check_xen_syms(given, &record.xen_syms, &base_id)?;
-            let how = if id == base_id {
+        .or_else(|| tree_xen_syms_if_same_code(&opts.srcdir, &record.xen_syms, base.id.as_bytes()));
+    let id = match &given {
+        None => base.id.clone(),
+        Some(given) => progress.stage("xen-syms", Some(log), || {
+            let id = check_xen_syms(given, &record.xen_syms, base.id.as_bytes())?;
+            let how = if id == base.id.as_bytes() {
                 "is the rebuilt base, bit for bit"
             } else {
                 "loads the rebuilt base's bytes (build-ids differ in debug info only)"
             };
-            Ok((id, format!("{} {how}", given.display())))
+            Ok((
+                BuildId::from_bytes(id),
+                format!("{} {how}", given.display()),
+            ))
         })?,
     };
-    let deps = stages.dependencies.insert(Dependencies {
-        depends: checked.depends.clone().unwrap_or_else(|| xen_id.clone()),
-        xen_depends: checked
+    Ok(TargetSyms { given, id })
+}
+
+/// The dependency notes: what the user chose, else the target's build-id.
+fn dependencies(opts: &BuildOptions, target: &TargetSyms, stages: &mut Stages) {
+    stages.dependencies = Some(Dependencies {
+        depends: opts.depends.clone().unwrap_or_else(|| target.id.clone()),
+        xen_depends: opts
             .xen_depends
             .clone()
-            .unwrap_or_else(|| xen_id.clone()),
+            .unwrap_or_else(|| target.id.clone()),
     });
-    let (depends, xen_depends) = (deps.depends.clone(), deps.xen_depends.clone());
+}
 
-    // Link, into the scratch directory: the payload gets its name only
-    // once it passed verify.
-    let unverified = out.join("link").join(format!("{}.livepatch", checked.name));
-    let shipped: Vec<String> = objects
-        .iter()
-        .filter(|o| o.new_object || !o.changed_functions.is_empty() || !o.new_functions.is_empty())
-        .map(|o| o.object.clone())
-        .collect();
+/// The link stage, into the scratch directory: the payload gets its name
+/// (and `stages.linked`) only once it passed verify. Returns its build-id.
+fn link_stage(
+    opts: &BuildOptions,
+    dirs: &OutDirs,
+    inputs: &[PathBuf],
+    abi: Abi,
+    progress: &mut Progress,
+    stages: &Stages,
+    log: &Log,
+) -> Result<BuildId, Error> {
+    let deps = stages
+        .dependencies
+        .as_ref()
+        .expect("the dependencies are chosen before the link");
     // The accepted refusals travel in the payload's non-loaded record.
     let accepted_record = match stages.diff.as_ref().map(|d| &d.accepted) {
         Some(accepted) if !accepted.is_empty() => xsplice_target::accepted::encode(
@@ -694,75 +856,64 @@ fn run(
         ),
         _ => Vec::new(),
     };
-    let build_id = progress.stage("link", Some(&log), || {
+    progress.stage("link", Some(log), || {
         let job = LinkJob {
             accepted: &accepted_record,
-            inputs: &outputs,
-            work: &out.join("link"),
-            payload: &unverified,
+            inputs,
+            work: &dirs.link,
+            payload: &dirs.unverified,
             abi,
-            depends: &depends,
-            xen_depends: &xen_depends,
+            depends: deps.depends.as_bytes(),
+            xen_depends: deps.xen_depends.as_bytes(),
             strip: opts.strip,
         };
-        let id = link::link(&job, &log)?;
-        Ok((id.clone(), format!("build-id {}", to_hex(&id))))
-    })?;
+        let id = BuildId::from_bytes(link::link(&job, log)?);
+        let detail = format!("build-id {id}");
+        Ok((id, detail))
+    })
+}
 
-    // Verify.
-    let verified = progress.stage("verify", Some(&log), || {
-        // The base's xen-syms is loaded already; another target is read.
-        let target = match &target_syms {
-            Some(given) => Target::Load(given),
-            None => Target::Loaded(&syms),
-        };
-        driver_checks(&unverified, &shipped, abi)?;
+/// The verify stage: the driver's own checks and the loader's, against
+/// the target; the payload is given its name when they pass.
+#[allow(clippy::too_many_arguments)]
+fn verify_stage(
+    opts: &BuildOptions,
+    dirs: &OutDirs,
+    base: &BaseFacts,
+    target: Target,
+    progress: &mut Progress,
+    stages: &mut Stages,
+    log: &Log,
+) -> Result<(), Error> {
+    let shipped: Vec<String> = stages
+        .diff
+        .as_ref()
+        .map(|d| {
+            let new = stages.objects.iter().flat_map(|o| o.new.iter());
+            d.objects
+                .iter()
+                .filter(|o| o.shipped())
+                .map(|o| o.object.clone())
+                .chain(new.cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let verified = progress.stage("verify", Some(log), || {
+        driver_checks(&dirs.unverified, &shipped, base.abi)?;
         let report = verify_payload(
-            &unverified,
+            &dirs.unverified,
             opts.replace,
             target,
-            &xen_tree,
-            checked.depends.as_deref(),
-            checked.xen_depends.as_deref(),
+            &base.xen_tree,
+            opts.depends.as_ref().map(BuildId::as_bytes),
+            opts.xen_depends.as_ref().map(BuildId::as_bytes),
         )?;
-        fs::rename(&unverified, &payload).map_err(|e| Error::io(&payload, e))?;
+        fs::rename(&dirs.unverified, &dirs.payload).map_err(|e| Error::io(&dirs.payload, e))?;
         let msg = format!("passes the {}", report.checked_against());
         Ok((report, msg))
     })?;
     stages.verified = Some(verified);
-    stages.linked = Some(Linked {
-        payload: payload.clone(),
-        build_id: build_id.clone(),
-    });
-
-    if !opts.debug {
-        let _ = fs::remove_dir_all(&work);
-        let _ = fs::remove_dir_all(out.join("link"));
-    }
-    // What the payload does, for the person reviewing the build.
-    for line in what_it_patches(&objects, &diff_dir) {
-        progress.note(Some(&log), &line);
-    }
-    Ok(BuildResult {
-        payload,
-        name: checked.name,
-        build_id: to_hex(&build_id),
-        base_build_id: to_hex(&base_id),
-        xen_syms: record.xen_syms.clone(),
-        depends: to_hex(&depends),
-        xen_depends: to_hex(&xen_depends),
-        functions,
-        objects,
-        base_cached: stages.base.as_ref().is_some_and(|b| b.cached),
-        base_adopted: stages.base.as_ref().is_some_and(|b| b.adopted),
-        recompiled: stages
-            .patched
-            .as_ref()
-            .map(|p| p.recompiled.clone())
-            .unwrap_or_default(),
-        timings: Vec::new(),
-        log: log.path().to_path_buf(),
-    })
+    Ok(())
 }
 
 /// A source file the patch renames builds an object under the new name,
@@ -807,13 +958,13 @@ fn pair_renamed(
 fn what_it_patches(objects: &[ObjectDiff], diff_dir: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     for o in objects {
-        for f in &o.changed_functions {
+        for f in o.changed_functions() {
             lines.push(format!("patched function: {} ({})", f.name, o.object));
         }
-        for f in &o.new_functions {
+        for f in o.new_functions() {
             lines.push(format!("new function: {f} ({})", o.object));
         }
-        if o.new_object {
+        if o.is_new() {
             for f in defined_functions(&diff_dir.join(&o.object)) {
                 lines.push(format!("new function: {f} ({}, a new object)", o.object));
             }
@@ -847,15 +998,12 @@ fn base_and_patched(
     progress: &mut Progress,
     stages: &mut Stages,
     log: &Log,
-) -> Result<(BaseBuild, build::PatchedBuild), Error> {
+) -> Result<(), Error> {
     let work = opts.output.join("work");
     let objects_dir = opts.output.join("objects");
-    let base = base_stage(opts, checked, make, progress, log)?;
-    stages.base = Some(BaseOutput {
-        cached: base.cached,
-        adopted: base.adopted,
-        key: base.key.clone(),
-    });
+    let base = stages
+        .base
+        .insert(base_stage(opts, checked, make, progress, log)?);
     // A base that is not the target would give a payload for another
     // binary: refused before the patched build.
     if let Some(t) = &checked.target {
@@ -863,7 +1011,7 @@ fn base_and_patched(
     }
     make.top = base.build_top.clone();
     let patched = progress.stage("patched", Some(log), || {
-        let p = patched_stage(opts, checked, &base, &work, &objects_dir, make, log)?;
+        let p = patched_stage(opts, checked, base, &work, &objects_dir, make, log)?;
         let how = if p.full_make {
             format!(
                 "incremental make ({})",
@@ -875,12 +1023,8 @@ fn base_and_patched(
         let detail = format!("{how}; {} changed, {} new", p.changed.len(), p.new.len());
         Ok((p, detail))
     })?;
-    stages.patched = Some(PatchedOutput {
-        full_make: patched.full_make,
-        full_make_reason: patched.full_make_reason.clone(),
-        recompiled: patched.recompiled.clone(),
-    });
-    Ok((base, patched))
+    stages.patched = Some(patched);
+    Ok(())
 }
 
 /// The base stage: the unpatched hypervisor, from the cache or built (or
@@ -958,17 +1102,16 @@ fn first_build_notice(objects: u64, jobs: usize) -> String {
 /// The diff on every changed object, then the type-layout check; every
 /// refusal of both is in the findings. When the diff itself fails and the
 /// layout check refuses the patch, the refusal is the answer.
-#[allow(clippy::too_many_arguments)]
 fn diff_and_layout(
     opts: &BuildOptions,
     record: &ObjectsOutput,
-    objects_dir: &Path,
-    diff_dir: &Path,
+    dirs: &OutDirs,
     syms: &XenSyms,
     xen_tree: &Path,
     abi: Abi,
     log: &Log,
-) -> Result<diff::DiffFindings, Error> {
+) -> Result<DiffOutput, Error> {
+    let (objects_dir, diff_dir) = (&dirs.objects, &dirs.diff);
     let diffed = (|| {
         if diff_dir.exists() {
             fs::remove_dir_all(diff_dir).map_err(|e| Error::io(diff_dir, e))?;
@@ -1040,33 +1183,25 @@ fn diff_and_layout(
     Ok(found)
 }
 
-/// The objects with findings and the files to link: the diff's outputs
-/// plus each new object whole (its locals named as Xen names them). No
-/// output at all is "no change" (the warnings were printed after the
-/// diff).
+/// The files to link: the diff's outputs plus each new object whole (its
+/// locals named as Xen names them), listed in `DIR/diff/list` for
+/// `--skip diff`. No output at all is "no change" (the warnings were
+/// printed after the diff).
 fn collect_outputs(
-    out: &Path,
-    found: diff::DiffFindings,
+    found: &DiffOutput,
     record: &ObjectsOutput,
-    objects_dir: &Path,
-    diff_dir: &Path,
+    dirs: &OutDirs,
     log: &Log,
-) -> Result<(Vec<ObjectDiff>, Vec<PathBuf>), Error> {
-    let mut objects = found.objects;
-    let mut outputs = found.outputs;
+) -> Result<Vec<PathBuf>, Error> {
+    let mut outputs = found.outputs.clone();
     for n in &record.new {
-        objects.push(ObjectDiff {
-            object: n.clone(),
-            new_object: true,
-            ..ObjectDiff::default()
-        });
         // Linked whole: its locals must not take a name Xen already has.
-        let renamed = diff_dir.join(n);
+        let renamed = dirs.diff.join(n);
         if let Some(parent) = renamed.parent() {
             fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         let count =
-            crate::rename::name_locals_like_xen(&objects_dir.join("patched").join(n), &renamed)?;
+            crate::rename::name_locals_like_xen(&dirs.objects.join("patched").join(n), &renamed)?;
         log.line(&format!(
             "# new object {n}: {count} local symbol(s) named FILE#sym"
         ));
@@ -1074,16 +1209,16 @@ fn collect_outputs(
     }
     if outputs.is_empty() {
         return Err(Error::NoChange {
-            init_only: found.init_only,
+            init_only: found.init_only.clone(),
         });
     }
     let list: String = outputs
         .iter()
-        .filter_map(|p| p.strip_prefix(out).ok())
+        .filter_map(|p| p.strip_prefix(&dirs.out).ok())
         .map(|p| format!("{}\n", p.display()))
         .collect();
-    build::write_file(&diff_dir.join("list"), list.as_bytes())?;
-    Ok((objects, outputs))
+    build::write_file(&dirs.diff.join("list"), list.as_bytes())?;
+    Ok(outputs)
 }
 
 fn patched_stage(
@@ -1094,7 +1229,7 @@ fn patched_stage(
     objects_dir: &Path,
     make: &MakeConfig,
     log: &Log,
-) -> Result<build::PatchedBuild, Error> {
+) -> Result<PatchedBuild, Error> {
     if objects_dir.exists() {
         fs::remove_dir_all(objects_dir).map_err(|e| Error::io(objects_dir, e))?;
     }
@@ -1197,8 +1332,8 @@ fn check_xen_syms(given: &Path, base_path: &Path, base_id: &[u8]) -> Result<Vec<
     }
     Err(Error::Mismatch(Mismatch::NotReproduced {
         xen_syms: given.to_path_buf(),
-        build_id: to_hex(&id),
-        rebuilt: to_hex(base_id),
+        build_id: BuildId::from_bytes(id),
+        rebuilt: BuildId::from_bytes(base_id.to_vec()),
         context: None,
     }))
 }
@@ -1232,6 +1367,16 @@ fn check_reproduced(target: &TargetFacts, base_syms: &Path, recipe: &Recipe) -> 
 enum Target<'a> {
     Load(&'a Path),
     Loaded(&'a std::sync::Arc<XenSyms>),
+}
+
+impl<'a> Target<'a> {
+    /// The base's xen-syms is loaded already; another target is read.
+    fn of(given: Option<&'a Path>, base: &'a std::sync::Arc<XenSyms>) -> Self {
+        match given {
+            Some(given) => Target::Load(given),
+            None => Target::Loaded(base),
+        }
+    }
 }
 
 /// `SRCDIR/xen/xen-syms` when it has another build-id than the rebuilt

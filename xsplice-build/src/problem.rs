@@ -305,6 +305,18 @@ impl fmt::Display for Problem {
                 f,
                 "no cache directory: set --cache-dir, XSPLICE_CACHE_DIR or HOME"
             ),
+            // Where the run writes, and what it reads back later.
+            _ => self.fmt_places_and_records(f),
+        }
+    }
+}
+
+impl Problem {
+    /// The messages of the problems with the places a run writes, the
+    /// target, earlier runs' records, a distro source and the samples.
+    fn fmt_places_and_records(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Problem::*;
+        match self {
             InsideSourceTree { what, path, srcdir } => write!(
                 f,
                 "the {what} {} is inside the source tree {}; choose one outside it (the tree is never written to)",
@@ -396,6 +408,8 @@ impl fmt::Display for Problem {
                 f,
                 "{sample}: not built because {dependency}, which it stacks on, failed"
             ),
+            // The inputs and options: `fmt`.
+            _ => unreachable!("Display::fmt writes {self:?}"),
         }
     }
 }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::error::Error;
 use crate::stages::StageTime;
-use crate::Error;
 
 /// `DIR/build.log`: all make/patch/ld/objcopy output and the diff findings.
 pub struct Log {

@@ -19,9 +19,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::error::Error;
 use crate::error::Problem;
 use crate::target::{self, TargetFacts};
-use crate::Error;
 
 /// Placeholder for the top of the tree being built in make arguments;
 /// the private copy's path replaces it when make runs.

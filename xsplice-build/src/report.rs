@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
-use create_diff_object::notes::to_hex;
 use serde::Serialize;
 
-use crate::stages::StageTime;
+use crate::build_id::BuildId;
+use crate::error::Error;
 use crate::stages::Stages;
-use crate::Error;
+use crate::stages::{ObjectDiff, StageTime};
 
 /// The report of one build, derived at the end from what the stages
 /// produced (all of them, or those before the failure) and the outcome.
@@ -141,20 +141,9 @@ struct Timing {
 impl Report<'_> {
     /// The report as JSON; `outcome` is the build's result.
     pub fn to_json(&self, outcome: Result<(), &Error>) -> String {
-        let (result, exit_code, error) = match outcome {
-            Ok(()) => ("built", 0, None),
-            Err(e) => {
-                let code = e.exit_code();
-                let result = match code {
-                    crate::exit::NOT_PATCHABLE => "not-patchable",
-                    crate::exit::NO_CHANGE => "no-change",
-                    _ => "error",
-                };
-                (result, code, Some(e.to_string()))
-            }
-        };
+        let (result, exit_code, error) = outcome_fields(outcome);
         let st = self.stages;
-        let hex = |id: &Vec<u8>| to_hex(id);
+        let hex = |id: &BuildId| id.to_string();
         let diff_objects = st.diff.as_ref().map_or(&[][..], |d| &d.objects);
         let objects = st.objects.as_ref();
         let patched = st.patched.as_ref();
@@ -200,82 +189,13 @@ impl Report<'_> {
             },
             changed_objects: objects.map_or(&[][..], |o| &o.changed),
             new_objects: objects.map_or(&[][..], |o| &o.new),
-            functions: diff_objects
-                .iter()
-                .flat_map(|o| {
-                    o.changed_functions.iter().map(move |f| Function {
-                        name: &f.name,
-                        object: &o.object,
-                        old_addr: f.old_addr,
-                        old_size: f.old_size,
-                        new_size: f.new_size,
-                    })
-                })
-                .collect(),
-            objects: diff_objects
-                .iter()
-                .map(|o| Object {
-                    object: &o.object,
-                    new_object: o.new_object,
-                    changed_functions: o
-                        .changed_functions
-                        .iter()
-                        .map(|f| f.name.as_str())
-                        .collect(),
-                    new_functions: &o.new_functions,
-                    init_only_changes: &o.init_only_changes,
-                })
-                .collect(),
+            functions: function_entries(diff_objects),
+            objects: object_entries(diff_objects),
             init_only_changes: st.diff.as_ref().map_or(&[][..], |d| &d.init_only),
-            // Refusals are the answer when there are any: the error has them all.
-            refusals: outcome
-                .err()
-                .map_or(&[][..], Error::refusals)
-                .iter()
-                .map(|(object, r)| RefusalJson {
-                    object,
-                    kind: r.kind.as_str(),
-                    symbol: &r.symbol,
-                    section: &r.section,
-                    reason: &r.reason,
-                    hint: &r.hint,
-                })
-                .collect(),
-            warnings: st
-                .diff
-                .as_ref()
-                .map_or(&[][..], |d| &d.warnings)
-                .iter()
-                .map(|(object, w)| WarningJson {
-                    object,
-                    kind: w.kind.as_str(),
-                    symbols: &w.symbols,
-                    message: &w.message,
-                    rule: w.rule.as_deref(),
-                })
-                .collect(),
-            accepted: st
-                .diff
-                .as_ref()
-                .map_or(&[][..], |d| &d.accepted)
-                .iter()
-                .map(|(object, r)| AcceptedJson {
-                    object,
-                    kind: r.kind.as_str(),
-                    subject: &r.symbol,
-                    section: &r.section,
-                    refusal: &r.reason,
-                    reason: self.accept_reason.unwrap_or_default().trim(),
-                })
-                .collect(),
-            timings: self
-                .timings
-                .iter()
-                .map(|t| Timing {
-                    stage: t.stage,
-                    seconds: (t.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-                })
-                .collect(),
+            refusals: refusal_entries(outcome),
+            warnings: warning_entries(st),
+            accepted: accepted_entries(st, self.accept_reason),
+            timings: timing_entries(self.timings),
         };
         let mut json =
             serde_json::to_string_pretty(&doc).expect("the report holds only strings and numbers");
@@ -286,6 +206,112 @@ impl Report<'_> {
     pub fn write(&self, path: &Path, outcome: Result<(), &Error>) -> Result<(), Error> {
         crate::build::write_file(path, self.to_json(outcome).as_bytes())
     }
+}
+
+/// `result`, `exit_code` and `error`.
+fn outcome_fields(outcome: Result<(), &Error>) -> (&'static str, i32, Option<String>) {
+    match outcome {
+        Ok(()) => ("built", 0, None),
+        Err(e) => {
+            let code = e.exit_code();
+            let result = match code {
+                crate::exit::NOT_PATCHABLE => "not-patchable",
+                crate::exit::NO_CHANGE => "no-change",
+                _ => "error",
+            };
+            (result, code, Some(e.to_string()))
+        }
+    }
+}
+
+fn function_entries(diff_objects: &[ObjectDiff]) -> Vec<Function<'_>> {
+    diff_objects
+        .iter()
+        .flat_map(|o| {
+            o.changed_functions().iter().map(move |f| Function {
+                name: &f.name,
+                object: &o.object,
+                old_addr: f.old_addr,
+                old_size: f.old_size,
+                new_size: f.new_size,
+            })
+        })
+        .collect()
+}
+
+fn object_entries(diff_objects: &[ObjectDiff]) -> Vec<Object<'_>> {
+    diff_objects
+        .iter()
+        .map(|o| Object {
+            object: &o.object,
+            new_object: o.is_new(),
+            changed_functions: o
+                .changed_functions()
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect(),
+            new_functions: o.new_functions(),
+            init_only_changes: o.init_only_changes(),
+        })
+        .collect()
+}
+
+/// Refusals are the answer when there are any: the error has them all.
+fn refusal_entries<'a>(outcome: Result<(), &'a Error>) -> Vec<RefusalJson<'a>> {
+    outcome
+        .err()
+        .map_or(&[][..], Error::refusals)
+        .iter()
+        .map(|(object, r)| RefusalJson {
+            object,
+            kind: r.kind.as_str(),
+            symbol: &r.symbol,
+            section: &r.section,
+            reason: &r.reason,
+            hint: &r.hint,
+        })
+        .collect()
+}
+
+fn warning_entries(st: &Stages) -> Vec<WarningJson<'_>> {
+    st.diff
+        .as_ref()
+        .map_or(&[][..], |d| &d.warnings)
+        .iter()
+        .map(|(object, w)| WarningJson {
+            object,
+            kind: w.kind.as_str(),
+            symbols: &w.symbols,
+            message: &w.message,
+            rule: w.rule.as_deref(),
+        })
+        .collect()
+}
+
+fn accepted_entries<'a>(st: &'a Stages, reason: Option<&'a str>) -> Vec<AcceptedJson<'a>> {
+    st.diff
+        .as_ref()
+        .map_or(&[][..], |d| &d.accepted)
+        .iter()
+        .map(|(object, r)| AcceptedJson {
+            object,
+            kind: r.kind.as_str(),
+            subject: &r.symbol,
+            section: &r.section,
+            refusal: &r.reason,
+            reason: reason.unwrap_or_default().trim(),
+        })
+        .collect()
+}
+
+fn timing_entries(timings: &[StageTime]) -> Vec<Timing> {
+    timings
+        .iter()
+        .map(|t| Timing {
+            stage: t.stage,
+            seconds: (t.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -334,15 +360,18 @@ mod tests {
     /// kind) come from the error.
     #[test]
     fn partial_result_and_refusals_from_the_error() {
-        use crate::stages::{BaseOutput, ObjectsOutput};
+        use crate::stages::{BaseBuild, ObjectsOutput};
         use create_diff_object::{Refusal, RefusalKind};
         let stages = Stages {
             name: Some("fix".into()),
             recipe: Some("upstream".into()),
-            base: Some(BaseOutput {
+            base: Some(BaseBuild {
                 cached: true,
                 adopted: false,
                 key: "k1".into(),
+                tree: "/cache/k1/tree".into(),
+                xen_syms: "/cache/k1/tree/xen/xen-syms".into(),
+                build_top: None,
             }),
             objects: Some(ObjectsOutput {
                 base_key: "k1".into(),
@@ -351,7 +380,7 @@ mod tests {
                 changed: vec!["common/data.o".into()],
                 new: vec![],
             }),
-            base_build_id: Some(vec![0xab, 0xcd]),
+            base_build_id: Some(BuildId::from_bytes(vec![0xab, 0xcd])),
             ..Stages::default()
         };
         let refusal = Refusal {
@@ -455,6 +484,8 @@ mod tests {
         let stages = Stages {
             diff: Some(crate::stages::DiffOutput {
                 objects: Vec::new(),
+                outputs: Vec::new(),
+                refusals: Vec::new(),
                 init_only: Vec::new(),
                 warnings: vec![(
                     "common/x.o".into(),
@@ -497,6 +528,8 @@ mod tests {
         let stages = Stages {
             diff: Some(crate::stages::DiffOutput {
                 objects: Vec::new(),
+                outputs: Vec::new(),
+                refusals: Vec::new(),
                 init_only: Vec::new(),
                 warnings: Vec::new(),
                 accepted: vec![(

@@ -21,9 +21,10 @@ use xsplice_target::notes::{self, BUILD_ID_SECTION};
 /// The samples' layout: the section names come from the target catalogue.
 const ABI: Abi = Abi::LivepatchV2;
 
+use crate::build_id::BuildId;
+use crate::error::Error;
 use crate::error::{Problem, VerifyFailure};
 use crate::options::BuildOptions;
-use crate::Error;
 
 /// The manifest file inside the patches directory.
 pub const LIST_FILE: &str = "samples.list";
@@ -265,12 +266,12 @@ pub fn load(dir: &Path) -> Result<Vec<Sample>, Error> {
 /// What a payload's ELF says about itself, read back from the file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PayloadInfo {
-    /// `.note.gnu.build-id` (hex).
-    pub build_id: String,
-    /// `.livepatch.depends` (hex).
-    pub depends: String,
-    /// `.livepatch.xen_depends` (hex).
-    pub xen_depends: String,
+    /// `.note.gnu.build-id`.
+    pub build_id: BuildId,
+    /// `.livepatch.depends`.
+    pub depends: BuildId,
+    /// `.livepatch.xen_depends`.
+    pub xen_depends: BuildId,
     /// Every section name with its size.
     pub sections: Vec<(String, u64)>,
     /// Names in the function table (`.livepatch.funcs`), in order.
@@ -292,7 +293,7 @@ impl PayloadInfo {
     /// Parse a payload's bytes.
     pub fn parse(data: &[u8]) -> Result<PayloadInfo, String> {
         let file = object::File::parse(data).map_err(|e| format!("not an ELF file: {e}"))?;
-        let note = |name: &str| -> Result<String, String> {
+        let note = |name: &str| -> Result<BuildId, String> {
             let sec = file
                 .section_by_name(name)
                 .ok_or_else(|| format!("no {name} section"))?;
@@ -301,7 +302,7 @@ impl PayloadInfo {
             if id.is_empty() {
                 return Err(format!("{name}: empty build-id"));
             }
-            Ok(notes::to_hex(&id))
+            Ok(BuildId::from_bytes(id))
         };
         let mut info = PayloadInfo {
             build_id: note(BUILD_ID_SECTION)?,
@@ -382,14 +383,14 @@ pub struct Built {
 
 /// Check the build-id chain of built samples against the hypervisor's id:
 /// returns every problem found (empty: all good).
-pub fn check_chain(built: &[Built], xen_build_id: &str) -> Vec<String> {
+pub fn check_chain(built: &[Built], xen_build_id: &BuildId) -> Vec<String> {
     let mut problems = Vec::new();
     let by_name: BTreeMap<&str, &Built> =
         built.iter().map(|b| (b.sample.name.as_str(), b)).collect();
-    let mut ids: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut ids: BTreeMap<&BuildId, &str> = BTreeMap::new();
     for b in built {
         let name = &b.sample.name;
-        if b.info.xen_depends != xen_build_id {
+        if b.info.xen_depends != *xen_build_id {
             problems.push(format!(
                 "{name}: {XEN_DEPENDS_SECTION} is {}, the hypervisor's build-id is {xen_build_id}",
                 b.info.xen_depends
@@ -397,7 +398,7 @@ pub fn check_chain(built: &[Built], xen_build_id: &str) -> Vec<String> {
         }
         let (want, what) = match &b.sample.depends {
             Some(dep) => match by_name.get(dep.as_str()) {
-                Some(d) => (d.info.build_id.as_str(), format!("{dep}'s build-id")),
+                Some(d) => (&d.info.build_id, format!("{dep}'s build-id")),
                 None => {
                     problems.push(format!("{name}: stacks on {dep}, which was not built"));
                     continue;
@@ -405,14 +406,14 @@ pub fn check_chain(built: &[Built], xen_build_id: &str) -> Vec<String> {
             },
             None => (xen_build_id, "the hypervisor's build-id".to_string()),
         };
-        if b.info.depends != want {
+        if b.info.depends != *want {
             problems.push(format!(
                 "{name}: {} is {}, expected {what} {want}",
                 ABI.depends_section(),
                 b.info.depends
             ));
         }
-        if b.info.build_id == xen_build_id {
+        if b.info.build_id == *xen_build_id {
             problems.push(format!("{name}: its build-id is the hypervisor's"));
         }
         if let Some(other) = ids.insert(&b.info.build_id, name) {
@@ -455,7 +456,7 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
 
     let mut built: Vec<Built> = Vec::new();
     let mut failed: Vec<(String, Error)> = Vec::new();
-    let mut xen_build_id: Option<String> = None;
+    let mut xen_build_id: Option<BuildId> = None;
     for sample in &samples {
         let depends = match &sample.depends {
             Some(dep) => match built.iter().find(|b| &b.sample.name == dep) {
@@ -495,7 +496,7 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
                 args.output.join(&sample.name),
             )
         };
-        let result = match crate::build_payload(&opts) {
+        let result = match crate::pipeline::build_payload(&opts) {
             Ok(r) => r,
             Err(e) => {
                 failed.push((sample.name.clone(), e));
@@ -507,8 +508,8 @@ pub fn build_all(args: &SamplesArgs, log: &dyn Fn(&str)) -> Result<Outcome, Erro
         let info = PayloadInfo::read(&payload)?;
         if xen_build_id.is_none() {
             xen_build_id = Some(match &xen_syms {
-                Some(p) => notes::to_hex(
-                    &notes::build_id_of_file(p)
+                Some(p) => BuildId::from_bytes(
+                    notes::build_id_of_file(p)
                         .map_err(|e| Error::Verify(VerifyFailure::BuildId(e)))?,
                 ),
                 None => result.base_build_id.clone(),

@@ -1,14 +1,17 @@
 //! The typed output of each stage, held once: `pipeline` fills a
 //! [`Stages`] as the stages run, `report` derives the JSON report from it,
-//! and the library result ([`crate::BuildResult`]) is made from it. Plain
+//! and the library result ([`BuildResult`]) is derived from it too. Plain
 //! data: this file imports nothing above it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use create_diff_object::{DiffReport, PatchedFunction, Refusal, Warning};
 use xsplice_target::Abi;
 
-/// A complete base build in the cache.
+use crate::build_id::BuildId;
+
+/// A complete base build in the cache: the base stage's output.
 #[derive(Debug, Clone)]
 pub struct BaseBuild {
     pub key: String,
@@ -35,17 +38,67 @@ impl BaseBuild {
     }
 }
 
-/// Per-object findings of the diff stage.
+/// What the patched build changed, as object paths under `xen/`: the
+/// patched stage's output.
+#[derive(Debug, Clone, Default)]
+pub struct PatchedBuild {
+    /// Objects in both builds whose bytes differ.
+    pub changed: Vec<String>,
+    /// Objects only in the patched build.
+    pub new: Vec<String>,
+    /// Objects make was asked to build (empty after a full make).
+    pub recompiled: Vec<String>,
+    /// True when a full incremental make ran (the fast path was unsure).
+    pub full_make: bool,
+    /// Why the fast path was not taken.
+    pub full_make_reason: Option<String>,
+}
+
+/// One object with findings: the differ's report on it, or a new object
+/// (only in the patched build), linked whole.
 #[derive(Debug, Clone, Default)]
 pub struct ObjectDiff {
     /// Path of the object under `xen/` (e.g. `common/version.o`).
     pub object: String,
-    pub changed_functions: Vec<create_diff_object::PatchedFunction>,
-    pub new_functions: Vec<String>,
-    /// Changed functions in init code: not in the payload (they run only at boot).
-    pub init_only_changes: Vec<String>,
+    /// The differ's report; `None` for a new object. Its payload-wide
+    /// facts (boot, moves, state, warnings, accepted refusals) were handed
+    /// to the decisions over every object (`diff`), which hold them since.
+    pub report: Option<DiffReport>,
+}
+
+impl ObjectDiff {
+    /// A new object, linked whole.
+    pub fn new_object(object: &str) -> Self {
+        ObjectDiff {
+            object: object.to_string(),
+            report: None,
+        }
+    }
+
     /// True when the object was new (only in the patched build).
-    pub new_object: bool,
+    pub fn is_new(&self) -> bool {
+        self.report.is_none()
+    }
+
+    /// Functions that get a table entry.
+    pub fn changed_functions(&self) -> &[PatchedFunction] {
+        self.report.as_ref().map_or(&[], |r| &r.changed_functions)
+    }
+
+    /// Functions only in the patched object.
+    pub fn new_functions(&self) -> &[String] {
+        self.report.as_ref().map_or(&[], |r| &r.new_functions)
+    }
+
+    /// Changed functions in init code: not in the payload (they run only at boot).
+    pub fn init_only_changes(&self) -> &[String] {
+        self.report.as_ref().map_or(&[], |r| &r.init_only_changes)
+    }
+
+    /// True when the payload holds something of this object.
+    pub fn shipped(&self) -> bool {
+        self.is_new() || !self.changed_functions().is_empty() || !self.new_functions().is_empty()
+    }
 }
 
 /// Elapsed time of one stage.
@@ -57,7 +110,8 @@ pub struct StageTime {
 
 /// What each stage produced, kept as the build goes: when a later stage
 /// fails, what the earlier ones found is still here. The JSON report is
-/// derived from it and the outcome at the end (`report`).
+/// derived from it and the outcome at the end (`report`), the library
+/// result from it when the build succeeded ([`BuildResult::derive`]).
 #[derive(Debug, Default)]
 pub struct Stages {
     /// The payload's name (check).
@@ -67,14 +121,14 @@ pub struct Stages {
     /// The build recipe (`upstream`, `debian`), once the build is configured.
     pub recipe: Option<String>,
     /// The base stage (not run with `--skip`).
-    pub base: Option<BaseOutput>,
+    pub base: Option<BaseBuild>,
     /// The patched stage (not run with `--skip`).
-    pub patched: Option<PatchedOutput>,
+    pub patched: Option<PatchedBuild>,
     /// The changed objects and the base they were built on (this run's,
     /// or the previous run's with `--skip`).
     pub objects: Option<ObjectsOutput>,
     /// The rebuilt base's build-id.
-    pub base_build_id: Option<Vec<u8>>,
+    pub base_build_id: Option<BuildId>,
     /// The function-table layout detected from the base.
     pub abi: Option<Abi>,
     /// The diff stage (not run with `--skip diff`).
@@ -85,26 +139,6 @@ pub struct Stages {
     pub linked: Option<Linked>,
     /// The verify stage's report.
     pub verified: Option<crate::verify::VerifyReport>,
-}
-
-/// The base stage's output.
-#[derive(Debug, Clone)]
-pub struct BaseOutput {
-    /// The base came from the cache.
-    pub cached: bool,
-    /// The base was made from the user's own build in this run.
-    pub adopted: bool,
-    /// Its cache key.
-    pub key: String,
-}
-
-/// The patched stage's output (beyond the objects).
-#[derive(Debug, Clone)]
-pub struct PatchedOutput {
-    pub full_make: bool,
-    pub full_make_reason: Option<String>,
-    /// Objects compiled (under `xen/`).
-    pub recompiled: Vec<String>,
 }
 
 /// The objects the diff works on, and the base they came from: also the
@@ -119,29 +153,38 @@ pub struct ObjectsOutput {
     pub new: Vec<String>,
 }
 
-/// The diff stage's findings, per object diffed.
-#[derive(Debug, Clone)]
+/// The diff stage's findings over every object diffed.
+#[derive(Debug, Clone, Default)]
 pub struct DiffOutput {
+    /// Objects with findings, in job order: those that produced an output,
+    /// and those whose only changes are in init code (no output).
     pub objects: Vec<ObjectDiff>,
+    /// The written outputs, for the link.
+    pub outputs: Vec<PathBuf>,
+    /// Init functions that changed (no table entry possible).
     pub init_only: Vec<String>,
-    /// With the object each is about.
-    pub warnings: Vec<(String, create_diff_object::Warning)>,
+    /// Every refusal, with its object (moved into the error when any).
+    pub refusals: Vec<(String, Refusal)>,
+    /// Boot-time changes nothing depends on, set-up left to a hook, type
+    /// layouts accepted by a rule that refused them before: each with its
+    /// object.
+    pub warnings: Vec<(String, Warning)>,
     /// Refusals the author accepted (`--accept`), with their objects.
-    pub accepted: Vec<(String, create_diff_object::Refusal)>,
+    pub accepted: Vec<(String, Refusal)>,
 }
 
 /// The payload's dependency notes.
 #[derive(Debug, Clone)]
 pub struct Dependencies {
-    pub depends: Vec<u8>,
-    pub xen_depends: Vec<u8>,
+    pub depends: BuildId,
+    pub xen_depends: BuildId,
 }
 
 /// The link stage's output.
 #[derive(Debug, Clone)]
 pub struct Linked {
     pub payload: PathBuf,
-    pub build_id: Vec<u8>,
+    pub build_id: BuildId,
 }
 
 /// What a successful build produced.
@@ -150,19 +193,20 @@ pub struct BuildResult {
     /// The payload (`DIR/NAME.livepatch`).
     pub payload: PathBuf,
     pub name: String,
-    /// The payload's own build-id (hex).
-    pub build_id: String,
-    /// Build-id of the base xen-syms (hex).
-    pub base_build_id: String,
+    /// The payload's own build-id.
+    pub build_id: BuildId,
+    /// Build-id of the base xen-syms.
+    pub base_build_id: BuildId,
     /// The xen-syms the payload was built against (the cached base build's).
     pub xen_syms: PathBuf,
-    /// `.livepatch.depends` / `.livepatch.xen_depends` written (hex).
-    pub depends: String,
-    pub xen_depends: String,
+    /// `.livepatch.depends` / `.livepatch.xen_depends` written.
+    pub depends: BuildId,
+    pub xen_depends: BuildId,
     /// Every function the payload replaces.
-    pub functions: Vec<create_diff_object::PatchedFunction>,
+    pub functions: Vec<PatchedFunction>,
     /// Each object diffed with findings: what it contributed, or only
-    /// init-code changes (which the payload cannot carry).
+    /// init-code changes (which the payload cannot carry); then each new
+    /// object.
     pub objects: Vec<ObjectDiff>,
     /// True when the base build came from the cache.
     pub base_cached: bool,
@@ -173,4 +217,50 @@ pub struct BuildResult {
     pub timings: Vec<StageTime>,
     /// `DIR/build.log`.
     pub log: PathBuf,
+}
+
+impl BuildResult {
+    /// The result of a build whose stages all ran (`None` when one that
+    /// gives the payload did not).
+    pub fn derive(stages: &Stages, log: &Path, timings: Vec<StageTime>) -> Option<BuildResult> {
+        let linked = stages.linked.as_ref()?;
+        let objects_output = stages.objects.as_ref()?;
+        let deps = stages.dependencies.as_ref()?;
+        // With --skip diff there are no findings: the previous run's outputs are linked.
+        let objects: Vec<ObjectDiff> = stages
+            .diff
+            .iter()
+            .flat_map(|d| d.objects.iter().cloned())
+            .chain(
+                stages
+                    .diff
+                    .iter()
+                    .flat_map(|_| objects_output.new.iter())
+                    .map(|n| ObjectDiff::new_object(n)),
+            )
+            .collect();
+        Some(BuildResult {
+            payload: linked.payload.clone(),
+            name: stages.name.clone()?,
+            build_id: linked.build_id.clone(),
+            base_build_id: stages.base_build_id.clone()?,
+            xen_syms: objects_output.xen_syms.clone(),
+            depends: deps.depends.clone(),
+            xen_depends: deps.xen_depends.clone(),
+            functions: objects
+                .iter()
+                .flat_map(|o| o.changed_functions().iter().cloned())
+                .collect(),
+            objects,
+            base_cached: stages.base.as_ref().is_some_and(|b| b.cached),
+            base_adopted: stages.base.as_ref().is_some_and(|b| b.adopted),
+            recompiled: stages
+                .patched
+                .as_ref()
+                .map(|p| p.recompiled.clone())
+                .unwrap_or_default(),
+            timings,
+            log: log.to_path_buf(),
+        })
+    }
 }

@@ -16,7 +16,7 @@ use object::{Object, ObjectSection, ObjectSymbol};
 
 use xsplice_target::abi::ENDBR64;
 
-use crate::Error;
+use crate::error::Error;
 
 /// Build facts of one xen-syms.
 #[derive(Debug, Clone, Default)]

@@ -8,9 +8,9 @@ use std::process::{Command, Stdio};
 
 use xsplice_target::limits::{self, Role};
 
+use crate::error::Error;
 use crate::error::{PatchProblem, Problem};
 use crate::hash::{Hasher, Stamp, StatCache};
-use crate::Error;
 
 /// A user's input file, after the file-type and size rules (`limits`);
 /// refusals name the file and the option it came from.

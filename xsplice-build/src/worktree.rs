@@ -19,9 +19,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::error::Error;
 use crate::progress::Log;
 use crate::stages::BaseBuild;
-use crate::{tree, Error};
+use crate::tree;
 
 /// A working tree, shared (in the cache entry) or private (in the output directory).
 pub struct WorkTree {
@@ -60,7 +61,7 @@ impl WorkTree {
             Lock::Taken => {
                 let path = entry.join("work");
                 let dirty = entry.join("work.dirty");
-                crate::crash_point("work-locked");
+                crate::crash::crash_point("work-locked");
                 if let Err(e) = make_shared_copy(&entry, &base.tree, &path, &dirty, log) {
                     let _ = fs::remove_dir_all(&lock);
                     return Err(e);
@@ -118,10 +119,10 @@ impl WorkTree {
         };
         if let Ok(n) = &restored {
             log.line(&format!("working copy restored ({n} file(s))"));
-            crate::crash_point("work-restored");
+            crate::crash::crash_point("work-restored");
             // Only a complete restore makes the copy reusable.
             let _ = fs::remove_file(&shared.dirty);
-            crate::crash_point("work-clean");
+            crate::crash::crash_point("work-clean");
         }
         let _ = fs::remove_dir_all(&shared.lock);
         restored
@@ -185,7 +186,7 @@ fn make_shared_copy(
     let usable = work.join("xen").is_dir() && !dirty.exists();
     // Marked before the first change; cleared only by a complete restore.
     fs::write(dirty, b"").map_err(|e| Error::io(dirty, e))?;
-    crate::crash_point("work-marked");
+    crate::crash::crash_point("work-marked");
     if usable {
         log.line(&format!("reusing the working copy {}", work.display()));
         return Ok(());
@@ -202,11 +203,11 @@ fn make_shared_copy(
         log.line(&format!("re-making the working copy {}", work.display()));
         let aside = entry.join(format!("{OLD_WORK}{}", std::process::id()));
         fs::rename(work, &aside).map_err(|e| Error::io(work, e))?;
-        crate::crash_point("work-moved");
+        crate::crash::crash_point("work-moved");
         fs::remove_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
     }
     tree::copy_tree(pristine, work, log)?;
-    crate::crash_point("work-copied");
+    crate::crash::crash_point("work-copied");
     Ok(())
 }
 

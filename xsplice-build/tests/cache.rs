@@ -145,7 +145,7 @@ fn changed_cache_files_are_found_and_the_base_rebuilt() {
             flip(p, symbol_value_offset(p), 0x10)
         }),
         // The records no longer say kernel.o reads kernel.c.
-        ("dep-records", |p| {
+        ("dep-records.json", |p| {
             let text = fs::read_to_string(p).unwrap();
             assert!(text.contains("common/kernel.c"));
             fs::write(p, text.replace("common/kernel.c", "common/kernel.x")).unwrap();

@@ -135,9 +135,9 @@ fn built(
         },
         payload: PathBuf::from(format!("{name}.livepatch")),
         info: PayloadInfo {
-            build_id: id.into(),
-            depends: depends.into(),
-            xen_depends: xen_depends.into(),
+            build_id: id.parse().unwrap(),
+            depends: depends.parse().unwrap(),
+            xen_depends: xen_depends.parse().unwrap(),
             ..PayloadInfo::default()
         },
     }
@@ -150,7 +150,10 @@ fn chain_accepts_a_correct_stack() {
         built("bye", Some("hello"), "aa02", "aa01", "ee"),
         built("other", None, "aa03", "ee", "ee"),
     ];
-    assert_eq!(samples::check_chain(&b, "ee"), Vec::<String>::new());
+    assert_eq!(
+        samples::check_chain(&b, &"ee".parse().unwrap()),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -162,7 +165,7 @@ fn chain_finds_each_kind_of_break() {
         built("twin", None, "aa03", "ee", "ee"),  // same id as solo
         built("lost", Some("gone"), "aa05", "ee", "ee"), // dependency not built
     ];
-    let problems = samples::check_chain(&b, "ee").join("\n");
+    let problems = samples::check_chain(&b, &"ee".parse().unwrap()).join("\n");
     for want in [
         "hello: .livepatch.xen_depends is ff",
         "bye: .livepatch.depends is ee, expected hello's build-id aa01",

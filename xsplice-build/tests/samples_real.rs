@@ -173,7 +173,11 @@ fn samples_consistent(tree: &Path, series: &str) {
             i.xen_depends, xen_id,
             "{name}: .livepatch.xen_depends must be xen-syms' build-id"
         );
-        assert_eq!(i.build_id.len(), 40, "{name}: a 20-byte build-id");
+        assert_eq!(
+            i.build_id.as_bytes().len(),
+            20,
+            "{name}: a 20-byte build-id"
+        );
     }
     assert_eq!(
         info["bye-world"].depends, info["hello-world"].build_id,
@@ -191,7 +195,7 @@ fn samples_consistent(tree: &Path, series: &str) {
             "{name} stacks on the hypervisor"
         );
     }
-    let mut ids: Vec<&str> = info.values().map(|i| i.build_id.as_str()).collect();
+    let mut ids: Vec<String> = info.values().map(|i| i.build_id.to_string()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), names.len(), "build-ids are unique");

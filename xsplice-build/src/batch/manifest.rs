@@ -155,158 +155,10 @@ impl Manifest {
                 "needs at least one [[base]] and one [[patch]]",
             ));
         }
-        let resolve = |p: &Path| {
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                dir.join(p)
-            }
-        };
-        let mut base_names = BTreeSet::new();
-        for b in &mut raw.bases {
-            if !is_base_name(&b.name) {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "base name {:?}: use letters, digits, '.', '-' and '_' only, not \
-                         starting with '.'",
-                        b.name
-                    ),
-                ));
-            }
-            if !base_names.insert(b.name.clone()) {
-                return Err(invalid(path, format!("base {:?} is named twice", b.name)));
-            }
-            if let Some(k) = b.env.keys().find(|k| !BASE_ENV_KEYS.contains(&k.as_str())) {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "base {:?}: env key {k:?} is not a build string ({})",
-                        b.name,
-                        BASE_ENV_KEYS.join(", ")
-                    ),
-                ));
-            }
-            b.srcdir = resolve(&b.srcdir);
-            b.config = b.config.as_deref().map(resolve);
-            b.xen_syms = b.xen_syms.as_deref().map(resolve);
-        }
-        let mut names = Vec::new();
-        for p in &mut raw.patches {
-            p.path = resolve(&p.path);
-            if !p.path.is_file() {
-                return Err(invalid(
-                    path,
-                    format!("patch {}: no such file", p.path.display()),
-                ));
-            }
-            let name = crate::tree::payload_name(&p.path, p.name.as_deref())
-                .map_err(|e| invalid(path, format!("patch {}: {e}", p.path.display())))?;
-            if names.contains(&name) {
-                return Err(invalid(
-                    path,
-                    format!("two patches are named {name:?}; give one a `name`"),
-                ));
-            }
-            names.push(name);
-            if let Some(bs) = &p.bases {
-                if let Some(b) = bs.iter().find(|b| !base_names.contains(*b)) {
-                    return Err(invalid(
-                        path,
-                        format!("patch {}: unknown base {b:?}", p.path.display()),
-                    ));
-                }
-            }
-        }
-        // Dependencies: known, not with replace, acyclic, built for the same bases.
-        let index_of = |n: &str| names.iter().position(|m| m == n);
-        for (i, p) in raw.patches.iter().enumerate() {
-            let Some(dep) = &p.depends else { continue };
-            let Some(d) = index_of(dep) else {
-                return Err(invalid(
-                    path,
-                    format!("patch {:?} depends on unknown patch {dep:?}", names[i]),
-                ));
-            };
-            if p.replace {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "patch {:?}: replace and depends conflict (a replace payload stacks on the hypervisor)",
-                        names[i]
-                    ),
-                ));
-            }
-            let mut seen = BTreeSet::from([i]);
-            let mut cur = d;
-            loop {
-                if !seen.insert(cur) {
-                    return Err(invalid(
-                        path,
-                        format!("patch {:?}: dependency cycle", names[i]),
-                    ));
-                }
-                match raw.patches[cur].depends.as_deref().and_then(index_of) {
-                    Some(next) => cur = next,
-                    None => break,
-                }
-            }
-        }
-        let applies = |p: &PatchEntry, b: &BaseEntry| match &p.bases {
-            None => true,
-            Some(bs) => bs.contains(&b.name),
-        };
-        for (i, p) in raw.patches.iter().enumerate() {
-            if let Some(d) = p.depends.as_deref().and_then(index_of) {
-                for b in raw.bases.iter().filter(|b| applies(p, b)) {
-                    if !applies(&raw.patches[d], b) {
-                        return Err(invalid(
-                            path,
-                            format!(
-                                "patch {:?} is built for base {:?} but the patch it depends on, {:?}, is not",
-                                names[i], b.name, names[d]
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        // Pairs in manifest order, base by base.
-        let mut pairs: Vec<Pair> = Vec::new();
-        for (bi, b) in raw.bases.iter().enumerate() {
-            let first = pairs.len();
-            for (pi, p) in raw.patches.iter().enumerate() {
-                if applies(p, b) {
-                    pairs.push(Pair {
-                        index: pairs.len(),
-                        base: bi,
-                        patch: pi,
-                        depends_on: None,
-                        depth: 0,
-                        chain: pairs.len(),
-                    });
-                }
-            }
-            for k in first..pairs.len() {
-                let dep = raw.patches[pairs[k].patch]
-                    .depends
-                    .as_deref()
-                    .and_then(index_of)
-                    .and_then(|d| pairs[first..].iter().find(|q| q.patch == d))
-                    .map(|q| q.index);
-                pairs[k].depends_on = dep;
-            }
-            // Depth and chain root, following the (acyclic) dependencies.
-            for k in first..pairs.len() {
-                let (mut depth, mut cur) = (0, k);
-                while let Some(d) = pairs[cur].depends_on {
-                    depth += 1;
-                    cur = d;
-                }
-                pairs[k].depth = depth;
-                pairs[k].chain = cur;
-            }
-        }
+        let base_names = check_bases(path, dir, &mut raw.bases)?;
+        let names = check_patches(path, dir, &mut raw.patches, &base_names)?;
+        check_dependencies(path, &raw, &names)?;
+        let pairs = pairs(&raw, &names);
         Ok(Manifest {
             path: path.to_path_buf(),
             digest,
@@ -316,6 +168,197 @@ impl Manifest {
             pairs,
         })
     }
+}
+
+/// A manifest's relative path, from its directory.
+fn resolve(dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
+/// The bases: well named, once each, only build strings in `env`; their
+/// paths resolved. Returns their names.
+fn check_bases(
+    path: &Path,
+    dir: &Path,
+    bases: &mut [BaseEntry],
+) -> Result<BTreeSet<String>, BatchError> {
+    let resolve = |p: &Path| resolve(dir, p);
+    let mut base_names = BTreeSet::new();
+    for b in bases.iter_mut() {
+        if !is_base_name(&b.name) {
+            return Err(invalid(
+                path,
+                format!(
+                    "base name {:?}: use letters, digits, '.', '-' and '_' only, not \
+                         starting with '.'",
+                    b.name
+                ),
+            ));
+        }
+        if !base_names.insert(b.name.clone()) {
+            return Err(invalid(path, format!("base {:?} is named twice", b.name)));
+        }
+        if let Some(k) = b.env.keys().find(|k| !BASE_ENV_KEYS.contains(&k.as_str())) {
+            return Err(invalid(
+                path,
+                format!(
+                    "base {:?}: env key {k:?} is not a build string ({})",
+                    b.name,
+                    BASE_ENV_KEYS.join(", ")
+                ),
+            ));
+        }
+        b.srcdir = resolve(&b.srcdir);
+        b.config = b.config.as_deref().map(resolve);
+        b.xen_syms = b.xen_syms.as_deref().map(resolve);
+    }
+    Ok(base_names)
+}
+
+/// The patches: files that exist, one payload name each, known bases;
+/// their paths resolved. Returns their payload names, in order.
+fn check_patches(
+    path: &Path,
+    dir: &Path,
+    patches: &mut [PatchEntry],
+    base_names: &BTreeSet<String>,
+) -> Result<Vec<String>, BatchError> {
+    let resolve = |p: &Path| resolve(dir, p);
+    let mut names = Vec::new();
+    for p in patches.iter_mut() {
+        p.path = resolve(&p.path);
+        if !p.path.is_file() {
+            return Err(invalid(
+                path,
+                format!("patch {}: no such file", p.path.display()),
+            ));
+        }
+        let name = crate::tree::payload_name(&p.path, p.name.as_deref())
+            .map_err(|e| invalid(path, format!("patch {}: {e}", p.path.display())))?;
+        if names.contains(&name) {
+            return Err(invalid(
+                path,
+                format!("two patches are named {name:?}; give one a `name`"),
+            ));
+        }
+        names.push(name);
+        if let Some(bs) = &p.bases {
+            if let Some(b) = bs.iter().find(|b| !base_names.contains(*b)) {
+                return Err(invalid(
+                    path,
+                    format!("patch {}: unknown base {b:?}", p.path.display()),
+                ));
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Whether patch `p` is built on base `b`.
+fn applies(p: &PatchEntry, b: &BaseEntry) -> bool {
+    match &p.bases {
+        None => true,
+        Some(bs) => bs.contains(&b.name),
+    }
+}
+
+/// Dependencies: known, not with replace, acyclic, built for the same bases.
+fn check_dependencies(path: &Path, raw: &RawManifest, names: &[String]) -> Result<(), BatchError> {
+    let index_of = |n: &str| names.iter().position(|m| m == n);
+    for (i, p) in raw.patches.iter().enumerate() {
+        let Some(dep) = &p.depends else { continue };
+        let Some(d) = index_of(dep) else {
+            return Err(invalid(
+                path,
+                format!("patch {:?} depends on unknown patch {dep:?}", names[i]),
+            ));
+        };
+        if p.replace {
+            return Err(invalid(
+                    path,
+                    format!(
+                        "patch {:?}: replace and depends conflict (a replace payload stacks on the hypervisor)",
+                        names[i]
+                    ),
+                ));
+        }
+        let mut seen = BTreeSet::from([i]);
+        let mut cur = d;
+        loop {
+            if !seen.insert(cur) {
+                return Err(invalid(
+                    path,
+                    format!("patch {:?}: dependency cycle", names[i]),
+                ));
+            }
+            match raw.patches[cur].depends.as_deref().and_then(index_of) {
+                Some(next) => cur = next,
+                None => break,
+            }
+        }
+    }
+    for (i, p) in raw.patches.iter().enumerate() {
+        if let Some(d) = p.depends.as_deref().and_then(index_of) {
+            for b in raw.bases.iter().filter(|b| applies(p, b)) {
+                if !applies(&raw.patches[d], b) {
+                    return Err(invalid(
+                            path,
+                            format!(
+                                "patch {:?} is built for base {:?} but the patch it depends on, {:?}, is not",
+                                names[i], b.name, names[d]
+                            ),
+                        ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every (base, patch) pair in manifest order, base by base, with what
+/// each stacks on, its depth and its chain's root.
+fn pairs(raw: &RawManifest, names: &[String]) -> Vec<Pair> {
+    let index_of = |n: &str| names.iter().position(|m| m == n);
+    let mut pairs: Vec<Pair> = Vec::new();
+    for (bi, b) in raw.bases.iter().enumerate() {
+        let first = pairs.len();
+        for (pi, p) in raw.patches.iter().enumerate() {
+            if applies(p, b) {
+                pairs.push(Pair {
+                    index: pairs.len(),
+                    base: bi,
+                    patch: pi,
+                    depends_on: None,
+                    depth: 0,
+                    chain: pairs.len(),
+                });
+            }
+        }
+        for k in first..pairs.len() {
+            let dep = raw.patches[pairs[k].patch]
+                .depends
+                .as_deref()
+                .and_then(index_of)
+                .and_then(|d| pairs[first..].iter().find(|q| q.patch == d))
+                .map(|q| q.index);
+            pairs[k].depends_on = dep;
+        }
+        // Depth and chain root, following the (acyclic) dependencies.
+        for k in first..pairs.len() {
+            let (mut depth, mut cur) = (0, k);
+            while let Some(d) = pairs[cur].depends_on {
+                depth += 1;
+                cur = d;
+            }
+            pairs[k].depth = depth;
+            pairs[k].chain = cur;
+        }
+    }
+    pairs
 }
 
 /// `--shard K/N`: this machine builds the chains whose rank is K-1 modulo N.

@@ -518,15 +518,55 @@ impl Runner<'_> {
         }
         let _ = fs::remove_file(dir.join(PAIR_STATE));
         let _ = fs::remove_file(&report);
+        let mut cmd = self.pair_command(pair, jobs, &dir, &report, result.depends.as_deref());
+        let out = cmd.output();
+        result.seconds = start.elapsed().as_secs_f64();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                result.error = Some(format!("{}: {e}", self.exe.display()));
+                return finish(result);
+            }
+        };
+        let _ = fs::write(dir.join("batch.stderr"), &out.stderr);
+        result.exit_code = out.status.code();
+        read_pair_report(&mut result, &report, &out.stderr);
+        if result.outcome == Outcome::Built {
+            result.payload_digest = result
+                .payload
+                .as_deref()
+                .and_then(|p| crate::hash::file_digest(p).ok())
+                .map(|d| crate::hash::hex(&d));
+        }
+        let result = finish(result);
+        if result.outcome != Outcome::Error {
+            if let Ok(j) = serde_json::to_vec_pretty(&result) {
+                let _ = write_atomic(&dir.join(PAIR_STATE), &j);
+            }
+        }
+        result
+    }
+
+    /// The driver's command line for one pair.
+    fn pair_command(
+        &self,
+        pair: &Pair,
+        jobs: usize,
+        dir: &Path,
+        report: &Path,
+        depends: Option<&str>,
+    ) -> Command {
+        let base = &self.manifest.bases[pair.base];
+        let patch = &self.manifest.patches[pair.patch];
         let mut cmd = Command::new(&self.exe);
         cmd.arg("-s")
             .arg(&base.srcdir)
             .arg("-p")
             .arg(&patch.path)
             .arg("-o")
-            .arg(&dir)
+            .arg(dir)
             .arg("--json")
-            .arg(&report)
+            .arg(report)
             .arg("--name")
             .arg(&self.manifest.names[pair.patch])
             .arg("-j")
@@ -544,7 +584,7 @@ impl Runner<'_> {
         if patch.replace {
             cmd.arg("--replace");
         }
-        if let Some(d) = &result.depends {
+        if let Some(d) = depends {
             cmd.arg("--depends").arg(d);
         }
         if let Some(c) = &self.cache_dir {
@@ -554,68 +594,7 @@ impl Runner<'_> {
             cmd.arg("--ccache");
         }
         cmd.envs(&base.env).stdin(Stdio::null());
-        let out = cmd.output();
-        result.seconds = start.elapsed().as_secs_f64();
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => {
-                result.error = Some(format!("{}: {e}", self.exe.display()));
-                return finish(result);
-            }
-        };
-        let _ = fs::write(dir.join("batch.stderr"), &out.stderr);
-        result.exit_code = out.status.code();
-        let parsed = fs::read(&report)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<PairReport>(&b).ok());
-        match parsed {
-            Some(r) => {
-                result.outcome = match (r.result.as_str(), r.exit_code) {
-                    ("built", 0) => Outcome::Built,
-                    ("not-patchable", 2) => Outcome::NotPatchable,
-                    ("no-change", 3) => Outcome::NoChange,
-                    _ => Outcome::Error,
-                };
-                if result.exit_code != Some(r.exit_code) {
-                    result.outcome = Outcome::Error;
-                }
-                result.error = r.error;
-                result.payload = r.payload.map(PathBuf::from);
-                result.build_id = r.payload_build_id;
-                result.refusals = r
-                    .refusals
-                    .into_iter()
-                    .map(|x| RefusalSummary {
-                        object: x.object,
-                        kind: x.kind,
-                        symbol: x.symbol,
-                        reason: x.reason,
-                    })
-                    .collect();
-            }
-            None => {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                result.error = Some(format!(
-                    "no report written (exit {:?}): {}",
-                    result.exit_code,
-                    stderr.lines().last().unwrap_or("")
-                ));
-            }
-        }
-        if result.outcome == Outcome::Built {
-            result.payload_digest = result
-                .payload
-                .as_deref()
-                .and_then(|p| crate::hash::file_digest(p).ok())
-                .map(|d| crate::hash::hex(&d));
-        }
-        let result = finish(result);
-        if result.outcome != Outcome::Error {
-            if let Ok(j) = serde_json::to_vec_pretty(&result) {
-                let _ = write_atomic(&dir.join(PAIR_STATE), &j);
-            }
-        }
-        result
+        cmd
     }
 
     /// The last run's result when its fingerprint matches and its payload is intact.
@@ -628,7 +607,7 @@ impl Runner<'_> {
         if prev.outcome == Outcome::Built {
             let payload = prev.payload.as_ref()?;
             let info = crate::samples::PayloadInfo::read(payload).ok()?;
-            if Some(info.build_id) != prev.build_id {
+            if Some(info.build_id.to_string()) != prev.build_id {
                 return None;
             }
             // The build-id note says what the payload was, not that its
@@ -846,4 +825,43 @@ pub fn run_merge(args: &MergeArgs) -> i32 {
             exit::ERROR
         }
     }
+}
+
+/// The pair's outcome, payload, build-id and refusals from the driver's
+/// JSON report; without one, the error is the last line of its stderr.
+fn read_pair_report(result: &mut PairResult, report: &Path, stderr: &[u8]) {
+    let parsed = fs::read(report)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<PairReport>(&b).ok());
+    let Some(r) = parsed else {
+        let stderr = String::from_utf8_lossy(stderr);
+        result.error = Some(format!(
+            "no report written (exit {:?}): {}",
+            result.exit_code,
+            stderr.lines().last().unwrap_or("")
+        ));
+        return;
+    };
+    result.outcome = match (r.result.as_str(), r.exit_code) {
+        ("built", 0) => Outcome::Built,
+        ("not-patchable", 2) => Outcome::NotPatchable,
+        ("no-change", 3) => Outcome::NoChange,
+        _ => Outcome::Error,
+    };
+    if result.exit_code != Some(r.exit_code) {
+        result.outcome = Outcome::Error;
+    }
+    result.error = r.error;
+    result.payload = r.payload.map(PathBuf::from);
+    result.build_id = r.payload_build_id;
+    result.refusals = r
+        .refusals
+        .into_iter()
+        .map(|x| RefusalSummary {
+            object: x.object,
+            kind: x.kind,
+            symbol: x.symbol,
+            reason: x.reason,
+        })
+        .collect();
 }
