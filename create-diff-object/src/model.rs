@@ -233,6 +233,8 @@ pub struct Object<'d> {
     pub symbols: Vec<Symbol<'d>>,
     /// The name of the first `STT_FILE` symbol: the source file locals belong to.
     pub file_name: Option<&'d str>,
+    /// The machine the object is built for (its ELF header's).
+    pub arch: xsplice_target::Arch,
 }
 
 impl<'d> Object<'d> {
