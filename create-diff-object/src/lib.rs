@@ -35,7 +35,7 @@ pub mod write;
 // Target facts live in `xsplice-target`; these names keep `create_diff_object::abi`
 // and friends working for callers of the differ.
 pub use xsplice_target::Error as TargetError;
-pub use xsplice_target::{abi, limits, notes, placement, x86, xensyms};
+pub use xsplice_target::{abi, arch, limits, notes, placement, x86, xensyms, Arch};
 
 pub use abi::target::{LoaderRules, Target, XenVersion};
 pub use abi::{Abi, AbiChoice};
@@ -143,6 +143,44 @@ pub fn diff_objects(
     }
 }
 
+/// The two objects and xen-syms must be for one machine: the seam's facts
+/// (relocations, patch site) are chosen from it, and a payload for the
+/// wrong machine must never be written.
+fn check_machines(
+    orig: &model::Object<'_>,
+    new: &model::Object<'_>,
+    xen_syms: &XenSyms,
+) -> Result<(), Error> {
+    let mismatch = |path: &Path,
+                    arch: xsplice_target::Arch,
+                    other: &Path,
+                    other_arch: xsplice_target::Arch| {
+        Error::from(xsplice_target::Error::Malformed {
+            path: path.to_path_buf(),
+            what: format!(
+                "built for {} ({}), but {} is for {} ({}): the objects and xen-syms must be for one machine",
+                arch.name(),
+                arch.em_name(),
+                other.display(),
+                other_arch.name(),
+                other_arch.em_name()
+            ),
+        })
+    };
+    if new.arch != orig.arch {
+        return Err(mismatch(&new.path, new.arch, &orig.path, orig.arch));
+    }
+    if orig.arch != xen_syms.arch() {
+        return Err(mismatch(
+            &orig.path,
+            orig.arch,
+            xen_syms.path(),
+            xen_syms.arch(),
+        ));
+    }
+    Ok(())
+}
+
 /// What `diff_bytes` found: the payload object's bytes, or nothing to patch.
 pub enum Diff {
     Write(Vec<u8>, DiffReport),
@@ -169,6 +207,7 @@ pub fn diff_bytes(
             ),
         }));
     }
+    check_machines(&orig, &new, xen_syms)?;
     let twins = correlate::correlate(&orig, &new);
     let mut cmp = compare::compare(&orig, &new, &twins);
     let tree = opts

@@ -60,6 +60,9 @@ impl fmt::Display for Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SymKind {
     NoType,
+    /// An Arm mapping symbol (`$x`, `$d`): marks code or data in a
+    /// section; never a function, object or change, and not copied.
+    Mapping,
     Object,
     Func,
     Section,

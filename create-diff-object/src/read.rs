@@ -61,7 +61,10 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
     let Some(arch) = Arch::from_machine(machine) else {
         return Err(malformed(
             path,
-            format!("machine {machine} is not x86-64 (EM_X86_64 = 62)"),
+            format!(
+                "built for {}, not a machine Xen's live-patch loader runs on (x86-64, AArch64)",
+                Arch::describe_machine(machine)
+            ),
         ));
     };
     let mut ident = [0u8; 16];
@@ -144,6 +147,7 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
         let name = std::str::from_utf8(raw_name)
             .map_err(|_| malformed(path, format!("symbol #{index}: name is not UTF-8")))?;
         let kind = match sym.st_type() {
+            elf::STT_NOTYPE if arch.is_mapping_symbol(name) => SymKind::Mapping,
             elf::STT_NOTYPE => SymKind::NoType,
             elf::STT_OBJECT => SymKind::Object,
             elf::STT_FUNC => SymKind::Func,

@@ -138,11 +138,13 @@ impl XenSyms {
                 elf::ET_EXEC => "an executable".to_string(),
                 other => format!("ELF type {other}"),
             };
+            let what = match crate::Arch::from_machine(machine) {
+                Some(arch) => format!("an {}", arch.name()),
+                None => "an x86-64 or AArch64".to_string(),
+            };
             return Err(malformed(
                 path,
-                format!(
-                    "not an x86-64 ELF executable as xen-syms is: {kind} for machine {machine}"
-                ),
+                format!("not {what} ELF executable as xen-syms is: {kind} for machine {machine}"),
             ));
         };
         if file.elf_symbol_table().is_empty() {

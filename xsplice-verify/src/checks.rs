@@ -825,6 +825,12 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                     let arch = cx.arch();
                     let pad = cx.image.read(a, 4).map_or(0, |c| arch.landing_pad_size(c));
                     f.check();
+                    let granule = arch.nop_out_granule();
+                    if !new_size.is_multiple_of(granule) {
+                        // Arm writes whole nops (arch_livepatch_verify_func).
+                        f.fail(Check::FunctionTable, at.to_string(), format!("NOP-out of {new_size} bytes is not a whole number of {granule}-byte instructions"));
+                    }
+                    f.check();
                     if pad != 0 && new_size < pad {
                         // The loader skips the landing pad and NOPs new_size - pad bytes: this underflows.
                         f.fail(Check::FunctionTable, at.to_string(), format!("NOP-out of {new_size} bytes is shorter than the {} the function starts with (the loader's length new_size - {pad} underflows)", arch.landing_pad_name()));

@@ -165,7 +165,10 @@ fn read_header(p: &mut Payload<'_>, arch: Arch, f: &mut Failures) -> bool {
     }
     let table_fits = check_header_fields(&ehdr, arch, len, f);
     p.ehdr = Some(ehdr.clone());
-    if !table_fits {
+    // The loader's first check (arch_livepatch_verify_elf): a payload for
+    // another machine goes no further, and its relocations mean nothing
+    // to this architecture's rules.
+    if !table_fits || ehdr.e_machine != arch.machine() {
         p.fatal = true;
         return false;
     }
@@ -219,7 +222,13 @@ fn check_header_fields(ehdr: &Ehdr, arch: Arch, len: u64, f: &mut Failures) -> b
     );
     hdr(
         ehdr.e_machine == arch.machine(),
-        format!("machine {} is not {}", ehdr.e_machine, arch.em_name()),
+        format!(
+            "machine {} is not {}: the payload is built for {}, xen-syms for {}",
+            ehdr.e_machine,
+            arch.em_name(),
+            Arch::describe_machine(ehdr.e_machine),
+            arch.name()
+        ),
         f,
     );
     hdr(

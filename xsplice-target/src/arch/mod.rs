@@ -4,9 +4,14 @@
 //! they read (never from a user flag) and ask it; each architecture's
 //! facts live in its own module beside the others.
 
+pub mod aarch64;
 pub mod x86_64;
 
+use std::path::Path;
+
 use object::elf;
+
+use crate::Error;
 
 pub use x86_64::Flow;
 
@@ -14,6 +19,7 @@ pub use x86_64::Flow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arch {
     X86_64,
+    Aarch64,
 }
 
 impl Arch {
@@ -21,6 +27,7 @@ impl Arch {
     pub fn from_machine(machine: u16) -> Option<Arch> {
         match machine {
             elf::EM_X86_64 => Some(Arch::X86_64),
+            elf::EM_AARCH64 => Some(Arch::Aarch64),
             _ => None,
         }
     }
@@ -29,6 +36,7 @@ impl Arch {
     pub fn machine(self) -> u16 {
         match self {
             Arch::X86_64 => elf::EM_X86_64,
+            Arch::Aarch64 => elf::EM_AARCH64,
         }
     }
 
@@ -36,6 +44,7 @@ impl Arch {
     pub fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86-64",
+            Arch::Aarch64 => "AArch64",
         }
     }
 
@@ -43,6 +52,7 @@ impl Arch {
     pub fn em_name(self) -> &'static str {
         match self {
             Arch::X86_64 => "EM_X86_64",
+            Arch::Aarch64 => "EM_AARCH64",
         }
     }
 
@@ -62,6 +72,7 @@ impl Arch {
     pub fn arch_dir(self) -> &'static str {
         match self {
             Arch::X86_64 => x86_64::ARCH_DIR,
+            Arch::Aarch64 => aarch64::ARCH_DIR,
         }
     }
 
@@ -69,6 +80,7 @@ impl Arch {
     pub fn object_architecture(self) -> object::Architecture {
         match self {
             Arch::X86_64 => object::Architecture::X86_64,
+            Arch::Aarch64 => object::Architecture::Aarch64,
         }
     }
 
@@ -77,6 +89,7 @@ impl Arch {
     pub fn field_size(self, r_type: u32) -> u64 {
         match self {
             Arch::X86_64 => x86_64::reloc::field_size(r_type),
+            Arch::Aarch64 => aarch64::field_size(r_type),
         }
     }
 
@@ -84,6 +97,7 @@ impl Arch {
     pub fn is_pc_relative(self, r_type: u32) -> bool {
         match self {
             Arch::X86_64 => x86_64::reloc::is_pc_relative(r_type),
+            Arch::Aarch64 => aarch64::is_pc_relative(r_type),
         }
     }
 
@@ -92,6 +106,7 @@ impl Arch {
     pub fn target_offset(self, sym_value: u64, r_type: u32, addend: i64) -> i64 {
         match self {
             Arch::X86_64 => x86_64::reloc::target_offset(sym_value, r_type, addend),
+            Arch::Aarch64 => aarch64::target_offset(sym_value, r_type, addend),
         }
     }
 
@@ -102,6 +117,7 @@ impl Arch {
     pub fn operand_tail(self, code: &[u8], at: usize) -> Option<u64> {
         match self {
             Arch::X86_64 => x86_64::reloc::rip_operand_tail(code, at),
+            Arch::Aarch64 => None,
         }
     }
 
@@ -109,6 +125,7 @@ impl Arch {
     pub fn reloc_name(self, r_type: u32) -> String {
         match self {
             Arch::X86_64 => x86_64::reloc::type_name(r_type),
+            Arch::Aarch64 => aarch64::type_name(r_type),
         }
     }
 
@@ -117,6 +134,7 @@ impl Arch {
     pub fn loader_field_size(self, r_type: u32) -> Option<u64> {
         match self {
             Arch::X86_64 => x86_64::reloc::loader_field_size(r_type),
+            Arch::Aarch64 => aarch64::loader_field_size(r_type),
         }
     }
 
@@ -124,6 +142,7 @@ impl Arch {
     pub fn loader_relocs_text(self) -> &'static str {
         match self {
             Arch::X86_64 => x86_64::LOADER_RELOCS_TEXT,
+            Arch::Aarch64 => aarch64::LOADER_RELOCS_TEXT,
         }
     }
 
@@ -132,6 +151,7 @@ impl Arch {
     pub fn pointer_reloc(self) -> u32 {
         match self {
             Arch::X86_64 => elf::R_X86_64_64,
+            Arch::Aarch64 => elf::R_AARCH64_ABS64,
         }
     }
 
@@ -139,6 +159,7 @@ impl Arch {
     pub fn pointer_reloc_name(self) -> &'static str {
         match self {
             Arch::X86_64 => "R_X86_64_64",
+            Arch::Aarch64 => "R_AARCH64_ABS64",
         }
     }
 
@@ -147,6 +168,26 @@ impl Arch {
     pub fn is_prel32(self, r_type: u32) -> bool {
         match self {
             Arch::X86_64 => r_type == elf::R_X86_64_PC32 || r_type == elf::R_X86_64_PLT32,
+            Arch::Aarch64 => r_type == elf::R_AARCH64_PREL32,
+        }
+    }
+
+    /// Whether a symbol is a marker the loader leaves out of the payload's
+    /// symbols and the differ never treats as a function, object or
+    /// change (Arm's `$x`/`$d` mapping symbols).
+    pub fn is_mapping_symbol(self, name: &str) -> bool {
+        match self {
+            Arch::X86_64 => false,
+            Arch::Aarch64 => aarch64::is_mapping_symbol(name),
+        }
+    }
+
+    /// The granule a NOP-out entry's `new_size` must be a multiple of
+    /// (Arm writes whole 4-byte `nop`s and refuses any other size).
+    pub fn nop_out_granule(self) -> u64 {
+        match self {
+            Arch::X86_64 => 1,
+            Arch::Aarch64 => aarch64::INSN_SIZE,
         }
     }
 
@@ -154,6 +195,7 @@ impl Arch {
     pub fn patch_insn_size(self) -> u64 {
         match self {
             Arch::X86_64 => x86_64::PATCH_INSN_SIZE,
+            Arch::Aarch64 => aarch64::PATCH_INSN_SIZE,
         }
     }
 
@@ -161,6 +203,7 @@ impl Arch {
     pub fn patch_insn_name(self) -> &'static str {
         match self {
             Arch::X86_64 => "jump",
+            Arch::Aarch64 => "branch",
         }
     }
 
@@ -168,6 +211,7 @@ impl Arch {
     pub fn landing_pad_name(self) -> &'static str {
         match self {
             Arch::X86_64 => "endbr64",
+            Arch::Aarch64 => "landing pad",
         }
     }
 
@@ -176,6 +220,8 @@ impl Arch {
     pub fn starts_with_landing_pad(self, code: &[u8]) -> bool {
         match self {
             Arch::X86_64 => x86_64::starts_with_landing_pad(code),
+            // Xen's arm64 build has no BTI landing pads the loader skips.
+            Arch::Aarch64 => false,
         }
     }
 
@@ -183,7 +229,7 @@ impl Arch {
     pub fn landing_pad_size(self, code: &[u8]) -> u64 {
         match self {
             Arch::X86_64 if x86_64::starts_with_landing_pad(code) => x86_64::ENDBR64.len() as u64,
-            Arch::X86_64 => 0,
+            Arch::X86_64 | Arch::Aarch64 => 0,
         }
     }
 
@@ -197,6 +243,7 @@ impl Arch {
     pub fn max_insn_len(self) -> u64 {
         match self {
             Arch::X86_64 => 15,
+            Arch::Aarch64 => aarch64::INSN_SIZE,
         }
     }
 
@@ -205,6 +252,9 @@ impl Arch {
     pub fn insn_len(self, code: &[u8]) -> Option<usize> {
         match self {
             Arch::X86_64 => x86_64::insn_len(code),
+            Arch::Aarch64 => {
+                (code.len() as u64 >= aarch64::INSN_SIZE).then_some(aarch64::INSN_SIZE as usize)
+            }
         }
     }
 
@@ -212,6 +262,110 @@ impl Arch {
     pub fn flow(self, insn: &[u8]) -> Option<Flow> {
         match self {
             Arch::X86_64 => x86_64::flow(insn),
+            // Only x86's `.fixup` code is walked; Arm has none.
+            Arch::Aarch64 => None,
         }
+    }
+}
+
+/// The architectures the driver builds trees for so far: arm64 needs
+/// Xen's cross build (`XEN_TARGET_ARCH=arm64`, `CROSS_COMPILE`), which it
+/// does not run yet; the differ and `verify` handle both.
+pub const DRIVER_BUILDS: &[Arch] = &[Arch::X86_64];
+
+/// Refuse a `xen-syms` the driver cannot build a tree for, naming its
+/// machine.
+pub fn check_buildable(path: &Path, arch: Arch) -> Result<(), Error> {
+    if DRIVER_BUILDS.contains(&arch) {
+        return Ok(());
+    }
+    Err(Error::Unsupported(format!(
+        "{}: xen-syms for {} (machine {}): the driver builds x86-64 trees only so far \
+         (an arm64 tree needs Xen's cross build); `xsplice-build verify` checks such payloads",
+        path.display(),
+        arch.name(),
+        arch.machine()
+    )))
+}
+
+/// The architecture a Xen tree is configured for, from its `.config`
+/// (`text`, read from `path`): `CONFIG_X86_64=y` or `CONFIG_ARM_64=y`.
+/// 32-bit Arm (`CONFIG_ARM_32=y`) is refused: the tools build for the
+/// 64-bit loaders only.
+pub fn from_config(path: &Path, text: &str) -> Result<Arch, Error> {
+    let set = |key: &str| {
+        text.lines()
+            .any(|l| l.trim().strip_prefix(key) == Some("=y"))
+    };
+    if set("CONFIG_X86_64") {
+        Ok(Arch::X86_64)
+    } else if set("CONFIG_ARM_64") {
+        Ok(Arch::Aarch64)
+    } else if set("CONFIG_ARM_32") {
+        Err(Error::Unsupported(format!(
+            "{}: CONFIG_ARM_32=y: 32-bit Arm is not supported; configure the tree for arm64 \
+             (XEN_TARGET_ARCH=arm64, CONFIG_ARM_64=y)",
+            path.display()
+        )))
+    } else {
+        Err(Error::Unsupported(format!(
+            "{}: neither CONFIG_X86_64=y nor CONFIG_ARM_64=y: not a configured x86-64 or arm64 Xen tree",
+            path.display()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machines_round_trip_and_others_are_none() {
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            assert_eq!(Arch::from_machine(arch.machine()), Some(arch));
+        }
+        assert_eq!(Arch::from_machine(elf::EM_ARM), None);
+        assert_eq!(Arch::from_machine(elf::EM_386), None);
+        assert!(Arch::describe_machine(183).contains("EM_AARCH64"));
+    }
+
+    #[test]
+    fn patch_sites() {
+        // x86: a 5-byte jump, after an endbr64 when the function has one.
+        let endbr = [0xf3, 0x0f, 0x1e, 0xfa, 0x90];
+        assert_eq!(Arch::X86_64.patch_site_size(&endbr), 9);
+        assert_eq!(Arch::X86_64.patch_site_size(&[0x55]), 5);
+        // arm64: one 4-byte branch, whatever the first instruction.
+        assert_eq!(Arch::Aarch64.patch_site_size(&[0x1f, 0x20, 0x03, 0xd5]), 4);
+        assert_eq!(Arch::Aarch64.nop_out_granule(), 4);
+        assert_eq!(Arch::Aarch64.insn_len(&[0, 0, 0]), None);
+        assert_eq!(Arch::Aarch64.insn_len(&[0, 0, 0, 0, 1]), Some(4));
+    }
+
+    #[test]
+    fn tree_architecture_from_config() {
+        let p = Path::new("xen/.config");
+        assert_eq!(
+            from_config(p, "CONFIG_X86=y\nCONFIG_X86_64=y\n").unwrap(),
+            Arch::X86_64
+        );
+        assert_eq!(
+            from_config(p, "CONFIG_ARM=y\nCONFIG_ARM_64=y\n").unwrap(),
+            Arch::Aarch64
+        );
+        let e = from_config(p, "CONFIG_ARM=y\nCONFIG_ARM_32=y\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CONFIG_ARM_32") && e.contains("xen/.config"),
+            "{e}"
+        );
+        let e = from_config(p, "# CONFIG_ARM_64 is not set\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("neither"), "{e}");
+        assert!(check_buildable(p, Arch::X86_64).is_ok());
+        let e = check_buildable(p, Arch::Aarch64).unwrap_err().to_string();
+        assert!(e.contains("machine 183"), "{e}");
     }
 }
