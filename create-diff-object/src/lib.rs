@@ -151,32 +151,25 @@ fn check_machines(
     new: &model::Object<'_>,
     xen_syms: &XenSyms,
 ) -> Result<(), Error> {
-    let mismatch = |path: &Path,
-                    arch: xsplice_target::Arch,
-                    other: &Path,
-                    other_arch: xsplice_target::Arch| {
-        Error::from(xsplice_target::Error::Malformed {
-            path: path.to_path_buf(),
-            what: format!(
-                "built for {} ({}), but {} is for {} ({}): the objects and xen-syms must be for one machine",
-                arch.name(),
-                arch.em_name(),
-                other.display(),
-                other_arch.name(),
-                other_arch.em_name()
-            ),
-        })
-    };
-    if new.arch != orig.arch {
-        return Err(mismatch(&new.path, new.arch, &orig.path, orig.arch));
-    }
-    if orig.arch != xen_syms.arch() {
-        return Err(mismatch(
-            &orig.path,
-            orig.arch,
-            xen_syms.path(),
-            xen_syms.arch(),
-        ));
+    let xen = xen_syms.arch();
+    // Each object against xen-syms, so the error names the odd one out.
+    for obj in [orig, new] {
+        if obj.arch != xen {
+            return Err(Error::from(xsplice_target::Error::Malformed {
+                path: obj.path.clone(),
+                what: format!(
+                    "built for {} ({}, machine {}), but xen-syms {} is for {} ({}, machine {}): \
+                     the objects and xen-syms must be for one machine",
+                    obj.arch.name(),
+                    obj.arch.em_name(),
+                    obj.arch.machine(),
+                    xen_syms.path().display(),
+                    xen.name(),
+                    xen.em_name(),
+                    xen.machine()
+                ),
+            }));
+        }
     }
     Ok(())
 }
