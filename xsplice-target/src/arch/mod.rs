@@ -280,11 +280,11 @@ pub fn check_buildable(path: &Path, arch: Arch) -> Result<(), Error> {
         return Ok(());
     }
     Err(Error::Unsupported(format!(
-        "{}: xen-syms for {} (machine {}): the driver builds x86-64 trees only so far \
+        "{}: xen-syms for machine {} ({}): the driver builds x86-64 trees only so far \
          (an arm64 tree needs Xen's cross build); `xsplice-build verify` checks such payloads",
         path.display(),
-        arch.name(),
-        arch.machine()
+        arch.machine(),
+        arch.name()
     )))
 }
 
@@ -366,6 +366,6 @@ mod tests {
         assert!(e.contains("neither"), "{e}");
         assert!(check_buildable(p, Arch::X86_64).is_ok());
         let e = check_buildable(p, Arch::Aarch64).unwrap_err().to_string();
-        assert!(e.contains("machine 183"), "{e}");
+        assert!(e.contains("for machine 183"), "{e}");
     }
 }
