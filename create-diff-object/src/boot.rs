@@ -26,7 +26,6 @@ use crate::error::{Refusal, RefusalKind, Warning, WarningKind};
 use crate::family::is_cold_part;
 use crate::include::{is_unnamed, role, Includer, Plan, Role};
 use crate::model::{Object, Place, Reloc, Status, SymKind, SymbolId};
-use xsplice_target::reloc::target_offset;
 use xsplice_target::{naming, sections};
 
 /// What one object's diff says about boot-time set-up.
@@ -111,7 +110,7 @@ pub(crate) fn target_symbol(obj: &Object<'_>, r: &Reloc) -> Option<SymbolId> {
         return Some(r.symbol);
     }
     let ts = t.section()?;
-    let off = target_offset(t.value, r.r_type, r.addend);
+    let off = obj.arch.target_offset(t.value, r.r_type, r.addend);
     u64::try_from(off).ok().and_then(|at| obj.symbol_at(ts, at))
 }
 

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 
 use crate::family::Families;
 use crate::model::{Object, Place, Reloc, Section, SectionId, Status, SymKind, SymbolId, Twins};
-use xsplice_target::reloc::target_offset;
 
 /// Status of each element of the patched object, indexed by id (the
 /// vectors are sized to the patched object in `compare`, and only that
@@ -177,7 +176,7 @@ pub fn propagate_changes(patched: &Object<'_>, families: &Families, cmp: &mut Co
                         continue;
                     }
                     if t.kind == SymKind::Func
-                        && target_offset(t.value, r.r_type, r.addend) != t.value as i64
+                        && patched.arch.target_offset(t.value, r.r_type, r.addend) != t.value as i64
                     {
                         flips.insert(fid, format!("jumps into the middle of changed {}", t.name));
                     } else if t.kind == SymKind::Object
@@ -413,7 +412,7 @@ fn pool_entry<'d>(obj: &Object<'d>, r: &Reloc) -> Option<(&'d [u8], i64, bool)> 
         return None;
     };
     let sec = obj.section(sec);
-    let off = target_offset(s.value, r.r_type, r.addend);
+    let off = obj.arch.target_offset(s.value, r.r_type, r.addend);
     let residual = (s.value as i64).wrapping_add(r.addend).wrapping_sub(off);
     if off < 0 || off as u64 > sec.size {
         return None;

@@ -2,7 +2,7 @@
 //! layout of the chosen ABI; `old_size` (and with `--resolve` `old_addr`)
 //! come from xen-syms, looked up by name and, for locals, by source file.
 
-use crate::abi::{patch_site_size, FuncLayout, ENDBR64, PATCH_INSN_SIZE};
+use crate::abi::FuncLayout;
 use crate::error::{Error, Refusal, RefusalKind};
 use crate::include::Plan;
 use crate::model::{Object, SymbolId};
@@ -45,21 +45,26 @@ pub fn func_entries(
                 ),
             }));
         }
-        // The loader skips a leading endbr64 (IBT) before writing the jump.
-        let endbr = o
+        // The loader skips a leading landing pad (x86's endbr64) before
+        // writing its instruction.
+        let arch = orig.arch;
+        let head = o
             .section()
-            .is_some_and(|s| orig.section(s).bytes(o.value, 4) == ENDBR64);
-        let needed = patch_site_size(endbr);
+            .map_or(&[][..], |s| orig.section(s).bytes(o.value, 4));
+        let pad = arch.landing_pad_size(head);
+        let needed = arch.patch_site_size(head);
+        let (insn, insn_size) = (arch.patch_insn_name(), arch.patch_insn_size());
         if xs.size < needed {
-            let reason = if endbr {
+            let reason = if pad != 0 {
                 format!(
-                    "function is {} bytes, smaller than its endbr64 and the {PATCH_INSN_SIZE}-byte \
-                     jump the loader writes after it ({needed} bytes)",
-                    xs.size
+                    "function is {} bytes, smaller than its {} and the {insn_size}-byte \
+                     {insn} the loader writes after it ({needed} bytes)",
+                    xs.size,
+                    arch.landing_pad_name(),
                 )
             } else {
                 format!(
-                    "function is {} bytes, smaller than the {PATCH_INSN_SIZE}-byte jump that redirects it",
+                    "function is {} bytes, smaller than the {insn_size}-byte {insn} that redirects it",
                     xs.size
                 )
             };

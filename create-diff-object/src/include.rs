@@ -12,7 +12,6 @@ use crate::compare::Comparison;
 use crate::error::{Refusal, RefusalKind};
 use crate::family::is_cold_part;
 use crate::model::{Object, Place, Reloc, SectionId, Status, SymKind, SymbolId, Twins};
-use xsplice_target::reloc::target_offset;
 use xsplice_target::sections;
 
 pub mod special;
@@ -614,7 +613,7 @@ impl<'a, 'd> Includer<'a, 'd> {
             if status == Status::New || !tsec.is_write() {
                 return Ok(plan.include(ts, format!("unnamed contents used by {}", who())));
             }
-            let off = target_offset(t.value, r.r_type, r.addend);
+            let off = self.patched.arch.target_offset(t.value, r.r_type, r.addend);
             self.refuse(
                 plan,
                 RefusalKind::UnnamedDataReference,
@@ -716,7 +715,7 @@ impl Includer<'_, '_> {
         if !is_unnamed(t) {
             return Some(InitTarget::Symbol(r.symbol));
         }
-        let off = target_offset(t.value, r.r_type, r.addend);
+        let off = o.arch.target_offset(t.value, r.r_type, r.addend);
         Some(
             match u64::try_from(off).ok().and_then(|at| o.symbol_at(ts, at)) {
                 Some(cover) => InitTarget::Symbol(cover),
@@ -739,7 +738,7 @@ impl Includer<'_, '_> {
             let orig = self.twins.symbol_twin(r.symbol)?;
             return Some((InitTarget::Symbol(orig), Some(r.symbol)));
         }
-        let off = target_offset(t.value, r.r_type, r.addend);
+        let off = p.arch.target_offset(t.value, r.r_type, r.addend);
         match u64::try_from(off).ok().and_then(|at| p.symbol_at(ts, at)) {
             Some(cover) => {
                 let orig = self.twins.symbol_twin(cover)?;

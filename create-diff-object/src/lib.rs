@@ -35,7 +35,7 @@ pub mod write;
 // Target facts live in `xsplice-target`; these names keep `create_diff_object::abi`
 // and friends working for callers of the differ.
 pub use xsplice_target::Error as TargetError;
-pub use xsplice_target::{abi, limits, notes, placement, x86, xensyms};
+pub use xsplice_target::{abi, arch, limits, notes, placement, x86, xensyms, Arch};
 
 pub use abi::target::{LoaderRules, Target, XenVersion};
 pub use abi::{Abi, AbiChoice};
@@ -143,6 +143,37 @@ pub fn diff_objects(
     }
 }
 
+/// The two objects and xen-syms must be for one machine: the seam's facts
+/// (relocations, patch site) are chosen from it, and a payload for the
+/// wrong machine must never be written.
+fn check_machines(
+    orig: &model::Object<'_>,
+    new: &model::Object<'_>,
+    xen_syms: &XenSyms,
+) -> Result<(), Error> {
+    let xen = xen_syms.arch();
+    // Each object against xen-syms, so the error names the odd one out.
+    for obj in [orig, new] {
+        if obj.arch != xen {
+            return Err(Error::from(xsplice_target::Error::Malformed {
+                path: obj.path.clone(),
+                what: format!(
+                    "built for {} ({}, machine {}), but xen-syms {} is for {} ({}, machine {}): \
+                     the objects and xen-syms must be for one machine",
+                    obj.arch.name(),
+                    obj.arch.em_name(),
+                    obj.arch.machine(),
+                    xen_syms.path().display(),
+                    xen.name(),
+                    xen.em_name(),
+                    xen.machine()
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
 /// What `diff_bytes` found: the payload object's bytes, or nothing to patch.
 pub enum Diff {
     Write(Vec<u8>, DiffReport),
@@ -169,6 +200,7 @@ pub fn diff_bytes(
             ),
         }));
     }
+    check_machines(&orig, &new, xen_syms)?;
     let twins = correlate::correlate(&orig, &new);
     let mut cmp = compare::compare(&orig, &new, &twins);
     let tree = opts

@@ -60,6 +60,9 @@ impl fmt::Display for Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SymKind {
     NoType,
+    /// An Arm mapping symbol (`$x`, `$d`): marks code or data in a
+    /// section; never a function, object or change, and not copied.
+    Mapping,
     Object,
     Func,
     Section,
@@ -233,6 +236,8 @@ pub struct Object<'d> {
     pub symbols: Vec<Symbol<'d>>,
     /// The name of the first `STT_FILE` symbol: the source file locals belong to.
     pub file_name: Option<&'d str>,
+    /// The machine the object is built for (its ELF header's).
+    pub arch: xsplice_target::Arch,
 }
 
 impl<'d> Object<'d> {

@@ -9,7 +9,7 @@ use object::LittleEndian as LE;
 
 use crate::error::Error;
 use crate::model::{Binding, Object, Place, Reloc, Section, SectionId, SymKind, Symbol, SymbolId};
-use xsplice_target::reloc::{field_size, is_pc_relative, rip_operand_tail, target_offset};
+use xsplice_target::Arch;
 
 type Header = elf::FileHeader64<LE>;
 
@@ -58,12 +58,15 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
         ));
     }
     let machine = header.e_machine(endian);
-    if machine != elf::EM_X86_64 {
+    let Some(arch) = Arch::from_machine(machine) else {
         return Err(malformed(
             path,
-            format!("machine {machine} is not x86-64 (EM_X86_64 = 62)"),
+            format!(
+                "built for {}, not a machine Xen's live-patch loader runs on (x86-64, AArch64)",
+                Arch::describe_machine(machine)
+            ),
         ));
-    }
+    };
     let mut ident = [0u8; 16];
     ident.copy_from_slice(&data[..16]);
     let key = HeaderKey {
@@ -144,6 +147,7 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
         let name = std::str::from_utf8(raw_name)
             .map_err(|_| malformed(path, format!("symbol #{index}: name is not UTF-8")))?;
         let kind = match sym.st_type() {
+            elf::STT_NOTYPE if arch.is_mapping_symbol(name) => SymKind::Mapping,
             elf::STT_NOTYPE => SymKind::NoType,
             elf::STT_OBJECT => SymKind::Object,
             elf::STT_FUNC => SymKind::Func,
@@ -316,7 +320,7 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
             }
             let offset = rela.r_offset(endian);
             let r_type = rela.r_type(endian, false);
-            let end = offset.checked_add(field_size(r_type).max(1));
+            let end = offset.checked_add(arch.field_size(r_type).max(1));
             if !matches!(end, Some(end) if end <= target_size) {
                 return Err(malformed(
                     path,
@@ -350,6 +354,7 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
         sections,
         symbols,
         file_name,
+        arch,
     };
     retarget_section_relocs(&mut obj);
     Ok((obj, key))
@@ -366,7 +371,7 @@ pub fn reloc_target(
 ) -> i64 {
     let value = obj.symbol(r.symbol).value;
     if obj.section(from).is_exec() {
-        target_offset(value, r.r_type, r.addend)
+        obj.arch.target_offset(value, r.r_type, r.addend)
     } else {
         (value as i64).wrapping_add(r.addend)
     }
@@ -394,10 +399,11 @@ fn retarget_section_relocs(obj: &mut Object<'_>) {
                 continue;
             }
             let src = &obj.sections[sec_index];
-            let decoded = if src.is_exec() && is_pc_relative(r.r_type) {
+            let arch = obj.arch;
+            let decoded = if src.is_exec() && arch.is_pc_relative(r.r_type) {
                 usize::try_from(r.offset)
                     .ok()
-                    .and_then(|at| rip_operand_tail(src.data, at))
+                    .and_then(|at| arch.operand_tail(src.data, at))
             } else {
                 None
             };
@@ -406,7 +412,7 @@ fn retarget_section_relocs(obj: &mut Object<'_>) {
                 Some(tail) => (sym.value as i64)
                     .wrapping_add(r.addend)
                     .wrapping_add(4 + tail as i64),
-                None => target_offset(sym.value, r.r_type, r.addend),
+                None => arch.target_offset(sym.value, r.r_type, r.addend),
             };
             if off < 0 || off as u64 >= tsec.size {
                 continue;

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use object::elf;
 use object::write::{self, Relocation, SectionId as OutSec, SymbolId as OutSym, SymbolSection};
 use object::{
-    Architecture, BinaryFormat, Endianness, RelocationFlags, SectionFlags, SectionKind,
-    SymbolFlags, SymbolKind, SymbolScope,
+    BinaryFormat, Endianness, RelocationFlags, SectionFlags, SectionKind, SymbolFlags, SymbolKind,
+    SymbolScope,
 };
 
 use crate::abi::FuncLayout;
@@ -86,14 +86,6 @@ impl Pieces {
     }
 }
 
-/// Relocation types the hypervisor's loader applies on x86-64.
-const LOADER_RELOCS: &[u32] = &[
-    elf::R_X86_64_NONE,
-    elf::R_X86_64_64,
-    elf::R_X86_64_PC32,
-    elf::R_X86_64_PLT32,
-];
-
 pub struct Input<'a, 'd> {
     pub patched: &'a Object<'d>,
     pub cmp: &'a Comparison,
@@ -121,7 +113,11 @@ pub fn build(input: &Input<'_, '_>) -> Result<Vec<u8>, Error> {
     let p = input.patched;
     let mut w = Writer {
         input,
-        out: write::Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little),
+        out: write::Object::new(
+            BinaryFormat::Elf,
+            p.arch.object_architecture(),
+            Endianness::Little,
+        ),
         sections: HashMap::new(),
         pieced: HashMap::new(),
         defined: HashMap::new(),
@@ -426,8 +422,8 @@ impl<'d> Writer<'_, 'd> {
         r: &Reloc,
         internal: bool,
     ) -> Result<(), Error> {
-        if !LOADER_RELOCS.contains(&r.r_type) {
-            let p = self.input.patched;
+        let p = self.input.patched;
+        if p.arch.loader_field_size(r.r_type).is_none() {
             let t = p.symbol(r.symbol);
             // Section symbols and `.LC` labels: their section says more.
             let target = match t.section() {
@@ -436,10 +432,11 @@ impl<'d> Writer<'_, 'd> {
             };
             return Err(Error::from(xsplice_target::Error::Unsupported(format!(
                 "{}: section {}: relocation type {} against {target} cannot be applied by the \
-                 hypervisor's loader (only R_X86_64_64, PC32 and PLT32); build with Xen's flags",
+                 hypervisor's loader (only {}); build with Xen's flags",
                 p.path.display(),
                 p.section_name(from),
                 r.r_type,
+                p.arch.loader_relocs_text(),
             ))));
         }
         let (symbol, addend) = self.target(from, r, internal)?;
@@ -463,6 +460,7 @@ impl<'d> Writer<'_, 'd> {
     fn function_table(&mut self) -> Result<(), Error> {
         let layout = self.input.layout;
         let table = self.input.table;
+        let arch = self.input.patched.arch;
         let strings_name = match layout.abi {
             crate::Abi::Xsplice => ".xsplice.strings",
             _ => ".livepatch.strings",
@@ -499,7 +497,7 @@ impl<'d> Writer<'_, 'd> {
                         symbol,
                         addend,
                         flags: RelocationFlags::Elf {
-                            r_type: elf::R_X86_64_64,
+                            r_type: arch.pointer_reloc(),
                         },
                     },
                 )

@@ -391,12 +391,14 @@ fn check_xen_syms_file(path: &Path) -> Result<Vec<u8>, Error> {
             option: "--xen-syms",
         }));
     }
-    let syms = XenSyms::load(path).map_err(|source| {
+    let refused = |source| {
         Error::Input(Problem::Refused {
             option: "--xen-syms",
             source,
         })
-    })?;
+    };
+    let syms = XenSyms::load(path).map_err(refused)?;
+    xsplice_target::arch::check_buildable(path, syms.arch()).map_err(refused)?;
     syms.build_id().map(<[u8]>::to_vec).ok_or_else(|| {
         Error::Input(Problem::XenSymsNoBuildId {
             path: path.to_path_buf(),

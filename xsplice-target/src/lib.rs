@@ -12,7 +12,9 @@
 //! - `naming`: runtime names (`FILE#sym`, the `.new` suffix on a clash);
 //! - `placement`: init and discarded sections, as Xen's linker script
 //!   places them;
-//! - `reloc`: x86-64 relocation semantics and the loader's types;
+//! - `arch`: the target architecture ([`Arch`], from the ELF machine):
+//!   relocation semantics and the loader's types, the patch site,
+//!   instruction lengths and control flow (`arch::x86_64`);
 //! - `xensyms`: the hypervisor's symbol table and runtime names;
 //! - `cache`: where cached results go when no directory is given;
 //! - `heap`: Xen's allocators, and why no automatic variable outlives
@@ -21,12 +23,12 @@
 //! - `notes`: build-id notes;
 //! - `bounds` and `limits`: what an input file may be (the payload bound
 //!   is the loader's), and checking and reading it;
-//! - `x86`: instruction lengths and control flow;
 //! - `accepted`: the non-loaded section recording refusals a patch author
 //!   accepted (`.xsplice.accepted`).
 
 pub mod abi;
 pub mod accepted;
+pub mod arch;
 pub mod bounds;
 pub mod cache;
 pub mod error;
@@ -36,12 +38,13 @@ pub mod limits;
 pub mod naming;
 pub mod notes;
 pub mod placement;
-pub mod reloc;
 pub mod sections;
-pub mod x86;
 pub mod xensyms;
 
 pub use abi::target::{LoaderRules, Target, XenVersion};
 pub use abi::{Abi, AbiChoice};
+/// x86's facts under their former path, for the driver's x86-only callers.
+pub use arch::x86_64 as x86;
+pub use arch::Arch;
 pub use error::Error;
 pub use xensyms::XenSyms;

@@ -59,6 +59,8 @@ pub struct XenSyms {
     /// built on first use (only the payload checks need it).
     by_runtime_name: OnceLock<HashMap<String, usize>>,
     build_id: Option<Vec<u8>>,
+    /// The machine the hypervisor is built for.
+    arch: crate::Arch,
     /// DWARF struct sizes, parsed on first use (xen-syms with DWARF is big).
     struct_sizes: OnceLock<HashMap<String, u64>>,
     /// The file's bytes, kept for the lazy DWARF parse; `None` without DWARF.
@@ -128,20 +130,23 @@ impl XenSyms {
         // addresses without any other sign that it is the wrong file.
         let header = file.elf_header();
         let (e_type, machine) = (header.e_type(endian), header.e_machine(endian));
-        if e_type != elf::ET_EXEC || machine != elf::EM_X86_64 {
+        let arch = crate::Arch::from_machine(machine).filter(|_| e_type == elf::ET_EXEC);
+        let Some(arch) = arch else {
             let kind = match e_type {
                 elf::ET_REL => "a relocatable object (ET_REL)".to_string(),
                 elf::ET_DYN => "a shared object or PIE (ET_DYN)".to_string(),
                 elf::ET_EXEC => "an executable".to_string(),
                 other => format!("ELF type {other}"),
             };
+            let what = match crate::Arch::from_machine(machine) {
+                Some(arch) => format!("an {}", arch.name()),
+                None => "an x86-64 or AArch64".to_string(),
+            };
             return Err(malformed(
                 path,
-                format!(
-                    "not an x86-64 ELF executable as xen-syms is: {kind} for machine {machine}"
-                ),
+                format!("not {what} ELF executable as xen-syms is: {kind} for machine {machine}"),
             ));
-        }
+        };
         if file.elf_symbol_table().is_empty() {
             return Err(malformed(path, "no symbol table (stripped?)"));
         }
@@ -171,6 +176,7 @@ impl XenSyms {
             scans: AtomicUsize::new(0),
             by_runtime_name: OnceLock::new(),
             build_id,
+            arch,
             struct_sizes: OnceLock::new(),
             dwarf_data,
         })
@@ -378,6 +384,11 @@ impl XenSyms {
             next = all.same_hash.get(i as usize).copied();
         }
         out
+    }
+
+    /// The architecture xen-syms is built for (its ELF machine).
+    pub fn arch(&self) -> crate::Arch {
+        self.arch
     }
 
     /// xen-syms's GNU build-id, the value payloads must depend on.

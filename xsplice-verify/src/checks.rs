@@ -7,14 +7,12 @@ use std::collections::HashSet;
 
 use xsplice_target::abi::target::{LoaderRules, XenVersion};
 use xsplice_target::abi::{
-    alt_instr_site, patch_site_size, starts_with_landing_pad, Abi, SpecialSizes,
-    ALT_INSTR_ORIG_LEN, ALT_INSTR_PAD_LEN, ALT_INSTR_REPL_LEN, ALT_INSTR_SIZE, ALT_MAX_PATCH_LEN,
-    OPAQUE_SIZE,
+    alt_instr_site, Abi, SpecialSizes, ALT_INSTR_ORIG_LEN, ALT_INSTR_PAD_LEN, ALT_INSTR_REPL_LEN,
+    ALT_INSTR_SIZE, ALT_MAX_PATCH_LEN, OPAQUE_SIZE,
 };
 use xsplice_target::notes::{to_hex, BUILD_ID_SECTION, NT_GNU_BUILD_ID};
-use xsplice_target::reloc;
 use xsplice_target::sections::{Table, ALTINSTR_REPLACEMENT, MODINFO, SPECIAL_TABLES};
-use xsplice_target::XenSyms;
+use xsplice_target::{Arch, XenSyms};
 
 use crate::elf::*;
 use crate::payload::Payload;
@@ -143,6 +141,12 @@ pub struct Context<'a, 'b> {
 }
 
 impl Context<'_, '_> {
+    /// The loader's architecture: xen-syms's (the payload's machine is
+    /// checked against it with the ELF header).
+    fn arch(&self) -> Arch {
+        self.xen.arch()
+    }
+
     fn dep_exports(&self, name: &str) -> Option<&Dependency> {
         self.deps.iter().find(|d| d.exported.contains(name))
     }
@@ -277,11 +281,19 @@ pub fn check_relocations(cx: &Context<'_, '_>, f: &mut Failures) {
                 );
                 continue;
             }
-            let width = match reloc::loader_field_size(r.r_type) {
+            let width = match cx.arch().loader_field_size(r.r_type) {
                 Some(0) => continue,
                 Some(width) => width,
                 None => {
-                    f.fail(Check::Relocations, at.to_string(), format!("unsupported relocation {} against {sym} (the loader handles R_X86_64_NONE, _64, _PC32, _PLT32)", reloc_type_name(r.r_type)));
+                    f.fail(
+                        Check::Relocations,
+                        at.to_string(),
+                        format!(
+                            "unsupported relocation {} against {sym} (the loader handles {})",
+                            cx.arch().reloc_name(r.r_type),
+                            cx.arch().loader_relocs_text()
+                        ),
+                    );
                     continue;
                 }
             };
@@ -330,7 +342,7 @@ pub fn check_relocations(cx: &Context<'_, '_>, f: &mut Failures) {
                         at.to_string(),
                         format!(
                             "{} against {sym}{:+} overflows 32 bits (displacement up to {:#x})",
-                            reloc_type_name(r.r_type),
+                            cx.arch().reloc_name(r.r_type),
                             r.addend,
                             if fits_i32(min) { max } else { min }
                         ),
@@ -344,7 +356,7 @@ pub fn check_relocations(cx: &Context<'_, '_>, f: &mut Failures) {
 /// The value an 8-byte pointer field holds after relocation.
 fn pointer_field(cx: &Context<'_, '_>, section: &Section, offset: u64) -> Option<Value> {
     if let Some(r) = cx.p.rela_at(section.index, offset) {
-        if r.r_type != R_X86_64_64 {
+        if r.r_type != cx.arch().pointer_reloc() {
             return None;
         }
         let v = cx.values.get(r.sym as usize).copied()?;
@@ -671,7 +683,10 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                 f.fail(
                     Check::FunctionTable,
                     format!("section {name}[{i}]"),
-                    "name pointer has a relocation other than R_X86_64_64",
+                    format!(
+                        "name pointer has a relocation other than {}",
+                        cx.arch().pointer_reloc_name()
+                    ),
                 );
                 None
             }
@@ -722,7 +737,10 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                 f.fail(
                     Check::FunctionTable,
                     at.to_string(),
-                    "old_addr has a relocation other than R_X86_64_64",
+                    format!(
+                        "old_addr has a relocation other than {}",
+                        cx.arch().pointer_reloc_name()
+                    ),
                 );
                 None
             }
@@ -792,7 +810,10 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
             None => f.fail(
                 Check::FunctionTable,
                 at.to_string(),
-                "new_addr has a relocation other than R_X86_64_64",
+                format!(
+                    "new_addr has a relocation other than {}",
+                    cx.arch().pointer_reloc_name()
+                ),
             ),
             Some(v) if is_null(v) => {
                 // Replace the old code with NOPs.
@@ -801,11 +822,18 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                 } else if old_size < new_size {
                     f.fail(Check::FunctionTable, at.to_string(), format!("new_addr is 0 (NOP-out) but old_size {old_size} is less than new_size {new_size}"));
                 } else if let Some(a) = old_xen {
-                    let endbr = cx.image.read(a, 4).is_some_and(starts_with_landing_pad);
+                    let arch = cx.arch();
+                    let pad = cx.image.read(a, 4).map_or(0, |c| arch.landing_pad_size(c));
                     f.check();
-                    if endbr && new_size < 4 {
-                        // The loader skips the endbr64 and NOPs new_size - 4 bytes: this underflows.
-                        f.fail(Check::FunctionTable, at.to_string(), format!("NOP-out of {new_size} bytes is shorter than the endbr64 the function starts with (the loader's length new_size - 4 underflows)"));
+                    let granule = arch.nop_out_granule();
+                    if !new_size.is_multiple_of(granule) {
+                        // Arm writes whole nops (arch_livepatch_verify_func).
+                        f.fail(Check::FunctionTable, at.to_string(), format!("NOP-out of {new_size} bytes is not a whole number of {granule}-byte instructions"));
+                    }
+                    f.check();
+                    if pad != 0 && new_size < pad {
+                        // The loader skips the landing pad and NOPs new_size - pad bytes: this underflows.
+                        f.fail(Check::FunctionTable, at.to_string(), format!("NOP-out of {new_size} bytes is shorter than the {} the function starts with (the loader's length new_size - {pad} underflows)", arch.landing_pad_name()));
                     }
                     f.check();
                     match splits_instruction(cx, a, new_size) {
@@ -822,20 +850,20 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                 }
             }
             Some(v) => {
-                let endbr = old_xen
-                    .and_then(|a| cx.image.read(a, 4))
-                    .is_some_and(starts_with_landing_pad);
-                let needed = patch_site_size(endbr);
+                let arch = cx.arch();
+                let head = old_xen.and_then(|a| cx.image.read(a, 4)).unwrap_or(&[]);
+                let needed = arch.patch_site_size(head);
                 if old_size != 0 && old_size < needed {
                     f.fail(
                         Check::FunctionTable,
                         at.to_string(),
                         format!(
-                            "old_size {old_size} cannot hold the {needed}-byte jump{}",
-                            if endbr {
-                                " after the function's endbr64"
+                            "old_size {old_size} cannot hold the {needed}-byte {}{}",
+                            arch.patch_insn_name(),
+                            if arch.landing_pad_size(head) != 0 {
+                                format!(" after the function's {}", arch.landing_pad_name())
                             } else {
-                                ""
+                                String::new()
                             }
                         ),
                     );
@@ -894,9 +922,9 @@ fn splits_instruction(cx: &Context<'_, '_>, addr: u64, len: u64) -> Result<Optio
     while pos < end {
         let code = cx
             .image
-            .read_upto(pos, 15)
+            .read_upto(pos, cx.arch().max_insn_len())
             .ok_or_else(|| format!("{pos:#x} is not in xen-syms's image"))?;
-        let n = xsplice_target::x86::insn_len(code).ok_or_else(|| {
+        let n = cx.arch().insn_len(code).ok_or_else(|| {
             format!(
                 "cannot decode the instruction at {pos:#x} ({:02x?})",
                 code.get(..4).unwrap_or(code)
@@ -1039,7 +1067,10 @@ pub fn check_hooks(cx: &Context<'_, '_>, f: &mut Failures) {
                 None => f.fail(
                     Check::Hooks,
                     format!("section {name}[{slot}]"),
-                    "hook pointer has a relocation other than R_X86_64_64",
+                    format!(
+                        "hook pointer has a relocation other than {}",
+                        cx.arch().pointer_reloc_name()
+                    ),
                 ),
                 Some(v) if is_null(v) && multi => f.fail(
                     Check::Hooks,
@@ -1179,7 +1210,7 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
             // The field is PC-relative: its value plus its own address.
             let field = i128::from(entry_addr?) + i128::from(off);
             match p.rela_at(sec.index, base + off) {
-                Some(r) if r.r_type == R_X86_64_PC32 || r.r_type == R_X86_64_PLT32 => {
+                Some(r) if cx.arch().is_prel32(r.r_type) => {
                     let v = cx.values.get(r.sym as usize).copied()?;
                     cx.local_addr(v)
                         .map(|s| i128::from(s) + i128::from(r.addend))
@@ -1266,7 +1297,7 @@ fn check_alt_calls(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, size: 
         f.check();
         // The site as the relocation names it: a section of this payload.
         let site = match p.rela_at(sec.index, base) {
-            Some(r) if r.r_type == R_X86_64_PC32 || r.r_type == R_X86_64_PLT32 => {
+            Some(r) if cx.arch().is_prel32(r.r_type) => {
                 match cx.values.get(r.sym as usize).copied() {
                     Some(Value::Local { section, offset }) => {
                         Some((section, i128::from(offset) + i128::from(r.addend)))

@@ -1,4 +1,4 @@
-//! A bounds-checked reader for the parts of an x86-64 relocatable ELF the
+//! A bounds-checked reader for the parts of a 64-bit relocatable ELF the
 //! hypervisor loader looks at. It reads the raw headers (not through a
 //! general ELF library) so that every malformation the loader rejects can be
 //! reported one by one instead of stopping at the first parse error.
@@ -15,7 +15,8 @@ pub const SHDR_SIZE: u64 = size_of::<elf::SectionHeader64<LE>>() as u64;
 pub const SYM_SIZE: u64 = size_of::<elf::Sym64<LE>>() as u64;
 pub const RELA_SIZE: u64 = size_of::<elf::Rela64<LE>>() as u64;
 
-pub use elf::{R_X86_64_64, R_X86_64_NONE, R_X86_64_PC32, R_X86_64_PLT32};
+/// `R_*_NONE`: 0 on every ELF machine.
+pub const R_NONE: u32 = 0;
 pub use elf::{SHN_ABS, SHN_COMMON, SHN_LORESERVE, SHN_UNDEF};
 pub use elf::{SHT_NOBITS, SHT_REL, SHT_RELA, SHT_STRTAB, SHT_SYMTAB};
 
@@ -216,5 +217,3 @@ pub fn parse_symbol(data: &[u8], off: u64, index: usize) -> Option<(u32, Symbol)
         },
     ))
 }
-
-pub use xsplice_target::reloc::type_name as reloc_type_name;

@@ -13,7 +13,7 @@
 //! sections. What only the running hypervisor can know (hook return
 //! values, code rewritten at boot) is out of reach; expectations are
 //! checked against xen-syms's bytes, and NOP-out entries against its
-//! instruction boundaries (`xsplice_target::x86`), which the loader
+//! instruction boundaries (`xsplice_target::Arch`), which the loader
 //! trusts blindly.
 
 mod checks;
@@ -111,7 +111,7 @@ fn dependency(
     let data = read(path, Role::Payload)?;
     let label = path.display().to_string();
     let mut own = Failures::default();
-    let p = payload::parse(&data, &mut own);
+    let p = payload::parse(&data, t.xen.arch(), &mut own);
     f.check();
     if p.fatal {
         // The loader would not have loaded it: nothing of it can be used.
@@ -327,7 +327,7 @@ impl Verifier {
                 format!("{} bytes is more than the loader's 2 MiB limit", data.len()),
             );
         }
-        let p = payload::parse(data, &mut f);
+        let p = payload::parse(data, self.xen.arch(), &mut f);
         let abi = match self.abi {
             Some(abi) => abi,
             None => {

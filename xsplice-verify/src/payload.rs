@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use crate::elf::*;
 use crate::report::{Check, Failures};
+use xsplice_target::Arch;
 
 /// The loader's page size (sections are grouped into page-aligned regions).
 pub const PAGE_SIZE: u64 = 4096;
@@ -111,7 +112,7 @@ impl<'a> Payload<'a> {
             .get(&target)?
             .iter()
             .map(|(_, r)| r)
-            .find(|r| r.r_offset == offset && r.r_type != R_X86_64_NONE)
+            .find(|r| r.r_offset == offset && r.r_type != R_NONE)
     }
 
     /// Whether the loader ignores a section (not loaded: `!SHF_ALLOC`).
@@ -123,12 +124,12 @@ impl<'a> Payload<'a> {
 /// Read `data`; `what` prefixes nothing: failures name sections and symbols.
 /// The phases run in the loader's order; each returns false when what
 /// follows cannot be read (the payload is then `fatal`).
-pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
+pub fn parse<'a>(data: &'a [u8], arch: Arch, f: &mut Failures) -> Payload<'a> {
     let mut p = Payload {
         data,
         ..Payload::default()
     };
-    if read_header(&mut p, f) && read_section_headers(&mut p, f) {
+    if read_header(&mut p, arch, f) && read_section_headers(&mut p, f) {
         name_sections(&mut p, f);
         check_sections(&mut p, f);
         if find_symbol_table(&mut p, f) && read_symbols(&mut p, f) {
@@ -140,7 +141,7 @@ pub fn parse<'a>(data: &'a [u8], f: &mut Failures) -> Payload<'a> {
 }
 
 /// The ELF header: magic, then every field the loader checks.
-fn read_header(p: &mut Payload<'_>, f: &mut Failures) -> bool {
+fn read_header(p: &mut Payload<'_>, arch: Arch, f: &mut Failures) -> bool {
     let data = p.data;
     let len = data.len() as u64;
     let Some(ehdr) = Ehdr::parse(data) else {
@@ -162,9 +163,12 @@ fn read_header(p: &mut Payload<'_>, f: &mut Failures) -> bool {
         p.fatal = true;
         return false;
     }
-    let table_fits = check_header_fields(&ehdr, len, f);
+    let table_fits = check_header_fields(&ehdr, arch, len, f);
     p.ehdr = Some(ehdr.clone());
-    if !table_fits {
+    // The loader's first check (arch_livepatch_verify_elf): a payload for
+    // another machine goes no further, and its relocations mean nothing
+    // to this architecture's rules.
+    if !table_fits || ehdr.e_machine != arch.machine() {
         p.fatal = true;
         return false;
     }
@@ -173,7 +177,7 @@ fn read_header(p: &mut Payload<'_>, f: &mut Failures) -> bool {
 
 /// The header fields the loader checks once the magic is right; whether
 /// the section-header table lies in the file.
-fn check_header_fields(ehdr: &Ehdr, len: u64, f: &mut Failures) -> bool {
+fn check_header_fields(ehdr: &Ehdr, arch: Arch, len: u64, f: &mut Failures) -> bool {
     let hdr = |ok: bool, msg: String, f: &mut Failures| {
         f.check();
         if !ok {
@@ -217,8 +221,14 @@ fn check_header_fields(ehdr: &Ehdr, len: u64, f: &mut Failures) -> bool {
         f,
     );
     hdr(
-        ehdr.e_machine == 62,
-        format!("machine {} is not EM_X86_64", ehdr.e_machine),
+        ehdr.e_machine == arch.machine(),
+        format!(
+            "machine {} is not {}: the payload is built for {}, xen-syms for {}",
+            ehdr.e_machine,
+            arch.em_name(),
+            Arch::describe_machine(ehdr.e_machine),
+            arch.name()
+        ),
         f,
     );
     hdr(
@@ -728,13 +738,13 @@ mod tests {
         let mut f = Failures::default();
         for len in 0..200 {
             let data: Vec<u8> = (0..len).map(|i| (i * 131 % 251) as u8).collect();
-            let _ = parse(&data, &mut f);
+            let _ = parse(&data, Arch::X86_64, &mut f);
         }
         let mut hdr = vec![0u8; 64];
         hdr[..4].copy_from_slice(b"\x7fELF");
         hdr[60] = 0xff; // e_shnum
         hdr[61] = 0xff;
-        let p = parse(&hdr, &mut f);
+        let p = parse(&hdr, Arch::X86_64, &mut f);
         assert!(p.fatal);
     }
 }

@@ -184,6 +184,7 @@ pub fn fragments_reached(
     off: i64,
 ) -> Option<Vec<(u64, u64)>> {
     let sec = p.section(id);
+    let arch = p.arch;
     let size = sec.size;
     let fragment = |at: u64| -> Option<(u64, u64)> {
         if at >= size {
@@ -211,13 +212,13 @@ pub fn fragments_reached(
         let mut at = start;
         let mut falls_through = true;
         while at < end {
-            let code = sec.bytes(at, (end - at).min(15));
-            let n = xsplice_target::x86::insn_len(code)? as u64;
+            let code = sec.bytes(at, (end - at).min(arch.max_insn_len()));
+            let n = arch.insn_len(code)? as u64;
             if at + n > end {
                 return None;
             }
             let insn = sec.bytes(at, n);
-            let flow = xsplice_target::x86::flow(insn)?;
+            let flow = arch.flow(insn)?;
             falls_through = !flow.ends_block;
             if let Some(width) = flow.rel_width {
                 // A relocated displacement goes wherever its symbol is: `include` follows it.

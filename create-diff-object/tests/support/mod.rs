@@ -6,6 +6,7 @@
 //! tree for the real-Xen tier (and the benchmark).
 #![allow(dead_code)]
 
+pub mod arm64;
 pub mod elf_edit;
 pub mod funcs;
 pub mod real_tree;

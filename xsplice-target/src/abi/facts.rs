@@ -48,36 +48,9 @@ pub struct FuncLayout {
     pub version_off: u64,
 }
 
-/// The x86 jump the loader writes over the start of a patched function.
-pub const PATCH_INSN_SIZE: u64 = 5;
-
-/// The bytes the loader overwrites at the start of a patched function:
-/// the jump, written after the function's `endbr64` when it starts with
-/// one (arch/x86/livepatch.c skips the landing pad).
-pub const fn patch_site_size(starts_with_endbr: bool) -> u64 {
-    if starts_with_endbr {
-        PATCH_INSN_SIZE + ENDBR64.len() as u64
-    } else {
-        PATCH_INSN_SIZE
-    }
-}
-
-/// `endbr64`: with `CONFIG_XEN_IBT=y` functions whose address is taken
-/// (`cf_check`) start with it, and the loader writes its jump after it
-/// (it must stay the first instruction), so such a function needs
-/// `ENDBR64.len() + PATCH_INSN_SIZE` bytes.
-pub const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
-
-/// What Xen writes over the `endbr64` of functions it seals at boot (a
-/// 4-byte NOP): the image of a running Xen starts such functions with it,
-/// and the loader skips it the same way.
-pub const ENDBR64_POISON: [u8; 4] = [0x66, 0x0f, 0x1f, 0x01];
-
-/// Whether code starts with an IBT landing pad the loader writes after:
-/// `endbr64` as built, or its poison in a running Xen's image.
-pub fn starts_with_landing_pad(code: &[u8]) -> bool {
-    code.starts_with(&ENDBR64) || code.starts_with(&ENDBR64_POISON)
-}
+/// The landing pad the x86 samples' accessors read past (one fact, kept
+/// with the rest of x86's in `arch::x86_64`).
+pub use crate::arch::x86_64::ENDBR64;
 
 /// The loader's `LIVEPATCH_OPAQUE_SIZE`: most bytes a NOP-out entry (`new_addr` 0) may cover.
 pub const OPAQUE_SIZE: u64 = 31;

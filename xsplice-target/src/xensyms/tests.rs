@@ -191,21 +191,24 @@ fn object_file_is_not_xen_syms() {
         }
         other => panic!("expected Malformed, got {other:?}"),
     }
-    // The same file with its machine changed is refused too.
+    // The same file with its machine changed to one no live-patch loader
+    // runs on (32-bit Arm) is refused too.
     let mut data = std::fs::read(dir.path().join("xen-syms")).unwrap();
-    data[18..20].copy_from_slice(&elf::EM_AARCH64.to_le_bytes());
+    data[18..20].copy_from_slice(&elf::EM_ARM.to_le_bytes());
     let foreign = dir.path().join("foreign-syms");
     std::fs::write(&foreign, &data).unwrap();
     match XenSyms::load(&foreign) {
         Err(Error::Malformed { path, what }) => {
             assert_eq!(path, foreign);
-            assert!(
-                what.contains(&format!("machine {}", elf::EM_AARCH64)),
-                "{what}"
-            );
+            assert!(what.contains(&format!("machine {}", elf::EM_ARM)), "{what}");
         }
         other => panic!("expected Malformed, got {other:?}"),
     }
+    // AArch64 is the other supported machine: read, and its facts chosen.
+    data[18..20].copy_from_slice(&elf::EM_AARCH64.to_le_bytes());
+    std::fs::write(&foreign, &data).unwrap();
+    let syms = XenSyms::load(&foreign).expect("an arm64 xen-syms is read");
+    assert_eq!(syms.arch(), crate::Arch::Aarch64);
 }
 
 /// The raw-table scan (a fresh load's first lookups) finds, for every

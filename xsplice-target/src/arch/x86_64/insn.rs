@@ -12,10 +12,6 @@
 
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind};
 
-/// The architecture directory of Xen's tree the target is built from
-/// (`xen/arch/x86`); the others are not part of the build.
-pub const ARCH_DIR: &str = "x86";
-
 /// One instruction decoded from the start of `code` in 64-bit mode, with
 /// the size of its branch displacement (0 when it has none). `None` when
 /// the bytes are invalid, truncated, or decode differently on Intel and

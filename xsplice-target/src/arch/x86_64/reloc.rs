@@ -1,6 +1,7 @@
 //! x86-64 relocation semantics: how wide a relocated field is, which
 //! types are PC-relative, what offset a relocation really names, and
-//! which types Xen's payload loader applies.
+//! which types Xen's payload loader applies (arch/x86/livepatch.c,
+//! `arch_livepatch_perform_rela`).
 
 use object::elf;
 

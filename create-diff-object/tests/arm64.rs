@@ -1,0 +1,318 @@
+//! Fast tier, AArch64: fixture pairs from tests/cdo-arm64/ compiled by
+//! `aarch64-linux-gnu-gcc` with Xen's arm64 flags, diffed against a fake
+//! arm64 xen-syms; assertions on the payload ELF the differ writes. The
+//! expected outcomes follow from each fixture's change (written beside
+//! each test), never from the tool's output. No cross compiler: the tests
+//! fail, naming the Debian package to install.
+
+mod support;
+
+use create_diff_object::{Arch, Error, Outcome, RefusalKind, TargetError};
+use object::elf;
+use support::arm64::{self as arm64, build_case, ld_accepts};
+use support::*;
+
+/// Every relocation of the payload is one the arm64 loader applies (its
+/// `arch_livepatch_perform_rela` refuses any other, `R_AARCH64_NONE` too).
+fn assert_loader_relocs(p: &Payload) {
+    for (section, rels) in &p.relocs {
+        for r in rels {
+            assert!(
+                Arch::Aarch64.loader_field_size(r.r_type).is_some(),
+                "{section}: {} against {} is not applied by the arm64 loader",
+                Arch::Aarch64.reloc_name(r.r_type),
+                r.target
+            );
+        }
+    }
+}
+
+/// No mapping symbol is a function-table entry, and none is copied (the
+/// loader drops them, and each payload would otherwise carry many `$x`).
+fn assert_no_mapping_symbols(p: &Payload) {
+    let names: Vec<&str> = p.symbols.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        !names.iter().any(|n| Arch::Aarch64.is_mapping_symbol(n)),
+        "{names:?}"
+    );
+}
+
+fn machine(p: &Payload) -> u16 {
+    u16::from_le_bytes([p.bytes[18], p.bytes[19]])
+}
+
+#[test]
+fn changed_static_function_gets_one_entry() {
+    // clamp()'s comparison changes; add_clamped() and untouched() compile
+    // to the same code, so only clamp is replaced, named file#sym.
+    let case = build_case("changed_static");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(machine(&p), elf::EM_AARCH64);
+    let funcs = p.funcs(".livepatch.funcs", 104);
+    assert_eq!(funcs.len(), 1, "{funcs:?}");
+    assert_eq!(funcs[0].name, "changed_static.c#clamp");
+    let (addr, size) = xen_symbol(&case, "clamp", Some("changed_static.c"));
+    assert_eq!(funcs[0].old_addr, addr);
+    assert_eq!(u64::from(funcs[0].old_size), size);
+    assert_eq!(report.changed_functions.len(), 1);
+    assert!(!p.has(".text.untouched") && !p.has(".text.add_clamped"));
+    // new_addr is an absolute 64-bit pointer; `limit` stays Xen's.
+    let table = p.relocs(".livepatch.funcs");
+    assert!(
+        table.iter().all(|r| r.r_type == elf::R_AARCH64_ABS64),
+        "{table:?}"
+    );
+    let text = p.relocs(".text.clamp");
+    assert!(
+        text.iter()
+            .any(|r| r.target == "limit" && r.target_undefined),
+        "{text:?}"
+    );
+    assert_loader_relocs(&p);
+    assert_no_mapping_symbols(&p);
+}
+
+#[test]
+fn new_static_helper_is_included_without_entry() {
+    // bump() now calls a new static checked(): bump is replaced, checked
+    // ships in the payload (CALL26 to it) with no function-table entry.
+    let case = build_case("new_function");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let names: Vec<String> = p
+        .funcs(".livepatch.funcs", 104)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["bump"]);
+    assert!(p.has(".text.checked"));
+    let calls = p.relocs(".text.bump");
+    assert!(
+        calls
+            .iter()
+            .any(|r| r.r_type == elf::R_AARCH64_CALL26 && r.target.contains("checked")),
+        "{calls:?}"
+    );
+    // checked() calls Xen's printk by name.
+    assert!(p
+        .relocs(".text.checked")
+        .iter()
+        .any(|r| r.target == "printk" && r.target_undefined));
+    assert_loader_relocs(&p);
+    assert_no_mapping_symbols(&p);
+}
+
+#[test]
+fn changed_string_literal_replaces_its_user() {
+    // Only report()'s format string changes: report is replaced and its
+    // new string travels (ADRP + ADD against the string pool).
+    let case = build_case("changed_string");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let names: Vec<String> = p
+        .funcs(".livepatch.funcs", 104)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["report"]);
+    let rels = p.relocs(".text.report");
+    assert!(
+        rels.iter()
+            .any(|r| r.r_type == elf::R_AARCH64_ADR_PREL_PG_HI21),
+        "{rels:?}"
+    );
+    assert!(
+        rels.iter()
+            .any(|r| r.r_type == elf::R_AARCH64_ADD_ABS_LO12_NC),
+        "{rels:?}"
+    );
+    let pool: Vec<u8> = p
+        .sections
+        .iter()
+        .filter(|(n, _)| n.starts_with(".rodata"))
+        .flat_map(|(_, d)| d.clone())
+        .collect();
+    let text = String::from_utf8_lossy(&pool);
+    assert!(text.contains("value now %d"), "{text:?}");
+    assert!(
+        !text.contains("other %d"),
+        "untouched()'s string stays out: {text:?}"
+    );
+    assert_loader_relocs(&p);
+    assert_no_mapping_symbols(&p);
+}
+
+#[test]
+fn static_local_stays_the_hypervisors() {
+    // tick()'s arithmetic changes; its static `calls` is live state, so
+    // the replacement refers to Xen's copy (by file#name), none is copied.
+    let case = build_case("static_local");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let names: Vec<String> = p
+        .funcs(".livepatch.funcs", 104)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["tick"]);
+    assert!(
+        !p.sections
+            .keys()
+            .any(|n| n.starts_with(".bss") || n.starts_with(".data")),
+        "{:?}",
+        p.sections.keys().collect::<Vec<_>>()
+    );
+    let rels = p.relocs(".text.tick");
+    assert!(
+        rels.iter()
+            .any(|r| r.target.contains("calls") && r.target_undefined),
+        "{rels:?}"
+    );
+    assert_loader_relocs(&p);
+}
+
+#[test]
+fn mapping_symbols_are_no_change() {
+    // An object against itself: every `$x`/`$d` is the same, and none of
+    // them counts as a function or a change.
+    let case = build_case("changed_static");
+    let xen = case.xen();
+    let out = create_diff_object::diff_objects(&case.orig, &case.orig, &xen, &case.out, &opts(V2))
+        .unwrap();
+    assert!(matches!(out, Outcome::NoChange(_)), "{out:?}");
+}
+
+#[test]
+fn changed_data_is_refused() {
+    // `threshold`'s initial value changes: live data cannot be patched.
+    let case = build_case("changed_data");
+    let r = refusals(&case);
+    assert!(
+        r.iter()
+            .any(|r| r.symbol == "threshold" && r.kind == RefusalKind::InitialiserChanged),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn objects_for_another_machine_are_a_clear_error() {
+    // arm64 objects against an x86 xen-syms, and an x86 object against
+    // an arm64 one: an error naming both machines, never a payload.
+    let arm = build_case("changed_static");
+    let x86 = support::build_case("changed_function");
+    for (orig, patched, xen_syms, out) in [
+        (&arm.orig, &arm.patched, &x86.xen_syms, &arm.out),
+        (&x86.orig, &x86.patched, &arm.xen_syms, &x86.out),
+    ] {
+        let xen = create_diff_object::XenSyms::load(xen_syms).unwrap();
+        let e = create_diff_object::diff_objects(orig, patched, &xen, out, &opts(V2)).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(e, Error::Target(TargetError::Malformed { .. })),
+            "{e:?}"
+        );
+        assert!(msg.contains("AArch64") && msg.contains("x86-64"), "{msg}");
+        assert!(!out.exists(), "no payload for the wrong machine");
+    }
+    // An arm64 original with an x86 patched object.
+    let e =
+        create_diff_object::diff_objects(&arm.orig, &x86.patched, &arm.xen(), &arm.out, &opts(V2))
+            .unwrap_err();
+    assert!(e.to_string().contains("x86-64"), "{e}");
+}
+
+/// The differ's payload for `case` linked as the driver links one
+/// (`ld -r --build-id`), with `.livepatch.depends` and
+/// `.livepatch.xen_depends` holding xen-syms's build-id note.
+fn linked_payload(case: &Case) -> std::path::PathBuf {
+    written(case);
+    let out = case.dir.path().join("fixture.livepatch");
+    let run = |cmd: &mut std::process::Command| {
+        let o = cmd.output().expect("running a cross tool");
+        assert!(
+            o.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(arm64::tool("ld")
+        .args(["-r", "--build-id=sha1", "-o"])
+        .arg(&out)
+        .arg(&case.out));
+    let note = case.dir.path().join("xen.note.bin");
+    run(arm64::tool("objcopy")
+        .args(["-O", "binary", "--only-section=.note.gnu.build-id"])
+        .arg(&case.xen_syms)
+        .arg(&note));
+    let mut add = arm64::tool("objcopy");
+    for name in [".livepatch.depends", ".livepatch.xen_depends"] {
+        add.arg("--add-section")
+            .arg(format!("{name}={}", note.display()))
+            .arg("--set-section-flags")
+            .arg(format!("{name}=alloc,readonly"));
+    }
+    run(add.arg(&out));
+    out
+}
+
+fn verify(xen_syms: &std::path::Path, payload: &[u8]) -> xsplice_verify::VerifyReport {
+    xsplice_verify::Verifier::new(xen_syms, &[])
+        .expect("loading xen-syms")
+        .check(payload)
+}
+
+#[test]
+fn verify_passes_an_arm64_payload_and_fails_a_relocation_the_loader_refuses() {
+    let case = build_case("changed_static");
+    let payload = std::fs::read(linked_payload(&case)).unwrap();
+    let report = verify(&case.xen_syms, &payload);
+    assert!(report.passed(), "{:?}", report.failure_lines());
+    // The call to clamp's caller's global `limit`: ADRP turned into a
+    // literal load relocation (LD_PREL_LO19), which the arm64 loader has
+    // no case for; and into R_AARCH64_NONE, which it refuses too.
+    for bad in [elf::R_AARCH64_LD_PREL_LO19, elf::R_AARCH64_NONE] {
+        let mut d = payload.clone();
+        let entry = elf_edit::relas_for(&d, ".text.clamp")[0];
+        elf_edit::wr32(&mut d, entry + 8, bad);
+        let report = verify(&case.xen_syms, &d);
+        let fails: Vec<_> = report.failed(xsplice_verify::Check::Relocations).collect();
+        assert!(
+            fails
+                .iter()
+                .any(|f| f.message.contains(&Arch::Aarch64.reloc_name(bad))),
+            "{}: {:?}",
+            Arch::Aarch64.reloc_name(bad),
+            report.failure_lines()
+        );
+    }
+}
+
+#[test]
+fn verify_refuses_a_payload_for_the_other_machine() {
+    // An arm64 payload against an x86 xen-syms, and an x86 payload
+    // against an arm64 one: the ELF header check names both machines.
+    let arm = build_case("changed_static");
+    let x86 = support::build_case("changed_function");
+    let arm_payload = std::fs::read(linked_payload(&arm)).unwrap();
+    written(&x86);
+    let x86_payload = std::fs::read(&x86.out).unwrap();
+    for (xen_syms, payload, want) in [
+        (&x86.xen_syms, &arm_payload, ["AArch64", "x86-64"]),
+        (&arm.xen_syms, &x86_payload, ["x86-64", "AArch64"]),
+    ] {
+        let report = verify(xen_syms, payload);
+        let fails: Vec<_> = report.failed(xsplice_verify::Check::ElfHeader).collect();
+        assert!(
+            fails
+                .iter()
+                .any(|f| want.iter().all(|w| f.message.contains(w))),
+            "{:?}",
+            report.failure_lines()
+        );
+    }
+}

@@ -1,0 +1,13 @@
+/* A function with a static local changes; the local stays Xen's. */
+int tick(int by)
+{
+    static int calls;
+
+    calls += by;
+    return calls;
+}
+
+int untouched(int a)
+{
+    return a - 1;
+}

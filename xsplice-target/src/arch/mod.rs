@@ -1,0 +1,371 @@
+//! The target architecture: every fact about the machine Xen's live-patch
+//! loader runs on, behind one type. The differ and `verify` take an
+//! [`Arch`] from the ELF machine of the object, payload or `xen-syms`
+//! they read (never from a user flag) and ask it; each architecture's
+//! facts live in its own module beside the others.
+
+pub mod aarch64;
+pub mod x86_64;
+
+use std::path::Path;
+
+use object::elf;
+
+use crate::Error;
+
+pub use x86_64::Flow;
+
+/// An architecture Xen's live-patch loader supports and the tools build for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// The architecture of an ELF machine number, if the tools handle it.
+    pub fn from_machine(machine: u16) -> Option<Arch> {
+        match machine {
+            elf::EM_X86_64 => Some(Arch::X86_64),
+            elf::EM_AARCH64 => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+
+    /// The ELF machine number.
+    pub fn machine(self) -> u16 {
+        match self {
+            Arch::X86_64 => elf::EM_X86_64,
+            Arch::Aarch64 => elf::EM_AARCH64,
+        }
+    }
+
+    /// The architecture's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86-64",
+            Arch::Aarch64 => "AArch64",
+        }
+    }
+
+    /// The ELF machine constant's name (`EM_X86_64`).
+    pub fn em_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "EM_X86_64",
+            Arch::Aarch64 => "EM_AARCH64",
+        }
+    }
+
+    /// An ELF machine number for a message: the architecture and its
+    /// `EM_` constant when known, else the bare number.
+    pub fn describe_machine(machine: u16) -> String {
+        match machine {
+            elf::EM_X86_64 => "x86-64 (EM_X86_64 = 62)".to_string(),
+            elf::EM_AARCH64 => "AArch64 (EM_AARCH64 = 183)".to_string(),
+            elf::EM_ARM => "32-bit Arm (EM_ARM = 40)".to_string(),
+            elf::EM_386 => "i386 (EM_386 = 3)".to_string(),
+            other => format!("machine {other}"),
+        }
+    }
+
+    /// The directory under Xen's `xen/arch/` the target is built from.
+    pub fn arch_dir(self) -> &'static str {
+        match self {
+            Arch::X86_64 => x86_64::ARCH_DIR,
+            Arch::Aarch64 => aarch64::ARCH_DIR,
+        }
+    }
+
+    /// The `object` crate's name for the architecture (the payload writer).
+    pub fn object_architecture(self) -> object::Architecture {
+        match self {
+            Arch::X86_64 => object::Architecture::X86_64,
+            Arch::Aarch64 => object::Architecture::Aarch64,
+        }
+    }
+
+    /// Bytes of the field a relocation type writes (0 when unknown: the
+    /// offset alone is checked).
+    pub fn field_size(self, r_type: u32) -> u64 {
+        match self {
+            Arch::X86_64 => x86_64::reloc::field_size(r_type),
+            Arch::Aarch64 => aarch64::field_size(r_type),
+        }
+    }
+
+    /// Whether a relocation type is PC-relative.
+    pub fn is_pc_relative(self, r_type: u32) -> bool {
+        match self {
+            Arch::X86_64 => x86_64::reloc::is_pc_relative(r_type),
+            Arch::Aarch64 => aarch64::is_pc_relative(r_type),
+        }
+    }
+
+    /// The offset in the target section a relocation refers to (any
+    /// instruction-end correction of PC-relative fields removed).
+    pub fn target_offset(self, sym_value: u64, r_type: u32, addend: i64) -> i64 {
+        match self {
+            Arch::X86_64 => x86_64::reloc::target_offset(sym_value, r_type, addend),
+            Arch::Aarch64 => aarch64::target_offset(sym_value, r_type, addend),
+        }
+    }
+
+    /// For a PC-relative field at `at` in code that is a memory operand
+    /// followed by an immediate: the bytes of immediate after the field,
+    /// which its addend also counts. `None` when the architecture has no
+    /// such operands or the bytes before the field are not one.
+    pub fn operand_tail(self, code: &[u8], at: usize) -> Option<u64> {
+        match self {
+            Arch::X86_64 => x86_64::reloc::rip_operand_tail(code, at),
+            Arch::Aarch64 => None,
+        }
+    }
+
+    /// The name of a relocation type, for messages.
+    pub fn reloc_name(self, r_type: u32) -> String {
+        match self {
+            Arch::X86_64 => x86_64::reloc::type_name(r_type),
+            Arch::Aarch64 => aarch64::type_name(r_type),
+        }
+    }
+
+    /// The relocation types the loader applies, and the bytes each
+    /// writes: `Some(0)` for a type it skips, `None` for one it refuses.
+    pub fn loader_field_size(self, r_type: u32) -> Option<u64> {
+        match self {
+            Arch::X86_64 => x86_64::reloc::loader_field_size(r_type),
+            Arch::Aarch64 => aarch64::loader_field_size(r_type),
+        }
+    }
+
+    /// The loader's relocation types, for messages.
+    pub fn loader_relocs_text(self) -> &'static str {
+        match self {
+            Arch::X86_64 => x86_64::LOADER_RELOCS_TEXT,
+            Arch::Aarch64 => aarch64::LOADER_RELOCS_TEXT,
+        }
+    }
+
+    /// The relocation type of an absolute 64-bit pointer (the function
+    /// table's and hook tables' fields).
+    pub fn pointer_reloc(self) -> u32 {
+        match self {
+            Arch::X86_64 => elf::R_X86_64_64,
+            Arch::Aarch64 => elf::R_AARCH64_ABS64,
+        }
+    }
+
+    /// The pointer relocation's name, for messages.
+    pub fn pointer_reloc_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "R_X86_64_64",
+            Arch::Aarch64 => "R_AARCH64_ABS64",
+        }
+    }
+
+    /// Whether a relocation type is a 32-bit PC-relative reference the
+    /// loader applies (the `.long sym - .` fields of special tables).
+    pub fn is_prel32(self, r_type: u32) -> bool {
+        match self {
+            Arch::X86_64 => r_type == elf::R_X86_64_PC32 || r_type == elf::R_X86_64_PLT32,
+            Arch::Aarch64 => r_type == elf::R_AARCH64_PREL32,
+        }
+    }
+
+    /// Whether a symbol is a marker the loader leaves out of the payload's
+    /// symbols and the differ never treats as a function, object or
+    /// change (Arm's `$x`/`$d` mapping symbols).
+    pub fn is_mapping_symbol(self, name: &str) -> bool {
+        match self {
+            Arch::X86_64 => false,
+            Arch::Aarch64 => aarch64::is_mapping_symbol(name),
+        }
+    }
+
+    /// The granule a NOP-out entry's `new_size` must be a multiple of
+    /// (Arm writes whole 4-byte `nop`s and refuses any other size).
+    pub fn nop_out_granule(self) -> u64 {
+        match self {
+            Arch::X86_64 => 1,
+            Arch::Aarch64 => aarch64::INSN_SIZE,
+        }
+    }
+
+    /// Bytes of the instruction the loader writes over a patched function.
+    pub fn patch_insn_size(self) -> u64 {
+        match self {
+            Arch::X86_64 => x86_64::PATCH_INSN_SIZE,
+            Arch::Aarch64 => aarch64::PATCH_INSN_SIZE,
+        }
+    }
+
+    /// What the loader writes over a patched function, in messages.
+    pub fn patch_insn_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "jump",
+            Arch::Aarch64 => "branch",
+        }
+    }
+
+    /// The landing pad a function may start with, in messages.
+    pub fn landing_pad_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "endbr64",
+            Arch::Aarch64 => "landing pad",
+        }
+    }
+
+    /// Whether a function's code starts with a landing pad the loader
+    /// writes its instruction after (x86's `endbr64` or its poison).
+    pub fn starts_with_landing_pad(self, code: &[u8]) -> bool {
+        match self {
+            Arch::X86_64 => x86_64::starts_with_landing_pad(code),
+            // Xen's arm64 build has no BTI landing pads the loader skips.
+            Arch::Aarch64 => false,
+        }
+    }
+
+    /// Bytes of the landing pad `code` starts with (0 when none).
+    pub fn landing_pad_size(self, code: &[u8]) -> u64 {
+        match self {
+            Arch::X86_64 if x86_64::starts_with_landing_pad(code) => x86_64::ENDBR64.len() as u64,
+            Arch::X86_64 | Arch::Aarch64 => 0,
+        }
+    }
+
+    /// The bytes the loader overwrites at the start of a function whose
+    /// code starts with `code`: its landing pad and the patch instruction.
+    pub fn patch_site_size(self, code: &[u8]) -> u64 {
+        self.landing_pad_size(code) + self.patch_insn_size()
+    }
+
+    /// The longest instruction: how many bytes to read to decode one.
+    pub fn max_insn_len(self) -> u64 {
+        match self {
+            Arch::X86_64 => 15,
+            Arch::Aarch64 => aarch64::INSN_SIZE,
+        }
+    }
+
+    /// Length of the instruction at the start of `code` (`None` when it
+    /// is not one whole valid instruction).
+    pub fn insn_len(self, code: &[u8]) -> Option<usize> {
+        match self {
+            Arch::X86_64 => x86_64::insn_len(code),
+            Arch::Aarch64 => {
+                (code.len() as u64 >= aarch64::INSN_SIZE).then_some(aarch64::INSN_SIZE as usize)
+            }
+        }
+    }
+
+    /// How control leaves one whole instruction (`None` when not known).
+    pub fn flow(self, insn: &[u8]) -> Option<Flow> {
+        match self {
+            Arch::X86_64 => x86_64::flow(insn),
+            // Only x86's `.fixup` code is walked; Arm has none.
+            Arch::Aarch64 => None,
+        }
+    }
+}
+
+/// The architectures the driver builds trees for so far: arm64 needs
+/// Xen's cross build (`XEN_TARGET_ARCH=arm64`, `CROSS_COMPILE`), which it
+/// does not run yet; the differ and `verify` handle both.
+pub const DRIVER_BUILDS: &[Arch] = &[Arch::X86_64];
+
+/// Refuse a `xen-syms` the driver cannot build a tree for, naming its
+/// machine.
+pub fn check_buildable(path: &Path, arch: Arch) -> Result<(), Error> {
+    if DRIVER_BUILDS.contains(&arch) {
+        return Ok(());
+    }
+    Err(Error::Unsupported(format!(
+        "{}: xen-syms for machine {} ({}): the driver builds x86-64 trees only so far \
+         (an arm64 tree needs Xen's cross build); `xsplice-build verify` checks such payloads",
+        path.display(),
+        arch.machine(),
+        arch.name()
+    )))
+}
+
+/// The architecture a Xen tree is configured for, from its `.config`
+/// (`text`, read from `path`): `CONFIG_X86_64=y` or `CONFIG_ARM_64=y`.
+/// 32-bit Arm (`CONFIG_ARM_32=y`) is refused: the tools build for the
+/// 64-bit loaders only.
+pub fn from_config(path: &Path, text: &str) -> Result<Arch, Error> {
+    let set = |key: &str| {
+        text.lines()
+            .any(|l| l.trim().strip_prefix(key) == Some("=y"))
+    };
+    if set("CONFIG_X86_64") {
+        Ok(Arch::X86_64)
+    } else if set("CONFIG_ARM_64") {
+        Ok(Arch::Aarch64)
+    } else if set("CONFIG_ARM_32") {
+        Err(Error::Unsupported(format!(
+            "{}: CONFIG_ARM_32=y: 32-bit Arm is not supported; configure the tree for arm64 \
+             (XEN_TARGET_ARCH=arm64, CONFIG_ARM_64=y)",
+            path.display()
+        )))
+    } else {
+        Err(Error::Unsupported(format!(
+            "{}: neither CONFIG_X86_64=y nor CONFIG_ARM_64=y: not a configured x86-64 or arm64 Xen tree",
+            path.display()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machines_round_trip_and_others_are_none() {
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            assert_eq!(Arch::from_machine(arch.machine()), Some(arch));
+        }
+        assert_eq!(Arch::from_machine(elf::EM_ARM), None);
+        assert_eq!(Arch::from_machine(elf::EM_386), None);
+        assert!(Arch::describe_machine(183).contains("EM_AARCH64"));
+    }
+
+    #[test]
+    fn patch_sites() {
+        // x86: a 5-byte jump, after an endbr64 when the function has one.
+        let endbr = [0xf3, 0x0f, 0x1e, 0xfa, 0x90];
+        assert_eq!(Arch::X86_64.patch_site_size(&endbr), 9);
+        assert_eq!(Arch::X86_64.patch_site_size(&[0x55]), 5);
+        // arm64: one 4-byte branch, whatever the first instruction.
+        assert_eq!(Arch::Aarch64.patch_site_size(&[0x1f, 0x20, 0x03, 0xd5]), 4);
+        assert_eq!(Arch::Aarch64.nop_out_granule(), 4);
+        assert_eq!(Arch::Aarch64.insn_len(&[0, 0, 0]), None);
+        assert_eq!(Arch::Aarch64.insn_len(&[0, 0, 0, 0, 1]), Some(4));
+    }
+
+    #[test]
+    fn tree_architecture_from_config() {
+        let p = Path::new("xen/.config");
+        assert_eq!(
+            from_config(p, "CONFIG_X86=y\nCONFIG_X86_64=y\n").unwrap(),
+            Arch::X86_64
+        );
+        assert_eq!(
+            from_config(p, "CONFIG_ARM=y\nCONFIG_ARM_64=y\n").unwrap(),
+            Arch::Aarch64
+        );
+        let e = from_config(p, "CONFIG_ARM=y\nCONFIG_ARM_32=y\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CONFIG_ARM_32") && e.contains("xen/.config"),
+            "{e}"
+        );
+        let e = from_config(p, "# CONFIG_ARM_64 is not set\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("neither"), "{e}");
+        assert!(check_buildable(p, Arch::X86_64).is_ok());
+        let e = check_buildable(p, Arch::Aarch64).unwrap_err().to_string();
+        assert!(e.contains("for machine 183"), "{e}");
+    }
+}
