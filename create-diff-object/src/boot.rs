@@ -4,7 +4,9 @@
 //! can neither carry nor re-run them. When boot-time code or data the
 //! patch changes refers to a symbol the payload's runtime part brings (a
 //! new function or variable) or uses (a variable a patched function
-//! reads), the runtime part relies on a set-up the running Xen never
+//! reads) in a way that can set it up (data pointing at it; code that
+//! stores to it, modifies it or takes its address, but not code that only
+//! loads or compares it), the runtime part relies on a set-up the running Xen never
 //! does: a new pointer array stays NULL, a hook added to an ops table
 //! that boot code copies never reaches the running table. That is
 //! refused (`RefusalKind::BootSetupNotCarried`), unless a load or apply
@@ -51,9 +53,9 @@ pub struct BootChange {
     pub added: bool,
     /// A function (else data).
     pub code: bool,
-    /// Runtime symbols it refers to that the original did not (or no
-    /// longer does): every reference of an added symbol, and references
-    /// whose count differs for a changed one.
+    /// Runtime symbols it refers to, in a way that can set them up, that
+    /// the original did not (or no longer does): every such reference of an
+    /// added symbol, and those whose count differs for a changed one.
     pub refers: Vec<String>,
 }
 
@@ -126,14 +128,30 @@ pub(crate) fn relocs_of<'o>(obj: &'o Object<'_>, sym: SymbolId) -> &'o [Reloc] {
 }
 
 /// How often the code or data of `sym` refers to each runtime symbol
-/// (anything but boot-time and ignored sections).
+/// (anything but boot-time and ignored sections) in a way that can set it
+/// up: boot code that only loads or compares a variable leaves nothing
+/// behind for runtime code to rely on (`__start_xen` reading an option to
+/// pick a default), so such references do not count. A store, a
+/// read-modify-write, an address taken and every reference from data do.
 fn runtime_refs(obj: &Object<'_>, sym: SymbolId) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
+    let s = obj.symbol(sym);
+    let code = match s.section() {
+        Some(sec) if s.kind == SymKind::Func && obj.section(sec).is_exec() => {
+            obj.section(sec).bytes(s.value, s.size)
+        }
+        _ => &[],
+    };
     for r in relocs_of(obj, sym) {
         let Some(t) = target_symbol(obj, r) else {
             continue;
         };
         if t == sym {
+            continue;
+        }
+        let reads = usize::try_from(r.offset - s.value)
+            .is_ok_and(|at| !code.is_empty() && obj.arch.only_reads_memory(code, at));
+        if reads {
             continue;
         }
         let runtime = match obj.symbol(t).place {

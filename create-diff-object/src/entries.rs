@@ -1,7 +1,9 @@
 //! `entries`: compare the special-section entries (`.ex_table`,
 //! `.bug_frames.N`, `.altinstructions`, `.alt_call_sites`) of each
 //! function in the two objects. An entry belongs to the function its first
-//! relocation points into (a cold part's entries to its parent); a function
+//! relocation points into (a cold part's entries to its parent; an address
+//! past the end of the only function of a section, to that function: its
+//! `.subsection 1` tail); a function
 //! whose entries differ is changed whatever its own bytes (a fix that only
 //! moves the label an inline asm registers in the exception table, or only
 //! where its `.fixup` code jumps back to). Line numbers in bug frames are
@@ -104,7 +106,11 @@ impl<'a, 'd> Side1<'a, 'd> {
                 .first()
                 .and_then(|r| self.place(table, r.offset - offset, r))
                 .and_then(|(s, off)| {
-                    let f = self.obj.symbol_at(s, u64::try_from(off).ok()?)?;
+                    let off = u64::try_from(off).ok()?;
+                    let f = match self.obj.symbol_at(s, off) {
+                        Some(f) => f,
+                        None => return self.tail_owner(s, off),
+                    };
                     let fs = self.obj.symbol(f);
                     // A function, or a sized label of assembly; a bare label
                     // owns nothing.
@@ -115,6 +121,27 @@ impl<'a, 'd> Side1<'a, 'd> {
             out.push(Entry { offset, owner });
         }
         out
+    }
+
+    /// The owner of code at `off` of section `s` that no symbol covers:
+    /// when `s` holds one function and `off` lies past its end, that
+    /// function's out-of-line tail (`.subsection 1` of its own section, where
+    /// Xen's `UNLIKELY_START` puts unlikely paths: the BUG frame of
+    /// `switch_stack_and_jump()` sits exactly at the function symbol's end).
+    fn tail_owner(&self, s: SectionId, off: u64) -> Option<SymbolId> {
+        let sec = self.obj.section(s);
+        if !sec.is_exec() || off >= sec.size {
+            return None;
+        }
+        let mut funcs = sec
+            .symbols
+            .iter()
+            .copied()
+            .filter(|&f| self.obj.symbol(f).kind == SymKind::Func);
+        let f = funcs.next()?;
+        let fs = self.obj.symbol(f);
+        (funcs.next().is_none() && fs.value.saturating_add(fs.size) <= off)
+            .then(|| self.families.owner(f))
     }
 
     /// Where the relocation of the word `at` bytes into an entry of

@@ -186,6 +186,39 @@ fn bug_frame_line_only_change_is_no_change() {
 }
 
 #[test]
+fn bug_frame_at_function_end_line_only_is_no_change() {
+    // The frame's address is switch_to's end (its out-of-line tail); only
+    // its line moved.
+    let case = build_case("bug_frame_tail");
+    no_change(&case);
+}
+
+#[test]
+fn bug_frame_at_function_end_travels_with_its_function() {
+    let case = build_case_with("bug_frame_tail", "bug_frame_tail", "patched_code.c");
+    written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(p.func_names(), ["switch_to"]);
+    assert_eq!(
+        p.sections[".bug_frames.2"].len(),
+        8,
+        "the one frame is kept"
+    );
+    let rels = p.relocs(".bug_frames.2");
+    assert!(
+        rels[0].target == ".text.switch_to" || rels[0].target == "switch_to",
+        "the frame points at the payload's switch_to: {rels:?}"
+    );
+    let size = p.sections[".text.switch_to"].len() as i64;
+    assert_eq!(
+        rels[0].addend & 0xff_ffff,
+        size - 2,
+        "at the tail's ud2, the last instruction of the section"
+    );
+}
+
+#[test]
 fn bug_frames_of_changed_function_are_kept() {
     let case = build_case_with("bug_frames", "bug_frames", "patched_code.c");
     written(&case);

@@ -186,6 +186,39 @@ fn boot_setup_done_by_a_load_hook_builds_with_a_warning() {
     );
 }
 
+/// Boot code that only reads a variable the payload's function uses sets
+/// nothing up: built, the init change a `boot_time_change` warning.
+#[test]
+fn boot_code_only_reading_a_runtime_variable_builds() {
+    let case = build_case("boot_reads_option");
+    let report = written(&case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    assert_eq!(func_names(&p), ["guard_stack"]);
+    let w: Vec<_> = report
+        .warnings
+        .iter()
+        .filter(|w| w.kind == create_diff_object::WarningKind::BootTimeChange)
+        .collect();
+    assert_eq!(w.len(), 1, "{:?}", report.warnings);
+    assert_eq!(w[0].symbols, ["setup_stacks"]);
+}
+
+/// The same boot code also storing the variable: the running Xen never
+/// made that store, so the payload's reader would see another value.
+#[test]
+fn boot_code_writing_a_runtime_variable_is_refused() {
+    let case = build_case_with("boot_reads_option", "boot_reads_option", "patched_write.c");
+    let r = refusals(&case);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        r[0].kind,
+        create_diff_object::RefusalKind::BootSetupNotCarried
+    );
+    assert_eq!(r[0].symbol, "setup_stacks");
+    assert_names_with_hook_hint(&r[0], &["opt_mode", "guard_stack"]);
+}
+
 /// Shape 2: a new hook in an `__initconst` operations table that boot code
 /// copies into the running table, with work moved out of `map()` into it.
 /// The running table never gets the hook: refused, naming the table, the

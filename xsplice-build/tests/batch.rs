@@ -303,3 +303,56 @@ fn bad_manifest_exits_1_before_any_build() {
     assert!(!fleet.path("out").exists());
     assert!(!fleet.path("cache").exists());
 }
+
+/// The audited override through a manifest: a patch refused for its changed
+/// initialiser (it also changes a function) with its accept and reason is built, its report lists the accepted
+/// refusal, and the payload carries it in `.xsplice.accepted`.
+#[test]
+fn manifest_accept_builds_a_refused_patch_and_records_it() {
+    let reason = "checked by A. Author: the new default only matters after a reboot";
+    let fleet = Fleet::new(&format!(
+        "\n[[patch]]\npath = \"counter-init-and-use.diff\"\nname = \"counter-accepted\"\n\
+         bases = [\"plain\"]\naccept = [\"initialiser_changed:counter\"]\n\
+         accept_reason = \"{reason}\"\n"
+    ));
+    fs::copy(
+        xenlike_patch_file("counter-init-and-use"),
+        fleet.path("counter-init-and-use.diff"),
+    )
+    .unwrap();
+    let o = fleet.batch("out", &[]);
+    assert_exit(&o, 0);
+    let s = fleet.summary("out/summary.json");
+    let pair = outcome(&s, "plain", "counter-accepted");
+    assert_eq!(pair["outcome"], "built", "{pair}");
+    let report: Value =
+        serde_json::from_slice(&fs::read(pair["report"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(
+        report["accepted"][0]["kind"], "initialiser_changed",
+        "{report:#}"
+    );
+    assert_eq!(report["accepted"][0]["subject"], "counter", "{report:#}");
+    assert_eq!(report["accepted"][0]["reason"], reason, "{report:#}");
+    let payload = fs::read(pair["payload"].as_str().unwrap()).unwrap();
+    let records = {
+        use object::{Object, ObjectSection};
+        let file = object::File::parse(&*payload).unwrap();
+        let sec = file
+            .section_by_name(xsplice_target::accepted::SECTION)
+            .expect(".xsplice.accepted in the payload");
+        xsplice_target::accepted::decode(sec.data().unwrap()).unwrap()
+    };
+    assert_eq!(records.len(), 1, "{records:?}");
+    // Changing the accept's reason changes the pair's fingerprint: rebuilt, not reused.
+    let manifest = fs::read_to_string(fleet.path("fleet.toml")).unwrap();
+    fs::write(
+        fleet.path("fleet.toml"),
+        manifest.replace(reason, "checked again by B. Reviewer"),
+    )
+    .unwrap();
+    let o = fleet.batch("out", &[]);
+    assert_exit(&o, 0);
+    let s = fleet.summary("out/summary.json");
+    assert_eq!(outcome(&s, "plain", "counter-accepted")["reused"], false);
+    assert_eq!(outcome(&s, "plain", "kernel-scale")["reused"], true);
+}

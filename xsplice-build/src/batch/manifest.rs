@@ -70,6 +70,13 @@ pub struct PatchEntry {
     /// Bases to build it for (default: every base).
     #[serde(default)]
     pub bases: Option<Vec<String>>,
+    /// Refusals the author checked and accepts, `KIND:SUBJECT` exactly as
+    /// `--accept` takes them; checked when the manifest is read.
+    #[serde(default)]
+    pub accept: Vec<String>,
+    /// Why (and by whom): required with `accept`, as `--accept-reason`.
+    #[serde(default)]
+    pub accept_reason: Option<String>,
 }
 
 fn expect_built() -> Expect {
@@ -245,6 +252,7 @@ fn check_patches(
                 format!("two patches are named {name:?}; give one a `name`"),
             ));
         }
+        check_accepts(path, &name, p)?;
         names.push(name);
         if let Some(bs) = &p.bases {
             if let Some(b) = bs.iter().find(|b| !base_names.contains(*b)) {
@@ -256,6 +264,28 @@ fn check_patches(
         }
     }
     Ok(names)
+}
+
+/// A patch's `accept` and `accept_reason`: the same checks as `--accept`
+/// and `--accept-reason`, worded with the manifest's keys.
+fn check_accepts(path: &Path, name: &str, p: &PatchEntry) -> Result<(), BatchError> {
+    let accepts = p
+        .accept
+        .iter()
+        .map(|a| crate::accept::parse(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(path, format!("patch {name:?}: accept {e}")))?;
+    crate::accept::validate(&accepts, p.accept_reason.as_deref(), false).map_err(|e| {
+        invalid(
+            path,
+            format!(
+                "patch {name:?}: {}",
+                e.to_string()
+                    .replace("--accept-reason", "accept_reason")
+                    .replace("--accept", "accept")
+            ),
+        )
+    })
 }
 
 /// Whether patch `p` is built on base `b`.
@@ -515,6 +545,22 @@ mod tests {
                 "conflict",
             ),
             (base.to_string(), "at least one"),
+            (
+                format!("{base}[[patch]]\npath = \"a.diff\"\naccept = [\"initialiser_changed:counter\"]\n"),
+                "accept needs accept_reason",
+            ),
+            (
+                format!("{base}[[patch]]\npath = \"a.diff\"\naccept_reason = \"checked\"\n"),
+                "accept_reason without accept",
+            ),
+            (
+                format!("{base}[[patch]]\npath = \"a.diff\"\naccept = [\"no_such_kind:x\"]\naccept_reason = \"r\"\n"),
+                "not a refusal kind",
+            ),
+            (
+                format!("{base}[[patch]]\npath = \"a.diff\"\naccept = [\"layout_changed:struct*\"]\naccept_reason = \"r\"\n"),
+                "accept",
+            ),
         ];
         for (text, want) in cases {
             let err = manifest(&text).unwrap_err().to_string();

@@ -446,6 +446,20 @@ impl Runner<'_> {
             )
             .as_bytes(),
         );
+        // Only when present, so the fingerprints of pairs without accepts
+        // (and the reuse of their earlier results) stay as they were.
+        if !patch.accept.is_empty() {
+            for a in &patch.accept {
+                h.update(format!("accept={a}\n").as_bytes());
+            }
+            h.update(
+                format!(
+                    "accept_reason={}\n",
+                    patch.accept_reason.as_deref().unwrap_or("")
+                )
+                .as_bytes(),
+            );
+        }
         crate::hash::hex(&h.finalize())
     }
 
@@ -586,6 +600,12 @@ impl Runner<'_> {
         }
         if let Some(d) = depends {
             cmd.arg("--depends").arg(d);
+        }
+        for a in &patch.accept {
+            cmd.arg("--accept").arg(a);
+        }
+        if let Some(r) = &patch.accept_reason {
+            cmd.arg("--accept-reason").arg(r);
         }
         if let Some(c) = &self.cache_dir {
             cmd.arg("--cache-dir").arg(c);

@@ -110,6 +110,18 @@ impl Arch {
         }
     }
 
+    /// Whether the instruction of `code` (a function's bytes, decoded from
+    /// its start) holding a relocated field at `at` only reads the memory
+    /// it names: a load, compare or test, no store, no address taken. False
+    /// whenever that cannot be told, so a rule built on it errs towards
+    /// refusing (AArch64's loads are not decoded yet).
+    pub fn only_reads_memory(self, code: &[u8], at: usize) -> bool {
+        match self {
+            Arch::X86_64 => x86_64::only_reads_memory(code, at),
+            Arch::Aarch64 => false,
+        }
+    }
+
     /// For a PC-relative field at `at` in code that is a memory operand
     /// followed by an immediate: the bytes of immediate after the field,
     /// which its addend also counts. `None` when the architecture has no

@@ -87,9 +87,95 @@ pub fn flow(insn: &[u8]) -> Option<Flow> {
     })
 }
 
+/// Whether the instruction of `code` (one function's bytes, decoded from
+/// its start) that holds a relocated field at `at` only reads the memory
+/// that field names: a load into a register (`mov`, `movzx`, `movsx`,
+/// or an arithmetic or logic operation whose target is a register), a
+/// compare or a bit test. Anything else is taken as a possible write:
+/// a store, a read-modify-write, an address taken (`lea`, an immediate),
+/// a call, or code the walk cannot decode up to `at` (data in the code).
+pub fn only_reads_memory(code: &[u8], at: usize) -> bool {
+    let mut pos = 0;
+    while pos <= at {
+        let Some((insn, _)) = code.get(pos..).and_then(decode) else {
+            return false;
+        };
+        let end = pos + insn.len();
+        if at < end {
+            return reads_only(&insn);
+        }
+        pos = end;
+    }
+    false
+}
+
+fn reads_only(insn: &Instruction) -> bool {
+    let mem = |i: u32| insn.op_kind(i) == OpKind::Memory;
+    match insn.mnemonic() {
+        // Flags only, whichever operand the memory is.
+        Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Bt => true,
+        // The memory operand is a source, a register the target.
+        Mnemonic::Mov
+        | Mnemonic::Movzx
+        | Mnemonic::Movsx
+        | Mnemonic::Movsxd
+        | Mnemonic::Or
+        | Mnemonic::And
+        | Mnemonic::Xor
+        | Mnemonic::Add
+        | Mnemonic::Sub
+        | Mnemonic::Adc
+        | Mnemonic::Sbb
+        | Mnemonic::Imul => insn.op0_kind() == OpKind::Register && mem(1),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::insn_len;
+
+    #[test]
+    fn memory_reads_and_writes() {
+        use super::only_reads_memory;
+        // Each instruction's RIP displacement is at byte 2 (3 with REX).
+        let reads: &[&[u8]] = &[
+            &[0x8b, 0x05, 0, 0, 0, 0],       // mov x(%rip),%eax
+            &[0x0f, 0xb6, 0x05, 0, 0, 0, 0], // movzbl x(%rip),%eax
+            &[0x80, 0x3d, 0, 0, 0, 0, 0],    // cmpb $0,x(%rip)
+            &[0xf6, 0x05, 0, 0, 0, 0, 1],    // testb $1,x(%rip)
+            &[0x48, 0x3b, 0x05, 0, 0, 0, 0], // cmp x(%rip),%rax
+        ];
+        for code in reads {
+            let at = if code[0] == 0x48 || code[0] == 0x0f {
+                3
+            } else {
+                2
+            };
+            assert!(only_reads_memory(code, at), "{code:x?}");
+        }
+        let writes: &[&[u8]] = &[
+            &[0x89, 0x05, 0, 0, 0, 0],       // mov %eax,x(%rip)
+            &[0xc6, 0x05, 0, 0, 0, 0, 1],    // movb $1,x(%rip)
+            &[0x83, 0x05, 0, 0, 0, 0, 1],    // addl $1,x(%rip)
+            &[0x48, 0x8d, 0x05, 0, 0, 0, 0], // lea x(%rip),%rax
+            &[0xe8, 0, 0, 0, 0],             // call x
+        ];
+        for code in writes {
+            let at = match code[0] {
+                0x48 => 3,
+                0xe8 => 1,
+                _ => 2,
+            };
+            assert!(!only_reads_memory(code, at), "{code:x?}");
+        }
+        // A field after a load: the walk finds the second instruction.
+        let two = [0x8b, 0x05, 0, 0, 0, 0, 0x89, 0x05, 0, 0, 0, 0];
+        assert!(only_reads_memory(&two, 2));
+        assert!(!only_reads_memory(&two, 8));
+        // Undecodable bytes before the field: not known to be a read.
+        assert!(!only_reads_memory(&[0xff, 0xff, 0x8b, 0x05, 0, 0, 0, 0], 4));
+    }
 
     #[test]
     fn known_lengths() {

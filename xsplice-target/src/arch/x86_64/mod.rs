@@ -6,7 +6,7 @@
 pub mod insn;
 pub mod reloc;
 
-pub use insn::{flow, insn_len, Flow};
+pub use insn::{flow, insn_len, only_reads_memory, Flow};
 
 /// The architecture directory of Xen's tree the target is built from
 /// (`xen/arch/x86`); the others are not part of the build.
