@@ -41,6 +41,20 @@ fn machine(p: &Payload) -> u16 {
     u16::from_le_bytes([p.bytes[18], p.bytes[19]])
 }
 
+/// A case's payload, written, accepted by the cross linker, with the names
+/// of its function-table entries.
+fn linked_payload(case: &Case) -> (Payload, Vec<String>) {
+    written(case);
+    let p = case.payload();
+    ld_accepts(&case.out);
+    let names = p
+        .funcs(".livepatch.funcs", 104)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    (p, names)
+}
+
 #[test]
 fn changed_static_function_gets_one_entry() {
     // clamp()'s comparison changes; add_clamped() and untouched() compile
@@ -79,14 +93,7 @@ fn new_static_helper_is_included_without_entry() {
     // bump() now calls a new static checked(): bump is replaced, checked
     // ships in the payload (CALL26 to it) with no function-table entry.
     let case = build_case("new_function");
-    written(&case);
-    let p = case.payload();
-    ld_accepts(&case.out);
-    let names: Vec<String> = p
-        .funcs(".livepatch.funcs", 104)
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
+    let (p, names) = linked_payload(&case);
     assert_eq!(names, ["bump"]);
     assert!(p.has(".text.checked"));
     let calls = p.relocs(".text.bump");
@@ -110,14 +117,7 @@ fn changed_string_literal_replaces_its_user() {
     // Only report()'s format string changes: report is replaced and its
     // new string travels (ADRP + ADD against the string pool).
     let case = build_case("changed_string");
-    written(&case);
-    let p = case.payload();
-    ld_accepts(&case.out);
-    let names: Vec<String> = p
-        .funcs(".livepatch.funcs", 104)
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
+    let (p, names) = linked_payload(&case);
     assert_eq!(names, ["report"]);
     let rels = p.relocs(".text.report");
     assert!(
@@ -151,14 +151,7 @@ fn static_local_stays_the_hypervisors() {
     // tick()'s arithmetic changes; its static `calls` is live state, so
     // the replacement refers to Xen's copy (by file#name), none is copied.
     let case = build_case("static_local");
-    written(&case);
-    let p = case.payload();
-    ld_accepts(&case.out);
-    let names: Vec<String> = p
-        .funcs(".livepatch.funcs", 104)
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
+    let (p, names) = linked_payload(&case);
     assert_eq!(names, ["tick"]);
     assert!(
         !p.sections
