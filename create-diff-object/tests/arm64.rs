@@ -43,7 +43,7 @@ fn machine(p: &Payload) -> u16 {
 
 /// A case's payload, written, accepted by the cross linker, with the names
 /// of its function-table entries.
-fn linked_payload(case: &Case) -> (Payload, Vec<String>) {
+fn payload_and_entries(case: &Case) -> (Payload, Vec<String>) {
     written(case);
     let p = case.payload();
     ld_accepts(&case.out);
@@ -93,7 +93,7 @@ fn new_static_helper_is_included_without_entry() {
     // bump() now calls a new static checked(): bump is replaced, checked
     // ships in the payload (CALL26 to it) with no function-table entry.
     let case = build_case("new_function");
-    let (p, names) = linked_payload(&case);
+    let (p, names) = payload_and_entries(&case);
     assert_eq!(names, ["bump"]);
     assert!(p.has(".text.checked"));
     let calls = p.relocs(".text.bump");
@@ -117,7 +117,7 @@ fn changed_string_literal_replaces_its_user() {
     // Only report()'s format string changes: report is replaced and its
     // new string travels (ADRP + ADD against the string pool).
     let case = build_case("changed_string");
-    let (p, names) = linked_payload(&case);
+    let (p, names) = payload_and_entries(&case);
     assert_eq!(names, ["report"]);
     let rels = p.relocs(".text.report");
     assert!(
@@ -151,7 +151,7 @@ fn static_local_stays_the_hypervisors() {
     // tick()'s arithmetic changes; its static `calls` is live state, so
     // the replacement refers to Xen's copy (by file#name), none is copied.
     let case = build_case("static_local");
-    let (p, names) = linked_payload(&case);
+    let (p, names) = payload_and_entries(&case);
     assert_eq!(names, ["tick"]);
     assert!(
         !p.sections
