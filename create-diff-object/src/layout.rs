@@ -175,9 +175,48 @@ fn malformed(path: &Path, what: impl std::fmt::Display) -> Error {
     })
 }
 
-/// Read the first compile unit of a relocatable object compiled with `-g`.
+type Dwarf<'a> = gimli::Dwarf<Slice<'a>>;
+type DwarfUnit<'a> = gimli::Unit<Slice<'a>>;
+
+/// Read the first compile unit of a relocatable object compiled with `-g`:
+/// its debug sections (relocated), the line table's file names, then every
+/// DIE in depth-first order.
 pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
     let file = object::File::parse(data).map_err(|e| malformed(path, e))?;
+    let sections = debug_sections(path, &file)?;
+    if !sections.contains_key(".debug_info") {
+        return Err(malformed(path, "no .debug_info (not compiled with -g)"));
+    }
+    let empty: &[u8] = &[];
+    let dwarf = gimli::Dwarf::load(|id| -> Result<Slice<'_>, gimli::Error> {
+        Ok(EndianSlice::new(
+            sections.get(id.name()).map(Vec::as_slice).unwrap_or(empty),
+            LittleEndian,
+        ))
+    })
+    .map_err(|e| malformed(path, e))?;
+    let header = dwarf
+        .units()
+        .next()
+        .map_err(|e| malformed(path, e))?
+        .ok_or_else(|| malformed(path, "no compile unit"))?;
+    let unit = dwarf.unit(header).map_err(|e| malformed(path, e))?;
+    let mut out = Unit {
+        source: String::new(),
+        dies: Vec::new(),
+        by_offset: HashMap::new(),
+        files: line_files(&dwarf, &unit),
+        refs: elf_references(&file),
+    };
+    read_dies(path, &dwarf, &unit, &mut out)?;
+    Ok(out)
+}
+
+/// The debug sections the reader uses, each with its relocations applied.
+fn debug_sections(
+    path: &Path,
+    file: &object::File<'_>,
+) -> Result<HashMap<&'static str, Vec<u8>>, Error> {
     // A relocatable object's debug sections refer to each other through
     // relocations (string offsets, line-table offsets): apply them.
     let mut sections: HashMap<&'static str, Vec<u8>> = HashMap::new();
@@ -224,30 +263,12 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
         }
         sections.insert(id.name(), bytes);
     }
-    if !sections.contains_key(".debug_info") {
-        return Err(malformed(path, "no .debug_info (not compiled with -g)"));
-    }
-    let empty: &[u8] = &[];
-    let dwarf = gimli::Dwarf::load(|id| -> Result<Slice<'_>, gimli::Error> {
-        Ok(EndianSlice::new(
-            sections.get(id.name()).map(Vec::as_slice).unwrap_or(empty),
-            LittleEndian,
-        ))
-    })
-    .map_err(|e| malformed(path, e))?;
-    let header = dwarf
-        .units()
-        .next()
-        .map_err(|e| malformed(path, e))?
-        .ok_or_else(|| malformed(path, "no compile unit"))?;
-    let unit = dwarf.unit(header).map_err(|e| malformed(path, e))?;
-    let mut out = Unit {
-        source: String::new(),
-        dies: Vec::new(),
-        by_offset: HashMap::new(),
-        files: Vec::new(),
-        refs: elf_references(&file),
-    };
+    Ok(sections)
+}
+
+/// The line table's file names by index, relative to the compile directory.
+fn line_files(dwarf: &Dwarf<'_>, unit: &DwarfUnit<'_>) -> Vec<Option<String>> {
+    let mut files = Vec::new();
     // Paths relative to the compile directory, so that the same tree built
     // in two places (the base and the working copy) names files alike.
     let comp_dir = unit
@@ -268,7 +289,7 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
         } else {
             (1, h.file_names().len() as u64 + 1)
         };
-        out.files = vec![None; last as usize];
+        files = vec![None; last as usize];
         for i in first..last {
             let Some(f) = h.file(i) else { continue };
             let name = dwarf
@@ -277,9 +298,9 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
                 .ok();
             let dir = f
                 .directory(h)
-                .and_then(|d| dwarf.attr_string(&unit, d).ok())
+                .and_then(|d| dwarf.attr_string(unit, d).ok())
                 .map(|s| s.to_string_lossy().into_owned());
-            out.files[i as usize] = name
+            files[i as usize] = name
                 .map(|n| match dir {
                     Some(d) if !n.starts_with('/') && !d.is_empty() => format!("{d}/{n}"),
                     _ => n,
@@ -287,6 +308,17 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
                 .map(relative);
         }
     }
+    files
+}
+
+/// Every DIE of `unit` into `out`, with its parent and children, in
+/// depth-first order.
+fn read_dies(
+    path: &Path,
+    dwarf: &Dwarf<'_>,
+    unit: &DwarfUnit<'_>,
+    out: &mut Unit,
+) -> Result<(), Error> {
     let mut stack: Vec<usize> = Vec::new();
     let mut cursor = unit.entries();
     let mut depth: isize = 0;
@@ -294,78 +326,7 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
         depth += delta;
         let d = depth.max(0) as usize;
         stack.truncate(d);
-        let mut die = Die {
-            tag: entry.tag(),
-            depth: d,
-            parent: stack.last().copied(),
-            children: Vec::new(),
-            name: None,
-            byte_size: None,
-            bit_size: None,
-            member_offset: None,
-            data_bit_offset: None,
-            old_bit_offset: None,
-            ty: None,
-            origin: None,
-            const_value: None,
-            decl_file: None,
-            declaration: false,
-            has_code: false,
-            static_storage: false,
-            external: false,
-            count: None,
-            encoding: None,
-            alignment: None,
-        };
-        let mut attrs = entry.attrs();
-        while let Some(a) = attrs.next().map_err(|e| malformed(path, e))? {
-            match a.name() {
-                gimli::DW_AT_name => {
-                    die.name = dwarf
-                        .attr_string(&unit, a.value())
-                        .ok()
-                        .map(|s| s.to_string_lossy().into_owned());
-                }
-                gimli::DW_AT_byte_size => die.byte_size = a.udata_value(),
-                gimli::DW_AT_bit_size => die.bit_size = a.udata_value(),
-                gimli::DW_AT_data_member_location => die.member_offset = a.udata_value(),
-                gimli::DW_AT_data_bit_offset => die.data_bit_offset = a.udata_value(),
-                gimli::DW_AT_bit_offset => die.old_bit_offset = a.udata_value(),
-                gimli::DW_AT_type => {
-                    if let AttributeValue::UnitRef(o) = a.value() {
-                        die.ty = Some(o);
-                    }
-                }
-                gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
-                    if let AttributeValue::UnitRef(o) = a.value() {
-                        die.origin = Some(o);
-                    }
-                }
-                gimli::DW_AT_const_value => {
-                    die.const_value = a
-                        .sdata_value()
-                        .or_else(|| a.udata_value().map(|v| v as i64));
-                }
-                gimli::DW_AT_decl_file => die.decl_file = a.udata_value(),
-                gimli::DW_AT_declaration => die.declaration = true,
-                gimli::DW_AT_low_pc | gimli::DW_AT_ranges => die.has_code = true,
-                gimli::DW_AT_location => {
-                    if let AttributeValue::Exprloc(e) = a.value() {
-                        die.static_storage = e.0.slice().first() == Some(&gimli::DW_OP_addr.0);
-                    }
-                }
-                gimli::DW_AT_count => die.count = a.udata_value(),
-                gimli::DW_AT_external => die.external = true,
-                gimli::DW_AT_encoding => {
-                    if let AttributeValue::Encoding(e) = a.value() {
-                        die.encoding = Some(u64::from(e.0));
-                    }
-                }
-                gimli::DW_AT_alignment => die.alignment = a.udata_value(),
-                gimli::DW_AT_upper_bound => die.count = a.udata_value().map(|u| u + 1),
-                _ => {}
-            }
-        }
+        let die = read_die(path, dwarf, unit, entry, d, stack.last().copied())?;
         let idx = out.dies.len();
         out.by_offset.insert(entry.offset(), idx);
         if let Some(p) = die.parent {
@@ -377,7 +338,91 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
         out.dies.push(die);
         stack.push(idx);
     }
-    Ok(out)
+    Ok(())
+}
+
+/// One DIE's tag and the attributes the layout rule reads.
+fn read_die(
+    path: &Path,
+    dwarf: &Dwarf<'_>,
+    unit: &DwarfUnit<'_>,
+    entry: &gimli::DebuggingInformationEntry<'_, '_, Slice<'_>>,
+    depth: usize,
+    parent: Option<usize>,
+) -> Result<Die, Error> {
+    let mut die = Die {
+        tag: entry.tag(),
+        depth,
+        parent,
+        children: Vec::new(),
+        name: None,
+        byte_size: None,
+        bit_size: None,
+        member_offset: None,
+        data_bit_offset: None,
+        old_bit_offset: None,
+        ty: None,
+        origin: None,
+        const_value: None,
+        decl_file: None,
+        declaration: false,
+        has_code: false,
+        static_storage: false,
+        external: false,
+        count: None,
+        encoding: None,
+        alignment: None,
+    };
+    let mut attrs = entry.attrs();
+    while let Some(a) = attrs.next().map_err(|e| malformed(path, e))? {
+        match a.name() {
+            gimli::DW_AT_name => {
+                die.name = dwarf
+                    .attr_string(&unit, a.value())
+                    .ok()
+                    .map(|s| s.to_string_lossy().into_owned());
+            }
+            gimli::DW_AT_byte_size => die.byte_size = a.udata_value(),
+            gimli::DW_AT_bit_size => die.bit_size = a.udata_value(),
+            gimli::DW_AT_data_member_location => die.member_offset = a.udata_value(),
+            gimli::DW_AT_data_bit_offset => die.data_bit_offset = a.udata_value(),
+            gimli::DW_AT_bit_offset => die.old_bit_offset = a.udata_value(),
+            gimli::DW_AT_type => {
+                if let AttributeValue::UnitRef(o) = a.value() {
+                    die.ty = Some(o);
+                }
+            }
+            gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
+                if let AttributeValue::UnitRef(o) = a.value() {
+                    die.origin = Some(o);
+                }
+            }
+            gimli::DW_AT_const_value => {
+                die.const_value = a
+                    .sdata_value()
+                    .or_else(|| a.udata_value().map(|v| v as i64));
+            }
+            gimli::DW_AT_decl_file => die.decl_file = a.udata_value(),
+            gimli::DW_AT_declaration => die.declaration = true,
+            gimli::DW_AT_low_pc | gimli::DW_AT_ranges => die.has_code = true,
+            gimli::DW_AT_location => {
+                if let AttributeValue::Exprloc(e) = a.value() {
+                    die.static_storage = e.0.slice().first() == Some(&gimli::DW_OP_addr.0);
+                }
+            }
+            gimli::DW_AT_count => die.count = a.udata_value(),
+            gimli::DW_AT_external => die.external = true,
+            gimli::DW_AT_encoding => {
+                if let AttributeValue::Encoding(e) = a.value() {
+                    die.encoding = Some(u64::from(e.0));
+                }
+            }
+            gimli::DW_AT_alignment => die.alignment = a.udata_value(),
+            gimli::DW_AT_upper_bound => die.count = a.udata_value().map(|u| u + 1),
+            _ => {}
+        }
+    }
+    Ok(die)
 }
 
 /// For each function symbol, the symbols its code refers to.
