@@ -249,6 +249,14 @@ impl<'a, 'd> Includer<'a, 'd> {
         plan.scanned = vec![false; p.sections.len()];
         plan.pieces = vec![Vec::new(); p.sections.len()];
         plan.fragments = vec![Vec::new(); p.sections.len()];
+        self.symbol_roots(plan);
+        self.section_roots(plan);
+    }
+
+    /// Roots from symbols: changed and new functions and their cold
+    /// parts, new global variables, changed data.
+    fn symbol_roots(&self, plan: &mut Plan) {
+        let p = self.patched;
         let used_by_same = self.data_used_by_unchanged_code();
         for sid in p.symbol_ids() {
             let s = p.symbol(sid);
@@ -304,6 +312,12 @@ impl<'a, 'd> Includer<'a, 'd> {
                 _ => {}
             }
         }
+    }
+
+    /// Roots and refusals from whole sections: hooks, sections not
+    /// understood, code outside functions, unnamed writable data.
+    fn section_roots(&self, plan: &mut Plan) {
+        let p = self.patched;
         for id in p.section_ids() {
             match self.role(id) {
                 Role::Hook => {
