@@ -293,7 +293,7 @@ fn line_files(dwarf: &Dwarf<'_>, unit: &DwarfUnit<'_>) -> Vec<Option<String>> {
         for i in first..last {
             let Some(f) = h.file(i) else { continue };
             let name = dwarf
-                .attr_string(&unit, f.path_name())
+                .attr_string(unit, f.path_name())
                 .map(|s| s.to_string_lossy().into_owned())
                 .ok();
             let dir = f
@@ -378,7 +378,7 @@ fn read_die(
         match a.name() {
             gimli::DW_AT_name => {
                 die.name = dwarf
-                    .attr_string(&unit, a.value())
+                    .attr_string(unit, a.value())
                     .ok()
                     .map(|s| s.to_string_lossy().into_owned());
             }
