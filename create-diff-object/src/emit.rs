@@ -2,11 +2,11 @@
 //! layout of the chosen ABI; `old_size` (and with `--resolve` `old_addr`)
 //! come from xen-syms, looked up by name and, for locals, by source file.
 
-use crate::abi::FuncLayout;
 use crate::error::{Error, Refusal, RefusalKind};
 use crate::include::Plan;
 use crate::model::{Object, SymbolId};
-use crate::xensyms::XenSyms;
+use xsplice_target::abi::FuncLayout;
+use xsplice_target::xensyms::XenSyms;
 
 /// One function-table entry.
 #[derive(Debug, Clone)]

@@ -178,7 +178,8 @@ impl Plan {
 /// Resolves names of the running hypervisor's symbols for patched-object symbols.
 pub trait NameResolver {
     /// The runtime name (`sym` or `file#sym`) of an original-object symbol.
-    fn runtime_name(&self, orig: &Object<'_>, sym: SymbolId) -> Result<String, crate::Error>;
+    fn runtime_name(&self, orig: &Object<'_>, sym: SymbolId)
+        -> Result<String, crate::error::Error>;
 }
 
 pub struct Includer<'a, 'd> {
@@ -501,7 +502,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         &self,
         plan: &mut Plan,
         resolver: &dyn NameResolver,
-    ) -> Result<bool, crate::Error> {
+    ) -> Result<bool, crate::error::Error> {
         let mut grew = false;
         loop {
             let p = self.patched;
@@ -555,7 +556,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         from: SectionId,
         r: &Reloc,
         resolver: &dyn NameResolver,
-    ) -> Result<bool, crate::Error> {
+    ) -> Result<bool, crate::error::Error> {
         let p = self.patched;
         let t = p.symbol(r.symbol);
         let Place::Section(ts) = t.place else {
@@ -617,7 +618,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         r: &Reloc,
         ts: SectionId,
         resolver: &dyn NameResolver,
-    ) -> Result<bool, crate::Error> {
+    ) -> Result<bool, crate::error::Error> {
         let t = self.patched.symbol(r.symbol);
         let tsec = self.patched.section(ts);
         // The original made this reference too (a boot-only branch of a
@@ -686,7 +687,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         r: &Reloc,
         ts: SectionId,
         resolver: &dyn NameResolver,
-    ) -> Result<bool, crate::Error> {
+    ) -> Result<bool, crate::error::Error> {
         let p = self.patched;
         let t = p.symbol(r.symbol);
         let tsec = p.section(ts);
@@ -697,7 +698,7 @@ impl<'a, 'd> Includer<'a, 'd> {
                 if let std::collections::hash_map::Entry::Vacant(e) = plan.externals.entry(r.symbol)
                 {
                     let orig = self.twins.symbol_twin(r.symbol).ok_or_else(|| {
-                        crate::Error::from(xsplice_target::Error::Unsupported(format!(
+                        crate::error::Error::from(xsplice_target::Error::Unsupported(format!(
                             "{}: symbol {} has no twin",
                             p.path.display(),
                             t.name

@@ -13,7 +13,6 @@ use object::{
     SymbolScope,
 };
 
-use crate::abi::FuncLayout;
 use crate::compare::Comparison;
 use crate::emit::{FuncEntry, Table};
 use crate::error::Error;
@@ -22,6 +21,7 @@ use crate::include::{piece_range, Plan};
 use crate::model::{Binding, Object, Place, Reloc, SectionId, SymKind, SymbolId};
 use crate::names::{Names, PayloadName};
 use crate::read::reloc_target;
+use xsplice_target::abi::FuncLayout;
 use xsplice_target::sections::is_hook_section;
 
 /// One copied range `[start, end)` of a pieced section, placed at `to` in the output.
@@ -462,7 +462,7 @@ impl<'d> Writer<'_, 'd> {
         let table = self.input.table;
         let arch = self.input.patched.arch;
         let strings_name = match layout.abi {
-            crate::Abi::Xsplice => ".xsplice.strings",
+            xsplice_target::abi::Abi::Xsplice => ".xsplice.strings",
             _ => ".livepatch.strings",
         };
         let strings = self.out.add_section(
