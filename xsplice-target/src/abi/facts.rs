@@ -55,8 +55,8 @@ pub use crate::arch::x86_64::ENDBR64;
 /// The loader's `LIVEPATCH_OPAQUE_SIZE`: most bytes a NOP-out entry (`new_addr` 0) may cover.
 pub const OPAQUE_SIZE: u64 = 31;
 
-/// The loader refuses payloads larger than this (`LIVEPATCH_MAX_SIZE`).
-pub const MAX_PAYLOAD_SIZE: u64 = 2 * 1024 * 1024;
+/// The loader's largest payload (kept with the other input bounds).
+pub use crate::bounds::MAX_PAYLOAD_SIZE;
 
 /// The loader's limit on a payload name (`XEN_LIVEPATCH_NAME_SIZE`, with its NUL).
 pub const NAME_SIZE: usize = 128;
