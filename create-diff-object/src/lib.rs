@@ -22,7 +22,6 @@ pub mod entries;
 pub mod error;
 pub mod family;
 pub mod include;
-pub mod layout;
 pub mod model;
 pub mod moves;
 pub mod mutate;
@@ -30,6 +29,7 @@ pub mod names;
 pub mod read;
 pub mod report;
 pub mod state;
+pub mod type_layout;
 pub mod write;
 
 // Target facts live in `xsplice-target`; these names keep `create_diff_object::abi`
@@ -49,7 +49,7 @@ use std::sync::{Mutex, OnceLock};
 /// How to run one diff.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Which function-table layout to emit.
+    /// Which function-table ABI (entry format and section) to emit.
     pub abi: AbiChoice,
     /// Fill `old_addr` from xen-syms (otherwise left 0 for the loader to resolve by name).
     pub resolve: bool,
@@ -411,8 +411,8 @@ fn write_payload(
         AbiChoice::Fixed(abi) => abi,
         AbiChoice::Auto => abi::detect(xen_syms, tree)?,
     };
-    let layout = abi.layout();
-    let table = emit::build_table(&funcs, &layout, opts.resolve)?;
+    let format = abi.entry_format();
+    let table = emit::build_table(&funcs, &format, opts.resolve)?;
     let names = names::decide(new, inc.cmp, &funcs, xen_syms);
     let bytes = write::build(&write::Input {
         patched: new,
@@ -421,7 +421,7 @@ fn write_payload(
         specials: &specials,
         funcs: &funcs,
         table: &table,
-        layout: &layout,
+        entry_format: &format,
         names: &names,
     })?;
     Ok((bytes, funcs))

@@ -572,9 +572,9 @@ pub fn parse_build_id_note(sec: &Section, data: &[u8]) -> Result<Vec<u8>, String
 /// `check_patching_sections`: at least one of funcs/hooks; each non-empty and once.
 pub fn check_patching_sections(cx: &Context<'_, '_>, f: &mut Failures) {
     let p = cx.p;
-    let layout = cx.abi.layout();
+    let format = cx.abi.entry_format();
     let mut found = 0;
-    for name in std::iter::once(layout.section).chain(cx.abi.hook_sections().iter().copied()) {
+    for name in std::iter::once(format.section).chain(cx.abi.hook_sections().iter().copied()) {
         let Some(sec) = p.section(name) else { continue };
         found += 1;
         f.check();
@@ -608,22 +608,22 @@ pub fn check_patching_sections(cx: &Context<'_, '_>, f: &mut Failures) {
         let other = Abi::ALL
             .into_iter()
             .filter(|a| *a != cx.abi)
-            .map(|a| a.layout().section)
-            .find(|s| p.section(s).is_some() && *s != layout.section);
+            .map(|a| a.entry_format().section)
+            .find(|s| p.section(s).is_some() && *s != format.section);
         match other {
             Some(s) => f.fail(
                 Check::PatchingSections,
                 "nothing to patch",
                 format!(
                     "no {} or hook section (the payload has {s}, which a {} loader does not read)",
-                    layout.section,
+                    format.section,
                     cx.abi.name()
                 ),
             ),
             None => f.fail(
                 Check::PatchingSections,
                 "nothing to patch",
-                format!("no {} and no hook section", layout.section),
+                format!("no {} and no hook section", format.section),
             ),
         }
     }
@@ -634,20 +634,20 @@ pub fn check_patching_sections(cx: &Context<'_, '_>, f: &mut Failures) {
 /// each entry's name, version, sizes, old address and new address.
 pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
     let p = cx.p;
-    let layout = cx.abi.layout();
-    let Some(sec) = p.section(layout.section) else {
+    let format = cx.abi.entry_format();
+    let Some(sec) = p.section(format.section) else {
         return;
     };
-    let name = layout.section;
+    let name = format.section;
     f.check();
-    if sec.sh_size % layout.entry_size != 0 {
+    if sec.sh_size % format.entry_size != 0 {
         f.fail(
             Check::FunctionTable,
             format!("section {name}"),
             format!(
                 "size {} is not a multiple of {} (sizeof struct livepatch_func, {})",
                 sec.sh_size,
-                layout.entry_size,
+                format.entry_size,
                 cx.abi.name()
             ),
         );
@@ -661,33 +661,33 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
         );
         return;
     };
-    let n = data.len() as u64 / layout.entry_size;
+    let n = data.len() as u64 / format.entry_size;
     let mut seen_old = HashSet::new();
     for i in 0..n {
-        let base = i * layout.entry_size;
+        let base = i * format.entry_size;
         let func_name = entry_name(cx, sec, f, i, base);
         let at = match &func_name {
             Some(n) => format!("section {name}[{i}] ({n})"),
             None => format!("section {name}[{i}]"),
         };
         let version = data
-            .get(base as usize + layout.version_off as usize)
+            .get(base as usize + format.version_off as usize)
             .copied();
         f.check();
-        if version != Some(layout.version) {
+        if version != Some(format.version) {
             f.fail(
                 Check::FunctionTable,
                 at.to_string(),
                 format!(
                     "version {} is not {} (the {} layout)",
                     version.map_or("?".into(), |v| v.to_string()),
-                    layout.version,
+                    format.version,
                     cx.abi.name()
                 ),
             );
         }
-        let old_size = u32_at(data, base + layout.old_size_off).map_or(0, u64::from);
-        let new_size = u32_at(data, base + layout.new_size_off).map_or(0, u64::from);
+        let old_size = u32_at(data, base + format.old_size_off).map_or(0, u64::from);
+        let new_size = u32_at(data, base + format.new_size_off).map_or(0, u64::from);
         f.check();
         if old_size == 0 {
             f.fail(Check::FunctionTable, at.to_string(), "old_size is 0");
@@ -720,7 +720,7 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
                 cx,
                 f,
                 &slot.at,
-                &data[base as usize..(base + layout.entry_size) as usize],
+                &data[base as usize..(base + format.entry_size) as usize],
                 old_xen,
                 old_size,
             );
@@ -748,9 +748,9 @@ fn entry_name(
     i: u64,
     base: u64,
 ) -> Option<String> {
-    let layout = cx.abi.layout();
-    let name = layout.section;
-    let name_v = pointer_field(cx, sec, base + layout.name_off);
+    let format = cx.abi.entry_format();
+    let name = format.section;
+    let name_v = pointer_field(cx, sec, base + format.name_off);
     // A NULL name is fine while old_addr is given: the loader only looks the name up when it is 0.
     match name_v.map(|v| (v, read_string(cx, v))) {
         Some((_, Ok(s))) => Some(s),
@@ -782,7 +782,7 @@ fn entry_name(
 /// The entry's `old_addr`, checked against where its name resolves
 /// (xen-syms first, then stacked payloads, as the loader does).
 fn check_old_addr(cx: &Context<'_, '_>, f: &mut Failures, slot: &FuncSlot<'_>) -> Option<Value> {
-    let layout = cx.abi.layout();
+    let format = cx.abi.entry_format();
     let (at, func_name, old_size) = (&slot.at, &slot.func_name, slot.old_size);
     let stacked = if cx.deps.is_empty() {
         ""
@@ -796,7 +796,7 @@ fn check_old_addr(cx: &Context<'_, '_>, f: &mut Failures, slot: &FuncSlot<'_>) -
             .map(|s| Value::Xen(s.addr))
             .or_else(|| cx.dep_exports(n).map(|_| Value::Dep))
     });
-    let old = pointer_field(cx, slot.sec, slot.base + layout.old_addr_off);
+    let old = pointer_field(cx, slot.sec, slot.base + format.old_addr_off);
     f.check();
     match old {
         None => {
@@ -862,9 +862,9 @@ fn check_new_addr(
     slot: &FuncSlot<'_>,
     old_xen: Option<u64>,
 ) {
-    let layout = cx.abi.layout();
+    let format = cx.abi.entry_format();
     let at = &slot.at;
-    let new = pointer_field(cx, slot.sec, slot.base + layout.new_addr_off);
+    let new = pointer_field(cx, slot.sec, slot.base + format.new_addr_off);
     f.check();
     match new {
         None => f.fail(
@@ -1424,12 +1424,12 @@ fn check_alt_calls(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, size: 
 /// Addresses `new_addr` entries point at (symbols there override, not add).
 pub fn new_addr_targets(cx: &Context<'_, '_>) -> HashSet<u64> {
     let p = cx.p;
-    let layout = cx.abi.layout();
+    let format = cx.abi.entry_format();
     let mut out = HashSet::new();
-    if let Some(sec) = p.section(layout.section) {
-        if layout.entry_size > 0 && sec.sh_size % layout.entry_size == 0 {
-            for i in 0..entries(sec, p.data, layout.entry_size).unwrap_or(0) {
-                if let Some(a) = pointer_field(cx, sec, i * layout.entry_size + layout.new_addr_off)
+    if let Some(sec) = p.section(format.section) {
+        if format.entry_size > 0 && sec.sh_size % format.entry_size == 0 {
+            for i in 0..entries(sec, p.data, format.entry_size).unwrap_or(0) {
+                if let Some(a) = pointer_field(cx, sec, i * format.entry_size + format.new_addr_off)
                     .and_then(|v| cx.local_addr(v))
                 {
                     out.insert(a);

@@ -26,7 +26,7 @@ pub enum AbiChoice {
 
 /// Where each field of one function-table entry lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FuncLayout {
+pub struct FuncEntryFormat {
     pub abi: Abi,
     /// The section holding the array of entries.
     pub section: &'static str,
@@ -98,15 +98,15 @@ impl Abi {
     /// Every layout, oldest first.
     pub const ALL: [Abi; 3] = [Abi::Xsplice, Abi::LivepatchV1, Abi::LivepatchV2];
 
-    /// The function-table layout. All three share the field offsets; they
+    /// Where each field of a function-table entry lives. All three share the field offsets; they
     /// differ in section name, version and the tail after `version`.
-    pub fn layout(self) -> FuncLayout {
+    pub fn entry_format(self) -> FuncEntryFormat {
         let (section, entry_size, version) = match self {
             Abi::Xsplice => (".xsplice.funcs", 64, 1),
             Abi::LivepatchV1 => (".livepatch.funcs", 64, 1),
             Abi::LivepatchV2 => (".livepatch.funcs", 104, 2),
         };
-        FuncLayout {
+        FuncEntryFormat {
             abi: self,
             section,
             entry_size,
