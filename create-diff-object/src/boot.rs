@@ -331,116 +331,21 @@ pub struct Verdict {
 /// to an existing function is no set-up); a name it does not know is new
 /// in the payload and counts.
 pub fn decide(objects: &[(&str, &BootFacts)], is_function: &dyn Fn(&str) -> bool) -> Verdict {
-    struct Use<'f> {
-        kind: RuntimeKind,
-        users: BTreeSet<&'f str>,
-        /// The object that brings it (new symbols).
-        brought_by: Option<&'f str>,
-    }
-    let mut runtime: BTreeMap<&str, Use<'_>> = BTreeMap::new();
-    let mut hooks: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    let mut hook_functions: BTreeSet<&str> = BTreeSet::new();
-    let mut patched: BTreeMap<&str, &[String]> = BTreeMap::new();
-    for &(object, f) in objects {
-        patched.insert(object, &f.patched);
-        for r in &f.runtime {
-            let u = runtime.entry(&r.symbol).or_insert(Use {
-                kind: r.kind,
-                users: BTreeSet::new(),
-                brought_by: None,
-            });
-            u.kind = u.kind.max(r.kind);
-            u.users.extend(r.users.iter().map(String::as_str));
-            if matches!(r.kind, RuntimeKind::NewFunction | RuntimeKind::NewVariable) {
-                u.brought_by = Some(object);
-            }
-        }
-        for h in &f.hook_refs {
-            hooks.entry(&h.symbol).or_default().insert(&h.hook);
-            hook_functions.insert(&h.hook);
-        }
-    }
+    let uses = PayloadUses::gather(objects);
     let mut verdict = Verdict::default();
     for &(object, f) in objects {
         let mut unneeded = Vec::new();
         for c in &f.changes {
             let mut needed = false;
             for t in &c.refers {
-                let Some(u) = runtime.get(t.as_str()) else {
+                let Some(u) = uses.runtime.get(t.as_str()) else {
                     continue;
                 };
                 if u.kind == RuntimeKind::External && is_function(t) {
                     continue;
                 }
                 needed = true;
-                // A new function only boot code reaches (a hook in a boot-time
-                // table): the object's patched functions rely on it running.
-                // The hooks doing the set-up are not what relies on it.
-                let relying: Vec<&str> = u
-                    .users
-                    .iter()
-                    .copied()
-                    .filter(|f| !hook_functions.contains(f))
-                    .collect();
-                let users: Vec<&str> = if relying.is_empty() {
-                    patched
-                        .get(u.brought_by.unwrap_or(object))
-                        .map(|p| p.iter().map(String::as_str).collect())
-                        .unwrap_or_default()
-                } else {
-                    relying
-                };
-                let users = if users.is_empty() {
-                    "no patched function".to_string()
-                } else {
-                    users.join(", ")
-                };
-                let what = match u.kind {
-                    RuntimeKind::NewFunction => "a new function the payload brings",
-                    RuntimeKind::NewVariable => "a new variable the payload brings",
-                    RuntimeKind::Variable | RuntimeKind::External => {
-                        "a variable the payload's functions use"
-                    }
-                };
-                let boot = format!(
-                    "{} boot-time {} {}",
-                    if c.added { "new" } else { "changed" },
-                    if c.code { "code" } else { "data" },
-                    c.symbol
-                );
-                match hooks.get(t.as_str()) {
-                    Some(hs) => verdict.warnings.push((
-                        object.to_string(),
-                        Warning {
-                            kind: WarningKind::BootSetupInHook,
-                            symbols: vec![c.symbol.clone(), t.clone()],
-                            message: format!(
-                                "{boot} sets up {t} ({what}, relied on by {users}); the load or apply \
-                                 hook {} refers to {t} and is taken to do that set-up in the \
-                                 running Xen: check that it does",
-                                hs.iter().copied().collect::<Vec<_>>().join(", ")
-                            ),
-                            rule: None,
-                        },
-                    )),
-                    None => verdict.refusals.push((
-                        object.to_string(),
-                        Refusal {
-                            kind: RefusalKind::BootSetupNotCarried,
-                            symbol: c.symbol.clone(),
-                            section: c.section.clone(),
-                            reason: format!(
-                                "{boot} refers to {t}, {what} (relied on by {users}); the running \
-                                 Xen ran its boot code before the payload existed and freed it, \
-                                 so what that code does with {t} never happens there"
-                            ),
-                            hint: format!(
-                                "do that set-up in a load hook (templates/livepatch-hooks.h) \
-                                 whose code refers to {t}"
-                            ),
-                        },
-                    )),
-                }
+                uses.judge(object, c, t, u, &mut verdict);
             }
             if !needed {
                 unneeded.push(c.symbol.clone());
@@ -464,4 +369,137 @@ pub fn decide(objects: &[(&str, &BootFacts)], is_function: &dyn Fn(&str) -> bool
         }
     }
     verdict
+}
+
+/// How the runtime part uses one symbol boot code sets up, over every
+/// object of the payload.
+struct RuntimeUse<'f> {
+    kind: RuntimeKind,
+    users: BTreeSet<&'f str>,
+    /// The object that brings it (new symbols).
+    brought_by: Option<&'f str>,
+}
+
+/// The payload's symbols the runtime part relies on, the hooks referring
+/// to them, and each object's patched functions.
+struct PayloadUses<'f> {
+    runtime: BTreeMap<&'f str, RuntimeUse<'f>>,
+    hooks: BTreeMap<&'f str, BTreeSet<&'f str>>,
+    hook_functions: BTreeSet<&'f str>,
+    patched: BTreeMap<&'f str, &'f [String]>,
+}
+
+impl<'f> PayloadUses<'f> {
+    fn gather(objects: &[(&'f str, &'f BootFacts)]) -> PayloadUses<'f> {
+        let mut runtime: BTreeMap<&str, RuntimeUse<'_>> = BTreeMap::new();
+        let mut hooks: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        let mut hook_functions: BTreeSet<&str> = BTreeSet::new();
+        let mut patched: BTreeMap<&str, &[String]> = BTreeMap::new();
+        for &(object, f) in objects {
+            patched.insert(object, &f.patched);
+            for r in &f.runtime {
+                let u = runtime.entry(&r.symbol).or_insert(RuntimeUse {
+                    kind: r.kind,
+                    users: BTreeSet::new(),
+                    brought_by: None,
+                });
+                u.kind = u.kind.max(r.kind);
+                u.users.extend(r.users.iter().map(String::as_str));
+                if matches!(r.kind, RuntimeKind::NewFunction | RuntimeKind::NewVariable) {
+                    u.brought_by = Some(object);
+                }
+            }
+            for h in &f.hook_refs {
+                hooks.entry(&h.symbol).or_default().insert(&h.hook);
+                hook_functions.insert(&h.hook);
+            }
+        }
+        PayloadUses {
+            runtime,
+            hooks,
+            hook_functions,
+            patched,
+        }
+    }
+
+    /// Boot-time change `c` of `object` sets up `t`, which the runtime part
+    /// uses as `u`: a warning when a hook refers to `t` (taken to do the
+    /// set-up), else a refusal.
+    fn judge(
+        &self,
+        object: &str,
+        c: &BootChange,
+        t: &str,
+        u: &RuntimeUse<'_>,
+        verdict: &mut Verdict,
+    ) {
+        // A new function only boot code reaches (a hook in a boot-time
+        // table): the object's patched functions rely on it running.
+        // The hooks doing the set-up are not what relies on it.
+        let relying: Vec<&str> = u
+            .users
+            .iter()
+            .copied()
+            .filter(|f| !self.hook_functions.contains(f))
+            .collect();
+        let users: Vec<&str> = if relying.is_empty() {
+            self.patched
+                .get(u.brought_by.unwrap_or(object))
+                .map(|p| p.iter().map(String::as_str).collect())
+                .unwrap_or_default()
+        } else {
+            relying
+        };
+        let users = if users.is_empty() {
+            "no patched function".to_string()
+        } else {
+            users.join(", ")
+        };
+        let what = match u.kind {
+            RuntimeKind::NewFunction => "a new function the payload brings",
+            RuntimeKind::NewVariable => "a new variable the payload brings",
+            RuntimeKind::Variable | RuntimeKind::External => {
+                "a variable the payload's functions use"
+            }
+        };
+        let boot = format!(
+            "{} boot-time {} {}",
+            if c.added { "new" } else { "changed" },
+            if c.code { "code" } else { "data" },
+            c.symbol
+        );
+        match self.hooks.get(t) {
+            Some(hs) => verdict.warnings.push((
+                object.to_string(),
+                Warning {
+                    kind: WarningKind::BootSetupInHook,
+                    symbols: vec![c.symbol.clone(), t.to_string()],
+                    message: format!(
+                        "{boot} sets up {t} ({what}, relied on by {users}); the load or apply \
+                                 hook {} refers to {t} and is taken to do that set-up in the \
+                                 running Xen: check that it does",
+                        hs.iter().copied().collect::<Vec<_>>().join(", ")
+                    ),
+                    rule: None,
+                },
+            )),
+            None => verdict.refusals.push((
+                object.to_string(),
+                Refusal {
+                    kind: RefusalKind::BootSetupNotCarried,
+                    symbol: c.symbol.clone(),
+                    section: c.section.clone(),
+                    reason: format!(
+                        "{boot} refers to {t}, {what} (relied on by {users}); the running \
+                                 Xen ran its boot code before the payload existed and freed it, \
+                                 so what that code does with {t} never happens there"
+                    ),
+                    hint: format!(
+                        "do that set-up in a load hook (templates/livepatch-hooks.h) \
+                                 whose code refers to {t}"
+                    ),
+                },
+            )),
+        }
+    }
 }

@@ -1,12 +1,12 @@
 //! `emit`: the function table. One entry per changed function, in the
-//! layout of the chosen ABI; `old_size` (and with `--resolve` `old_addr`)
+//! entry format of the chosen ABI (`FuncEntryFormat`); `old_size` (and with `--resolve` `old_addr`)
 //! come from xen-syms, looked up by name and, for locals, by source file.
 
-use crate::abi::FuncLayout;
 use crate::error::{Error, Refusal, RefusalKind};
 use crate::include::Plan;
 use crate::model::{Object, SymbolId};
-use crate::xensyms::XenSyms;
+use xsplice_target::abi::FuncEntryFormat;
+use xsplice_target::xensyms::XenSyms;
 
 /// One function-table entry.
 #[derive(Debug, Clone)]
@@ -104,14 +104,14 @@ pub struct Table {
 
 pub fn build_table(
     entries: &[FuncEntry],
-    layout: &FuncLayout,
+    format: &FuncEntryFormat,
     resolve: bool,
 ) -> Result<Table, Error> {
-    let mut data = vec![0u8; entries.len() * layout.entry_size as usize];
+    let mut data = vec![0u8; entries.len() * format.entry_size as usize];
     let mut strings = Vec::new();
     let mut name_offsets = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
-        let base = i as u64 * layout.entry_size;
+        let base = i as u64 * format.entry_size;
         let too_big = |what: &str, v: u64| {
             Error::from(xsplice_target::Error::Unsupported(format!(
                 "{}: {what} {v:#x} does not fit the 32-bit field",
@@ -122,19 +122,19 @@ pub fn build_table(
         let old_size = u32::try_from(e.old_size).map_err(|_| too_big("old_size", e.old_size))?;
         put(
             &mut data,
-            base + layout.new_size_off,
+            base + format.new_size_off,
             &new_size.to_le_bytes(),
         );
         put(
             &mut data,
-            base + layout.old_size_off,
+            base + format.old_size_off,
             &old_size.to_le_bytes(),
         );
-        put(&mut data, base + layout.version_off, &[layout.version]);
+        put(&mut data, base + format.version_off, &[format.version]);
         if resolve {
             put(
                 &mut data,
-                base + layout.old_addr_off,
+                base + format.old_addr_off,
                 &e.old_addr.to_le_bytes(),
             );
         }

@@ -17,10 +17,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::abi::SpecialSizes;
 use crate::family::Families;
 use crate::include::{self, Role};
 use crate::model::{Object, Place, Reloc, SectionId, Side, SymKind, SymbolId, Twins};
+use xsplice_target::abi::SpecialSizes;
 use xsplice_target::sections::{self, SpecialTable};
 
 /// A difference in the entries of a special table.

@@ -178,7 +178,8 @@ impl Plan {
 /// Resolves names of the running hypervisor's symbols for patched-object symbols.
 pub trait NameResolver {
     /// The runtime name (`sym` or `file#sym`) of an original-object symbol.
-    fn runtime_name(&self, orig: &Object<'_>, sym: SymbolId) -> Result<String, crate::Error>;
+    fn runtime_name(&self, orig: &Object<'_>, sym: SymbolId)
+        -> Result<String, crate::error::Error>;
 }
 
 pub struct Includer<'a, 'd> {
@@ -249,6 +250,14 @@ impl<'a, 'd> Includer<'a, 'd> {
         plan.scanned = vec![false; p.sections.len()];
         plan.pieces = vec![Vec::new(); p.sections.len()];
         plan.fragments = vec![Vec::new(); p.sections.len()];
+        self.symbol_roots(plan);
+        self.section_roots(plan);
+    }
+
+    /// Roots from symbols: changed and new functions and their cold
+    /// parts, new global variables, changed data.
+    fn symbol_roots(&self, plan: &mut Plan) {
+        let p = self.patched;
         let used_by_same = self.data_used_by_unchanged_code();
         for sid in p.symbol_ids() {
             let s = p.symbol(sid);
@@ -304,6 +313,12 @@ impl<'a, 'd> Includer<'a, 'd> {
                 _ => {}
             }
         }
+    }
+
+    /// Roots and refusals from whole sections: hooks, sections not
+    /// understood, code outside functions, unnamed writable data.
+    fn section_roots(&self, plan: &mut Plan) {
+        let p = self.patched;
         for id in p.section_ids() {
             match self.role(id) {
                 Role::Hook => {
@@ -487,7 +502,7 @@ impl<'a, 'd> Includer<'a, 'd> {
         &self,
         plan: &mut Plan,
         resolver: &dyn NameResolver,
-    ) -> Result<bool, crate::Error> {
+    ) -> Result<bool, crate::error::Error> {
         let mut grew = false;
         loop {
             let p = self.patched;
@@ -541,44 +556,16 @@ impl<'a, 'd> Includer<'a, 'd> {
         from: SectionId,
         r: &Reloc,
         resolver: &dyn NameResolver,
-    ) -> Result<bool, crate::Error> {
+    ) -> Result<bool, crate::error::Error> {
         let p = self.patched;
         let t = p.symbol(r.symbol);
-        let who = || {
-            p.symbol_at(from, r.offset)
-                .map(|s| p.symbol(s).name.to_string())
-                .unwrap_or_else(|| p.section_name(from).to_string())
-        };
         let Place::Section(ts) = t.place else {
             return Ok(false);
         };
         let tsec = p.section(ts);
         let role = self.role(ts);
         if role == Role::Init {
-            // The original made this reference too (a boot-only branch of a
-            // runtime function): keep pointing at the running Xen's symbol.
-            if let Some(named) = self.existing_init_ref(from, r) {
-                if let (std::collections::hash_map::Entry::Vacant(e), Some(orig)) =
-                    (plan.externals.entry(named), self.twins.symbol_twin(named))
-                {
-                    e.insert(resolver.runtime_name(self.orig, orig)?);
-                }
-                return Ok(false);
-            }
-            self.refuse(
-                plan,
-                RefusalKind::InitReference,
-                &who(),
-                from,
-                format!(
-                    "refers to {} in init section {}, which is freed after boot (a reference the original function did not make)",
-                    if t.name.is_empty() { tsec.name } else { t.name },
-                    tsec.name
-                ),
-                "do not add uses of __init code or data (the original's own, on boot-only paths, are kept); \
-                 copy what the fix needs into runtime code or data, or set it up from a load hook",
-            );
-            return Ok(false);
+            return self.follow_into_init(plan, from, r, ts, resolver);
         }
         if role == Role::Ignored {
             return Ok(false);
@@ -599,42 +586,119 @@ impl<'a, 'd> Includer<'a, 'd> {
         // Out-of-line code of special entries: only the fragment reached.
         if role == Role::SpecialCode {
             let off = crate::read::reloc_target(p, from, r);
-            return Ok(self.include_code(plan, ts, off, &who()));
+            return Ok(self.include_code(plan, ts, off, &self.who(from, r)));
         }
         // String and constant pools: copy the pool.
         if tsec.is_merge() && (t.kind == SymKind::Section || t.is_internal_label()) {
-            return Ok(plan.include(ts, format!("string or constant pool used by {}", who())));
+            return Ok(plan.include(
+                ts,
+                format!("string or constant pool used by {}", self.who(from, r)),
+            ));
         }
         if t.kind == SymKind::Section || t.is_internal_label() || t.name.is_empty() {
-            if plan.is_included(ts) {
-                return Ok(false);
+            return Ok(self.follow_unnamed(plan, from, r, ts));
+        }
+        self.follow_named(plan, from, r, ts, resolver)
+    }
+
+    /// The function or section that relocation `r` of `from` lies in, for messages.
+    fn who(&self, from: SectionId, r: &Reloc) -> String {
+        let p = self.patched;
+        p.symbol_at(from, r.offset)
+            .map(|s| p.symbol(s).name.to_string())
+            .unwrap_or_else(|| p.section_name(from).to_string())
+    }
+
+    /// A reference into init section `ts`: kept pointing at the running
+    /// Xen's symbol when the original made it too, else refused.
+    fn follow_into_init(
+        &self,
+        plan: &mut Plan,
+        from: SectionId,
+        r: &Reloc,
+        ts: SectionId,
+        resolver: &dyn NameResolver,
+    ) -> Result<bool, crate::error::Error> {
+        let t = self.patched.symbol(r.symbol);
+        let tsec = self.patched.section(ts);
+        // The original made this reference too (a boot-only branch of a
+        // runtime function): keep pointing at the running Xen's symbol.
+        if let Some(named) = self.existing_init_ref(from, r) {
+            if let (std::collections::hash_map::Entry::Vacant(e), Some(orig)) =
+                (plan.externals.entry(named), self.twins.symbol_twin(named))
+            {
+                e.insert(resolver.runtime_name(self.orig, orig)?);
             }
-            let status = self.cmp.section(ts);
-            if status == Status::New || !tsec.is_write() {
-                return Ok(plan.include(ts, format!("unnamed contents used by {}", who())));
-            }
-            let off = self.patched.arch.target_offset(t.value, r.r_type, r.addend);
-            self.refuse(
-                plan,
-                RefusalKind::UnnamedDataReference,
-                &who(),
-                from,
-                format!(
-                    "refers to unnamed writable data at {}{}, which cannot be found in the running Xen",
-                    tsec.name,
-                    crate::compare::signed_hex(off)
-                ),
-                "give the data a name (a static variable) so it can be referred to",
-            );
             return Ok(false);
         }
+        self.refuse(
+            plan,
+            RefusalKind::InitReference,
+            &self.who(from, r),
+            from,
+            format!(
+                "refers to {} in init section {}, which is freed after boot (a reference the original function did not make)",
+                if t.name.is_empty() { tsec.name } else { t.name },
+                tsec.name
+            ),
+            "do not add uses of __init code or data (the original's own, on boot-only paths, are kept); \
+             copy what the fix needs into runtime code or data, or set it up from a load hook",
+        );
+        Ok(false)
+    }
+
+    /// A reference to unnamed contents of `ts` (a section symbol or a
+    /// local label): included when new or read-only, else refused.
+    fn follow_unnamed(&self, plan: &mut Plan, from: SectionId, r: &Reloc, ts: SectionId) -> bool {
+        let t = self.patched.symbol(r.symbol);
+        let tsec = self.patched.section(ts);
+        if plan.is_included(ts) {
+            return false;
+        }
+        let status = self.cmp.section(ts);
+        if status == Status::New || !tsec.is_write() {
+            return plan.include(
+                ts,
+                format!("unnamed contents used by {}", self.who(from, r)),
+            );
+        }
+        let off = self.patched.arch.target_offset(t.value, r.r_type, r.addend);
+        self.refuse(
+            plan,
+            RefusalKind::UnnamedDataReference,
+            &self.who(from, r),
+            from,
+            format!(
+                "refers to unnamed writable data at {}{}, which cannot be found in the running Xen",
+                tsec.name,
+                crate::compare::signed_hex(off)
+            ),
+            "give the data a name (a static variable) so it can be referred to",
+        );
+        false
+    }
+
+    /// A reference to a named symbol of `ts`: the running Xen's when it is
+    /// the same, else the payload includes it.
+    fn follow_named(
+        &self,
+        plan: &mut Plan,
+        from: SectionId,
+        r: &Reloc,
+        ts: SectionId,
+        resolver: &dyn NameResolver,
+    ) -> Result<bool, crate::error::Error> {
+        let p = self.patched;
+        let t = p.symbol(r.symbol);
+        let tsec = p.section(ts);
+        let role = self.role(ts);
         let status = self.cmp.symbol(r.symbol);
         match status {
             Status::Same => {
                 if let std::collections::hash_map::Entry::Vacant(e) = plan.externals.entry(r.symbol)
                 {
                     let orig = self.twins.symbol_twin(r.symbol).ok_or_else(|| {
-                        crate::Error::from(xsplice_target::Error::Unsupported(format!(
+                        crate::error::Error::from(xsplice_target::Error::Unsupported(format!(
                             "{}: symbol {} has no twin",
                             p.path.display(),
                             t.name
@@ -657,8 +721,8 @@ impl<'a, 'd> Includer<'a, 'd> {
                     return Ok(false);
                 }
                 let why = match status {
-                    Status::New => format!("new, used by {}", who()),
-                    _ => format!("changed, used by {}", who()),
+                    Status::New => format!("new, used by {}", self.who(from, r)),
+                    _ => format!("changed, used by {}", self.who(from, r)),
                 };
                 if let Some(slot @ None) = plan.symbol_why.get_mut(r.symbol.index()) {
                     *slot = Some(why.clone());

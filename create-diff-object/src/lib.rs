@@ -22,7 +22,6 @@ pub mod entries;
 pub mod error;
 pub mod family;
 pub mod include;
-pub mod layout;
 pub mod model;
 pub mod moves;
 pub mod mutate;
@@ -30,6 +29,7 @@ pub mod names;
 pub mod read;
 pub mod report;
 pub mod state;
+pub mod type_layout;
 pub mod write;
 
 // Target facts live in `xsplice-target`; these names keep `create_diff_object::abi`
@@ -49,7 +49,7 @@ use std::sync::{Mutex, OnceLock};
 /// How to run one diff.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Which function-table layout to emit.
+    /// Which function-table ABI (entry format and section) to emit.
     pub abi: AbiChoice,
     /// Fill `old_addr` from xen-syms (otherwise left 0 for the loader to resolve by name).
     pub resolve: bool,
@@ -181,6 +181,7 @@ pub enum Diff {
 }
 
 /// [`diff_objects`] on bytes already in memory (the paths name them in messages).
+/// The passes in order: read, correlate, compare, include, judge, write.
 pub fn diff_bytes(
     original: &Path,
     orig_data: &[u8],
@@ -189,17 +190,7 @@ pub fn diff_bytes(
     xen_syms: &XenSyms,
     opts: &Options,
 ) -> Result<Diff, Error> {
-    let (orig, orig_key) = read::parse(original, orig_data)?;
-    let (new, new_key) = read::parse(patched, patched_data)?;
-    if orig_key != new_key {
-        return Err(Error::from(xsplice_target::Error::Malformed {
-            path: patched.to_path_buf(),
-            what: format!(
-                "ELF header differs from {} (class, data, OS/ABI or flags)",
-                original.display()
-            ),
-        }));
-    }
+    let (orig, new) = read_pair(original, orig_data, patched, patched_data)?;
     check_machines(&orig, &new, xen_syms)?;
     let twins = correlate::correlate(&orig, &new);
     let mut cmp = compare::compare(&orig, &new, &twins);
@@ -207,77 +198,22 @@ pub fn diff_bytes(
         .xen_tree
         .clone()
         .or_else(|| abi::default_tree(xen_syms.path()));
-    // A function whose special-section entries differ is changed, whatever
-    // its own bytes; entry sizes are needed only when a table differs.
-    let entry_diffs = if entries::any_table_differs(&orig, &new, &twins, &cmp) {
-        let sizes = cached_special_sizes(xen_syms, tree.as_deref())?;
-        let diffs = entries::compare_entries(&orig, &new, &twins, &sizes);
-        let mut marked = false;
-        for d in &diffs {
-            if let Some(f) = d.owner {
-                marked |= cmp.mark_changed(&new, f, format!("its {}", d.why));
-            }
-        }
-        if marked {
-            compare::propagate_changes(&new, &family::Families::new(&new), &mut cmp);
-        }
-        diffs
-    } else {
-        Vec::new()
-    };
+    let entry_diffs = mark_entry_changes(&orig, &new, &twins, &mut cmp, xen_syms, tree.as_deref())?;
 
     let inc = include::Includer::new(&orig, &new, &twins, &cmp);
-    let mut plan = include::Plan::default();
-    inc.roots(&mut plan);
     let resolver = Resolver { xen: xen_syms };
-    inc.close(&mut plan, &resolver)?;
-    // A moved variable matters only if what the payload includes refers to it.
-    let (moved_refused, moves) =
-        moves::split_by_use(&inc, &plan, moves::moved_variables(&orig, &new, &twins));
-    for r in moved_refused {
-        if !plan.refusals.contains(&r) {
-            plan.refusals.push(r);
-        }
-    }
-    // Every difference is patched, refused or ignored for a named reason.
-    // Changed file-local constants the payload carries as new objects:
-    // nothing left in place may still refer to the old ones.
-    let (copy_refusals, object_warnings) = copies::check(&inc, &plan);
-    plan.refusals.extend(copy_refusals);
-    let unaccounted = account::unaccounted(&inc, &plan, &entry_diffs);
-    plan.refusals.extend(unaccounted);
-
-    // Boot-time set-up the runtime part relies on, within this object.
-    let boot = boot::facts(&inc, &plan);
-    let state = state::facts(&inc, &plan);
-    let is_function = |name: &str| xen_function(xen_syms, name);
-    let mut verdict = boot::decide(&[("", &boot)], &is_function);
-    let moved = moves::decide(&[("", &moves, &boot)]);
-    let carried = state::decide(&[("", &boot, &state)], &is_function);
-    for v in [moved, carried] {
-        verdict.refusals.extend(v.refusals);
-        verdict.warnings.extend(v.warnings);
-    }
-    for (_, r) in verdict.refusals {
-        if !plan.refusals.contains(&r) {
-            plan.refusals.push(r);
-        }
-    }
-    // Refusals the author accepted by exact kind and subject.
-    let (accepted, refused): (Vec<Refusal>, Vec<Refusal>) = std::mem::take(&mut plan.refusals)
-        .into_iter()
-        .partition(|r| r.kind.acceptable() && opts.accept.iter().any(|a| a.matches(r)));
-    plan.refusals = refused;
+    let (mut plan, moves, object_warnings) = include_changes(&inc, &resolver, &entry_diffs)?;
+    let runtime = judge_runtime(&inc, &mut plan, moves, xen_syms);
+    let accepted = take_accepted(&mut plan, opts);
     let mut report = DiffReport {
         accepted,
         init_only_changes: plan.init_only.clone(),
-        boot,
-        moves,
-        state,
-        warnings: verdict
+        boot: runtime.boot,
+        moves: runtime.moves,
+        state: runtime.state,
+        warnings: runtime
             .warnings
             .into_iter()
-            .map(|(_, w)| w)
             .chain(object_warnings.iter().cloned())
             .collect(),
         object_warnings,
@@ -291,39 +227,7 @@ pub fn diff_bytes(
         return Ok(Diff::NoChange(report));
     }
 
-    let has_tables = new
-        .section_ids()
-        .any(|id| inc.role(id) == include::Role::SpecialTable && new.section(id).size > 0);
-    let specials = if has_tables && plan.refusals.is_empty() {
-        let sizes = cached_special_sizes(xen_syms, tree.as_deref())?;
-        include::special::select(&inc, &mut plan, &sizes, &resolver)?
-    } else {
-        Vec::new()
-    };
-    let funcs = emit::func_entries(&orig, &new, &mut plan, xen_syms)?;
-    if !plan.refusals.is_empty() {
-        return Err(Error::NotPatchable {
-            object: patched.to_path_buf(),
-            refusals: plan.refusals,
-        });
-    }
-    let abi = match opts.abi {
-        AbiChoice::Fixed(abi) => abi,
-        AbiChoice::Auto => abi::detect(xen_syms, tree.as_deref())?,
-    };
-    let layout = abi.layout();
-    let table = emit::build_table(&funcs, &layout, opts.resolve)?;
-    let names = names::decide(&new, &cmp, &funcs, xen_syms);
-    let bytes = write::build(&write::Input {
-        patched: &new,
-        cmp: &cmp,
-        plan: &plan,
-        specials: &specials,
-        funcs: &funcs,
-        table: &table,
-        layout: &layout,
-        names: &names,
-    })?;
+    let (bytes, funcs) = write_payload(&inc, &mut plan, &resolver, tree.as_deref(), opts, patched)?;
     report.changed_functions = funcs
         .iter()
         .map(|f| PatchedFunction {
@@ -342,6 +246,185 @@ pub fn diff_bytes(
         report.debug_lines = report::debug_lines(&orig, &new, &twins, &cmp, &plan);
     }
     Ok(Diff::Write(bytes, report))
+}
+
+/// Both objects, read; their ELF headers must agree.
+fn read_pair<'o, 'p>(
+    original: &Path,
+    orig_data: &'o [u8],
+    patched: &Path,
+    patched_data: &'p [u8],
+) -> Result<(model::Object<'o>, model::Object<'p>), Error> {
+    let (orig, orig_key) = read::parse(original, orig_data)?;
+    let (new, new_key) = read::parse(patched, patched_data)?;
+    if orig_key != new_key {
+        return Err(Error::from(xsplice_target::Error::Malformed {
+            path: patched.to_path_buf(),
+            what: format!(
+                "ELF header differs from {} (class, data, OS/ABI or flags)",
+                original.display()
+            ),
+        }));
+    }
+    Ok((orig, new))
+}
+
+/// The special-section entries that differ, each owner marked changed in
+/// `cmp`: a function whose entries differ is changed, whatever its own
+/// bytes. Entry sizes are needed only when a table differs.
+fn mark_entry_changes(
+    orig: &model::Object<'_>,
+    new: &model::Object<'_>,
+    twins: &model::Twins,
+    cmp: &mut compare::Comparison,
+    xen_syms: &XenSyms,
+    tree: Option<&Path>,
+) -> Result<Vec<entries::EntryDiff>, Error> {
+    if !entries::any_table_differs(orig, new, twins, cmp) {
+        return Ok(Vec::new());
+    }
+    let sizes = cached_special_sizes(xen_syms, tree)?;
+    let diffs = entries::compare_entries(orig, new, twins, &sizes);
+    let mut marked = false;
+    for d in &diffs {
+        if let Some(f) = d.owner {
+            marked |= cmp.mark_changed(new, f, format!("its {}", d.why));
+        }
+    }
+    if marked {
+        compare::propagate_changes(new, &family::Families::new(new), cmp);
+    }
+    Ok(diffs)
+}
+
+/// What the payload includes, closed over references, with every
+/// difference patched, refused or ignored for a named reason; the moved
+/// variables nothing included refers to, and warnings about carried copies.
+fn include_changes(
+    inc: &include::Includer<'_, '_>,
+    resolver: &Resolver<'_>,
+    entry_diffs: &[entries::EntryDiff],
+) -> Result<(include::Plan, Vec<moves::UnreferencedMove>, Vec<Warning>), Error> {
+    let mut plan = include::Plan::default();
+    inc.roots(&mut plan);
+    inc.close(&mut plan, resolver)?;
+    // A moved variable matters only if what the payload includes refers to it.
+    let (moved_refused, moves) = moves::split_by_use(
+        inc,
+        &plan,
+        moves::moved_variables(inc.orig, inc.patched, inc.twins),
+    );
+    for r in moved_refused {
+        if !plan.refusals.contains(&r) {
+            plan.refusals.push(r);
+        }
+    }
+    // Every difference is patched, refused or ignored for a named reason.
+    // Changed file-local constants the payload carries as new objects:
+    // nothing left in place may still refer to the old ones.
+    let (copy_refusals, object_warnings) = copies::check(inc, &plan);
+    plan.refusals.extend(copy_refusals);
+    let unaccounted = account::unaccounted(inc, &plan, entry_diffs);
+    plan.refusals.extend(unaccounted);
+    Ok((plan, moves, object_warnings))
+}
+
+/// Boot-time set-up, moved variables and carried state of one object, as
+/// the report keeps them, with the warnings judging them raised.
+struct RuntimeFacts {
+    boot: boot::BootFacts,
+    moves: Vec<moves::UnreferencedMove>,
+    state: state::StateFacts,
+    warnings: Vec<Warning>,
+}
+
+/// Boot-time set-up the runtime part relies on, within this object: the
+/// refusals go into `plan`, the facts and warnings to the report.
+fn judge_runtime(
+    inc: &include::Includer<'_, '_>,
+    plan: &mut include::Plan,
+    moves: Vec<moves::UnreferencedMove>,
+    xen_syms: &XenSyms,
+) -> RuntimeFacts {
+    let boot = boot::facts(inc, plan);
+    let state = state::facts(inc, plan);
+    let is_function = |name: &str| xen_function(xen_syms, name);
+    let mut verdict = boot::decide(&[("", &boot)], &is_function);
+    let moved = moves::decide(&[("", &moves, &boot)]);
+    let carried = state::decide(&[("", &boot, &state)], &is_function);
+    for v in [moved, carried] {
+        verdict.refusals.extend(v.refusals);
+        verdict.warnings.extend(v.warnings);
+    }
+    for (_, r) in verdict.refusals {
+        if !plan.refusals.contains(&r) {
+            plan.refusals.push(r);
+        }
+    }
+    RuntimeFacts {
+        boot,
+        moves,
+        state,
+        warnings: verdict.warnings.into_iter().map(|(_, w)| w).collect(),
+    }
+}
+
+/// Refusals the author accepted by exact kind and subject, taken out of
+/// `plan`.
+fn take_accepted(plan: &mut include::Plan, opts: &Options) -> Vec<Refusal> {
+    let (accepted, refused): (Vec<Refusal>, Vec<Refusal>) = std::mem::take(&mut plan.refusals)
+        .into_iter()
+        .partition(|r| r.kind.acceptable() && opts.accept.iter().any(|a| a.matches(r)));
+    plan.refusals = refused;
+    accepted
+}
+
+/// The payload object: special-section entries selected, the function
+/// table built for the target's ABI, the ELF written. Any refusal left in
+/// `plan` stops it here.
+fn write_payload(
+    inc: &include::Includer<'_, '_>,
+    plan: &mut include::Plan,
+    resolver: &Resolver<'_>,
+    tree: Option<&Path>,
+    opts: &Options,
+    patched: &Path,
+) -> Result<(Vec<u8>, Vec<emit::FuncEntry>), Error> {
+    let (orig, new, xen_syms) = (inc.orig, inc.patched, resolver.xen);
+    let has_tables = new
+        .section_ids()
+        .any(|id| inc.role(id) == include::Role::SpecialTable && new.section(id).size > 0);
+    let specials = if has_tables && plan.refusals.is_empty() {
+        let sizes = cached_special_sizes(xen_syms, tree)?;
+        include::special::select(inc, plan, &sizes, resolver)?
+    } else {
+        Vec::new()
+    };
+    let funcs = emit::func_entries(orig, new, plan, xen_syms)?;
+    if !plan.refusals.is_empty() {
+        return Err(Error::NotPatchable {
+            object: patched.to_path_buf(),
+            refusals: std::mem::take(&mut plan.refusals),
+        });
+    }
+    let abi = match opts.abi {
+        AbiChoice::Fixed(abi) => abi,
+        AbiChoice::Auto => abi::detect(xen_syms, tree)?,
+    };
+    let format = abi.entry_format();
+    let table = emit::build_table(&funcs, &format, opts.resolve)?;
+    let names = names::decide(new, inc.cmp, &funcs, xen_syms);
+    let bytes = write::build(&write::Input {
+        patched: new,
+        cmp: inc.cmp,
+        plan,
+        specials: &specials,
+        funcs: &funcs,
+        table: &table,
+        entry_format: &format,
+        names: &names,
+    })?;
+    Ok((bytes, funcs))
 }
 
 /// Whether the running Xen's global `name` is a function (see `boot::decide`).

@@ -178,7 +178,7 @@ impl<'d> Section<'d> {
     /// Code or data the running Xen no longer has after boot (its init
     /// region, or discarded at link): never patched (see `placement`).
     pub fn is_init(&self) -> bool {
-        crate::placement::is_boot_only(self.name)
+        xsplice_target::placement::is_boot_only(self.name)
     }
     /// Range of the section's data, clamped (reading never panics).
     pub fn bytes(&self, start: u64, len: u64) -> &'d [u8] {

@@ -6,8 +6,8 @@
 use crate::compare::Comparison;
 use crate::emit::FuncEntry;
 use crate::model::{Binding, Object, Status, SymKind, SymbolId};
-use crate::XenSyms;
 use xsplice_target::naming;
+use xsplice_target::xensyms::XenSyms;
 
 /// A symbol as the payload defines it.
 #[derive(Debug, Clone, PartialEq, Eq)]

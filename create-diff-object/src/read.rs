@@ -39,8 +39,51 @@ fn malformed(path: &Path, what: impl Into<String>) -> Error {
     })
 }
 
-/// Parse `data` (the contents of `path`).
+/// Parse `data` (the contents of `path`): the header, then one pass each
+/// over sections, symbols and relocations, as the later passes index them.
 pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey), Error> {
+    let (header, arch, key) = read_header(path, data)?;
+    let endian = LE;
+    let table = header
+        .sections(endian, data)
+        .map_err(|e| malformed(path, format!("bad section table: {e}")))?;
+    let symtab = table
+        .symbols(endian, data, elf::SHT_SYMTAB)
+        .map_err(|e| malformed(path, format!("bad symbol table: {e}")))?;
+    if symtab.is_empty() {
+        return Err(malformed(path, "no symbol table"));
+    }
+
+    let mut sections = read_sections(path, data, &table)?;
+    let (symbols, file_name) = read_symbols(path, arch, &symtab, &sections)?;
+    index_symbols(&mut sections, &symbols);
+    read_relocations(
+        path,
+        data,
+        arch,
+        &table,
+        symtab.section().0,
+        &mut sections,
+        &symbols,
+    )?;
+
+    let mut obj = Object {
+        path: path.to_path_buf(),
+        sections,
+        symbols,
+        file_name,
+        arch,
+    };
+    retarget_section_relocs(&mut obj);
+    Ok((obj, key))
+}
+
+type SectionTable<'d> = object::read::elf::SectionTable<'d, Header>;
+type SymbolTable<'d> = object::read::elf::SymbolTable<'d, Header>;
+
+/// The ELF header: a 64-bit little-endian relocatable object for a machine
+/// the loader runs on, and the fields another input must agree on.
+fn read_header<'d>(path: &Path, data: &'d [u8]) -> Result<(&'d Header, Arch, HeaderKey), Error> {
     if data.len() < 16 || &data[..4] != b"\x7fELF" {
         return Err(malformed(path, "not an ELF file"));
     }
@@ -73,20 +116,18 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
         ident,
         flags: header.e_flags(endian),
     };
+    Ok((header, arch, key))
+}
 
-    let table = header
-        .sections(endian, data)
-        .map_err(|e| malformed(path, format!("bad section table: {e}")))?;
-    let symtab = table
-        .symbols(endian, data, elf::SHT_SYMTAB)
-        .map_err(|e| malformed(path, format!("bad symbol table: {e}")))?;
-    if symtab.is_empty() {
-        return Err(malformed(path, "no symbol table"));
-    }
-    let nsections = table.len();
-    let symtab_index = symtab.section().0;
-
-    let mut sections = Vec::with_capacity(nsections);
+/// One `Section` per header, in order, with its bytes; sizes and
+/// alignments checked so later passes can trust them.
+fn read_sections<'d>(
+    path: &Path,
+    data: &'d [u8],
+    table: &SectionTable<'d>,
+) -> Result<Vec<Section<'d>>, Error> {
+    let endian = LE;
+    let mut sections = Vec::with_capacity(table.len());
     for (index, sh) in table.iter().enumerate() {
         let name = table
             .section_name(endian, sh)
@@ -137,7 +178,18 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
             cover: Vec::new(),
         });
     }
+    Ok(sections)
+}
 
+/// Every symbol, its place checked against `sections`, and the first
+/// `STT_FILE` name (the source file the object was compiled from).
+fn read_symbols<'d>(
+    path: &Path,
+    arch: Arch,
+    symtab: &SymbolTable<'d>,
+    sections: &[Section<'d>],
+) -> Result<(Vec<Symbol<'d>>, Option<&'d str>), Error> {
+    let endian = LE;
     let mut symbols = Vec::with_capacity(symtab.len());
     let mut file_name = None;
     for (index, sym) in symtab.iter().enumerate() {
@@ -219,8 +271,13 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
             size: sym.st_size(endian),
         });
     }
+    Ok((symbols, file_name))
+}
 
-    // Index symbols by section (`Place::Section` ids were range-checked above).
+/// Each section's symbols (its section symbol aside), sorted by address,
+/// and the runs they cover. `Place::Section` ids were range-checked by
+/// `read_symbols`.
+fn index_symbols(sections: &mut [Section<'_>], symbols: &[Symbol<'_>]) {
     for (index, sym) in symbols.iter().enumerate() {
         let Place::Section(sec) = sym.place else {
             continue;
@@ -238,7 +295,7 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
             _ => {}
         }
     }
-    for section in &mut sections {
+    for section in sections.iter_mut() {
         section.symbols.sort_by_key(|id| {
             (
                 symbols[id.index()].value,
@@ -255,8 +312,21 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
             .collect();
         section.cover = crate::model::cover_runs(&section.symbols, &ranges);
     }
+}
 
-    // Relocations.
+/// Each loaded section's relocations, checked against the symbol table and
+/// the section they patch, sorted by offset.
+fn read_relocations<'d>(
+    path: &Path,
+    data: &'d [u8],
+    arch: Arch,
+    table: &SectionTable<'d>,
+    symtab_index: usize,
+    sections: &mut [Section<'d>],
+    symbols: &[Symbol<'d>],
+) -> Result<(), Error> {
+    let endian = LE;
+    let nsections = table.len();
     for (index, sh) in table.iter().enumerate() {
         // `sections` holds one entry per header of `table`, in order.
         let rela_name = sections[index].name;
@@ -348,16 +418,7 @@ pub fn parse<'d>(path: &Path, data: &'d [u8]) -> Result<(Object<'d>, HeaderKey),
         section.relocs = relocs;
         section.rela_section = Some(SectionId(index as u32));
     }
-
-    let mut obj = Object {
-        path: path.to_path_buf(),
-        sections,
-        symbols,
-        file_name,
-        arch,
-    };
-    retarget_section_relocs(&mut obj);
-    Ok((obj, key))
+    Ok(())
 }
 
 /// Offset, in the target symbol's section, of what relocation `r` of

@@ -13,7 +13,6 @@ use object::{
     SymbolScope,
 };
 
-use crate::abi::FuncLayout;
 use crate::compare::Comparison;
 use crate::emit::{FuncEntry, Table};
 use crate::error::Error;
@@ -22,6 +21,7 @@ use crate::include::{piece_range, Plan};
 use crate::model::{Binding, Object, Place, Reloc, SectionId, SymKind, SymbolId};
 use crate::names::{Names, PayloadName};
 use crate::read::reloc_target;
+use xsplice_target::abi::FuncEntryFormat;
 use xsplice_target::sections::is_hook_section;
 
 /// One copied range `[start, end)` of a pieced section, placed at `to` in the output.
@@ -93,7 +93,7 @@ pub struct Input<'a, 'd> {
     pub specials: &'a [SpecialOut],
     pub funcs: &'a [FuncEntry],
     pub table: &'a Table,
-    pub layout: &'a FuncLayout,
+    pub entry_format: &'a FuncEntryFormat,
     /// The payload name of each symbol it may define.
     pub names: &'a Names,
 }
@@ -458,11 +458,11 @@ impl<'d> Writer<'_, 'd> {
     }
 
     fn function_table(&mut self) -> Result<(), Error> {
-        let layout = self.input.layout;
+        let format = self.input.entry_format;
         let table = self.input.table;
         let arch = self.input.patched.arch;
-        let strings_name = match layout.abi {
-            crate::Abi::Xsplice => ".xsplice.strings",
+        let strings_name = match format.abi {
+            xsplice_target::abi::Abi::Xsplice => ".xsplice.strings",
             _ => ".livepatch.strings",
         };
         let strings = self.out.add_section(
@@ -474,7 +474,7 @@ impl<'d> Writer<'_, 'd> {
         let strings_sym = self.out.section_symbol(strings);
         let funcs = self.out.add_section(
             Vec::new(),
-            layout.section.as_bytes().to_vec(),
+            format.section.as_bytes().to_vec(),
             SectionKind::Data,
         );
         self.out.section_mut(funcs).flags = SectionFlags::Elf {
@@ -482,7 +482,7 @@ impl<'d> Writer<'_, 'd> {
         };
         self.out.set_section_data(funcs, table.data.clone(), 8);
         for (i, e) in self.input.funcs.iter().enumerate() {
-            let base = i as u64 * layout.entry_size;
+            let base = i as u64 * format.entry_size;
             let new_sym = *self.defined.get(&e.new_sym).ok_or_else(|| {
                 Error::from(xsplice_target::Error::Unsupported(format!(
                     "{}: replacement function not in the payload (internal error)",
@@ -508,8 +508,8 @@ impl<'d> Writer<'_, 'd> {
                 })
             };
             let name_off = table.name_offsets.get(i).copied().unwrap_or(0) as i64;
-            add(&mut self.out, base + layout.name_off, strings_sym, name_off)?;
-            add(&mut self.out, base + layout.new_addr_off, new_sym, 0)?;
+            add(&mut self.out, base + format.name_off, strings_sym, name_off)?;
+            add(&mut self.out, base + format.new_addr_off, new_sym, 0)?;
         }
         Ok(())
     }

@@ -5,13 +5,13 @@
 
 mod support;
 
-use create_diff_object::layout::{self, Unit};
+use create_diff_object::type_layout::{self, Unit};
 use create_diff_object::Outcome;
 use support::*;
 
 fn unit(path: &std::path::Path) -> Unit {
     let data = std::fs::read(path).unwrap();
-    layout::read_unit(path, &data).expect("reading the fixture's DWARF")
+    type_layout::read_unit(path, &data).expect("reading the fixture's DWARF")
 }
 
 fn replaced(case: &Case) -> Vec<String> {
@@ -30,7 +30,7 @@ fn replaced(case: &Case) -> Vec<String> {
 fn member_inserted_in_a_header_struct_is_refused() {
     let case = build_case("layout_header");
     let (o, p) = (unit(&case.orig), unit(&case.patched));
-    let changes = layout::changed_layouts(&o, &p);
+    let changes = type_layout::changed_layouts(&o, &p);
     let names: Vec<&str> = changes.iter().map(|(c, _)| c.name.as_str()).collect();
     assert_eq!(
         names,
@@ -53,7 +53,7 @@ fn member_inserted_in_a_header_struct_is_refused() {
         changes[0].0.first_difference,
         "enumerator RUNNABLE changed value from 1 to 2"
     );
-    let r = layout::refusals(&o, &p, &replaced(&case));
+    let r = type_layout::refusals(&o, &p, &replaced(&case));
     let v = r
         .iter()
         .find(|r| r.symbol == "struct vcpu_like")
@@ -71,24 +71,24 @@ fn type_unchanged_in_layout_is_not_a_change() {
     // The same pair diffed against itself: no layout differs.
     let case = build_case("layout_header");
     let o = unit(&case.orig);
-    assert!(layout::changed_layouts(&o, &unit(&case.orig)).is_empty());
-    assert!(layout::refusals(&o, &unit(&case.orig), &[]).is_empty());
+    assert!(type_layout::changed_layouts(&o, &unit(&case.orig)).is_empty());
+    assert!(type_layout::refusals(&o, &unit(&case.orig), &[]).is_empty());
 }
 
 #[test]
 fn local_struct_used_by_value_in_replaced_functions_is_accepted() {
     let case = build_case("layout_local");
     let (o, p) = (unit(&case.orig), unit(&case.patched));
-    let changes = layout::changed_layouts(&o, &p);
+    let changes = type_layout::changed_layouts(&o, &p);
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(changes[0].0.name, "struct range");
     assert!(changes[0].0.local, "{changes:?}");
     let replaced = replaced(&case);
     assert!(replaced.iter().any(|f| f == "clamp_span"), "{replaced:?}");
-    let r = layout::refusals(&o, &p, &replaced);
+    let r = type_layout::refusals(&o, &p, &replaced);
     assert!(r.is_empty(), "{r:?}");
     // Were clamp_span not replaced, it would be an unchanged user.
-    let r = layout::refusals(&o, &p, &[]);
+    let r = type_layout::refusals(&o, &p, &[]);
     assert!(
         r.iter()
             .any(|r| r.symbol == "struct range" && r.reason.contains("clamp_span")),
@@ -106,7 +106,7 @@ fn local_struct_held_by_an_existing_static_is_refused() {
         "count_hit".to_string(),
         "clamp_span".to_string(),
     ];
-    let r = layout::refusals(&o, &p, &all);
+    let r = type_layout::refusals(&o, &p, &all);
     let s = r
         .iter()
         .find(|r| r.symbol == "struct stats")
@@ -120,7 +120,7 @@ fn local_struct_held_by_an_existing_static_is_refused() {
         "{s:?}"
     );
     // Only record replaced: count_hit is named as an unchanged user.
-    let r = layout::refusals(&o, &p, &["record".to_string()]);
+    let r = type_layout::refusals(&o, &p, &["record".to_string()]);
     assert!(
         r.iter()
             .any(|r| r.reason.contains("unchanged code uses it: count_hit")),
@@ -128,9 +128,9 @@ fn local_struct_held_by_an_existing_static_is_refused() {
     );
 }
 
-fn assess(case: &Case, replaced: &[String], address: Option<u64>) -> layout::Verdict {
+fn assess(case: &Case, replaced: &[String], address: Option<u64>) -> type_layout::Verdict {
     let (o, p) = (unit(&case.orig), unit(&case.patched));
-    layout::assess(&o, &p, Some(replaced), &move |_, _| address)
+    type_layout::assess(&o, &p, Some(replaced), &move |_, _| address)
 }
 
 /// Issue 18.5: a header struct of function pointers that nothing of the
@@ -157,7 +157,7 @@ fn header_type_without_instance_or_user_is_no_change() {
         unit(&obj)
     };
     let (o, p) = (debug("orig"), debug("patched"));
-    let changes = layout::changed_layouts(&o, &p);
+    let changes = type_layout::changed_layouts(&o, &p);
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(changes[0].0.name, "struct optional_ops");
     assert!(!changes[0].0.local);
@@ -165,7 +165,7 @@ fn header_type_without_instance_or_user_is_no_change() {
         changes[0].0.first_difference,
         "member teardown moved from offset 8 to 16 (after new member suspend at offset 8)"
     );
-    let v = layout::assess(&o, &p, Some(&[]), &|_, _| None);
+    let v = type_layout::assess(&o, &p, Some(&[]), &|_, _| None);
     assert!(v.refusals.is_empty(), "{:?}", v.refusals);
     assert_eq!(v.notes.len(), 1, "{:?}", v.notes);
     assert_eq!(
@@ -191,12 +191,12 @@ fn header_type_without_instance_or_user_is_no_change() {
 fn renamed_union_member_and_new_view_of_the_same_bytes_build() {
     let case = build_case("layout_union_view");
     let (o, p) = (unit(&case.orig), unit(&case.patched));
-    let changes = layout::changed_layouts(&o, &p);
+    let changes = type_layout::changed_layouts(&o, &p);
     let names: Vec<&str> = changes.iter().map(|(c, _)| c.name.as_str()).collect();
     assert_eq!(names, ["struct osvw_like", "union reg_like"], "{changes:?}");
     assert!(changes
         .iter()
-        .all(|(c, _)| c.kind == layout::ChangeKind::SameBytes));
+        .all(|(c, _)| c.kind == type_layout::ChangeKind::SameBytes));
     assert!(
         changes[1]
             .0
@@ -237,10 +237,10 @@ fn renamed_union_member_and_new_view_of_the_same_bytes_build() {
     grown.members.push(wide);
     let orig = &o.layouts()["union reg_like"][0].1;
     assert!(
-        layout::first_difference(orig, &grown)
+        type_layout::first_difference(orig, &grown)
             .is_some_and(|d| d.starts_with("new member tail at offset 16")),
         "{:?}",
-        layout::first_difference(orig, &grown)
+        type_layout::first_difference(orig, &grown)
     );
 }
 
@@ -253,11 +253,11 @@ fn renamed_union_member_and_new_view_of_the_same_bytes_build() {
 fn alignment_only_change_checks_instance_addresses() {
     let case = build_case("layout_alignment");
     let (o, p) = (unit(&case.orig), unit(&case.patched));
-    let changes = layout::changed_layouts(&o, &p);
+    let changes = type_layout::changed_layouts(&o, &p);
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(
         changes[0].0.kind,
-        layout::ChangeKind::Alignment {
+        type_layout::ChangeKind::Alignment {
             old: 8,
             new: 16,
             old_size: 16,

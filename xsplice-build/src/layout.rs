@@ -1,5 +1,5 @@
 //! Layout check: the changed units compiled a second time with `-g`, so
-//! that `create_diff_object::layout` can compare the type layouts of the
+//! that `create_diff_object::type_layout` can compare the type layouts of the
 //! original and patched builds (the hypervisor's own build has no debug
 //! info). Only the changed objects are compiled, each with its own recorded
 //! command (`.X.o.cmd`) plus `-g`, writing only into the output directory:
@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use create_diff_object::layout::{self, LayoutNote};
+use create_diff_object::type_layout::{self, LayoutNote};
 use create_diff_object::{Refusal, XenSyms};
 use rayon::prelude::*;
 
@@ -289,15 +289,15 @@ fn header_change(objects_dir: &Path, object: &str, accepted: &[String]) -> Optio
     let read = |side: &str| {
         let path = debug_object(objects_dir, side, object);
         let data = std::fs::read(&path).ok()?;
-        layout::read_unit(&path, &data).ok()
+        type_layout::read_unit(&path, &data).ok()
     };
     let (o, p) = (read("base")?, read("patched")?);
-    let header: Vec<String> = layout::changed_layouts(&o, &p)
+    let header: Vec<String> = type_layout::changed_layouts(&o, &p)
         .into_iter()
         .filter(|(c, _)| !c.local)
         .map(|(c, _)| c.name)
         .collect();
-    layout::assess(&o, &p, None, &|_, _| None)
+    type_layout::assess(&o, &p, None, &|_, _| None)
         .refusals
         .into_iter()
         .find(|r| header.contains(&r.symbol) && !accepted.contains(&r.symbol))
@@ -410,9 +410,9 @@ pub fn check(
             ));
             continue;
         }
-        let read = |path: &Path| -> Result<layout::Unit, Error> {
+        let read = |path: &Path| -> Result<type_layout::Unit, Error> {
             let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            layout::read_unit(path, &data).map_err(|e| Error::Diff {
+            type_layout::read_unit(path, &data).map_err(|e| Error::Diff {
                 object: obj.clone(),
                 source: e,
             })
@@ -431,7 +431,7 @@ pub fn check(
                 .collect()
         });
         checked += 1;
-        let changes = layout::changed_layouts(&ou, &pu);
+        let changes = type_layout::changed_layouts(&ou, &pu);
         for (change, _) in &changes {
             log.line(&format!(
                 "{obj}: layout of {} changed: {}",
@@ -443,7 +443,7 @@ pub fn check(
             let file = (!external).then_some(source.as_str());
             syms.lookup(name, file).ok().map(|s| s.addr)
         };
-        let verdict = layout::assess(&ou, &pu, replaced.as_deref(), &address_of);
+        let verdict = type_layout::assess(&ou, &pu, replaced.as_deref(), &address_of);
         for r in verdict.refusals {
             if objects.is_none() && !changes.iter().any(|(c, _)| !c.local && c.name == r.symbol) {
                 continue;

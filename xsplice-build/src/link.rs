@@ -145,7 +145,7 @@ fn metadata_symbols(path: &Path, abi: Abi) -> Result<Vec<String>, Error> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let file = object::File::parse(&*data)
         .map_err(|e| malformed(path, format!("not an ELF object: {e}")))?;
-    let funcs = abi.layout().section;
+    let funcs = abi.entry_format().section;
     let hooks = abi.hook_sections();
     let mut out = Vec::new();
     for sym in file.symbols() {

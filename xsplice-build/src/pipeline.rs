@@ -1491,7 +1491,7 @@ fn driver_checks(payload: &Path, shipped: &[String], abi: Abi) -> Result<(), Err
             .filter(|s| s.name() == Ok(name))
             .collect::<Vec<_>>()
     };
-    let layout = abi.layout();
+    let layout = abi.entry_format();
     let funcs = count(layout.section);
     let hooks: Vec<_> = abi
         .hook_sections()

@@ -479,7 +479,7 @@ mod tests {
     /// type, its file, what changed and the rule that allowed it.
     #[test]
     fn accepted_layout_change_is_a_warning_with_its_kind_and_rule() {
-        use create_diff_object::layout::LayoutNote;
+        use create_diff_object::type_layout::LayoutNote;
         use create_diff_object::WarningKind;
         let stages = Stages {
             diff: Some(crate::stages::DiffOutput {

@@ -314,7 +314,7 @@ impl PayloadInfo {
             let name = sec.name().map_err(|e| format!("section name: {e}"))?;
             info.sections.push((name.to_string(), sec.size()));
         }
-        if let Some(funcs) = file.section_by_name(ABI.layout().section) {
+        if let Some(funcs) = file.section_by_name(ABI.entry_format().section) {
             info.functions = function_names(&file, &funcs)?;
         }
         Ok(info)
@@ -335,7 +335,7 @@ fn function_names(
     file: &object::File<'_>,
     funcs: &object::Section<'_, '_>,
 ) -> Result<Vec<String>, String> {
-    let table = ABI.layout().section;
+    let table = ABI.entry_format().section;
     let mut relocs: Vec<(u64, String)> = Vec::new();
     for (offset, reloc) in funcs.relocations() {
         let RelocationTarget::Symbol(idx) = reloc.target() else {

@@ -143,7 +143,7 @@ fn check_layout_with_probe(xen: &Path, abi: Abi) -> Result<(), Error> {
         // A header that needs context to compile is not evidence against the layout.
         Err(_) => return Ok(()),
     };
-    let layout = abi.layout();
+    let layout = abi.entry_format();
     let got = (
         values.get("size"),
         values.get("version"),
@@ -228,13 +228,13 @@ mod tests {
     #[test]
     fn layouts_fit_their_entries() {
         for abi in Abi::ALL {
-            let l = abi.layout();
+            let l = abi.entry_format();
             assert!(l.version_off < l.entry_size);
             assert!(l.old_size_off + 4 <= l.entry_size);
         }
-        assert_eq!(Abi::LivepatchV2.layout().entry_size, 104);
-        assert_eq!(Abi::LivepatchV2.layout().version, 2);
-        assert_eq!(Abi::Xsplice.layout().section, ".xsplice.funcs");
+        assert_eq!(Abi::LivepatchV2.entry_format().entry_size, 104);
+        assert_eq!(Abi::LivepatchV2.entry_format().version, 2);
+        assert_eq!(Abi::Xsplice.entry_format().section, ".xsplice.funcs");
         assert_eq!(
             Abi::LivepatchV2.xen_depends_section(),
             Some(".livepatch.xen_depends")

@@ -5,9 +5,12 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::abi::facts::MAX_PAYLOAD_SIZE;
-
 const MIB: u64 = 1024 * 1024;
+
+/// The loader refuses payloads larger than this (`LIVEPATCH_MAX_SIZE`).
+/// Kept here, on the ground floor, because it is also a payload's input
+/// bound; `abi::facts` hands it on.
+pub const MAX_PAYLOAD_SIZE: u64 = 2 * MIB;
 
 /// What an input is for, which sets its size bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

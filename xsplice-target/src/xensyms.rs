@@ -60,7 +60,7 @@ pub struct XenSyms {
     by_runtime_name: OnceLock<HashMap<String, usize>>,
     build_id: Option<Vec<u8>>,
     /// The machine the hypervisor is built for.
-    arch: crate::Arch,
+    arch: crate::arch::Arch,
     /// DWARF struct sizes, parsed on first use (xen-syms with DWARF is big).
     struct_sizes: OnceLock<HashMap<String, u64>>,
     /// The file's bytes, kept for the lazy DWARF parse; `None` without DWARF.
@@ -130,7 +130,7 @@ impl XenSyms {
         // addresses without any other sign that it is the wrong file.
         let header = file.elf_header();
         let (e_type, machine) = (header.e_type(endian), header.e_machine(endian));
-        let arch = crate::Arch::from_machine(machine).filter(|_| e_type == elf::ET_EXEC);
+        let arch = crate::arch::Arch::from_machine(machine).filter(|_| e_type == elf::ET_EXEC);
         let Some(arch) = arch else {
             let kind = match e_type {
                 elf::ET_REL => "a relocatable object (ET_REL)".to_string(),
@@ -138,7 +138,7 @@ impl XenSyms {
                 elf::ET_EXEC => "an executable".to_string(),
                 other => format!("ELF type {other}"),
             };
-            let what = match crate::Arch::from_machine(machine) {
+            let what = match crate::arch::Arch::from_machine(machine) {
                 Some(arch) => format!("an {}", arch.name()),
                 None => "an x86-64 or AArch64".to_string(),
             };
@@ -387,7 +387,7 @@ impl XenSyms {
     }
 
     /// The architecture xen-syms is built for (its ELF machine).
-    pub fn arch(&self) -> crate::Arch {
+    pub fn arch(&self) -> crate::arch::Arch {
         self.arch
     }
 

@@ -572,9 +572,9 @@ pub fn parse_build_id_note(sec: &Section, data: &[u8]) -> Result<Vec<u8>, String
 /// `check_patching_sections`: at least one of funcs/hooks; each non-empty and once.
 pub fn check_patching_sections(cx: &Context<'_, '_>, f: &mut Failures) {
     let p = cx.p;
-    let layout = cx.abi.layout();
+    let format = cx.abi.entry_format();
     let mut found = 0;
-    for name in std::iter::once(layout.section).chain(cx.abi.hook_sections().iter().copied()) {
+    for name in std::iter::once(format.section).chain(cx.abi.hook_sections().iter().copied()) {
         let Some(sec) = p.section(name) else { continue };
         found += 1;
         f.check();
@@ -608,45 +608,46 @@ pub fn check_patching_sections(cx: &Context<'_, '_>, f: &mut Failures) {
         let other = Abi::ALL
             .into_iter()
             .filter(|a| *a != cx.abi)
-            .map(|a| a.layout().section)
-            .find(|s| p.section(s).is_some() && *s != layout.section);
+            .map(|a| a.entry_format().section)
+            .find(|s| p.section(s).is_some() && *s != format.section);
         match other {
             Some(s) => f.fail(
                 Check::PatchingSections,
                 "nothing to patch",
                 format!(
                     "no {} or hook section (the payload has {s}, which a {} loader does not read)",
-                    layout.section,
+                    format.section,
                     cx.abi.name()
                 ),
             ),
             None => f.fail(
                 Check::PatchingSections,
                 "nothing to patch",
-                format!("no {} and no hook section", layout.section),
+                format!("no {} and no hook section", format.section),
             ),
         }
     }
 }
 
 /// The function table (`prepare_payload` + `arch_livepatch_verify_func` +
-/// `livepatch_verify_distance` + expectations).
+/// `livepatch_verify_distance` + expectations): the section's shape, then
+/// each entry's name, version, sizes, old address and new address.
 pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
     let p = cx.p;
-    let layout = cx.abi.layout();
-    let Some(sec) = p.section(layout.section) else {
+    let format = cx.abi.entry_format();
+    let Some(sec) = p.section(format.section) else {
         return;
     };
-    let name = layout.section;
+    let name = format.section;
     f.check();
-    if sec.sh_size % layout.entry_size != 0 {
+    if sec.sh_size % format.entry_size != 0 {
         f.fail(
             Check::FunctionTable,
             format!("section {name}"),
             format!(
                 "size {} is not a multiple of {} (sizeof struct livepatch_func, {})",
                 sec.sh_size,
-                layout.entry_size,
+                format.entry_size,
                 cx.abi.name()
             ),
         );
@@ -660,137 +661,46 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
         );
         return;
     };
-    let n = data.len() as u64 / layout.entry_size;
+    let n = data.len() as u64 / format.entry_size;
     let mut seen_old = HashSet::new();
     for i in 0..n {
-        let base = i * layout.entry_size;
-        let name_v = pointer_field(cx, sec, base + layout.name_off);
-        // A NULL name is fine while old_addr is given: the loader only looks the name up when it is 0.
-        let func_name: Option<String> = match name_v.map(|v| (v, read_string(cx, v))) {
-            Some((_, Ok(s))) => Some(s),
-            Some((v, _)) if is_null(v) => None,
-            Some((_, Err(e))) => {
-                f.check();
-                f.fail(
-                    Check::FunctionTable,
-                    format!("section {name}[{i}]"),
-                    format!("name pointer {e}"),
-                );
-                None
-            }
-            None => {
-                f.check();
-                f.fail(
-                    Check::FunctionTable,
-                    format!("section {name}[{i}]"),
-                    format!(
-                        "name pointer has a relocation other than {}",
-                        cx.arch().pointer_reloc_name()
-                    ),
-                );
-                None
-            }
-        };
+        let base = i * format.entry_size;
+        let func_name = entry_name(cx, sec, f, i, base);
         let at = match &func_name {
             Some(n) => format!("section {name}[{i}] ({n})"),
             None => format!("section {name}[{i}]"),
         };
         let version = data
-            .get(base as usize + layout.version_off as usize)
+            .get(base as usize + format.version_off as usize)
             .copied();
         f.check();
-        if version != Some(layout.version) {
+        if version != Some(format.version) {
             f.fail(
                 Check::FunctionTable,
                 at.to_string(),
                 format!(
                     "version {} is not {} (the {} layout)",
                     version.map_or("?".into(), |v| v.to_string()),
-                    layout.version,
+                    format.version,
                     cx.abi.name()
                 ),
             );
         }
-        let old_size = u32_at(data, base + layout.old_size_off).map_or(0, u64::from);
-        let new_size = u32_at(data, base + layout.new_size_off).map_or(0, u64::from);
+        let old_size = u32_at(data, base + format.old_size_off).map_or(0, u64::from);
+        let new_size = u32_at(data, base + format.new_size_off).map_or(0, u64::from);
         f.check();
         if old_size == 0 {
             f.fail(Check::FunctionTable, at.to_string(), "old_size is 0");
         }
-        let stacked = if cx.deps.is_empty() {
-            ""
-        } else {
-            " or the payloads it stacks on"
+        let slot = FuncSlot {
+            sec,
+            base,
+            at,
+            func_name,
+            old_size,
+            new_size,
         };
-        // Where the name resolves (xen-syms first, then stacked payloads), as the loader does.
-        let by_name = func_name.as_deref().and_then(|n| {
-            cx.xen
-                .resolve_runtime_name(n)
-                .filter(|s| s.addr != 0)
-                .map(|s| Value::Xen(s.addr))
-                .or_else(|| cx.dep_exports(n).map(|_| Value::Dep))
-        });
-        let old = pointer_field(cx, sec, base + layout.old_addr_off);
-        f.check();
-        let old = match old {
-            None => {
-                f.fail(
-                    Check::FunctionTable,
-                    at.to_string(),
-                    format!(
-                        "old_addr has a relocation other than {}",
-                        cx.arch().pointer_reloc_name()
-                    ),
-                );
-                None
-            }
-            Some(v) if is_null(v) => match (&func_name, by_name) {
-                (_, Some(v)) => Some(v),
-                (None, None) => {
-                    f.fail(
-                        Check::FunctionTable,
-                        at.to_string(),
-                        "both name and old_addr are NULL",
-                    );
-                    None
-                }
-                (Some(_), None) => {
-                    f.fail(
-                        Check::FunctionTable,
-                        at.to_string(),
-                        format!("old_addr is 0 and the name does not resolve in xen-syms{stacked}"),
-                    );
-                    None
-                }
-            },
-            Some(v) => {
-                match (v, by_name, &func_name) {
-                    (Value::Xen(a) | Value::Abs(a), Some(Value::Xen(b)), Some(n)) if a != b => {
-                        f.fail(
-                            Check::FunctionTable,
-                            at.to_string(),
-                            format!(
-                                "old_addr {a:#x} is not the address of {n} in xen-syms ({b:#x})"
-                            ),
-                        );
-                    }
-                    (_, None, Some(n)) => f.fail(
-                        Check::FunctionTable,
-                        at.to_string(),
-                        format!("{n} is not a symbol of xen-syms{stacked}"),
-                    ),
-                    (Value::Abs(a), _, None) if cx.image.read(a, old_size.max(1)).is_none() => f
-                        .fail(
-                            Check::FunctionTable,
-                            at.to_string(),
-                            format!("old_addr {a:#x}+{old_size:#x} is not inside xen-syms's image"),
-                        ),
-                    _ => {}
-                }
-                Some(v)
-            }
-        };
-        let old_xen = match old {
+        let old_xen = match check_old_addr(cx, f, &slot) {
             Some(Value::Xen(a) | Value::Abs(a)) => Some(a),
             _ => None,
         };
@@ -799,113 +709,282 @@ pub fn check_funcs(cx: &Context<'_, '_>, f: &mut Failures) {
             if !seen_old.insert(a) {
                 f.fail(
                     Check::FunctionTable,
-                    at.to_string(),
+                    slot.at.to_string(),
                     format!("patches {a:#x}, which an earlier entry already patches"),
                 );
             }
         }
-        let new = pointer_field(cx, sec, base + layout.new_addr_off);
-        f.check();
-        match new {
-            None => f.fail(
-                Check::FunctionTable,
-                at.to_string(),
-                format!(
-                    "new_addr has a relocation other than {}",
-                    cx.arch().pointer_reloc_name()
-                ),
-            ),
-            Some(v) if is_null(v) => {
-                // Replace the old code with NOPs.
-                if new_size > OPAQUE_SIZE {
-                    f.fail(Check::FunctionTable, at.to_string(), format!("new_addr is 0 (NOP-out) but new_size {new_size} is more than {OPAQUE_SIZE}"));
-                } else if old_size < new_size {
-                    f.fail(Check::FunctionTable, at.to_string(), format!("new_addr is 0 (NOP-out) but old_size {old_size} is less than new_size {new_size}"));
-                } else if let Some(a) = old_xen {
-                    let arch = cx.arch();
-                    let pad = cx.image.read(a, 4).map_or(0, |c| arch.landing_pad_size(c));
-                    f.check();
-                    let granule = arch.nop_out_granule();
-                    if !new_size.is_multiple_of(granule) {
-                        // Arm writes whole nops (arch_livepatch_verify_func).
-                        f.fail(Check::FunctionTable, at.to_string(), format!("NOP-out of {new_size} bytes is not a whole number of {granule}-byte instructions"));
-                    }
-                    f.check();
-                    if pad != 0 && new_size < pad {
-                        // The loader skips the landing pad and NOPs new_size - pad bytes: this underflows.
-                        f.fail(Check::FunctionTable, at.to_string(), format!("NOP-out of {new_size} bytes is shorter than the {} the function starts with (the loader's length new_size - {pad} underflows)", arch.landing_pad_name()));
-                    }
-                    f.check();
-                    match splits_instruction(cx, a, new_size) {
-                        Ok(None) => {}
-                        Ok(Some(why)) => f.fail(
-                            Check::FunctionTable,
-                            at.to_string(),
-                            format!("NOP-out of {new_size} bytes {why}"),
-                        ),
-                        Err(e) => f.note(format!(
-                            "{at}: NOP-out end not checked against instruction boundaries: {e}"
-                        )),
-                    }
-                }
-            }
-            Some(v) => {
-                let arch = cx.arch();
-                let head = old_xen.and_then(|a| cx.image.read(a, 4)).unwrap_or(&[]);
-                let needed = arch.patch_site_size(head);
-                if old_size != 0 && old_size < needed {
-                    f.fail(
-                        Check::FunctionTable,
-                        at.to_string(),
-                        format!(
-                            "old_size {old_size} cannot hold the {needed}-byte {}{}",
-                            arch.patch_insn_name(),
-                            if arch.landing_pad_size(head) != 0 {
-                                format!(" after the function's {}", arch.landing_pad_name())
-                            } else {
-                                String::new()
-                            }
-                        ),
-                    );
-                }
-                f.check();
-                if let Value::Local { section, .. } = v {
-                    if !p.layout.is_text(section) {
-                        f.fail(
-                            Check::FunctionTable,
-                            at.to_string(),
-                            format!(
-                                "new_addr points into {}, which is not executable",
-                                p.section_label(section)
-                            ),
-                        );
-                    }
-                }
-                // livepatch_verify_distance: the jump is a 32-bit displacement.
-                if let (Some(a), Some(new_rel)) = (old_xen, cx.local_addr(v)) {
-                    let (lo, hi) = (i128::from(cx.area.lo), i128::from(cx.area.hi));
-                    let a = i128::from(a);
-                    let new_rel = i128::from(new_rel);
-                    let far = (a - (lo + new_rel)).abs().max((a - (hi + new_rel)).abs());
-                    f.check();
-                    if far >= 1i128 << 31 {
-                        f.fail(
-                            Check::FunctionTable,
-                            at.to_string(),
-                            format!("the new code may be more than 2 GiB from the old ({far:#x})"),
-                        );
-                    }
-                }
-            }
-        }
+        check_new_addr(cx, f, &slot, old_xen);
         if cx.abi == Abi::LivepatchV2 {
             check_expectation(
                 cx,
                 f,
-                &at,
-                &data[base as usize..(base + layout.entry_size) as usize],
+                &slot.at,
+                &data[base as usize..(base + format.entry_size) as usize],
                 old_xen,
                 old_size,
+            );
+        }
+    }
+}
+
+/// One entry of the function table, as the checks after its name read it.
+struct FuncSlot<'s> {
+    sec: &'s Section,
+    /// The entry's offset in the section.
+    base: u64,
+    /// `section NAME[i] (function)`, for messages.
+    at: String,
+    func_name: Option<String>,
+    old_size: u64,
+    new_size: u64,
+}
+
+/// Entry `i`'s function name (`None`: NULL, or unreadable and reported).
+fn entry_name(
+    cx: &Context<'_, '_>,
+    sec: &Section,
+    f: &mut Failures,
+    i: u64,
+    base: u64,
+) -> Option<String> {
+    let format = cx.abi.entry_format();
+    let name = format.section;
+    let name_v = pointer_field(cx, sec, base + format.name_off);
+    // A NULL name is fine while old_addr is given: the loader only looks the name up when it is 0.
+    match name_v.map(|v| (v, read_string(cx, v))) {
+        Some((_, Ok(s))) => Some(s),
+        Some((v, _)) if is_null(v) => None,
+        Some((_, Err(e))) => {
+            f.check();
+            f.fail(
+                Check::FunctionTable,
+                format!("section {name}[{i}]"),
+                format!("name pointer {e}"),
+            );
+            None
+        }
+        None => {
+            f.check();
+            f.fail(
+                Check::FunctionTable,
+                format!("section {name}[{i}]"),
+                format!(
+                    "name pointer has a relocation other than {}",
+                    cx.arch().pointer_reloc_name()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The entry's `old_addr`, checked against where its name resolves
+/// (xen-syms first, then stacked payloads, as the loader does).
+fn check_old_addr(cx: &Context<'_, '_>, f: &mut Failures, slot: &FuncSlot<'_>) -> Option<Value> {
+    let format = cx.abi.entry_format();
+    let (at, func_name, old_size) = (&slot.at, &slot.func_name, slot.old_size);
+    let stacked = if cx.deps.is_empty() {
+        ""
+    } else {
+        " or the payloads it stacks on"
+    };
+    let by_name = func_name.as_deref().and_then(|n| {
+        cx.xen
+            .resolve_runtime_name(n)
+            .filter(|s| s.addr != 0)
+            .map(|s| Value::Xen(s.addr))
+            .or_else(|| cx.dep_exports(n).map(|_| Value::Dep))
+    });
+    let old = pointer_field(cx, slot.sec, slot.base + format.old_addr_off);
+    f.check();
+    match old {
+        None => {
+            f.fail(
+                Check::FunctionTable,
+                at.to_string(),
+                format!(
+                    "old_addr has a relocation other than {}",
+                    cx.arch().pointer_reloc_name()
+                ),
+            );
+            None
+        }
+        Some(v) if is_null(v) => match (&func_name, by_name) {
+            (_, Some(v)) => Some(v),
+            (None, None) => {
+                f.fail(
+                    Check::FunctionTable,
+                    at.to_string(),
+                    "both name and old_addr are NULL",
+                );
+                None
+            }
+            (Some(_), None) => {
+                f.fail(
+                    Check::FunctionTable,
+                    at.to_string(),
+                    format!("old_addr is 0 and the name does not resolve in xen-syms{stacked}"),
+                );
+                None
+            }
+        },
+        Some(v) => {
+            match (v, by_name, &func_name) {
+                (Value::Xen(a) | Value::Abs(a), Some(Value::Xen(b)), Some(n)) if a != b => {
+                    f.fail(
+                        Check::FunctionTable,
+                        at.to_string(),
+                        format!("old_addr {a:#x} is not the address of {n} in xen-syms ({b:#x})"),
+                    );
+                }
+                (_, None, Some(n)) => f.fail(
+                    Check::FunctionTable,
+                    at.to_string(),
+                    format!("{n} is not a symbol of xen-syms{stacked}"),
+                ),
+                (Value::Abs(a), _, None) if cx.image.read(a, old_size.max(1)).is_none() => f.fail(
+                    Check::FunctionTable,
+                    at.to_string(),
+                    format!("old_addr {a:#x}+{old_size:#x} is not inside xen-syms's image"),
+                ),
+                _ => {}
+            }
+            Some(v)
+        }
+    }
+}
+
+/// The entry's `new_addr`: a NOP-out, or new code the old can jump to.
+fn check_new_addr(
+    cx: &Context<'_, '_>,
+    f: &mut Failures,
+    slot: &FuncSlot<'_>,
+    old_xen: Option<u64>,
+) {
+    let format = cx.abi.entry_format();
+    let at = &slot.at;
+    let new = pointer_field(cx, slot.sec, slot.base + format.new_addr_off);
+    f.check();
+    match new {
+        None => f.fail(
+            Check::FunctionTable,
+            at.to_string(),
+            format!(
+                "new_addr has a relocation other than {}",
+                cx.arch().pointer_reloc_name()
+            ),
+        ),
+        Some(v) if is_null(v) => check_nop_out(cx, f, slot, old_xen),
+        Some(v) => check_new_code(cx, f, slot, v, old_xen),
+    }
+}
+
+/// A NULL `new_addr`: the old code is replaced with NOPs.
+fn check_nop_out(
+    cx: &Context<'_, '_>,
+    f: &mut Failures,
+    slot: &FuncSlot<'_>,
+    old_xen: Option<u64>,
+) {
+    let (at, old_size, new_size) = (&slot.at, slot.old_size, slot.new_size);
+    if new_size > OPAQUE_SIZE {
+        f.fail(
+            Check::FunctionTable,
+            at.to_string(),
+            format!("new_addr is 0 (NOP-out) but new_size {new_size} is more than {OPAQUE_SIZE}"),
+        );
+    } else if old_size < new_size {
+        f.fail(
+            Check::FunctionTable,
+            at.to_string(),
+            format!(
+                "new_addr is 0 (NOP-out) but old_size {old_size} is less than new_size {new_size}"
+            ),
+        );
+    } else if let Some(a) = old_xen {
+        let arch = cx.arch();
+        let pad = cx.image.read(a, 4).map_or(0, |c| arch.landing_pad_size(c));
+        f.check();
+        let granule = arch.nop_out_granule();
+        if !new_size.is_multiple_of(granule) {
+            // Arm writes whole nops (arch_livepatch_verify_func).
+            f.fail(Check::FunctionTable, at.to_string(), format!("NOP-out of {new_size} bytes is not a whole number of {granule}-byte instructions"));
+        }
+        f.check();
+        if pad != 0 && new_size < pad {
+            // The loader skips the landing pad and NOPs new_size - pad bytes: this underflows.
+            f.fail(Check::FunctionTable, at.to_string(), format!("NOP-out of {new_size} bytes is shorter than the {} the function starts with (the loader's length new_size - {pad} underflows)", arch.landing_pad_name()));
+        }
+        f.check();
+        match splits_instruction(cx, a, new_size) {
+            Ok(None) => {}
+            Ok(Some(why)) => f.fail(
+                Check::FunctionTable,
+                at.to_string(),
+                format!("NOP-out of {new_size} bytes {why}"),
+            ),
+            Err(e) => f.note(format!(
+                "{at}: NOP-out end not checked against instruction boundaries: {e}"
+            )),
+        }
+    }
+}
+
+/// New code at `v`: the patch instruction fits the old function, the code
+/// is executable and within a 32-bit jump of the old.
+fn check_new_code(
+    cx: &Context<'_, '_>,
+    f: &mut Failures,
+    slot: &FuncSlot<'_>,
+    v: Value,
+    old_xen: Option<u64>,
+) {
+    let p = cx.p;
+    let (at, old_size) = (&slot.at, slot.old_size);
+    let arch = cx.arch();
+    let head = old_xen.and_then(|a| cx.image.read(a, 4)).unwrap_or(&[]);
+    let needed = arch.patch_site_size(head);
+    if old_size != 0 && old_size < needed {
+        f.fail(
+            Check::FunctionTable,
+            at.to_string(),
+            format!(
+                "old_size {old_size} cannot hold the {needed}-byte {}{}",
+                arch.patch_insn_name(),
+                if arch.landing_pad_size(head) != 0 {
+                    format!(" after the function's {}", arch.landing_pad_name())
+                } else {
+                    String::new()
+                }
+            ),
+        );
+    }
+    f.check();
+    if let Value::Local { section, .. } = v {
+        if !p.layout.is_text(section) {
+            f.fail(
+                Check::FunctionTable,
+                at.to_string(),
+                format!(
+                    "new_addr points into {}, which is not executable",
+                    p.section_label(section)
+                ),
+            );
+        }
+    }
+    // livepatch_verify_distance: the jump is a 32-bit displacement.
+    if let (Some(a), Some(new_rel)) = (old_xen, cx.local_addr(v)) {
+        let (lo, hi) = (i128::from(cx.area.lo), i128::from(cx.area.hi));
+        let a = i128::from(a);
+        let new_rel = i128::from(new_rel);
+        let far = (a - (lo + new_rel)).abs().max((a - (hi + new_rel)).abs());
+        f.check();
+        if far >= 1i128 << 31 {
+            f.fail(
+                Check::FunctionTable,
+                at.to_string(),
+                format!("the new code may be more than 2 GiB from the old ({far:#x})"),
             );
         }
     }
@@ -1345,12 +1424,12 @@ fn check_alt_calls(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, size: 
 /// Addresses `new_addr` entries point at (symbols there override, not add).
 pub fn new_addr_targets(cx: &Context<'_, '_>) -> HashSet<u64> {
     let p = cx.p;
-    let layout = cx.abi.layout();
+    let format = cx.abi.entry_format();
     let mut out = HashSet::new();
-    if let Some(sec) = p.section(layout.section) {
-        if layout.entry_size > 0 && sec.sh_size % layout.entry_size == 0 {
-            for i in 0..entries(sec, p.data, layout.entry_size).unwrap_or(0) {
-                if let Some(a) = pointer_field(cx, sec, i * layout.entry_size + layout.new_addr_off)
+    if let Some(sec) = p.section(format.section) {
+        if format.entry_size > 0 && sec.sh_size % format.entry_size == 0 {
+            for i in 0..entries(sec, p.data, format.entry_size).unwrap_or(0) {
+                if let Some(a) = pointer_field(cx, sec, i * format.entry_size + format.new_addr_off)
                     .and_then(|v| cx.local_addr(v))
                 {
                     out.insert(a);

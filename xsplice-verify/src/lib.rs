@@ -59,7 +59,7 @@ fn read(path: &Path, role: Role) -> Result<Vec<u8>, VerifyError> {
 /// The layout a payload declares, for targets that cannot tell theirs.
 fn infer_abi(p: &payload::Payload<'_>) -> Abi {
     let xen_depends = Abi::LivepatchV2.xen_depends_section();
-    if p.section(Abi::Xsplice.layout().section).is_some()
+    if p.section(Abi::Xsplice.entry_format().section).is_some()
         || p.section(Abi::Xsplice.depends_section()).is_some()
     {
         Abi::Xsplice
@@ -73,7 +73,7 @@ fn infer_abi(p: &payload::Payload<'_>) -> Abi {
 }
 
 fn funcs_version(p: &payload::Payload<'_>) -> Option<u8> {
-    let layout = Abi::LivepatchV2.layout();
+    let layout = Abi::LivepatchV2.entry_format();
     let s = p.section(layout.section)?;
     let off = layout.version_off as usize;
     s.data(p.data)?.get(off).copied()

@@ -23,7 +23,7 @@ pub enum Region {
 /// Where the loader would place the allocated sections, relative to the
 /// start of the payload's allocation (its text region).
 #[derive(Debug, Clone, Default)]
-pub struct Layout {
+pub struct SectionMap {
     /// Per section: its offset from the allocation start and region.
     pub place: Vec<Option<(u64, Region)>>,
     pub text_size: u64,
@@ -31,7 +31,7 @@ pub struct Layout {
     pub ro_size: u64,
 }
 
-impl Layout {
+impl SectionMap {
     pub fn region_start(&self, region: Region) -> u64 {
         match region {
             Region::Text => 0,
@@ -77,7 +77,7 @@ pub struct Payload<'a> {
     pub symbols: Vec<Symbol>,
     /// Relocations per target section, as (relocation section, entry).
     pub relas: HashMap<usize, Vec<(usize, Rela)>>,
-    pub layout: Layout,
+    pub layout: SectionMap,
     /// The loader would stop before symbols and relocations are usable.
     pub fatal: bool,
 }
@@ -133,7 +133,7 @@ pub fn parse<'a>(data: &'a [u8], arch: Arch, f: &mut Failures) -> Payload<'a> {
         name_sections(&mut p, f);
         check_sections(&mut p, f);
         if find_symbol_table(&mut p, f) && read_symbols(&mut p, f) {
-            p.layout = layout(&p, f);
+            p.layout = section_map(&p, f);
             collect_relocations(&mut p, f);
         }
     }
@@ -560,10 +560,10 @@ fn check_strtab(s: &Section, data: &[u8]) -> Result<(), String> {
 
 /// The loader's placement (`move_payload`): allocated sections go to text
 /// (exec), rw (write) or ro, each aligned within its region.
-fn layout(p: &Payload<'_>, f: &mut Failures) -> Layout {
-    let mut l = Layout {
+fn section_map(p: &Payload<'_>, f: &mut Failures) -> SectionMap {
+    let mut l = SectionMap {
         place: vec![None; p.sections.len()],
-        ..Layout::default()
+        ..SectionMap::default()
     };
     let mut place = Vec::new();
     for s in p.sections.iter().skip(1) {
@@ -715,7 +715,7 @@ mod tests {
             ..Payload::default()
         };
         let mut f = Failures::default();
-        let l = layout(&p, &mut f);
+        let l = section_map(&p, &mut f);
         assert_eq!(l.addr(1), Some(0));
         assert_eq!(l.addr(2), Some(16));
         assert_eq!(l.text_size, 21);

@@ -6,10 +6,10 @@
 //! the object, init code's too: only the fragments the kept entries reach
 //! are copied.
 
-use crate::abi::SpecialSizes;
 use crate::error::Error;
 use crate::include::{Includer, NameResolver, Plan, Role};
 use std::collections::HashMap;
+use xsplice_target::abi::SpecialSizes;
 
 use crate::model::{Object, Place, Reloc, SectionId};
 use crate::read::reloc_target;

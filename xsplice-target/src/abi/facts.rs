@@ -26,7 +26,7 @@ pub enum AbiChoice {
 
 /// Where each field of one function-table entry lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FuncLayout {
+pub struct FuncEntryFormat {
     pub abi: Abi,
     /// The section holding the array of entries.
     pub section: &'static str,
@@ -55,8 +55,8 @@ pub use crate::arch::x86_64::ENDBR64;
 /// The loader's `LIVEPATCH_OPAQUE_SIZE`: most bytes a NOP-out entry (`new_addr` 0) may cover.
 pub const OPAQUE_SIZE: u64 = 31;
 
-/// The loader refuses payloads larger than this (`LIVEPATCH_MAX_SIZE`).
-pub const MAX_PAYLOAD_SIZE: u64 = 2 * 1024 * 1024;
+/// The loader's largest payload (kept with the other input bounds).
+pub use crate::bounds::MAX_PAYLOAD_SIZE;
 
 /// The loader's limit on a payload name (`XEN_LIVEPATCH_NAME_SIZE`, with its NUL).
 pub const NAME_SIZE: usize = 128;
@@ -98,15 +98,15 @@ impl Abi {
     /// Every layout, oldest first.
     pub const ALL: [Abi; 3] = [Abi::Xsplice, Abi::LivepatchV1, Abi::LivepatchV2];
 
-    /// The function-table layout. All three share the field offsets; they
+    /// Where each field of a function-table entry lives. All three share the field offsets; they
     /// differ in section name, version and the tail after `version`.
-    pub fn layout(self) -> FuncLayout {
+    pub fn entry_format(self) -> FuncEntryFormat {
         let (section, entry_size, version) = match self {
             Abi::Xsplice => (".xsplice.funcs", 64, 1),
             Abi::LivepatchV1 => (".livepatch.funcs", 64, 1),
             Abi::LivepatchV2 => (".livepatch.funcs", 104, 2),
         };
-        FuncLayout {
+        FuncEntryFormat {
             abi: self,
             section,
             entry_size,

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use object::elf;
 
-use crate::Error;
+use crate::error::Error;
 
 pub use x86_64::Flow;
 

@@ -175,9 +175,48 @@ fn malformed(path: &Path, what: impl std::fmt::Display) -> Error {
     })
 }
 
-/// Read the first compile unit of a relocatable object compiled with `-g`.
+type Dwarf<'a> = gimli::Dwarf<Slice<'a>>;
+type DwarfUnit<'a> = gimli::Unit<Slice<'a>>;
+
+/// Read the first compile unit of a relocatable object compiled with `-g`:
+/// its debug sections (relocated), the line table's file names, then every
+/// DIE in depth-first order.
 pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
     let file = object::File::parse(data).map_err(|e| malformed(path, e))?;
+    let sections = debug_sections(path, &file)?;
+    if !sections.contains_key(".debug_info") {
+        return Err(malformed(path, "no .debug_info (not compiled with -g)"));
+    }
+    let empty: &[u8] = &[];
+    let dwarf = gimli::Dwarf::load(|id| -> Result<Slice<'_>, gimli::Error> {
+        Ok(EndianSlice::new(
+            sections.get(id.name()).map(Vec::as_slice).unwrap_or(empty),
+            LittleEndian,
+        ))
+    })
+    .map_err(|e| malformed(path, e))?;
+    let header = dwarf
+        .units()
+        .next()
+        .map_err(|e| malformed(path, e))?
+        .ok_or_else(|| malformed(path, "no compile unit"))?;
+    let unit = dwarf.unit(header).map_err(|e| malformed(path, e))?;
+    let mut out = Unit {
+        source: String::new(),
+        dies: Vec::new(),
+        by_offset: HashMap::new(),
+        files: line_files(&dwarf, &unit),
+        refs: elf_references(&file),
+    };
+    read_dies(path, &dwarf, &unit, &mut out)?;
+    Ok(out)
+}
+
+/// The debug sections the reader uses, each with its relocations applied.
+fn debug_sections(
+    path: &Path,
+    file: &object::File<'_>,
+) -> Result<HashMap<&'static str, Vec<u8>>, Error> {
     // A relocatable object's debug sections refer to each other through
     // relocations (string offsets, line-table offsets): apply them.
     let mut sections: HashMap<&'static str, Vec<u8>> = HashMap::new();
@@ -224,30 +263,12 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
         }
         sections.insert(id.name(), bytes);
     }
-    if !sections.contains_key(".debug_info") {
-        return Err(malformed(path, "no .debug_info (not compiled with -g)"));
-    }
-    let empty: &[u8] = &[];
-    let dwarf = gimli::Dwarf::load(|id| -> Result<Slice<'_>, gimli::Error> {
-        Ok(EndianSlice::new(
-            sections.get(id.name()).map(Vec::as_slice).unwrap_or(empty),
-            LittleEndian,
-        ))
-    })
-    .map_err(|e| malformed(path, e))?;
-    let header = dwarf
-        .units()
-        .next()
-        .map_err(|e| malformed(path, e))?
-        .ok_or_else(|| malformed(path, "no compile unit"))?;
-    let unit = dwarf.unit(header).map_err(|e| malformed(path, e))?;
-    let mut out = Unit {
-        source: String::new(),
-        dies: Vec::new(),
-        by_offset: HashMap::new(),
-        files: Vec::new(),
-        refs: elf_references(&file),
-    };
+    Ok(sections)
+}
+
+/// The line table's file names by index, relative to the compile directory.
+fn line_files(dwarf: &Dwarf<'_>, unit: &DwarfUnit<'_>) -> Vec<Option<String>> {
+    let mut files = Vec::new();
     // Paths relative to the compile directory, so that the same tree built
     // in two places (the base and the working copy) names files alike.
     let comp_dir = unit
@@ -268,18 +289,18 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
         } else {
             (1, h.file_names().len() as u64 + 1)
         };
-        out.files = vec![None; last as usize];
+        files = vec![None; last as usize];
         for i in first..last {
             let Some(f) = h.file(i) else { continue };
             let name = dwarf
-                .attr_string(&unit, f.path_name())
+                .attr_string(unit, f.path_name())
                 .map(|s| s.to_string_lossy().into_owned())
                 .ok();
             let dir = f
                 .directory(h)
-                .and_then(|d| dwarf.attr_string(&unit, d).ok())
+                .and_then(|d| dwarf.attr_string(unit, d).ok())
                 .map(|s| s.to_string_lossy().into_owned());
-            out.files[i as usize] = name
+            files[i as usize] = name
                 .map(|n| match dir {
                     Some(d) if !n.starts_with('/') && !d.is_empty() => format!("{d}/{n}"),
                     _ => n,
@@ -287,6 +308,17 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
                 .map(relative);
         }
     }
+    files
+}
+
+/// Every DIE of `unit` into `out`, with its parent and children, in
+/// depth-first order.
+fn read_dies(
+    path: &Path,
+    dwarf: &Dwarf<'_>,
+    unit: &DwarfUnit<'_>,
+    out: &mut Unit,
+) -> Result<(), Error> {
     let mut stack: Vec<usize> = Vec::new();
     let mut cursor = unit.entries();
     let mut depth: isize = 0;
@@ -294,78 +326,7 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
         depth += delta;
         let d = depth.max(0) as usize;
         stack.truncate(d);
-        let mut die = Die {
-            tag: entry.tag(),
-            depth: d,
-            parent: stack.last().copied(),
-            children: Vec::new(),
-            name: None,
-            byte_size: None,
-            bit_size: None,
-            member_offset: None,
-            data_bit_offset: None,
-            old_bit_offset: None,
-            ty: None,
-            origin: None,
-            const_value: None,
-            decl_file: None,
-            declaration: false,
-            has_code: false,
-            static_storage: false,
-            external: false,
-            count: None,
-            encoding: None,
-            alignment: None,
-        };
-        let mut attrs = entry.attrs();
-        while let Some(a) = attrs.next().map_err(|e| malformed(path, e))? {
-            match a.name() {
-                gimli::DW_AT_name => {
-                    die.name = dwarf
-                        .attr_string(&unit, a.value())
-                        .ok()
-                        .map(|s| s.to_string_lossy().into_owned());
-                }
-                gimli::DW_AT_byte_size => die.byte_size = a.udata_value(),
-                gimli::DW_AT_bit_size => die.bit_size = a.udata_value(),
-                gimli::DW_AT_data_member_location => die.member_offset = a.udata_value(),
-                gimli::DW_AT_data_bit_offset => die.data_bit_offset = a.udata_value(),
-                gimli::DW_AT_bit_offset => die.old_bit_offset = a.udata_value(),
-                gimli::DW_AT_type => {
-                    if let AttributeValue::UnitRef(o) = a.value() {
-                        die.ty = Some(o);
-                    }
-                }
-                gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
-                    if let AttributeValue::UnitRef(o) = a.value() {
-                        die.origin = Some(o);
-                    }
-                }
-                gimli::DW_AT_const_value => {
-                    die.const_value = a
-                        .sdata_value()
-                        .or_else(|| a.udata_value().map(|v| v as i64));
-                }
-                gimli::DW_AT_decl_file => die.decl_file = a.udata_value(),
-                gimli::DW_AT_declaration => die.declaration = true,
-                gimli::DW_AT_low_pc | gimli::DW_AT_ranges => die.has_code = true,
-                gimli::DW_AT_location => {
-                    if let AttributeValue::Exprloc(e) = a.value() {
-                        die.static_storage = e.0.slice().first() == Some(&gimli::DW_OP_addr.0);
-                    }
-                }
-                gimli::DW_AT_count => die.count = a.udata_value(),
-                gimli::DW_AT_external => die.external = true,
-                gimli::DW_AT_encoding => {
-                    if let AttributeValue::Encoding(e) = a.value() {
-                        die.encoding = Some(u64::from(e.0));
-                    }
-                }
-                gimli::DW_AT_alignment => die.alignment = a.udata_value(),
-                gimli::DW_AT_upper_bound => die.count = a.udata_value().map(|u| u + 1),
-                _ => {}
-            }
-        }
+        let die = read_die(path, dwarf, unit, entry, d, stack.last().copied())?;
         let idx = out.dies.len();
         out.by_offset.insert(entry.offset(), idx);
         if let Some(p) = die.parent {
@@ -377,7 +338,91 @@ pub fn read_unit(path: &Path, data: &[u8]) -> Result<Unit, Error> {
         out.dies.push(die);
         stack.push(idx);
     }
-    Ok(out)
+    Ok(())
+}
+
+/// One DIE's tag and the attributes the layout rule reads.
+fn read_die(
+    path: &Path,
+    dwarf: &Dwarf<'_>,
+    unit: &DwarfUnit<'_>,
+    entry: &gimli::DebuggingInformationEntry<'_, '_, Slice<'_>>,
+    depth: usize,
+    parent: Option<usize>,
+) -> Result<Die, Error> {
+    let mut die = Die {
+        tag: entry.tag(),
+        depth,
+        parent,
+        children: Vec::new(),
+        name: None,
+        byte_size: None,
+        bit_size: None,
+        member_offset: None,
+        data_bit_offset: None,
+        old_bit_offset: None,
+        ty: None,
+        origin: None,
+        const_value: None,
+        decl_file: None,
+        declaration: false,
+        has_code: false,
+        static_storage: false,
+        external: false,
+        count: None,
+        encoding: None,
+        alignment: None,
+    };
+    let mut attrs = entry.attrs();
+    while let Some(a) = attrs.next().map_err(|e| malformed(path, e))? {
+        match a.name() {
+            gimli::DW_AT_name => {
+                die.name = dwarf
+                    .attr_string(unit, a.value())
+                    .ok()
+                    .map(|s| s.to_string_lossy().into_owned());
+            }
+            gimli::DW_AT_byte_size => die.byte_size = a.udata_value(),
+            gimli::DW_AT_bit_size => die.bit_size = a.udata_value(),
+            gimli::DW_AT_data_member_location => die.member_offset = a.udata_value(),
+            gimli::DW_AT_data_bit_offset => die.data_bit_offset = a.udata_value(),
+            gimli::DW_AT_bit_offset => die.old_bit_offset = a.udata_value(),
+            gimli::DW_AT_type => {
+                if let AttributeValue::UnitRef(o) = a.value() {
+                    die.ty = Some(o);
+                }
+            }
+            gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
+                if let AttributeValue::UnitRef(o) = a.value() {
+                    die.origin = Some(o);
+                }
+            }
+            gimli::DW_AT_const_value => {
+                die.const_value = a
+                    .sdata_value()
+                    .or_else(|| a.udata_value().map(|v| v as i64));
+            }
+            gimli::DW_AT_decl_file => die.decl_file = a.udata_value(),
+            gimli::DW_AT_declaration => die.declaration = true,
+            gimli::DW_AT_low_pc | gimli::DW_AT_ranges => die.has_code = true,
+            gimli::DW_AT_location => {
+                if let AttributeValue::Exprloc(e) = a.value() {
+                    die.static_storage = e.0.slice().first() == Some(&gimli::DW_OP_addr.0);
+                }
+            }
+            gimli::DW_AT_count => die.count = a.udata_value(),
+            gimli::DW_AT_external => die.external = true,
+            gimli::DW_AT_encoding => {
+                if let AttributeValue::Encoding(e) = a.value() {
+                    die.encoding = Some(u64::from(e.0));
+                }
+            }
+            gimli::DW_AT_alignment => die.alignment = a.udata_value(),
+            gimli::DW_AT_upper_bound => die.count = a.udata_value().map(|u| u + 1),
+            _ => {}
+        }
+    }
+    Ok(die)
 }
 
 /// For each function symbol, the symbols its code refers to.
@@ -1418,16 +1463,9 @@ pub fn assess(
         replaced.map(|r| r.iter().map(|n| plain_name(n)).collect());
     let mut out = Verdict::default();
     for (change, tidx) in changed_layouts(orig, patched) {
-        let orig_index = change.orig_index;
-        let note = |kind, rule: String| LayoutNote {
-            kind,
-            type_name: change.name.clone(),
-            decl_file: change.decl_file.clone(),
-            change: change.first_difference.clone(),
-            rule,
-        };
         if change.kind == ChangeKind::SameBytes {
             out.notes.push(note(
+                &change,
                 WarningKind::LayoutSameBytes,
                 "layouts are compared by bytes (offset, size and type of what lies there): \
                  no byte of an existing instance changes meaning"
@@ -1435,6 +1473,77 @@ pub fn assess(
             ));
             continue;
         }
+        let exposure = Exposure::new(orig, patched, &change, tidx, replaced.as_ref());
+        let same_size = matches!(
+            change.kind,
+            ChangeKind::Alignment { old_size, new_size, .. } if old_size == new_size
+        );
+        // With every offset and the size the same, unchanged code and old
+        // instances read the same bytes: only the instances' addresses
+        // can break the new alignment.
+        let mut why = if same_size {
+            Vec::new()
+        } else {
+            old_layout_reasons(&change, &exposure, &patched.source)
+        };
+        if let ChangeKind::Alignment { new, .. } = change.kind {
+            let check = AlignmentCheck::new(&change, &exposure, patched, address_of, new);
+            why.extend(check.misaligned.iter().cloned());
+            if why.is_empty() {
+                out.notes.push(check.note(&change, same_size));
+                continue;
+            }
+        }
+        if why.is_empty() {
+            out.notes.extend(accepted_note(&change, &exposure));
+            continue;
+        }
+        out.refusals.push(layout_refusal(&change, &why));
+    }
+    out
+}
+
+/// A note that `change` was accepted, under `kind`'s rule.
+fn note(change: &LayoutChange, kind: WarningKind, rule: String) -> LayoutNote {
+    LayoutNote {
+        kind,
+        type_name: change.name.clone(),
+        decl_file: change.decl_file.clone(),
+        change: change.first_difference.clone(),
+        rule,
+    }
+}
+
+/// The file declaring the changed type, as messages name it.
+fn declared_in(change: &LayoutChange) -> String {
+    change.decl_file.clone().unwrap_or_else(|| "?".into())
+}
+
+/// Who can hold or use a changed type's old layout: the evidence the rule
+/// weighs, gathered from both builds of the unit.
+struct Exposure {
+    /// Functions whose code uses the type or refers to a function or
+    /// variable of it (true: through a pointer).
+    users: BTreeMap<String, bool>,
+    /// Users the payload does not replace (empty when that is not known).
+    unchanged: Vec<String>,
+    /// Variables with static storage reaching the type: (through a
+    /// pointer, holds it directly).
+    statics: BTreeMap<String, (bool, bool)>,
+    /// The unit's variables with static storage before the patch.
+    old: BTreeSet<String>,
+    /// Original functions that allocate the type on the heap.
+    allocating: Vec<String>,
+}
+
+impl Exposure {
+    fn new(
+        orig: &Unit,
+        patched: &Unit,
+        change: &LayoutChange,
+        tidx: usize,
+        replaced: Option<&BTreeSet<&str>>,
+    ) -> Exposure {
         let reach = patched.reach(tidx);
         let uses = patched.function_uses(&reach);
         let reaching = patched.symbols_reaching(&reach);
@@ -1445,194 +1554,244 @@ pub fn assess(
                 users.entry(plain_name(func).to_string()).or_insert(false);
             }
         }
-        let unchanged: Vec<&str> = match &replaced {
+        let unchanged: Vec<String> = match replaced {
             Some(r) => users
                 .keys()
                 .map(|k| plain_name(k))
                 .filter(|k| !r.contains(k))
+                .map(str::to_string)
                 .collect(),
             None => Vec::new(),
         };
-        // Instances with static storage: this unit's statics that existed
-        // before the patch, and variables of other units it declares.
-        let statics = patched.static_variables_reaching(&reach, tidx);
-        let old = orig.static_variable_names();
-        let existing = |pointer: bool| -> Vec<&str> {
-            statics
-                .iter()
-                .filter(|(v, &(p, _))| p == pointer && old.contains(*v))
-                .map(|(v, _)| v.as_str())
-                .collect()
-        };
-        let (holding, pointing) = (existing(false), existing(true));
-        let by_pointer: Vec<&str> = users
+        Exposure {
+            users,
+            unchanged,
+            // Instances with static storage: this unit's statics that existed
+            // before the patch, and variables of other units it declares.
+            statics: patched.static_variables_reaching(&reach, tidx),
+            old: orig.static_variable_names(),
+            // Heap instances of a type local to the file can only be made in
+            // this unit (nowhere else has its size): those with the old layout
+            // by an original function that holds a pointer to it and calls an
+            // allocator.
+            allocating: orig.allocating(change.orig_index),
+        }
+    }
+
+    /// Existing variables holding the type (`pointer`: leading to it).
+    fn existing(&self, pointer: bool) -> Vec<&str> {
+        self.statics
+            .iter()
+            .filter(|(v, &(p, _))| p == pointer && self.old.contains(*v))
+            .map(|(v, _)| v.as_str())
+            .collect()
+    }
+
+    /// Users that reach the type through a pointer.
+    fn by_pointer(&self) -> Vec<&str> {
+        self.users
             .iter()
             .filter(|(_, &p)| p)
             .map(|(k, _)| k.as_str())
-            .collect();
-        // Heap instances of a type local to the file can only be made in
-        // this unit (nowhere else has its size): those with the old layout
-        // by an original function that holds a pointer to it and calls an
-        // allocator.
-        let allocating = orig.allocating(orig_index);
-        let allocating: Vec<&str> = allocating.iter().map(String::as_str).collect();
-        let file = change.decl_file.clone().unwrap_or_else(|| "?".into());
-        let header = !change.local;
-        let mut why = Vec::new();
-        let same_size = matches!(
-            change.kind,
-            ChangeKind::Alignment { old_size, new_size, .. } if old_size == new_size
-        );
-        // With every offset and the size the same, unchanged code and old
-        // instances read the same bytes: only the instances' addresses
-        // can break the new alignment.
-        if !same_size {
-            if header && change.type_kind == TypeKind::Enum {
-                why.push(format!(
-                    "it is defined in {file}, outside {}, so any unit of the running Xen may hold \
-                     its values with the old numbering",
-                    patched.source
-                ));
-            }
-            if !holding.is_empty() {
-                why.push(format!(
-                    "existing variable(s) {} hold it with the old layout",
-                    list(&holding)
-                ));
-            }
-            if !pointing.is_empty() {
-                why.push(format!(
-                    "existing variable(s) {} lead to instances made before the patch",
-                    list(&pointing)
-                ));
-            }
-            if header && !by_pointer.is_empty() {
-                why.push(format!(
-                    "{} reach it through a pointer, and it is defined in {file}, outside {}, so \
-                     the pointer may lead to an instance any unit of the running Xen made before \
-                     the patch",
-                    list(&by_pointer),
-                    patched.source
-                ));
-            }
-            if !header && !allocating.is_empty() {
-                why.push(format!(
-                    "{} allocate it on the heap and reach it through a pointer, so an instance \
-                     made before the patch may outlive the switch",
-                    list(&allocating)
-                ));
-            }
-            if !unchanged.is_empty() {
-                why.push(format!(
-                    "unchanged code uses it: {} in {}",
-                    list(&unchanged),
-                    patched.source
-                ));
-            }
-        }
-        // The alignment of instances whose address is known.
-        let mut unchecked: Vec<String> = Vec::new();
-        if let ChangeKind::Alignment { new, .. } = change.kind {
-            let mut checked = Vec::new();
-            for (v, &(pointer, direct)) in &statics {
-                if pointer || !old.contains(v) {
-                    continue;
-                }
-                let external = patched.is_external(v);
-                match (direct, address_of(v, external)) {
-                    (true, Some(addr)) if !addr.is_multiple_of(new) => why.push(format!(
-                        "existing variable {v} lies at {addr:#x}, not {new}-byte aligned"
-                    )),
-                    (true, Some(addr)) => checked.push(format!("{v} at {addr:#x}")),
-                    (true, None) => unchecked.push(format!("{v} (not found in xen-syms)")),
-                    (false, _) => unchecked.push(format!("{v} (holds it inside another type)")),
-                }
-            }
-            if !by_pointer.is_empty() || header {
-                unchecked.push(if header {
-                    format!(
-                        "instances other units of the running Xen made (it is defined in {file})"
-                    )
-                } else {
-                    format!(
-                        "instances reached through pointers by {}",
-                        list(&by_pointer)
-                    )
-                });
-            }
-            if why.is_empty() {
-                let checked = if checked.is_empty() {
-                    "no variable of it to check".to_string()
-                } else {
-                    format!("variables aligned: {}", checked.join(", "))
-                };
-                let rest = if unchecked.is_empty() {
-                    String::new()
-                } else {
-                    format!("; cannot be checked: {}", unchecked.join(", "))
-                };
-                out.notes.push(note(
-                    WarningKind::LayoutAlignmentOnly,
-                    format!(
-                        "an alignment change moves no member{}; {checked}{rest}",
-                        if same_size {
-                            ""
-                        } else {
-                            " and no instance of the old size can outlive the switch"
-                        }
-                    ),
-                ));
-                continue;
-            }
-        }
-        if why.is_empty() {
-            if header && users.is_empty() && statics.is_empty() {
-                out.notes.push(note(
-                    WarningKind::LayoutNoInstance,
-                    format!(
-                        "nothing in the changed units holds, points to or uses it, and units \
-                         whose code did not change do not depend on its layout (defined in {file})"
-                    ),
-                ));
-            } else if header || !by_pointer.is_empty() {
-                out.notes.push(note(
-                    WarningKind::LayoutAutomaticOnly,
-                    format!(
-                        "every instance is an automatic variable of functions the payload \
-                         replaces ({}), and the loader switches code only when no CPU is inside \
-                         a hypervisor function (xen/common/livepatch.c, do_livepatch_work), so \
-                         none survives the switch",
-                        list(&users.keys().map(String::as_str).collect::<Vec<_>>())
-                    ),
-                ));
-            }
-            continue;
-        }
-        out.refusals.push(Refusal {
-            kind: RefusalKind::LayoutChanged,
-            symbol: change.name.clone(),
-            section: file,
-            reason: format!(
-                "layout of {} changed ({}) and code or data the payload does not replace still \
-                 uses the old layout: {}",
-                change.name,
-                change.first_difference,
-                why.join("; ")
-            ),
-            hint: format!(
-                "keep the layout of {} as it is: put new state in a new variable or a new \
-                 structure (a shadow allocated from a load hook, or an array indexed by domain or \
-                 vCPU id) that only the patched code uses; a changed type may stay only if every \
-                 function using it is patched and no instance outlives a call",
-                change.name
-            ),
-        });
+            .collect()
     }
-    out
 }
 
-fn list(names: &[&str]) -> String {
-    let mut s: Vec<&str> = names.iter().take(USERS_NAMED).copied().collect();
+/// Why instances or users of the old layout outlive the switch, for a
+/// change that moves bytes (empty: none do).
+fn old_layout_reasons(change: &LayoutChange, exposure: &Exposure, source: &str) -> Vec<String> {
+    let file = declared_in(change);
+    let header = !change.local;
+    let (holding, pointing) = (exposure.existing(false), exposure.existing(true));
+    let by_pointer = exposure.by_pointer();
+    let mut why = Vec::new();
+    if header && change.type_kind == TypeKind::Enum {
+        why.push(format!(
+            "it is defined in {file}, outside {source}, so any unit of the running Xen may hold \
+             its values with the old numbering"
+        ));
+    }
+    if !holding.is_empty() {
+        why.push(format!(
+            "existing variable(s) {} hold it with the old layout",
+            list(&holding)
+        ));
+    }
+    if !pointing.is_empty() {
+        why.push(format!(
+            "existing variable(s) {} lead to instances made before the patch",
+            list(&pointing)
+        ));
+    }
+    if header && !by_pointer.is_empty() {
+        why.push(format!(
+            "{} reach it through a pointer, and it is defined in {file}, outside {source}, so \
+             the pointer may lead to an instance any unit of the running Xen made before \
+             the patch",
+            list(&by_pointer),
+        ));
+    }
+    if !header && !exposure.allocating.is_empty() {
+        why.push(format!(
+            "{} allocate it on the heap and reach it through a pointer, so an instance \
+             made before the patch may outlive the switch",
+            list(&exposure.allocating)
+        ));
+    }
+    if !exposure.unchanged.is_empty() {
+        why.push(format!(
+            "unchanged code uses it: {} in {source}",
+            list(&exposure.unchanged),
+        ));
+    }
+    why
+}
+
+/// The new alignment held against the instances whose address is known.
+struct AlignmentCheck {
+    /// Existing variables at an address the new alignment breaks.
+    misaligned: Vec<String>,
+    /// Existing variables found aligned.
+    checked: Vec<String>,
+    /// Instances whose address cannot be known here.
+    unchecked: Vec<String>,
+}
+
+impl AlignmentCheck {
+    fn new(
+        change: &LayoutChange,
+        exposure: &Exposure,
+        patched: &Unit,
+        address_of: AddressOf<'_>,
+        new: u64,
+    ) -> AlignmentCheck {
+        let mut check = AlignmentCheck {
+            misaligned: Vec::new(),
+            checked: Vec::new(),
+            unchecked: Vec::new(),
+        };
+        for (v, &(pointer, direct)) in &exposure.statics {
+            if pointer || !exposure.old.contains(v) {
+                continue;
+            }
+            let external = patched.is_external(v);
+            match (direct, address_of(v, external)) {
+                (true, Some(addr)) if !addr.is_multiple_of(new) => check.misaligned.push(format!(
+                    "existing variable {v} lies at {addr:#x}, not {new}-byte aligned"
+                )),
+                (true, Some(addr)) => check.checked.push(format!("{v} at {addr:#x}")),
+                (true, None) => check.unchecked.push(format!("{v} (not found in xen-syms)")),
+                (false, _) => check
+                    .unchecked
+                    .push(format!("{v} (holds it inside another type)")),
+            }
+        }
+        let header = !change.local;
+        let by_pointer = exposure.by_pointer();
+        if !by_pointer.is_empty() || header {
+            check.unchecked.push(if header {
+                format!(
+                    "instances other units of the running Xen made (it is defined in {})",
+                    declared_in(change)
+                )
+            } else {
+                format!(
+                    "instances reached through pointers by {}",
+                    list(&by_pointer)
+                )
+            });
+        }
+        check
+    }
+
+    /// The note accepting an alignment change nothing breaks.
+    fn note(&self, change: &LayoutChange, same_size: bool) -> LayoutNote {
+        let checked = if self.checked.is_empty() {
+            "no variable of it to check".to_string()
+        } else {
+            format!("variables aligned: {}", self.checked.join(", "))
+        };
+        let rest = if self.unchecked.is_empty() {
+            String::new()
+        } else {
+            format!("; cannot be checked: {}", self.unchecked.join(", "))
+        };
+        note(
+            change,
+            WarningKind::LayoutAlignmentOnly,
+            format!(
+                "an alignment change moves no member{}; {checked}{rest}",
+                if same_size {
+                    ""
+                } else {
+                    " and no instance of the old size can outlive the switch"
+                }
+            ),
+        )
+    }
+}
+
+/// Why a change no reason refuses is safe, when a note is worth it.
+fn accepted_note(change: &LayoutChange, exposure: &Exposure) -> Option<LayoutNote> {
+    let header = !change.local;
+    if header && exposure.users.is_empty() && exposure.statics.is_empty() {
+        Some(note(
+            change,
+            WarningKind::LayoutNoInstance,
+            format!(
+                "nothing in the changed units holds, points to or uses it, and units \
+                 whose code did not change do not depend on its layout (defined in {})",
+                declared_in(change)
+            ),
+        ))
+    } else if header || !exposure.by_pointer().is_empty() {
+        Some(note(
+            change,
+            WarningKind::LayoutAutomaticOnly,
+            format!(
+                "every instance is an automatic variable of functions the payload \
+                 replaces ({}), and the loader switches code only when no CPU is inside \
+                 a hypervisor function (xen/common/livepatch.c, do_livepatch_work), so \
+                 none survives the switch",
+                list(
+                    &exposure
+                        .users
+                        .keys()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                )
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
+/// The refusal of a change old instances or unchanged users outlive.
+fn layout_refusal(change: &LayoutChange, why: &[String]) -> Refusal {
+    Refusal {
+        kind: RefusalKind::LayoutChanged,
+        symbol: change.name.clone(),
+        section: declared_in(change),
+        reason: format!(
+            "layout of {} changed ({}) and code or data the payload does not replace still \
+             uses the old layout: {}",
+            change.name,
+            change.first_difference,
+            why.join("; ")
+        ),
+        hint: format!(
+            "keep the layout of {} as it is: put new state in a new variable or a new \
+             structure (a shadow allocated from a load hook, or an array indexed by domain or \
+             vCPU id) that only the patched code uses; a changed type may stay only if every \
+             function using it is patched and no instance outlives a call",
+            change.name
+        ),
+    }
+}
+
+fn list<S: AsRef<str>>(names: &[S]) -> String {
+    let mut s: Vec<&str> = names.iter().take(USERS_NAMED).map(AsRef::as_ref).collect();
     s.dedup();
     let more = names.len().saturating_sub(USERS_NAMED);
     if more > 0 {
