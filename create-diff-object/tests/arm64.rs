@@ -309,3 +309,83 @@ fn verify_refuses_a_payload_for_the_other_machine() {
         );
     }
 }
+
+/// Where the PC-relative word of `section` at `at` points, as the
+/// loader computes it from the frame or entry start `base`: the payload
+/// section and offset, whether the relocation names a section or a
+/// symbol.
+fn word_target(p: &Payload, section: &str, at: u64, base: u64) -> (String, i64) {
+    let r = p
+        .relocs(section)
+        .iter()
+        .find(|r| r.offset == at)
+        .unwrap_or_else(|| panic!("{section}: no relocation at {at:#x}"));
+    assert_eq!(r.r_type, elf::R_AARCH64_PREL32, "{section}+{at:#x}: {r:?}");
+    // `.long (x - frame)` = S + A - P with P = frame + (at - base).
+    let add = r.addend - (at - base) as i64;
+    if p.has(&r.target) {
+        return (r.target.clone(), add);
+    }
+    let s = p
+        .symbol(&r.target)
+        .unwrap_or_else(|| panic!("{section}: {} is neither section nor symbol", r.target));
+    let sec = s.section.clone().expect("a defined symbol");
+    (sec, s.value as i64 + add)
+}
+
+fn word_at(p: &Payload, section: &str, off: i64) -> u32 {
+    let d = &p.sections[section];
+    let o = off as usize;
+    u32::from_le_bytes(d[o..o + 4].try_into().unwrap())
+}
+
+const BRK_1: u32 = 0xd420_0020;
+const NOP: u32 = 0xd503_201f;
+const DMB_ISH: u32 = 0xd503_3bbf;
+
+#[test]
+fn changed_functions_special_entries_are_kept_and_the_unchanged_ones_dropped() {
+    // special/: scale() (BUG_ON at line 19 of the source, alternative
+    // `nop` -> `dmb ish`, feature 5) changes its multiplier; settle()
+    // (WARN_ON, alternative `nop` -> `dmb ishld`, feature 7) does not.
+    // So the payload replaces scale only, keeps scale's one bug frame in
+    // `.bug_frames.2` and its one alternative, and has no `.bug_frames.1`
+    // (settle's warning) and no entry for settle's alternative.
+    let case = build_case("special");
+    let (p, names) = payload_and_entries(&case);
+    assert_eq!(names, ["scale"]);
+    assert!(!p.has(".bug_frames.1"), "settle's frame stays out");
+    assert!(!p.has(".text.settle"));
+
+    // One 16-byte Arm frame: loc -> the brk in scale, file -> the name,
+    // line 19 in the 16-bit field, zero padding.
+    let frames = &p.sections[".bug_frames.2"];
+    assert_eq!(frames.len(), 16, "one struct bug_frame");
+    let (sec, off) = word_target(&p, ".bug_frames.2", 0, 0);
+    assert_eq!(sec, ".text.scale");
+    assert_eq!(word_at(&p, &sec, off), BRK_1, "loc_disp names the brk");
+    let (sec, off) = word_target(&p, ".bug_frames.2", 4, 0);
+    let name = &p.sections[&sec][off as usize..];
+    assert!(
+        name.starts_with(b"special.c\0"),
+        "file_disp: {sec}+{off:#x}"
+    );
+    word_target(&p, ".bug_frames.2", 8, 0);
+    assert_eq!(u16::from_le_bytes([frames[12], frames[13]]), 19);
+    assert_eq!(&frames[14..16], &[0, 0]);
+
+    // One 12-byte Arm alternative: orig -> scale's `nop`, replacement ->
+    // its `dmb ish` in `.altinstr_replacement`, feature 5, lengths 4 and 4.
+    let alt = &p.sections[".altinstructions"];
+    assert_eq!(alt.len(), 12, "one struct alt_instr");
+    let (sec, off) = word_target(&p, ".altinstructions", 0, 0);
+    assert_eq!(sec, ".text.scale");
+    assert_eq!(word_at(&p, &sec, off), NOP);
+    let (sec, off) = word_target(&p, ".altinstructions", 4, 4);
+    assert_eq!(sec, ".altinstr_replacement");
+    assert_eq!(word_at(&p, &sec, off), DMB_ISH);
+    assert_eq!(u16::from_le_bytes([alt[8], alt[9]]), 5);
+    assert_eq!((alt[10], alt[11]), (4, 4));
+    assert_loader_relocs(&p);
+    assert_no_mapping_symbols(&p);
+}

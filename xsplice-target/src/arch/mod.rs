@@ -15,6 +15,68 @@ use crate::Error;
 
 pub use x86_64::Flow;
 
+/// How an alternative's replacement length must relate to the original's:
+/// what the architecture's `apply_alternatives` asserts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplLenRule {
+    /// x86: the replacement fits in the original code plus its padding
+    /// (`repl_len <= orig_len + pad_len`), and both fit the patch buffer.
+    FitsOriginalAndPadding,
+    /// Arm: the replacement is exactly as long as the original
+    /// (`BUG_ON(repl_len != orig_len)`), whole 4-byte instructions.
+    EqualsOriginal,
+}
+
+/// The layout of one `struct alt_instr` (`.altinstructions`) entry. Both
+/// architectures start with `orig_offset` and `repl_offset`, `int32_t`s
+/// relative to the field itself; the byte fields follow a 16-bit feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AltInstrLayout {
+    /// `sizeof(struct alt_instr)` when xen-syms's DWARF does not say.
+    pub size: u64,
+    /// Byte offset of `orig_offset` (to the patched code).
+    pub orig_offset: u64,
+    /// Byte offset of `repl_offset` (into `.altinstr_replacement`).
+    pub repl_offset: u64,
+    /// Byte offset of `orig_len` (one byte).
+    pub orig_len: u64,
+    /// Byte offset of `repl_len` (one byte).
+    pub repl_len: u64,
+    /// Byte offset of `pad_len` (one byte), where the layout has one.
+    pub pad_len: Option<u64>,
+    /// The most bytes one alternative may rewrite, where the loader bounds it.
+    pub max_patch_len: Option<u64>,
+    pub repl_len_rule: ReplLenRule,
+}
+
+impl AltInstrLayout {
+    /// The code one entry (its bytes, at `entry_addr`) patches: its
+    /// address (`orig_offset` plus the field's address) and `orig_len`.
+    /// `None` for a short entry.
+    pub fn site(&self, entry: &[u8], entry_addr: u64) -> Option<(u64, u64)> {
+        let at = self.orig_offset as usize;
+        let rel = i32::from_le_bytes(entry.get(at..at + 4)?.try_into().ok()?);
+        let len = *entry.get(self.orig_len as usize)?;
+        let field = entry_addr.wrapping_add(self.orig_offset);
+        Some((field.wrapping_add(rel as i64 as u64), u64::from(len)))
+    }
+}
+
+/// The layout of one `struct bug_frame` (`.bug_frames.N`) entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BugFrameLayout {
+    /// `sizeof(struct bug_frame)` when xen-syms's DWARF does not say.
+    pub size: u64,
+    /// Whether the first two words carry line-number bits above a
+    /// displacement of `sections::BUG_DISP_WIDTH` bits (x86), rather than
+    /// whole 32-bit displacements (Arm, whose line is its own field).
+    pub line_bits: bool,
+    /// Bytes an assertion frame (`.bug_frames.3`) carries after the
+    /// struct: x86's message words; Arm's message is the struct's
+    /// `msg_disp`.
+    pub assert_extra: u64,
+}
+
 /// An architecture Xen's live-patch loader supports and the tools build for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arch {
@@ -267,6 +329,31 @@ impl Arch {
             Arch::Aarch64 => {
                 (code.len() as u64 >= aarch64::INSN_SIZE).then_some(aarch64::INSN_SIZE as usize)
             }
+        }
+    }
+
+    /// The layout of `struct alt_instr`.
+    pub fn alt_instr(self) -> AltInstrLayout {
+        match self {
+            Arch::X86_64 => x86_64::ALT_INSTR,
+            Arch::Aarch64 => aarch64::ALT_INSTR,
+        }
+    }
+
+    /// The layout of `struct bug_frame`.
+    pub fn bug_frame(self) -> BugFrameLayout {
+        match self {
+            Arch::X86_64 => x86_64::BUG_FRAME,
+            Arch::Aarch64 => aarch64::BUG_FRAME,
+        }
+    }
+
+    /// The struct behind `.ex_table`, when the architecture has one (Arm
+    /// does not select `HAS_EX_TABLE`; its loader refuses the section).
+    pub fn ex_table_struct(self) -> Option<&'static str> {
+        match self {
+            Arch::X86_64 => Some("exception_table_entry"),
+            Arch::Aarch64 => None,
         }
     }
 
