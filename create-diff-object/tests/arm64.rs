@@ -389,3 +389,93 @@ fn changed_functions_special_entries_are_kept_and_the_unchanged_ones_dropped() {
     assert_loader_relocs(&p);
     assert_no_mapping_symbols(&p);
 }
+
+/// The messages of `report`'s failures of check `c`.
+fn failures(report: &xsplice_verify::VerifyReport, c: xsplice_verify::Check) -> Vec<String> {
+    report.failed(c).map(|f| f.message.clone()).collect()
+}
+
+#[test]
+fn verify_checks_arm_alternatives_with_the_arm_layout() {
+    // The special/ payload, linked: its one 12-byte alternative (scale's
+    // `nop` -> `dmb ish`, 4 and 4 bytes) is inside the text and inside
+    // `.altinstr_replacement`, so verify passes it; xen-syms's DWARF gives
+    // struct alt_instr as 12 bytes and struct bug_frame as 16.
+    let case = build_case("special");
+    let payload = std::fs::read(linked_payload(&case)).unwrap();
+    let report = verify(&case.xen_syms, &payload);
+    assert!(report.passed(), "{:?}", report.failure_lines());
+    assert!(
+        !report.notes.iter().any(|n| n.contains("alt_instr")),
+        "the Arm entries are checked, not skipped: {:?}",
+        report.notes
+    );
+    let alt = elf_edit::section(&payload, ".altinstructions");
+    let alternatives = xsplice_verify::Check::Alternatives;
+
+    // repl_len 200: past `.altinstr_replacement` (4 bytes in the payload),
+    // and not the original's 4, which Arm's apply_alternatives BUG_ONs.
+    let mut d = payload.clone();
+    d[alt.offset + 11] = 200;
+    let fails = failures(&verify(&case.xen_syms, &d), alternatives);
+    assert!(
+        fails
+            .iter()
+            .any(|m| m.contains("replacement (length 200) is outside .altinstr_replacement")),
+        "{fails:?}"
+    );
+    assert!(
+        fails
+            .iter()
+            .any(|m| m.contains("differs from the original code's 4") && m.contains("BUG_ON")),
+        "{fails:?}"
+    );
+
+    // The original moved 1 MiB past scale: outside the payload's text.
+    let mut d = payload.clone();
+    let r = elf_edit::rela_at(&d, ".altinstructions", 0);
+    elf_edit::wr64(&mut d, r + 16, 1 << 20);
+    let fails = failures(&verify(&case.xen_syms, &d), alternatives);
+    assert!(
+        fails
+            .iter()
+            .any(|m| m.contains("original code (length 4) is outside the payload's text")),
+        "{fails:?}"
+    );
+
+    // A section of 13 bytes is no whole number of 12-byte entries: the
+    // loader's section_ok refuses it.
+    let mut d = payload.clone();
+    elf_edit::wr64(&mut d, alt.hdr + 32, 13);
+    let fails = failures(
+        &verify(&case.xen_syms, &d),
+        xsplice_verify::Check::SpecialSections,
+    );
+    assert!(
+        fails
+            .iter()
+            .any(|m| m.contains("size 13 is not a multiple of 12 (struct alt_instr)")),
+        "{fails:?}"
+    );
+}
+
+#[test]
+fn verify_checks_arm_bug_frames_against_the_16_byte_struct() {
+    // Arm's struct bug_frame is 16 bytes (xen-syms's DWARF): the payload's
+    // one frame passes (the test above); a `.bug_frames.2` of 24 bytes, a
+    // multiple of x86's 8-byte frame but not of 16, fails, as does 20.
+    let case = build_case("special");
+    let payload = std::fs::read(linked_payload(&case)).unwrap();
+    let frames = elf_edit::section(&payload, ".bug_frames.2");
+    assert_eq!(frames.size, 16);
+    for size in [20u64, 24] {
+        let mut d = payload.clone();
+        elf_edit::wr64(&mut d, frames.hdr + 32, size);
+        let fails = failures(
+            &verify(&case.xen_syms, &d),
+            xsplice_verify::Check::SpecialSections,
+        );
+        let want = format!("size {size} is not a multiple of 16 (struct bug_frame)");
+        assert!(fails.iter().any(|m| m.contains(&want)), "{want}: {fails:?}");
+    }
+}

@@ -442,6 +442,41 @@ mod tests {
     }
 
     #[test]
+    fn special_entry_layouts() {
+        // x86: 14 bytes with a padding length and the 254-byte buffer;
+        // Arm: 12 bytes, lengths at the same offsets, no padding, no buffer.
+        let (x, a) = (Arch::X86_64.alt_instr(), Arch::Aarch64.alt_instr());
+        assert_eq!(
+            (x.size, x.orig_len, x.repl_len, x.pad_len),
+            (14, 10, 11, Some(12))
+        );
+        assert_eq!(x.max_patch_len, Some(254));
+        assert_eq!(
+            (a.size, a.orig_len, a.repl_len, a.pad_len),
+            (12, 10, 11, None)
+        );
+        assert_eq!(a.repl_len_rule, ReplLenRule::EqualsOriginal);
+        // An entry at 0x1000 whose orig_offset is -0x100: the site is
+        // 0xf00, orig_len bytes long, on both.
+        let mut e = [0u8; 14];
+        e[..4].copy_from_slice(&(-0x100i32).to_le_bytes());
+        e[10] = 8;
+        assert_eq!(x.site(&e, 0x1000), Some((0xf00, 8)));
+        assert_eq!(a.site(&e[..12], 0x1000), Some((0xf00, 8)));
+        assert_eq!(a.site(&e[..10], 0x1000), None, "short entry");
+        // Arm's frames are 16 bytes, whole-word displacements, and an
+        // assertion frame is the same struct; x86's carry line bits.
+        let (xb, ab) = (Arch::X86_64.bug_frame(), Arch::Aarch64.bug_frame());
+        assert_eq!((xb.size, xb.line_bits, xb.assert_extra), (8, true, 8));
+        assert_eq!((ab.size, ab.line_bits, ab.assert_extra), (16, false, 0));
+        assert_eq!(Arch::Aarch64.ex_table_struct(), None);
+        let arm = crate::abi::SpecialSizes::assumed_v2(Arch::Aarch64);
+        assert_eq!((arm.bug_frame, arm.ex_table, arm.alt_instr), (16, 0, 12));
+        let x86 = crate::abi::SpecialSizes::assumed_v2(Arch::X86_64);
+        assert_eq!((x86.bug_frame, x86.ex_table, x86.alt_instr), (8, 8, 14));
+    }
+
+    #[test]
     fn tree_architecture_from_config() {
         let p = Path::new("xen/.config");
         assert_eq!(
