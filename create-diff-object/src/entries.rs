@@ -155,7 +155,7 @@ impl<'a, 'd> Side1<'a, 'd> {
         let mut off = (t.value as i64)
             .wrapping_add(r.addend)
             .wrapping_sub(table.disp_base(at) as i64);
-        if table.has_line_bits(at) {
+        if table.has_line_bits(self.obj.arch, at) {
             off = sections::strip_bug_line(off);
         }
         Some((s, off))
@@ -178,7 +178,7 @@ pub fn compare_entries(
     };
     let mut diffs = Vec::new();
     for table in sections::SPECIAL_TABLES.iter() {
-        let Some(size) = table.entry_size(sizes).filter(|&s| s > 0) else {
+        let Some(size) = table.entry_size(patched.arch, sizes).filter(|&s| s > 0) else {
             continue;
         };
         let (oid, pid) = (o.table(table.name), p.table(table.name));
@@ -292,7 +292,7 @@ impl Cx<'_, '_, '_> {
                         self.p.place(table, at, b),
                         b,
                         Code {
-                            len: table.code_len(entry, at),
+                            len: table.code_len(self.p.obj.arch, entry, at),
                             depth: 1,
                         },
                     )

@@ -309,3 +309,173 @@ fn verify_refuses_a_payload_for_the_other_machine() {
         );
     }
 }
+
+/// Where the PC-relative word of `section` at `at` points, as the
+/// loader computes it from the frame or entry start `base`: the payload
+/// section and offset, whether the relocation names a section or a
+/// symbol.
+fn word_target(p: &Payload, section: &str, at: u64, base: u64) -> (String, i64) {
+    let r = p
+        .relocs(section)
+        .iter()
+        .find(|r| r.offset == at)
+        .unwrap_or_else(|| panic!("{section}: no relocation at {at:#x}"));
+    assert_eq!(r.r_type, elf::R_AARCH64_PREL32, "{section}+{at:#x}: {r:?}");
+    // `.long (x - frame)` = S + A - P with P = frame + (at - base).
+    let add = r.addend - (at - base) as i64;
+    if p.has(&r.target) {
+        return (r.target.clone(), add);
+    }
+    let s = p
+        .symbol(&r.target)
+        .unwrap_or_else(|| panic!("{section}: {} is neither section nor symbol", r.target));
+    let sec = s.section.clone().expect("a defined symbol");
+    (sec, s.value as i64 + add)
+}
+
+fn word_at(p: &Payload, section: &str, off: i64) -> u32 {
+    let d = &p.sections[section];
+    let o = off as usize;
+    u32::from_le_bytes(d[o..o + 4].try_into().unwrap())
+}
+
+const BRK_1: u32 = 0xd420_0020;
+const NOP: u32 = 0xd503_201f;
+const DMB_ISH: u32 = 0xd503_3bbf;
+
+#[test]
+fn changed_functions_special_entries_are_kept_and_the_unchanged_ones_dropped() {
+    // special/: scale() (BUG_ON at line 19 of the source, alternative
+    // `nop` -> `dmb ish`, feature 5) changes its multiplier; settle()
+    // (WARN_ON, alternative `nop` -> `dmb ishld`, feature 7) does not.
+    // So the payload replaces scale only, keeps scale's one bug frame in
+    // `.bug_frames.2` and its one alternative, and has no `.bug_frames.1`
+    // (settle's warning) and no entry for settle's alternative.
+    let case = build_case("special");
+    let (p, names) = payload_and_entries(&case);
+    assert_eq!(names, ["scale"]);
+    assert!(!p.has(".bug_frames.1"), "settle's frame stays out");
+    assert!(!p.has(".text.settle"));
+
+    // One 16-byte Arm frame: loc -> the brk in scale, file -> the name,
+    // line 19 in the 16-bit field, zero padding.
+    let frames = &p.sections[".bug_frames.2"];
+    assert_eq!(frames.len(), 16, "one struct bug_frame");
+    let (sec, off) = word_target(&p, ".bug_frames.2", 0, 0);
+    assert_eq!(sec, ".text.scale");
+    assert_eq!(word_at(&p, &sec, off), BRK_1, "loc_disp names the brk");
+    let (sec, off) = word_target(&p, ".bug_frames.2", 4, 0);
+    let name = &p.sections[&sec][off as usize..];
+    assert!(
+        name.starts_with(b"special.c\0"),
+        "file_disp: {sec}+{off:#x}"
+    );
+    word_target(&p, ".bug_frames.2", 8, 0);
+    assert_eq!(u16::from_le_bytes([frames[12], frames[13]]), 19);
+    assert_eq!(&frames[14..16], &[0, 0]);
+
+    // One 12-byte Arm alternative: orig -> scale's `nop`, replacement ->
+    // its `dmb ish` in `.altinstr_replacement`, feature 5, lengths 4 and 4.
+    let alt = &p.sections[".altinstructions"];
+    assert_eq!(alt.len(), 12, "one struct alt_instr");
+    let (sec, off) = word_target(&p, ".altinstructions", 0, 0);
+    assert_eq!(sec, ".text.scale");
+    assert_eq!(word_at(&p, &sec, off), NOP);
+    let (sec, off) = word_target(&p, ".altinstructions", 4, 4);
+    assert_eq!(sec, ".altinstr_replacement");
+    assert_eq!(word_at(&p, &sec, off), DMB_ISH);
+    assert_eq!(u16::from_le_bytes([alt[8], alt[9]]), 5);
+    assert_eq!((alt[10], alt[11]), (4, 4));
+    assert_loader_relocs(&p);
+    assert_no_mapping_symbols(&p);
+}
+
+/// The messages of `report`'s failures of check `c`.
+fn failures(report: &xsplice_verify::VerifyReport, c: xsplice_verify::Check) -> Vec<String> {
+    report.failed(c).map(|f| f.message.clone()).collect()
+}
+
+#[test]
+fn verify_checks_arm_alternatives_with_the_arm_layout() {
+    // The special/ payload, linked: its one 12-byte alternative (scale's
+    // `nop` -> `dmb ish`, 4 and 4 bytes) is inside the text and inside
+    // `.altinstr_replacement`, so verify passes it; xen-syms's DWARF gives
+    // struct alt_instr as 12 bytes and struct bug_frame as 16.
+    let case = build_case("special");
+    let payload = std::fs::read(linked_payload(&case)).unwrap();
+    let report = verify(&case.xen_syms, &payload);
+    assert!(report.passed(), "{:?}", report.failure_lines());
+    assert!(
+        !report.notes.iter().any(|n| n.contains("alt_instr")),
+        "the Arm entries are checked, not skipped: {:?}",
+        report.notes
+    );
+    let alt = elf_edit::section(&payload, ".altinstructions");
+    let alternatives = xsplice_verify::Check::Alternatives;
+
+    // repl_len 200: past `.altinstr_replacement` (4 bytes in the payload),
+    // and not the original's 4, which Arm's apply_alternatives BUG_ONs.
+    let mut d = payload.clone();
+    d[alt.offset + 11] = 200;
+    let fails = failures(&verify(&case.xen_syms, &d), alternatives);
+    assert!(
+        fails
+            .iter()
+            .any(|m| m.contains("replacement (length 200) is outside .altinstr_replacement")),
+        "{fails:?}"
+    );
+    assert!(
+        fails
+            .iter()
+            .any(|m| m.contains("differs from the original code's 4") && m.contains("BUG_ON")),
+        "{fails:?}"
+    );
+
+    // The original moved 1 MiB past scale: outside the payload's text.
+    let mut d = payload.clone();
+    let r = elf_edit::rela_at(&d, ".altinstructions", 0);
+    elf_edit::wr64(&mut d, r + 16, 1 << 20);
+    let fails = failures(&verify(&case.xen_syms, &d), alternatives);
+    assert!(
+        fails
+            .iter()
+            .any(|m| m.contains("original code (length 4) is outside the payload's text")),
+        "{fails:?}"
+    );
+
+    // A section of 13 bytes is no whole number of 12-byte entries: the
+    // loader's section_ok refuses it.
+    let mut d = payload.clone();
+    elf_edit::wr64(&mut d, alt.hdr + 32, 13);
+    let fails = failures(
+        &verify(&case.xen_syms, &d),
+        xsplice_verify::Check::SpecialSections,
+    );
+    assert!(
+        fails
+            .iter()
+            .any(|m| m.contains("size 13 is not a multiple of 12 (struct alt_instr)")),
+        "{fails:?}"
+    );
+}
+
+#[test]
+fn verify_checks_arm_bug_frames_against_the_16_byte_struct() {
+    // Arm's struct bug_frame is 16 bytes (xen-syms's DWARF): the payload's
+    // one frame passes (the test above); a `.bug_frames.2` of 24 bytes, a
+    // multiple of x86's 8-byte frame but not of 16, fails, as does 20.
+    let case = build_case("special");
+    let payload = std::fs::read(linked_payload(&case)).unwrap();
+    let frames = elf_edit::section(&payload, ".bug_frames.2");
+    assert_eq!(frames.size, 16);
+    for size in [20u64, 24] {
+        let mut d = payload.clone();
+        elf_edit::wr64(&mut d, frames.hdr + 32, size);
+        let fails = failures(
+            &verify(&case.xen_syms, &d),
+            xsplice_verify::Check::SpecialSections,
+        );
+        let want = format!("size {size} is not a multiple of 16 (struct bug_frame)");
+        assert!(fails.iter().any(|m| m.contains(&want)), "{want}: {fails:?}");
+    }
+}

@@ -185,9 +185,14 @@ fn headers_mention(xen: &Path, needle: &str) -> bool {
 
 /// Entry sizes from xen-syms's DWARF, else from a probe compiled against the tree.
 pub fn special_sizes(xen_syms: &XenSyms, tree: Option<&Path>) -> Result<SpecialSizes, Error> {
+    // An architecture without `.ex_table` (Arm) has no struct for it.
+    let ex_table = match xen_syms.arch().ex_table_struct() {
+        Some(name) => xen_syms.struct_size(name),
+        None => Some(0),
+    };
     if let (Some(bug_frame), Some(ex_table), Some(alt_instr)) = (
         xen_syms.struct_size("bug_frame"),
-        xen_syms.struct_size("exception_table_entry"),
+        ex_table,
         xen_syms.struct_size("alt_instr"),
     ) {
         return Ok(SpecialSizes {

@@ -7,6 +7,7 @@
 use object::elf;
 
 use crate::abi::{Abi, SpecialSizes};
+use crate::Arch;
 
 /// Which table a special section is: its entries' C type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,11 +88,11 @@ impl SpecialTable {
         }
     }
 
-    /// The distance between entries. Assertion frames carry two more
-    /// words after the struct (the message).
-    pub fn entry_size(&self, sizes: &SpecialSizes) -> Option<u64> {
+    /// The distance between entries. x86's assertion frames carry two
+    /// more words after the struct (the message); Arm's do not.
+    pub fn entry_size(&self, arch: Arch, sizes: &SpecialSizes) -> Option<u64> {
         match self.table {
-            Table::BugFrames(3) => sizes.bug_frame.checked_add(8),
+            Table::BugFrames(3) => sizes.bug_frame.checked_add(arch.bug_frame().assert_extra),
             _ => Some(self.unit(sizes)),
         }
     }
@@ -111,19 +112,24 @@ pub fn strip_bug_line(value: i64) -> i64 {
 
 impl SpecialTable {
     /// Whether the word at `at` bytes into an entry carries line-number
-    /// bits beside its displacement (a bug frame's first two words).
-    pub fn has_line_bits(&self, at: u64) -> bool {
-        matches!(self.table, Table::BugFrames(_)) && (at == 0 || at == 4)
+    /// bits beside its displacement (an x86 bug frame's first two words).
+    pub fn has_line_bits(&self, arch: Arch, at: u64) -> bool {
+        matches!(self.table, Table::BugFrames(_))
+            && arch.bug_frame().line_bits
+            && (at == 0 || at == 4)
     }
 
     /// The length of the out-of-line code the word at `at` of `entry` (the
     /// entry's bytes) points at, when the entry says it: `struct
-    /// alt_instr`'s `repl_len` (byte 11) for its `repl_offset` (the word at
-    /// 4), the same in Xen 4.17 to 4.21. An empty replacement shares its
-    /// offset with the next one, so only this length tells where it ends.
-    pub fn code_len(&self, entry: &[u8], at: u64) -> Option<u64> {
+    /// alt_instr`'s `repl_len` for its `repl_offset` (`Arch::alt_instr`).
+    /// An empty replacement shares its offset with the next one, so only
+    /// this length tells where it ends.
+    pub fn code_len(&self, arch: Arch, entry: &[u8], at: u64) -> Option<u64> {
+        let alt = arch.alt_instr();
         match self.table {
-            Table::AltInstructions if at == 4 => entry.get(11).map(|&len| u64::from(len)),
+            Table::AltInstructions if at == alt.repl_offset => {
+                entry.get(alt.repl_len as usize).map(|&len| u64::from(len))
+            }
             _ => None,
         }
     }
@@ -234,14 +240,18 @@ mod tests {
     fn assert_frames_carry_their_message() {
         let bug = special_table(".bug_frames.1").unwrap();
         let assert = special_table(".bug_frames.3").unwrap();
-        assert_eq!(bug.entry_size(&SIZES), Some(8));
-        assert_eq!(assert.entry_size(&SIZES), Some(16));
+        assert_eq!(bug.entry_size(Arch::X86_64, &SIZES), Some(8));
+        assert_eq!(assert.entry_size(Arch::X86_64, &SIZES), Some(16));
+        // Arm's assertion frames are the 16-byte struct itself.
+        let arm = SpecialSizes::assumed_v2(Arch::Aarch64);
+        assert_eq!(assert.entry_size(Arch::Aarch64, &arm), Some(16));
+        assert_eq!(bug.entry_size(Arch::Aarch64, &arm), Some(16));
         // The loader checks every frame section against sizeof(struct bug_frame).
         assert_eq!(assert.unit(&SIZES), 8);
         assert_eq!(
             special_table(".altinstructions")
                 .unwrap()
-                .entry_size(&SIZES),
+                .entry_size(Arch::X86_64, &SIZES),
             Some(14)
         );
     }
@@ -249,14 +259,22 @@ mod tests {
     #[test]
     fn bug_frame_line_bits() {
         let bug = special_table(".bug_frames.2").unwrap();
-        assert!(bug.has_line_bits(0) && bug.has_line_bits(4) && !bug.has_line_bits(8));
-        assert!(!special_table(".ex_table").unwrap().has_line_bits(0));
+        let x86 = Arch::X86_64;
+        assert!(
+            bug.has_line_bits(x86, 0) && bug.has_line_bits(x86, 4) && !bug.has_line_bits(x86, 8)
+        );
+        // Arm's displacements are whole words; the line is a field of its own.
+        assert!(!bug.has_line_bits(Arch::Aarch64, 0) && !bug.has_line_bits(Arch::Aarch64, 4));
+        assert!(!special_table(".ex_table").unwrap().has_line_bits(x86, 0));
         assert_eq!(bug.disp_base(12), 12);
         let alt = special_table(".altinstructions").unwrap();
         let entry = [0, 0, 0, 0, 0, 0, 0, 0, 123, 0, 5, 3, 2, 0];
-        assert_eq!(alt.code_len(&entry, 4), Some(3));
-        assert_eq!(alt.code_len(&entry, 0), None);
-        assert_eq!(bug.code_len(&entry, 4), None);
+        assert_eq!(alt.code_len(x86, &entry, 4), Some(3));
+        assert_eq!(alt.code_len(x86, &entry, 0), None);
+        assert_eq!(bug.code_len(x86, &entry, 4), None);
+        // Arm's 12-byte entry: repl_len is byte 11 as well.
+        let arm_entry = [0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 8, 8];
+        assert_eq!(alt.code_len(Arch::Aarch64, &arm_entry, 4), Some(8));
         assert_eq!(special_table(".ex_table").unwrap().disp_base(4), 0);
         // Line 0x185 of a frame 0x40 into its section: line_hi 3, line_lo 5.
         assert_eq!(strip_bug_line(0x40 + (3 << 24)), 0x40);

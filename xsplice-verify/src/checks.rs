@@ -6,10 +6,8 @@
 use std::collections::HashSet;
 
 use xsplice_target::abi::target::{LoaderRules, XenVersion};
-use xsplice_target::abi::{
-    alt_instr_site, Abi, SpecialSizes, ALT_INSTR_ORIG_LEN, ALT_INSTR_PAD_LEN, ALT_INSTR_REPL_LEN,
-    ALT_INSTR_SIZE, ALT_MAX_PATCH_LEN, OPAQUE_SIZE,
-};
+use xsplice_target::abi::{Abi, SpecialSizes, OPAQUE_SIZE};
+use xsplice_target::arch::ReplLenRule;
 use xsplice_target::notes::{to_hex, BUILD_ID_SECTION, NT_GNU_BUILD_ID};
 use xsplice_target::sections::{Table, ALTINSTR_REPLACEMENT, MODINFO, SPECIAL_TABLES};
 use xsplice_target::{Arch, XenSyms};
@@ -36,12 +34,19 @@ pub struct XenImage {
 }
 
 impl XenImage {
+    /// `alt_instr_size` is the entry size xen-syms's DWARF (or the tree)
+    /// gives; the sites are read with the architecture's layout only when
+    /// it matches that layout's size.
     pub fn load(data: &[u8], alt_instr_size: Option<u64>) -> XenImage {
         use object::{Object, ObjectSection, SectionKind};
         let mut image = XenImage::default();
         let Ok(file) = object::File::parse(data) else {
             return image;
         };
+        let layout = [Arch::X86_64, Arch::Aarch64]
+            .into_iter()
+            .find(|a| a.object_architecture() == file.architecture())
+            .map(Arch::alt_instr);
         for s in file.sections() {
             if s.address() == 0 || matches!(s.kind(), SectionKind::UninitializedData) {
                 continue;
@@ -50,13 +55,12 @@ impl XenImage {
                 image.sections.push((s.address(), bytes.to_vec()));
             }
         }
-        if alt_instr_size == Some(ALT_INSTR_SIZE) {
-            if let Some(alt) = file.section_by_name(".altinstructions") {
-                if let Ok(bytes) = alt.data() {
-                    for (i, e) in bytes.chunks_exact(ALT_INSTR_SIZE as usize).enumerate() {
-                        let entry = alt.address().wrapping_add(i as u64 * ALT_INSTR_SIZE);
-                        image.alt_sites.extend(alt_instr_site(e, entry));
-                    }
+        let layout = layout.filter(|l| alt_instr_size.unwrap_or(l.size) == l.size);
+        if let (Some(layout), Some(alt)) = (layout, file.section_by_name(".altinstructions")) {
+            if let Ok(bytes) = alt.data() {
+                for (i, e) in bytes.chunks_exact(layout.size as usize).enumerate() {
+                    let entry = alt.address().wrapping_add(i as u64 * layout.size);
+                    image.alt_sites.extend(layout.site(e, entry));
                 }
             }
         }
@@ -1274,9 +1278,12 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
         );
         return;
     };
-    if size != 14 {
+    let layout = cx.arch().alt_instr();
+    if size != layout.size {
         f.note(format!(
-            "struct alt_instr is {size} bytes; only the 14-byte layout's entries are checked"
+            "struct alt_instr is {size} bytes; only the {}-byte {} layout's entries are checked",
+            layout.size,
+            cx.arch().name()
         ));
         return;
     }
@@ -1302,25 +1309,39 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
             }
         };
         let byte = |off: u64| i128::from(data.get((base + off) as usize).copied().unwrap_or(0));
-        let orig_len = byte(ALT_INSTR_ORIG_LEN);
-        let repl_len = byte(ALT_INSTR_REPL_LEN);
-        let pad_len = byte(ALT_INSTR_PAD_LEN);
-        // `_apply_alternatives`' own checks on the lengths.
+        let orig_len = byte(layout.orig_len);
+        let repl_len = byte(layout.repl_len);
+        // The architecture's `apply_alternatives`' own checks on the lengths.
         f.check();
-        let total = orig_len + pad_len;
-        let bad = if repl_len > total {
-            Some(format!(
-                "replacement length {repl_len} is more than the original code's {orig_len} plus its padding {pad_len}"
-            ))
-        } else if total > i128::from(ALT_MAX_PATCH_LEN) {
-            Some(format!(
-                "original code plus padding ({total} bytes) is more than the loader's {ALT_MAX_PATCH_LEN}-byte patch buffer"
-            ))
-        } else {
-            None
+        let bad = match layout.repl_len_rule {
+            ReplLenRule::FitsOriginalAndPadding => {
+                let pad_len = layout.pad_len.map_or(0, byte);
+                let total = orig_len + pad_len;
+                if repl_len > total {
+                    Some(format!(
+                        "replacement length {repl_len} is more than the original code's {orig_len} plus its padding {pad_len}"
+                    ))
+                } else {
+                    layout
+                        .max_patch_len
+                        .filter(|&max| total > i128::from(max))
+                        .map(|max| format!(
+                            "original code plus padding ({total} bytes) is more than the loader's {max}-byte patch buffer"
+                        ))
+                }
+            }
+            // A callback entry (empty replacement) is not followed here:
+            // its `repl_offset` names code, checked below like any other.
+            ReplLenRule::EqualsOriginal if repl_len != orig_len && repl_len != 0 => Some(format!(
+                "replacement length {repl_len} differs from the original code's {orig_len}"
+            )),
+            ReplLenRule::EqualsOriginal => None,
         };
+        let crashes = layout.repl_len_rule == ReplLenRule::EqualsOriginal;
         if let Some(bad) = bad {
-            let consequence = if cx.rules.bad_alternative_refused {
+            let consequence = if crashes {
+                "this loader's apply_alternatives hits a BUG_ON: the hypervisor crashes while loading it"
+            } else if cx.rules.bad_alternative_refused {
                 "the loader refuses the payload (-ENOSPC)"
             } else {
                 "this loader's apply_alternatives hits a BUG_ON: the hypervisor crashes while loading it"
@@ -1333,7 +1354,7 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
         }
         f.check();
         let text = i128::from(p.layout.text_size);
-        match target(0) {
+        match target(layout.orig_offset) {
             Some(o) if o >= 0 && o + orig_len <= text => {}
             _ => f.fail(
                 Check::Alternatives,
@@ -1343,7 +1364,7 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
         }
         f.check();
         let (rs, rl) = (repl_addr.map(i128::from), i128::from(repl.sh_size));
-        match (target(4), rs) {
+        match (target(layout.repl_offset), rs) {
             (Some(r), Some(rs)) if r >= rs && r + repl_len <= rs + rl => {}
             _ => f.fail(
                 Check::Alternatives,

@@ -84,15 +84,18 @@ fn funcs_version(p: &payload::Payload<'_>) -> Option<u8> {
 fn choose_sizes(
     known: &Result<SpecialSizes, String>,
     abi: Abi,
+    arch: xsplice_target::Arch,
     f: &mut Failures,
 ) -> Option<SpecialSizes> {
     match known {
         Ok(s) => Some(*s),
         Err(e) if abi == Abi::LivepatchV2 => {
+            let s = SpecialSizes::assumed_v2(arch);
             f.note(format!(
-                "special-section entry sizes assumed from Xen 4.17 (8/8/14): {e}"
+                "special-section entry sizes assumed from Xen 4.17 ({}/{}/{}): {e}",
+                s.bug_frame, s.ex_table, s.alt_instr
             ));
-            Some(SpecialSizes::ASSUMED_V2)
+            Some(s)
         }
         Err(e) => {
             f.note(format!("special-section entry sizes unknown: {e}"));
@@ -248,7 +251,7 @@ impl Verifier {
         };
         // Asked once: without DWARF this compiles a probe in the tree.
         let sizes = abi::special_sizes(&xen, tree).map_err(|e| e.to_string());
-        let image = XenImage::load(&xen_data, Some(sizes.as_ref().map_or(14, |s| s.alt_instr)));
+        let image = XenImage::load(&xen_data, sizes.as_ref().ok().map(|s| s.alt_instr));
         let area = Area::of(&xen);
         // A release whose loader has not been read is refused, not guessed.
         let t = target::detect(&xen, &xen_data, tree, abi.unwrap_or(Abi::LivepatchV2)).map_err(
@@ -340,7 +343,7 @@ impl Verifier {
                 abi
             }
         };
-        let sizes = choose_sizes(&self.sizes, abi, &mut f);
+        let sizes = choose_sizes(&self.sizes, abi, self.xen.arch(), &mut f);
         if self.xen.build_id().is_none() {
             f.note("xen-syms has no build-id: .livepatch.xen_depends not compared");
         }

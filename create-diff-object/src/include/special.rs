@@ -14,6 +14,7 @@ use xsplice_target::abi::SpecialSizes;
 use crate::model::{Object, Place, Reloc, SectionId};
 use crate::read::reloc_target;
 use xsplice_target::sections::{self, runs_in_place};
+use xsplice_target::Arch;
 
 /// A special table rebuilt from the entries that belong to the payload.
 #[derive(Debug, Clone)]
@@ -29,8 +30,8 @@ pub struct SpecialOut {
     pub total: usize,
 }
 
-pub fn entry_size(name: &str, sizes: &SpecialSizes) -> Option<u64> {
-    sections::special_table(name)?.entry_size(sizes)
+pub fn entry_size(name: &str, arch: Arch, sizes: &SpecialSizes) -> Option<u64> {
+    sections::special_table(name)?.entry_size(arch, sizes)
 }
 
 /// Select entries; the includer follows what they point to. Repeats until
@@ -60,7 +61,7 @@ pub fn select(
                     ),
                 }));
             }
-            let size = entry_size(sec.name, sizes).unwrap_or(0);
+            let size = entry_size(sec.name, p.arch, sizes).unwrap_or(0);
             if sec.size.checked_rem(size) != Some(0) {
                 return Err(Error::from(xsplice_target::Error::Malformed {
                     path: p.path.clone(),

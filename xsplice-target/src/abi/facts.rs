@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::Arch;
+
 /// A function-table layout the tool can emit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Abi {
@@ -211,42 +213,24 @@ pub struct SpecialSizes {
 }
 
 impl SpecialSizes {
-    /// The sizes of Xen 4.17 to 4.22 (`bug_frame` 8, `exception_table_entry`
-    /// 8, `alt_instr` 14), assumed for a livepatch-v2 target whose
-    /// xen-syms has no DWARF and whose tree cannot be probed.
-    pub const ASSUMED_V2: SpecialSizes = SpecialSizes {
-        bug_frame: 8,
-        ex_table: 8,
-        alt_instr: ALT_INSTR_SIZE,
-        alt_call: ALT_CALL_SIZE,
-    };
+    /// The sizes of Xen 4.17 to 4.22 on `arch` (x86: `bug_frame` 8,
+    /// `exception_table_entry` 8, `alt_instr` 14; Arm: 16, none, 12),
+    /// assumed for a livepatch-v2 target whose xen-syms has no DWARF and
+    /// whose tree cannot be probed.
+    pub fn assumed_v2(arch: Arch) -> SpecialSizes {
+        SpecialSizes {
+            bug_frame: arch.bug_frame().size,
+            ex_table: if arch.ex_table_struct().is_some() {
+                8
+            } else {
+                0
+            },
+            alt_instr: arch.alt_instr().size,
+            alt_call: ALT_CALL_SIZE,
+        }
+    }
 }
 
 /// `sizeof(struct alt_call)` where xen-syms has no DWARF for it: the
 /// struct is one `int32_t` (xen/arch/x86/include/asm/alternative-call.h).
 pub const ALT_CALL_SIZE: u64 = 4;
-
-/// `sizeof(struct alt_instr)` in Xen 4.15 to 4.22.
-pub const ALT_INSTR_SIZE: u64 = 14;
-
-/// Byte fields of the 14-byte `struct alt_instr` (Xen 4.15 to 4.22,
-/// `arch/x86/include/asm/alternative.h`): after `orig_offset`,
-/// `repl_offset` (4 bytes each) and `cpuid` (2), the lengths of the
-/// original code, of its replacement and of the padding after the original.
-pub const ALT_INSTR_ORIG_LEN: u64 = 10;
-pub const ALT_INSTR_REPL_LEN: u64 = 11;
-pub const ALT_INSTR_PAD_LEN: u64 = 12;
-
-/// The code one `struct alt_instr` entry at `entry_addr` patches: its
-/// address (`orig_offset`, an `int32_t` relative to the entry) and length
-/// (`orig_len`). `None` for a short entry.
-pub fn alt_instr_site(entry: &[u8], entry_addr: u64) -> Option<(u64, u64)> {
-    let rel = i32::from_le_bytes(entry.get(..4)?.try_into().ok()?);
-    let len = *entry.get(ALT_INSTR_ORIG_LEN as usize)?;
-    Some((entry_addr.wrapping_add(rel as i64 as u64), u64::from(len)))
-}
-
-/// `MAX_PATCH_LEN` of `arch/x86/alternative.c` (the same in 4.17 to
-/// 4.22): the most bytes of original code plus padding one alternative
-/// may rewrite.
-pub const ALT_MAX_PATCH_LEN: u64 = 254;

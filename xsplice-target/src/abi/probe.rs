@@ -446,20 +446,23 @@ pub fn special_sizes(tree: &Path) -> Result<SpecialSizes, Error> {
     } else {
         "asm/bug.h"
     };
-    let values = evaluate(
-        &xen,
-        &[
-            "xen/lib.h",
-            "asm/alternative.h",
-            bug_header,
-            "asm/uaccess.h",
-        ],
-        &[
-            ("bug_frame", "sizeof(struct bug_frame)"),
-            ("ex_table", "sizeof(struct exception_table_entry)"),
-            ("alt_instr", "sizeof(struct alt_instr)"),
-        ],
-    )?;
+    // Arm has no `.ex_table` and no struct for it: only ask where there is.
+    let config = xen.join(".config");
+    let has_ex_table = std::fs::read_to_string(&config)
+        .ok()
+        .and_then(|text| crate::arch::from_config(&config, &text).ok())
+        .is_none_or(|arch| arch.ex_table_struct().is_some());
+    let mut headers = vec!["xen/lib.h", "asm/alternative.h", bug_header];
+    let mut exprs = vec![
+        ("bug_frame", "sizeof(struct bug_frame)"),
+        ("alt_instr", "sizeof(struct alt_instr)"),
+    ];
+    if has_ex_table {
+        headers.push("asm/uaccess.h");
+        // x86's probe text stays what it was (its cache entries with it).
+        exprs.insert(1, ("ex_table", "sizeof(struct exception_table_entry)"));
+    }
+    let values = evaluate(&xen, &headers, &exprs)?;
     let get = |k: &str| values.get(k).copied().unwrap_or(0);
     Ok(SpecialSizes {
         bug_frame: get("bug_frame"),

@@ -7,6 +7,8 @@
 
 use object::elf;
 
+use super::{AltInstrLayout, BugFrameLayout, ReplLenRule};
+
 /// The architecture directory of Xen's tree (`xen/arch/arm`, shared with
 /// 32-bit Arm, which the tools do not build for).
 pub const ARCH_DIR: &str = "arm";
@@ -70,6 +72,36 @@ fn is_loader_insn_reloc(r_type: u32) -> bool {
             | elf::R_AARCH64_CALL26
     )
 }
+
+/// `struct alt_instr` of `xen/arch/arm/include/asm/alternative.h`, the
+/// same in Xen 4.17 to 4.22 (4.17 names `repl_offset` `alt_offset` and
+/// `repl_len` `alt_len`): `orig_offset`, `repl_offset` (4 bytes each),
+/// `cpufeature` (2), `orig_len`, `repl_len` (1 each): 12 bytes, no
+/// padding length. `arch/arm/alternative.c` has no patch buffer: it
+/// rewrites `orig_len / 4` instructions in place and asserts
+/// `repl_len == orig_len` (`BUG_ON`), or `repl_len == 0` for a callback
+/// entry (`cpufeature` `ARM_CB_PATCH`, `repl_offset` naming the callback).
+pub const ALT_INSTR: AltInstrLayout = AltInstrLayout {
+    size: 12,
+    orig_offset: 0,
+    repl_offset: 4,
+    orig_len: 10,
+    repl_len: 11,
+    pad_len: None,
+    max_patch_len: None,
+    repl_len_rule: ReplLenRule::EqualsOriginal,
+};
+
+/// `struct bug_frame` of `xen/arch/arm/include/asm/bug.h`, the same in
+/// 4.17 to 4.22 (from 4.19 Arm keeps it with `BUG_FRAME_STRUCT` over the
+/// generic one): `loc_disp`, `file_disp`, `msg_disp` (whole 32-bit
+/// displacements from the frame's start), `line` (16 bits), 16 bits of
+/// padding. An assertion frame is the same struct.
+pub const BUG_FRAME: BugFrameLayout = BugFrameLayout {
+    size: 16,
+    line_bits: false,
+    assert_extra: 0,
+};
 
 /// Bytes of the field a relocation type writes: the data relocations'
 /// width, 4 for an instruction (every other static relocation, 257 to

@@ -15,6 +15,68 @@ use crate::error::Error;
 
 pub use x86_64::Flow;
 
+/// How an alternative's replacement length must relate to the original's:
+/// what the architecture's `apply_alternatives` asserts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplLenRule {
+    /// x86: the replacement fits in the original code plus its padding
+    /// (`repl_len <= orig_len + pad_len`), and both fit the patch buffer.
+    FitsOriginalAndPadding,
+    /// Arm: the replacement is exactly as long as the original
+    /// (`BUG_ON(repl_len != orig_len)`), whole 4-byte instructions.
+    EqualsOriginal,
+}
+
+/// The layout of one `struct alt_instr` (`.altinstructions`) entry. Both
+/// architectures start with `orig_offset` and `repl_offset`, `int32_t`s
+/// relative to the field itself; the byte fields follow a 16-bit feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AltInstrLayout {
+    /// `sizeof(struct alt_instr)` when xen-syms's DWARF does not say.
+    pub size: u64,
+    /// Byte offset of `orig_offset` (to the patched code).
+    pub orig_offset: u64,
+    /// Byte offset of `repl_offset` (into `.altinstr_replacement`).
+    pub repl_offset: u64,
+    /// Byte offset of `orig_len` (one byte).
+    pub orig_len: u64,
+    /// Byte offset of `repl_len` (one byte).
+    pub repl_len: u64,
+    /// Byte offset of `pad_len` (one byte), where the layout has one.
+    pub pad_len: Option<u64>,
+    /// The most bytes one alternative may rewrite, where the loader bounds it.
+    pub max_patch_len: Option<u64>,
+    pub repl_len_rule: ReplLenRule,
+}
+
+impl AltInstrLayout {
+    /// The code one entry (its bytes, at `entry_addr`) patches: its
+    /// address (`orig_offset` plus the field's address) and `orig_len`.
+    /// `None` for a short entry.
+    pub fn site(&self, entry: &[u8], entry_addr: u64) -> Option<(u64, u64)> {
+        let at = self.orig_offset as usize;
+        let rel = i32::from_le_bytes(entry.get(at..at + 4)?.try_into().ok()?);
+        let len = *entry.get(self.orig_len as usize)?;
+        let field = entry_addr.wrapping_add(self.orig_offset);
+        Some((field.wrapping_add(rel as i64 as u64), u64::from(len)))
+    }
+}
+
+/// The layout of one `struct bug_frame` (`.bug_frames.N`) entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BugFrameLayout {
+    /// `sizeof(struct bug_frame)` when xen-syms's DWARF does not say.
+    pub size: u64,
+    /// Whether the first two words carry line-number bits above a
+    /// displacement of `sections::BUG_DISP_WIDTH` bits (x86), rather than
+    /// whole 32-bit displacements (Arm, whose line is its own field).
+    pub line_bits: bool,
+    /// Bytes an assertion frame (`.bug_frames.3`) carries after the
+    /// struct: x86's message words; Arm's message is the struct's
+    /// `msg_disp`.
+    pub assert_extra: u64,
+}
+
 /// An architecture Xen's live-patch loader supports and the tools build for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arch {
@@ -270,6 +332,31 @@ impl Arch {
         }
     }
 
+    /// The layout of `struct alt_instr`.
+    pub fn alt_instr(self) -> AltInstrLayout {
+        match self {
+            Arch::X86_64 => x86_64::ALT_INSTR,
+            Arch::Aarch64 => aarch64::ALT_INSTR,
+        }
+    }
+
+    /// The layout of `struct bug_frame`.
+    pub fn bug_frame(self) -> BugFrameLayout {
+        match self {
+            Arch::X86_64 => x86_64::BUG_FRAME,
+            Arch::Aarch64 => aarch64::BUG_FRAME,
+        }
+    }
+
+    /// The struct behind `.ex_table`, when the architecture has one (Arm
+    /// does not select `HAS_EX_TABLE`; its loader refuses the section).
+    pub fn ex_table_struct(self) -> Option<&'static str> {
+        match self {
+            Arch::X86_64 => Some("exception_table_entry"),
+            Arch::Aarch64 => None,
+        }
+    }
+
     /// How control leaves one whole instruction (`None` when not known).
     pub fn flow(self, insn: &[u8]) -> Option<Flow> {
         match self {
@@ -352,6 +439,41 @@ mod tests {
         assert_eq!(Arch::Aarch64.nop_out_granule(), 4);
         assert_eq!(Arch::Aarch64.insn_len(&[0, 0, 0]), None);
         assert_eq!(Arch::Aarch64.insn_len(&[0, 0, 0, 0, 1]), Some(4));
+    }
+
+    #[test]
+    fn special_entry_layouts() {
+        // x86: 14 bytes with a padding length and the 254-byte buffer;
+        // Arm: 12 bytes, lengths at the same offsets, no padding, no buffer.
+        let (x, a) = (Arch::X86_64.alt_instr(), Arch::Aarch64.alt_instr());
+        assert_eq!(
+            (x.size, x.orig_len, x.repl_len, x.pad_len),
+            (14, 10, 11, Some(12))
+        );
+        assert_eq!(x.max_patch_len, Some(254));
+        assert_eq!(
+            (a.size, a.orig_len, a.repl_len, a.pad_len),
+            (12, 10, 11, None)
+        );
+        assert_eq!(a.repl_len_rule, ReplLenRule::EqualsOriginal);
+        // An entry at 0x1000 whose orig_offset is -0x100: the site is
+        // 0xf00, orig_len bytes long, on both.
+        let mut e = [0u8; 14];
+        e[..4].copy_from_slice(&(-0x100i32).to_le_bytes());
+        e[10] = 8;
+        assert_eq!(x.site(&e, 0x1000), Some((0xf00, 8)));
+        assert_eq!(a.site(&e[..12], 0x1000), Some((0xf00, 8)));
+        assert_eq!(a.site(&e[..10], 0x1000), None, "short entry");
+        // Arm's frames are 16 bytes, whole-word displacements, and an
+        // assertion frame is the same struct; x86's carry line bits.
+        let (xb, ab) = (Arch::X86_64.bug_frame(), Arch::Aarch64.bug_frame());
+        assert_eq!((xb.size, xb.line_bits, xb.assert_extra), (8, true, 8));
+        assert_eq!((ab.size, ab.line_bits, ab.assert_extra), (16, false, 0));
+        assert_eq!(Arch::Aarch64.ex_table_struct(), None);
+        let arm = crate::abi::SpecialSizes::assumed_v2(Arch::Aarch64);
+        assert_eq!((arm.bug_frame, arm.ex_table, arm.alt_instr), (16, 0, 12));
+        let x86 = crate::abi::SpecialSizes::assumed_v2(Arch::X86_64);
+        assert_eq!((x86.bug_frame, x86.ex_table, x86.alt_instr), (8, 8, 14));
     }
 
     #[test]

@@ -348,3 +348,28 @@ fn real_abi_and_special_sizes() {
     );
     assert_eq!(crate::abi::special_sizes(&syms, None).unwrap(), want);
 }
+
+#[test]
+#[ignore = "real-Xen tier: needs XSPLICE_XEN_TREE_ARM64_420 (ci/test sets it)"]
+fn real_arm64_special_sizes() {
+    // Xen 4.20 for arm64: `struct bug_frame` 16 bytes, `struct alt_instr`
+    // 12 (xen/arch/arm/include/asm/{bug,alternative}.h), no `.ex_table`.
+    // Its defconfig has no DWARF, so both calls take the probe, which must
+    // not ask an Arm tree for the exception-table struct it lacks.
+    let tree = match std::env::var_os("XSPLICE_XEN_TREE_ARM64_420") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            panic!("XSPLICE_XEN_TREE_ARM64_420 is not set: the real-Xen tier needs the arm64 tree")
+        }
+    };
+    let syms = XenSyms::load(&tree.join("xen/xen-syms")).unwrap();
+    assert_eq!(syms.arch(), crate::Arch::Aarch64);
+    let want = crate::abi::SpecialSizes {
+        bug_frame: 16,
+        ex_table: 0,
+        alt_instr: 12,
+        alt_call: 4,
+    };
+    assert_eq!(crate::abi::probe::special_sizes(&tree).unwrap(), want);
+    assert_eq!(crate::abi::special_sizes(&syms, None).unwrap(), want);
+}

@@ -3,10 +3,39 @@
 //! [`crate::arch::Arch`]; the constants are public for the few callers
 //! that only ever handle x86 (the `endbr64` accessors of the samples).
 
+use super::{AltInstrLayout, BugFrameLayout, ReplLenRule};
+
 pub mod insn;
 pub mod reloc;
 
 pub use insn::{flow, insn_len, only_reads_memory, Flow};
+
+/// `struct alt_instr` of `xen/arch/x86/include/asm/alternative.h`, the
+/// same in Xen 4.15 to 4.22: `orig_offset`, `repl_offset` (4 bytes each),
+/// `cpuid` (2), then the lengths of the original code, of its replacement
+/// and of the padding after the original: 14 bytes. `MAX_PATCH_LEN` of
+/// `arch/x86/alternative.c` (254 in 4.17 to 4.22) bounds original plus
+/// padding.
+pub const ALT_INSTR: AltInstrLayout = AltInstrLayout {
+    size: 14,
+    orig_offset: 0,
+    repl_offset: 4,
+    orig_len: 10,
+    repl_len: 11,
+    pad_len: Some(12),
+    max_patch_len: Some(254),
+    repl_len_rule: ReplLenRule::FitsOriginalAndPadding,
+};
+
+/// `struct bug_frame` of `xen/arch/x86/include/asm/bug.h` (4.17) and
+/// `xen/include/xen/bug.h` (4.18 on): two 32-bit words, each a 24-bit
+/// displacement with line bits above; assertion frames add the message's
+/// two words.
+pub const BUG_FRAME: BugFrameLayout = BugFrameLayout {
+    size: 8,
+    line_bits: true,
+    assert_extra: 8,
+};
 
 /// The architecture directory of Xen's tree the target is built from
 /// (`xen/arch/x86`); the others are not part of the build.
