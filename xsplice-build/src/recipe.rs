@@ -22,6 +22,7 @@ use std::process::Command;
 use crate::error::Error;
 use crate::error::Problem;
 use crate::target::{self, TargetFacts};
+use xsplice_target::arch::Arch;
 
 /// Placeholder for the top of the tree being built in make arguments;
 /// the private copy's path replaces it when make runs.
@@ -67,7 +68,7 @@ const UPSTREAM_STRINGS: [(&str, &str, &str); 5] = [
     ("XEN_DOMAIN", "xen_compile_domain", "example.org"),
 ];
 
-/// Debian's architecture names for the only target built here.
+/// Debian's architecture names for the only target its recipe builds (x86-64).
 const DEBIAN_GNU_TYPE: &str = "x86_64-linux-gnu";
 const DEBIAN_XEN_ARCH: &str = "x86_64";
 
@@ -88,9 +89,17 @@ impl BuildRecipe {
         }
     }
 
-    /// The concrete recipe: make arguments and build strings, taken from
-    /// `target` when given.
+    /// The concrete recipe for an x86-64 tree (see [`Self::resolve_for`]).
     pub fn resolve(&self, target: Option<&TargetFacts>) -> Result<Recipe, Error> {
+        self.resolve_for(target, Arch::X86_64)
+    }
+
+    /// The concrete recipe for a tree configured for `arch`: make
+    /// arguments and build strings, taken from `target` when given. A tree
+    /// for another architecture than the host's is cross-built as Xen's
+    /// own build does it: `XEN_TARGET_ARCH` and `CROSS_COMPILE` (the
+    /// environment's, else the architecture's Debian cross prefix).
+    pub fn resolve_for(&self, target: Option<&TargetFacts>, arch: Arch) -> Result<Recipe, Error> {
         let from_target = |accessor: &str| target.and_then(|t| t.string(accessor));
         match self {
             BuildRecipe::Upstream => {
@@ -106,15 +115,32 @@ impl BuildRecipe {
                         (var.to_string(), v)
                     })
                     .collect();
-                let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
+                let cross =
+                    std::env::var("CROSS_COMPILE").unwrap_or_else(|_| arch.default_cross_prefix());
+                // A host build keeps make's own defaults (and its cache keys).
+                let args = if arch.is_host() {
+                    Vec::new()
+                } else {
+                    vec![
+                        format!("XEN_TARGET_ARCH={}", arch.xen_target_arch()),
+                        format!("CROSS_COMPILE={cross}"),
+                    ]
+                };
                 Ok(Recipe {
                     name: self.name(),
                     cc: std::env::var("CC").unwrap_or_else(|_| format!("{cross}gcc")),
                     ld: std::env::var("LD").unwrap_or_else(|_| format!("{cross}ld")),
-                    args: Vec::new(),
+                    cross,
+                    args,
                     env,
                     lsb_distributor: None,
                 })
+            }
+            BuildRecipe::Debian(_) if arch != Arch::X86_64 => {
+                Err(Error::Input(Problem::RecipeArch {
+                    recipe: self.name(),
+                    arch: arch.name(),
+                }))
             }
             BuildRecipe::Debian(src) => {
                 let date = match from_target("xen_compile_date") {
@@ -151,6 +177,7 @@ impl BuildRecipe {
                 ];
                 Ok(Recipe {
                     name: self.name(),
+                    cross: std::env::var("CROSS_COMPILE").unwrap_or_default(),
                     cc,
                     ld,
                     args,
@@ -312,6 +339,9 @@ pub struct Recipe {
     /// The compiler and linker make uses (their versions are part of the cache key).
     pub cc: String,
     pub ld: String,
+    /// The prefix of the binutils run beside make (`ld`, `objcopy`):
+    /// `CROSS_COMPILE`'s value for a cross build, else empty.
+    pub cross: String,
     /// Make arguments; `TOP` stands for the top of the tree being built.
     pub args: Vec<String>,
     /// Environment for make: the build strings.

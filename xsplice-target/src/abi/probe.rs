@@ -446,20 +446,23 @@ pub fn special_sizes(tree: &Path) -> Result<SpecialSizes, Error> {
     } else {
         "asm/bug.h"
     };
-    let values = evaluate(
-        &xen,
-        &[
-            "xen/lib.h",
-            "asm/alternative.h",
-            bug_header,
-            "asm/uaccess.h",
-        ],
-        &[
-            ("bug_frame", "sizeof(struct bug_frame)"),
-            ("ex_table", "sizeof(struct exception_table_entry)"),
-            ("alt_instr", "sizeof(struct alt_instr)"),
-        ],
-    )?;
+    // Only some architectures have an exception table (its struct is
+    // in their uaccess.h); the tree's .config says which one it builds.
+    let arch = std::fs::read_to_string(xen.join(".config"))
+        .ok()
+        .and_then(|c| crate::arch::from_config(&xen.join(".config"), &c).ok())
+        .unwrap_or(crate::arch::Arch::X86_64);
+    let ex_table = arch.has_exception_table();
+    let headers: Vec<&str> = ["xen/lib.h", "asm/alternative.h", bug_header]
+        .into_iter()
+        .chain(ex_table.then_some("asm/uaccess.h"))
+        .collect();
+    let exprs: Vec<(&str, &str)> = [("bug_frame", "sizeof(struct bug_frame)")]
+        .into_iter()
+        .chain(ex_table.then_some(("ex_table", "sizeof(struct exception_table_entry)")))
+        .chain([("alt_instr", "sizeof(struct alt_instr)")])
+        .collect();
+    let values = evaluate(&xen, &headers, &exprs)?;
     let get = |k: &str| values.get(k).copied().unwrap_or(0);
     Ok(SpecialSizes {
         bug_frame: get("bug_frame"),
