@@ -578,6 +578,18 @@ mod tests {
         };
         assert_eq!(src.version, "4.17.5-1");
         assert_eq!(src.maintainer, "T <l@d.org>");
+        // Debian's recipe builds x86-64 only.
+        let e = r.resolve_for(None, Arch::Aarch64).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::Input(Problem::RecipeArch {
+                    recipe: "debian",
+                    arch: "AArch64"
+                })
+            ),
+            "{e:?}"
+        );
         let resolved = r.resolve(None).unwrap();
         let env: std::collections::BTreeMap<_, _> = resolved.env.iter().cloned().collect();
         // SOURCE_DATE_EPOCH is the latest entry's date, printed in UTC.
@@ -604,5 +616,34 @@ mod tests {
         let env: std::collections::BTreeMap<_, _> = resolved.env.iter().cloned().collect();
         assert_eq!(env["XEN_BUILD_DATE"], "D");
         assert_eq!(env["DEB_VERSION"], "4.17.5-1+b1");
+    }
+    /// A tree of another architecture than the host's gets Xen's cross-build
+    /// arguments and the cross tools; the host's own gets none (its make
+    /// command and cache key are as before).
+    #[test]
+    fn upstream_cross_build() {
+        let prefix_of = |arch: Arch| {
+            std::env::var("CROSS_COMPILE").unwrap_or_else(|_| arch.default_cross_prefix())
+        };
+        for arch in Arch::ALL {
+            let r = BuildRecipe::Upstream.resolve_for(None, arch).unwrap();
+            let prefix = prefix_of(arch);
+            assert_eq!(r.cross, prefix, "{arch:?}");
+            if arch.is_host() {
+                assert!(r.args.is_empty(), "{arch:?}: {:?}", r.args);
+            } else {
+                assert_eq!(
+                    r.args,
+                    [
+                        format!("XEN_TARGET_ARCH={}", arch.xen_target_arch()),
+                        format!("CROSS_COMPILE={prefix}")
+                    ],
+                    "{arch:?}"
+                );
+                if std::env::var_os("CC").is_none() {
+                    assert_eq!(r.cc, format!("{prefix}gcc"));
+                }
+            }
+        }
     }
 }
