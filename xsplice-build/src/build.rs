@@ -25,6 +25,7 @@ use crate::recipe::Recipe;
 use crate::stages::{BaseBuild, PatchedBuild};
 use crate::tree::{self, Touch, Touched};
 use crate::worktree::Writes;
+use xsplice_target::arch::Arch;
 use xsplice_target::kbuild::{self, CommandProblem};
 
 /// Environment variables that change what the hypervisor build produces.
@@ -138,9 +139,10 @@ pub fn cache_root_and_source(opt: Option<&Path>) -> Result<(PathBuf, &'static st
     xsplice_target::cache::default_dir().ok_or(Error::Input(crate::error::Problem::NoCacheDir))
 }
 
-/// Compiler names make may run; under `--ccache` each is a link to ccache,
-/// which then runs the real compiler of that name found later in PATH.
-const LAUNCHED_COMPILERS: &[&str] = &["gcc", "cc", "x86_64-linux-gnu-gcc", "clang"];
+/// Compiler names make may run besides each architecture's `TRIPLET-gcc`;
+/// under `--ccache` each is a link to ccache, which then runs the real
+/// compiler of that name found later in PATH.
+const LAUNCHED_COMPILERS: &[&str] = &["gcc", "cc", "clang"];
 
 /// The `--ccache` directory: links named like the compilers, to ccache
 /// (ccache's "masquerade" mode, so the compile commands make records do not
@@ -155,12 +157,13 @@ pub fn ccache_launcher(cache: &Path) -> Result<PathBuf, Error> {
     let dir = cache.join("ccache-bin");
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
-    let cross_gcc = format!("{cross}gcc");
-    for name in LAUNCHED_COMPILERS
+    let names: Vec<String> = LAUNCHED_COMPILERS
         .iter()
-        .copied()
-        .chain([cross_gcc.as_str()])
-    {
+        .map(|n| n.to_string())
+        .chain(Arch::ALL.iter().map(|a| format!("{}-gcc", a.gnu_triplet())))
+        .chain([format!("{cross}gcc")])
+        .collect();
+    for name in names.iter().map(String::as_str) {
         let link = dir.join(name);
         if fs::read_link(&link).ok().as_deref() == Some(ccache.as_path()) {
             continue;
@@ -228,10 +231,14 @@ pub fn base_key(
         h.field(std::env::var(k).unwrap_or_default().as_bytes());
     }
     if make.recipe.name == "upstream" {
-        // The upstream recipe's key material predates recipes: the build strings only.
+        // The upstream recipe's key material predates recipes: the build
+        // strings, and a cross build's make arguments.
         for (k, v) in &make.recipe.env {
             h.field(k.as_bytes());
             h.field(v.as_bytes());
+        }
+        for a in &make.recipe.args {
+            h.field(a.as_bytes());
         }
     } else {
         for m in make.recipe.key_material() {
@@ -990,12 +997,8 @@ pub fn run_recorded(
     make: &MakeConfig,
     log: &Log,
 ) -> Result<(), Error> {
-    let objcopy = std::env::var("OBJCOPY").unwrap_or_else(|_| {
-        format!(
-            "{}objcopy",
-            std::env::var("CROSS_COMPILE").unwrap_or_default()
-        )
-    });
+    let objcopy =
+        std::env::var("OBJCOPY").unwrap_or_else(|_| format!("{}objcopy", make.recipe.cross));
     let run_one = |b: &RecordedBuild| -> Result<(), Error> {
         let what = format!("patched build: {} (recorded command)", b.target);
         let mut cmd = Command::new("/bin/sh");
@@ -1031,9 +1034,14 @@ pub fn run_recorded(
     })
 }
 
-/// Objects that are never part of a payload: link aggregates and the EFI compiler probe.
+/// Objects that are never part of a payload: link aggregates and any
+/// architecture's compiler probes (each path names its architecture).
 fn is_ignored_object(obj: &str) -> bool {
-    obj.ends_with("built_in.o") || obj == "prelink.o" || obj == "arch/x86/efi/check.o"
+    obj.ends_with("built_in.o") || obj == "prelink.o" || is_probe_object(obj)
+}
+
+fn is_probe_object(obj: &str) -> bool {
+    Arch::ALL.iter().any(|a| a.probe_objects().contains(&obj))
 }
 
 fn init_variant(obj: &str) -> String {
@@ -1447,7 +1455,7 @@ impl DepIndex {
                 return Err(format!("{target} is built from an affected object"));
             }
         }
-        objs.remove("arch/x86/efi/check.o");
+        objs.retain(|o| !is_probe_object(o));
         Ok(objs.into_iter().collect())
     }
 }

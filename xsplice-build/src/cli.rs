@@ -32,9 +32,17 @@ against the same base only compiles what the patch touches.
 Cache: --cache-dir, else $XSPLICE_CACHE_DIR, $XDG_CACHE_HOME/xsplice-build,
 ~/.cache/xsplice-build.
 
+Architecture: read from the tree's .config (CONFIG_X86_64=y or
+CONFIG_ARM_64=y; 32-bit Arm is refused) and checked against --xen-syms' ELF
+machine, never passed. A tree of another architecture than this machine's is
+cross-built as Xen's own build does it: every make gets
+XEN_TARGET_ARCH=arm64 and CROSS_COMPILE=$CROSS_COMPILE when set, else
+aarch64-linux-gnu- (Debian's gcc-aarch64-linux-gnu); ld and objcopy take the
+same prefix. A missing cross compiler stops the run before any build (exit 1).
+
 Inputs are checked before any work: every file must be a regular file (not
 a FIFO, device or directory) within its bound: --patch and --config 64 MiB,
---xen-syms 512 MiB (an x86-64 ELF executable with a build-id). Patch file
+--xen-syms 512 MiB (an x86-64 or AArch64 ELF executable with a build-id). Patch file
 names must stay inside the tree (no \"..\", no link leading out of it).
 --depends/--xen-depends take 1 to 64 bytes of hex; -j takes 1 or more.
 Outputs are written atomically (temporary file + rename). See docs/limits.md.";

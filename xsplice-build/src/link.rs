@@ -22,6 +22,8 @@ pub struct LinkJob<'a> {
     pub work: &'a Path,
     pub payload: &'a Path,
     pub abi: Abi,
+    /// The binutils' prefix (`CROSS_COMPILE`, the recipe's).
+    pub cross: &'a str,
     pub depends: &'a [u8],
     pub xen_depends: &'a [u8],
     pub strip: bool,
@@ -30,13 +32,10 @@ pub struct LinkJob<'a> {
     pub accepted: &'a [u8],
 }
 
-fn tool(var: &str, name: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        format!(
-            "{}{name}",
-            std::env::var("CROSS_COMPILE").unwrap_or_default()
-        )
-    })
+/// The tool `name` for the target: `$var` when set, else with the
+/// build's cross prefix.
+fn tool(var: &str, cross: &str, name: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| format!("{cross}{name}"))
 }
 
 fn malformed(path: &Path, what: String) -> Error {
@@ -53,14 +52,14 @@ pub fn link(job: &LinkJob, log: &Log) -> Result<Vec<u8>, Error> {
     }
     std::fs::create_dir_all(job.work).map_err(|e| Error::io(job.work, e))?;
     let linked = job.work.join("payload.o");
-    let mut ld = Command::new(tool("LD", "ld"));
+    let mut ld = Command::new(tool("LD", job.cross, "ld"));
     ld.args(["-r", "--build-id=sha1", "-o"])
         .arg(&linked)
         .args(job.inputs);
     log.run(&mut ld, "linking the payload (ld -r)")?;
 
     let metadata = metadata_symbols(&linked, job.abi)?;
-    let mut objcopy = Command::new(tool("OBJCOPY", "objcopy"));
+    let mut objcopy = Command::new(tool("OBJCOPY", job.cross, "objcopy"));
     let notes = [(job.abi.depends_section(), job.depends, "depends.note")]
         .into_iter()
         .chain(

@@ -31,6 +31,7 @@ use crate::target::TargetFacts;
 use crate::tree::{self, Touched};
 use crate::verify::Check;
 use crate::worktree::WorkTree;
+use xsplice_target::arch::Arch;
 
 /// Build one payload: check inputs, base build (cached), patched build,
 /// diff, link, verify. Never modifies `opts.srcdir`.
@@ -120,6 +121,8 @@ fn clobbered_input(output: &Path, opts: &BuildOptions) -> Option<PathBuf> {
 struct Checked {
     touched: Vec<Touched>,
     config: Vec<u8>,
+    /// The architecture the `.config` builds (and `--xen-syms` is of).
+    arch: Arch,
     name: String,
     cache: PathBuf,
     /// How the base is built, with the build strings filled in.
@@ -192,6 +195,7 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     let (touched, renames, texts) = read_patches(opts)?;
     let config_path = tree::config_path(&opts.srcdir, opts.config.as_deref())?;
     let config = tree::check_config(&config_path)?;
+    let arch = tree_arch(&config_path, &config)?;
     let name = tree::payload_name(&opts.patch, opts.name.as_deref())?;
     if opts.replace && opts.depends.is_some() {
         return Err(Error::Input(Problem::ReplaceWithDepends));
@@ -203,9 +207,12 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
     )
     .map_err(Error::Input)?;
     if let Some(x) = opts.xen_syms.as_deref() {
-        check_xen_syms_file(x)?;
+        check_xen_syms_file(x, arch, &config_path)?;
     }
-    let (recipe, target) = check_recipe_and_target(opts, &config)?;
+    let (recipe, target) = check_recipe_and_target(opts, &config, arch)?;
+    if opts.skip.is_none() {
+        check_compiler(&recipe, arch)?;
+    }
     let cache = check_written_places(opts)?;
     let series = (texts.len() > 1).then(|| opts.output.join(SERIES));
     check_outputs_clobber_nothing(opts, &name, series.as_deref())?;
@@ -234,11 +241,43 @@ fn check(opts: &BuildOptions) -> Result<Checked, Error> {
         renames,
         touched,
         config,
+        arch,
         name,
         cache,
         recipe,
         target,
     })
+}
+
+/// The architecture the tree is configured for, from its `.config`.
+pub fn tree_arch(config_path: &Path, config: &[u8]) -> Result<Arch, Error> {
+    xsplice_target::arch::from_config(config_path, &String::from_utf8_lossy(config)).map_err(
+        |source| {
+            Error::Input(Problem::Refused {
+                option: "--config",
+                source,
+            })
+        },
+    )
+}
+
+/// A cross build's compiler is in PATH, before any build: the message
+/// names the package that holds it and `CROSS_COMPILE`.
+fn check_compiler(recipe: &Recipe, arch: Arch) -> Result<(), Error> {
+    if arch.is_host() || recipe.cc.contains('/') {
+        return Ok(());
+    }
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(&recipe.cc).is_file()))
+        .unwrap_or(false);
+    if found {
+        return Ok(());
+    }
+    Err(Error::Input(Problem::NoCrossCompiler {
+        compiler: recipe.cc.clone(),
+        arch: arch.name(),
+        package: arch.cross_compiler_package(),
+    }))
 }
 
 /// Every patch read and parsed: the files they touch (merged), the
@@ -271,6 +310,7 @@ fn read_patches(
 fn check_recipe_and_target(
     opts: &BuildOptions,
     config: &[u8],
+    arch: Arch,
 ) -> Result<(Recipe, Option<TargetFacts>), Error> {
     // The recipe, and whether tree and .config can have built --xen-syms:
     // refused here, in seconds, rather than after a full build.
@@ -293,7 +333,7 @@ fn check_recipe_and_target(
         )
         .map_err(|u| Error::Input(Problem::UnsupportedRelease(u)))?;
     }
-    let recipe = detected.resolve(target.as_ref())?;
+    let recipe = detected.resolve_for(target.as_ref(), arch)?;
     if let Some(t) = &target {
         detected.check_target(&opts.srcdir, config, &recipe, t)?;
     }
@@ -382,9 +422,10 @@ fn open_output(opts: &BuildOptions) -> Result<OutputLock, Error> {
 }
 
 /// `--xen-syms`, checked before any work: a regular file within the size
-/// bound, an x86-64 ELF executable with a symbol table and a build-id.
-/// Returns its build-id.
-fn check_xen_syms_file(path: &Path) -> Result<Vec<u8>, Error> {
+/// bound, an ELF executable of the architecture the `.config` (at
+/// `config`) builds, with a symbol table and a build-id. Returns its
+/// build-id.
+fn check_xen_syms_file(path: &Path, arch: Arch, config: &Path) -> Result<Vec<u8>, Error> {
     if !path.exists() {
         return Err(Error::Input(Problem::NoSuchFile {
             path: path.to_path_buf(),
@@ -398,7 +439,19 @@ fn check_xen_syms_file(path: &Path) -> Result<Vec<u8>, Error> {
         })
     };
     let syms = XenSyms::load(path).map_err(refused)?;
-    xsplice_target::arch::check_buildable(path, syms.arch()).map_err(refused)?;
+    if syms.arch() != arch {
+        return Err(Error::Mismatch(crate::error::Mismatch::NotFromTree {
+            xen_syms: path.to_path_buf(),
+            what: format!(
+                "it is {} ({}), and {} configures the tree for {} ({})",
+                syms.arch().name(),
+                syms.arch().em_name(),
+                config.display(),
+                arch.name(),
+                arch.em_name()
+            ),
+        }));
+    }
     syms.build_id().map(<[u8]>::to_vec).ok_or_else(|| {
         Error::Input(Problem::XenSymsNoBuildId {
             path: path.to_path_buf(),
@@ -497,7 +550,16 @@ fn run(
     let inputs = diff_stage(opts, &record, &base, &dirs, progress, stages, &log)?;
     let target_syms = target_stage(opts, &record, &base, progress, &log)?;
     dependencies(opts, &target_syms, stages);
-    let build_id = link_stage(opts, &dirs, &inputs, base.abi, progress, stages, &log)?;
+    let build_id = link_stage(
+        opts,
+        &dirs,
+        &inputs,
+        base.abi,
+        &checked.recipe.cross,
+        progress,
+        stages,
+        &log,
+    )?;
     let target = Target::of(target_syms.given.as_deref(), &base.syms);
     verify_stage(opts, &dirs, &base, target, progress, stages, &log)?;
     stages.linked = Some(Linked {
@@ -838,11 +900,14 @@ fn dependencies(opts: &BuildOptions, target: &TargetSyms, stages: &mut Stages) {
 
 /// The link stage, into the scratch directory: the payload gets its name
 /// (and `stages.linked`) only once it passed verify. Returns its build-id.
+/// `cross` prefixes the binutils (the recipe's).
+#[allow(clippy::too_many_arguments)]
 fn link_stage(
     opts: &BuildOptions,
     dirs: &OutDirs,
     inputs: &[PathBuf],
     abi: Abi,
+    cross: &str,
     progress: &mut Progress,
     stages: &Stages,
     log: &Log,
@@ -865,6 +930,7 @@ fn link_stage(
             work: &dirs.link,
             payload: &dirs.unverified,
             abi,
+            cross,
             depends: deps.depends.as_bytes(),
             xen_depends: deps.xen_depends.as_bytes(),
             strip: opts.strip,
@@ -1048,11 +1114,8 @@ fn base_stage(
         ));
         // The one long step of a first run: say so, then show how far it is.
         let _watch = (!build::has_base(&checked.cache, &key)).then(|| {
-            let total = tree::estimate_objects(
-                &opts.srcdir,
-                &checked.config,
-                xsplice_target::x86::ARCH_DIR,
-            );
+            let total =
+                tree::estimate_objects(&opts.srcdir, &checked.config, checked.arch.arch_dir());
             show.say(log, &first_build_notice(total, make.jobs));
             show.watch_compiles(log, "base", total)
         });

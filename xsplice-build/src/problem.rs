@@ -76,6 +76,18 @@ pub enum Problem {
     },
     /// `--ccache` without ccache.
     NoCcache,
+    /// The cross compiler a tree of another architecture needs is not in
+    /// PATH: `compiler`, Debian's `package` holds it.
+    NoCrossCompiler {
+        compiler: String,
+        arch: &'static str,
+        package: &'static str,
+    },
+    /// A distro recipe that builds no tree of this architecture.
+    RecipeArch {
+        recipe: &'static str,
+        arch: &'static str,
+    },
     /// No `--cache-dir` and nothing in the environment to derive one from.
     NoCacheDir,
     /// A place the driver writes is inside the source tree.
@@ -300,6 +312,21 @@ impl fmt::Display for Problem {
             NoCcache => write!(
                 f,
                 "--ccache: no ccache in PATH (Debian: apt-get install ccache)"
+            ),
+            NoCrossCompiler {
+                compiler,
+                arch,
+                package,
+            } => write!(
+                f,
+                "the tree is configured for {arch}, and its compiler {compiler} is not in PATH: \
+                 install it (Debian: apt-get install {package}) or set CROSS_COMPILE to the \
+                 prefix of another (as for Xen's own build)"
+            ),
+            RecipeArch { recipe, arch } => write!(
+                f,
+                "the {recipe} recipe builds x86-64 hypervisors only; this tree is configured \
+                 for {arch}: build it from an upstream tree"
             ),
             NoCacheDir => write!(
                 f,

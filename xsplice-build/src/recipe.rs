@@ -22,6 +22,7 @@ use std::process::Command;
 use crate::error::Error;
 use crate::error::Problem;
 use crate::target::{self, TargetFacts};
+use xsplice_target::arch::Arch;
 
 /// Placeholder for the top of the tree being built in make arguments;
 /// the private copy's path replaces it when make runs.
@@ -67,7 +68,7 @@ const UPSTREAM_STRINGS: [(&str, &str, &str); 5] = [
     ("XEN_DOMAIN", "xen_compile_domain", "example.org"),
 ];
 
-/// Debian's architecture names for the only target built here.
+/// Debian's architecture names for the only target its recipe builds (x86-64).
 const DEBIAN_GNU_TYPE: &str = "x86_64-linux-gnu";
 const DEBIAN_XEN_ARCH: &str = "x86_64";
 
@@ -88,9 +89,17 @@ impl BuildRecipe {
         }
     }
 
-    /// The concrete recipe: make arguments and build strings, taken from
-    /// `target` when given.
+    /// The concrete recipe for an x86-64 tree (see [`Self::resolve_for`]).
     pub fn resolve(&self, target: Option<&TargetFacts>) -> Result<Recipe, Error> {
+        self.resolve_for(target, Arch::X86_64)
+    }
+
+    /// The concrete recipe for a tree configured for `arch`: make
+    /// arguments and build strings, taken from `target` when given. A tree
+    /// for another architecture than the host's is cross-built as Xen's
+    /// own build does it: `XEN_TARGET_ARCH` and `CROSS_COMPILE` (the
+    /// environment's, else the architecture's Debian cross prefix).
+    pub fn resolve_for(&self, target: Option<&TargetFacts>, arch: Arch) -> Result<Recipe, Error> {
         let from_target = |accessor: &str| target.and_then(|t| t.string(accessor));
         match self {
             BuildRecipe::Upstream => {
@@ -106,15 +115,32 @@ impl BuildRecipe {
                         (var.to_string(), v)
                     })
                     .collect();
-                let cross = std::env::var("CROSS_COMPILE").unwrap_or_default();
+                let cross =
+                    std::env::var("CROSS_COMPILE").unwrap_or_else(|_| arch.default_cross_prefix());
+                // A host build keeps make's own defaults (and its cache keys).
+                let args = if arch.is_host() {
+                    Vec::new()
+                } else {
+                    vec![
+                        format!("XEN_TARGET_ARCH={}", arch.xen_target_arch()),
+                        format!("CROSS_COMPILE={cross}"),
+                    ]
+                };
                 Ok(Recipe {
                     name: self.name(),
                     cc: std::env::var("CC").unwrap_or_else(|_| format!("{cross}gcc")),
                     ld: std::env::var("LD").unwrap_or_else(|_| format!("{cross}ld")),
-                    args: Vec::new(),
+                    cross,
+                    args,
                     env,
                     lsb_distributor: None,
                 })
+            }
+            BuildRecipe::Debian(_) if arch != Arch::X86_64 => {
+                Err(Error::Input(Problem::RecipeArch {
+                    recipe: self.name(),
+                    arch: arch.name(),
+                }))
             }
             BuildRecipe::Debian(src) => {
                 let date = match from_target("xen_compile_date") {
@@ -151,6 +177,7 @@ impl BuildRecipe {
                 ];
                 Ok(Recipe {
                     name: self.name(),
+                    cross: std::env::var("CROSS_COMPILE").unwrap_or_default(),
                     cc,
                     ld,
                     args,
@@ -312,6 +339,9 @@ pub struct Recipe {
     /// The compiler and linker make uses (their versions are part of the cache key).
     pub cc: String,
     pub ld: String,
+    /// The prefix of the binutils run beside make (`ld`, `objcopy`):
+    /// `CROSS_COMPILE`'s value for a cross build, else empty.
+    pub cross: String,
     /// Make arguments; `TOP` stands for the top of the tree being built.
     pub args: Vec<String>,
     /// Environment for make: the build strings.
@@ -548,6 +578,18 @@ mod tests {
         };
         assert_eq!(src.version, "4.17.5-1");
         assert_eq!(src.maintainer, "T <l@d.org>");
+        // Debian's recipe builds x86-64 only.
+        let e = r.resolve_for(None, Arch::Aarch64).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::Input(Problem::RecipeArch {
+                    recipe: "debian",
+                    arch: "AArch64"
+                })
+            ),
+            "{e:?}"
+        );
         let resolved = r.resolve(None).unwrap();
         let env: std::collections::BTreeMap<_, _> = resolved.env.iter().cloned().collect();
         // SOURCE_DATE_EPOCH is the latest entry's date, printed in UTC.
@@ -574,5 +616,34 @@ mod tests {
         let env: std::collections::BTreeMap<_, _> = resolved.env.iter().cloned().collect();
         assert_eq!(env["XEN_BUILD_DATE"], "D");
         assert_eq!(env["DEB_VERSION"], "4.17.5-1+b1");
+    }
+    /// A tree of another architecture than the host's gets Xen's cross-build
+    /// arguments and the cross tools; the host's own gets none (its make
+    /// command and cache key are as before).
+    #[test]
+    fn upstream_cross_build() {
+        let prefix_of = |arch: Arch| {
+            std::env::var("CROSS_COMPILE").unwrap_or_else(|_| arch.default_cross_prefix())
+        };
+        for arch in Arch::ALL {
+            let r = BuildRecipe::Upstream.resolve_for(None, arch).unwrap();
+            let prefix = prefix_of(arch);
+            assert_eq!(r.cross, prefix, "{arch:?}");
+            if arch.is_host() {
+                assert!(r.args.is_empty(), "{arch:?}: {:?}", r.args);
+            } else {
+                assert_eq!(
+                    r.args,
+                    [
+                        format!("XEN_TARGET_ARCH={}", arch.xen_target_arch()),
+                        format!("CROSS_COMPILE={prefix}")
+                    ],
+                    "{arch:?}"
+                );
+                if std::env::var_os("CC").is_none() {
+                    assert_eq!(r.cc, format!("{prefix}gcc"));
+                }
+            }
+        }
     }
 }

@@ -1144,9 +1144,10 @@ fn bad_options_are_refused_in_the_check_stage_by_name() {
             "not an x86-64 ELF executable",
         ),
         (
+            // An arm64 xen-syms for the x86 tree: both machines named.
             vec!["--xen-syms".into(), arm_path.display().to_string()],
             &patch,
-            "for machine 183",
+            "it is AArch64 (EM_AARCH64), and",
         ),
         (
             vec!["--xen-syms".into(), dir.join("none").display().to_string()],
@@ -2080,4 +2081,81 @@ fn accepts_must_match_exactly_and_carry_a_reason() {
         Err(Error::Input(Problem::AcceptReason { .. })) => {}
         other => panic!("expected AcceptReason, got {other:?}"),
     }
+}
+
+/// A tree configured for arm64 (`CONFIG_ARM_64=y`) is cross-built: when
+/// its compiler (`${CROSS_COMPILE}gcc`) is not in PATH the run stops
+/// before any work with exit 1, naming the compiler, the Debian package
+/// and `CROSS_COMPILE`; nothing is written.
+#[test]
+fn arm64_tree_without_its_cross_compiler_is_refused() {
+    let s = Scratch::new();
+    let config = s.dir.path().join("arm64.config");
+    fs::write(&config, "CONFIG_ARM_64=y\nCONFIG_LIVEPATCH=y\n").unwrap();
+    let patch = s.patch("k", KERNEL_PATCH);
+    let out = s.out("nocross");
+    let o = s
+        .command(&patch, &out, &["-c", config.to_str().unwrap()])
+        .env("CROSS_COMPILE", "xsplice-no-such-")
+        .output()
+        .unwrap();
+    assert_exit(&o, 1);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    for want in [
+        "xsplice-no-such-gcc",
+        "AArch64",
+        "gcc-aarch64-linux-gnu",
+        "CROSS_COMPILE",
+    ] {
+        assert!(stderr.contains(want), "{want:?} not in: {stderr}");
+    }
+    assert!(!out.exists());
+    assert!(s.cache_entries().is_empty());
+}
+
+/// A 32-bit Arm .config is refused before any work, naming the setting.
+#[test]
+fn arm32_tree_is_refused() {
+    let s = Scratch::new();
+    let config = s.dir.path().join("arm32.config");
+    fs::write(&config, "CONFIG_ARM_32=y\nCONFIG_LIVEPATCH=y\n").unwrap();
+    let patch = s.patch("k", KERNEL_PATCH);
+    let out = s.out("arm32");
+    let o = s.run(&patch, &out, &["-c", config.to_str().unwrap()]);
+    assert_exit(&o, 1);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("CONFIG_ARM_32=y") && stderr.contains("arm64"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}
+
+/// A `--xen-syms` of another machine than the `.config` builds is refused
+/// before any build, naming both architectures.
+#[test]
+fn xen_syms_of_another_architecture_is_refused() {
+    let s = Scratch::new();
+    let own = s.dir.path().join("x86-xen-syms");
+    fs::copy(
+        build_in_place(&s.src(), "Thu Jan  1 00:00:00 UTC 2026"),
+        &own,
+    )
+    .unwrap();
+    let config = s.dir.path().join("arm64.config");
+    fs::write(&config, "CONFIG_ARM_64=y\nCONFIG_LIVEPATCH=y\n").unwrap();
+    let patch = s.patch("k", KERNEL_PATCH);
+    let mut opts = s.opts(&patch, &s.out("arch"));
+    opts.config = Some(config.clone());
+    opts.xen_syms = Some(own.clone());
+    let e = build_payload(&opts).unwrap_err();
+    let Error::Mismatch(Mismatch::NotFromTree { xen_syms, what }) = &e else {
+        panic!("{e:?}");
+    };
+    assert_eq!(xen_syms, &own);
+    assert!(
+        what.contains("x86-64 (EM_X86_64)") && what.contains("AArch64 (EM_AARCH64)"),
+        "{what}"
+    );
+    assert!(s.cache_entries().is_empty());
 }

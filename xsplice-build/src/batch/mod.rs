@@ -380,7 +380,8 @@ fn base_inputs(
         .map(crate::target::TargetFacts::read)
         .transpose()
         .and_then(|target| {
-            crate::recipe::BuildRecipe::detect(&base.srcdir)?.resolve(target.as_ref())
+            let arch = crate::pipeline::tree_arch(&config_path, &config)?;
+            crate::recipe::BuildRecipe::detect(&base.srcdir)?.resolve_for(target.as_ref(), arch)
         })
         .and_then(|recipe| {
             crate::build::base_key(

@@ -13,6 +13,15 @@ use super::{AltInstrLayout, BugFrameLayout, ReplLenRule};
 /// 32-bit Arm, which the tools do not build for).
 pub const ARCH_DIR: &str = "arm";
 
+/// `XEN_TARGET_ARCH` for an arm64 build.
+pub const XEN_TARGET_ARCH: &str = "arm64";
+
+/// The GNU triplet of Debian's arm64 cross compiler (`aarch64-linux-gnu-gcc`).
+pub const GNU_TRIPLET: &str = "aarch64-linux-gnu";
+
+/// The Debian package that holds it.
+pub const CROSS_PACKAGE: &str = "gcc-aarch64-linux-gnu";
+
 /// The relocation types the loader applies, for messages.
 pub const LOADER_RELOCS_TEXT: &str = "R_AARCH64_ABS64/32/16, PREL64/32/16, MOVW_UABS_*, \
      MOVW_SABS_*, MOVW_PREL_*, ADR_PREL_LO21, ADR_PREL_PG_HI21(_NC), ADD_ABS_LO12_NC, \

@@ -85,6 +85,9 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// Every architecture the tools build for.
+    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
+
     /// The architecture of an ELF machine number, if the tools handle it.
     pub fn from_machine(machine: u16) -> Option<Arch> {
         match machine {
@@ -135,6 +138,59 @@ impl Arch {
         match self {
             Arch::X86_64 => x86_64::ARCH_DIR,
             Arch::Aarch64 => aarch64::ARCH_DIR,
+        }
+    }
+
+    /// Xen's name for the architecture in `XEN_TARGET_ARCH` (its make
+    /// argument for a cross build).
+    pub fn xen_target_arch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => aarch64::XEN_TARGET_ARCH,
+        }
+    }
+
+    /// The GNU target triplet: a cross compiler is `TRIPLET-gcc`.
+    pub fn gnu_triplet(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu",
+            Arch::Aarch64 => aarch64::GNU_TRIPLET,
+        }
+    }
+
+    /// The Debian package of the cross compiler for the architecture.
+    pub fn cross_compiler_package(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "gcc-x86-64-linux-gnu",
+            Arch::Aarch64 => aarch64::CROSS_PACKAGE,
+        }
+    }
+
+    /// Whether the machine running the tools is of this architecture.
+    pub fn is_host(self) -> bool {
+        match self {
+            Arch::X86_64 => std::env::consts::ARCH == "x86_64",
+            Arch::Aarch64 => std::env::consts::ARCH == "aarch64",
+        }
+    }
+
+    /// The tools' prefix when `CROSS_COMPILE` is unset, as a build for the
+    /// architecture needs it: none on a host of the architecture, else
+    /// `TRIPLET-` (Debian's cross compilers).
+    pub fn default_cross_prefix(self) -> String {
+        if self.is_host() {
+            String::new()
+        } else {
+            format!("{}-", self.gnu_triplet())
+        }
+    }
+
+    /// Objects of the architecture's build that never go into a payload
+    /// (compiler probes), relative to `xen/`.
+    pub fn probe_objects(self) -> &'static [&'static str] {
+        match self {
+            Arch::X86_64 => x86_64::PROBE_OBJECTS,
+            Arch::Aarch64 => &[],
         }
     }
 
@@ -367,26 +423,6 @@ impl Arch {
     }
 }
 
-/// The architectures the driver builds trees for so far: arm64 needs
-/// Xen's cross build (`XEN_TARGET_ARCH=arm64`, `CROSS_COMPILE`), which it
-/// does not run yet; the differ and `verify` handle both.
-pub const DRIVER_BUILDS: &[Arch] = &[Arch::X86_64];
-
-/// Refuse a `xen-syms` the driver cannot build a tree for, naming its
-/// machine.
-pub fn check_buildable(path: &Path, arch: Arch) -> Result<(), Error> {
-    if DRIVER_BUILDS.contains(&arch) {
-        return Ok(());
-    }
-    Err(Error::Unsupported(format!(
-        "{}: xen-syms for machine {} ({}): the driver builds x86-64 trees only so far \
-         (an arm64 tree needs Xen's cross build); `xsplice-build verify` checks such payloads",
-        path.display(),
-        arch.machine(),
-        arch.name()
-    )))
-}
-
 /// The architecture a Xen tree is configured for, from its `.config`
 /// (`text`, read from `path`): `CONFIG_X86_64=y` or `CONFIG_ARM_64=y`.
 /// 32-bit Arm (`CONFIG_ARM_32=y`) is refused: the tools build for the
@@ -477,6 +513,26 @@ mod tests {
     }
 
     #[test]
+    fn cross_build_facts() {
+        assert_eq!(Arch::Aarch64.xen_target_arch(), "arm64");
+        assert_eq!(
+            Arch::Aarch64.cross_compiler_package(),
+            "gcc-aarch64-linux-gnu"
+        );
+        // Exactly one of them is the host on the machines the tools run on.
+        let host: Vec<Arch> = Arch::ALL.into_iter().filter(|a| a.is_host()).collect();
+        assert!(host.len() <= 1, "{host:?}");
+        for arch in Arch::ALL {
+            let prefix = arch.default_cross_prefix();
+            assert_eq!(prefix.is_empty(), arch.is_host(), "{arch:?}");
+            if !prefix.is_empty() {
+                assert_eq!(prefix, format!("{}-", arch.gnu_triplet()));
+            }
+        }
+        assert_eq!(Arch::X86_64.probe_objects(), ["arch/x86/efi/check.o"]);
+    }
+
+    #[test]
     fn tree_architecture_from_config() {
         let p = Path::new("xen/.config");
         assert_eq!(
@@ -498,8 +554,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("neither"), "{e}");
-        assert!(check_buildable(p, Arch::X86_64).is_ok());
-        let e = check_buildable(p, Arch::Aarch64).unwrap_err().to_string();
-        assert!(e.contains("for machine 183"), "{e}");
     }
 }

@@ -41,6 +41,10 @@ pub const BUG_FRAME: BugFrameLayout = BugFrameLayout {
 /// (`xen/arch/x86`); the others are not part of the build.
 pub const ARCH_DIR: &str = "x86";
 
+/// Objects the build makes only to probe the compiler (the EFI check),
+/// never part of a payload.
+pub const PROBE_OBJECTS: &[&str] = &["arch/x86/efi/check.o"];
+
 /// The relocation types the loader applies, for messages.
 pub const LOADER_RELOCS_TEXT: &str = "R_X86_64_NONE, _64, _PC32, _PLT32";
 
