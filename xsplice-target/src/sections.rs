@@ -7,7 +7,7 @@
 use object::elf;
 
 use crate::abi::{Abi, SpecialSizes};
-use crate::Arch;
+use crate::arch::Arch;
 
 /// Which table a special section is: its entries' C type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

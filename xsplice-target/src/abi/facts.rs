@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::Arch;
+use crate::arch::Arch;
 
 /// A function-table layout the tool can emit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
