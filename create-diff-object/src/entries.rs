@@ -69,7 +69,7 @@ struct Entry {
 struct Side1<'a, 'd> {
     obj: &'a Object<'d>,
     families: Families,
-    /// Per special-code section: fragment starts (see `include::special`).
+    /// Per special-code section: fragment starts (see `fragments`).
     points: std::collections::HashMap<SectionId, Vec<u64>>,
 }
 
@@ -82,7 +82,7 @@ impl<'a, 'd> Side1<'a, 'd> {
         Side1 {
             obj,
             families: Families::new(obj),
-            points: include::special::entry_points(obj, &code),
+            points: crate::fragments::entry_points(obj, &code),
         }
     }
 
@@ -344,7 +344,7 @@ impl Cx<'_, '_, '_> {
 
     /// Out-of-line code at `ooff` / `poff`: `code.len` bytes when the entry
     /// gives the length, else the same distance into fragments (see
-    /// `include::special`); the same bytes and relocations either way.
+    /// `special`); the same bytes and relocations either way.
     fn same_fragment(
         &self,
         osec: SectionId,

@@ -14,8 +14,6 @@ use crate::family::is_cold_part;
 use crate::model::{Object, Place, Reloc, SectionId, Status, SymKind, SymbolId, Twins};
 use xsplice_target::sections;
 
-pub mod special;
-
 /// What a patched section is, for the purpose of patching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -204,7 +202,7 @@ impl<'a, 'd> Includer<'a, 'd> {
             .section_ids()
             .filter(|id| roles.get(id.index()) == Some(&Role::SpecialCode))
             .collect();
-        let entry_points = special::entry_points(patched, &code);
+        let entry_points = crate::fragments::entry_points(patched, &code);
         Includer {
             orig,
             patched,
@@ -742,7 +740,7 @@ impl Includer<'_, '_> {
     /// told apart safely. Returns whether anything was newly included.
     fn include_code(&self, plan: &mut Plan, id: SectionId, off: i64, who: &str) -> bool {
         let entries = self.entry_points.get(&id).map(Vec::as_slice).unwrap_or(&[]);
-        match special::fragments_reached(self.patched, id, entries, off) {
+        match crate::fragments::fragments_reached(self.patched, id, entries, off) {
             Some(ranges) => {
                 let mut grew = false;
                 for range in ranges {

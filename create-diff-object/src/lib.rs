@@ -21,6 +21,7 @@ pub mod emit;
 pub mod entries;
 pub mod error;
 pub mod family;
+pub mod fragments;
 pub mod include;
 pub mod model;
 pub mod moves;
@@ -28,6 +29,7 @@ pub mod mutate;
 pub mod names;
 pub mod read;
 pub mod report;
+pub mod special;
 pub mod state;
 pub mod type_layout;
 pub mod write;
@@ -396,7 +398,7 @@ fn write_payload(
         .any(|id| inc.role(id) == include::Role::SpecialTable && new.section(id).size > 0);
     let specials = if has_tables && plan.refusals.is_empty() {
         let sizes = cached_special_sizes(xen_syms, tree)?;
-        include::special::select(inc, plan, &sizes, resolver)?
+        special::select(inc, plan, &sizes, resolver)?
     } else {
         Vec::new()
     };

@@ -16,11 +16,11 @@ use object::{
 use crate::compare::Comparison;
 use crate::emit::{FuncEntry, Table};
 use crate::error::Error;
-use crate::include::special::SpecialOut;
 use crate::include::{piece_range, Plan};
 use crate::model::{Binding, Object, Place, Reloc, SectionId, SymKind, SymbolId};
 use crate::names::{Names, PayloadName};
 use crate::read::reloc_target;
+use crate::special::SpecialOut;
 use xsplice_target::abi::FuncEntryFormat;
 use xsplice_target::sections::is_hook_section;
 
