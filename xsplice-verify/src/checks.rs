@@ -158,7 +158,9 @@ impl Context<'_, '_> {
     /// Offset of a value from the payload's allocation start (payload-local values only).
     fn local_addr(&self, v: Value) -> Option<u64> {
         match v {
-            Value::Local { section, offset } => self.p.layout.addr(section)?.checked_add(offset),
+            Value::Local { section, offset } => {
+                self.p.section_map.addr(section)?.checked_add(offset)
+            }
             _ => None,
         }
     }
@@ -241,7 +243,7 @@ pub fn check_relocations(cx: &Context<'_, '_>, f: &mut Failures) {
     let p = cx.p;
     let mut targets: Vec<&usize> = p.relas.keys().collect();
     targets.sort();
-    let total = i128::from(p.layout.total());
+    let total = i128::from(p.section_map.total());
     let (lo, hi) = (i128::from(cx.area.lo), i128::from(cx.area.hi));
     for &target in targets {
         let Some(base) = p.sections.get(target) else {
@@ -320,7 +322,7 @@ pub fn check_relocations(cx: &Context<'_, '_>, f: &mut Failures) {
             }
             // PC32: S + A - P must fit in 32 bits wherever the loader places the payload.
             let Some(p_rel) = p
-                .layout
+                .section_map
                 .addr(target)
                 .map(|a| i128::from(a) + i128::from(r.r_offset))
             else {
@@ -966,7 +968,7 @@ fn check_new_code(
     }
     f.check();
     if let Value::Local { section, .. } = v {
-        if !p.layout.is_text(section) {
+        if !p.section_map.is_text(section) {
             f.fail(
                 Check::FunctionTable,
                 at.to_string(),
@@ -1161,7 +1163,7 @@ pub fn check_hooks(cx: &Context<'_, '_>, f: &mut Failures) {
                     "hook pointer is NULL (the loader calls every entry)",
                 ),
                 Some(Value::Local { section, .. }) => {
-                    if !p.layout.is_text(section) {
+                    if !p.section_map.is_text(section) {
                         f.fail(
                             Check::Hooks,
                             format!("section {name}[{slot}]"),
@@ -1261,7 +1263,7 @@ fn multiple(f: &mut Failures, sec: &Section, size: u64, what: &str) -> bool {
 fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, size: u64) {
     let p = cx.p;
     f.check();
-    if p.layout.text_size == 0 {
+    if p.section_map.text_size == 0 {
         f.fail(
             Check::Alternatives,
             "section .altinstructions",
@@ -1288,10 +1290,10 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
         return;
     }
     let Some(data) = sec.data(p.data) else { return };
-    let repl_addr = p.layout.addr(repl.index);
+    let repl_addr = p.section_map.addr(repl.index);
     for i in 0..data.len() as u64 / size {
         let base = i * size;
-        let entry_addr = p.layout.addr(sec.index).map(|a| a + base);
+        let entry_addr = p.section_map.addr(sec.index).map(|a| a + base);
         let target = |off: u64| -> Option<i128> {
             // The field is PC-relative: its value plus its own address.
             let field = i128::from(entry_addr?) + i128::from(off);
@@ -1353,7 +1355,7 @@ fn check_alternatives(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, siz
             );
         }
         f.check();
-        let text = i128::from(p.layout.text_size);
+        let text = i128::from(p.section_map.text_size);
         match target(layout.orig_offset) {
             Some(o) if o >= 0 && o + orig_len <= text => {}
             _ => f.fail(
@@ -1383,7 +1385,7 @@ fn check_alt_calls(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, size: 
     const CALL_LEN: i128 = 6;
     let p = cx.p;
     f.check();
-    if p.layout.text_size == 0 {
+    if p.section_map.text_size == 0 {
         f.fail(
             Check::AltCalls,
             "section .alt_call_sites",
@@ -1391,7 +1393,7 @@ fn check_alt_calls(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, size: 
         );
         return;
     }
-    let text = i128::from(p.layout.text_size);
+    let text = i128::from(p.section_map.text_size);
     for i in 0..sec.sh_size / size {
         let base = i * size;
         f.check();
@@ -1415,7 +1417,7 @@ fn check_alt_calls(cx: &Context<'_, '_>, f: &mut Failures, sec: &Section, size: 
             );
             continue;
         };
-        let addr = p.layout.addr(section).map(|a| i128::from(a) + offset);
+        let addr = p.section_map.addr(section).map(|a| i128::from(a) + offset);
         match addr {
             Some(a) if a >= 0 && a + CALL_LEN <= text => {}
             _ => {

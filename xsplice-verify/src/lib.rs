@@ -56,7 +56,7 @@ fn read(path: &Path, role: Role) -> Result<Vec<u8>, VerifyError> {
     })
 }
 
-/// The layout a payload declares, for targets that cannot tell theirs.
+/// The function-table format a payload declares, for targets that cannot tell theirs.
 fn infer_abi(p: &payload::Payload<'_>) -> Abi {
     let xen_depends = Abi::LivepatchV2.xen_depends_section();
     if p.section(Abi::Xsplice.entry_format().section).is_some()
@@ -73,14 +73,14 @@ fn infer_abi(p: &payload::Payload<'_>) -> Abi {
 }
 
 fn funcs_version(p: &payload::Payload<'_>) -> Option<u8> {
-    let layout = Abi::LivepatchV2.entry_format();
-    let s = p.section(layout.section)?;
-    let off = layout.version_off as usize;
+    let format = Abi::LivepatchV2.entry_format();
+    let s = p.section(format.section)?;
+    let off = format.version_off as usize;
     s.data(p.data)?.get(off).copied()
 }
 
 /// Special-section entry sizes: from the target when it could tell, else
-/// Xen 4.17's for the livepatch-v2 layout (they have not changed since).
+/// Xen 4.17's for the livepatch-v2 ABI (they have not changed since).
 fn choose_sizes(
     known: &Result<SpecialSizes, String>,
     abi: Abi,

@@ -77,7 +77,7 @@ pub struct Payload<'a> {
     pub symbols: Vec<Symbol>,
     /// Relocations per target section, as (relocation section, entry).
     pub relas: HashMap<usize, Vec<(usize, Rela)>>,
-    pub layout: SectionMap,
+    pub section_map: SectionMap,
     /// The loader would stop before symbols and relocations are usable.
     pub fatal: bool,
 }
@@ -133,7 +133,7 @@ pub fn parse<'a>(data: &'a [u8], arch: Arch, f: &mut Failures) -> Payload<'a> {
         name_sections(&mut p, f);
         check_sections(&mut p, f);
         if find_symbol_table(&mut p, f) && read_symbols(&mut p, f) {
-            p.layout = section_map(&p, f);
+            p.section_map = section_map(&p, f);
             collect_relocations(&mut p, f);
         }
     }

@@ -113,7 +113,7 @@ pub struct VerifyReport {
     /// One line per failed check, naming the section or symbol; empty = PASS.
     pub failures: Vec<Failure>,
     pub checks_run: usize,
-    /// The function-table layout checked against.
+    /// The function-table ABI checked against.
     pub abi: Option<Abi>,
     /// The Xen release whose loader rules were applied (`None`: xen-syms
     /// and the tree beside it could not tell; Xen 4.17's rules were used).
