@@ -178,7 +178,7 @@ struct DiskEntry {
     racy_seconds: i64,
 }
 
-const DISK_FORMAT: &str = "xsplice-build probe cache v1";
+const DISK_FORMAT: &str = "xsplice-build probe cache v2";
 
 /// Files changed this recently may change again without a new mtime:
 /// results that read them are not kept.
@@ -198,22 +198,22 @@ fn stamp(path: &Path) -> Option<Stamp> {
     ))
 }
 
-fn format_stamp(s: &Stamp) -> String {
-    format!(
-        "{} {} {} {} {} {}",
-        s.0, s.1 .0, s.1 .1, s.2 .0, s.2 .1, s.3
-    )
+/// A probe cache file (JSON): the files the compiler read with their
+/// stamps, and what the probe gave.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DiskRecord {
+    format: String,
+    /// Paths relative to `xen/`.
+    deps: Vec<(String, Stamp)>,
+    outcome: DiskOutcome,
 }
 
-fn parse_stamp(text: &str) -> Option<Stamp> {
-    let v: Vec<i64> = text
-        .split(' ')
-        .map(|w| w.parse().ok())
-        .collect::<Option<_>>()?;
-    match v.as_slice() {
-        [size, ms, mn, cs, cn, ino] => Some((*size as u64, (*ms, *mn), (*cs, *cn), *ino as u64)),
-        _ => None,
-    }
+#[derive(serde::Serialize, serde::Deserialize)]
+enum DiskOutcome {
+    Values(std::collections::BTreeMap<String, u64>),
+    /// The probe's failure, without the tree's path (copies of a tree
+    /// share the entry).
+    Failed(String),
 }
 
 impl DiskEntry {
@@ -249,35 +249,21 @@ impl DiskEntry {
 
     /// The kept values (or failure), if every dependency is unchanged.
     fn load(&self, xen: &Path) -> Option<Result<HashMap<String, u64>, Error>> {
-        let text = std::fs::read_to_string(&self.path).ok()?;
-        let mut lines = text.lines();
-        if lines.next() != Some(DISK_FORMAT) {
+        let data = std::fs::read(&self.path).ok()?;
+        let record: DiskRecord = serde_json::from_slice(&data).ok()?;
+        if record.format != DISK_FORMAT {
             return None;
         }
-        let mut values = HashMap::new();
-        let mut failure = None;
-        for line in lines {
-            let (kind, rest) = line.split_once(' ')?;
-            match kind {
-                "dep" => {
-                    let mut it = rest.splitn(7, ' ');
-                    let fields: Vec<&str> = it.by_ref().take(6).collect();
-                    let kept = parse_stamp(&fields.join(" "))?;
-                    if stamp(&xen.join(it.next()?)) != Some(kept) {
-                        return None;
-                    }
-                }
-                "value" => {
-                    let (k, v) = rest.split_once(' ')?;
-                    values.insert(k.to_string(), v.parse().ok()?);
-                }
-                "error" => failure = Some(rest.to_string()),
-                _ => return None,
+        for (dep, kept) in &record.deps {
+            if stamp(&xen.join(dep)) != Some(*kept) {
+                return None;
             }
         }
-        Some(match failure {
-            Some(why) => Err(Error::Unsupported(format!("{}: {why}", xen.display()))),
-            None => Ok(values),
+        Some(match record.outcome {
+            DiskOutcome::Failed(why) => {
+                Err(Error::Unsupported(format!("{}: {why}", xen.display())))
+            }
+            DiskOutcome::Values(values) => Ok(values.into_iter().collect()),
         })
     }
 
@@ -300,7 +286,7 @@ impl DiskEntry {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(i64::MAX);
-        let mut text = format!("{DISK_FORMAT}\n");
+        let mut kept = Vec::new();
         for dep in deps.split_whitespace().filter(|d| *d != "\\") {
             // The probe's own source, in a scratch directory.
             if Path::new(dep) == source {
@@ -312,24 +298,25 @@ impl DiskEntry {
             if st.1 .0.max(st.2 .0) >= now - self.racy_seconds {
                 return;
             }
-            text.push_str(&format!("dep {} {dep}\n", format_stamp(&st)));
+            kept.push((dep.to_string(), st));
         }
-        match result {
+        let outcome = match result {
             Ok(values) => {
-                let mut keys: Vec<_> = values.iter().collect();
-                keys.sort();
-                for (k, v) in keys {
-                    text.push_str(&format!("value {k} {v}\n"));
-                }
+                DiskOutcome::Values(values.iter().map(|(k, v)| (k.clone(), *v)).collect())
             }
-            Err(why) if !why.contains('\n') => {
-                // Without the tree's path: copies of the tree share the entry.
+            Err(why) => {
                 let prefix = format!("{}: ", xen.display());
-                let why = why.strip_prefix(&prefix).unwrap_or(why);
-                text.push_str(&format!("error {why}\n"));
+                DiskOutcome::Failed(why.strip_prefix(&prefix).unwrap_or(why).to_string())
             }
-            Err(_) => return,
-        }
+        };
+        let record = DiskRecord {
+            format: DISK_FORMAT.to_string(),
+            deps: kept,
+            outcome,
+        };
+        let Ok(text) = serde_json::to_vec(&record) else {
+            return;
+        };
         let Some(dir) = self.path.parent() else {
             return;
         };
@@ -534,6 +521,16 @@ mod tests {
         assert!(compile_probe(&xen, "cc", &args, source, &exprs, Some(&disk)).is_err());
         let kept = disk.load(&xen).unwrap().unwrap_err().to_string();
         assert!(kept.contains("did not compile"), "{kept}");
+        // A damaged record is a miss, never an answer.
+        let good = std::fs::read(&disk.path).unwrap();
+        std::fs::write(&disk.path, &good[..good.len() / 2]).unwrap();
+        assert!(disk.load(&xen).is_none());
+        std::fs::write(
+            &disk.path,
+            String::from_utf8(good).unwrap().replace("v2", "v1"),
+        )
+        .unwrap();
+        assert!(disk.load(&xen).is_none(), "a record of another format");
     }
 
     /// A synthetic tree whose recorded command is the system cc: the probe
